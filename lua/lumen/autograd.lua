@@ -1,0 +1,244 @@
+-- lumen.autograd: the define-by-run tape.
+--
+-- Every differentiable op is defined once with `def(name, {forward =, backward =})`, forward and
+-- backward side by side. Calling the op runs `forward(ctx, ...)` on raw kernels; when grad mode is on
+-- and a tensor argument requires grad, a node {op, ctx, inputs} is attached to the output. The tape is
+-- the graph of these nodes: it lives exactly as long as the tensors that reach it.
+--
+-- `grad(outputs, inputs [, grad_outputs])` walks the nodes between outputs and inputs in reverse
+-- topological order and returns d(sum outputs*grad_outputs)/d(inputs) for any tensors, leaves or
+-- intermediate. `with_rules({relu = fn}, body)` swaps backward rules per op kind for the duration of
+-- body: fn(ctx, grad_output) gets the same ctx as the default backward, plus ctx.inputs (the tensor
+-- arguments, by position), ctx.args (all arguments), ctx.output and ctx.default (the built-in rule).
+-- Backward passes run with grad mode off (no higher-order gradients).
+local core = require "lumen.core"
+
+local M = {}
+local enabled = true
+local rules_stack = {}
+M.ops = {} -- name -> spec, the op table
+
+local fields = core.fields
+
+function M.is_enabled() return enabled end
+
+function M.no_grad(fn, ...)
+  local prev = enabled
+  enabled = false
+  local res = table.pack(pcall(fn, ...))
+  enabled = prev
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+function M.set_enabled(on) local prev = enabled; enabled = on and true or false; return prev end
+
+function M.requires_grad(t)
+  local f = fields(t)
+  return f ~= nil and (f.requires_grad or f.node ~= nil) or false
+end
+
+local function needs_record(args, n)
+  if not enabled then return false end
+  for i = 1, n do
+    local a = args[i]
+    if core.is_tensor(a) and M.requires_grad(a) then return true end
+  end
+  return false
+end
+
+-- Defines a differentiable op. spec.forward(ctx, ...) -> output(s); spec.backward(ctx, grad_output)
+-- -> one gradient per positional argument (nil where the argument is not a tensor or gets none).
+-- Only the first output is differentiable; further outputs (indices, switches) are not.
+function M.def(name, spec)
+  assert(spec.forward and spec.backward, "op " .. name .. " needs forward and backward")
+  spec.name = name
+  M.ops[name] = spec
+  local forward, backward = spec.forward, spec.backward
+  return function(...)
+    local n = select("#", ...)
+    local args = table.pack(...)
+    local ctx = {}
+    local outs = table.pack(forward(ctx, ...))
+    if needs_record(args, n) then
+      local out = outs[1]
+      local inputs = {}
+      for i = 1, n do
+        local a = args[i]
+        if core.is_tensor(a) and M.requires_grad(a) then inputs[i] = a end
+      end
+      ctx.args, ctx.inputs, ctx.nargs = args, inputs, n
+      local f = fields(out, true)
+      f.node = { op = name, ctx = ctx, backward = backward, nargs = n }
+      ctx.output_shape = core.shape(out)
+    end
+    return table.unpack(outs, 1, outs.n)
+  end
+end
+
+-- Marks a tensor as a leaf that requires grad (returns it).
+function M.set_requires_grad(t, on)
+  local f = fields(t, true)
+  f.requires_grad = on ~= false
+  return t
+end
+
+local function active_rule(op)
+  for i = #rules_stack, 1, -1 do
+    local r = rules_stack[i][op]
+    if r ~= nil then return r end
+  end
+  return nil
+end
+
+function M.with_rules(rules, body, ...)
+  assert(type(rules) == "table", "with_rules: expected a table of rules by op name")
+  for k, v in pairs(rules) do
+    if not M.ops[k] then error(("with_rules: unknown op '%s'"):format(tostring(k)), 2) end
+    if type(v) ~= "function" then error(("with_rules: rule for '%s' is not a function"):format(k), 2) end
+  end
+  rules_stack[#rules_stack + 1] = rules
+  local res = table.pack(pcall(body, ...))
+  table.remove(rules_stack)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- Collects the nodes on paths from `outputs` down to any of `targets` (a set of tensors; nil means
+-- every leaf), in an order where every node comes after all nodes that consume its output. A node
+-- runs only if something it consumes leads to a target, so asking for the gradient of an
+-- intermediate tensor does not backpropagate below it.
+local function plan(outputs, targets)
+  local reaches, order = {}, {}
+  local function visit(t)
+    local v = reaches[t]
+    if v ~= nil then return v end
+    reaches[t] = false
+    local f = fields(t)
+    local node = f and f.node
+    local below = false
+    if node then
+      for _, inp in pairs(node.ctx.inputs) do
+        if visit(inp) then below = true end
+      end
+    end
+    if below then order[#order + 1] = t end
+    v = below or targets == nil or targets[t] == true
+    reaches[t] = v
+    return v
+  end
+  for _, o in ipairs(outputs) do visit(o) end
+  return order
+end
+
+local function as_list(x)
+  if x == nil then return {} end
+  if core.is_tensor(x) then return { x }, true end
+  return x, false
+end
+
+local function accumulate(grads, t, g)
+  local prev = grads[t]
+  if prev == nil then grads[t] = g else grads[t] = M.lumen.add(prev, g) end
+end
+
+-- The backward sweep. Returns the table tensor -> accumulated gradient.
+local function sweep(outputs, grad_outputs, targets)
+  local lumen = M.lumen
+  local order = plan(outputs, targets)
+  local grads = {}
+  for i, o in ipairs(outputs) do
+    local g = grad_outputs and grad_outputs[i]
+    if g == nil then g = lumen.ones_like(o) end
+    if not lumen.same_shape(g, o) then
+      error(("grad: grad_outputs[%d] has shape %s, output has %s"):format(i, lumen.shape_str(g), lumen.shape_str(o)), 3)
+    end
+    accumulate(grads, o, g)
+  end
+  local prev = enabled
+  enabled = false
+  local ok, err = pcall(function()
+    for k = #order, 1, -1 do
+      local t = order[k]
+      local node = fields(t).node
+      local g = grads[t]
+      if g ~= nil and node then
+        local ctx = node.ctx
+        local rule = active_rule(node.op)
+        local res
+        if rule then
+          ctx.output, ctx.default, ctx.op = t, node.backward, node.op
+          res = table.pack(rule(ctx, g))
+          ctx.output, ctx.default = nil, nil
+        else
+          res = table.pack(node.backward(ctx, g))
+        end
+        for i, inp in pairs(ctx.inputs) do
+          local gi = res[i]
+          if gi ~= nil then
+            if not lumen.same_shape(gi, inp) then
+              error(("backward of '%s' gave a gradient of shape %s for argument %d of shape %s"):format(
+                node.op, lumen.shape_str(gi), i, lumen.shape_str(inp)))
+            end
+            accumulate(grads, inp, gi)
+          end
+        end
+      end
+    end
+  end)
+  enabled = prev
+  if not ok then error(err, 0) end
+  return grads
+end
+
+-- grad(outputs, inputs [, grad_outputs]) -> gradient(s) shaped like inputs (zeros where unreached).
+function M.grad(outputs, inputs, grad_outputs)
+  local outs = as_list(outputs)
+  local ins, single = as_list(inputs)
+  local gos = grad_outputs and as_list(grad_outputs) or nil
+  local targets = {}
+  for _, t in ipairs(ins) do targets[t] = true end
+  local grads = sweep(outs, gos, targets)
+  local res = {}
+  for i, t in ipairs(ins) do res[i] = grads[t] or M.lumen.zeros_like(t) end
+  if single then return res[1] end
+  return res
+end
+
+-- t:backward([g]): accumulates into .grad of every leaf that requires grad.
+function M.backward(t, g)
+  local grads = sweep({ t }, g and { g } or nil, nil)
+  for x, gx in pairs(grads) do
+    local f = fields(x)
+    if f and f.requires_grad and not f.node then
+      f.grad = f.grad and M.lumen.add(f.grad, gx) or gx
+    end
+  end
+end
+
+-- Detaches a tensor from the tape: a new tensor sharing storage, with no node.
+function M.detach(t)
+  return core.view(t, core.shape(t))
+end
+
+-- Custom ops written in Lua: lumen.Function{forward = fn(ctx, ...), backward = fn(ctx, g), name = "myop"}.
+-- forward runs with grad mode off; save what backward needs in ctx.
+local nfun = 0
+function M.Function(spec)
+  nfun = nfun + 1
+  local name = spec.name or ("function_" .. nfun)
+  local fwd = spec.forward
+  return M.def(name, {
+    forward = function(ctx, ...)
+      local prev = enabled
+      enabled = false
+      local res = table.pack(pcall(fwd, ctx, ...))
+      enabled = prev
+      if not res[1] then error(res[2], 0) end
+      return table.unpack(res, 2, res.n)
+    end,
+    backward = spec.backward,
+  })
+end
+
+return M

@@ -1,0 +1,40 @@
+-- lumen: explain neural networks. `local lumen = require "lumen"`.
+-- This file assembles the library from its parts; see DESIGN.md for the map.
+local core = require "lumen.core"
+
+local lumen = { core = core, version = core.version }
+package.loaded.lumen = lumen -- parts may `require "lumen"` while we build
+
+lumen.autograd = require "lumen.autograd"
+lumen.autograd.lumen = lumen
+require "lumen.tensor"(lumen)
+require "lumen.ops_math"(lumen)
+require "lumen.ops_nn"(lumen)
+
+local ag = lumen.autograd
+lumen.grad = ag.grad
+lumen.no_grad = ag.no_grad
+lumen.with_rules = ag.with_rules
+lumen.Function = ag.Function
+lumen.def = ag.def
+lumen.gradcheck = require "lumen.gradcheck"
+
+-- Modules loaded on first use: lumen.nn, lumen.image, lumen.explain, ...
+local lazy = {
+  nn = "lumen.nn", optim = "lumen.optim", data = "lumen.data", image = "lumen.image", viz = "lumen.viz",
+  explain = "lumen.explain", models = "lumen.models", onnx = "lumen.onnx", tflite = "lumen.tflite",
+}
+setmetatable(lumen, {
+  __index = function(t, k)
+    local mod = lazy[k]
+    if mod then
+      local v = require(mod)
+      rawset(t, k, v)
+      return v
+    end
+    return nil
+  end,
+})
+
+require "lumen.util"(lumen)
+return lumen

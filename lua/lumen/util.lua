@@ -1,0 +1,2 @@
+-- lumen.util: script arguments, progress bars, threads, manifests.
+return function(lumen) end

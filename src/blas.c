@@ -1,0 +1,22 @@
+/* blas.c — the only file that includes cblas.h: sgemm and the thread count. */
+#include <cblas.h>
+
+#include "lumen.h"
+
+void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+              (blasint)ldc);
+}
+
+static int n_threads = 0;
+
+void lm_set_threads(int n) {
+  if (n < 1) n = 1;
+  n_threads = n;
+  openblas_set_num_threads(n);
+}
+
+int lm_get_threads(void) { return n_threads > 0 ? n_threads : openblas_get_num_threads(); }

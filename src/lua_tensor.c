@@ -1,0 +1,627 @@
+/* lua_tensor.c — the Tensor userdata: lifetime, construction, element access, printing.
+ * Also luaopen_lumen_core, which assembles the module from every lua_*.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lumen_lua.h"
+
+/* ---- shared helpers (declared in lumen_lua.h) ---- */
+
+static lmL_Tensor *check_ud(lua_State *L, int idx) { return (lmL_Tensor *)luaL_checkudata(L, idx, LMT_MT); }
+
+lm_tensor *lmL_check(lua_State *L, int idx) {
+  lmL_Tensor *u = check_ud(L, idx);
+  if (!u->t) luaL_argerror(L, idx, "tensor was freed");
+  return u->t;
+}
+
+lm_tensor *lmL_check_f32(lua_State *L, int idx) {
+  lm_tensor *t = lmL_check(L, idx);
+  if (t->dtype != LM_F32) luaL_argerror(L, idx, "expected a float32 tensor, got int64");
+  return t;
+}
+
+lm_tensor *lmL_opt(lua_State *L, int idx) { return lua_isnoneornil(L, idx) ? NULL : lmL_check(L, idx); }
+
+int lmL_is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, LMT_MT) != NULL; }
+
+int lmL_raise(lua_State *L, lm_error *err) { return luaL_error(L, "%s", err ? err->msg : "unknown error"); }
+
+void lmL_push(lua_State *L, lm_tensor *t, lm_error *err) {
+  if (!t) {
+    lmL_raise(L, err);
+    return;
+  }
+  lmL_Tensor *u = (lmL_Tensor *)lua_newuserdatauv(L, sizeof *u, 1);
+  u->t = t;
+  luaL_setmetatable(L, LMT_MT);
+  /* Fresh storage: tell the collector, so loops of temporaries stay bounded. */
+  if (t->storage->refcount == 1 && t->storage->nbytes >= 4096) {
+    size_t kb = t->storage->nbytes / 1024;
+    lua_gc(L, LUA_GCSTEP, (int)(kb > 1 << 30 ? 1 << 30 : kb));
+  }
+}
+
+int lmL_check_shape(lua_State *L, int idx, int64_t *shape, const char *what) {
+  if (lua_isinteger(L, idx)) { /* a bare number: 1-D */
+    shape[0] = lua_tointeger(L, idx);
+    if (shape[0] < 0) luaL_error(L, "%s: negative size %d", what, (int)shape[0]);
+    return 1;
+  }
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: expected a table of sizes, got %s", what, luaL_typename(L, idx));
+  int n = (int)lua_rawlen(L, idx);
+  if (n > LM_MAX_DIMS) luaL_error(L, "%s: %d dimensions (at most %d allowed)", what, n, LM_MAX_DIMS);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 0) luaL_error(L, "%s: size %d is not a non-negative integer", what, i + 1);
+    shape[i] = v;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+void lmL_push_shape(lua_State *L, const lm_tensor *t) {
+  lua_createtable(L, t->ndim, 0);
+  for (int i = 0; i < t->ndim; i++) {
+    lua_pushinteger(L, t->shape[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+lm_tensor *lmL_index_to0(lua_State *L, const lm_tensor *t, int64_t limit, const char *what) {
+  lm_error err = {0};
+  lm_tensor *r = lm_tensor_to_dtype(t, LM_I64, &err);
+  if (!r) lmL_raise(L, &err);
+  int64_t *p = lm_i64(r);
+  if (t->dtype == LM_F32) { /* accept whole floats */
+    const float *f = lm_f32(t);
+    for (int64_t i = 0; i < t->numel; i++)
+      if (f[i] != floorf(f[i])) {
+        lm_tensor_release(r);
+        luaL_error(L, "%s: index %g is not an integer", what, (double)f[i]);
+      }
+  }
+  for (int64_t i = 0; i < r->numel; i++) {
+    if (p[i] < 1 || (limit > 0 && p[i] > limit)) {
+      long long v = (long long)p[i];
+      lm_tensor_release(r);
+      luaL_error(L, "%s: index %lld out of range [1, %lld]", what, v, (long long)limit);
+    }
+    p[i] -= 1;
+  }
+  return r;
+}
+
+void lmL_index_to1(lm_tensor *t) {
+  int64_t *p = lm_i64(t);
+  for (int64_t i = 0; i < t->numel; i++) p[i] += 1;
+}
+
+static int opt_field(lua_State *L, int idx, const char *k) {
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+int64_t lmL_opt_field_int(lua_State *L, int idx, const char *k, int64_t def) {
+  if (!opt_field(L, idx, k)) return def;
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok) luaL_error(L, "option '%s': expected an integer, got %s", k, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+double lmL_opt_field_num(lua_State *L, int idx, const char *k, double def) {
+  if (!opt_field(L, idx, k)) return def;
+  int ok;
+  lua_Number v = lua_tonumberx(L, -1, &ok);
+  if (!ok) luaL_error(L, "option '%s': expected a number, got %s", k, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+int lmL_opt_field_bool(lua_State *L, int idx, const char *k, int def) {
+  if (!opt_field(L, idx, k)) return def;
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ---- lifetime ---- */
+
+static int t_free(lua_State *L) { /* __gc, __close and :free() */
+  lmL_Tensor *u = check_ud(L, 1);
+  if (u->t) {
+    lm_tensor_release(u->t);
+    u->t = NULL;
+  }
+  return 0;
+}
+
+static int t_is_freed(lua_State *L) {
+  lua_pushboolean(L, check_ud(L, 1)->t == NULL);
+  return 1;
+}
+
+/* The per-tensor Lua table (autograd fields: requires_grad, grad, node), made on demand. */
+static int t_fields(lua_State *L) {
+  check_ud(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  if (lua_isnil(L, -1) && lua_toboolean(L, 2)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+  }
+  return 1;
+}
+
+/* ---- construction ---- */
+
+static lm_dtype opt_dtype(lua_State *L, int idx) {
+  const char *names[] = {"float32", "int64", NULL};
+  return (lm_dtype)luaL_checkoption(L, idx, "float32", names);
+}
+
+static int c_zeros(lua_State *L) { /* zeros(shape [, dtype]) */
+  int64_t shape[LM_MAX_DIMS];
+  int n = lmL_check_shape(L, 1, shape, "zeros");
+  lm_error err = {0};
+  lmL_push(L, lm_tensor_new(opt_dtype(L, 2), n, shape, &err), &err);
+  return 1;
+}
+
+static int c_full(lua_State *L) { /* full(shape, value [, dtype]) */
+  int64_t shape[LM_MAX_DIMS];
+  int n = lmL_check_shape(L, 1, shape, "full");
+  double v = luaL_checknumber(L, 2);
+  lm_error err = {0};
+  lm_tensor *t = lm_tensor_empty(opt_dtype(L, 3), n, shape, &err);
+  lmL_push(L, t, &err);
+  if (t->dtype == LM_F32)
+    for (int64_t i = 0; i < t->numel; i++) lm_f32(t)[i] = (float)v;
+  else
+    for (int64_t i = 0; i < t->numel; i++) lm_i64(t)[i] = (int64_t)v;
+  return 1;
+}
+
+/* Walks a nested table once to find its shape, then again to fill. */
+static int nested_shape(lua_State *L, int idx, int64_t *shape, int depth) {
+  if (!lua_istable(L, idx)) return depth;
+  if (depth >= LM_MAX_DIMS) luaL_error(L, "tensor: table nested deeper than %d", LM_MAX_DIMS);
+  shape[depth] = (int64_t)lua_rawlen(L, idx);
+  if (shape[depth] == 0) return depth + 1;
+  lua_rawgeti(L, idx, 1);
+  int d = nested_shape(L, lua_gettop(L), shape, depth + 1);
+  lua_pop(L, 1);
+  return d;
+}
+
+static void nested_fill(lua_State *L, int idx, const int64_t *shape, int ndim, int depth, lm_tensor *t,
+                        int64_t *pos) {
+  if (depth == ndim) {
+    int ok;
+    lua_Number v = lua_tonumberx(L, idx, &ok);
+    if (!ok) luaL_error(L, "tensor: element %lld is %s, not a number", (long long)*pos + 1, luaL_typename(L, idx));
+    if (t->dtype == LM_F32)
+      lm_f32(t)[*pos] = (float)v;
+    else
+      lm_i64(t)[*pos] = (int64_t)v;
+    (*pos)++;
+    return;
+  }
+  if (!lua_istable(L, idx) || (int64_t)lua_rawlen(L, idx) != shape[depth])
+    luaL_error(L, "tensor: ragged nested table (expected %lld entries at depth %d)", (long long)shape[depth],
+               depth + 1);
+  for (int64_t i = 1; i <= shape[depth]; i++) {
+    lua_rawgeti(L, idx, i);
+    nested_fill(L, lua_gettop(L), shape, ndim, depth + 1, t, pos);
+    lua_pop(L, 1);
+  }
+}
+
+static int c_from_table(lua_State *L) { /* from_table(nested [, dtype]) */
+  lm_dtype dt = opt_dtype(L, 2);
+  int64_t shape[LM_MAX_DIMS];
+  int ndim;
+  if (lua_isnumber(L, 1))
+    ndim = 0;
+  else {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ndim = nested_shape(L, 1, shape, 0);
+  }
+  lm_error err = {0};
+  lm_tensor *t = lm_tensor_new(dt, ndim, shape, &err);
+  lmL_push(L, t, &err);
+  int64_t pos = 0;
+  nested_fill(L, 1, shape, ndim, 0, t, &pos);
+  return 1;
+}
+
+static int c_rand(lua_State *L) { /* rand(shape, kind, a, b): kind uniform|normal|bernoulli */
+  int64_t shape[LM_MAX_DIMS];
+  int n = lmL_check_shape(L, 1, shape, "rand");
+  const char *kinds[] = {"uniform", "normal", "bernoulli", NULL};
+  int kind = luaL_checkoption(L, 2, "uniform", kinds);
+  double a = luaL_optnumber(L, 3, kind == 2 ? 0.5 : 0.0), b = luaL_optnumber(L, 4, 1.0);
+  lm_error err = {0};
+  lm_tensor *t = lm_tensor_empty(LM_F32, n, shape, &err);
+  lmL_push(L, t, &err);
+  float *p = lm_f32(t);
+  for (int64_t i = 0; i < t->numel; i++) {
+    if (kind == 0)
+      p[i] = (float)(a + (b - a) * lm_rand_uniform());
+    else if (kind == 1)
+      p[i] = (float)(a + b * lm_rand_normal());
+    else
+      p[i] = lm_rand_uniform() < a ? 1.0f : 0.0f;
+  }
+  return 1;
+}
+
+static int c_seed(lua_State *L) {
+  lm_seed((uint64_t)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int c_rng_state(lua_State *L) { /* rng_state() -> 4 integers; rng_state(a,b,c,d) sets */
+  uint64_t s[4];
+  if (lua_gettop(L) >= 4) {
+    for (int i = 0; i < 4; i++) s[i] = (uint64_t)luaL_checkinteger(L, i + 1);
+    lm_rng_set_state(s);
+    return 0;
+  }
+  lm_rng_get_state(s);
+  for (int i = 0; i < 4; i++) lua_pushinteger(L, (lua_Integer)s[i]);
+  return 4;
+}
+
+static int c_rand_int(lua_State *L) { /* rand_int(n) -> uniform integer in [1, n] */
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1, 1, "must be at least 1");
+  lua_pushinteger(L, (lua_Integer)(lm_rand_u64() % (uint64_t)n) + 1);
+  return 1;
+}
+
+static int c_rand_uniform(lua_State *L) {
+  lua_pushnumber(L, lm_rand_uniform());
+  return 1;
+}
+
+/* ---- inspection ---- */
+
+static int t_shape(lua_State *L) {
+  lmL_push_shape(L, lmL_check(L, 1));
+  return 1;
+}
+
+static int t_dim(lua_State *L) {
+  lua_pushinteger(L, lmL_check(L, 1)->ndim);
+  return 1;
+}
+
+static int t_numel(lua_State *L) {
+  lua_pushinteger(L, lmL_check(L, 1)->numel);
+  return 1;
+}
+
+static int t_dtype(lua_State *L) {
+  lua_pushstring(L, lmL_check(L, 1)->dtype == LM_F32 ? "float32" : "int64");
+  return 1;
+}
+
+static int t_len(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  lua_pushinteger(L, t->ndim ? t->shape[0] : 0);
+  return 1;
+}
+
+static void push_elem(lua_State *L, const lm_tensor *t, int64_t i) {
+  if (t->dtype == LM_F32)
+    lua_pushnumber(L, lm_f32(t)[i]);
+  else
+    lua_pushinteger(L, (lua_Integer)lm_i64(t)[i]);
+}
+
+/* Flat offset of the 1-based index table at idx (one entry per dimension). */
+static int64_t flat_index(lua_State *L, const lm_tensor *t, int idx, const char *fname) {
+  int64_t off = 0;
+  if (lua_isinteger(L, idx) && t->ndim == 1) {
+    lua_Integer i = lua_tointeger(L, idx);
+    if (i < 1 || i > t->shape[0])
+      luaL_error(L, "%s: index %lld out of range [1, %lld]", fname, (long long)i, (long long)t->shape[0]);
+    return i - 1;
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, idx);
+  if (n != t->ndim) luaL_error(L, "%s: %d indices for a %d-d tensor", fname, n, t->ndim);
+  for (int d = 0; d < n; d++) {
+    lua_rawgeti(L, idx, d + 1);
+    int ok;
+    lua_Integer i = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok || i < 1 || i > t->shape[d])
+      luaL_error(L, "%s: index %d is out of range [1, %lld]", fname, d + 1, (long long)t->shape[d]);
+    off = off * t->shape[d] + (i - 1);
+  }
+  return off;
+}
+
+static int t_get(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  push_elem(L, t, flat_index(L, t, 2, "get"));
+  return 1;
+}
+
+static int t_set(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  int64_t i = flat_index(L, t, 2, "set");
+  if (t->dtype == LM_F32)
+    lm_f32(t)[i] = (float)luaL_checknumber(L, 3);
+  else
+    lm_i64(t)[i] = (int64_t)luaL_checkinteger(L, 3);
+  return 0;
+}
+
+static int t_item(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  if (t->numel != 1) {
+    char b[128];
+    return luaL_error(L, "item: tensor of shape %s has %lld elements, not 1", lm_shape_str(t, b, sizeof b),
+                      (long long)t->numel);
+  }
+  push_elem(L, t, 0);
+  return 1;
+}
+
+/* Flat element access with a 1-based flat index (for Lua loops over raw data). */
+static int t_flat_get(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1 || i > t->numel) luaL_error(L, "flat index %lld out of range [1, %lld]", (long long)i, (long long)t->numel);
+  push_elem(L, t, i - 1);
+  return 1;
+}
+
+static int t_flat_set(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  if (i < 1 || i > t->numel) luaL_error(L, "flat index %lld out of range [1, %lld]", (long long)i, (long long)t->numel);
+  if (t->dtype == LM_F32)
+    lm_f32(t)[i - 1] = (float)luaL_checknumber(L, 3);
+  else
+    lm_i64(t)[i - 1] = (int64_t)luaL_checkinteger(L, 3);
+  return 0;
+}
+
+static void totable_rec(lua_State *L, const lm_tensor *t, int d, int64_t *pos) {
+  if (d == t->ndim) {
+    push_elem(L, t, (*pos)++);
+    return;
+  }
+  lua_createtable(L, (int)t->shape[d], 0);
+  for (int64_t i = 1; i <= t->shape[d]; i++) {
+    totable_rec(L, t, d + 1, pos);
+    lua_rawseti(L, -2, i);
+  }
+}
+
+static int t_totable(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  int64_t pos = 0;
+  luaL_checkstack(L, LM_MAX_DIMS + 4, "totable");
+  totable_rec(L, t, 0, &pos);
+  return 1;
+}
+
+static int t_clone(lua_State *L) {
+  lm_error err = {0};
+  lmL_push(L, lm_tensor_clone(lmL_check(L, 1), &err), &err);
+  return 1;
+}
+
+static int t_view(lua_State *L) { /* view(t, shape) shares storage; -1 infers one size */
+  lm_tensor *t = lmL_check(L, 1);
+  int64_t shape[LM_MAX_DIMS];
+  int n;
+  if (lua_istable(L, 2)) {
+    n = (int)lua_rawlen(L, 2);
+    if (n > LM_MAX_DIMS) return luaL_error(L, "reshape: %d dimensions (at most %d)", n, LM_MAX_DIMS);
+    int infer = -1;
+    int64_t known = 1;
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      lua_Integer v = luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+      if (v == -1) {
+        if (infer >= 0) return luaL_error(L, "reshape: only one size may be -1");
+        infer = i;
+        shape[i] = 1;
+      } else {
+        if (v < 0) return luaL_error(L, "reshape: negative size %lld", (long long)v);
+        shape[i] = v;
+        known *= v;
+      }
+    }
+    if (infer >= 0) {
+      if (known == 0 || t->numel % known) {
+        char b[128];
+        return luaL_error(L, "reshape: cannot infer size -1 for %lld elements of shape %s", (long long)t->numel,
+                          lm_shape_str(t, b, sizeof b));
+      }
+      shape[infer] = t->numel / known;
+    }
+  } else {
+    n = lmL_check_shape(L, 2, shape, "reshape");
+  }
+  lm_error err = {0};
+  lmL_push(L, lm_tensor_view(t, n, shape, &err), &err);
+  return 1;
+}
+
+static int t_narrow0(lua_State *L) { /* narrow0(t, start1, len): a view of rows */
+  lm_tensor *t = lmL_check(L, 1);
+  lm_error err = {0};
+  lmL_push(L, lm_tensor_narrow0(t, luaL_checkinteger(L, 2) - 1, luaL_checkinteger(L, 3), &err), &err);
+  return 1;
+}
+
+static int t_copy_(lua_State *L) { /* copy_(dst, src): same numel, same dtype */
+  lm_tensor *d = lmL_check(L, 1), *s = lmL_check(L, 2);
+  if (d->numel != s->numel || d->dtype != s->dtype)
+    return luaL_error(L, "copy_: source has %lld elements, destination %lld (or dtypes differ)", (long long)s->numel,
+                      (long long)d->numel);
+  memmove((char *)d->storage->data + d->offset * (int64_t)lm_dtype_size(d->dtype),
+          (char *)s->storage->data + s->offset * (int64_t)lm_dtype_size(s->dtype),
+          (size_t)s->numel * lm_dtype_size(s->dtype));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_fill_(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  double v = luaL_checknumber(L, 2);
+  for (int64_t i = 0; i < t->numel; i++) {
+    if (t->dtype == LM_F32)
+      lm_f32(t)[i] = (float)v;
+    else
+      lm_i64(t)[i] = (int64_t)v;
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int t_to_dtype(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  lm_error err = {0};
+  lmL_push(L, lm_tensor_to_dtype(t, opt_dtype(L, 2), &err), &err);
+  return 1;
+}
+
+static int t_same_storage(lua_State *L) {
+  lua_pushboolean(L, lmL_check(L, 1)->storage == lmL_check(L, 2)->storage);
+  return 1;
+}
+
+/* Raw little-endian bytes of the data (for hashing and manifests). */
+static int t_bytes(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  lua_pushlstring(L, (const char *)t->storage->data + t->offset * (int64_t)lm_dtype_size(t->dtype),
+                  (size_t)t->numel * lm_dtype_size(t->dtype));
+  return 1;
+}
+
+/* ---- printing ---- */
+
+static void fmt_num(luaL_Buffer *b, const lm_tensor *t, int64_t i) {
+  char s[32];
+  if (t->dtype == LM_I64)
+    snprintf(s, sizeof s, "%lld", (long long)lm_i64(t)[i]);
+  else
+    snprintf(s, sizeof s, "%.4g", (double)lm_f32(t)[i]);
+  luaL_addstring(b, s);
+}
+
+/* Prints the last two dimensions of the first matrix, with "..." past 6 rows/columns. */
+static int t_tostring(lua_State *L) {
+  lmL_Tensor *u = check_ud(L, 1);
+  if (!u->t) {
+    lua_pushstring(L, "lumen.Tensor (freed)");
+    return 1;
+  }
+  lm_tensor *t = u->t;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  char s[160];
+  snprintf(s, sizeof s, "lumen.Tensor %s %s", t->dtype == LM_F32 ? "float32" : "int64", lm_shape_str(t, s + 80, 80));
+  luaL_addstring(&b, s);
+  if (t->numel == 0) {
+    luaL_pushresult(&b);
+    return 1;
+  }
+  int64_t cols = t->ndim >= 1 ? t->shape[t->ndim - 1] : 1;
+  int64_t rows = t->ndim >= 2 ? t->shape[t->ndim - 2] : 1;
+  if (t->ndim > 2) luaL_addstring(&b, "\nfirst matrix:");
+  for (int64_t r = 0; r < rows; r++) {
+    if (r == 6 && rows > 8) {
+      luaL_addstring(&b, "\n  ...");
+      r = rows - 2;
+    }
+    luaL_addstring(&b, "\n  ");
+    for (int64_t c = 0; c < cols; c++) {
+      if (c == 6 && cols > 8) {
+        luaL_addstring(&b, " ...");
+        c = cols - 2;
+      }
+      if (c) luaL_addchar(&b, ' ');
+      fmt_num(&b, t, r * cols + c);
+    }
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int c_live_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lm_live_bytes());
+  return 1;
+}
+
+static int c_set_threads(lua_State *L) {
+  lm_set_threads((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int c_get_threads(lua_State *L) {
+  lua_pushinteger(L, lm_get_threads());
+  return 1;
+}
+
+static int c_is_tensor(lua_State *L) {
+  lua_pushboolean(L, lmL_is_tensor(L, 1));
+  return 1;
+}
+
+static const luaL_Reg tensor_meta[] = {{"__gc", t_free}, {"__close", t_free}, {"__tostring", t_tostring},
+                                       {"__len", t_len}, {NULL, NULL}};
+
+static const luaL_Reg core_fns[] = {
+    {"zeros", c_zeros},         {"full", c_full},         {"from_table", c_from_table},
+    {"rand", c_rand},           {"seed", c_seed},         {"rng_state", c_rng_state},
+    {"rand_int", c_rand_int},   {"rand_uniform", c_rand_uniform},
+    {"free", t_free},           {"is_freed", t_is_freed}, {"fields", t_fields},
+    {"shape", t_shape},         {"dim", t_dim},           {"numel", t_numel},
+    {"dtype", t_dtype},         {"get", t_get},           {"set", t_set},
+    {"item", t_item},           {"flat_get", t_flat_get}, {"flat_set", t_flat_set},
+    {"totable", t_totable},     {"clone", t_clone},       {"view", t_view},
+    {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},
+    {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"bytes", t_bytes},
+    {"tostring", t_tostring},   {"live_bytes", c_live_bytes}, {"set_threads", c_set_threads},
+    {"get_threads", c_get_threads}, {"is_tensor", c_is_tensor}, {NULL, NULL}};
+
+void lmL_open_tensor(lua_State *L) {
+  luaL_newmetatable(L, LMT_MT);
+  luaL_setfuncs(L, tensor_meta, 0);
+  lua_setfield(L, -2, "Tensor_mt"); /* lumen.core.Tensor_mt: lua/lumen/tensor.lua adds __index and operators */
+  luaL_setfuncs(L, core_fns, 0);
+  lua_pushstring(L, LM_VERSION);
+  lua_setfield(L, -2, "version");
+}
+
+int luaopen_lumen_core(lua_State *L) {
+  lua_newtable(L);
+  lmL_open_tensor(L);
+  lmL_open_math(L);
+  lmL_open_nn(L);
+  lmL_open_io(L);
+  lmL_open_models(L);
+  return 1;
+}

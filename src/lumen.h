@@ -1,0 +1,117 @@
+/* lumen.h — the C core of lumen: tensors, kernels, I/O. No Lua in here.
+ *
+ * A short tour:
+ *
+ *   lm_error err = {0};
+ *   int64_t shape[] = {2, 3};
+ *   lm_tensor *x = lm_tensor_new(LM_F32, 2, shape, &err);    // zero-filled (2, 3)
+ *   if (!x) { fprintf(stderr, "%s\n", err.msg); return 1; }
+ *   lm_f32(x)[0] = 1.0f;                                     // contiguous, row-major
+ *   lm_tensor *y = lm_relu_forward(x, &err);                 // every op returns a new tensor
+ *   lm_tensor_release(x); lm_tensor_release(y);
+ *
+ * Conventions
+ *   - Tensors are always contiguous and row-major. A view (reshape) shares storage.
+ *   - Functions that can fail take `lm_error *err` last, return NULL or -1 on failure and
+ *     fill err->msg with a lowercase message naming the argument or file. They never exit,
+ *     abort or longjmp.
+ *   - Functions returning `lm_tensor *` hand the caller one reference.
+ *   - Indices in C are 0-based. (The Lua binding converts to and from 1-based.)
+ *   - Backward kernels ADD into gradient buffers; zeroing is the caller's job.
+ *   - Shapes are written next to buffers as comments: // (N, C, H, W)
+ */
+#ifndef LUMEN_H
+#define LUMEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LM_VERSION "0.1.0"
+#define LM_MAX_DIMS 8
+/* Largest tensor a reader or constructor will allocate: 16 GiB. Bigger is "absurd". */
+#define LM_MAX_BYTES ((int64_t)1 << 34)
+
+typedef enum { LM_F32 = 0, LM_I64 = 1 } lm_dtype;
+
+typedef struct lm_error {
+  char msg[512];
+} lm_error;
+
+typedef struct lm_storage {
+  void *data;
+  size_t nbytes;
+  int refcount;
+} lm_storage;
+
+typedef struct lm_tensor {
+  lm_dtype dtype;
+  int ndim;
+  int64_t shape[LM_MAX_DIMS];
+  int64_t numel;
+  lm_storage *storage;
+  int64_t offset; /* in elements, into storage */
+  int refcount;
+} lm_tensor;
+
+static inline float *lm_f32(const lm_tensor *t) { return (float *)t->storage->data + t->offset; }
+static inline int64_t *lm_i64(const lm_tensor *t) { return (int64_t *)t->storage->data + t->offset; }
+static inline size_t lm_dtype_size(lm_dtype d) { return d == LM_I64 ? 8 : 4; }
+
+/* ---- errors (error.c) ---- */
+/* Formats into err (if not NULL) and returns -1, so `return lm_fail(err, "...")` reads well. */
+int lm_fail(lm_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, for functions returning a pointer: always returns NULL. */
+void *lm_fail_null(lm_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- memory (tensor.c) ----
+ * Storage bytes go through one allocator with lua_Alloc's signature, so an embedding
+ * program (the Lua binding) can route them through its own and have its GC see them. */
+typedef void *(*lm_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+void lm_set_allocator(lm_alloc_fn fn, void *ud);
+/* Bytes of tensor storage currently alive (for tests and progress). */
+int64_t lm_live_bytes(void);
+
+/* ---- tensors (tensor.c) ---- */
+lm_tensor *lm_tensor_new(lm_dtype dtype, int ndim, const int64_t *shape, lm_error *err); /* zeroed */
+lm_tensor *lm_tensor_empty(lm_dtype dtype, int ndim, const int64_t *shape, lm_error *err); /* uninitialised */
+lm_tensor *lm_tensor_like(const lm_tensor *t, lm_error *err);          /* zeroed, same dtype and shape */
+lm_tensor *lm_tensor_clone(const lm_tensor *t, lm_error *err);
+lm_tensor *lm_tensor_from_data(lm_dtype dtype, int ndim, const int64_t *shape, const void *data, lm_error *err);
+/* A view sharing storage with t; numel must match. */
+lm_tensor *lm_tensor_view(lm_tensor *t, int ndim, const int64_t *shape, lm_error *err);
+/* Rows [start, start+len) of dimension 0, as a view sharing storage. */
+lm_tensor *lm_tensor_narrow0(lm_tensor *t, int64_t start, int64_t len, lm_error *err);
+lm_tensor *lm_tensor_retain(lm_tensor *t);
+void lm_tensor_release(lm_tensor *t); /* NULL-safe */
+lm_tensor *lm_tensor_to_dtype(const lm_tensor *t, lm_dtype dtype, lm_error *err);
+/* Checks ndim/shape and computes numel with overflow and LM_MAX_BYTES checks. */
+int lm_shape_check(lm_dtype dtype, int ndim, const int64_t *shape, int64_t *numel, lm_error *err);
+int lm_same_shape(const lm_tensor *a, const lm_tensor *b);
+/* "(2, 3, 4)" into buf. */
+const char *lm_shape_str(const lm_tensor *t, char *buf, size_t n);
+
+/* ---- random numbers (rng.c) ----
+ * One global generator (xoshiro256**), seeded with lm_seed. Same seed -> same numbers
+ * on every machine and thread count: all draws happen on the calling thread. */
+void lm_seed(uint64_t seed);
+uint64_t lm_rand_u64(void);
+double lm_rand_uniform(void); /* [0, 1) */
+double lm_rand_normal(void);  /* N(0, 1) */
+void lm_rng_get_state(uint64_t s[4]);
+void lm_rng_set_state(const uint64_t s[4]);
+
+/* ---- threads (blas.c) ---- */
+void lm_set_threads(int n); /* OpenBLAS and lumen's own loops */
+int lm_get_threads(void);
+
+/* ---- BLAS (blas.c: the only file that includes cblas.h) ----
+ * C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, row-major. */
+void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* The kernels, one header per concern. */
+#include "lm_math.h" /* elementwise, broadcasting, reductions, shape ops, matmul */
+#include "lm_nn.h"   /* conv, pools, norms, activations, losses, resampling */
+#include "lm_io.h"   /* PNG, .npy, safetensors */
+
+#endif

@@ -1,0 +1,202 @@
+/* main.c — the `lumen` program: an embedded Lua 5.4 with lumen loaded.
+ *
+ *   lumen run FILE [key=value ...]   run a script or recipe (args via lumen.args{...})
+ *   lumen summary MODEL [C,H,W]      print a model's summary table
+ *   lumen test [busted args]         run busted specs inside lumen
+ *   lumen                            REPL
+ *   lumen --version | help
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lumen_lua.h"
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Where lumen's Lua files are: next to an installed binary, else the source tree it was built from. */
+static const char *find_lua_dir(char *buf, size_t n) {
+  const char *env = getenv("LUMEN_LUA_DIR");
+  if (env && is_dir(env)) return env;
+  char exe[2048];
+  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (k > 0) {
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = 0;
+      snprintf(buf, n, "%s/../share/lumen/lua", exe);
+      if (is_dir(buf)) return buf;
+    }
+  }
+  if (is_dir(LUMEN_INSTALL_LUA_DIR) && strcmp(LUMEN_INSTALL_LUA_DIR, "") != 0) {
+    /* Prefer the source tree when running from a build directory (installed copy may be stale). */
+    if (k > 0 && strstr(exe, "/share/") == NULL && is_dir(LUMEN_SOURCE_LUA_DIR)) return LUMEN_SOURCE_LUA_DIR;
+    return LUMEN_INSTALL_LUA_DIR;
+  }
+  return LUMEN_SOURCE_LUA_DIR;
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres) {
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, base);
+  int status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static int report(lua_State *L, int status) {
+  if (status != LUA_OK) {
+    fprintf(stderr, "lumen: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static void set_path(lua_State *L, const char *dir) {
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", dir, dir);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_lumen_core);
+  lua_setfield(L, -2, "lumen.core");
+  lua_pop(L, 2);
+}
+
+/* Sets the global `arg` like lua.c does: arg[0] = script, arg[1..] = the rest. */
+static void set_args(lua_State *L, int argc, char **argv, int script) {
+  lua_createtable(L, argc - script - 1, 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int run_file(lua_State *L, int argc, char **argv, int script) {
+  set_args(L, argc, argv, script);
+  int status = luaL_loadfile(L, argv[script]);
+  if (status != LUA_OK) return report(L, status);
+  int n = 0;
+  for (int i = script + 1; i < argc; i++, n++) lua_pushstring(L, argv[i]);
+  return report(L, docall(L, n, 0));
+}
+
+static int run_string(lua_State *L, const char *code, const char *name) {
+  int status = luaL_loadbuffer(L, code, strlen(code), name);
+  if (status == LUA_OK) status = docall(L, 0, 0);
+  return report(L, status);
+}
+
+static void repl(lua_State *L) {
+  char line[8192];
+  printf("lumen %s (Lua 5.4). `lumen` is loaded; ctrl-D quits.\n", LM_VERSION);
+  run_string(L, "lumen = require 'lumen'", "=repl");
+  for (;;) {
+    fputs("> ", stdout);
+    fflush(stdout);
+    if (!fgets(line, sizeof line, stdin)) break;
+    lua_settop(L, 0);
+    /* Try it as an expression first, then as a statement. */
+    const char *ret = lua_pushfstring(L, "return %s", line);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=repl");
+    if (status != LUA_OK) {
+      lua_settop(L, 0);
+      status = luaL_loadbuffer(L, line, strlen(line), "=repl");
+    } else {
+      lua_remove(L, 1);
+    }
+    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status != LUA_OK) {
+      report(L, status);
+      continue;
+    }
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+      printf("%s%s", i > 1 ? "\t" : "", luaL_tolstring(L, i, NULL));
+      lua_pop(L, 1);
+    }
+    if (n) putchar('\n');
+  }
+  putchar('\n');
+}
+
+static const char *usage =
+    "usage: lumen [command] [args]\n"
+    "  lumen run FILE [key=value ...]   run a Lua script or recipe; key=value pairs reach lumen.args{}\n"
+    "  lumen FILE.lua [key=value ...]   the same\n"
+    "  lumen summary MODEL [C,H,W]      print the Keras-style summary of a model file\n"
+    "  lumen test [SPEC ...]            run busted specs with lumen loaded\n"
+    "  lumen                            interactive prompt with lumen loaded\n"
+    "  lumen --version                  print the version\n"
+    "  lumen help                       this text\n";
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "lumen: cannot create Lua state (out of memory)\n");
+    return 1;
+  }
+  luaL_openlibs(L);
+  char buf[4096];
+  const char *dir = find_lua_dir(buf, sizeof buf);
+  set_path(L, dir);
+  lua_pushstring(L, dir);
+  lua_setglobal(L, "LUMEN_LUA_DIR");
+  int status = LUA_OK;
+  const char *cmd = argc > 1 ? argv[1] : NULL;
+  if (!cmd) {
+    if (isatty(0))
+      repl(L);
+    else
+      status = report(L, docall(L, (luaL_loadfile(L, NULL), 0), 0));
+  } else if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+    printf("lumen %s (%s)\n", LM_VERSION, LUA_RELEASE);
+  } else if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    fputs(usage, stdout);
+  } else if (!strcmp(cmd, "run")) {
+    if (argc < 3) {
+      fputs("lumen run: missing FILE\n", stderr);
+      fputs(usage, stderr);
+      status = 2;
+    } else {
+      status = run_file(L, argc, argv, 2);
+    }
+  } else if (!strcmp(cmd, "test")) {
+    set_args(L, argc, argv, 1);
+    status = run_string(L, "require 'lumen'; require 'busted.runner'({ standalone = false })", "=lumen test");
+  } else if (!strcmp(cmd, "summary")) {
+    set_args(L, argc, argv, 1);
+    status = run_string(L, "require 'lumen.cli'.summary(arg)", "=lumen summary");
+  } else if (strlen(cmd) > 4 && !strcmp(cmd + strlen(cmd) - 4, ".lua")) {
+    status = run_file(L, argc, argv, 1);
+  } else {
+    fprintf(stderr, "lumen: unknown command '%s'\n", cmd);
+    fputs(usage, stderr);
+    status = 2;
+  }
+  lua_close(L);
+  return status == LUA_OK ? 0 : (status == 2 ? 2 : 1);
+}
