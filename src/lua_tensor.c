@@ -622,6 +622,8 @@ int luaopen_lumen_core(lua_State *L) {
   lmL_open_math(L);
   lmL_open_nn(L);
   lmL_open_io(L);
-  lmL_open_models(L);
+  lmL_open_act(L);
+  lmL_open_onnx(L);
+  lmL_open_tflite(L);
   return 1;
 }

@@ -111,7 +111,10 @@ void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 
 /* The kernels, one header per concern. */
 #include "lm_math.h" /* elementwise, broadcasting, reductions, shape ops, matmul */
-#include "lm_nn.h"   /* conv, pools, norms, activations, losses, resampling */
-#include "lm_io.h"   /* PNG, .npy, safetensors */
+#include "lm_nn.h"   /* conv, transposed conv, pools, unpool, linear, embedding */
+#include "lm_act.h"  /* activations, softmax, losses, batch norm, dropout, resampling, blur, image kernels */
+#include "lm_io.h"   /* PNG, .npy, safetensors, gzip */
+#include "lm_onnx.h" /* ONNX model parsing (protobuf-c) */
+#include "lm_tflite.h" /* TFLite model parsing (flatbuffers) */
 
 #endif

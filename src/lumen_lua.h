@@ -55,7 +55,9 @@ void lmL_open_tensor(lua_State *L);
 void lmL_open_math(lua_State *L);
 void lmL_open_nn(lua_State *L);
 void lmL_open_io(lua_State *L);
-void lmL_open_models(lua_State *L);
+void lmL_open_act(lua_State *L);
+void lmL_open_onnx(lua_State *L);
+void lmL_open_tflite(lua_State *L);
 
 int luaopen_lumen_core(lua_State *L);
 

@@ -10,6 +10,7 @@ lumen.autograd.lumen = lumen
 require "lumen.tensor"(lumen)
 require "lumen.ops_math"(lumen)
 require "lumen.ops_nn"(lumen)
+require "lumen.ops_act"(lumen)
 
 local ag = lumen.autograd
 lumen.grad = ag.grad
