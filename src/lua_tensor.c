@@ -625,5 +625,6 @@ int luaopen_lumen_core(lua_State *L) {
   lmL_open_act(L);
   lmL_open_onnx(L);
   lmL_open_tflite(L);
+  lmL_open_viz(L);
   return 1;
 }

@@ -116,5 +116,6 @@ void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 #include "lm_io.h"   /* PNG, .npy, safetensors, gzip */
 #include "lm_onnx.h" /* ONNX model parsing (protobuf-c) */
 #include "lm_tflite.h" /* TFLite model parsing (flatbuffers) */
+#include "lm_viz.h"  /* image resampling, colormaps, overlays, grids, SLIC superpixels */
 
 #endif

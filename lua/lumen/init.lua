@@ -11,6 +11,7 @@ require "lumen.tensor"(lumen)
 require "lumen.ops_math"(lumen)
 require "lumen.ops_nn"(lumen)
 require "lumen.ops_act"(lumen)
+require "lumen.io"(lumen)
 
 local ag = lumen.autograd
 lumen.grad = ag.grad
