@@ -626,5 +626,6 @@ int luaopen_lumen_core(lua_State *L) {
   lmL_open_onnx(L);
   lmL_open_tflite(L);
   lmL_open_viz(L);
+  lmL_open_sys(L);
   return 1;
 }

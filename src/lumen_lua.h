@@ -59,6 +59,7 @@ void lmL_open_act(lua_State *L);
 void lmL_open_onnx(lua_State *L);
 void lmL_open_tflite(lua_State *L);
 void lmL_open_viz(lua_State *L);
+void lmL_open_sys(lua_State *L);
 
 int luaopen_lumen_core(lua_State *L);
 

@@ -180,7 +180,8 @@ int main(int argc, char **argv) {
     if (argc < 3) {
       fputs("lumen run: missing FILE\n", stderr);
       fputs(usage, stderr);
-      status = 2;
+      lua_close(L);
+      return 2;
     } else {
       status = run_file(L, argc, argv, 2);
     }
@@ -195,8 +196,9 @@ int main(int argc, char **argv) {
   } else {
     fprintf(stderr, "lumen: unknown command '%s'\n", cmd);
     fputs(usage, stderr);
-    status = 2;
+    lua_close(L);
+    return 2;
   }
   lua_close(L);
-  return status == LUA_OK ? 0 : (status == 2 ? 2 : 1);
+  return status == LUA_OK ? 0 : 1;
 }

@@ -39,4 +39,9 @@ setmetatable(lumen, {
 })
 
 require "lumen.util"(lumen)
+
+-- Models: lumen.load_model(path) reads ONNX (.onnx, .onnx.gz), TFLite and lumen checkpoints;
+-- lumen.labels(path) reads a label file, one label per line.
+function lumen.load_model(path, opts) return require("lumen.models").load_model(path, opts) end
+function lumen.labels(path) return require("lumen.models").labels(path) end
 return lumen
