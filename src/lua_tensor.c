@@ -500,6 +500,45 @@ static int t_fill_(lua_State *L) {
   return 1;
 }
 
+/* fill_box_(t, starts, sizes, value): sets the box [starts, starts+sizes) (1-based starts, one per
+ * dimension, clipped to the tensor) to value, in place. Occlusion and masking use it. */
+static int t_fill_box_(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  int64_t lo[LM_MAX_DIMS], hi[LM_MAX_DIMS], st[LM_MAX_DIMS], sz[LM_MAX_DIMS];
+  int n1 = lmL_check_shape(L, 3, sz, "fill_box_ sizes");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if ((int)lua_rawlen(L, 2) != t->ndim || n1 != t->ndim)
+    return luaL_error(L, "fill_box_: need %d starts and sizes for a %d-d tensor", t->ndim, t->ndim);
+  double v = luaL_checknumber(L, 4);
+  int64_t stride = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    lua_rawgeti(L, 2, d + 1);
+    int64_t s0 = luaL_checkinteger(L, -1) - 1;
+    lua_pop(L, 1);
+    lo[d] = s0 < 0 ? 0 : s0;
+    hi[d] = s0 + sz[d] > t->shape[d] ? t->shape[d] : s0 + sz[d];
+    if (hi[d] <= lo[d]) return lua_settop(L, 1), 1; /* empty box */
+    st[d] = stride;
+    stride *= t->shape[d];
+  }
+  int64_t idx[LM_MAX_DIMS];
+  for (int d = 0; d < t->ndim; d++) idx[d] = lo[d];
+  for (;;) {
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * st[d];
+    if (t->dtype == LM_F32)
+      lm_f32(t)[off] = (float)v;
+    else
+      lm_i64(t)[off] = (int64_t)v;
+    int d = t->ndim - 1;
+    while (d >= 0 && ++idx[d] == hi[d]) idx[d] = lo[d], d--;
+    if (d < 0) break;
+  }
+  if (t->ndim == 0) lm_f32(t)[0] = (float)v;
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int t_to_dtype(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
   lm_error err = {0};
@@ -602,7 +641,7 @@ static const luaL_Reg core_fns[] = {
     {"dtype", t_dtype},         {"get", t_get},           {"set", t_set},
     {"item", t_item},           {"flat_get", t_flat_get}, {"flat_set", t_flat_set},
     {"totable", t_totable},     {"clone", t_clone},       {"view", t_view},
-    {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},
+    {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},       {"fill_box_", t_fill_box_},
     {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"bytes", t_bytes},
     {"tostring", t_tostring},   {"live_bytes", c_live_bytes}, {"set_threads", c_set_threads},
     {"get_threads", c_get_threads}, {"is_tensor", c_is_tensor}, {NULL, NULL}};

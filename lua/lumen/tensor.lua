@@ -41,7 +41,7 @@ return function(lumen)
 
   -- Plain accessors from the core.
   for _, name in ipairs { "dim", "numel", "get", "set", "item", "totable", "flat_get", "flat_set",
-                          "fill_", "copy_", "is_freed", "bytes", "dtype" } do
+                          "fill_", "fill_box_", "copy_", "is_freed", "bytes", "dtype" } do
     methods[name] = core[name]
   end
   methods.free = core.free
