@@ -500,8 +500,9 @@ static int t_fill_(lua_State *L) {
   return 1;
 }
 
-/* fill_box_(t, starts, sizes, value): sets the box [starts, starts+sizes) (1-based starts, one per
- * dimension, clipped to the tensor) to value, in place. Occlusion and masking use it. */
+/* fill_box_(t, starts, sizes, value [, add]): sets the box [starts, starts+sizes) (1-based starts, one
+ * per dimension, clipped to the tensor) to value, or adds value to it when add is true, in place.
+ * Occlusion and masking use it. */
 static int t_fill_box_(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
   int64_t lo[LM_MAX_DIMS], hi[LM_MAX_DIMS], st[LM_MAX_DIMS], sz[LM_MAX_DIMS];
@@ -510,6 +511,7 @@ static int t_fill_box_(lua_State *L) {
   if ((int)lua_rawlen(L, 2) != t->ndim || n1 != t->ndim)
     return luaL_error(L, "fill_box_: need %d starts and sizes for a %d-d tensor", t->ndim, t->ndim);
   double v = luaL_checknumber(L, 4);
+  int add = lua_toboolean(L, 5);
   int64_t stride = 1;
   for (int d = t->ndim - 1; d >= 0; d--) {
     lua_rawgeti(L, 2, d + 1);
@@ -527,14 +529,13 @@ static int t_fill_box_(lua_State *L) {
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) off += idx[d] * st[d];
     if (t->dtype == LM_F32)
-      lm_f32(t)[off] = (float)v;
+      lm_f32(t)[off] = add ? lm_f32(t)[off] + (float)v : (float)v;
     else
-      lm_i64(t)[off] = (int64_t)v;
+      lm_i64(t)[off] = add ? lm_i64(t)[off] + (int64_t)v : (int64_t)v;
     int d = t->ndim - 1;
     while (d >= 0 && ++idx[d] == hi[d]) idx[d] = lo[d], d--;
     if (d < 0) break;
   }
-  if (t->ndim == 0) lm_f32(t)[0] = (float)v;
   lua_settop(L, 1);
   return 1;
 }
