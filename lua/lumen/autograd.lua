@@ -10,6 +10,7 @@
 -- intermediate. `with_rules({relu = fn}, body)` swaps backward rules per op kind for the duration of
 -- body: fn(ctx, grad_output) gets the same ctx as the default backward, plus ctx.inputs (the tensor
 -- arguments, by position), ctx.args (all arguments), ctx.output and ctx.default (the built-in rule).
+-- ctx.needs[i] tells a backward whether argument i needs a gradient at all in this sweep.
 -- Backward passes run with grad mode off (no higher-order gradients).
 local core = require "lumen.core"
 
@@ -128,7 +129,7 @@ local function plan(outputs, targets)
     return v
   end
   for _, o in ipairs(outputs) do visit(o) end
-  return order
+  return order, reaches
 end
 
 local function as_list(x)
@@ -145,7 +146,7 @@ end
 -- The backward sweep. Returns the table tensor -> accumulated gradient.
 local function sweep(outputs, grad_outputs, targets)
   local lumen = M.lumen
-  local order = plan(outputs, targets)
+  local order, reaches = plan(outputs, targets)
   local grads = {}
   for i, o in ipairs(outputs) do
     local g = grad_outputs and grad_outputs[i]
@@ -164,6 +165,11 @@ local function sweep(outputs, grad_outputs, targets)
       local g = grads[t]
       if g ~= nil and node then
         local ctx = node.ctx
+        -- ctx.needs[i]: whether argument i needs a gradient in this sweep, so a backward can skip
+        -- work nobody asked for (e.g. weight gradients when explaining an input).
+        local needs = {}
+        for i, inp in pairs(ctx.inputs) do needs[i] = reaches[inp] == true end
+        ctx.needs = needs
         local rule = active_rule(node.op)
         local res
         if rule then
