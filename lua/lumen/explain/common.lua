@@ -1,0 +1,138 @@
+-- lumen.explain.common: what every method shares — calling a model or a plain function, choosing
+-- targets, picking target scores, and running work in batches.
+local lumen = require "lumen"
+
+local M = {}
+
+-- Scores (N, classes) for a batch. A lumen model explains the score before a final softmax unless
+-- opts.probabilities is set (DESIGN.md: "Scores"). A plain function is called as it is.
+function M.scores(model, x, opts)
+  opts = opts or {}
+  if type(model) == "function" then return model(x) end
+  return model:forward(x, { logits = not opts.probabilities })
+end
+
+-- Forward with captured activations: returns scores, captured table.
+function M.capture(model, x, names, opts)
+  if type(model) == "function" then
+    error("this method needs a lumen model (it reads inner layers), not a plain function", 3)
+  end
+  opts = opts or {}
+  return model:forward(x, { capture = names, logits = not opts.probabilities })
+end
+
+-- Targets for each row of scores (N, K): a Lua array of 1-based class ids.
+function M.targets(scores, target)
+  local shape = scores.shape
+  if #shape ~= 2 then
+    error(("expected scores of shape (N, classes), got %s"):format(lumen.shape_str(scores)), 3)
+  end
+  local n, k = shape[1], shape[2]
+  local t = {}
+  if target == nil then
+    local _, idx = lumen.no_grad(function() return scores:max(2) end)
+    for i = 1, n do t[i] = idx:get { i } end
+  elseif type(target) == "number" then
+    for i = 1, n do t[i] = target end
+  elseif type(target) == "table" then
+    for i = 1, n do t[i] = target[i] or error(("target table has no entry for sample %d"):format(i), 3) end
+  else
+    error("target must be a 1-based class id, a table of them, or nil", 3)
+  end
+  for i = 1, n do
+    if math.type(t[i]) ~= "integer" or t[i] < 1 or t[i] > k then
+      error(("target %s out of range [1, %d]"):format(tostring(t[i]), k), 3)
+    end
+  end
+  return t
+end
+
+-- One-hot (N, K) mask for targets.
+function M.onehot(n, k, targets)
+  local m = lumen.zeros { n, k }
+  for i = 1, n do m:set({ i, targets[i] }, 1) end
+  return m
+end
+
+-- Sum over the batch of each sample's target score (differentiable): the scalar to differentiate.
+function M.target_score(scores, targets)
+  local s = scores.shape
+  return (scores * M.onehot(s[1], s[2], targets)):sum()
+end
+
+-- Per-sample target scores as a Lua array (no tape).
+function M.target_values(scores, targets)
+  local v = {}
+  for i = 1, #targets do v[i] = scores:get { i, targets[i] } end
+  return v
+end
+
+-- d(target score)/d(x) for a batch x; returns grad (shaped like x), scores, targets.
+function M.input_gradient(model, x, target, opts)
+  local xg = x:detach()
+  xg.requires_grad = true
+  local scores = M.scores(model, xg, opts)
+  local targets = M.targets(scores, target)
+  local g = lumen.grad(M.target_score(scores, targets), xg)
+  return g, scores, targets
+end
+
+-- Calls fn(first, count) over 1..n in chunks of batch_size, with a progress bar when there are many.
+function M.batches(n, batch_size, fn, label)
+  batch_size = math.max(1, batch_size or n)
+  local bar = (n > batch_size * 4 and label) and lumen.progress(n, label) or nil
+  local first = 1
+  while first <= n do
+    local count = math.min(batch_size, n - first + 1)
+    fn(first, count)
+    first = first + count
+    if bar then bar:update(first - 1) end
+  end
+  if bar then bar:done() end
+end
+
+-- Repeats a (1, ...) tensor into (n, ...).
+function M.repeat_batch(x, n)
+  local s = x.shape
+  if s[1] ~= 1 then error(("expected a batch of one, got %s"):format(lumen.shape_str(x)), 3) end
+  s[1] = n
+  return x:expand(s):clone()
+end
+
+-- The last layer whose output is spatial: 4-D (N, C, h, w) with h*w > 1, or 3-D (N, C, L) with L > 1.
+-- Needs a forward to have happened (layers() reports shapes of the last forward).
+function M.last_spatial_layer(model, x)
+  if type(model) == "function" then error("this method needs a lumen model, not a plain function", 3) end
+  local layers = model:layers()
+  if #layers == 0 or layers[#layers].shape == nil then
+    lumen.no_grad(function() model:forward(x) end)
+    layers = model:layers()
+  end
+  for i = #layers, 1, -1 do
+    local s = layers[i].shape
+    if s and ((#s == 4 and s[3] * s[4] > 1) or (#s == 3 and s[3] > 1 and s[2] > 1)) then return layers[i].name end
+  end
+  error("no layer with a spatial output (N, C, h, w) found; pass opts.layer", 3)
+end
+
+-- Upsamples maps (N, 1, h, w) or (N, 1, L) to x's spatial size (bilinear) and min-max normalises each
+-- sample to [0, 1]: the picture form of CAM-style maps.
+function M.upsample_normalize(cam, x)
+  local xs = x.shape
+  if #cam.shape == 4 then
+    cam = lumen.upsample_bilinear(cam, { xs[#xs - 1], xs[#xs] }, false)
+  elseif #xs >= 3 then
+    cam = lumen.upsample_bilinear(cam:unsqueeze(3), { 1, xs[#xs] }, false):squeeze(3)
+  end
+  local out = {}
+  for i = 1, cam.shape[1] do out[i] = cam:narrow(1, i, 1):normalize01() end
+  return lumen.cat(out, 1)
+end
+
+-- A batch: (C, H, W) -> (1, C, H, W); already batched inputs pass through.
+function M.as_batch(x, ndim)
+  if #x.shape == (ndim or 4) - 1 then return x:unsqueeze(1) end
+  return x
+end
+
+return M

@@ -1,0 +1,137 @@
+-- Deconvnet reconstruction of a neuron (Zeiler & Fergus 2013, "Visualizing and Understanding
+-- Convolutional Networks"). From one activation at a layer, go back to pixel space through the
+-- network's own layers in reverse: max unpooling with the forward switches, "unReLU" (a ReLU on the
+-- reconstruction) and transposed convolution with the same filters. This is exactly the backward
+-- pass with ReLU's rule swapped for ReLU(gradient) (lumen.explain.guided's deconvnet rules); max
+-- pooling's backward is unpooling by its switches and a convolution's is its transpose.
+-- deconv(model, x, opts): opts.layer (required); opts.index = channel (its strongest position) or
+--   {channel, i, j} (1-based; {channel, i} for 1-D layers). Returns the reconstruction shaped like x,
+--   the activation value and {channel, i, j}.
+-- top_inputs(model, X, opts): the `top` (9) inputs of X that most activate each of `neurons` (16 or a
+--   list of channels) at opts.layer, scanning in batches. Returns {[channel] = {{index =, value =,
+--   pos = {i, j}}, ...}}.
+-- grid(model, X, opts): the figure of the paper — per neuron, a 3x3 block of reconstructions beside
+--   the 3x3 input patches they come from (cropped to the reconstruction's support). Returns (3, H, W).
+local lumen = require "lumen"
+local common = require "lumen.explain.common"
+local guided = require "lumen.explain.guided"
+
+local M = {}
+
+-- Position of the maximum of A[1, k] (as {i, j} or {i}) and its value.
+local function strongest(A, k)
+  local plane = A:narrow(1, 1, 1):narrow(2, k, 1)
+  local flat = plane:reshape { plane:numel() }
+  local v, idx = flat:max(1)
+  local p = idx:item() - 1
+  if #A.shape == 4 then
+    local w = A.shape[4]
+    return { p // w + 1, p % w + 1 }, v:item()
+  end
+  return { p + 1 }, v:item()
+end
+
+function M.deconv(model, x, opts)
+  opts = opts or {}
+  local layer = opts.layer or error("deconv: opts.layer is required", 2)
+  local index = opts.index or 1
+  return lumen.with_rules(guided.rules("deconvnet"), function()
+    local xg = x:detach()
+    xg.requires_grad = true
+    local _, acts = common.capture(model, xg, { layer })
+    local A = acts[layer]
+    local k, pos, value
+    if type(index) == "table" then
+      k = index[1]
+      pos = { table.unpack(index, 2) }
+      value = A:get { 1, k, table.unpack(pos) }
+    else
+      k = index
+      pos, value = strongest(A, k)
+    end
+    if k < 1 or k > A.shape[2] then
+      error(("deconv: channel %d out of range [1, %d] at layer '%s'"):format(k, A.shape[2], layer), 0)
+    end
+    local seed = lumen.zeros_like(A)
+    seed:set({ 1, k, table.unpack(pos) }, value)
+    local rec = lumen.grad(A, xg, seed)
+    return rec, value, { k, table.unpack(pos) }
+  end)
+end
+
+function M.top_inputs(model, X, opts)
+  opts = opts or {}
+  local layer = opts.layer or error("top_inputs: opts.layer is required", 2)
+  local top = opts.top or 9
+  local neurons = opts.neurons or 16
+  local best = {}
+  common.batches(X.shape[1], opts.batch_size or 100, function(first, n)
+    local _, acts = lumen.no_grad(common.capture, model, X:narrow(1, first, n), { layer })
+    local A = acts[layer]
+    if type(neurons) == "number" then
+      local list = {}
+      for k = 1, math.min(neurons, A.shape[2]) do list[k] = k end
+      neurons = list
+    end
+    local flat = A:reshape { n, A.shape[2], -1 }
+    local vals, idx = flat:max(3) -- (n, K)
+    for _, k in ipairs(neurons) do
+      local list = best[k] or {}
+      best[k] = list
+      for b = 1, n do
+        local v = vals:get { b, k }
+        if #list < top or v > list[#list].value then
+          local p = idx:get { b, k } - 1
+          local pos = #A.shape == 4 and { p // A.shape[4] + 1, p % A.shape[4] + 1 } or { p + 1 }
+          list[#list + 1] = { index = first + b - 1, value = v, pos = pos }
+          table.sort(list, function(a, c) return a.value > c.value end)
+          if #list > top then list[#list] = nil end
+        end
+      end
+    end
+  end, "top activations")
+  return best, neurons
+end
+
+-- The bounding box of |t| > 1% of its max over an (1, C, H, W) tensor: y0, x0, h, w.
+local function support(t)
+  local m = t:abs():sum(2):reshape { t.shape[3], t.shape[4] }
+  local thr = m:max_all() * 0.01
+  local H, W = t.shape[3], t.shape[4]
+  local y0, y1, x0, x1 = H, 1, W, 1
+  for i = 1, H do
+    for j = 1, W do
+      if m:get { i, j } > thr then
+        y0, y1, x0, x1 = math.min(y0, i), math.max(y1, i), math.min(x0, j), math.max(x1, j)
+      end
+    end
+  end
+  if y1 < y0 then return 1, 1, H, W end
+  return y0, x0, y1 - y0 + 1, x1 - x0 + 1
+end
+
+function M.grid(model, X, opts)
+  opts = opts or {}
+  local size = opts.patch_size or 32
+  local best, neurons = M.top_inputs(model, X, opts)
+  local blocks = {}
+  for _, k in ipairs(neurons) do
+    local recs, patches = {}, {}
+    for _, item in ipairs(best[k]) do
+      local x = X:narrow(1, item.index, 1)
+      local rec = M.deconv(model, x, { layer = opts.layer, index = { k, table.unpack(item.pos) } })
+      local y0, x0, h, w = support(rec)
+      local function crop(t) return t:narrow(3, y0, h):narrow(4, x0, w) end
+      local r = crop(rec)
+      local rm = math.max(r:abs():max_all(), 1e-12)
+      recs[#recs + 1] = lumen.image.resize(r / (2 * rm) + 0.5, size, size)
+      patches[#patches + 1] = lumen.image.resize(crop(x), size, size)
+    end
+    local pair = lumen.viz.panel({ lumen.viz.grid(lumen.cat(recs, 1), { ncol = 3, normalize = false }),
+                                   lumen.viz.grid(lumen.cat(patches, 1), { ncol = 3, normalize = "all" }) })
+    blocks[#blocks + 1] = pair:unsqueeze(1)
+  end
+  return lumen.viz.grid(lumen.cat(blocks, 1), { ncol = opts.ncol or 4, pad = 6, normalize = false })
+end
+
+return M

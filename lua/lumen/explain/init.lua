@@ -1,0 +1,27 @@
+-- lumen.explain: one explanation method per file, loaded on first use.
+-- Every method takes (model, input, opts): `model` is a lumen model or a plain Lua function from a
+-- batch tensor to a batch of scores (N, classes); `opts.target` is a 1-based class id (default: the
+-- model's top class). Methods return the attribution first, then the target(s), then extras.
+local files = {
+  saliency = "saliency", smoothgrad = "smoothgrad", gradcam = "gradcam", gradcam_plus_plus = "gradcam",
+  guided_gradcam = "gradcam", cam = "cam", guided_backprop = "guided", deconvnet = "guided",
+  integrated_gradients = "integrated_gradients", occlusion = "occlusion", filters = "filters",
+  feature_maps = "feature_maps", text_saliency = "text", text_integrated_gradients = "text",
+  text_gradcam = "text", text_occlusion = "text",
+  lime = "lime", kernel_shap = "shap", gradient_shap = "gradient_shap", permutation_importance = "permutation",
+  lrp = "lrp", class_model = "class_model", deepdream = "deepdream", deconv = "deconv",
+  deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
+  common = "common",
+}
+
+return setmetatable({}, {
+  __index = function(t, k)
+    local f = files[k]
+    if not f then return nil end
+    local mod = require("lumen.explain." .. f)
+    local v = type(mod) == "table" and mod[k] or mod
+    if k == "common" then v = mod end
+    rawset(t, k, v)
+    return v
+  end,
+})

@@ -1,0 +1,100 @@
+-- Permutation feature importance (Breiman 2001; Fisher, Rudin & Dominici 2019): how much a model's
+-- metric drops when one feature (or feature group) is shuffled across the rows of a dataset,
+-- breaking its link to the labels while keeping its distribution.
+-- X: (N, ...) inputs; y: labels (int64 (N) 1-based class ids, or a Lua array).
+-- opts: repeats = 5; features = group ids for one row (see lumen.explain.features: e.g. an (H, W)
+--       patch map, token-position windows; default every element of a row); metric = "accuracy" |
+--       "neg_loss" | fn(scores (N, K), y) -> number (higher is better); batch_size = 256.
+-- Returns importances (Lua array, mean drop per feature), their standard deviations, the baseline metric.
+local lumen = require "lumen"
+local common = require "lumen.explain.common"
+local features = require "lumen.explain.features"
+
+local M = {}
+
+local function labels_of(y)
+  if lumen.is_tensor(y) then
+    local t = {}
+    for i = 1, y:numel() do t[i] = math.tointeger(y:flat_get(i)) end
+    return t
+  end
+  return y
+end
+
+local metrics = {
+  accuracy = function(scores, y)
+    local _, idx = scores:max(2)
+    local hit = 0
+    for i = 1, #y do if idx:get { i } == y[i] then hit = hit + 1 end end
+    return hit / #y
+  end,
+  neg_loss = function(scores, y)
+    return -lumen.cross_entropy(scores, lumen.tensor(y, "int64")):item()
+  end,
+}
+
+local function evaluate(model, X, y, metric, bs)
+  local parts = {}
+  common.batches(X.shape[1], bs, function(first, n)
+    parts[#parts + 1] = lumen.no_grad(common.scores, model, X:narrow(1, first, n))
+  end)
+  return metric(lumen.cat(parts, 1), y)
+end
+
+-- Patch ids for an (H, W) grid of size x size patches: a ready `features` map for images.
+function M.patches(h, w, size)
+  local cols = math.ceil(w / size)
+  local t = {}
+  for i = 1, h do
+    local row = {}
+    for j = 1, w do row[j] = ((i - 1) // size) * cols + (j - 1) // size + 1 end
+    t[i] = row
+  end
+  return lumen.tensor(t, "int64")
+end
+
+-- Window ids for a sequence of length L: positions 1..w -> 1, w+1..2w -> 2, ...
+function M.windows(L, w)
+  local t = {}
+  for i = 1, L do t[i] = (i - 1) // w + 1 end
+  return lumen.tensor(t, "int64")
+end
+
+function M.permutation_importance(model, X, y, opts)
+  opts = opts or {}
+  y = labels_of(y)
+  local N = X.shape[1]
+  if #y ~= N then error(("permutation_importance: %d labels for %d rows"):format(#y, N), 2) end
+  local metric = opts.metric or "accuracy"
+  if type(metric) == "string" then
+    metric = metrics[metric] or error("permutation_importance: unknown metric '" .. metric .. "'", 2)
+  end
+  local bs, repeats = opts.batch_size or 256, opts.repeats or 5
+  local row = X:narrow(1, 1, 1)
+  local ids, m = features.ids(row, opts.features)
+  local base = evaluate(model, X, y, metric, bs)
+  local mean, std = {}, {}
+  local bar = lumen.progress(m * repeats, "permutation importance")
+  for j = 1, m do
+    local z = {}
+    for k = 1, m do z[k] = k == j and 1 or 0 end
+    local mask = features.masks(lumen.tensor { z }, ids, row) -- (1, ...)
+    local keep = 1 - mask
+    local drops, s1 = {}, 0
+    for r = 1, repeats do
+      local perm = lumen.tensor(lumen.randperm(N), "int64")
+      local Xp = X * keep + X:index_select(1, perm) * mask
+      drops[r] = base - evaluate(model, Xp, y, metric, bs)
+      s1 = s1 + drops[r]
+      bar:update((j - 1) * repeats + r)
+    end
+    mean[j] = s1 / repeats
+    local s2 = 0
+    for r = 1, repeats do s2 = s2 + (drops[r] - mean[j]) ^ 2 end
+    std[j] = repeats > 1 and math.sqrt(s2 / (repeats - 1)) or 0
+  end
+  bar:done()
+  return mean, std, base
+end
+
+return M
