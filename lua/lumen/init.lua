@@ -40,6 +40,9 @@ setmetatable(lumen, {
 
 require "lumen.util"(lumen)
 
+-- Tensor methods that live in lazily loaded modules.
+function lumen.Tensor.save(t, path) return lumen.image.save(t, path) end
+
 -- Models: lumen.load_model(path) reads ONNX (.onnx, .onnx.gz), TFLite and lumen checkpoints;
 -- lumen.labels(path) reads a label file, one label per line.
 function lumen.load_model(path, opts) return require("lumen.models").load_model(path, opts) end

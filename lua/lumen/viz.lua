@@ -1,0 +1,173 @@
+-- lumen.viz: pictures of explanations. Colormaps for attribution maps, overlays on the input,
+-- grids of filters and feature maps, side-by-side panels with labels, SLIC superpixels and their
+-- boundaries; text attributions are in lumen.viz.html. Results are (3, H, W) or (C, H, W) images in
+-- [0, 1], ready for img:save("x.png").
+--
+--   local heat = viz.colormap(cam, "jet")                        -- (3, h, w)
+--   viz.panel({ img, heat, viz.overlay(img, cam) }, { labels = { "input", "cam", "overlay" } }):save("p.png")
+--   viz.grid(conv1_weight, { normalize = "each", labels = true }):save("filters.png")
+local core = require "lumen.core"
+local lumen = require "lumen"
+local image = require "lumen.image"
+
+local viz = {}
+viz.html = require "lumen.html"
+viz.slic = image.slic
+viz.cmaps = { "jet", "viridis", "inferno", "gray", "bwr" }
+
+-- A map (H, W) from (H, W), (1, H, W) or (1, 1, H, W), sharing storage.
+local function as_map(map, fn)
+  if not core.is_tensor(map) then error(("%s: expected a map tensor, got %s"):format(fn, type(map)), 3) end
+  local s = core.shape(map)
+  local lead = 1
+  for i = 1, #s - 2 do lead = lead * s[i] end
+  if #s < 2 or lead ~= 1 then
+    error(("%s: expected a map (H, W) or (1, H, W), got %s (reduce the channels first)"):format(fn,
+      lumen.shape_str(map)), 3)
+  end
+  return core.view(map, { s[#s - 1], s[#s] })
+end
+
+-- An RGB (3, H, W) image from gray, RGB, RGBA, (1, C, H, W) or (H, W).
+local function as_rgb(img, fn)
+  img = image.chw(img, fn)
+  if core.shape(img)[1] == 3 then return img end
+  return image.to_rgb(img)
+end
+
+-- The label scale that suits a picture of height h: 1 below 200 pixels, 2 up to 300, ...
+local function label_scale(h) return math.max(1, h // 100) end
+
+-- viz.colormap(map, cmap = "jet" [, {vmin, vmax}]) -> (3, H, W). Without vmin / vmax the map's own
+-- range is used (for "bwr": -m..m with m = max |map|, so 0 is white).
+function viz.colormap(map, cmap, opts)
+  opts = opts or {}
+  return core.colormap(as_map(map, "viz.colormap"), cmap or "jet", opts.vmin, opts.vmax)
+end
+
+-- viz.overlay(img, map [, {alpha = 0.5, cmap = "jet", vmin, vmax}]) -> (3, H, W): the colormapped
+-- map, resized (bilinear) to the image, blended over it.
+function viz.overlay(img, map, opts)
+  opts = opts or {}
+  img = as_rgb(img, "viz.overlay")
+  map = as_map(map, "viz.overlay")
+  local s, m = core.shape(img), core.shape(map)
+  if m[1] ~= s[2] or m[2] ~= s[3] then map = core.image_resize(map, s[2], s[3], "bilinear") end
+  local heat = core.colormap(map, opts.cmap or "jet", opts.vmin, opts.vmax)
+  return core.image_blend(img, heat, opts.alpha or 0.5)
+end
+
+-- viz.label(img, text [, {y = 1, x = 1, scale, color = {1, 1, 1}, bg = {0, 0, 0} | false}]) -> a copy
+-- of img (C, H, W) with text drawn in the 5x7 font (capitals, digits, - _ . and a few signs).
+function viz.label(img, text, opts)
+  opts = opts or {}
+  local out = core.clone(image.chw(img, "viz.label"))
+  local scale = opts.scale or label_scale(core.shape(out)[2])
+  return core.image_draw_text_(out, tostring(text), opts.y or 1, opts.x or 1,
+    { scale = scale, color = opts.color, bg = opts.bg })
+end
+
+-- The images of a grid as one (N, C, H, W) batch. A tensor (N, C, H, W) with C = 1 or 3 is N images;
+-- (1, K, H, W) and (K, H, W) are K gray maps (feature maps). A list of images is brought to the
+-- first one's size and to RGB if any is RGB.
+local function as_batch(images)
+  if core.is_tensor(images) then
+    local s = core.shape(images)
+    if #s == 4 and (s[2] == 1 or s[2] == 3) then return images end
+    if #s == 4 and s[1] == 1 then return core.view(images, { s[2], 1, s[3], s[4] }) end
+    if #s == 3 then return core.view(images, { s[1], 1, s[2], s[3] }) end
+    error("viz.grid: expected (N, 1|3, H, W), (1, K, H, W) or (K, H, W), got " .. lumen.shape_str(images), 3)
+  end
+  if type(images) ~= "table" or #images == 0 then error("viz.grid: expected a tensor or a list of images", 3) end
+  local items, C = {}, 1
+  for i, im in ipairs(images) do
+    items[i] = image.chw(im, "viz.grid")
+    if core.shape(items[i])[1] ~= 1 then items[i] = as_rgb(items[i], "viz.grid"); C = 3 end
+  end
+  local s = core.shape(items[1])
+  local H, W = s[2], s[3]
+  local batch = core.zeros({ #items, C, H, W })
+  for i, im in ipairs(items) do
+    if C == 3 then im = as_rgb(im, "viz.grid") end
+    local si = core.shape(im)
+    if si[2] ~= H or si[3] ~= W then im = core.image_resize(im, H, W, "bilinear") end
+    core.copy_(core.narrow0(batch, i, 1), im)
+  end
+  return batch
+end
+
+-- viz.grid(images [, opts]) -> (C, rows * (H + pad) + pad, ncol * (W + pad) + pad).
+-- opts: ncol (default ceil(sqrt(N))), pad = 2, pad_value = 1, normalize = false | "each" | "all"
+-- (rescale to [0, 1] per image or over all), symmetric = false (with normalize: 0 -> 0.5, for signed
+-- filters), size = {h, w} (resize each cell, method = "nearest" | "bilinear" | "area", default
+-- nearest), labels = true (numbers 1..N) or a list of strings drawn in each cell's corner.
+function viz.grid(images, opts)
+  opts = opts or {}
+  local batch = as_batch(images)
+  if opts.size then
+    batch = core.image_resize(batch, opts.size[1], opts.size[2], opts.method or "nearest")
+  end
+  if opts.normalize == "each" or opts.normalize == "all" then
+    batch = core.image_normalize01(batch, opts.normalize == "each", opts.symmetric or false)
+  elseif opts.normalize then
+    error(("viz.grid: normalize must be \"each\", \"all\" or false, got %s"):format(tostring(opts.normalize)), 2)
+  end
+  local s = core.shape(batch)
+  local N, C, H, W = s[1], s[2], s[3], s[4]
+  local pad = opts.pad or 2
+  local ncol = opts.ncol or math.ceil(math.sqrt(N))
+  local nrow = (N + ncol - 1) // ncol
+  local canvas = core.full({ C, nrow * (H + pad) + pad, ncol * (W + pad) + pad }, opts.pad_value or 1)
+  local scale = label_scale(H)
+  for i = 1, N do
+    local y = pad + ((i - 1) // ncol) * (H + pad) + 1
+    local x = pad + ((i - 1) % ncol) * (W + pad) + 1
+    core.image_paste_(canvas, core.view(core.narrow0(batch, i, 1), { C, H, W }), y, x)
+    local text = opts.labels == true and tostring(i) or (type(opts.labels) == "table" and opts.labels[i])
+    if text then core.image_draw_text_(canvas, tostring(text), y, x, { scale = scale }) end
+  end
+  return canvas
+end
+
+-- viz.panel(images [, {pad = 2, pad_value = 1, height, labels}]) -> (3, H + 2 pad, ...): the images
+-- side by side (input | map | overlay), in RGB, each resized to a common height (the tallest, or
+-- opts.height) keeping its aspect; labels (a list of strings) go in each image's top-left corner.
+function viz.panel(images, opts)
+  opts = opts or {}
+  if type(images) ~= "table" or #images == 0 then error("viz.panel: expected a list of images", 2) end
+  local pad = opts.pad or 2
+  local items, H = {}, opts.height or 0
+  for i, im in ipairs(images) do
+    items[i] = as_rgb(im, "viz.panel")
+    if not opts.height then H = math.max(H, core.shape(items[i])[2]) end
+  end
+  local total = pad
+  for i, im in ipairs(items) do
+    local s = core.shape(im)
+    if s[2] ~= H then
+      items[i] = core.image_resize(im, H, math.max(1, math.floor(s[3] * H / s[2] + 0.5)), "bilinear")
+    end
+    total = total + core.shape(items[i])[3] + pad
+  end
+  local canvas = core.full({ 3, H + 2 * pad, total }, opts.pad_value or 1)
+  local x = pad + 1
+  for i, im in ipairs(items) do
+    core.image_paste_(canvas, im, pad + 1, x)
+    if opts.labels and opts.labels[i] then
+      core.image_draw_text_(canvas, tostring(opts.labels[i]), pad + 1, x, { scale = label_scale(H) })
+    end
+    x = x + core.shape(im)[3] + pad
+  end
+  return canvas
+end
+
+-- viz.mark_boundaries(img, segments [, color = {1, 1, 0}]) -> a copy of img (C, H, W) with the
+-- pixels on segment borders (int64 (H, W) labels, e.g. from viz.slic) painted in color.
+function viz.mark_boundaries(img, segments, color)
+  img = image.chw(img, "viz.mark_boundaries")
+  local s = core.shape(img)
+  if s[1] ~= 1 and s[1] ~= 3 then img = image.to_rgb(img) end
+  return core.mark_boundaries(img, segments, color)
+end
+
+return viz
