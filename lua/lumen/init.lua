@@ -25,6 +25,7 @@ lumen.gradcheck = require "lumen.gradcheck"
 local lazy = {
   nn = "lumen.nn", optim = "lumen.optim", data = "lumen.data", image = "lumen.image", viz = "lumen.viz",
   explain = "lumen.explain", models = "lumen.models", onnx = "lumen.onnx", tflite = "lumen.tflite",
+  html = "lumen.html", recipe = "lumen.recipe", linalg = "lumen.linalg",
 }
 setmetatable(lumen, {
   __index = function(t, k)

@@ -65,15 +65,16 @@ return function(lumen)
 
   -- lumen.progress(total, label) -> bar with :update(n [, text]) (n = items done so far, or nil for one more)
   -- and :done([text]). On a terminal, a redrawn bar with rate and ETA on stderr; otherwise a plain line
-  -- every 10% (or 10 s), so logs stay readable. LUMEN_QUIET=1 silences it.
+  -- every 10% (or 10 s), so logs stay readable. Work that finishes within a second prints nothing.
+  -- LUMEN_QUIET=1 silences it.
   function lumen.progress(total, label)
     local bar = { total = total, n = 0, label = label or "", start = core.now(), last = -1, last_t = 0 }
     local tty = core.isatty(2)
     local quiet = os.getenv("LUMEN_QUIET") == "1"
     local function draw(final, text)
-      if quiet then return end
       local now = core.now()
       local el = now - bar.start
+      if quiet or el < 1 then return end
       local rate = el > 0 and bar.n / el or 0
       local eta = rate > 0 and (bar.total - bar.n) / rate or math.huge
       local frac = bar.total > 0 and math.min(1, bar.n / bar.total) or 1
