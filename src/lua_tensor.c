@@ -29,6 +29,9 @@ int lmL_is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, LMT_MT)
 
 int lmL_raise(lua_State *L, lm_error *err) { return luaL_error(L, "%s", err ? err->msg : "unknown error"); }
 
+#define GC_MIN_THRESHOLD ((int64_t)64 << 20)
+static int64_t gc_threshold = GC_MIN_THRESHOLD;
+
 void lmL_push(lua_State *L, lm_tensor *t, lm_error *err) {
   if (!t) {
     lmL_raise(L, err);
@@ -37,10 +40,13 @@ void lmL_push(lua_State *L, lm_tensor *t, lm_error *err) {
   lmL_Tensor *u = (lmL_Tensor *)lua_newuserdatauv(L, sizeof *u, 1);
   u->t = t;
   luaL_setmetatable(L, LMT_MT);
-  /* Fresh storage: tell the collector, so loops of temporaries stay bounded. */
-  if (t->storage->refcount == 1 && t->storage->nbytes >= 4096) {
-    size_t kb = t->storage->nbytes / 1024;
-    lua_gc(L, LUA_GCSTEP, (int)(kb > 1 << 30 ? 1 << 30 : kb));
+  /* Lua's collector does not see tensor bytes. When the live tensor bytes pass a threshold, collect
+   * fully and set the next threshold to twice what survives (at least 64 MiB): loops of temporaries
+   * stay bounded, and the cost is one full collection per doubling, as for Lua's own heap. */
+  if (t->storage->refcount == 1 && lm_live_bytes() > gc_threshold) {
+    lua_gc(L, LUA_GCCOLLECT);
+    int64_t after = lm_live_bytes();
+    gc_threshold = after * 2 > GC_MIN_THRESHOLD ? after * 2 : GC_MIN_THRESHOLD;
   }
 }
 
@@ -82,14 +88,14 @@ lm_tensor *lmL_index_to0(lua_State *L, const lm_tensor *t, int64_t limit, const 
     for (int64_t i = 0; i < t->numel; i++)
       if (f[i] != floorf(f[i])) {
         lm_tensor_release(r);
-        luaL_error(L, "%s: index %g is not an integer", what, (double)f[i]);
+        luaL_error(L, "%s: index %f is not an integer", what, (lua_Number)f[i]);
       }
   }
   for (int64_t i = 0; i < r->numel; i++) {
     if (p[i] < 1 || (limit > 0 && p[i] > limit)) {
       long long v = (long long)p[i];
       lm_tensor_release(r);
-      luaL_error(L, "%s: index %lld out of range [1, %lld]", what, v, (long long)limit);
+      luaL_error(L, "%s: index %I out of range [1, %I]", what, v, (lua_Integer)limit);
     }
     p[i] -= 1;
   }
@@ -211,7 +217,7 @@ static void nested_fill(lua_State *L, int idx, const int64_t *shape, int ndim, i
   if (depth == ndim) {
     int ok;
     lua_Number v = lua_tonumberx(L, idx, &ok);
-    if (!ok) luaL_error(L, "tensor: element %lld is %s, not a number", (long long)*pos + 1, luaL_typename(L, idx));
+    if (!ok) luaL_error(L, "tensor: element %I is %s, not a number", (lua_Integer)*pos + 1, luaL_typename(L, idx));
     if (t->dtype == LM_F32)
       lm_f32(t)[*pos] = (float)v;
     else
@@ -220,7 +226,7 @@ static void nested_fill(lua_State *L, int idx, const int64_t *shape, int ndim, i
     return;
   }
   if (!lua_istable(L, idx) || (int64_t)lua_rawlen(L, idx) != shape[depth])
-    luaL_error(L, "tensor: ragged nested table (expected %lld entries at depth %d)", (long long)shape[depth],
+    luaL_error(L, "tensor: ragged nested table (expected %I entries at depth %d)", (lua_Integer)shape[depth],
                depth + 1);
   for (int64_t i = 1; i <= shape[depth]; i++) {
     lua_rawgeti(L, idx, i);
@@ -338,7 +344,7 @@ static int64_t flat_index(lua_State *L, const lm_tensor *t, int idx, const char 
   if (lua_isinteger(L, idx) && t->ndim == 1) {
     lua_Integer i = lua_tointeger(L, idx);
     if (i < 1 || i > t->shape[0])
-      luaL_error(L, "%s: index %lld out of range [1, %lld]", fname, (long long)i, (long long)t->shape[0]);
+      luaL_error(L, "%s: index %I out of range [1, %I]", fname, (lua_Integer)i, (lua_Integer)t->shape[0]);
     return i - 1;
   }
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -350,7 +356,7 @@ static int64_t flat_index(lua_State *L, const lm_tensor *t, int idx, const char 
     lua_Integer i = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
     if (!ok || i < 1 || i > t->shape[d])
-      luaL_error(L, "%s: index %d is out of range [1, %lld]", fname, d + 1, (long long)t->shape[d]);
+      luaL_error(L, "%s: index %d is out of range [1, %I]", fname, d + 1, (lua_Integer)t->shape[d]);
     off = off * t->shape[d] + (i - 1);
   }
   return off;
@@ -376,8 +382,8 @@ static int t_item(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
   if (t->numel != 1) {
     char b[128];
-    return luaL_error(L, "item: tensor of shape %s has %lld elements, not 1", lm_shape_str(t, b, sizeof b),
-                      (long long)t->numel);
+    return luaL_error(L, "item: tensor of shape %s has %I elements, not 1", lm_shape_str(t, b, sizeof b),
+                      (lua_Integer)t->numel);
   }
   push_elem(L, t, 0);
   return 1;
@@ -387,7 +393,7 @@ static int t_item(lua_State *L) {
 static int t_flat_get(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2);
-  if (i < 1 || i > t->numel) luaL_error(L, "flat index %lld out of range [1, %lld]", (long long)i, (long long)t->numel);
+  if (i < 1 || i > t->numel) luaL_error(L, "flat index %I out of range [1, %I]", (lua_Integer)i, (lua_Integer)t->numel);
   push_elem(L, t, i - 1);
   return 1;
 }
@@ -395,7 +401,7 @@ static int t_flat_get(lua_State *L) {
 static int t_flat_set(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2);
-  if (i < 1 || i > t->numel) luaL_error(L, "flat index %lld out of range [1, %lld]", (long long)i, (long long)t->numel);
+  if (i < 1 || i > t->numel) luaL_error(L, "flat index %I out of range [1, %I]", (lua_Integer)i, (lua_Integer)t->numel);
   if (t->dtype == LM_F32)
     lm_f32(t)[i - 1] = (float)luaL_checknumber(L, 3);
   else
@@ -447,7 +453,7 @@ static int t_view(lua_State *L) { /* view(t, shape) shares storage; -1 infers on
         infer = i;
         shape[i] = 1;
       } else {
-        if (v < 0) return luaL_error(L, "reshape: negative size %lld", (long long)v);
+        if (v < 0) return luaL_error(L, "reshape: negative size %I", (lua_Integer)v);
         shape[i] = v;
         known *= v;
       }
@@ -455,7 +461,7 @@ static int t_view(lua_State *L) { /* view(t, shape) shares storage; -1 infers on
     if (infer >= 0) {
       if (known == 0 || t->numel % known) {
         char b[128];
-        return luaL_error(L, "reshape: cannot infer size -1 for %lld elements of shape %s", (long long)t->numel,
+        return luaL_error(L, "reshape: cannot infer size -1 for %I elements of shape %s", (lua_Integer)t->numel,
                           lm_shape_str(t, b, sizeof b));
       }
       shape[infer] = t->numel / known;
@@ -478,8 +484,8 @@ static int t_narrow0(lua_State *L) { /* narrow0(t, start1, len): a view of rows 
 static int t_copy_(lua_State *L) { /* copy_(dst, src): same numel, same dtype */
   lm_tensor *d = lmL_check(L, 1), *s = lmL_check(L, 2);
   if (d->numel != s->numel || d->dtype != s->dtype)
-    return luaL_error(L, "copy_: source has %lld elements, destination %lld (or dtypes differ)", (long long)s->numel,
-                      (long long)d->numel);
+    return luaL_error(L, "copy_: source has %I elements, destination %I (or dtypes differ)", (lua_Integer)s->numel,
+                      (lua_Integer)d->numel);
   memmove((char *)d->storage->data + d->offset * (int64_t)lm_dtype_size(d->dtype),
           (char *)s->storage->data + s->offset * (int64_t)lm_dtype_size(s->dtype),
           (size_t)s->numel * lm_dtype_size(s->dtype));

@@ -14,7 +14,6 @@ return function(lumen)
     grad = function(t) local f = fields(t); return f and f.grad end,
     requires_grad = function(t) return lumen.autograd.requires_grad(t) end,
     ndim = core.dim,
-    dtype = core.dtype,
   }
 
   mt.__index = function(t, k)
