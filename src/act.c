@@ -1,0 +1,172 @@
+/* act.c — pointwise activations (value and derivative side by side, one case per op) and inverted
+ * dropout. */
+#include <math.h>
+
+#include "lumen.h"
+
+const char *const lm_act_names[LM_ACT_COUNT] = {"relu",     "leaky_relu",  "relu6",     "clip",
+                                                "sigmoid",  "tanh",        "gelu",      "hardsigmoid",
+                                                "hardswish", "softplus",   "elu"};
+_Static_assert(sizeof lm_act_names / sizeof *lm_act_names == LM_ACT_COUNT, "one name per activation");
+
+/* The scalar functions and loops are inlined into one copy per op (see SPECIALIZE). */
+#define ACT_INLINE static inline __attribute__((always_inline))
+
+/* PyTorch's defaults, used when params is NULL. */
+static const lm_act_params defaults[LM_ACT_COUNT] = {
+    [LM_ACT_LEAKY_RELU] = {0.01f, 0},      [LM_ACT_CLIP] = {-INFINITY, INFINITY},
+    [LM_ACT_HARDSIGMOID] = {1.0f / 6, 0.5f}, [LM_ACT_SOFTPLUS] = {1, 20}, [LM_ACT_ELU] = {1, 0}};
+
+ACT_INLINE float sigmoid(float x) {
+  if (x >= 0) return 1.0f / (1.0f + expf(-x));
+  float e = expf(x);
+  return e / (1.0f + e);
+}
+
+/* Comparisons are written so that NaN propagates, as in PyTorch. */
+ACT_INLINE float act_value(lm_act_op op, float a, float b, float x) {
+  switch (op) {
+  case LM_ACT_RELU: return x < 0 ? 0 : x;
+  case LM_ACT_LEAKY_RELU: return x < 0 ? a * x : x;
+  case LM_ACT_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
+  case LM_ACT_CLIP: return x < a ? a : x > b ? b : x;
+  case LM_ACT_SIGMOID: return sigmoid(x);
+  case LM_ACT_TANH: return tanhf(x);
+  case LM_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+  case LM_ACT_HARDSIGMOID: {
+    float v = a * x + b;
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+  case LM_ACT_HARDSWISH: return x < -3 ? 0 : x > 3 ? x : x * (x + 3) / 6;
+  case LM_ACT_SOFTPLUS: return a * x > b ? x : log1pf(expf(a * x)) / a;
+  case LM_ACT_ELU: return x > 0 ? x : a * expm1f(x);
+  default: return NAN;
+  }
+}
+
+/* d act / dx at x. */
+ACT_INLINE float act_deriv(lm_act_op op, float a, float b, float x) {
+  switch (op) {
+  case LM_ACT_RELU: return x > 0;
+  case LM_ACT_LEAKY_RELU: return x > 0 ? 1 : a;
+  case LM_ACT_RELU6: return x > 0 && x < 6;
+  case LM_ACT_CLIP: return x >= a && x <= b;
+  case LM_ACT_SIGMOID: {
+    float s = sigmoid(x);
+    return s * (1 - s);
+  }
+  case LM_ACT_TANH: {
+    float t = tanhf(x);
+    return 1 - t * t;
+  }
+  case LM_ACT_GELU:
+    return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * expf(-0.5f * x * x) * (float)(0.5 * M_2_SQRTPI * M_SQRT1_2);
+  case LM_ACT_HARDSIGMOID: {
+    float v = a * x + b;
+    return v > 0 && v < 1 ? a : 0;
+  }
+  case LM_ACT_HARDSWISH: return x < -3 ? 0 : x > 3 ? 1 : (2 * x + 3) / 6;
+  case LM_ACT_SOFTPLUS: return a * x > b ? 1 : sigmoid(a * x);
+  case LM_ACT_ELU: return x > 0 ? 1 : a * expf(x);
+  default: return NAN;
+  }
+}
+
+/* The loops y = f(x) and gx += f'(x) * gy. SPECIALIZE instantiates one copy per op with a constant
+ * op, so the per-element switches above fold away. */
+ACT_INLINE void forward_loop(lm_act_op op, float a, float b, const float *restrict x, float *restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, x[i]);
+}
+ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restrict x, const float *restrict gy,
+                              float *restrict gx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) gx[i] += act_deriv(op, a, b, x[i]) * gy[i];
+}
+#define SPECIALIZE(op, loop, ...)                                        \
+  switch (op) {                                                          \
+  case LM_ACT_RELU: loop(LM_ACT_RELU, __VA_ARGS__); break;               \
+  case LM_ACT_LEAKY_RELU: loop(LM_ACT_LEAKY_RELU, __VA_ARGS__); break;   \
+  case LM_ACT_RELU6: loop(LM_ACT_RELU6, __VA_ARGS__); break;             \
+  case LM_ACT_CLIP: loop(LM_ACT_CLIP, __VA_ARGS__); break;               \
+  case LM_ACT_SIGMOID: loop(LM_ACT_SIGMOID, __VA_ARGS__); break;         \
+  case LM_ACT_TANH: loop(LM_ACT_TANH, __VA_ARGS__); break;               \
+  case LM_ACT_GELU: loop(LM_ACT_GELU, __VA_ARGS__); break;               \
+  case LM_ACT_HARDSIGMOID: loop(LM_ACT_HARDSIGMOID, __VA_ARGS__); break; \
+  case LM_ACT_HARDSWISH: loop(LM_ACT_HARDSWISH, __VA_ARGS__); break;     \
+  case LM_ACT_SOFTPLUS: loop(LM_ACT_SOFTPLUS, __VA_ARGS__); break;       \
+  case LM_ACT_ELU: loop(LM_ACT_ELU, __VA_ARGS__); break;                 \
+  default: break;                                                        \
+  }
+
+static int check_op(lm_act_op op, const lm_tensor *x, lm_error *err) {
+  if ((unsigned)op >= LM_ACT_COUNT) return lm_fail(err, "activation: unknown op %d", (int)op);
+  if (x->dtype != LM_F32) return lm_fail(err, "%s: input must be float32, got int64", lm_act_names[op]);
+  return 0;
+}
+
+lm_tensor *lm_act_forward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, lm_error *err) {
+  if (check_op(op, x, err)) return NULL;
+  if (!p) p = &defaults[op];
+  lm_tensor *y = lm_tensor_empty(LM_F32, x->ndim, x->shape, err);
+  if (!y) return NULL;
+  SPECIALIZE(op, forward_loop, p->a, p->b, lm_f32(x), lm_f32(y), x->numel);
+  return y;
+}
+
+int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, const lm_tensor *gy, lm_tensor *gx,
+                    lm_error *err) {
+  if (check_op(op, x, err)) return -1;
+  if (!p) p = &defaults[op];
+  if (!gx) return 0;
+  if (gy->dtype != LM_F32 || gx->dtype != LM_F32 || !lm_same_shape(x, gy) || !lm_same_shape(x, gx)) {
+    char a[128], b[128], c[128];
+    return lm_fail(err, "%s backward: input %s, grad_output %s and grad_input %s must be float32 of one shape",
+                   lm_act_names[op], lm_shape_str(x, a, sizeof a), lm_shape_str(gy, b, sizeof b),
+                   lm_shape_str(gx, c, sizeof c));
+  }
+  SPECIALIZE(op, backward_loop, p->a, p->b, lm_f32(x), lm_f32(gy), lm_f32(gx), x->numel);
+  return 0;
+}
+
+lm_tensor *lm_relu_forward(const lm_tensor *x, lm_error *err) { return lm_act_forward(LM_ACT_RELU, NULL, x, err); }
+
+int lm_relu_backward(const lm_tensor *x, const lm_tensor *gy, lm_tensor *gx, lm_error *err) {
+  return lm_act_backward(LM_ACT_RELU, NULL, x, gy, gx, err);
+}
+
+/* ---- dropout ---- */
+
+lm_tensor *lm_dropout_forward(const lm_tensor *x, float p, lm_tensor **mask, lm_error *err) {
+  if (x->dtype != LM_F32) return lm_fail_null(err, "dropout: input must be float32, got int64");
+  if (!(p >= 0 && p <= 1)) return lm_fail_null(err, "dropout: p must lie in [0, 1], got %g", (double)p);
+  lm_tensor *y = lm_tensor_empty(LM_F32, x->ndim, x->shape, err);
+  lm_tensor *m = y ? lm_tensor_empty(LM_F32, x->ndim, x->shape, err) : NULL;
+  if (!m) {
+    lm_tensor_release(y);
+    return NULL;
+  }
+  float scale = p < 1 ? 1.0f / (1.0f - p) : 0.0f;
+  const float *xp = lm_f32(x);
+  float *yp = lm_f32(y), *mp = lm_f32(m);
+  for (int64_t i = 0; i < x->numel; i++) {
+    mp[i] = lm_rand_uniform() >= p ? scale : 0.0f;
+    yp[i] = xp[i] * mp[i];
+  }
+  if (mask)
+    *mask = m;
+  else
+    lm_tensor_release(m);
+  return y;
+}
+
+int lm_dropout_backward(const lm_tensor *gy, const lm_tensor *mask, lm_tensor *gx, lm_error *err) {
+  if (gy->dtype != LM_F32 || mask->dtype != LM_F32 || gx->dtype != LM_F32 || !lm_same_shape(gy, mask) ||
+      !lm_same_shape(gy, gx)) {
+    char a[128], b[128];
+    return lm_fail(err, "dropout backward: grad_output %s and mask %s must be float32 of the input's shape",
+                   lm_shape_str(gy, a, sizeof a), lm_shape_str(mask, b, sizeof b));
+  }
+  const float *g = lm_f32(gy), *m = lm_f32(mask);
+  float *o = lm_f32(gx);
+  for (int64_t i = 0; i < gy->numel; i++) o[i] += g[i] * m[i];
+  return 0;
+}

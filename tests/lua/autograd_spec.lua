@@ -1,0 +1,217 @@
+-- autograd_spec.lua — the tape itself (lua/lumen/autograd.lua): gradients of leaves and of intermediate
+-- tensors, pruning below an intermediate target, .grad accumulation, no_grad, per-op backward rules
+-- (guided backprop on relu) and their restoration, custom lumen.Function ops, and gradcheck's verdicts.
+local lumen = require "lumen"
+
+local function leaf(values)
+  local t = lumen.tensor(values)
+  t.requires_grad = true
+  return t
+end
+
+local function assert_values(t, want, tol)
+  assert.are.equal(#want, t:numel(), "element count")
+  for i = 1, #want do
+    local d = math.abs(t:flat_get(i) - want[i])
+    assert(d <= (tol or 1e-6), ("element %d: got %g, want %g"):format(i, t:flat_get(i), want[i]))
+  end
+end
+
+-- A custom op y = x^3 whose backward counts its calls; `wrong` makes the backward 2 x^2 g.
+local function cube_op(counter, wrong)
+  return lumen.Function {
+    name = wrong and "bad_cube" or "cube",
+    forward = function(ctx, x)
+      ctx.x = x
+      return lumen.mul(lumen.mul(x, x), x)
+    end,
+    backward = function(ctx, g)
+      if counter then counter.n = counter.n + 1 end
+      return lumen.mul(lumen.mul(lumen.square(ctx.x), wrong and 2 or 3), g)
+    end,
+  }
+end
+
+describe("lumen autograd", function()
+  describe("lumen.grad", function()
+    it("differentiates with respect to leaves", function()
+      local x = leaf { -1, 0.5, 2 }
+      local y = lumen.tanh(x)
+      local want = {}
+      for i = 1, 3 do want[i] = 1 - math.tanh(x:flat_get(i)) ^ 2 end
+      assert_values(lumen.grad(y, x), want)
+    end)
+
+    it("returns one gradient per input, zeros for inputs the output does not reach", function()
+      local a, b, c = leaf { 1, 2 }, leaf { 3, 4 }, leaf { 5, 6 }
+      local ga, gb, gc = table.unpack(lumen.grad(lumen.mul(a, b), { a, b, c }))
+      assert_values(ga, { 3, 4 })
+      assert_values(gb, { 1, 2 })
+      assert_values(gc, { 0, 0 })
+    end)
+
+    it("adds the gradients of every path to a tensor used twice", function()
+      local x = leaf { -0.5, 1.5 }
+      local y = lumen.add(lumen.sigmoid(x), lumen.relu(x))
+      local want = {}
+      for i = 1, 2 do
+        local v = x:flat_get(i)
+        local s = 1 / (1 + math.exp(-v))
+        want[i] = s * (1 - s) + (v > 0 and 1 or 0)
+      end
+      assert_values(lumen.grad(y, x), want)
+    end)
+
+    it("weights the outputs by grad_outputs and checks their shape", function()
+      local x = leaf { 1, 2, 3 }
+      assert_values(lumen.grad(lumen.relu(x), x, { lumen.tensor { 5, -1, 0.5 } }), { 5, -1, 0.5 })
+      assert.has_error(function() lumen.grad(lumen.relu(x), x, { lumen.ones(2) }) end)
+    end)
+
+    it("differentiates with respect to an intermediate tensor without running backward below it", function()
+      local calls = { n = 0 }
+      local x = leaf { 0.5, -1, 2 }
+      local h = cube_op(calls)(x)
+      local y = lumen.sigmoid(h)
+      local gh = lumen.grad(y, h)
+      local want = {}
+      for i = 1, 3 do
+        local s = 1 / (1 + math.exp(-h:flat_get(i)))
+        want[i] = s * (1 - s)
+      end
+      assert_values(gh, want)
+      assert.are.equal(0, calls.n)
+      local gx = lumen.grad(y, x)
+      assert.are.equal(1, calls.n)
+      for i = 1, 3 do want[i] = want[i] * 3 * x:flat_get(i) ^ 2 end
+      assert_values(gx, want, 1e-5)
+    end)
+  end)
+
+  describe("backward()", function()
+    it("accumulates into .grad of the leaves across calls", function()
+      local x = leaf { -2, 1, 3 }
+      local w = leaf { 0.5, 0.5, 2 }
+      assert.is_nil(x.grad)
+      lumen.mul(lumen.relu(x), w):backward()
+      assert_values(x.grad, { 0, 0.5, 2 })
+      assert_values(w.grad, { 0, 1, 3 })
+      lumen.mul(lumen.relu(x), w):backward()
+      assert_values(x.grad, { 0, 1, 4 })
+      x:zero_grad()
+      assert.is_nil(x.grad)
+    end)
+
+    it("leaves intermediate tensors without .grad", function()
+      local x = leaf { 1, 2 }
+      local h = lumen.relu(x)
+      lumen.tanh(h):backward()
+      assert.is_nil(h.grad)
+      assert.is_not_nil(x.grad)
+    end)
+  end)
+
+  describe("lumen.no_grad", function()
+    it("records nothing and returns the body's results", function()
+      local x = leaf { 1, -1 }
+      local y, extra = lumen.no_grad(function() return lumen.relu(x), 42 end)
+      assert.are.equal(42, extra)
+      assert.is_false(y.requires_grad)
+      assert.is_nil(y.node)
+      assert.is_true(lumen.relu(x).requires_grad)
+    end)
+
+    it("restores grad mode after an error in the body", function()
+      local x = leaf { 1 }
+      assert.has_error(function() lumen.no_grad(function() error("boom") end) end)
+      assert.is_true(lumen.autograd.is_enabled())
+      assert.is_true(lumen.relu(x).requires_grad)
+    end)
+  end)
+
+  describe("lumen.with_rules", function()
+    -- Guided backprop: a relu passes only positive gradients, where its input was positive.
+    local guided = { relu = function(ctx, g) return ctx.default(ctx, lumen.relu(g)) end }
+    local x = leaf { -1, 2, 3, -4 }
+    local g = lumen.tensor { 1, -1, 2, -2 }
+
+    it("swaps relu's backward rule inside the body", function()
+      local y = lumen.relu(x)
+      assert_values(lumen.grad(y, x, { g }), { 0, -1, 2, 0 })
+      local gg = lumen.with_rules(guided, function() return lumen.grad(y, x, { g }) end)
+      assert_values(gg, { 0, 0, 2, 0 })
+    end)
+
+    it("restores the default rule after the body, also after an error", function()
+      local y = lumen.relu(x)
+      lumen.with_rules(guided, function() end)
+      assert_values(lumen.grad(y, x, { g }), { 0, -1, 2, 0 })
+      local ok, err = pcall(lumen.with_rules, guided, function()
+        lumen.grad(y, x, { g })
+        error("boom")
+      end)
+      assert.is_false(ok)
+      assert.matches("boom", err)
+      assert_values(lumen.grad(y, x, { g }), { 0, -1, 2, 0 })
+    end)
+
+    it("gives the rule the op's ctx, and leaves other ops alone", function()
+      local seen = {}
+      local rules = { relu = function(ctx, gr)
+        seen[#seen + 1] = { x = ctx.x, output = ctx.output, op = ctx.op }
+        return ctx.default(ctx, gr)
+      end }
+      local h = lumen.relu(x)
+      local y = lumen.sigmoid(h)
+      local plain = lumen.grad(y, x)
+      local ruled = lumen.with_rules(rules, function() return lumen.grad(y, x) end)
+      assert.are.equal(1, #seen)
+      assert.are.equal(x, seen[1].x)
+      assert.are.equal(h, seen[1].output)
+      assert.are.equal("relu", seen[1].op)
+      assert.are.equal(0, lumen.max_abs_diff(plain, ruled))
+    end)
+
+    it("rejects unknown ops and non-function rules", function()
+      assert.has_error(function() lumen.with_rules({ nosuchop = function() end }, function() end) end,
+        "with_rules: unknown op 'nosuchop'")
+      assert.has_error(function() lumen.with_rules({ relu = 1 }, function() end) end,
+        "with_rules: rule for 'relu' is not a function")
+    end)
+  end)
+
+  describe("lumen.Function", function()
+    it("runs its own backward", function()
+      local x = leaf { 0.5, -2 }
+      local gx = lumen.grad(cube_op()(x), x)
+      assert_values(gx, { 0.75, 12 })
+    end)
+
+    it("records nothing inside its forward", function()
+      local inner
+      local f = lumen.Function {
+        forward = function(_, x)
+          inner = lumen.relu(x)
+          return lumen.clone(inner)
+        end,
+        backward = function(_, g) return g end,
+      }
+      local y = f(leaf { 1 })
+      assert.is_nil(inner.node)
+      assert.is_true(y.requires_grad)
+    end)
+  end)
+
+  describe("lumen.gradcheck", function()
+    it("accepts a correct backward", function()
+      local ok, msg = lumen.gradcheck(cube_op(), { lumen.tensor { 0.3, -1.2, 2 } })
+      assert.is_true(ok, msg)
+    end)
+
+    it("returns false and a message for a wrong backward", function()
+      local ok, msg = lumen.gradcheck(cube_op(nil, true), { lumen.tensor { 0.3, -1.2, 2 } })
+      assert.is_false(ok)
+      assert.matches("gradcheck: input 1, element %d+: analytic", msg)
+    end)
+  end)
+end)
