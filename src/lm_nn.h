@@ -1,0 +1,117 @@
+/* lm_nn.h — the nn kernels: convolution (1-D, 2-D, transposed), pooling (max with switches,
+ * unpooling, average, adaptive average), linear and embedding. Included by lumen.h.
+ *
+ *   lm_conv_params p = lm_conv_params_default();       // stride 1, no padding, dilation 1, groups 1
+ *   p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = 1;     // (top, left, bottom, right)
+ *   lm_tensor *y = lm_conv2d_forward(x, w, b, &p, &err);   // x (N, C, H, W), w (O, C/groups, kh, kw)
+ *   lm_tensor *gx = lm_tensor_like(x, &err), *gw = lm_tensor_like(w, &err);
+ *   lm_conv2d_backward(x, w, gy, &p, gx, gw, NULL, &err);  // gx += dL/dx, gw += dL/dw; no bias grad
+ *
+ * Every forward returns a new tensor; every backward ADDS into the gradient tensors it is given
+ * (NULL = not wanted) and returns 0, or -1 with err set. The 1-D variants take (N, C, L) inputs
+ * and read only the second entry of stride/dilation/kernel and pad[1] (left), pad[3] (right).
+ * Indices (max-pool switches, embedding ids) are 0-based here, as everywhere in C.
+ */
+#ifndef LM_NN_H
+#define LM_NN_H
+
+#include <stdint.h>
+
+/* ---- sliding windows (im2col.c) ---- */
+
+/* A window sliding over one (H, W) plane, producing an (OH, OW) plane: output (oh, ow) looks at input
+ * rows oh*sh - pt + i*dh (i < kh) and columns ow*sw - pl + j*dw (j < kw). pb, pr: bottom/right padding. */
+typedef struct lm_window {
+  int64_t H, W, kh, kw, OH, OW;
+  int64_t sh, sw, pt, pl, pb, pr, dh, dw;
+} lm_window;
+
+/* Fills g for an (H, W) input; stride (sh, sw), pad (top, left, bottom, right), dilation (dh, dw).
+ * ceil_mode rounds the output size up (pooling), dropping a last window that starts in the bottom/right
+ * padding. Fails, naming op, when the output would be empty or a parameter is out of range. */
+int lm_window_init(lm_window *g, const char *op, int64_t H, int64_t W, int64_t kh, int64_t kw, const int64_t stride[2],
+                   const int64_t pad[4], const int64_t dilation[2], int ceil_mode, lm_error *err);
+/* The output columns [*lo, *hi) whose kernel column j lands inside the input; there the input column
+ * is ow*sw + off, with off = j*dw - pl (returned). */
+int64_t lm_window_cols(const lm_window *g, int64_t j, int64_t *lo, int64_t *hi);
+/* col (C*kh*kw, OH*OW) <- x (C, H, W); padding reads as 0. */
+void lm_im2col(const float *x, int64_t C, const lm_window *g, float *col);
+/* x (C, H, W) += col (C*kh*kw, OH*OW), the adjoint of lm_im2col. */
+void lm_col2im(const float *col, int64_t C, const lm_window *g, float *x);
+
+/* ---- convolution (conv.c) ---- */
+
+typedef struct lm_conv_params {
+  int64_t stride[2];   /* (sh, sw) */
+  int64_t pad[4];      /* (top, left, bottom, right), ONNX order */
+  int64_t dilation[2]; /* (dh, dw) */
+  int64_t out_pad[2];  /* conv_transpose only: extra rows/columns at the bottom/right */
+  int64_t groups;
+} lm_conv_params;
+
+lm_conv_params lm_conv_params_default(void);
+
+/* x (N, C, H, W), w (O, C/groups, kh, kw), b (O) or NULL -> (N, O, OH, OW).
+ * 1x1 stride-1 unpadded convs go straight to GEMM; depthwise convs (groups == C, O a multiple of C)
+ * use a direct loop; the rest use im2col + GEMM per image and group, with a reused workspace. */
+lm_tensor *lm_conv2d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
+                             lm_error *err);
+int lm_conv2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                       lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
+/* x (N, C, L), w (O, C/groups, k), b (O) or NULL -> (N, O, OL). */
+lm_tensor *lm_conv1d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
+                             lm_error *err);
+int lm_conv1d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                       lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
+/* The adjoint of conv2d (PyTorch's conv_transpose2d): x (N, C, H, W), w (C, O/groups, kh, kw), b (O) or NULL
+ * -> (N, O, (H-1)*sh - pt - pb + dh*(kh-1) + out_pad + 1, likewise W). */
+lm_tensor *lm_conv_transpose2d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
+                                       const lm_conv_params *p, lm_error *err);
+int lm_conv_transpose2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                                 lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
+/* Frees the convolution workspace (it is otherwise kept and grown as needed). */
+void lm_conv_workspace_free(void);
+
+/* ---- pooling (pool.c) ---- */
+
+typedef struct lm_pool_params {
+  int64_t kernel[2];   /* (kh, kw) */
+  int64_t stride[2];   /* (sh, sw) */
+  int64_t pad[4];      /* (top, left, bottom, right) */
+  int64_t dilation[2]; /* max pooling only */
+  int ceil_mode;
+  int count_include_pad; /* average pooling only */
+} lm_pool_params;
+
+/* x (N, C, H, W) -> y (N, C, OH, OW) and *indices (int64, same shape): the flat position (ih*W + iw) of
+ * each maximum within its plane (NaN wins). Padded cells are -inf; a window that sees only padding is an
+ * error. The 1-D variants take (N, C, L). */
+lm_tensor *lm_max_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
+lm_tensor *lm_max_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
+/* gx (N, C, H, W) += gy scattered to the switches; also the backward of max_pool1d with 3-D shapes. */
+int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tensor *gx, lm_error *err);
+/* y (N, C, h, w), indices (N, C, h, w) -> (N, C, H, W): zeros except out[idx] = y (last write wins). */
+lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t H, int64_t W, lm_error *err);
+/* gy (N, C, h, w) += gout (N, C, H, W) gathered at the switches. */
+int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, lm_tensor *gy, lm_error *err);
+/* x (N, C, H, W) -> (N, C, OH, OW); count_include_pad counts padding cells (not the ceil_mode overhang). */
+lm_tensor *lm_avg_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err);
+lm_tensor *lm_avg_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err);
+/* gx (N, C, H, W) or (N, C, L) += the adjoint of average pooling applied to gy. */
+int lm_avg_pool_backward(const lm_tensor *gy, const lm_pool_params *p, lm_tensor *gx, lm_error *err);
+/* x (N, C, H, W) -> (N, C, oh, ow); cell i averages rows floor(i*H/oh) .. ceil((i+1)*H/oh)-1 (PyTorch). */
+lm_tensor *lm_adaptive_avg_pool2d_forward(const lm_tensor *x, int64_t oh, int64_t ow, lm_error *err);
+int lm_adaptive_avg_pool2d_backward(const lm_tensor *gy, lm_tensor *gx, lm_error *err);
+
+/* ---- linear (linear.c) and embedding (embedding.c) ---- */
+
+/* x (..., in), w (out, in), b (out) or NULL -> (..., out) = x w^T + b. */
+lm_tensor *lm_linear_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, lm_error *err);
+int lm_linear_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, lm_tensor *gx, lm_tensor *gw,
+                       lm_tensor *gb, lm_error *err);
+/* ids int64 (...) 0-based, weight (V, D) -> (..., D). Out-of-range ids fail naming the id and V. */
+lm_tensor *lm_embedding_forward(const lm_tensor *ids, const lm_tensor *weight, lm_error *err);
+/* gw (V, D) += gy (..., D) scattered to the rows named by ids. */
+int lm_embedding_backward(const lm_tensor *ids, const lm_tensor *gy, lm_tensor *gw, lm_error *err);
+
+#endif

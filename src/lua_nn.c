@@ -1,6 +1,359 @@
-/* lua_nn.c — binding for the nn kernels. */
+/* lua_nn.c — binding for the nn kernels (lm_nn.h): convolution, pooling, linear, embedding.
+ *
+ * Raw kernels, no autograd (lua/lumen/ops_nn.lua wraps them). Options come as a normalized table
+ * (ops_nn.lua builds it); each entry may also be a single number for every dimension:
+ *   conv:  {stride = {sh, sw}, padding = {top, left, bottom, right}, dilation = {dh, dw}, groups = g,
+ *           output_padding = {oh, ow}}         -- 1-D: stride = s, padding = {left, right}, dilation = d
+ *   pools: {kernel_size = {kh, kw}, stride =, padding =, dilation =, ceil_mode =, count_include_pad =}
+ * Backward functions take booleans saying which gradients to compute and return them (nil where not asked).
+ * Switches (max-pool indices) and ids are 1-based here, 0-based in C. */
+#include <math.h>
+#include <stdio.h>
+
 #include "lumen_lua.h"
 
-static const luaL_Reg fns[] = {{NULL, NULL}};
+/* Reads field k of the options table at idx: a number for all n entries, or an array of n integers. */
+static void read_ints(lua_State *L, int idx, const char *k, int n, int64_t *out, int64_t def) {
+  lua_getfield(L, idx, k);
+  if (lua_isnil(L, -1)) {
+    for (int i = 0; i < n; i++) out[i] = def;
+  } else if (lua_isinteger(L, -1)) {
+    for (int i = 0; i < n; i++) out[i] = lua_tointeger(L, -1);
+  } else if (lua_istable(L, -1) && (int)lua_rawlen(L, -1) == n) {
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      int ok;
+      out[i] = lua_tointegerx(L, -1, &ok);
+      if (!ok) luaL_error(L, "option '%s': entry %d is not an integer", k, i + 1);
+      lua_pop(L, 1);
+    }
+  } else {
+    luaL_error(L, "option '%s': expected an integer or a table of %d integers, got %s", k, n, luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+/* Spatial options for nd = 1 or 2 dimensions into 2-D arrays (1-D uses the width entries). */
+static void read_spatial(lua_State *L, int idx, int nd, const char *k, int64_t out[2], int64_t def) {
+  int64_t v[2];
+  read_ints(L, idx, k, nd, v, def);
+  out[0] = nd == 2 ? v[0] : 1;
+  out[1] = v[nd - 1];
+}
+
+static void read_padding(lua_State *L, int idx, int nd, int64_t pad[4]) {
+  int64_t v[4];
+  read_ints(L, idx, "padding", 2 * nd, v, 0);
+  if (nd == 2)
+    for (int i = 0; i < 4; i++) pad[i] = v[i];
+  else
+    pad[0] = pad[2] = 0, pad[1] = v[0], pad[3] = v[1];
+}
+
+static lm_conv_params check_conv_params(lua_State *L, int idx, int nd) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lm_conv_params p = lm_conv_params_default();
+  read_spatial(L, idx, nd, "stride", p.stride, 1);
+  read_padding(L, idx, nd, p.pad);
+  read_spatial(L, idx, nd, "dilation", p.dilation, 1);
+  read_spatial(L, idx, nd, "output_padding", p.out_pad, 0);
+  if (nd == 1) p.out_pad[0] = 0;
+  p.groups = lmL_opt_field_int(L, idx, "groups", 1);
+  return p;
+}
+
+static lm_pool_params check_pool_params(lua_State *L, int idx, int nd) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lm_pool_params p = {0};
+  read_spatial(L, idx, nd, "kernel_size", p.kernel, 0);
+  read_spatial(L, idx, nd, "stride", p.stride, 0);
+  if (p.stride[1] == 0) p.stride[0] = p.kernel[0], p.stride[1] = p.kernel[1];
+  read_padding(L, idx, nd, p.pad);
+  read_spatial(L, idx, nd, "dilation", p.dilation, 1);
+  p.ceil_mode = lmL_opt_field_bool(L, idx, "ceil_mode", 0);
+  p.count_include_pad = lmL_opt_field_bool(L, idx, "count_include_pad", 1);
+  return p;
+}
+
+/* *g = a zeroed float32 gradient of the given shape if wanted, else NULL; -1 when out of memory.
+ * Callers chain several with `|` (not `||`) so every slot is set before push_grads frees them. */
+static int new_grad(lm_tensor **g, int want, int ndim, const int64_t *shape, lm_error *err) {
+  *g = want ? lm_tensor_new(LM_F32, ndim, shape, err) : NULL;
+  return want && !*g ? -1 : 0;
+}
+
+/* Pushes n gradients (nil for NULL) after a backward kernel returned rc; on failure frees them and raises. */
+static int push_grads(lua_State *L, int rc, lm_error *err, lm_tensor **g, int n) {
+  if (rc) {
+    for (int i = 0; i < n; i++) lm_tensor_release(g[i]);
+    return lmL_raise(L, err);
+  }
+  for (int i = 0; i < n; i++)
+    if (g[i])
+      lmL_push(L, g[i], NULL);
+    else
+      lua_pushnil(L);
+  return n;
+}
+
+/* A zeroed float32 gradient for the shape table at idx, or raises. */
+static lm_tensor *grad_of_shape(lua_State *L, int idx, const char *what) {
+  int64_t shape[LM_MAX_DIMS];
+  int n = lmL_check_shape(L, idx, shape, what);
+  lm_error err = {0};
+  lm_tensor *t;
+  if (new_grad(&t, 1, n, shape, &err)) lmL_raise(L, &err);
+  return t;
+}
+
+/* ---- convolution ---- */
+
+typedef lm_tensor *(*conv_fwd_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *,
+                                  lm_error *);
+typedef int (*conv_bwd_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *, lm_tensor *,
+                           lm_tensor *, lm_tensor *, lm_error *);
+
+/* f(x, w, b|nil, opts) -> y */
+static int conv_forward(lua_State *L, int nd, conv_fwd_fn f) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *b = lmL_opt(L, 3);
+  lm_conv_params p = check_conv_params(L, 4, nd);
+  lm_error err = {0};
+  lmL_push(L, f(x, w, b, &p, &err), &err);
+  return 1;
+}
+
+/* f(x, w, gy, opts, want_x, want_w, want_b) -> gx, gw, gb. The bias has w.shape[1] * groups entries for
+ * a transposed conv, w.shape[0] otherwise (the kernel checks w's rank). */
+static int conv_backward(lua_State *L, int nd, conv_bwd_fn f, int transposed) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *gy = lmL_check_f32(L, 3);
+  lm_conv_params p = check_conv_params(L, 4, nd);
+  int64_t nb = transposed ? w->shape[1] * p.groups : w->shape[0];
+  lm_error err = {0};
+  lm_tensor *g[3];
+  int rc = new_grad(&g[0], lua_toboolean(L, 5), x->ndim, x->shape, &err) |
+           new_grad(&g[1], lua_toboolean(L, 6), w->ndim, w->shape, &err) |
+           new_grad(&g[2], lua_toboolean(L, 7), 1, &nb, &err);
+  if (!rc) rc = f(x, w, gy, &p, g[0], g[1], g[2], &err);
+  return push_grads(L, rc, &err, g, 3);
+}
+
+static int l_conv2d(lua_State *L) { return conv_forward(L, 2, lm_conv2d_forward); }
+static int l_conv2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv2d_backward, 0); }
+static int l_conv1d(lua_State *L) { return conv_forward(L, 1, lm_conv1d_forward); }
+static int l_conv1d_backward(lua_State *L) { return conv_backward(L, 1, lm_conv1d_backward, 0); }
+static int l_conv_transpose2d(lua_State *L) { return conv_forward(L, 2, lm_conv_transpose2d_forward); }
+static int l_conv_transpose2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv_transpose2d_backward, 1); }
+
+/* ---- pooling ---- */
+
+/* max_pool2d(x, opts) / max_pool1d -> y, indices (1-based within each plane) */
+static int max_pool(lua_State *L, int nd) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  lm_pool_params p = check_pool_params(L, 2, nd);
+  lm_error err = {0};
+  lm_tensor *idx = NULL;
+  lm_tensor *y = nd == 2 ? lm_max_pool2d_forward(x, &p, &idx, &err) : lm_max_pool1d_forward(x, &p, &idx, &err);
+  if (!y) return lmL_raise(L, &err);
+  lmL_index_to1(idx);
+  lmL_push(L, y, NULL);
+  lmL_push(L, idx, NULL);
+  return 2;
+}
+
+static int l_max_pool2d(lua_State *L) { return max_pool(L, 2); }
+static int l_max_pool1d(lua_State *L) { return max_pool(L, 1); }
+
+/* Raises "<what> <v> <problem>" for the first value of t (int64 or float) that is not a whole number in
+ * [1, limit] (limit <= 0: no upper bound); `range` completes the out-of-range message. Checked here
+ * because lmL_index_to0's own messages use %lld and %g, which lua_pushfstring does not support. */
+static void check_index_values(lua_State *L, const lm_tensor *t, int64_t limit, const char *what, const char *range) {
+  for (int64_t i = 0; i < t->numel; i++) {
+    double v = t->dtype == LM_I64 ? (double)lm_i64(t)[i] : (double)lm_f32(t)[i];
+    const char *problem = v != floor(v)                                 ? "is not an integer"
+                          : (v < 1 || (limit > 0 && v > (double)limit)) ? range
+                                                                        : NULL;
+    if (problem) {
+      char buf[256];
+      snprintf(buf, sizeof buf, "%s %.17g %s", what, v, problem);
+      luaL_error(L, "%s", buf);
+    }
+  }
+}
+
+/* Switches from Lua (1-based) for planes of `plane` elements, as a fresh 0-based tensor. */
+static lm_tensor *check_switches(lua_State *L, int idx, int64_t plane, const char *what) {
+  lm_tensor *t = lmL_check(L, idx);
+  if (t->dtype != LM_I64) luaL_argerror(L, idx, "expected an int64 tensor of indices");
+  char range[64];
+  snprintf(range, sizeof range, "out of range [1, %lld]", (long long)plane);
+  check_index_values(L, t, plane, what, range);
+  return lmL_index_to0(L, t, plane, what);
+}
+
+static int64_t plane_of_shape(const int64_t *shape, int n) {
+  int64_t s = 1;
+  for (int i = 2; i < n; i++) s *= shape[i];
+  return s;
+}
+
+/* max_pool_backward(gy, indices, x_shape) -> gx (2-D and 1-D) */
+static int l_max_pool_backward(lua_State *L) {
+  lm_tensor *gy = lmL_check_f32(L, 1);
+  int64_t shape[LM_MAX_DIMS];
+  int n = lmL_check_shape(L, 3, shape, "max_pool_backward: input shape");
+  lm_tensor *idx = check_switches(L, 2, plane_of_shape(shape, n), "max_pool: index");
+  lm_error err = {0};
+  lm_tensor *gx;
+  int rc = new_grad(&gx, 1, n, shape, &err);
+  if (!rc) rc = lm_max_pool_backward(gy, idx, gx, &err);
+  lm_tensor_release(idx);
+  return push_grads(L, rc, &err, &gx, 1);
+}
+
+/* max_unpool2d(y, indices, H, W) -> (N, C, H, W) */
+static int l_max_unpool2d(lua_State *L) {
+  lm_tensor *y = lmL_check_f32(L, 1);
+  int64_t H = luaL_checkinteger(L, 3), W = luaL_checkinteger(L, 4);
+  lm_tensor *idx = check_switches(L, 2, H * W, "max_unpool2d: index");
+  lm_error err = {0};
+  lm_tensor *out = lm_max_unpool2d_forward(y, idx, H, W, &err);
+  lm_tensor_release(idx);
+  lmL_push(L, out, &err);
+  return 1;
+}
+
+/* max_unpool2d_backward(gout, indices) -> gy shaped like indices */
+static int l_max_unpool2d_backward(lua_State *L) {
+  lm_tensor *gout = lmL_check_f32(L, 1);
+  lm_tensor *idx = check_switches(L, 2, gout->ndim == 4 ? gout->shape[2] * gout->shape[3] : 0, "max_unpool2d: index");
+  lm_error err = {0};
+  lm_tensor *gy;
+  int rc = new_grad(&gy, 1, idx->ndim, idx->shape, &err);
+  if (!rc) rc = lm_max_unpool2d_backward(gout, idx, gy, &err);
+  lm_tensor_release(idx);
+  return push_grads(L, rc, &err, &gy, 1);
+}
+
+/* avg_pool2d(x, opts) / avg_pool1d -> y */
+static int l_avg_pool2d(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  lm_pool_params p = check_pool_params(L, 2, 2);
+  lm_error err = {0};
+  lmL_push(L, lm_avg_pool2d_forward(x, &p, &err), &err);
+  return 1;
+}
+
+static int l_avg_pool1d(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  lm_pool_params p = check_pool_params(L, 2, 1);
+  lm_error err = {0};
+  lmL_push(L, lm_avg_pool1d_forward(x, &p, &err), &err);
+  return 1;
+}
+
+/* avg_pool_backward(gy, opts, x_shape) -> gx */
+static int l_avg_pool_backward(lua_State *L) {
+  lm_tensor *gy = lmL_check_f32(L, 1);
+  int nd = lua_istable(L, 3) && lua_rawlen(L, 3) == 3 ? 1 : 2;
+  lm_pool_params p = check_pool_params(L, 2, nd);
+  lm_tensor *gx = grad_of_shape(L, 3, "avg_pool_backward: input shape");
+  lm_error err = {0};
+  return push_grads(L, lm_avg_pool_backward(gy, &p, gx, &err), &err, &gx, 1);
+}
+
+/* adaptive_avg_pool2d(x, oh, ow) -> (N, C, oh, ow) */
+static int l_adaptive_avg_pool2d(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  lm_error err = {0};
+  lmL_push(L, lm_adaptive_avg_pool2d_forward(x, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3), &err), &err);
+  return 1;
+}
+
+/* adaptive_avg_pool2d_backward(gy, x_shape) -> gx */
+static int l_adaptive_avg_pool2d_backward(lua_State *L) {
+  lm_tensor *gy = lmL_check_f32(L, 1);
+  lm_tensor *gx = grad_of_shape(L, 2, "adaptive_avg_pool2d_backward: input shape");
+  lm_error err = {0};
+  return push_grads(L, lm_adaptive_avg_pool2d_backward(gy, gx, &err), &err, &gx, 1);
+}
+
+/* ---- linear and embedding ---- */
+
+/* linear(x, w, b|nil) -> y */
+static int l_linear(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *b = lmL_opt(L, 3);
+  lm_error err = {0};
+  lmL_push(L, lm_linear_forward(x, w, b, &err), &err);
+  return 1;
+}
+
+/* linear_backward(x, w, gy, want_x, want_w, want_b) -> gx, gw, gb */
+static int l_linear_backward(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *gy = lmL_check_f32(L, 3);
+  lm_error err = {0};
+  lm_tensor *g[3];
+  int rc = new_grad(&g[0], lua_toboolean(L, 4), x->ndim, x->shape, &err) |
+           new_grad(&g[1], lua_toboolean(L, 5), w->ndim, w->shape, &err) |
+           new_grad(&g[2], lua_toboolean(L, 6), 1, w->shape, &err);
+  if (!rc) rc = lm_linear_backward(x, w, gy, g[0], g[1], g[2], &err);
+  return push_grads(L, rc, &err, g, 3);
+}
+
+/* Ids from Lua (1-based, int64 or whole floats) as a fresh 0-based tensor, checked against V. */
+static lm_tensor *check_ids(lua_State *L, int idx, int64_t V) {
+  lm_tensor *ids = lmL_check(L, idx);
+  char range[96];
+  snprintf(range, sizeof range, "is out of range for a vocabulary of %lld (ids are 1-based)", (long long)V);
+  check_index_values(L, ids, V, "embedding: id", range);
+  return lmL_index_to0(L, ids, V, "embedding: ids");
+}
+
+/* embedding(ids, weight) -> (..., D) */
+static int l_embedding(lua_State *L) {
+  lm_tensor *w = lmL_check_f32(L, 2);
+  if (w->ndim != 2) luaL_argerror(L, 2, "expected a 2-D weight (V, D)");
+  lm_tensor *ids = check_ids(L, 1, w->shape[0]);
+  lm_error err = {0};
+  lm_tensor *y = lm_embedding_forward(ids, w, &err);
+  lm_tensor_release(ids);
+  lmL_push(L, y, &err);
+  return 1;
+}
+
+/* embedding_backward(ids, gy, V) -> gw (V, D) */
+static int l_embedding_backward(lua_State *L) {
+  lm_tensor *gy = lmL_check_f32(L, 2);
+  int64_t V = luaL_checkinteger(L, 3);
+  lm_tensor *ids = check_ids(L, 1, V);
+  int64_t shape[2] = {V, gy->ndim ? gy->shape[gy->ndim - 1] : 0};
+  lm_error err = {0};
+  lm_tensor *gw;
+  int rc = new_grad(&gw, 1, 2, shape, &err);
+  if (!rc) rc = lm_embedding_backward(ids, gy, gw, &err);
+  lm_tensor_release(ids);
+  return push_grads(L, rc, &err, &gw, 1);
+}
+
+static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
+                               {"conv2d_backward", l_conv2d_backward},
+                               {"conv1d", l_conv1d},
+                               {"conv1d_backward", l_conv1d_backward},
+                               {"conv_transpose2d", l_conv_transpose2d},
+                               {"conv_transpose2d_backward", l_conv_transpose2d_backward},
+                               {"max_pool2d", l_max_pool2d},
+                               {"max_pool1d", l_max_pool1d},
+                               {"max_pool_backward", l_max_pool_backward},
+                               {"max_unpool2d", l_max_unpool2d},
+                               {"max_unpool2d_backward", l_max_unpool2d_backward},
+                               {"avg_pool2d", l_avg_pool2d},
+                               {"avg_pool1d", l_avg_pool1d},
+                               {"avg_pool_backward", l_avg_pool_backward},
+                               {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
+                               {"adaptive_avg_pool2d_backward", l_adaptive_avg_pool2d_backward},
+                               {"linear", l_linear},
+                               {"linear_backward", l_linear_backward},
+                               {"embedding", l_embedding},
+                               {"embedding_backward", l_embedding_backward},
+                               {NULL, NULL}};
 
 void lmL_open_nn(lua_State *L) { luaL_setfuncs(L, fns, 0); }

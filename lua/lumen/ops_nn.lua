@@ -1,2 +1,325 @@
--- placeholder: filled by the math ops work
-return function(lumen) end
+-- lumen.ops_nn: the differentiable nn ops over the C kernels in lumen.core (src/lua_nn.c):
+--   conv2d(x (N, C, H, W), w (O, C/groups, kh, kw) [, b (O)] [, opts])        -> (N, O, OH, OW)
+--   conv1d(x (N, C, L), w (O, C/groups, k) [, b] [, opts])                      -> (N, O, OL)
+--   conv_transpose2d(x (N, C, H, W), w (C, O/groups, kh, kw) [, b (O)] [, opts]) -> (N, O, OH, OW)
+--   max_pool2d(x, k [, opts]) -> y, indices; max_pool1d(x, k [, opts]) likewise on (N, C, L)
+--   max_unpool2d(y, indices, output_size {H, W})                                 -> (N, C, H, W)
+--   avg_pool2d(x, k [, opts]), avg_pool1d(x, k [, opts]), adaptive_avg_pool2d(x, {oh, ow})
+--   global_avg_pool2d(x [, keepdims = true]), global_max_pool2d(x [, keepdims = true])
+--                                                  -> (N, C, 1, 1), or (N, C) when keepdims is false
+--   global_max_pool1d(x (N, C, L)) -> (N, C)
+--   linear(x (..., in), w (out, in) [, b (out)]) -> (..., out)
+--   embedding(ids (...) int64 1-based, weight (V, D)) -> (..., D)
+-- Options (each size a number or a pair; defaults in brackets):
+--   conv: stride [1], dilation [1], groups [1], padding [0]: n, {ph, pw}, {top, left, bottom, right}
+--         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
+--         extra row/column at the bottom/right). conv1d: padding n, {left, right}, "same" or "valid".
+--         conv_transpose2d also takes output_padding [0] (PyTorch semantics).
+--   pools: k = kernel size (or an options table holding kernel_size); stride [k], padding [0] (as conv,
+--         padded cells are -inf for max and 0 for avg), dilation [1] (max only), ceil_mode [false],
+--         count_include_pad [true] (avg only; TF-style "same" average pooling wants false).
+-- Max-pool indices are int64, 1-based flat positions within each (H*W) plane (within L for 1-D).
+--
+-- For lumen.with_rules, each op's ctx holds: ctx.args / ctx.inputs (by position, as the autograd
+-- keeps them), ctx.opts (the options normalized as above: sizes as pairs, padding as 4 numbers, or
+-- stride/dilation numbers and padding {left, right} for 1-D; passing it back to the op reproduces
+-- the call), and for max pools ctx.indices (the 1-based switches) and ctx.input_shape. Backward
+-- functions read everything from ctx, so a rule can call ctx.default on a ctx with swapped args.
+local core = require "lumen.core"
+
+return function(lumen)
+  local def = lumen.autograd.def
+  local is_tensor = core.is_tensor
+
+  local function show(v)
+    if type(v) == "table" then return "a table of " .. #v end
+    return tostring(v)
+  end
+
+  -- n or {a, b} -> {a, b}, both integers.
+  local function pair(op, name, v)
+    local n = math.tointeger(v)
+    if n then return { n, n } end
+    if type(v) == "table" and #v == 2 then
+      local a, b = math.tointeger(v[1]), math.tointeger(v[2])
+      if a and b then return { a, b } end
+    end
+    error(("%s: option '%s' must be an integer or a pair of integers, got %s"):format(op, name, show(v)), 0)
+  end
+
+  local function int(op, name, v)
+    local n = math.tointeger(v)
+    if n then return n end
+    error(("%s: option '%s' must be an integer, got %s"):format(op, name, show(v)), 0)
+  end
+
+  -- SAME_UPPER padding of one dimension: output ceil(n / s), the odd extra at the end.
+  local function same(n, k, s, d)
+    local total = math.max(((n + s - 1) // s - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+  end
+
+  -- 2-D padding -> {top, left, bottom, right}. size = {H, W} of the input, k the kernel, for "same".
+  local function pad4(op, p, size, k, stride, dilation)
+    if p == "valid" then return { 0, 0, 0, 0 } end
+    if p == "same" then
+      if not size then return { 0, 0, 0, 0 } end -- a bad input shape; the kernel names it
+      local t, b = same(size[1], k[1], stride[1], dilation[1])
+      local l, r = same(size[2], k[2], stride[2], dilation[2])
+      return { t, l, b, r }
+    end
+    if type(p) == "table" and #p == 4 then
+      local q = {}
+      for i = 1, 4 do q[i] = int(op, "padding", p[i]) end
+      return q
+    end
+    local ph = pair(op, "padding", p)
+    return { ph[1], ph[2], ph[1], ph[2] }
+  end
+
+  -- 1-D padding -> {left, right}.
+  local function pad2(op, p, len, k, stride, dilation)
+    if p == "valid" then return { 0, 0 } end
+    if p == "same" then
+      if not len then return { 0, 0 } end
+      local l, r = same(len, k, stride, dilation)
+      return { l, r }
+    end
+    if type(p) == "table" and #p == 2 then return pair(op, "padding", p) end
+    local n = int(op, "padding", p)
+    return { n, n }
+  end
+
+  local function spatial(t, nd) -- the last nd sizes of t, or nil when t is no tensor of nd + 2 dimensions
+    if not is_tensor(t) then return nil end
+    local s = core.shape(t)
+    if #s < nd + 2 then return nil end
+    return nd == 2 and { s[#s - 1], s[#s] } or s[#s]
+  end
+
+  -- The bias and options of conv(x, w [, b] [, opts]): a table in the bias slot is the options.
+  local function bias_opts(b, opts)
+    if b ~= nil and not is_tensor(b) and opts == nil then return nil, b end
+    return b, opts or {}
+  end
+
+  -- Raises "op: <what> (argument i) must be a lumen.Tensor, got <type>" unless v is a tensor.
+  local function need(op, i, what, v)
+    if not is_tensor(v) then
+      error(("%s: %s (argument %d) must be a lumen.Tensor, got %s"):format(op, what, i, type(v)), 0)
+    end
+  end
+
+  local function wants(ctx, i)
+    if ctx.needs then return ctx.needs[i] == true end
+    return ctx.inputs[i] ~= nil
+  end
+
+  local function bias_arg(ctx)
+    local b = ctx.args[3]
+    return is_tensor(b) and b or nil
+  end
+
+  ---- convolution ----
+
+  local function conv2d_opts(op, x, w, o, transposed)
+    local stride, dilation = pair(op, "stride", o.stride or 1), pair(op, "dilation", o.dilation or 1)
+    if transposed and o.padding == "same" then error(op .. ": padding 'same' is not supported", 0) end
+    local p = { stride = stride, dilation = dilation, groups = int(op, "groups", o.groups or 1),
+                padding = pad4(op, o.padding or 0, spatial(x, 2), spatial(w, 2), stride, dilation) }
+    if transposed then p.output_padding = pair(op, "output_padding", o.output_padding or 0) end
+    return p
+  end
+
+  local function conv1d_opts(x, w, o)
+    local op = "conv1d"
+    local stride, dilation = int(op, "stride", o.stride or 1), int(op, "dilation", o.dilation or 1)
+    return { stride = stride, dilation = dilation, groups = int(op, "groups", o.groups or 1),
+             padding = pad2(op, o.padding or 0, spatial(x, 1), spatial(w, 1), stride, dilation) }
+  end
+
+  -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b).
+  local function conv_op(name, make_opts, fwd, bwd)
+    return def(name, {
+      forward = function(ctx, x, w, b, opts)
+        need(name, 1, "input", x)
+        need(name, 2, "weight", w)
+        b, opts = bias_opts(b, opts)
+        ctx.opts = make_opts(x, w, opts)
+        return fwd(x, w, b, ctx.opts)
+      end,
+      backward = function(ctx, gy)
+        local b = bias_arg(ctx)
+        return bwd(ctx.args[1], ctx.args[2], gy, ctx.opts, wants(ctx, 1), wants(ctx, 2), b ~= nil and wants(ctx, 3))
+      end,
+    })
+  end
+
+  lumen.conv2d = conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
+                         core.conv2d, core.conv2d_backward)
+  lumen.conv1d = conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward)
+  lumen.conv_transpose2d = conv_op("conv_transpose2d",
+                                   function(x, w, o) return conv2d_opts("conv_transpose2d", x, w, o, true) end,
+                                   core.conv_transpose2d, core.conv_transpose2d_backward)
+
+  ---- pooling ----
+
+  -- Options of pool(x, k [, opts]); k may itself be the options table (with kernel_size).
+  local function pool_opts(op, nd, x, k, o, max)
+    if type(k) == "table" and k.kernel_size ~= nil then k, o = k.kernel_size, k end
+    o = o or {}
+    if k == nil then error(op .. ": missing kernel size", 0) end
+    local p = { ceil_mode = o.ceil_mode or false }
+    if nd == 2 then
+      p.kernel_size = pair(op, "kernel_size", k)
+      p.stride = pair(op, "stride", o.stride or p.kernel_size)
+      p.dilation = pair(op, "dilation", max and o.dilation or 1)
+      p.padding = pad4(op, o.padding or 0, spatial(x, 2), p.kernel_size, p.stride, p.dilation)
+    else
+      p.kernel_size = int(op, "kernel_size", k)
+      p.stride = int(op, "stride", o.stride or p.kernel_size)
+      p.dilation = int(op, "dilation", max and o.dilation or 1)
+      p.padding = pad2(op, o.padding or 0, spatial(x, 1), p.kernel_size, p.stride, p.dilation)
+    end
+    if not max then p.count_include_pad = o.count_include_pad ~= false end
+    return p
+  end
+
+  local function max_pool_op(name, nd, fwd)
+    return def(name, {
+      forward = function(ctx, x, k, opts)
+        need(name, 1, "input", x)
+        ctx.opts = pool_opts(name, nd, x, k, opts, true)
+        local y, idx = fwd(x, ctx.opts)
+        ctx.indices, ctx.input_shape = idx, core.shape(x)
+        return y, idx
+      end,
+      backward = function(ctx, gy) return core.max_pool_backward(gy, ctx.indices, ctx.input_shape) end,
+    })
+  end
+  lumen.max_pool2d = max_pool_op("max_pool2d", 2, core.max_pool2d)
+  lumen.max_pool1d = max_pool_op("max_pool1d", 1, core.max_pool1d)
+
+  local function avg_pool_op(name, nd, fwd)
+    return def(name, {
+      forward = function(ctx, x, k, opts)
+        need(name, 1, "input", x)
+        ctx.opts = pool_opts(name, nd, x, k, opts, false)
+        return fwd(x, ctx.opts)
+      end,
+      backward = function(ctx, gy) return core.avg_pool_backward(gy, ctx.opts, core.shape(ctx.args[1])) end,
+    })
+  end
+  lumen.avg_pool2d = avg_pool_op("avg_pool2d", 2, core.avg_pool2d)
+  lumen.avg_pool1d = avg_pool_op("avg_pool1d", 1, core.avg_pool1d)
+
+  -- output_size: {H, W} or a full shape {N, C, H, W}.
+  lumen.max_unpool2d = def("max_unpool2d", {
+    forward = function(ctx, y, indices, output_size)
+      need("max_unpool2d", 1, "input", y)
+      need("max_unpool2d", 2, "indices", indices)
+      local s = type(output_size) == "table" and output_size or {}
+      local H, W = math.tointeger(s[#s - 1]), math.tointeger(s[#s])
+      if not (H and W) or (#s ~= 2 and #s ~= 4) then
+        error("max_unpool2d: output_size must be {H, W} or {N, C, H, W}, got " .. show(output_size), 0)
+      end
+      ctx.output_size = { H, W }
+      return core.max_unpool2d(y, indices, H, W)
+    end,
+    backward = function(ctx, g) return core.max_unpool2d_backward(g, ctx.args[2]) end,
+  })
+
+  -- size: {oh, ow} (nil entries keep the input size) or one number for both.
+  lumen.adaptive_avg_pool2d = def("adaptive_avg_pool2d", {
+    forward = function(ctx, x, size)
+      need("adaptive_avg_pool2d", 1, "input", x)
+      local s = core.shape(x)
+      if #s ~= 4 then error(("adaptive_avg_pool2d: expected 4-D input (N, C, H, W), got %d-D"):format(#s), 0) end
+      local o = type(size) == "table" and { size[1] or s[3], size[2] or s[4] } or { size, size }
+      ctx.size = pair("adaptive_avg_pool2d", "output_size", o)
+      return core.adaptive_avg_pool2d(x, ctx.size[1], ctx.size[2])
+    end,
+    backward = function(ctx, gy) return core.adaptive_avg_pool2d_backward(gy, core.shape(ctx.args[1])) end,
+  })
+
+  local function check4(op, x)
+    need(op, 1, "input", x)
+    local s = core.shape(x)
+    if #s ~= 4 then error(("%s: expected 4-D input (N, C, H, W), got %d-D"):format(op, #s), 0) end
+    return s
+  end
+
+  -- (N, C, 1, 1) -> (N, C) unless keepdims.
+  local function squeeze_hw(y, s, keepdims)
+    if keepdims == false then return core.view(y, { s[1], s[2] }) end
+    return y
+  end
+
+  lumen.global_avg_pool2d = def("global_avg_pool2d", {
+    forward = function(ctx, x, keepdims)
+      local s = check4("global_avg_pool2d", x)
+      return squeeze_hw(core.adaptive_avg_pool2d(x, 1, 1), s, keepdims)
+    end,
+    backward = function(ctx, gy)
+      local s = core.shape(ctx.args[1])
+      return core.adaptive_avg_pool2d_backward(core.view(gy, { s[1], s[2], 1, 1 }), s)
+    end,
+  })
+
+  lumen.global_max_pool2d = def("global_max_pool2d", {
+    forward = function(ctx, x, keepdims)
+      local s = check4("global_max_pool2d", x)
+      ctx.opts = { kernel_size = { s[3], s[4] }, padding = { 0, 0, 0, 0 } }
+      local y, idx = core.max_pool2d(x, ctx.opts)
+      ctx.indices, ctx.input_shape = idx, s
+      return squeeze_hw(y, s, keepdims), squeeze_hw(idx, s, keepdims)
+    end,
+    backward = function(ctx, gy)
+      local s = ctx.input_shape
+      return core.max_pool_backward(core.view(gy, { s[1], s[2], 1, 1 }), ctx.indices, s)
+    end,
+  })
+
+  lumen.global_max_pool1d = def("global_max_pool1d", {
+    forward = function(ctx, x)
+      need("global_max_pool1d", 1, "input", x)
+      local s = core.shape(x)
+      if #s ~= 3 then error(("global_max_pool1d: expected 3-D input (N, C, L), got %d-D"):format(#s), 0) end
+      ctx.opts = { kernel_size = s[3], padding = { 0, 0 } }
+      local y, idx = core.max_pool1d(x, ctx.opts)
+      ctx.indices, ctx.input_shape = idx, s
+      return core.view(y, { s[1], s[2] }), core.view(idx, { s[1], s[2] })
+    end,
+    backward = function(ctx, gy)
+      local s = ctx.input_shape
+      return core.max_pool_backward(core.view(gy, { s[1], s[2], 1 }), ctx.indices, s)
+    end,
+  })
+
+  ---- linear and embedding ----
+
+  lumen.linear = def("linear", {
+    forward = function(ctx, x, w, b)
+      need("linear", 1, "input", x)
+      need("linear", 2, "weight", w)
+      return core.linear(x, w, b)
+    end,
+    backward = function(ctx, gy)
+      local b = bias_arg(ctx)
+      return core.linear_backward(ctx.args[1], ctx.args[2], gy, wants(ctx, 1), wants(ctx, 2),
+                                  b ~= nil and wants(ctx, 3))
+    end,
+  })
+
+  lumen.embedding = def("embedding", {
+    forward = function(ctx, ids, weight)
+      need("embedding", 1, "ids", ids)
+      need("embedding", 2, "weight", weight)
+      return core.embedding(ids, weight)
+    end,
+    backward = function(ctx, gy)
+      local w = ctx.args[2]
+      return nil, core.embedding_backward(ctx.args[1], gy, core.shape(w)[1])
+    end,
+  })
+end

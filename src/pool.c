@@ -1,0 +1,299 @@
+/* pool.c — max pooling with switches, max unpooling, average and adaptive average pooling
+ * (1-D inputs are planes of height 1), forward and backward side by side. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "lumen.h"
+
+static int64_t plane_size(const lm_tensor *t) {
+  int64_t s = 1;
+  for (int i = 2; i < t->ndim; i++) s *= t->shape[i];
+  return s;
+}
+
+/* Checks a (N, C, H, W) or (N, C, L) float input and builds the window of p over it. */
+static int pool_setup(const char *op, int nd, const lm_tensor *x, const lm_pool_params *p, int use_dilation,
+                      lm_window *g, lm_error *err) {
+  if (x->dtype != LM_F32) return lm_fail(err, "%s: input must be float32", op);
+  if (x->ndim != nd + 2)
+    return lm_fail(err, "%s: expected %d-D input %s, got %d-D", op, nd + 2, nd == 2 ? "(N, C, H, W)" : "(N, C, L)",
+                   x->ndim);
+  int64_t stride[2] = {p->stride[0], p->stride[1]}, pad[4] = {p->pad[0], p->pad[1], p->pad[2], p->pad[3]};
+  int64_t dil[2] = {use_dilation ? p->dilation[0] : 1, use_dilation ? p->dilation[1] : 1}, kh = p->kernel[0];
+  if (nd == 1) kh = stride[0] = dil[0] = 1, pad[0] = pad[2] = 0;
+  return lm_window_init(g, op, nd == 2 ? x->shape[2] : 1, x->shape[nd + 1], kh, p->kernel[1], stride, pad, dil,
+                        p->ceil_mode, err);
+}
+
+static lm_tensor *pool_output(const lm_tensor *x, int nd, const lm_window *g, lm_dtype dtype, lm_error *err) {
+  int64_t shape[4] = {x->shape[0], x->shape[1], nd == 2 ? g->OH : g->OW, g->OW};
+  return lm_tensor_empty(dtype, nd + 2, shape, err);
+}
+
+static int same_dims(const lm_tensor *a, const lm_tensor *b, int from) {
+  if (a->ndim != b->ndim) return 0;
+  for (int i = from; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return 0;
+  return 1;
+}
+
+static int shape_error(const char *op, const char *what, const lm_tensor *a, const char *what2, const lm_tensor *b,
+                       lm_error *err) {
+  char s1[96], s2[96];
+  return lm_fail(err, "%s: %s has shape %s, which does not fit %s %s", op, what, lm_shape_str(a, s1, sizeof s1), what2,
+                 lm_shape_str(b, s2, sizeof s2));
+}
+
+/* ---- max pooling ---- */
+
+/* The taps [*a, *b) of a window starting at s (k taps, dilation d) that land inside [0, n). */
+static void taps(int64_t s, int64_t k, int64_t d, int64_t n, int64_t *a, int64_t *b) {
+  *a = s >= 0 ? 0 : (-s + d - 1) / d;
+  *b = s > n - 1 ? 0 : (n - 1 - s) / d + 1;
+  if (*b > k) *b = k;
+}
+
+static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, const lm_pool_params *p,
+                                   lm_tensor **indices, lm_error *err) {
+  lm_window g;
+  if (pool_setup(op, nd, x, p, 1, &g, err)) return NULL;
+  lm_tensor *y = pool_output(x, nd, &g, LM_F32, err);              // (N, C, OH, OW)
+  lm_tensor *idx = y ? pool_output(x, nd, &g, LM_I64, err) : NULL; // (N, C, OH, OW)
+  if (!idx) {
+    lm_tensor_release(y);
+    return NULL;
+  }
+  /* Taps per output row and column, the same for every plane; every window must see an input cell. */
+  int64_t *rows = malloc((size_t)(2 * (g.OH + g.OW)) * sizeof *rows), *cols = rows + 2 * g.OH; // (OH, 2), (OW, 2)
+  const char *empty = NULL;
+  for (int64_t oh = 0; rows && oh < g.OH; oh++) {
+    taps(oh * g.sh - g.pt, g.kh, g.dh, g.H, &rows[2 * oh], &rows[2 * oh + 1]);
+    if (rows[2 * oh] >= rows[2 * oh + 1]) empty = "row";
+  }
+  for (int64_t ow = 0; rows && ow < g.OW; ow++) {
+    taps(ow * g.sw - g.pl, g.kw, g.dw, g.W, &cols[2 * ow], &cols[2 * ow + 1]);
+    if (!empty && cols[2 * ow] >= cols[2 * ow + 1]) empty = "column";
+  }
+  if (!rows || empty) {
+    free(rows);
+    lm_tensor_release(y), lm_tensor_release(idx);
+    if (!rows) return lm_fail_null(err, "%s: out of memory", op);
+    return lm_fail_null(err, "%s: an output %s sees only padding; reduce the padding", op, empty);
+  }
+  const int64_t planes = x->shape[0] * x->shape[1], HW = g.H * g.W, P = g.OH * g.OW;
+  for (int64_t c = 0; c < planes; c++) {
+    const float *xp = lm_f32(x) + c * HW; // (H, W)
+    float *yp = lm_f32(y) + c * P;        // (OH, OW)
+    int64_t *ip = lm_i64(idx) + c * P;    // (OH, OW)
+    for (int64_t oh = 0; oh < g.OH; oh++) {
+      const int64_t h0 = oh * g.sh - g.pt, i0 = rows[2 * oh], i1 = rows[2 * oh + 1];
+      for (int64_t ow = 0; ow < g.OW; ow++) {
+        const int64_t w0 = ow * g.sw - g.pl, j0 = cols[2 * ow], j1 = cols[2 * ow + 1];
+        int64_t at = (h0 + i0 * g.dh) * g.W + w0 + j0 * g.dw;
+        float best = xp[at];
+        for (int64_t i = i0; i < i1; i++) {
+          const int64_t r = (h0 + i * g.dh) * g.W + w0;
+          for (int64_t j = j0; j < j1; j++) {
+            const float v = xp[r + j * g.dw];
+            const int take = v > best || isnan(v); /* NaN wins, as in PyTorch; branch-free selects */
+            best = take ? v : best;
+            at = take ? r + j * g.dw : at;
+          }
+        }
+        yp[oh * g.OW + ow] = best;
+        ip[oh * g.OW + ow] = at;
+      }
+    }
+  }
+  free(rows);
+  *indices = idx;
+  return y;
+}
+
+lm_tensor *lm_max_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err) {
+  return max_pool_forward("max_pool2d", 2, x, p, indices, err);
+}
+
+lm_tensor *lm_max_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err) {
+  return max_pool_forward("max_pool1d", 1, x, p, indices, err);
+}
+
+/* Checks that small (N, C, ...) with its int64 indices pairs with big (N, C, ...) whose planes they index. */
+static int check_switches(const char *op, const lm_tensor *small, const lm_tensor *indices, const lm_tensor *big,
+                          const char *small_name, const char *big_name, lm_error *err) {
+  if (indices->dtype != LM_I64) return lm_fail(err, "%s: indices must be int64", op);
+  if (small->dtype != LM_F32 || big->dtype != LM_F32)
+    return lm_fail(err, "%s: %s and %s must be float32", op, small_name, big_name);
+  if (!same_dims(small, indices, 0)) return shape_error(op, "indices", indices, small_name, small, err);
+  if (small->ndim < 3 || big->ndim != small->ndim || big->shape[0] != small->shape[0] ||
+      big->shape[1] != small->shape[1])
+    return shape_error(op, big_name, big, small_name, small, err);
+  const int64_t *ip = lm_i64(indices), HW = plane_size(big);
+  for (int64_t i = 0; i < indices->numel; i++)
+    if (ip[i] < 0 || ip[i] >= HW)
+      return lm_fail(err, "%s: index %lld (0-based) out of range for a plane of %lld elements", op, (long long)ip[i],
+                     (long long)HW);
+  return 0;
+}
+
+int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tensor *gx, lm_error *err) {
+  if (check_switches("max_pool", gy, indices, gx, "grad_output", "grad_input", err)) return -1;
+  const int64_t planes = gy->shape[0] * gy->shape[1], P = plane_size(gy), HW = plane_size(gx);
+  const float *g = lm_f32(gy);
+  const int64_t *ip = lm_i64(indices);
+  float *d = lm_f32(gx);
+  for (int64_t c = 0; c < planes; c++)
+    for (int64_t i = 0; i < P; i++) d[c * HW + ip[c * P + i]] += g[c * P + i];
+  return 0;
+}
+
+/* ---- max unpooling ---- */
+
+lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t H, int64_t W, lm_error *err) {
+  if (y->ndim != 4) return lm_fail_null(err, "max_unpool2d: expected 4-D input (N, C, h, w), got %d-D", y->ndim);
+  if (H < 1 || W < 1)
+    return lm_fail_null(err, "max_unpool2d: output size (%lld, %lld) must be positive", (long long)H, (long long)W);
+  int64_t shape[4] = {y->shape[0], y->shape[1], H, W};
+  lm_tensor *out = lm_tensor_new(LM_F32, 4, shape, err); // (N, C, H, W)
+  if (!out) return NULL;
+  if (check_switches("max_unpool2d", y, indices, out, "input", "output", err)) {
+    lm_tensor_release(out);
+    return NULL;
+  }
+  const int64_t planes = y->shape[0] * y->shape[1], P = plane_size(y);
+  const int64_t *ip = lm_i64(indices);
+  for (int64_t c = 0; c < planes; c++)
+    for (int64_t i = 0; i < P; i++) lm_f32(out)[c * H * W + ip[c * P + i]] = lm_f32(y)[c * P + i];
+  return out;
+}
+
+int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, lm_tensor *gy, lm_error *err) {
+  if (check_switches("max_unpool2d", gy, indices, gout, "grad_input", "grad_output", err)) return -1;
+  const int64_t planes = gy->shape[0] * gy->shape[1], P = plane_size(gy), HW = plane_size(gout);
+  const int64_t *ip = lm_i64(indices);
+  for (int64_t c = 0; c < planes; c++)
+    for (int64_t i = 0; i < P; i++) lm_f32(gy)[c * P + i] += lm_f32(gout)[c * HW + ip[c * P + i]];
+  return 0;
+}
+
+/* ---- average pooling ---- */
+
+/* Rows [*a, *b) of the window starting at s (size k) inside [0, n), and its divisor share: the window
+ * clipped to the padded extent [-pad_lo, n + pad_hi) when counting padding, else to [0, n). */
+static int64_t avg_span(int64_t s, int64_t k, int64_t n, int64_t pad_hi, int include_pad, int64_t *a, int64_t *b) {
+  int64_t e = s + k < n + pad_hi ? s + k : n + pad_hi;
+  int64_t padded = e - s;
+  *a = s < 0 ? 0 : s;
+  *b = e < n ? e : n;
+  return include_pad ? padded : *b - *a;
+}
+
+/* mode 0: y = avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, OH, OW). */
+static void avg_pool(const lm_window *g, int64_t planes, int include_pad, float *x, float *y, int mode) {
+  const int64_t HW = g->H * g->W, P = g->OH * g->OW;
+  for (int64_t c = 0; c < planes; c++) {
+    float *xp = x + c * HW, *yp = y + c * P;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+      int64_t h0, h1, dh = avg_span(oh * g->sh - g->pt, g->kh, g->H, g->pb, include_pad, &h0, &h1);
+      for (int64_t ow = 0; ow < g->OW; ow++) {
+        int64_t w0, w1, dw = avg_span(ow * g->sw - g->pl, g->kw, g->W, g->pr, include_pad, &w0, &w1);
+        int64_t count = dh * dw;
+        float *out = yp + oh * g->OW + ow;
+        if (count <= 0) {
+          if (mode == 0) *out = 0.0f;
+          continue;
+        }
+        if (mode == 0) {
+          double s = 0.0;
+          for (int64_t ih = h0; ih < h1; ih++)
+            for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * g->W + iw];
+          *out = (float)(s / (double)count);
+        } else {
+          float v = *out / (float)count;
+          for (int64_t ih = h0; ih < h1; ih++)
+            for (int64_t iw = w0; iw < w1; iw++) xp[ih * g->W + iw] += v;
+        }
+      }
+    }
+  }
+}
+
+static lm_tensor *avg_pool_forward(const char *op, int nd, const lm_tensor *x, const lm_pool_params *p, lm_error *err) {
+  lm_window g;
+  if (pool_setup(op, nd, x, p, 0, &g, err)) return NULL;
+  lm_tensor *y = pool_output(x, nd, &g, LM_F32, err); // (N, C, OH, OW)
+  if (y) avg_pool(&g, x->shape[0] * x->shape[1], p->count_include_pad, lm_f32(x), lm_f32(y), 0);
+  return y;
+}
+
+lm_tensor *lm_avg_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err) {
+  return avg_pool_forward("avg_pool2d", 2, x, p, err);
+}
+
+lm_tensor *lm_avg_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err) {
+  return avg_pool_forward("avg_pool1d", 1, x, p, err);
+}
+
+int lm_avg_pool_backward(const lm_tensor *gy, const lm_pool_params *p, lm_tensor *gx, lm_error *err) {
+  int nd = gx->ndim - 2;
+  const char *op = nd == 1 ? "avg_pool1d" : "avg_pool2d";
+  lm_window g;
+  if (pool_setup(op, nd == 1 ? 1 : 2, gx, p, 0, &g, err)) return -1;
+  int64_t shape[4] = {gx->shape[0], gx->shape[1], nd == 2 ? g.OH : g.OW, g.OW};
+  lm_tensor want = {.ndim = nd + 2};
+  for (int i = 0; i < nd + 2; i++) want.shape[i] = shape[i];
+  if (gy->dtype != LM_F32 || !same_dims(gy, &want, 0))
+    return shape_error(op, "grad_output", gy, "the output", &want, err);
+  avg_pool(&g, gx->shape[0] * gx->shape[1], p->count_include_pad, lm_f32(gx), lm_f32(gy), 1);
+  return 0;
+}
+
+/* ---- adaptive average pooling ---- */
+
+/* mode 0: y = adaptive avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, oh, ow). */
+static void adaptive_avg(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, float *x, float *y, int mode) {
+  for (int64_t c = 0; c < planes; c++) {
+    float *xp = x + c * H * W, *yp = y + c * oh * ow;
+    for (int64_t i = 0; i < oh; i++) {
+      int64_t h0 = i * H / oh, h1 = ((i + 1) * H + oh - 1) / oh;
+      for (int64_t j = 0; j < ow; j++) {
+        int64_t w0 = j * W / ow, w1 = ((j + 1) * W + ow - 1) / ow;
+        float count = (float)((h1 - h0) * (w1 - w0));
+        if (mode == 0) {
+          double s = 0.0;
+          for (int64_t ih = h0; ih < h1; ih++)
+            for (int64_t iw = w0; iw < w1; iw++) s += xp[ih * W + iw];
+          yp[i * ow + j] = (float)(s / count);
+        } else {
+          float v = yp[i * ow + j] / count;
+          for (int64_t ih = h0; ih < h1; ih++)
+            for (int64_t iw = w0; iw < w1; iw++) xp[ih * W + iw] += v;
+        }
+      }
+    }
+  }
+}
+
+lm_tensor *lm_adaptive_avg_pool2d_forward(const lm_tensor *x, int64_t oh, int64_t ow, lm_error *err) {
+  if (x->dtype != LM_F32) return lm_fail_null(err, "adaptive_avg_pool2d: input must be float32");
+  if (x->ndim != 4) return lm_fail_null(err, "adaptive_avg_pool2d: expected 4-D input (N, C, H, W), got %d-D", x->ndim);
+  if (oh < 1 || ow < 1)
+    return lm_fail_null(err, "adaptive_avg_pool2d: output size (%lld, %lld) must be positive", (long long)oh,
+                        (long long)ow);
+  if (x->shape[2] < 1 || x->shape[3] < 1)
+    return lm_fail_null(err, "adaptive_avg_pool2d: input plane (%lld, %lld) is empty", (long long)x->shape[2],
+                        (long long)x->shape[3]);
+  int64_t shape[4] = {x->shape[0], x->shape[1], oh, ow};
+  lm_tensor *y = lm_tensor_empty(LM_F32, 4, shape, err); // (N, C, oh, ow)
+  if (y) adaptive_avg(x->shape[0] * x->shape[1], x->shape[2], x->shape[3], oh, ow, lm_f32(x), lm_f32(y), 0);
+  return y;
+}
+
+int lm_adaptive_avg_pool2d_backward(const lm_tensor *gy, lm_tensor *gx, lm_error *err) {
+  if (gy->dtype != LM_F32 || gx->dtype != LM_F32 || gy->ndim != 4 || gx->ndim != 4 || gy->shape[0] != gx->shape[0] ||
+      gy->shape[1] != gx->shape[1])
+    return shape_error("adaptive_avg_pool2d", "grad_output", gy, "grad_input", gx, err);
+  adaptive_avg(gx->shape[0] * gx->shape[1], gx->shape[2], gx->shape[3], gy->shape[2], gy->shape[3], lm_f32(gx),
+               lm_f32(gy), 1);
+  return 0;
+}

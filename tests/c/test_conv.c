@@ -1,0 +1,261 @@
+/* test_conv.c — conv1d/conv2d/conv_transpose2d kernels against a naive direct convolution (forward and
+ * all three gradients), on shapes that reach every path: im2col, 1x1 GEMM, depthwise loop. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lumen.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                                                                               \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      failures++;                                                                                                      \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                             \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+    }                                                                                                                  \
+  } while (0)
+
+static lm_tensor *randn(int ndim, const int64_t *shape) {
+  lm_tensor *t = lm_tensor_empty(LM_F32, ndim, shape, NULL);
+  for (int64_t i = 0; i < t->numel; i++) lm_f32(t)[i] = (float)lm_rand_normal();
+  return t;
+}
+
+static double max_abs_diff(const float *a, const double *b, int64_t n) {
+  double m = 0.0;
+  for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+  return m;
+}
+
+typedef struct cfg {
+  const char *name;
+  int64_t N, C, H, W, O, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, opad_h, opad_w;
+  int bias;
+} cfg;
+
+/* The reference: one loop over every (input pixel, weight, output pixel) triple of a conv2d with explicit
+ * output size, accumulating y += x w, gx += gy w, gw += x gy, gb += gy in double. For a transposed conv
+ * the roles of x and y swap (x is the conv's output). */
+typedef struct ref {
+  int64_t N, Ci, Hi, Wi, Co, Ho, Wo; /* conv input (N, Ci, Hi, Wi) -> conv output (N, Co, Ho, Wo) */
+} ref;
+
+static void naive(const cfg *c, const ref *r, const float *in, const float *w, const float *out_grad, double *out,
+                  double *in_grad, double *gw) {
+  int64_t Cig = r->Ci / c->groups, Cog = r->Co / c->groups;
+  for (int64_t n = 0; n < r->N; n++)
+    for (int64_t o = 0; o < r->Co; o++)
+      for (int64_t oh = 0; oh < r->Ho; oh++)
+        for (int64_t ow = 0; ow < r->Wo; ow++)
+          for (int64_t ci = 0; ci < Cig; ci++)
+            for (int64_t i = 0; i < c->kh; i++)
+              for (int64_t j = 0; j < c->kw; j++) {
+                int64_t ih = oh * c->sh - c->pt + i * c->dh, iw = ow * c->sw - c->pl + j * c->dw;
+                if (ih < 0 || ih >= r->Hi || iw < 0 || iw >= r->Wi) continue;
+                int64_t cin = (o / Cog) * Cig + ci;
+                int64_t xi = ((n * r->Ci + cin) * r->Hi + ih) * r->Wi + iw;
+                int64_t yi = ((n * r->Co + o) * r->Ho + oh) * r->Wo + ow;
+                int64_t wi = ((o * Cig + ci) * c->kh + i) * c->kw + j;
+                out[yi] += (double)in[xi] * w[wi];
+                in_grad[xi] += (double)out_grad[yi] * w[wi];
+                gw[wi] += (double)in[xi] * out_grad[yi];
+              }
+}
+
+static lm_conv_params params_of(const cfg *c) {
+  lm_conv_params p = lm_conv_params_default();
+  p.stride[0] = c->sh, p.stride[1] = c->sw;
+  p.pad[0] = c->pt, p.pad[1] = c->pl, p.pad[2] = c->pb, p.pad[3] = c->pr;
+  p.dilation[0] = c->dh, p.dilation[1] = c->dw;
+  p.out_pad[0] = c->opad_h, p.out_pad[1] = c->opad_w;
+  p.groups = c->groups;
+  return p;
+}
+
+/* Weight in conv layout (Co, Ci/groups, kh, kw) seen by the naive loop; for a transposed conv that is
+ * exactly (C_in_T, O_T/groups, kh, kw), so the same buffer works for both. */
+static void check_conv(const cfg *c, int nd) {
+  lm_error err = {0};
+  lm_conv_params p = params_of(c);
+  int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->O, c->C / c->groups, c->kh, c->kw}, bs[1] = {c->O};
+  if (nd == 1) xs[2] = c->W, ws[2] = c->kw;
+  lm_tensor *x = randn(nd + 2, xs), *w = randn(nd + 2, ws), *b = c->bias ? randn(1, bs) : NULL;
+  lm_tensor *y = nd == 2 ? lm_conv2d_forward(x, w, b, &p, &err) : lm_conv1d_forward(x, w, b, &p, &err);
+  CHECK(y != NULL, "%s: forward failed: %s", c->name, err.msg);
+  if (!y) return;
+  ref r = {c->N, c->C, c->H, c->W, c->O, nd == 2 ? y->shape[2] : 1, y->shape[nd + 1]};
+  int64_t ny = y->numel;
+  lm_tensor *gy = lm_tensor_like(y, NULL);
+  for (int64_t i = 0; i < ny; i++) lm_f32(gy)[i] = (float)lm_rand_normal();
+  double ry[ny > 0 ? ny : 1], rgx[x->numel], rgw[w->numel];
+  memset(ry, 0, sizeof ry), memset(rgx, 0, sizeof rgx), memset(rgw, 0, sizeof rgw);
+  naive(c, &r, lm_f32(x), lm_f32(w), lm_f32(gy), ry, rgx, rgw);
+  for (int64_t i = 0; i < ny; i++) ry[i] += b ? lm_f32(b)[(i / (r.Ho * r.Wo)) % c->O] : 0.0;
+  int64_t OH = (c->H + c->pt + c->pb - c->dh * (c->kh - 1) - 1) / c->sh + 1;
+  CHECK(nd == 1 || y->shape[2] == OH, "%s: output height %lld, expected %lld", c->name, (long long)y->shape[2],
+        (long long)OH);
+  CHECK(max_abs_diff(lm_f32(y), ry, ny) < 1e-4, "%s: forward differs by %g", c->name, max_abs_diff(lm_f32(y), ry, ny));
+
+  /* Backward adds: start from ones and subtract them afterwards. */
+  lm_tensor *gx = lm_tensor_like(x, NULL), *gw = lm_tensor_like(w, NULL),
+            *gb = c->bias ? lm_tensor_like(b, NULL) : NULL;
+  for (int64_t i = 0; i < gx->numel; i++) lm_f32(gx)[i] = 1.0f;
+  int rc =
+      nd == 2 ? lm_conv2d_backward(x, w, gy, &p, gx, gw, gb, &err) : lm_conv1d_backward(x, w, gy, &p, gx, gw, gb, &err);
+  CHECK(rc == 0, "%s: backward failed: %s", c->name, err.msg);
+  for (int64_t i = 0; i < gx->numel; i++) lm_f32(gx)[i] -= 1.0f;
+  CHECK(max_abs_diff(lm_f32(gx), rgx, x->numel) < 1e-4, "%s: grad input differs by %g", c->name,
+        max_abs_diff(lm_f32(gx), rgx, x->numel));
+  CHECK(max_abs_diff(lm_f32(gw), rgw, w->numel) < 1e-3, "%s: grad weight differs by %g", c->name,
+        max_abs_diff(lm_f32(gw), rgw, w->numel));
+  if (gb)
+    for (int64_t o = 0; o < c->O; o++) {
+      double s = 0.0;
+      for (int64_t i = 0; i < ny; i++)
+        if ((i / (r.Ho * r.Wo)) % c->O == o) s += lm_f32(gy)[i];
+      CHECK(fabs(s - lm_f32(gb)[o]) < 1e-3, "%s: grad bias[%lld] = %g, expected %g", c->name, (long long)o,
+            (double)lm_f32(gb)[o], s);
+    }
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y);
+  lm_tensor_release(gy), lm_tensor_release(gx), lm_tensor_release(gw), lm_tensor_release(gb);
+}
+
+/* conv_transpose2d with C = c->C input channels and c->O outputs: the naive loop runs the conv whose
+ * input is our output (N, O, H', W') and whose output is our input. */
+static void check_conv_transpose(const cfg *c) {
+  lm_error err = {0};
+  lm_conv_params p = params_of(c);
+  int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->C, c->O / c->groups, c->kh, c->kw}, bs[1] = {c->O};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = c->bias ? randn(1, bs) : NULL;
+  lm_tensor *y = lm_conv_transpose2d_forward(x, w, b, &p, &err);
+  CHECK(y != NULL, "%s: forward failed: %s", c->name, err.msg);
+  if (!y) return;
+  int64_t OH = (c->H - 1) * c->sh - c->pt - c->pb + c->dh * (c->kh - 1) + c->opad_h + 1;
+  int64_t OW = (c->W - 1) * c->sw - c->pl - c->pr + c->dw * (c->kw - 1) + c->opad_w + 1;
+  CHECK(y->shape[1] == c->O && y->shape[2] == OH && y->shape[3] == OW, "%s: output shape (%lld, %lld, %lld)", c->name,
+        (long long)y->shape[1], (long long)y->shape[2], (long long)y->shape[3]);
+  ref r = {c->N, c->O, OH, OW, c->C, c->H, c->W};
+  lm_tensor *gy = lm_tensor_like(y, NULL);
+  for (int64_t i = 0; i < gy->numel; i++) lm_f32(gy)[i] = (float)lm_rand_normal();
+  /* In conv terms: in = our output, out = our input. ry accumulates conv^T(x) = our forward; rgx the conv of
+   * gy = our grad input; rgw the weight gradient. */
+  double ry[y->numel], rgx[x->numel], rgw[w->numel];
+  memset(ry, 0, sizeof ry), memset(rgx, 0, sizeof rgx), memset(rgw, 0, sizeof rgw);
+  naive(c, &r, lm_f32(gy), lm_f32(w), lm_f32(x), rgx, ry, rgw);
+  for (int64_t i = 0; i < y->numel; i++) ry[i] += b ? lm_f32(b)[(i / (OH * OW)) % c->O] : 0.0;
+  CHECK(max_abs_diff(lm_f32(y), ry, y->numel) < 1e-4, "%s: forward differs by %g", c->name,
+        max_abs_diff(lm_f32(y), ry, y->numel));
+  lm_tensor *gx = lm_tensor_like(x, NULL), *gw = lm_tensor_like(w, NULL),
+            *gb = c->bias ? lm_tensor_like(b, NULL) : NULL;
+  CHECK(lm_conv_transpose2d_backward(x, w, gy, &p, gx, gw, gb, &err) == 0, "%s: backward failed: %s", c->name, err.msg);
+  CHECK(max_abs_diff(lm_f32(gx), rgx, x->numel) < 1e-4, "%s: grad input differs by %g", c->name,
+        max_abs_diff(lm_f32(gx), rgx, x->numel));
+  CHECK(max_abs_diff(lm_f32(gw), rgw, w->numel) < 1e-3, "%s: grad weight differs by %g", c->name,
+        max_abs_diff(lm_f32(gw), rgw, w->numel));
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y);
+  lm_tensor_release(gy), lm_tensor_release(gx), lm_tensor_release(gw), lm_tensor_release(gb);
+}
+
+static void check_error(lm_tensor *y, const lm_error *err, const char *want) {
+  CHECK(y == NULL && strstr(err->msg, want) != NULL, "expected error containing \"%s\", got \"%s\"", want, err->msg);
+  lm_tensor_release(y);
+}
+
+static void check_errors(void) {
+  lm_error err = {0};
+  lm_conv_params p = lm_conv_params_default();
+  int64_t xs[4] = {1, 3, 5, 5}, ws[4] = {2, 4, 3, 3}, x3[3] = {1, 3, 5}, bs[1] = {3};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *xb = randn(3, x3), *b = randn(1, bs);
+  check_error(lm_conv2d_forward(x, w, NULL, &p, &err), &err,
+              "conv2d: input has 3 channels but weight expects 4 (groups = 1)");
+  check_error(lm_conv2d_forward(xb, w, NULL, &p, &err), &err, "conv2d: expected 4-D input (N, C, H, W), got 3-D");
+  int64_t ws2[4] = {2, 3, 7, 7};
+  lm_tensor *big = randn(4, ws2);
+  check_error(lm_conv2d_forward(x, big, NULL, &p, &err), &err, "smaller than the dilated kernel (7, 7)");
+  int64_t ws3[4] = {2, 3, 3, 3};
+  lm_tensor *w3 = randn(4, ws3);
+  check_error(lm_conv2d_forward(x, w3, b, &p, &err), &err,
+              "conv2d: bias has shape (3,) but the op has 2 output channels");
+  p.groups = 2;
+  check_error(lm_conv2d_forward(x, w3, NULL, &p, &err), &err,
+              "conv2d: input has 3 channels, not divisible by groups = 2");
+  p.groups = 1, p.stride[0] = 0;
+  check_error(lm_conv2d_forward(x, w3, NULL, &p, &err), &err, "conv2d: stride (0, 1) must be positive");
+  p.stride[0] = 2, p.out_pad[0] = 2;
+  int64_t wt[4] = {3, 2, 3, 3};
+  lm_tensor *wtr = randn(4, wt);
+  check_error(lm_conv_transpose2d_forward(x, wtr, NULL, &p, &err), &err,
+              "conv_transpose2d: output_padding (2, 0) must be smaller than stride (2, 1) or dilation (1, 1)");
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(xb), lm_tensor_release(b);
+  lm_tensor_release(big), lm_tensor_release(w3), lm_tensor_release(wtr);
+}
+
+/* <conv2d(x, w), y> == <x, conv_transpose2d(y, w)> with matching options. */
+static void check_adjoint(void) {
+  lm_error err = {0};
+  lm_conv_params p = lm_conv_params_default();
+  p.stride[0] = 2, p.stride[1] = 3, p.pad[0] = 1, p.pad[1] = 2, p.pad[2] = 1, p.pad[3] = 2, p.dilation[1] = 2,
+  p.groups = 2;
+  int64_t xs[4] = {2, 4, 9, 11}, ws[4] = {6, 2, 3, 3};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws);
+  lm_tensor *y = lm_conv2d_forward(x, w, NULL, &p, &err);
+  lm_tensor *r = randn(4, y->shape);
+  /* Output padding recovers the rows the strided conv dropped, so the transposed output is x's shape. */
+  p.out_pad[0] = (9 + 2 - 3) % 2, p.out_pad[1] = (11 + 4 - 5) % 3;
+  lm_tensor *xt = lm_conv_transpose2d_forward(r, w, NULL, &p, &err);
+  CHECK(xt && lm_same_shape(xt, x), "adjoint: transposed output shape differs: %s", err.msg);
+  if (xt && lm_same_shape(xt, x)) {
+    double a = 0.0, c = 0.0;
+    for (int64_t i = 0; i < y->numel; i++) a += (double)lm_f32(y)[i] * lm_f32(r)[i];
+    for (int64_t i = 0; i < x->numel; i++) c += (double)lm_f32(x)[i] * lm_f32(xt)[i];
+    CHECK(fabs(a - c) < 1e-3 * fmax(1.0, fabs(a)), "adjoint: <conv(x), y> = %g but <x, convT(y)> = %g", a, c);
+  }
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(y), lm_tensor_release(r), lm_tensor_release(xt);
+}
+
+int main(void) {
+  lm_seed(7);
+  /* name, N, C, H, W, O, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, opad_h, opad_w, bias */
+  static const cfg convs[] = {
+      {"3x3 pad 1", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+      {"stride 2", 1, 3, 9, 8, 5, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
+      {"asymmetric pad", 2, 2, 6, 7, 3, 3, 2, 1, 2, 0, 1, 2, 3, 1, 1, 1, 0, 0, 0},
+      {"dilation", 1, 2, 9, 9, 3, 3, 3, 1, 1, 2, 2, 2, 2, 2, 3, 1, 0, 0, 1},
+      {"groups", 2, 4, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 0, 0, 1},
+      {"depthwise", 2, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4, 0, 0, 1},
+      {"depthwise x2 stride 2", 1, 3, 8, 9, 6, 3, 3, 2, 2, 1, 0, 1, 2, 1, 1, 3, 0, 0, 1},
+      {"depthwise dilated", 1, 3, 8, 9, 3, 3, 2, 1, 1, 2, 1, 0, 1, 2, 2, 3, 0, 0, 0},
+      {"1x1", 2, 5, 4, 6, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
+      {"1x1 groups", 2, 4, 3, 5, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0},
+      {"1x1 stride 2", 1, 3, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
+      {"1x1 padded", 1, 3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+      {"single input channel", 2, 1, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) check_conv(&convs[i], 2);
+  static const cfg conv1ds[] = {
+      {"conv1d pad (1, 2) stride 2", 2, 3, 1, 11, 4, 1, 3, 1, 2, 0, 1, 0, 2, 1, 1, 1, 0, 0, 1},
+      {"conv1d dilated groups", 1, 4, 1, 12, 2, 1, 3, 1, 1, 0, 2, 0, 2, 1, 2, 2, 0, 0, 0},
+      {"conv1d depthwise", 2, 3, 1, 9, 3, 1, 5, 1, 1, 0, 2, 0, 2, 1, 1, 3, 0, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof conv1ds / sizeof conv1ds[0]; i++) check_conv(&conv1ds[i], 1);
+  static const cfg convts[] = {
+      {"transpose stride 2 pad 1 out_pad 1", 2, 3, 4, 5, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+      {"transpose asymmetric pad", 1, 2, 5, 4, 3, 3, 2, 1, 2, 0, 1, 2, 0, 1, 1, 1, 0, 1, 0},
+      {"transpose dilated", 1, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2, 1, 0, 0, 1},
+      {"transpose groups", 2, 4, 3, 3, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 2, 0, 0, 1},
+      {"transpose depthwise", 1, 3, 4, 4, 3, 4, 4, 2, 2, 1, 1, 1, 1, 1, 1, 3, 0, 0, 1},
+      {"transpose 1x1", 2, 3, 4, 4, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof convts / sizeof convts[0]; i++) check_conv_transpose(&convts[i]);
+  check_adjoint();
+  check_errors();
+  lm_conv_workspace_free();
+  CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
+  if (failures)
+    fprintf(stderr, "%d failure(s)\n", failures);
+  else
+    printf("test_conv: all passed\n");
+  return failures != 0;
+}

@@ -1,0 +1,219 @@
+/* test_pool.c — pooling kernels against naive loops written from PyTorch's definitions: max pooling
+ * (values, switches, backward), unpooling, average pooling (count_include_pad, ceil_mode), adaptive. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lumen.h"
+
+static int failures = 0;
+#define CHECK(cond, ...)                                                                                               \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      failures++;                                                                                                      \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                             \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+    }                                                                                                                  \
+  } while (0)
+
+static lm_tensor *randn(int ndim, const int64_t *shape) {
+  lm_tensor *t = lm_tensor_empty(LM_F32, ndim, shape, NULL);
+  for (int64_t i = 0; i < t->numel; i++) lm_f32(t)[i] = (float)lm_rand_normal();
+  return t;
+}
+
+typedef struct cfg {
+  const char *name;
+  int64_t N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
+  int ceil_mode, count_include_pad;
+} cfg;
+
+static lm_pool_params params_of(const cfg *c) {
+  return (lm_pool_params){.kernel = {c->kh, c->kw},
+                          .stride = {c->sh, c->sw},
+                          .pad = {c->pt, c->pl, c->pb, c->pr},
+                          .dilation = {c->dh, c->dw},
+                          .ceil_mode = c->ceil_mode,
+                          .count_include_pad = c->count_include_pad};
+}
+
+/* PyTorch's output size: floor or ceil of (L + pads - dilated kernel) / stride + 1, dropping a last window
+ * that starts in the end padding. */
+static int64_t out_size(int64_t L, int64_t p0, int64_t p1, int64_t k, int64_t s, int64_t d, int ceil_mode) {
+  int64_t span = L + p0 + p1 - d * (k - 1) - 1;
+  int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (o - 1) * s >= L + p0) o--;
+  return o;
+}
+
+static void check_max(const cfg *c) {
+  lm_error err = {0};
+  lm_pool_params p = params_of(c);
+  int64_t xs[4] = {c->N, c->C, c->H, c->W};
+  lm_tensor *x = randn(4, xs), *idx = NULL;
+  lm_tensor *y = lm_max_pool2d_forward(x, &p, &idx, &err);
+  CHECK(y != NULL, "%s: %s", c->name, err.msg);
+  if (!y) return;
+  int64_t OH = out_size(c->H, c->pt, c->pb, c->kh, c->sh, c->dh, c->ceil_mode);
+  int64_t OW = out_size(c->W, c->pl, c->pr, c->kw, c->sw, c->dw, c->ceil_mode);
+  CHECK(y->shape[2] == OH && y->shape[3] == OW, "%s: output (%lld, %lld), expected (%lld, %lld)", c->name,
+        (long long)y->shape[2], (long long)y->shape[3], (long long)OH, (long long)OW);
+  int bad = 0;
+  for (int64_t pl = 0; pl < c->N * c->C; pl++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        float best = -INFINITY;
+        for (int64_t i = 0; i < c->kh; i++)
+          for (int64_t j = 0; j < c->kw; j++) {
+            int64_t ih = oh * c->sh - c->pt + i * c->dh, iw = ow * c->sw - c->pl + j * c->dw;
+            if (ih >= 0 && ih < c->H && iw >= 0 && iw < c->W)
+              best = fmaxf(best, lm_f32(x)[(pl * c->H + ih) * c->W + iw]);
+          }
+        int64_t k = (pl * OH + oh) * OW + ow, at = lm_i64(idx)[k];
+        bad += lm_f32(y)[k] != best || at < 0 || at >= c->H * c->W || lm_f32(x)[pl * c->H * c->W + at] != best;
+      }
+  CHECK(bad == 0, "%s: %d outputs differ from the window maximum or point elsewhere", c->name, bad);
+  /* Backward: every grad_output lands on its switch, added up where windows overlap. */
+  lm_tensor *gy = randn(4, y->shape), *gx = lm_tensor_like(x, NULL);
+  CHECK(lm_max_pool_backward(gy, idx, gx, &err) == 0, "%s: backward: %s", c->name, err.msg);
+  double sx = 0.0, sy = 0.0;
+  for (int64_t i = 0; i < gx->numel; i++) sx += lm_f32(gx)[i];
+  for (int64_t i = 0; i < gy->numel; i++) sy += lm_f32(gy)[i];
+  CHECK(fabs(sx - sy) < 1e-3, "%s: backward moved %g of %g", c->name, sx, sy);
+  lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(idx), lm_tensor_release(gy), lm_tensor_release(gx);
+}
+
+static void check_avg(const cfg *c) {
+  lm_error err = {0};
+  lm_pool_params p = params_of(c);
+  int64_t xs[4] = {c->N, c->C, c->H, c->W};
+  lm_tensor *x = randn(4, xs);
+  lm_tensor *y = lm_avg_pool2d_forward(x, &p, &err);
+  CHECK(y != NULL, "%s: %s", c->name, err.msg);
+  if (!y) return;
+  int64_t OH = out_size(c->H, c->pt, c->pb, c->kh, c->sh, 1, c->ceil_mode);
+  int64_t OW = out_size(c->W, c->pl, c->pr, c->kw, c->sw, 1, c->ceil_mode);
+  CHECK(y->shape[2] == OH && y->shape[3] == OW, "%s: output (%lld, %lld), expected (%lld, %lld)", c->name,
+        (long long)y->shape[2], (long long)y->shape[3], (long long)OH, (long long)OW);
+  lm_tensor *gy = randn(4, y->shape), *gx = lm_tensor_like(x, NULL);
+  CHECK(lm_avg_pool_backward(gy, &p, gx, &err) == 0, "%s: backward: %s", c->name, err.msg);
+  double ref_gx[x->numel];
+  memset(ref_gx, 0, sizeof ref_gx);
+  double worst = 0.0;
+  for (int64_t pl = 0; pl < c->N * c->C; pl++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        /* Cells of the window inside the padded extent (count_include_pad) or inside the input. */
+        int64_t h0 = oh * c->sh - c->pt, w0 = ow * c->sw - c->pl, count = 0;
+        double s = 0.0;
+        for (int64_t ih = h0; ih < h0 + c->kh; ih++)
+          for (int64_t iw = w0; iw < w0 + c->kw; iw++) {
+            int inside = ih >= 0 && ih < c->H && iw >= 0 && iw < c->W;
+            int in_pad = ih < c->H + c->pb && iw < c->W + c->pr;
+            if (inside) s += lm_f32(x)[(pl * c->H + ih) * c->W + iw];
+            count += c->count_include_pad ? in_pad : inside;
+          }
+        int64_t k = (pl * OH + oh) * OW + ow;
+        worst = fmax(worst, fabs(s / (double)count - lm_f32(y)[k]));
+        for (int64_t ih = h0; ih < h0 + c->kh; ih++)
+          for (int64_t iw = w0; iw < w0 + c->kw; iw++)
+            if (ih >= 0 && ih < c->H && iw >= 0 && iw < c->W)
+              ref_gx[(pl * c->H + ih) * c->W + iw] += lm_f32(gy)[k] / (double)count;
+      }
+  CHECK(worst < 1e-5, "%s: forward differs by %g", c->name, worst);
+  worst = 0.0;
+  for (int64_t i = 0; i < x->numel; i++) worst = fmax(worst, fabs(ref_gx[i] - lm_f32(gx)[i]));
+  CHECK(worst < 1e-5, "%s: backward differs by %g", c->name, worst);
+  lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(gy), lm_tensor_release(gx);
+}
+
+static void check_unpool(void) {
+  lm_error err = {0};
+  cfg c = {"unpool", 2, 3, 6, 7, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 0};
+  lm_pool_params p = params_of(&c);
+  int64_t xs[4] = {2, 3, 6, 7};
+  lm_tensor *x = randn(4, xs), *idx = NULL;
+  lm_tensor *y = lm_max_pool2d_forward(x, &p, &idx, &err);
+  lm_tensor *u = lm_max_unpool2d_forward(y, idx, 6, 7, &err);
+  CHECK(u != NULL, "unpool: %s", err.msg);
+  if (!u) return;
+  /* Every input cell is either its window's maximum, restored in place, or zero. */
+  int64_t kept = 0;
+  int bad = 0;
+  for (int64_t i = 0; i < x->numel; i++) {
+    float v = lm_f32(u)[i];
+    if (v != 0.0f) kept++;
+    bad += v != 0.0f && v != lm_f32(x)[i];
+  }
+  CHECK(bad == 0 && kept == y->numel, "unpool: %d misplaced values, %lld kept of %lld", bad, (long long)kept,
+        (long long)y->numel);
+  lm_tensor *gy = lm_tensor_like(y, NULL);
+  CHECK(lm_max_unpool2d_backward(x, idx, gy, &err) == 0, "unpool backward: %s", err.msg);
+  for (int64_t i = 0; i < y->numel; i++)
+    CHECK(lm_f32(gy)[i] == lm_f32(y)[i], "unpool backward: element %lld gathered %g, expected %g", (long long)i,
+          (double)lm_f32(gy)[i], (double)lm_f32(y)[i]);
+  lm_i64(idx)[0] = 42;
+  lm_tensor *bad_u = lm_max_unpool2d_forward(y, idx, 6, 7, &err);
+  CHECK(!bad_u && strstr(err.msg, "index 42 (0-based) out of range for a plane of 42 elements"), "unpool: got \"%s\"",
+        err.msg);
+  lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(idx), lm_tensor_release(u), lm_tensor_release(gy);
+}
+
+static void check_adaptive(void) {
+  lm_error err = {0};
+  int64_t xs[4] = {1, 2, 7, 5};
+  lm_tensor *x = randn(4, xs);
+  lm_tensor *y = lm_adaptive_avg_pool2d_forward(x, 3, 2, &err);
+  CHECK(y && y->shape[2] == 3 && y->shape[3] == 2, "adaptive: %s", err.msg);
+  /* Rows 0-2, 2-4, 4-6 (floor/ceil of i*7/3) and columns 0-2, 2-4. */
+  static const int64_t r0[3] = {0, 2, 4}, r1[3] = {3, 5, 7}, c0[2] = {0, 2}, c1[2] = {3, 5};
+  double worst = 0.0;
+  for (int64_t pl = 0; pl < 2; pl++)
+    for (int i = 0; i < 3; i++)
+      for (int j = 0; j < 2; j++) {
+        double s = 0.0;
+        for (int64_t h = r0[i]; h < r1[i]; h++)
+          for (int64_t w = c0[j]; w < c1[j]; w++) s += lm_f32(x)[(pl * 7 + h) * 5 + w];
+        worst = fmax(worst, fabs(s / (double)((r1[i] - r0[i]) * (c1[j] - c0[j])) - lm_f32(y)[(pl * 3 + i) * 2 + j]));
+      }
+  CHECK(worst < 1e-5, "adaptive: forward differs by %g", worst);
+  lm_tensor *gy = randn(4, y->shape), *gx = lm_tensor_like(x, NULL);
+  CHECK(lm_adaptive_avg_pool2d_backward(gy, gx, &err) == 0, "adaptive backward: %s", err.msg);
+  double sx = 0.0, sy = 0.0; /* each output spreads exactly its value over its cells */
+  for (int64_t i = 0; i < gx->numel; i++) sx += lm_f32(gx)[i];
+  for (int64_t i = 0; i < gy->numel; i++) sy += lm_f32(gy)[i];
+  CHECK(fabs(sx - sy) < 1e-4, "adaptive backward: spread %g of %g", sx, sy);
+  lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(gy), lm_tensor_release(gx);
+}
+
+int main(void) {
+  lm_seed(11);
+  /* name, N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, ceil_mode, count_include_pad */
+  static const cfg maxes[] = {
+      {"2x2", 2, 3, 6, 8, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 0},
+      {"3x3 stride 2 pad 1", 1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+      {"ceil_mode", 1, 2, 7, 8, 3, 2, 2, 3, 0, 1, 0, 1, 1, 1, 1, 0},
+      {"dilation", 1, 2, 9, 8, 3, 2, 1, 2, 1, 0, 1, 0, 2, 3, 0, 0},
+      {"asymmetric pad", 2, 1, 5, 6, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1, 0, 0},
+      {"overlapping ceil", 1, 1, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0},
+  };
+  for (size_t i = 0; i < sizeof maxes / sizeof maxes[0]; i++) check_max(&maxes[i]);
+  static const cfg avgs[] = {
+      {"avg 2x2", 2, 3, 6, 8, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1},
+      {"avg pad include", 1, 2, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1},
+      {"avg pad exclude", 1, 2, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+      {"avg ceil include", 1, 2, 8, 7, 3, 2, 2, 2, 1, 0, 1, 1, 1, 1, 1, 1},
+      {"avg ceil exclude", 1, 2, 8, 7, 3, 2, 2, 2, 1, 0, 1, 1, 1, 1, 1, 0},
+      {"avg asymmetric", 1, 1, 5, 5, 2, 3, 1, 2, 0, 1, 1, 2, 1, 1, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof avgs / sizeof avgs[0]; i++) check_avg(&avgs[i]);
+  check_unpool();
+  check_adaptive();
+  CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
+  if (failures)
+    fprintf(stderr, "%d failure(s)\n", failures);
+  else
+    printf("test_pool: all passed\n");
+  return failures != 0;
+}
