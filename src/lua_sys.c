@@ -72,7 +72,12 @@ static int s_sha256_file(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
+static int s_blas_core(lua_State *L) {
+  lua_pushstring(L, lm_blas_corename());
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"blas_core", s_blas_core},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
                                {NULL, NULL}};
 

@@ -103,6 +103,10 @@ void lm_rng_set_state(const uint64_t s[4]);
 /* ---- threads (blas.c) ---- */
 void lm_set_threads(int n); /* OpenBLAS and lumen's own loops */
 int lm_get_threads(void);
+const char *lm_blas_corename(void); /* the OpenBLAS kernel set in use, e.g. "Haswell" */
+/* When OpenBLAS fell back to generic kernels on a CPU it does not know: the core type to set in
+ * OPENBLAS_CORETYPE before it loads (the `lumen` program re-executes itself with it). Else NULL. */
+const char *lm_blas_better_coretype(void);
 
 /* ---- BLAS (blas.c: the only file that includes cblas.h) ----
  * C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, row-major. */

@@ -153,7 +153,23 @@ static const char *usage =
     "  lumen --version                  print the version\n"
     "  lumen help                       this text\n";
 
+/* OpenBLAS picks its kernels when it loads, from OPENBLAS_CORETYPE or its own CPU detection. If its
+ * detection fell back to generic kernels on a CPU it does not know, start again with the right
+ * ones. A value the user set is never touched; LUMEN_BLAS_AUTO=0 turns this off. */
+static void tune_blas(char **argv) {
+  if (getenv("OPENBLAS_CORETYPE") || getenv("LUMEN_BLAS_TUNED")) return;
+  const char *off = getenv("LUMEN_BLAS_AUTO");
+  if (off && !strcmp(off, "0")) return;
+  const char *core = lm_blas_better_coretype();
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  setenv("LUMEN_BLAS_TUNED", core, 1); /* for the child: do not try again, and say what was done */
+  execv("/proc/self/exe", argv);
+  unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with what we have */
+}
+
 int main(int argc, char **argv) {
+  tune_blas(argv);
   lua_State *L = luaL_newstate();
   if (!L) {
     fprintf(stderr, "lumen: cannot create Lua state (out of memory)\n");

@@ -66,12 +66,16 @@ return function(lumen)
   function lumen.is_tensor(x) return core.is_tensor(x) end
 
   -- Creation. Shapes are tables ({2, 3}) or, for 1-D, a number.
+  -- A shape and dtype from (table [, dtype]) or (n1, n2, ...).
   local function shape_of(s, ...)
     if type(s) == "number" then return { s, ... } end
-    return s
+    return s, (...)
   end
   function lumen.zeros(s, ...) return core.zeros(shape_of(s, ...)) end
-  function lumen.ones(s, ...) return core.full(shape_of(s, ...), 1) end
+  function lumen.ones(s, ...)
+    local shape, dtype = shape_of(s, ...)
+    return core.full(shape, 1, dtype)
+  end
   function lumen.full(s, v, dtype) return core.full(s, v, dtype) end
   function lumen.empty(s, ...) return core.zeros(shape_of(s, ...)) end
   function lumen.zeros_like(t) return core.zeros(core.shape(t), core.dtype(t)) end
