@@ -8,15 +8,6 @@
 
 #include "lumen_lua.h"
 
-/* Lua's 1-based or negative dimension -> 0-based, checked against ndim. */
-static int dim_arg(lua_State *L, int idx, int ndim, const char *fname) {
-  lua_Integer d = luaL_checkinteger(L, idx);
-  lua_Integer d0 = d < 0 ? d + ndim : d - 1;
-  if (d == 0 || d0 < 0 || d0 >= ndim)
-    luaL_error(L, "%s: dimension %d out of range for a %d-d tensor", fname, (int)d, ndim);
-  return (int)d0;
-}
-
 /* A zeroed gradient shaped like t, pushed onto the stack (so it is collected if a later step raises). */
 static lm_tensor *push_zeros_like(lua_State *L, const lm_tensor *t) {
   lm_error err = {0};
@@ -81,7 +72,7 @@ static int l_dropout_backward(lua_State *L) { /* dropout_backward(gy, mask) -> g
 static int l_softmax(lua_State *L) { /* softmax(x, dim) */
   int as_log = (int)lua_tointeger(L, lua_upvalueindex(1));
   lm_tensor *x = lmL_check_f32(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, as_log ? "log_softmax" : "softmax");
+  int dim = lmL_check_dim(L, 2, x->ndim, as_log ? "log_softmax" : "softmax");
   lm_error err = {0};
   lmL_push(L, lm_softmax_forward(x, dim, as_log, &err), &err);
   return 1;
@@ -90,7 +81,7 @@ static int l_softmax(lua_State *L) { /* softmax(x, dim) */
 static int l_softmax_backward(lua_State *L) { /* softmax_backward(y, gy, dim) */
   int as_log = (int)lua_tointeger(L, lua_upvalueindex(1));
   lm_tensor *y = lmL_check_f32(L, 1), *gy = lmL_check_f32(L, 2);
-  int dim = dim_arg(L, 3, y->ndim, as_log ? "log_softmax" : "softmax");
+  int dim = lmL_check_dim(L, 3, y->ndim, as_log ? "log_softmax" : "softmax");
   lm_tensor *gx = push_zeros_like(L, y);
   lm_error err = {0};
   if (lm_softmax_backward(y, gy, dim, as_log, gx, &err)) return lmL_raise(L, &err);
@@ -258,23 +249,16 @@ static const luaL_Reg fns[] = {
     {"gaussian_blur_backward", l_gaussian_blur_backward},
     {NULL, NULL}};
 
-/* Registers fn under `name` with the integer upvalue k. */
-static void set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
-  lua_pushinteger(L, k);
-  lua_pushcclosure(L, fn, 1);
-  lua_setfield(L, -2, name);
-}
-
 void lmL_open_act(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
   char name[64];
   for (int op = 0; op < LM_ACT_COUNT; op++) {
-    set_closure(L, lm_act_names[op], l_act, op);
+    lmL_set_closure(L, lm_act_names[op], l_act, op);
     snprintf(name, sizeof name, "%s_backward", lm_act_names[op]);
-    set_closure(L, name, l_act_backward, op);
+    lmL_set_closure(L, name, l_act_backward, op);
   }
-  set_closure(L, "softmax", l_softmax, 0);
-  set_closure(L, "log_softmax", l_softmax, 1);
-  set_closure(L, "softmax_backward", l_softmax_backward, 0);
-  set_closure(L, "log_softmax_backward", l_softmax_backward, 1);
+  lmL_set_closure(L, "softmax", l_softmax, 0);
+  lmL_set_closure(L, "log_softmax", l_softmax, 1);
+  lmL_set_closure(L, "softmax_backward", l_softmax_backward, 0);
+  lmL_set_closure(L, "log_softmax_backward", l_softmax_backward, 1);
 }

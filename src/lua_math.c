@@ -10,25 +10,15 @@
 
 /* ---- argument helpers ---- */
 
-static int dim_arg(lua_State *L, int idx, int ndim, const char *fname) {
-  int ok;
-  lua_Integer d = lua_tointegerx(L, idx, &ok);
-  if (!ok) luaL_error(L, "%s: a dimension must be an integer, got %s", fname, luaL_typename(L, idx));
-  lua_Integer d0 = d < 0 ? d + ndim : d - 1;
-  if (d == 0 || d0 < 0 || d0 >= ndim)
-    luaL_error(L, "%s: dimension %d out of range for a %d-d tensor", fname, (int)d, ndim);
-  return (int)d0;
-}
-
 /* nil -> every dimension; a number or a table of numbers -> those. */
 static unsigned dims_arg(lua_State *L, int idx, int ndim, const char *fname) {
   if (lua_isnoneornil(L, idx)) return ndim ? (1u << ndim) - 1 : 0;
-  if (!lua_istable(L, idx)) return 1u << dim_arg(L, idx, ndim, fname);
+  if (!lua_istable(L, idx)) return 1u << lmL_check_dim(L, idx, ndim, fname);
   unsigned mask = 0;
   int n = (int)lua_rawlen(L, idx);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    int d = dim_arg(L, lua_gettop(L), ndim, fname);
+    int d = lmL_check_dim(L, lua_gettop(L), ndim, fname);
     lua_pop(L, 1);
     if (mask >> d & 1) luaL_error(L, "%s: dimension %d listed twice", fname, d + 1);
     mask |= 1u << d;
@@ -185,7 +175,7 @@ static int l_extreme_dim(lua_State *L) { /* max_dim|min_dim(x, dim, keepdim) -> 
   int want_min = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = want_min ? "min" : "max";
   lm_tensor *x = op_tensor(L, 1, name, 1);
-  int dim = dim_arg(L, 2, x->ndim, name);
+  int dim = lmL_check_dim(L, 2, x->ndim, name);
   lm_tensor *v = NULL, *ix = NULL;
   lm_error err = {0};
   if (lm_extreme_forward(x, dim, lua_toboolean(L, 3), want_min, &v, &ix, &err)) return lmL_raise(L, &err);
@@ -197,7 +187,7 @@ static int l_extreme_dim(lua_State *L) { /* max_dim|min_dim(x, dim, keepdim) -> 
 
 static int l_cumsum(lua_State *L) { /* cumsum(x, dim) */
   lm_tensor *x = lmL_check_f32(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, "cumsum");
+  int dim = lmL_check_dim(L, 2, x->ndim, "cumsum");
   lm_error err = {0};
   lmL_push(L, lm_cumsum_forward(x, dim, &err), &err);
   return 1;
@@ -205,7 +195,7 @@ static int l_cumsum(lua_State *L) { /* cumsum(x, dim) */
 
 static int l_cumsum_backward(lua_State *L) { /* cumsum_backward(g, dim) -> dL/dx */
   lm_tensor *g = lmL_check_f32(L, 1);
-  int dim = dim_arg(L, 2, g->ndim, "cumsum");
+  int dim = lmL_check_dim(L, 2, g->ndim, "cumsum");
   lm_error err = {0};
   lm_tensor *gx = lm_tensor_like(g, &err);
   if (gx && lm_cumsum_backward(g, dim, gx, &err)) {
@@ -218,7 +208,7 @@ static int l_cumsum_backward(lua_State *L) { /* cumsum_backward(g, dim) -> dL/dx
 
 static int l_sort(lua_State *L) { /* sort(x, dim, descending [, k]) -> values, indices */
   lm_tensor *x = lmL_check_f32(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, "sort");
+  int dim = lmL_check_dim(L, 2, x->ndim, "sort");
   lua_Integer k = luaL_optinteger(L, 4, -1);
   if (!lua_isnoneornil(L, 4) && k < 0) luaL_argerror(L, 4, "k must be non-negative");
   lm_tensor *v = NULL, *ix = NULL;
@@ -276,7 +266,7 @@ static int l_permute(lua_State *L) { /* permute(x, {dims...}) */
     return luaL_error(L, "permute: %d dimensions given for a %d-d tensor", (int)lua_rawlen(L, 2), x->ndim);
   for (int i = 0; i < x->ndim; i++) {
     lua_rawgeti(L, 2, i + 1);
-    perm[i] = dim_arg(L, lua_gettop(L), x->ndim, "permute");
+    perm[i] = lmL_check_dim(L, lua_gettop(L), x->ndim, "permute");
     lua_pop(L, 1);
   }
   lm_error err = {0};
@@ -294,7 +284,7 @@ static int l_flip(lua_State *L) { /* flip(x, dims) */
 
 static int l_narrow(lua_State *L) { /* narrow(x, dim, start (1-based, negative from the end), len) */
   lm_tensor *x = lmL_check(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, "narrow");
+  int dim = lmL_check_dim(L, 2, x->ndim, "narrow");
   lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
   if (start < 0) start += x->shape[dim] + 1;
   if (start < 1) return luaL_error(L, "narrow: start %d out of range", (int)luaL_checkinteger(L, 3));
@@ -333,7 +323,7 @@ static int l_cat(lua_State *L) { /* cat({tensors...}, dim) */
     xs[i] = u->t;
     lua_pop(L, 1);
   }
-  int dim = dim_arg(L, 2, xs[0]->ndim, "cat");
+  int dim = lmL_check_dim(L, 2, xs[0]->ndim, "cat");
   lm_error err = {0};
   lmL_push(L, lm_cat_forward(xs, n, dim, &err), &err);
   return 1;
@@ -341,7 +331,7 @@ static int l_cat(lua_State *L) { /* cat({tensors...}, dim) */
 
 static int l_index_select(lua_State *L) { /* index_select(x, dim, idx) */
   lm_tensor *x = lmL_check(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, "index_select");
+  int dim = lmL_check_dim(L, 2, x->ndim, "index_select");
   lm_tensor *idx = lmL_index_to0(L, lmL_check(L, 3), x->shape[dim], "index_select");
   lm_error err = {0};
   lm_tensor *r = lm_index_select_forward(x, dim, idx, &err);
@@ -350,7 +340,7 @@ static int l_index_select(lua_State *L) { /* index_select(x, dim, idx) */
 
 static int l_gather(lua_State *L) { /* gather(x, dim, idx) */
   lm_tensor *x = lmL_check(L, 1);
-  int dim = dim_arg(L, 2, x->ndim, "gather");
+  int dim = lmL_check_dim(L, 2, x->ndim, "gather");
   lm_tensor *idx = lmL_index_to0(L, lmL_check(L, 3), x->shape[dim], "gather");
   lm_error err = {0};
   lm_tensor *r = lm_gather_forward(x, dim, idx, &err);
@@ -362,7 +352,7 @@ static int l_add_at(lua_State *L) {
   int scatter = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = scatter ? "scatter_add_" : "index_add_";
   lm_tensor *dst = lmL_check_f32(L, 1);
-  int dim = dim_arg(L, 2, dst->ndim, name);
+  int dim = lmL_check_dim(L, 2, dst->ndim, name);
   lm_tensor *src = lmL_check_f32(L, 4);
   lm_tensor *idx = lmL_index_to0(L, lmL_check(L, 3), dst->shape[dim], name);
   lm_error err = {0};
@@ -389,26 +379,19 @@ static const luaL_Reg fns[] = {
     {"index_select", l_index_select}, {"gather", l_gather}, {"matmul", l_matmul},
     {NULL, NULL}};
 
-/* Registers fn under `name` with the integer upvalue k. */
-static void set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
-  lua_pushinteger(L, k);
-  lua_pushcclosure(L, fn, 1);
-  lua_setfield(L, -2, name);
-}
-
 void lmL_open_math(lua_State *L) {
   luaL_setfuncs(L, fns, 0);
-  for (int op = 0; op < LM_BINARY_COUNT; op++) set_closure(L, lm_binary_names[op], l_binary, op);
-  for (int op = 0; op < LM_UNARY_COUNT; op++) set_closure(L, lm_unary_names[op], l_unary, op);
-  for (int op = LM_REDUCE_SUM; op <= LM_REDUCE_MIN; op++) set_closure(L, reduce_names[op], l_reduce, op);
-  set_closure(L, "max_dim", l_extreme_dim, 0);
-  set_closure(L, "min_dim", l_extreme_dim, 1);
-  set_closure(L, "sum_all", l_stat1, 0);
-  set_closure(L, "min_all", l_stat1, 1);
-  set_closure(L, "max_all", l_stat1, 2);
-  set_closure(L, "dot64", l_stat2, 0);
-  set_closure(L, "max_abs_diff", l_stat2, 1);
-  set_closure(L, "rel_l2", l_stat2, 2);
-  set_closure(L, "index_add_", l_add_at, 0);
-  set_closure(L, "scatter_add_", l_add_at, 1);
+  for (int op = 0; op < LM_BINARY_COUNT; op++) lmL_set_closure(L, lm_binary_names[op], l_binary, op);
+  for (int op = 0; op < LM_UNARY_COUNT; op++) lmL_set_closure(L, lm_unary_names[op], l_unary, op);
+  for (int op = LM_REDUCE_SUM; op <= LM_REDUCE_MIN; op++) lmL_set_closure(L, reduce_names[op], l_reduce, op);
+  lmL_set_closure(L, "max_dim", l_extreme_dim, 0);
+  lmL_set_closure(L, "min_dim", l_extreme_dim, 1);
+  lmL_set_closure(L, "sum_all", l_stat1, 0);
+  lmL_set_closure(L, "min_all", l_stat1, 1);
+  lmL_set_closure(L, "max_all", l_stat1, 2);
+  lmL_set_closure(L, "dot64", l_stat2, 0);
+  lmL_set_closure(L, "max_abs_diff", l_stat2, 1);
+  lmL_set_closure(L, "rel_l2", l_stat2, 2);
+  lmL_set_closure(L, "index_add_", l_add_at, 0);
+  lmL_set_closure(L, "scatter_add_", l_add_at, 1);
 }

@@ -142,6 +142,22 @@ int lmL_opt_field_bool(lua_State *L, int idx, const char *k, int def) {
   return v;
 }
 
+int lmL_check_dim(lua_State *L, int idx, int ndim, const char *fname) {
+  int ok;
+  lua_Integer d = lua_tointegerx(L, idx, &ok);
+  if (!ok) luaL_error(L, "%s: a dimension must be an integer, got %s", fname, luaL_typename(L, idx));
+  lua_Integer d0 = d < 0 ? d + ndim : d - 1;
+  if (d == 0 || d0 < 0 || d0 >= ndim)
+    luaL_error(L, "%s: dimension %d out of range for a %d-d tensor", fname, (int)d, ndim);
+  return (int)d0;
+}
+
+void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
+  lua_pushinteger(L, k);
+  lua_pushcclosure(L, fn, 1);
+  lua_setfield(L, -2, name);
+}
+
 /* ---- lifetime ---- */
 
 static int t_free(lua_State *L) { /* __gc, __close and :free() */

@@ -51,6 +51,12 @@ int64_t lmL_opt_field_int(lua_State *L, int idx, const char *k, int64_t def);
 double lmL_opt_field_num(lua_State *L, int idx, const char *k, double def);
 int lmL_opt_field_bool(lua_State *L, int idx, const char *k, int def);
 
+/* A Lua dimension (1-based, or negative from the end) at idx -> 0-based, checked against ndim;
+ * errors name fname. */
+int lmL_check_dim(lua_State *L, int idx, int ndim, const char *fname);
+/* Registers fn under `name` in the table on top of the stack, with the integer upvalue k. */
+void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k);
+
 void lmL_open_tensor(lua_State *L);
 void lmL_open_math(lua_State *L);
 void lmL_open_nn(lua_State *L);
