@@ -1,0 +1,345 @@
+/* onnx.c — ONNX ModelProto -> lm_onnx_model. protobuf-c does the wire format (every length
+ * checked against the buffer); this file checks what the schema cannot: each tensor's payload
+ * against its dims and data type, ranks and sizes, names present, external data refused. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lumen.h"
+#include "onnx.pb-c.h"
+
+static const char *str(const char *s) { return s ? s : ""; }
+
+const char *lm_onnx_dtype_name(int t) {
+  static const char *names[] = {"undefined", "float",  "uint8",  "int8",   "uint16",    "int16",
+                                "int32",     "int64",  "string", "bool",   "float16",   "double",
+                                "uint32",    "uint64", "complex64", "complex128", "bfloat16"};
+  return t >= 0 && t < (int)(sizeof names / sizeof *names) ? names[t] : "unknown";
+}
+
+/* Bytes per element in raw_data for the types lumen reads; 0 for the others. */
+static size_t raw_size(int t) {
+  switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: return 2;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: return 4;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: return 8;
+    default: return 0;
+  }
+}
+
+static int is_float_type(int t) {
+  return t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
+         t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 || t == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+}
+
+/* The shared raw-element decoder (npy.c) covers floats and 32/64-bit integers; 1 when it does. */
+static int shared_raw_type(int t, lm_raw_type *rt) {
+  switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: *rt = LM_RAW_F32; return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: *rt = LM_RAW_F64; return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: *rt = LM_RAW_F16; return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16: *rt = LM_RAW_BF16; return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: *rt = LM_RAW_I32; return 1;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: *rt = LM_RAW_I64; return 1;
+    default: return 0;
+  }
+}
+
+/* Integer element i of little-endian raw data of the other integer types (8/16-bit, unsigned). */
+static int64_t raw_int(const uint8_t *p, int t, int64_t i) {
+  size_t n = raw_size(t);
+  uint64_t u = 0;
+  for (size_t k = 0; k < n; k++) u |= (uint64_t)p[(size_t)i * n + k] << (8 * k);
+  switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: return (int8_t)u;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT16: return (int16_t)u;
+    default: return (int64_t)u;
+  }
+}
+
+/* Number of values the typed (non-raw) field for type t holds. */
+static size_t typed_count(const Onnx__TensorProto *tp, int t) {
+  switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: return tp->n_float_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: return tp->n_double_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return tp->n_int64_data;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: return tp->n_uint64_data;
+    default: return tp->n_int32_data; /* int32, int16, int8, uint16, uint8, bool */
+  }
+}
+
+static int64_t typed_int(const Onnx__TensorProto *tp, int t, int64_t i) {
+  switch (t) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: return tp->int64_data[i];
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64: return (int64_t)tp->uint64_data[i];
+    default: return tp->int32_data[i];
+  }
+}
+
+/* "(2, 3)" for dims, into buf. */
+static const char *dims_str(const int64_t *dims, size_t n, char *buf, size_t size) {
+  size_t k = (size_t)snprintf(buf, size, "(");
+  for (size_t i = 0; i < n && k < size; i++) k += (size_t)snprintf(buf + k, size - k, i ? ", %lld" : "%lld", (long long)dims[i]);
+  if (k < size) snprintf(buf + k, size - k, ")");
+  return buf;
+}
+
+static lm_tensor *raw_tensor(const Onnx__TensorProto *tp, int t, lm_error *err) {
+  lm_raw_type rt;
+  if (shared_raw_type(t, &rt)) return lm_tensor_from_raw(rt, (int)tp->n_dims, tp->dims, tp->raw_data.data, err);
+  lm_tensor *r = lm_tensor_empty(LM_I64, (int)tp->n_dims, tp->dims, err);
+  for (int64_t i = 0; r && i < r->numel; i++) lm_i64(r)[i] = raw_int(tp->raw_data.data, t, i);
+  return r;
+}
+
+static lm_tensor *typed_tensor(const Onnx__TensorProto *tp, int t, lm_error *err) {
+  lm_tensor *r = lm_tensor_empty(is_float_type(t) ? LM_F32 : LM_I64, (int)tp->n_dims, tp->dims, err);
+  for (int64_t i = 0; r && i < r->numel; i++) {
+    if (r->dtype == LM_F32)
+      lm_f32(r)[i] = t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? tp->float_data[i] : (float)tp->double_data[i];
+    else
+      lm_i64(r)[i] = typed_int(tp, t, i);
+  }
+  return r;
+}
+
+/* A lumen tensor from a TensorProto. `what` names it in messages ("initializer 'fc.weight'"). */
+static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *file, const char *what, lm_error *err) {
+  if ((tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+      tp->n_external_data > 0)
+    return lm_fail_null(err, "%s: %s keeps its data in an external file, which lumen does not read "
+                             "(save the model with its weights inside it)", file, what);
+  int t = tp->has_data_type ? tp->data_type : 0;
+  size_t esize = raw_size(t);
+  int half = t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 || t == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+  if (!esize || (half && !tp->has_raw_data))
+    return lm_fail_null(err, "%s: %s has data type %s (%d), which lumen does not read%s", file, what,
+                        lm_onnx_dtype_name(t), t, esize ? " outside raw_data" : "");
+  if (tp->n_dims > LM_MAX_DIMS)
+    return lm_fail_null(err, "%s: %s has %zu dimensions (at most %d)", file, what, tp->n_dims, LM_MAX_DIMS);
+  int64_t numel;
+  lm_error e = {0};
+  if (lm_shape_check(is_float_type(t) ? LM_F32 : LM_I64, (int)tp->n_dims, tp->dims, &numel, &e))
+    return lm_fail_null(err, "%s: %s: %s", file, what, e.msg);
+  char shp[160];
+  /* Sizes are checked before anything is allocated: a lying header cannot make us allocate. */
+  if (tp->has_raw_data && (tp->raw_data.len / esize != (size_t)numel || tp->raw_data.len % esize))
+    return lm_fail_null(err, "%s: %s has %zu bytes of data, but shape %s of %s needs %lld", file, what,
+                        tp->raw_data.len, dims_str(tp->dims, tp->n_dims, shp, sizeof shp), lm_onnx_dtype_name(t),
+                        (long long)numel * (long long)esize);
+  if (!tp->has_raw_data && typed_count(tp, t) != (size_t)numel)
+    return lm_fail_null(err, "%s: %s has %zu values, but shape %s needs %lld", file, what, typed_count(tp, t),
+                        dims_str(tp->dims, tp->n_dims, shp, sizeof shp), (long long)numel);
+  lm_tensor *r = tp->has_raw_data ? raw_tensor(tp, t, &e) : typed_tensor(tp, t, &e);
+  if (!r) return lm_fail_null(err, "%s: %s: %s", file, what, e.msg);
+  return r;
+}
+
+static int value_from_proto(const Onnx__ValueInfoProto *v, lm_onnx_value *out, const char *file, lm_error *err) {
+  if (!v->name || !*v->name) return lm_fail(err, "%s: a graph input or output has no name", file);
+  out->name = v->name;
+  out->ndim = -1;
+  const Onnx__TypeProto *tp = v->type;
+  if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) return 0;
+  const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+  out->elem_type = tt->has_elem_type ? tt->elem_type : 0;
+  if (!tt->shape) return 0;
+  if (tt->shape->n_dim > LM_MAX_DIMS)
+    return lm_fail(err, "%s: graph value '%s' has %zu dimensions (at most %d)", file, v->name, tt->shape->n_dim,
+                   LM_MAX_DIMS);
+  out->ndim = (int)tt->shape->n_dim;
+  for (int d = 0; d < out->ndim; d++) {
+    const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
+    int known = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value >= 0;
+    out->shape[d] = known ? dim->dim_value : -1;
+  }
+  return 0;
+}
+
+/* The attribute's kind: its declared type, or for files that omit it, the field that is set. */
+static lm_onnx_attr_kind attr_kind(const Onnx__AttributeProto *a) {
+  if (a->has_type) {
+    switch (a->type) {
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return LM_ONNX_ATTR_FLOAT;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return LM_ONNX_ATTR_INT;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: return LM_ONNX_ATTR_STRING;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: return LM_ONNX_ATTR_TENSOR;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: return LM_ONNX_ATTR_FLOATS;
+      case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return LM_ONNX_ATTR_INTS;
+      default: return LM_ONNX_ATTR_OTHER;
+    }
+  }
+  if (a->t) return LM_ONNX_ATTR_TENSOR;
+  if (a->n_ints) return LM_ONNX_ATTR_INTS;
+  if (a->n_floats) return LM_ONNX_ATTR_FLOATS;
+  if (a->has_s) return LM_ONNX_ATTR_STRING;
+  if (a->has_i) return LM_ONNX_ATTR_INT;
+  if (a->has_f) return LM_ONNX_ATTR_FLOAT;
+  return LM_ONNX_ATTR_OTHER;
+}
+
+static int attr_from_proto(const Onnx__AttributeProto *a, lm_onnx_attr *out, const char *file, const char *node,
+                           lm_error *err) {
+  if (!a->name || !*a->name) return lm_fail(err, "%s: node '%s' has an attribute without a name", file, node);
+  out->name = a->name;
+  out->kind = attr_kind(a);
+  out->f = a->f;
+  out->i = a->i;
+  out->s = (const char *)a->s.data;
+  out->s_len = a->s.len;
+  out->floats = a->floats;
+  out->ints = a->ints;
+  out->n = out->kind == LM_ONNX_ATTR_FLOATS ? a->n_floats : a->n_ints;
+  if (out->kind == LM_ONNX_ATTR_TENSOR) {
+    if (!a->t) return lm_fail(err, "%s: node '%s': tensor attribute '%s' holds no tensor", file, node, a->name);
+    char what[300];
+    snprintf(what, sizeof what, "attribute '%s' of node '%s'", a->name, node);
+    out->t = tensor_from_proto(a->t, file, what, err);
+    if (!out->t) return -1;
+  }
+  return 0;
+}
+
+/* The node's display name for messages: its name, else its first output. */
+static const char *node_label(const Onnx__NodeProto *n) {
+  if (n->name && *n->name) return n->name;
+  return n->n_output ? str(n->output[0]) : "";
+}
+
+static int node_from_proto(const Onnx__NodeProto *n, int index, lm_onnx_node *out, const char *file, lm_error *err) {
+  if (!n->op_type || !*n->op_type) return lm_fail(err, "%s: node %d has no operator type", file, index + 1);
+  const char *label = node_label(n);
+  if (n->n_output == 0 || !*n->output[0])
+    return lm_fail(err, "%s: node '%s' (%s) has no output", file, label, n->op_type);
+  if (n->n_input > INT_MAX || n->n_output > INT_MAX || n->n_attribute > INT_MAX)
+    return lm_fail(err, "%s: node '%s' (%s) has too many inputs, outputs or attributes", file, label, n->op_type);
+  out->op_type = n->op_type;
+  out->name = str(n->name);
+  out->domain = str(n->domain);
+  out->inputs = n->input;
+  out->n_inputs = (int)n->n_input;
+  out->outputs = n->output;
+  out->n_outputs = (int)n->n_output;
+  out->attrs = calloc(n->n_attribute ? n->n_attribute : 1, sizeof *out->attrs);
+  if (!out->attrs) return lm_fail(err, "%s: out of memory", file);
+  for (size_t a = 0; a < n->n_attribute; a++) {
+    out->n_attrs = (int)a + 1; /* so lm_onnx_free releases what was made */
+    if (attr_from_proto(n->attribute[a], &out->attrs[a], file, label, err)) return -1;
+  }
+  return 0;
+}
+
+static int64_t default_opset(const Onnx__ModelProto *mp) {
+  for (size_t i = 0; i < mp->n_opset_import; i++) {
+    const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+    const char *d = str(o->domain);
+    if (!*d || !strcmp(d, "ai.onnx")) return o->version;
+  }
+  return 0;
+}
+
+static int is_initializer(const Onnx__GraphProto *g, const char *name) {
+  for (size_t i = 0; i < g->n_initializer; i++)
+    if (!strcmp(str(g->initializer[i]->name), name)) return 1;
+  return 0;
+}
+
+static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *err) {
+  const char *file = m->file;
+  const Onnx__GraphProto *g = mp->graph;
+  if (!g) return lm_fail(err, "%s: not an ONNX model (no graph)", file);
+  if (g->n_node > INT_MAX || g->n_initializer > INT_MAX || g->n_input > INT_MAX || g->n_output > INT_MAX)
+    return lm_fail(err, "%s: graph too large", file);
+  m->ir_version = mp->ir_version;
+  m->opset = default_opset(mp);
+  m->producer = str(mp->producer_name);
+  m->inputs = calloc(g->n_input + 1, sizeof *m->inputs);
+  m->outputs = calloc(g->n_output + 1, sizeof *m->outputs);
+  m->inits = calloc(g->n_initializer + 1, sizeof *m->inits);
+  m->nodes = calloc(g->n_node + 1, sizeof *m->nodes);
+  if (!m->inputs || !m->outputs || !m->inits || !m->nodes) return lm_fail(err, "%s: out of memory", file);
+  for (size_t i = 0; i < g->n_initializer; i++) {
+    const Onnx__TensorProto *tp = g->initializer[i];
+    if (!tp->name || !*tp->name) return lm_fail(err, "%s: initializer %zu has no name", file, i + 1);
+    char what[300];
+    snprintf(what, sizeof what, "initializer '%s'", tp->name);
+    m->inits[i].name = tp->name;
+    m->inits[i].t = tensor_from_proto(tp, file, what, err);
+    if (!m->inits[i].t) return -1;
+    m->n_inits = (int)i + 1;
+  }
+  for (size_t i = 0; i < g->n_input; i++) { /* IR < 4 lists initializers as inputs too */
+    if (g->input[i]->name && is_initializer(g, g->input[i]->name)) continue;
+    if (value_from_proto(g->input[i], &m->inputs[m->n_inputs], file, err)) return -1;
+    m->n_inputs++;
+  }
+  for (size_t i = 0; i < g->n_output; i++) {
+    if (value_from_proto(g->output[i], &m->outputs[i], file, err)) return -1;
+    m->n_outputs = (int)i + 1;
+  }
+  for (size_t i = 0; i < g->n_node; i++) {
+    m->n_nodes = (int)i + 1;
+    if (node_from_proto(g->node[i], (int)i, &m->nodes[i], file, err)) return -1;
+  }
+  return 0;
+}
+
+lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name, lm_error *err) {
+  name = name ? name : "model.onnx";
+  if (len == 0) return lm_fail_null(err, "%s: empty file", name);
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, bytes);
+  if (!mp) return lm_fail_null(err, "%s: not an ONNX model (protobuf data is truncated or corrupted)", name);
+  lm_onnx_model *m = calloc(1, sizeof *m);
+  char *file = malloc(strlen(name) + 1);
+  if (!m || !file) {
+    free(m);
+    free(file);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return lm_fail_null(err, "%s: out of memory", name);
+  }
+  m->file = strcpy(file, name);
+  m->pb = mp;
+  if (fill_model(m, mp, err)) {
+    lm_onnx_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+lm_onnx_model *lm_onnx_load(const char *path, lm_error *err) {
+  size_t len = 0;
+  uint8_t *bytes = lm_read_file_maybe_gz(path, &len, err);
+  if (!bytes) return NULL;
+  lm_onnx_model *m = lm_onnx_parse(bytes, len, path, err);
+  free(bytes);
+  return m;
+}
+
+void lm_onnx_free(lm_onnx_model *m) {
+  if (!m) return;
+  for (int i = 0; i < m->n_inits; i++) lm_tensor_release(m->inits[i].t);
+  for (int i = 0; i < m->n_nodes; i++) {
+    for (int a = 0; a < m->nodes[i].n_attrs; a++) lm_tensor_release(m->nodes[i].attrs[a].t);
+    free(m->nodes[i].attrs);
+  }
+  free(m->inputs);
+  free(m->outputs);
+  free(m->inits);
+  free(m->nodes);
+  if (m->pb) onnx__model_proto__free_unpacked(m->pb, NULL);
+  free((char *)m->file);
+  free(m);
+}
