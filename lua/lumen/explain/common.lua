@@ -1,5 +1,6 @@
--- lumen.explain.common: what every method shares — calling a model or a plain function, choosing
--- targets, picking target scores, and running work in batches.
+-- lumen.explain.common: what the methods share — calling a lumen model or a plain function, choosing
+-- and checking targets, differentiating target scores, running work in batches, and the layer choice
+-- and picture form of CAM-style maps.
 local lumen = require "lumen"
 
 local M = {}
@@ -12,7 +13,7 @@ function M.scores(model, x, opts)
   return model:forward(x, { logits = not opts.probabilities })
 end
 
--- Forward with captured activations: returns scores, captured table.
+-- Forward with captured activations: returns scores, captured table (name -> tensor).
 function M.capture(model, x, names, opts)
   if type(model) == "function" then
     error("this method needs a lumen model (it reads inner layers), not a plain function", 3)
@@ -21,7 +22,8 @@ function M.capture(model, x, names, opts)
   return model:forward(x, { capture = names, logits = not opts.probabilities })
 end
 
--- Targets for each row of scores (N, K): a Lua array of 1-based class ids.
+-- Targets for each row of scores (N, K): a Lua array of 1-based class ids. `target` is nil (each
+-- row's top class), one class id for all rows, or an array with one id per row.
 function M.targets(scores, target)
   local shape = scores.shape
   if #shape ~= 2 then
@@ -30,7 +32,7 @@ function M.targets(scores, target)
   local n, k = shape[1], shape[2]
   local t = {}
   if target == nil then
-    local _, idx = lumen.no_grad(function() return scores:max(2) end)
+    local idx = lumen.argmax(scores, 2)
     for i = 1, n do t[i] = idx:get { i } end
   elseif type(target) == "number" then
     for i = 1, n do t[i] = target end
@@ -60,21 +62,29 @@ function M.target_score(scores, targets)
   return (scores * M.onehot(s[1], s[2], targets)):sum()
 end
 
--- Per-sample target scores as a Lua array (no tape).
-function M.target_values(scores, targets)
-  local v = {}
-  for i = 1, #targets do v[i] = scores:get { i, targets[i] } end
-  return v
+-- x detached from any tape and marked as requiring grad (float inputs; token ids pass through), so
+-- the tape records the model even when all its weights are frozen.
+function M.on_tape(x)
+  if x:dtype() ~= "float32" then return x end
+  local xg = x:detach()
+  xg.requires_grad = true
+  return xg
 end
 
 -- d(target score)/d(x) for a batch x; returns grad (shaped like x), scores, targets.
 function M.input_gradient(model, x, target, opts)
-  local xg = x:detach()
-  xg.requires_grad = true
+  local xg = M.on_tape(x)
   local scores = M.scores(model, xg, opts)
   local targets = M.targets(scores, target)
   local g = lumen.grad(M.target_score(scores, targets), xg)
   return g, scores, targets
+end
+
+-- Raises "<method>: explain one input at a time ..." unless x is a batch of one.
+function M.single(x, method)
+  if x.shape[1] ~= 1 then
+    error(("%s: explain one input at a time (a batch of 1), got %s"):format(method, lumen.shape_str(x)), 3)
+  end
 end
 
 -- Calls fn(first, count) over 1..n in chunks of batch_size, with a progress bar when there are many.
@@ -91,16 +101,15 @@ function M.batches(n, batch_size, fn, label)
   if bar then bar:done() end
 end
 
--- Repeats a (1, ...) tensor into (n, ...).
+-- Repeats a (1, ...) tensor into a new (n, ...) tensor, off the tape.
 function M.repeat_batch(x, n)
   local s = x.shape
-  if s[1] ~= 1 then error(("expected a batch of one, got %s"):format(lumen.shape_str(x)), 3) end
   s[1] = n
-  return x:expand(s):clone()
+  return x:detach():expand(s)
 end
 
 -- The last layer whose output is spatial: 4-D (N, C, h, w) with h*w > 1, or 3-D (N, C, L) with L > 1.
--- Needs a forward to have happened (layers() reports shapes of the last forward).
+-- Reads the shapes of the model's last forward (runs one on x when there is none).
 function M.last_spatial_layer(model, x)
   if type(model) == "function" then error("this method needs a lumen model, not a plain function", 3) end
   local layers = model:layers()
@@ -115,24 +124,18 @@ function M.last_spatial_layer(model, x)
   error("no layer with a spatial output (N, C, h, w) found; pass opts.layer", 3)
 end
 
--- Upsamples maps (N, 1, h, w) or (N, 1, L) to x's spatial size (bilinear) and min-max normalises each
--- sample to [0, 1]: the picture form of CAM-style maps.
+-- Upsamples maps (N, 1, h, w) (or (N, 1, L) for sequence inputs (N, C, L)) to x's spatial size
+-- (bilinear) and min-max normalises each sample to [0, 1]: the picture form of CAM-style maps.
 function M.upsample_normalize(cam, x)
   local xs = x.shape
   if #cam.shape == 4 then
-    cam = lumen.upsample_bilinear(cam, { xs[#xs - 1], xs[#xs] }, false)
-  elseif #xs >= 3 then
-    cam = lumen.upsample_bilinear(cam:unsqueeze(3), { 1, xs[#xs] }, false):squeeze(3)
+    cam = lumen.upsample_bilinear(cam, { xs[#xs - 1], xs[#xs] })
+  elseif #xs == 3 then
+    cam = lumen.upsample_bilinear(cam:unsqueeze(3), { 1, xs[3] }):squeeze(3)
   end
   local out = {}
   for i = 1, cam.shape[1] do out[i] = cam:narrow(1, i, 1):normalize01() end
   return lumen.cat(out, 1)
-end
-
--- A batch: (C, H, W) -> (1, C, H, W); already batched inputs pass through.
-function M.as_batch(x, ndim)
-  if #x.shape == (ndim or 4) - 1 then return x:unsqueeze(1) end
-  return x
 end
 
 return M

@@ -1,8 +1,9 @@
--- Feature maps: one layer's activations for one input, as a labelled grid of gray tiles
--- (channel numbers under each tile), each tile min-max normalised.
--- opts: layer (required, as the model names it); max_maps = 64; size = tile height in pixels (default:
---       the map's own size, at least 32).
--- Returns the picture and the activation tensor (1, K, h, w).
+-- Feature maps: one layer's activations for the first input of a batch, as a grid of gray tiles
+-- (as in Zeiler & Fergus 2014), each tile min-max normalised and labelled with its channel number.
+-- opts: layer = the last layer with a spatial output; max_maps = 64; size = tile height in pixels
+--       (default: the map's own height, at least 32; nearest-neighbour, keeping the aspect).
+-- Returns the picture (1, H, W) (lumen.viz.grid, ceil(sqrt(maps)) tiles per row, 2-pixel padding) and
+-- the activation tensor (N, K, h, w) ((N, K, 1, L) for 1-D layers).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
@@ -17,10 +18,10 @@ return function(model, x, opts)
   end
   local K, h, w = A.shape[2], A.shape[3], A.shape[4]
   local n = math.min(K, opts.max_maps or 64)
-  local tiles = A:narrow(1, 1, 1):narrow(2, 1, n):reshape { n, 1, h, w }
   local size = opts.size or math.max(32, h)
-  if size ~= h then tiles = lumen.image.resize(tiles, size, math.max(1, math.floor(w * size / h + 0.5)), { method = "nearest" }) end
   local labels = {}
   for i = 1, n do labels[i] = tostring(i) end
-  return lumen.viz.grid(tiles, { ncol = math.ceil(math.sqrt(n)), normalize = "each", labels = labels }), A
+  return lumen.viz.grid(A:narrow(1, 1, 1):narrow(2, 1, n):reshape { n, 1, h, w }, {
+    ncol = math.ceil(math.sqrt(n)), normalize = "each", labels = labels,
+    size = { size, math.max(1, math.floor(w * size / h + 0.5)) } }), A
 end

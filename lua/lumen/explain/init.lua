@@ -1,7 +1,10 @@
 -- lumen.explain: one explanation method per file, loaded on first use.
--- Every method takes (model, input, opts): `model` is a lumen model or a plain Lua function from a
--- batch tensor to a batch of scores (N, classes); `opts.target` is a 1-based class id (default: the
--- model's top class). Methods return the attribution first, then the target(s), then extras.
+-- Every method takes (model, input, opts): `model` is a lumen model or, for methods that need no inner
+-- layer, a plain Lua function from a batch tensor to a batch of scores (N, classes); `opts.target` is a
+-- 1-based class id (default: the model's top class). Methods return the attribution first, then the
+-- target — a Lua array with one per sample for methods that explain a batch (saliency, guided
+-- backprop, CAM, Grad-CAM), a number for those that explain one input — then extras; each file's
+-- header says what it returns (integrated_gradients: attr, gap, target).
 local files = {
   saliency = "saliency", smoothgrad = "smoothgrad", gradcam = "gradcam", gradcam_plus_plus = "gradcam",
   guided_gradcam = "gradcam", cam = "cam", guided_backprop = "guided", deconvnet = "guided",
@@ -19,8 +22,7 @@ return setmetatable({}, {
     local f = files[k]
     if not f then return nil end
     local mod = require("lumen.explain." .. f)
-    local v = type(mod) == "table" and mod[k] or mod
-    if k == "common" then v = mod end
+    local v = (type(mod) == "table" and k ~= "common") and mod[k] or mod
     rawset(t, k, v)
     return v
   end,

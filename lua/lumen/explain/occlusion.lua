@@ -1,75 +1,75 @@
--- Occlusion sensitivity (Zeiler & Fergus 2013, "Visualizing and Understanding Convolutional Networks").
+-- Occlusion sensitivity (Zeiler & Fergus 2014, "Visualizing and Understanding Convolutional Networks").
 -- Slides a patch of `fill` over the input and records the drop in the target score,
 -- S_c(x) - S_c(x with the patch occluded); each position's drop is spread over the patch and
 -- averaged where patches overlap.
--- Inputs: images (1, C, H, W) (the patch covers all channels), sequences (1, C, L) or token ids
--- (1, L) (windows of `patch` positions; for ids use fill = the padding id), vectors (1, D).
--- opts: target = top class; patch = 16; stride = 8 (a number, or one per spatial dim; the patch is clipped
---       to the input and the last position touches the border); fill = 0; batch_size = 32 occluded copies per forward; probabilities = false.
--- Returns the map ((1, 1, H, W) for images, (1, 1, L) or (1, L) for sequences, (1, D) for vectors), the target,
--- and the unoccluded score.
+-- Inputs: images (1, C, H, W) (the patch covers all channels), sequences (1, C, L), token ids (1, L)
+-- (windows of `patch` positions; for ids use fill = the padding id) and vectors (1, D).
+-- opts: target = top class; patch = 16; stride = 8 (a number, or one per spatial dim; the patch is
+--       clipped to the input and the last position touches the border); fill = 0; batch_size = 32
+--       occluded copies per forward; probabilities = false.
+-- Returns the map ((1, 1, H, W) for images, (1, 1, L) for sequences, (1, L) or (1, D) otherwise),
+-- the target and the unoccluded score.
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
+-- The start positions of a patch of p along a dimension of n with stride s, the last at the border.
+local function starts(n, p, s)
+  local res = {}
+  for st = 1, n - p + 1, s do res[#res + 1] = st end
+  if res[#res] ~= n - p + 1 then res[#res + 1] = n - p + 1 end
+  return res
+end
+
 return function(model, x, opts)
   opts = opts or {}
+  common.single(x, "occlusion")
   local shape = x.shape
   local nd = #shape
-  if shape[1] ~= 1 then error("occlusion: explain one input at a time (batch of 1)", 2) end
-  local spatial -- dims that the patch slides over
-  if nd == 4 then spatial = { 3, 4 } elseif nd == 3 then spatial = { 3 } else spatial = { 2 } end
-  local patch, stride = opts.patch or 16, opts.stride or 8
-  local fill = opts.fill or 0
-  local sizes, positions = {}, { {} }
+  local spatial = nd == 4 and { 3, 4 } or nd == 3 and { 3 } or { 2 } -- the dims the patch slides over
+  local patch, stride, fill = opts.patch or 16, opts.stride or 8, opts.fill or 0
+  local sizes, positions = {}, { {} } -- positions: one start per spatial dim
   for k, d in ipairs(spatial) do
-    local n = shape[d]
-    local p = math.min(type(patch) == "table" and patch[k] or patch, n)
+    sizes[k] = math.min(type(patch) == "table" and patch[k] or patch, shape[d])
     local s = math.max(1, type(stride) == "table" and stride[k] or stride)
-    sizes[k] = p
-    local starts = {}
-    for st = 1, n - p + 1, s do starts[#starts + 1] = st end
-    if starts[#starts] ~= n - p + 1 then starts[#starts + 1] = n - p + 1 end -- cover the border
-    local next = {}
+    local grown = {}
     for _, pos in ipairs(positions) do
-      for _, st in ipairs(starts) do
+      for _, st in ipairs(starts(shape[d], sizes[k], s)) do
         local q = { table.unpack(pos) }
         q[k] = st
-        next[#next + 1] = q
+        grown[#grown + 1] = q
       end
     end
-    positions = next
+    positions = grown
   end
 
   local base = lumen.no_grad(common.scores, model, x, opts)
   local target = common.targets(base, opts.target)[1]
   local base_score = base:get { 1, target }
-  -- The map keeps x's dims, with size 1 except along the spatial ones.
-  local map_shape = {}
+  local map_shape = {} -- x's dims, with size 1 except along the spatial ones
   for d = 1, nd do map_shape[d] = 1 end
   for _, d in ipairs(spatial) do map_shape[d] = shape[d] end
   local sum, count = lumen.zeros(map_shape), lumen.zeros(map_shape)
 
-  -- The box a patch covers, in x (all channels) or in the map.
+  -- The box a patch at pos covers in a tensor of shape dims (all of the non-spatial dims).
   local function box(pos, dims)
-    local starts, lens = {}, {}
-    for d = 1, nd do starts[d], lens[d] = 1, dims[d] end
-    for k, d in ipairs(spatial) do starts[d], lens[d] = pos[k], sizes[k] end
-    return starts, lens
+    local st, lens = {}, {}
+    for d = 1, nd do st[d], lens[d] = 1, dims[d] end
+    for k, d in ipairs(spatial) do st[d], lens[d] = pos[k], sizes[k] end
+    return st, lens
   end
 
   common.batches(#positions, opts.batch_size or 32, function(first, n)
     local xs = common.repeat_batch(x, n)
     for j = 1, n do
-      local starts, lens = box(positions[first + j - 1], shape)
-      starts[1], lens[1] = j, 1
-      xs:fill_box_(starts, lens, fill)
+      local st, lens = box(positions[first + j - 1], shape)
+      st[1] = j
+      xs:fill_box_(st, lens, fill)
     end
     local s = lumen.no_grad(common.scores, model, xs, opts)
     for j = 1, n do
-      local drop = base_score - s:get { j, target }
-      local starts, lens = box(positions[first + j - 1], map_shape)
-      sum:fill_box_(starts, lens, drop, true)
-      count:fill_box_(starts, lens, 1, true)
+      local st, lens = box(positions[first + j - 1], map_shape)
+      sum:fill_box_(st, lens, base_score - s:get { j, target }, true)
+      count:fill_box_(st, lens, 1, true)
     end
   end, "occlusion")
   return sum / count:clamp(1, nil), target, base_score

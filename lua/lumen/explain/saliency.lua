@@ -1,10 +1,10 @@
 -- Vanilla saliency (Simonyan, Vedaldi & Zisserman 2014, "Deep Inside Convolutional Networks").
 -- Computes M = |dS_c/dI| at the input I: the gradient of the target class score (before softmax)
--- with respect to every input element.
--- opts: target = top class; abs = true (false gives the signed gradient);
---       probabilities = false (true: differentiate the softmax output instead of the score).
--- Returns the map shaped like x, the targets, and the scores. For a picture, reduce over channels
--- with lumen.explain.common or `map:abs():max(2)` (the paper takes the max over channels).
+-- with respect to every input element, for every sample of the batch.
+-- opts: target = each sample's top class (a class id or one per sample); abs = true (false gives the
+--       signed gradient); probabilities = false (true: differentiate the softmax output instead).
+-- Returns the map shaped like x, the targets (a Lua array, one per sample) and the scores. For a
+-- picture take the max over channels as the paper does: `map:abs():amax(2, true)`.
 local common = require "lumen.explain.common"
 
 return function(model, x, opts)
