@@ -1,34 +1,35 @@
--- Deconvnet reconstruction of a neuron (Zeiler & Fergus 2013, "Visualizing and Understanding
+-- Deconvnet reconstruction of a neuron (Zeiler & Fergus 2014, "Visualizing and Understanding
 -- Convolutional Networks"). From one activation at a layer, go back to pixel space through the
 -- network's own layers in reverse: max unpooling with the forward switches, "unReLU" (a ReLU on the
 -- reconstruction) and transposed convolution with the same filters. This is exactly the backward
 -- pass with ReLU's rule swapped for ReLU(gradient) (lumen.explain.guided's deconvnet rules); max
 -- pooling's backward is unpooling by its switches and a convolution's is its transpose.
--- deconv(model, x, opts): opts.layer (required); opts.index = channel (its strongest position) or
---   {channel, i, j} (1-based; {channel, i} for 1-D layers). Returns the reconstruction shaped like x,
---   the activation value and {channel, i, j}.
--- top_inputs(model, X, opts): the `top` (9) inputs of X that most activate each of `neurons` (16 or a
---   list of channels) at opts.layer, scanning in batches. Returns {[channel] = {{index =, value =,
---   pos = {i, j}}, ...}}.
--- grid(model, X, opts): the figure of the paper — per neuron, a 3x3 block of reconstructions beside
---   the 3x3 input patches they come from (cropped to the reconstruction's support). Returns (3, H, W).
+-- deconv(model, x, opts): opts.layer (required); opts.index = a channel (default 1; at its strongest
+--   position) or {channel, i, j} (1-based; {channel, i} for 1-D layers). x is one input (1, ...).
+--   Returns the reconstruction shaped like x, the activation value and {channel, i, j}.
+-- top_inputs(model, X, opts): the `top` (9) inputs of X that most activate each of `neurons` (the first
+--   16 channels, or a list of channels) anywhere at opts.layer, scanning in batches of batch_size = 100.
+--   Returns {[channel] = {{index =, value =, pos = {i, j}}, ...} best first} and the list of channels.
+-- grid(model, X, opts): the figure of the paper: per neuron, a 3x3 block of reconstructions beside
+--   the 3x3 input patches they come from (cropped to the reconstruction's support, resized to
+--   patch_size = 32), ncol = 4 neurons per row; other opts as top_inputs. Returns an image (3, H, W).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local guided = require "lumen.explain.guided"
 
 local M = {}
 
--- Position of the maximum of A[1, k] (as {i, j} or {i}) and its value.
+-- The position {i, j} (or {i} for 1-D layers) of 1-based flat index p within a plane of A.
+local function position(A, p)
+  if #A.shape == 4 then return { (p - 1) // A.shape[4] + 1, (p - 1) % A.shape[4] + 1 } end
+  return { p }
+end
+
+-- Position of the maximum of A[1, k] and its value.
 local function strongest(A, k)
   local plane = A:narrow(1, 1, 1):narrow(2, k, 1)
-  local flat = plane:reshape { plane:numel() }
-  local v, idx = flat:max(1)
-  local p = idx:item() - 1
-  if #A.shape == 4 then
-    local w = A.shape[4]
-    return { p // w + 1, p % w + 1 }, v:item()
-  end
-  return { p + 1 }, v:item()
+  local v, idx = plane:reshape { plane:numel() }:max(1)
+  return position(A, idx:item()), v:item()
 end
 
 function M.deconv(model, x, opts)
@@ -40,17 +41,16 @@ function M.deconv(model, x, opts)
     xg.requires_grad = true
     local _, acts = common.capture(model, xg, { layer })
     local A = acts[layer]
-    local k, pos, value
+    local k = type(index) == "table" and index[1] or index
+    if math.type(k) ~= "integer" or k < 1 or k > A.shape[2] then
+      error(("deconv: channel %s out of range [1, %d] at layer '%s'"):format(tostring(k), A.shape[2], layer), 0)
+    end
+    local pos, value
     if type(index) == "table" then
-      k = index[1]
       pos = { table.unpack(index, 2) }
       value = A:get { 1, k, table.unpack(pos) }
     else
-      k = index
       pos, value = strongest(A, k)
-    end
-    if k < 1 or k > A.shape[2] then
-      error(("deconv: channel %d out of range [1, %d] at layer '%s'"):format(k, A.shape[2], layer), 0)
     end
     local seed = lumen.zeros_like(A)
     seed:set({ 1, k, table.unpack(pos) }, value)
@@ -81,9 +81,7 @@ function M.top_inputs(model, X, opts)
       for b = 1, n do
         local v = vals:get { b, k }
         if #list < top or v > list[#list].value then
-          local p = idx:get { b, k } - 1
-          local pos = #A.shape == 4 and { p // A.shape[4] + 1, p % A.shape[4] + 1 } or { p + 1 }
-          list[#list + 1] = { index = first + b - 1, value = v, pos = pos }
+          list[#list + 1] = { index = first + b - 1, value = v, pos = position(A, idx:get { b, k }) }
           table.sort(list, function(a, c) return a.value > c.value end)
           if #list > top then list[#list] = nil end
         end
@@ -121,7 +119,10 @@ function M.grid(model, X, opts)
       local x = X:narrow(1, item.index, 1)
       local rec = M.deconv(model, x, { layer = opts.layer, index = { k, table.unpack(item.pos) } })
       local y0, x0, h, w = support(rec)
-      local function crop(t) return t:narrow(3, y0, h):narrow(4, x0, w) end
+      local function crop(t) -- a picture: 1 or 3 channels (others are averaged)
+        t = t:narrow(3, y0, h):narrow(4, x0, w)
+        return (t.shape[2] == 1 or t.shape[2] == 3) and t or t:mean(2, true)
+      end
       local r = crop(rec)
       local rm = math.max(r:abs():max_all(), 1e-12)
       recs[#recs + 1] = lumen.image.resize(r / (2 * rm) + 0.5, size, size)

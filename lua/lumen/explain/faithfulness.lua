@@ -1,43 +1,51 @@
 -- Measures of whether an explanation is faithful to the model.
 --
--- Deletion / insertion (Petsiuk, Das & Saenko 2018, "RISE"): rank pixels by the map, then remove them
--- from x (deletion: replaced by the baseline) or reveal them on the baseline (insertion), in `steps`
--- equal steps, recording the target's probability. A faithful map makes deletion fall fast (low AUC)
--- and insertion rise fast (high AUC). AUC is the trapezoid area under the curve on [0, 1].
--- opts: target = top class; steps = 50; baseline = 0 | "blur" (deletion default 0, insertion default
---       "blur", sigma 5) | a tensor; order = "map" | "random"; batch_size = 25; probabilities = true.
--- Returns auc, curve (Lua array of steps+1 values).
+-- Deletion / insertion (Petsiuk, Das & Saenko 2018, "RISE"): rank the pixels by the map, then remove
+-- them from x (deletion: replaced by the baseline) or reveal them on the baseline (insertion) in `steps`
+-- equal steps, recording the target's probability (softmax of the scores) after each. A faithful map
+-- makes deletion fall fast (low AUC) and insertion rise fast (high AUC); order = "random" gives the
+-- baseline to beat. AUC is the trapezoid area under the curve on [0, 1].
+-- deletion(model, x, map, opts) / insertion(model, x, map, opts): x (1, C, H, W); map with H*W values
+--   ((1, 1, H, W), (H, W), ...; a map with channels (1, C, H, W) is ranked by sum_C |map|).
+-- opts: target = top class; steps = 50; baseline = 0 | "blur" (gaussian, sigma 5) | a number | a tensor
+--       (deletion default 0, insertion default "blur"); order = "map" | "random"; batch_size = 25;
+--       probabilities = true (false: the raw scores; a plain function should return scores, not
+--       probabilities).
+-- Returns auc, the curve (steps + 1 values) and the target.
 --
 -- Sanity checks (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"): cascading randomisation of
--- the weights from the top layer down; a map that does not change is not explaining the model.
--- sanity_check(model, x, method, opts): method(model, x, {target = c}) -> map; opts.target; opts.layers
--- (default: every layer with parameters, top first); opts.abs = true (compare |maps|).
--- Returns rows {layer =, spearman =}, the maps (original first) and the layer names. The model's weights
--- are restored afterwards.
+-- the weights, from the top layer down; a map that stays the same is not explaining the model.
+-- sanity_check(model, x, method, opts): method(model, x, {target = c}) -> map. opts: target = top class
+-- (kept fixed for every randomised model); layers = every layer with parameters, top first; abs = true
+-- (compare |maps|). Each layer's parameters are redrawn as N(0, rms^2) of their own values, cumulatively.
+-- Returns rows {layer =, spearman =} (rank correlation with the original map), the maps (original
+-- first) and the layer names. The model's weights are restored afterwards.
+-- spearman(a, b): Spearman rank correlation of two tensors of equal size (ties get their average rank).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
 local M = {}
 
--- Pixel order (1-based flat indices into H*W) by decreasing map value, or random.
-local function pixel_order(map, hw, order)
-  local n = hw
-  if order == "random" then return lumen.randperm(n) end
-  local m = map
-  if #m.shape == 4 then m = m:abs():sum(2) end -- channels reduced
-  m = m:reshape { n }
-  local _, idx = m:sort(1, true)
-  local t = {}
-  for i = 1, n do t[i] = idx:get { i } end
-  return t
+-- Pixel ranks (a float tensor (H*W), 1 = first to change) by decreasing map value, or random.
+local function pixel_ranks(map, hw, order)
+  local idx
+  if order == "random" then
+    idx = lumen.randperm(hw)
+  else
+    local m = map:numel() == hw and map or map:abs():sum(2)
+    local _, sorted = m:reshape { hw }:sort(1, true)
+    idx = sorted:totable()
+  end
+  local rank = {}
+  for i, p in ipairs(idx) do rank[p] = i end
+  return lumen.tensor(rank)
 end
 
-local function auc_of(curve)
+function M.auc(curve)
   local s = 0
   for i = 1, #curve - 1 do s = s + (curve[i] + curve[i + 1]) / 2 end
   return s / (#curve - 1)
 end
-M.auc = auc_of
 
 local function make_baseline(x, b)
   if lumen.is_tensor(b) then return b end
@@ -47,54 +55,55 @@ end
 
 local function curve(model, x, map, opts, insertion)
   opts = opts or {}
-  local xs = x.shape
-  local H, W = xs[3], xs[4]
-  local hw = H * W
-  local steps = opts.steps or 50
+  common.single(x, insertion and "insertion" or "deletion")
+  local _, _, H, W = table.unpack(x.shape)
+  local hw, steps = H * W, opts.steps or 50
   local base = make_baseline(x, opts.baseline or (insertion and "blur" or 0))
-  local probs = opts.probabilities ~= false
-  local s0 = lumen.no_grad(common.scores, model, x, { probabilities = probs })
-  local target = common.targets(s0, opts.target)[1]
-  local order = pixel_order(map, hw, opts.order)
-  -- mask value per pixel: the step at which it flips
-  local rank = {}
-  for i, p in ipairs(order) do rank[p] = i end
+  local function probs(t)
+    local s = lumen.no_grad(common.scores, model, t, opts)
+    return opts.probabilities == false and s or lumen.softmax(s, 2)
+  end
+  local target = common.targets(probs(x), opts.target)[1]
+  local rank = pixel_ranks(map, hw, opts.order)
+  local from, to = x, base
+  if insertion then from, to = base, x end
   local out = {}
   common.batches(steps + 1, opts.batch_size or 25, function(first, n)
     local masks = {}
-    for j = 1, n do
-      local k = math.floor((first + j - 2) * hw / steps + 0.5) -- pixels changed at this step
-      local m = {}
-      for p = 1, hw do m[p] = rank[p] <= k and 1 or 0 end
-      masks[j] = m
+    for j = 1, n do -- 1 where changed: the first k pixels of the order after step first + j - 2
+      masks[j] = rank:le(math.floor((first + j - 2) * hw / steps + 0.5)):reshape { 1, 1, H, W }
     end
-    local mk = lumen.tensor(masks):reshape { n, 1, H, W } -- 1 where changed
-    local from, to = x, base
-    if insertion then from, to = base, x end
-    local imgs = from + mk * (to - from)
-    local s = lumen.no_grad(common.scores, model, imgs, { probabilities = probs })
-    for j = 1, n do out[first + j - 1] = s:get { j, target } end
-  end)
-  return auc_of(out), out, target
+    local mk = lumen.cat(masks, 1)
+    local p = probs(from + mk * (to - from))
+    for j = 1, n do out[first + j - 1] = p:get { j, target } end
+  end, insertion and "insertion" or "deletion")
+  return M.auc(out), out, target
 end
 
 function M.deletion(model, x, map, opts) return curve(model, x, map, opts, false) end
 function M.insertion(model, x, map, opts) return curve(model, x, map, opts, true) end
 
--- Spearman rank correlation of two tensors with the same number of elements.
+-- Average ranks (1..n, ties averaged) of the n values of t, as a Lua array by position.
+local function ranks(t, n)
+  local v, idx = t:reshape { n }:sort(1)
+  local r, i = {}, 1
+  while i <= n do
+    local j = i
+    while j < n and v:get { j + 1 } == v:get { i } do j = j + 1 end
+    for k = i, j do r[idx:get { k }] = (i + j) / 2 end
+    i = j + 1
+  end
+  return r
+end
+
 function M.spearman(a, b)
   local n = a:numel()
-  local function ranks(t)
-    local _, idx = t:reshape { n }:sort(1)
-    local r = {}
-    for i = 1, n do r[idx:get { i }] = i end
-    return r
-  end
-  local ra, rb = ranks(a), ranks(b)
-  local ma = (n + 1) / 2
+  if b:numel() ~= n then error(("spearman: %d and %d values"):format(n, b:numel()), 2) end
+  local ra, rb = ranks(a, n), ranks(b, n)
+  local m = (n + 1) / 2
   local sab, saa, sbb = 0, 0, 0
   for i = 1, n do
-    local da, db = ra[i] - ma, rb[i] - ma
+    local da, db = ra[i] - m, rb[i] - m
     sab, saa, sbb = sab + da * db, saa + da * da, sbb + db * db
   end
   if saa == 0 or sbb == 0 then return 0 end
@@ -103,36 +112,36 @@ end
 
 function M.sanity_check(model, x, method, opts)
   opts = opts or {}
+  local target = opts.target or common.targets(lumen.no_grad(common.scores, model, x, opts))[1]
   local function run()
-    local map = method(model, x, { target = opts.target })
+    local map = method(model, x, { target = target })
     return opts.abs == false and map or map:abs()
   end
-  local original = run()
-  -- layers with parameters, top first
-  local layers = opts.layers
   local params = model:parameters()
+  local layers = opts.layers
   if not layers then
     layers = {}
     local seen = {}
     for i = #params, 1, -1 do
-      local lname = params[i].name:match("^(.*)%.[^.]+$") or params[i].name
-      if not seen[lname] then seen[lname] = true; layers[#layers + 1] = lname end
+      local name = params[i].name:match("^(.*)%.[^.]+$") or params[i].name
+      if not seen[name] then seen[name], layers[#layers + 1] = true, name end
     end
   end
   local saved = {}
-  for _, p in ipairs(params) do saved[p.tensor] = p.tensor:clone() end
+  for _, p in ipairs(params) do saved[p.tensor] = lumen.tensor(p.tensor) end
+  local original = run()
   local rows, maps = {}, { original }
   local ok, err = pcall(function()
-    for _, lname in ipairs(layers) do
+    for _, name in ipairs(layers) do
       for _, p in ipairs(params) do
-        if p.name:sub(1, #lname + 1) == lname .. "." then
+        if p.name:sub(1, #name + 1) == name .. "." then
           local t = p.tensor
-          local sd = math.sqrt((t * t):mean_all())
-          t:copy_(lumen.randn(t.shape) * (sd > 0 and sd or 0.01))
+          local rms = math.sqrt(lumen.dot64(t, t) / t:numel())
+          t:copy_(lumen.randn(t.shape) * (rms > 0 and rms or 0.01))
         end
       end
       local map = run()
-      rows[#rows + 1] = { layer = lname, spearman = M.spearman(original, map) }
+      rows[#rows + 1] = { layer = name, spearman = M.spearman(original, map) }
       maps[#maps + 1] = map
     end
   end)

@@ -1,106 +1,148 @@
 -- LIME (Ribeiro, Singh & Guestrin 2016, "Why Should I Trust You?"): a weighted linear model fitted to
--- the target score of perturbed copies of x, where each interpretable feature (superpixel, token,
--- or input element) is switched on or off.
--- Samples: z ~ Bernoulli(0.5) per feature, the first sample all on. Kernel: pi(z) = sqrt(exp(-d^2 /
--- width^2)) with d the cosine distance between z and the all-on vector (LIME's own kernel). Fit:
--- weighted ridge regression (ridge = 1, as LIME's default sklearn Ridge), intercept unpenalised.
--- opts: target = top class; segments = feature ids (an (H, W) map, or see lumen.explain.features;
---       default for (1, 3, H, W) images: SLIC superpixels with n_segments = 50, compactness = 10;
---       otherwise every element / token); num_samples = 1000; fill = "mean" (each superpixel's mean
---       colour) | "blur" | a number (for token ids: the padding id); kernel_width = 0.25;
---       kernel = "exponential" | "uniform"; ridge = 1; batch_size = 50; probabilities = false.
--- Returns per-feature weights (Lua array), the segment map, the fit's weighted R^2, the intercept.
+-- the target score of perturbed copies of x; its coefficients explain the prediction locally.
+-- Two samplers:
+--   "switch" (images, token ids, or any input given segments): interpretable features (superpixels,
+--     tokens, elements) switched on or off, z ~ Bernoulli(0.5) per feature, the first sample all on;
+--     off features take the fill values. Kernel: sqrt(exp(-d^2 / width^2)) with d the cosine distance
+--     between z and the all-on vector, width = 0.25 (LIME's image and text kernel).
+--   "tabular" (default for float vectors (1, D) without segments): samples around the instance,
+--     x + scale * N(0, I), the first sample x itself; the fit is on the standardised offsets (samples -
+--     x) / scale, so a weight is the effect of one `scale` step (w_i scale_i for a linear model);
+--     d = their euclidean norm, width = 0.75 sqrt(D) (LIME's tabular kernel).
+-- Fit: weighted ridge regression with an unpenalised intercept (ridge = 1, sklearn's Ridge as in LIME).
+-- opts: target = top class; segments = feature ids (an (H, W) map or see lumen.explain.features;
+--       default for images (1, C, H, W): SLIC superpixels, n_segments = 50, compactness = 10; otherwise
+--       every element, i.e. every token for token ids (1, T)); mode = "switch" | "tabular";
+--       num_samples = 1000; fill = "mean" (each superpixel's mean colour, the image default) | "blur"
+--       (gaussian, blur_sigma = 5) | a number (default 0, or pad_id = 1 for token ids);
+--       scale = number or tensor (1, D) (tabular; default the column std of opts.data (N, D), else 1);
+--       kernel = "exponential" | "uniform"; kernel_width; ridge = 1; batch_size = 50; probabilities = false.
+-- Returns per-feature weights (Lua array), the segment map (the (H, W) superpixels, else ids shaped like
+-- x), the fit's weighted R^2, its intercept and the target.
+-- lumen.explain.lime.picture(img, segments, weights [, {num = 5}]): img (C, H, W) with the `num` most
+-- positive segments tinted green, the `num` most negative red, and the segment borders drawn: (3, H, W).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local features = require "lumen.explain.features"
 local linalg = require "lumen.linalg"
 
-local M = {}
-
 -- The replacement values for switched-off features, shaped like x.
-local function fill_values(x, ids, m, fill)
+local function fill_values(x, ids, m, opts)
+  local fill = opts.fill
+  if fill == nil then
+    fill = x:dtype() == "int64" and (opts.pad_id or 1) or (#x.shape == 4 and "mean" or 0)
+  end
   if type(fill) == "number" then return lumen.full_like(x, fill) end
-  if fill == "blur" then return lumen.gaussian_blur(x, 5) end
-  if fill ~= "mean" then error("lime: fill must be 'mean', 'blur' or a number", 3) end
-  -- mean of x over each feature's elements, per channel when x is an image
-  local xs = x.shape
-  local per_channel = #xs == 4
-  local C = per_channel and xs[2] or 1
-  local plane = x:numel() // C
-  local sums, counts = {}, {}
-  for k = 1, C * m do sums[k], counts[k] = 0, 0 end
-  for e = 1, x:numel() do
-    local c = per_channel and (e - 1) // plane or 0
-    local k = c * m + ids:flat_get(e)
-    sums[k], counts[k] = sums[k] + x:flat_get(e), counts[k] + 1
-  end
-  local out = lumen.zeros_like(x)
-  for e = 1, x:numel() do
-    local c = per_channel and (e - 1) // plane or 0
-    local k = c * m + ids:flat_get(e)
-    out:flat_set(e, sums[k] / counts[k])
-  end
-  return out
+  if fill == "blur" then return lumen.gaussian_blur(x, opts.blur_sigma or 5) end
+  if fill ~= "mean" then error("lime: fill must be 'mean', 'blur' or a number, got " .. tostring(fill), 3) end
+  local s = x.shape
+  local C = #s == 4 and s[2] or 1 -- per channel for images
+  local xr, idx = x:reshape { C, -1 }, ids:reshape { C, -1 }
+  local sums = lumen.zeros { C, m }:scatter_add(2, idx, xr)
+  local counts = lumen.zeros { C, m }:scatter_add(2, idx, lumen.ones_like(xr))
+  return (sums / counts:clamp(1)):gather(2, idx):reshape(s)
 end
 
-function M.lime(model, x, opts)
-  opts = opts or {}
-  if x.shape[1] ~= 1 then error("lime: explain one input at a time (batch of 1)", 2) end
-  local segments = opts.segments
-  if segments == nil and #x.shape == 4 and x.shape[2] == 3 then
-    segments = lumen.viz.slic(x:squeeze(1), { n_segments = opts.n_segments or 50, compactness = opts.compactness or 10 })
-  end
-  local ids, m = features.ids(x, segments)
-  local n = opts.num_samples or 1000
-  local width = opts.kernel_width or 0.25
-  local base = lumen.no_grad(common.scores, model, x, opts)
-  local target = common.targets(base, opts.target)[1]
-  local off = fill_values(x, ids, m, opts.fill or (segments and "mean" or 0))
-  local diff = x - off
+local function weight(opts, d, width)
+  if opts.kernel == "uniform" then return 1 end
+  return math.sqrt(math.exp(-(d * d) / (width * width)))
+end
 
-  local Z, W, y = {}, {}, {}
+-- Switch sampler: Z (n arrays of m 0/1), kernel weights, and make(first, count) -> the inputs.
+local function switch_samples(x, ids, m, n, opts)
+  local off = fill_values(x, ids, m, opts)
+  local width = opts.kernel_width or 0.25
+  local Z, W = {}, {}
   for s = 1, n do
     local z, on = {}, 0
     for j = 1, m do
       z[j] = (s == 1 or lumen.random() < 0.5) and 1 or 0
       on = on + z[j]
     end
-    local d = on > 0 and 1 - on / (math.sqrt(on) * math.sqrt(m)) or 1
-    Z[s] = z
-    W[s] = opts.kernel == "uniform" and 1 or math.sqrt(math.exp(-(d * d) / (width * width)))
+    Z[s], W[s] = z, weight(opts, 1 - math.sqrt(on / m), width)
   end
+  return Z, W, function(first, count)
+    return features.mix(features.masks(lumen.tensor { table.unpack(Z, first, first + count - 1) }, ids, x), x, off)
+  end
+end
+
+local function tabular_scale(x, opts)
+  if opts.scale then return opts.scale end
+  if not opts.data then return 1 end
+  local sd = opts.data:std(1, false, true)
+  return lumen.where(sd:gt(0), sd, 1)
+end
+
+-- Tabular sampler: Z = the standardised offsets, kernel weights, make(first, count) -> the inputs.
+local function tabular_samples(x, n, opts)
+  if #x.shape ~= 2 then
+    error("lime: the tabular sampler needs a vector input (1, D), got " .. lumen.shape_str(x), 3)
+  end
+  local D = x:numel()
+  local noise = lumen.zeros { 1, D } -- the first sample is x itself
+  if n > 1 then noise = lumen.cat({ noise, lumen.randn { n - 1, D } }, 1) end
+  local width = opts.kernel_width or 0.75 * math.sqrt(D)
+  local Z, W = noise:totable(), {}
+  for s = 1, n do
+    local d2 = 0
+    for j = 1, D do d2 = d2 + Z[s][j] ^ 2 end
+    W[s] = weight(opts, math.sqrt(d2), width)
+  end
+  local scale = tabular_scale(x, opts)
+  return Z, W, function(first, count) return x + noise:narrow(1, first, count) * scale end
+end
+
+local function lime(model, x, opts)
+  opts = opts or {}
+  common.single(x, "lime")
+  local segments = opts.segments
+  if segments == nil and #x.shape == 4 then segments = features.superpixels(x, opts) end
+  local mode = opts.mode or ((segments == nil and #x.shape == 2 and x:dtype() == "float32") and "tabular" or "switch")
+  local ids, m = features.ids(x, segments)
+  local n = opts.num_samples or 1000
+  local scores = lumen.no_grad(common.scores, model, x, opts)
+  local target = common.targets(scores, opts.target)[1]
+  local Z, W, make
+  if mode == "tabular" then
+    Z, W, make = tabular_samples(x, n, opts)
+  elseif mode == "switch" then
+    Z, W, make = switch_samples(x, ids, m, n, opts)
+  else
+    error("lime: mode must be 'switch' or 'tabular', got " .. tostring(mode), 2)
+  end
+  local y = {}
   common.batches(n, opts.batch_size or 50, function(first, count)
-    local rows = {}
-    for j = 1, count do rows[j] = Z[first + j - 1] end
-    local xs = off + features.masks(lumen.tensor(rows), ids, x) * diff
-    local s = lumen.no_grad(common.scores, model, xs, opts)
+    local s = lumen.no_grad(common.scores, model, make(first, count), opts)
     for j = 1, count do y[first + j - 1] = s:get { j, target } end
   end, "lime")
   local weights, intercept, r2 = linalg.ridge(Z, y, W, opts.ridge or 1)
   return weights, segments or ids:reshape(x.shape), r2, intercept, target
 end
 
--- A picture of the top `num` positive (green) and negative (red) segments over the image (3, H, W).
-function M.picture(img, segments, weights, opts)
-  opts = opts or {}
-  local num = opts.num or 5
+local function picture(img, segments, weights, opts)
+  local num = (opts or {}).num or 5
+  img = lumen.image.chw(img, "lime.picture")
+  local H, W = img.shape[2], img.shape[3]
+  if img.shape[1] == 1 then img = img:expand { 3, H, W } end
   local order = {}
   for j = 1, #weights do order[j] = j end
-  table.sort(order, function(a, b) return math.abs(weights[a]) > math.abs(weights[b]) end)
-  local H, W = img.shape[2], img.shape[3]
-  local tint = lumen.zeros { 3, H, W }
-  local alpha = lumen.zeros { 1, H, W }
-  local chosen = {}
-  for k = 1, math.min(num, #order) do chosen[order[k]] = weights[order[k]] > 0 and 2 or 1 end
-  for e = 1, H * W do
-    local c = chosen[segments:flat_get(e)]
-    if c then
-      tint:flat_set((c - 1) * H * W + e, 1) -- channel 1 red (negative) or 2 green (positive)
-      alpha:flat_set(e, 0.5)
-    end
+  table.sort(order, function(a, b) return weights[a] > weights[b] end)
+  local pos, neg = {}, {}
+  for j = 1, #weights do pos[j], neg[j] = 0, 0 end
+  for k = 1, math.min(num, #order) do
+    local top, bottom = order[k], order[#order + 1 - k]
+    if weights[top] > 0 then pos[top] = 1 end
+    if weights[bottom] < 0 then neg[bottom] = 1 end
   end
-  local pic = img * (1 - alpha) + tint * alpha
-  return lumen.viz.mark_boundaries(pic, segments)
+  local flat = segments:reshape { H * W }
+  local function plane(v) return lumen.tensor(v):index_select(1, flat):reshape { 1, H, W } end
+  local p, q = plane(pos), plane(neg)
+  local tint = lumen.cat({ q, p, lumen.zeros { 1, H, W } }, 1) -- red for negative, green for positive
+  local alpha = (p + q) * 0.5
+  return lumen.viz.mark_boundaries(img * (1 - alpha) + tint * alpha, segments)
 end
 
+-- The module is lumen.explain.lime itself: callable, with .picture (and .lime for lumen.explain's loader).
+local M = setmetatable({ picture = picture }, { __call = function(_, ...) return lime(...) end })
+M.lime = M
 return M

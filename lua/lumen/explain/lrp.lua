@@ -1,180 +1,189 @@
 -- Layer-wise relevance propagation (Bach et al. 2015, "On Pixel-Wise Explanations for Non-Linear
 -- Classifier Decisions"; rules as in Montavon et al. 2019, "Layer-Wise Relevance Propagation: An
 -- Overview"). Relevance starts as the target score f_c at the output and is redistributed layer by
--- layer back to the input by swapping the backward rules of the ops (lumen.with_rules); the model is
--- not copied. For a layer z = W x + b (linear, conv2d) and relevance R at its output, with
--- s = R / z' and c = W'^T s:
---   zero      R_x = x * W^T (R / z)
---   epsilon   R_x = x * W^T (R / (z + eps sign(z)))                       eps = 1e-6
---   gamma     W' = W + gamma W+, b' = b + gamma b+                       gamma = 0.25
---   alphabeta alpha * (positive contributions) - beta * (negative ones)  alpha = 1, beta = 0
---   zplus     W' = W+, no bias (inputs >= 0)
---   zbox      R_x = x c - l c+ - h c-  with z = W x - W+ l - W- h        (pixel layer; l, h = bounds)
--- ReLU passes relevance unchanged; max pooling routes it to the winner; average pools and residual
--- additions share it in proportion to the contributions; BatchNorm after a convolution is folded in
--- (its relevance is rescaled so the convolution's rule acts on the folded layer; exact for zero and
--- epsilon).
--- opts: target = top class; rule = "epsilon" (applies to every linear and conv layer) or a table of
---       rules by layer type ("Conv2d", "Linear") or layer name (names win), e.g.
---       {Conv2d = "gamma", Linear = "epsilon", conv1 = "zbox"}; epsilon, gamma, alpha, beta; low, high
---       (zbox bounds: numbers, default the input's min and max).
--- Returns the relevance shaped like x, the target, and the target score (the total relevance).
+-- layer down to the input by swapping the backward rules of the ops (lumen.with_rules); the model is
+-- neither copied nor changed. For a layer z_j = sum_i x_i w_ij + b_j (linear, conv1d, conv2d) with
+-- relevance R_j at its output:
+--   zero       R_i = sum_j x_i w_ij / z_j R_j                                       (LRP-0)
+--   epsilon    R_i = sum_j x_i w_ij / (z_j + eps sign z_j) R_j                      epsilon = 1e-6
+--   gamma      LRP-0 with w + gamma w+ and b + gamma b+                             gamma = 0.25
+--   alphabeta  alpha (x_i w_ij)+ / (sum_i (x_i w_ij)+ + b_j+) R_j
+--              - beta (x_i w_ij)- / (sum_i (x_i w_ij)- + b_j-) R_j                  alpha = 1, beta = 0
+--   zplus      (x_i w_ij)+ / sum_i (x_i w_ij)+ R_j, biases ignored (alphabeta 1, 0 without bias)
+--   zbox       (x_i w_ij - l_i w_ij+ - h_i w_ij-) / sum_i (same) R_j   for the pixel layer, x in [l, h]
+-- (t+ = max(t, 0), t- = min(t, 0).) Elementwise activations pass relevance unchanged, max pools route it
+-- to the winner, average pools, sums, means and residual additions share it in proportion to the
+-- contributions, scaling by a constant passes it. A BatchNorm that directly follows a linear or conv
+-- layer is folded into it (w' = w s, b' = b s + t, where BN(z) = s z + t) before the layer's rule
+-- applies; any other BatchNorm acts as a diagonal layer under LRP-0.
+-- opts: target = top class (per sample); rule = "epsilon" | "zero" | "gamma" | "alphabeta" | "zplus" |
+--       "zbox", or a composite: a table of rules by layer name, "first" (the layer reading the input),
+--       layer type ("Conv2d", "Linear", "Conv1d"; or op name, for plain functions) and "default", tried
+--       in that order, e.g. {first = "zbox", Conv2d = "gamma", Linear = "epsilon"}; a rule may be a
+--       table {rule = "gamma", gamma = 0.1} with its own parameters. Parameters: epsilon, gamma, alpha,
+--       beta, low, high (zbox bounds: numbers or tensors broadcast to x; default x's min and max);
+--       probabilities = false.
+-- Returns the relevance shaped like x, the targets (a Lua array, one per sample) and their scores
+-- (the relevance each sample started with).
 local lumen = require "lumen"
+local core = require "lumen.core"
 local common = require "lumen.explain.common"
 
 local M = {}
 local TINY = 1e-12
+local LAYER_OPS = { linear = true, conv2d = true, conv1d = true }
+local PASS = { "relu", "leaky_relu", "relu6", "clip", "gelu", "hardswish", "hardsigmoid", "elu", "softplus",
+               "sigmoid", "tanh" }
+local PROPORTIONAL = { "avg_pool2d", "avg_pool1d", "global_avg_pool2d", "adaptive_avg_pool2d", "mean", "sum" }
 
--- z + eps * sign(z), with sign(0) = 1 so nothing divides by zero.
-local function stabilize(z, eps)
-  return z + (z:ge(0) * 2 - 1) * eps
+-- z + eps sign(z), with sign(0) = 1 so nothing divides by zero.
+local function stabilize(z, eps) return z + (z:ge(0) * 2 - 1) * eps end
+local function pos(t) return t:relu() end
+local function neg(t) return t - t:relu() end
+
+-- The layer a linear/conv node computes: x, w, b, its output z (BatchNorm folded in when one follows)
+-- and fwd(x, w, b) -> z, bwd(x, w, s) -> W^T s for swapped arguments (ops_nn's ctx conventions).
+local function layer_of(ctx, folded)
+  local x, w, z = ctx.args[1], ctx.args[2], ctx.output
+  local b = lumen.is_tensor(ctx.args[3]) and ctx.args[3] or nil
+  local fold = folded[z]
+  if fold then
+    local shape = { w.shape[1] }
+    for d = 2, #w.shape do shape[d] = 1 end
+    w = w * fold.scale:reshape(shape)
+    b = b and b * fold.scale + fold.shift or fold.shift
+    z = fold.output
+  end
+  local op, opts, default = lumen[ctx.op], ctx.opts, ctx.default
+  return { x = x, w = w, b = b, z = z,
+    fwd = function(xx, ww, bb) return op(xx, ww, bb, opts) end,
+    bwd = function(xx, ww, s)
+      return (default({ args = { xx, ww, nil, opts }, nargs = 4, inputs = { xx }, needs = { true }, opts = opts }, s))
+    end }
 end
 
--- Runs op `name` forward on args and returns the output and the gradient w.r.t. args[1] for `s`.
-local function vjp(name, args, s)
-  local spec = lumen.autograd.ops[name]
-  local ctx = {}
-  local out = spec.forward(ctx, table.unpack(args, 1, args.n))
-  ctx.args, ctx.inputs, ctx.nargs, ctx.needs = args, { args[1] }, args.n, { true }
-  ctx.output_shape = out.shape
-  local g = spec.backward(ctx, s)
-  return out, g
+-- Relevance in proportion to the positive (sign 1) or negative (sign -1) contributions x_i w_ij, plus b.
+local function share(L, R, sign, b)
+  local xp, xn, wp, wn = pos(L.x), neg(L.x), pos(L.w), neg(L.w)
+  if sign < 0 then wp, wn = wn, wp end
+  local s = R / stabilize(L.fwd(xp, wp, b) + L.fwd(xn, wn, nil), TINY)
+  return xp * L.bwd(xp, wp, s) + xn * L.bwd(xn, wn, s)
 end
 
-local function with_args(ctx, x, w, b)
-  local a = table.pack(table.unpack(ctx.args, 1, ctx.nargs))
-  a[1], a[2], a[3] = x, w, b
-  a.n = ctx.nargs
-  return a
-end
-
--- The rules for linear/conv layers: fn(ctx, R, p) -> R_x.
-local layer_rules = {
-  zero = function(ctx, R, p)
-    local x = ctx.args[1]
-    local _, c = vjp(ctx.op, with_args(ctx, x, ctx.args[2], ctx.args[3]), R / stabilize(ctx.output, TINY))
-    return x * c
-  end,
-  epsilon = function(ctx, R, p)
-    local x = ctx.args[1]
-    local _, c = vjp(ctx.op, with_args(ctx, x, ctx.args[2], ctx.args[3]), R / stabilize(ctx.output, p.epsilon or 1e-6))
-    return x * c
-  end,
-  gamma = function(ctx, R, p)
-    local x, w, b = ctx.args[1], ctx.args[2], ctx.args[3]
+-- The rules for one layer L: fn(L, R, params) -> relevance of L.x.
+local RULES = {
+  zero = function(L, R) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, TINY)) end,
+  epsilon = function(L, R, p) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, p.epsilon or 1e-6)) end,
+  gamma = function(L, R, p)
     local g = p.gamma or 0.25
-    local a = with_args(ctx, x, w + w:relu() * g, b and b + b:relu() * g or nil)
-    local z = vjp(ctx.op, a, lumen.zeros_like(ctx.output))
-    local _, c = vjp(ctx.op, a, R / stabilize(z, TINY))
-    return x * c
+    local w, b = L.w + pos(L.w) * g, L.b and L.b + pos(L.b) * g
+    return L.x * L.bwd(L.x, w, R / stabilize(L.fwd(L.x, w, b), TINY))
   end,
-  alphabeta = function(ctx, R, p)
-    local x, w = ctx.args[1], ctx.args[2]
+  alphabeta = function(L, R, p)
     local alpha, beta = p.alpha or 1, p.beta or 0
-    local xp, xn = x:relu(), x:clamp(nil, 0)
-    local wp, wn = w:relu(), w:clamp(nil, 0)
-    local function part(xa, wa, xb, wb)
-      local za = vjp(ctx.op, with_args(ctx, xa, wa, nil), lumen.zeros_like(ctx.output))
-      local zb = vjp(ctx.op, with_args(ctx, xb, wb, nil), lumen.zeros_like(ctx.output))
-      local s = R / stabilize(za + zb, TINY)
-      local _, ca = vjp(ctx.op, with_args(ctx, xa, wa, nil), s)
-      local _, cb = vjp(ctx.op, with_args(ctx, xb, wb, nil), s)
-      return xa * ca + xb * cb
-    end
-    local pos = part(xp, wp, xn, wn)
-    if beta == 0 then return pos * alpha end
-    return pos * alpha - part(xp, wn, xn, wp) * beta
+    local r = share(L, R, 1, L.b and pos(L.b)) * alpha
+    if beta ~= 0 then r = r - share(L, R, -1, L.b and neg(L.b)) * beta end
+    return r
   end,
-  zplus = function(ctx, R, p)
-    local x, w = ctx.args[1], ctx.args[2]
-    local a = with_args(ctx, x, w:relu(), nil)
-    local z = vjp(ctx.op, a, lumen.zeros_like(ctx.output))
-    local _, c = vjp(ctx.op, a, R / stabilize(z, TINY))
-    return x * c
-  end,
-  zbox = function(ctx, R, p)
-    local x, w, b = ctx.args[1], ctx.args[2], ctx.args[3]
-    local l, h = lumen.full_like(x, p.low), lumen.full_like(x, p.high)
-    local wp, wn = w:relu(), w:clamp(nil, 0)
-    local z = ctx.output - vjp(ctx.op, with_args(ctx, l, wp, nil), lumen.zeros_like(ctx.output))
-                         - vjp(ctx.op, with_args(ctx, h, wn, nil), lumen.zeros_like(ctx.output))
-    local s = R / stabilize(z, TINY)
-    local _, c = vjp(ctx.op, with_args(ctx, x, w, b), s)
-    local _, cp = vjp(ctx.op, with_args(ctx, l, wp, nil), s)
-    local _, cn = vjp(ctx.op, with_args(ctx, h, wn, nil), s)
-    return x * c - l * cp - h * cn
+  zplus = function(L, R) return share(L, R, 1, nil) end,
+  zbox = function(L, R, p)
+    local function bound(v) return lumen.is_tensor(v) and v:expand(L.x.shape) or lumen.full_like(L.x, v) end
+    local l, h, wp, wn = bound(p.low), bound(p.high), pos(L.w), neg(L.w)
+    local s = R / stabilize(L.fwd(L.x, L.w, nil) - L.fwd(l, wp, nil) - L.fwd(h, wn, nil), TINY)
+    return L.x * L.bwd(L.x, L.w, s) - l * L.bwd(l, wp, s) - h * L.bwd(h, wn, s)
   end,
 }
-M.layer_rules = layer_rules
 
--- Which rule a layer gets: by name, then by type, then the default.
-local function rule_for(rules, owner, default)
-  return function(ctx)
-    local o = owner[ctx.args[2]]
-    local r = o and (rules[o.name] or rules[o.type]) or default
-    if type(r) == "string" then
-      r = layer_rules[r] or error(("lrp: unknown rule '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(r), 0)
+-- pick(ctx) -> rule function and its parameters, for the layer whose weight is ctx.args[2].
+local function chooser(model, rule, input, params)
+  local by = type(rule) == "table" and rule or { default = rule or "epsilon" }
+  local owner = {}
+  if type(model) ~= "function" then
+    for _, l in ipairs(model:layers()) do
+      local m = l.module
+      if type(m) == "table" and lumen.is_tensor(m.weight) then owner[m.weight] = l end
     end
-    return r
+  end
+  return function(ctx)
+    local l = owner[ctx.args[2]]
+    local r = (l and by[l.name]) or (ctx.args[1] == input and by.first) or (l and by[l.type]) or by[ctx.op]
+      or by.default or "epsilon"
+    local p = params
+    if type(r) == "table" then
+      p = {}
+      for k, v in pairs(params) do p[k] = v end
+      for k, v in pairs(r) do p[k] = v end
+      r = r.rule
+    end
+    local fn = RULES[r]
+    if not fn then
+      error(("lrp: unknown rule '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(tostring(r)), 0)
+    end
+    return fn, p
   end
 end
 
--- Relevance shared in proportion to contributions, for ops that are linear in their input.
+local function pass(_, R) return R end
+
+-- Relevance shared in proportion to the contributions, for ops linear in their first argument.
 local function proportional(ctx, R)
-  local x = ctx.args[1]
-  return x * ctx.default(ctx, R / stabilize(ctx.output, TINY))
+  return ctx.args[1] * ctx.default(ctx, R / stabilize(ctx.output, TINY))
+end
+
+local function add(ctx, R)
+  local a, b = ctx.args[1], ctx.args[2]
+  if not (lumen.is_tensor(a) and lumen.is_tensor(b) and lumen.same_shape(a, b)) then return ctx.default(ctx, R) end
+  local s = R / stabilize(ctx.output, TINY)
+  return a * s, b * s
+end
+
+-- x * c or x / c with c constant (e.g. input scaling inside the model): elementwise, relevance passes.
+local function scaling(ctx, R)
+  local needs = ctx.needs
+  if needs[1] and not needs[2] and lumen.same_shape(ctx.args[1], R) then return R end
+  if ctx.op == "mul" and needs[2] and not needs[1] and lumen.same_shape(ctx.args[2], R) then return nil, R end
+  return ctx.default(ctx, R)
 end
 
 function M.lrp(model, x, opts)
   opts = opts or {}
-  local rule = opts.rule or "epsilon"
-  local rules = type(rule) == "table" and rule or {}
-  local default = type(rule) == "string" and rule or (rules.default or "epsilon")
+  local xg = x:detach()
+  xg.requires_grad = true
   local params = { epsilon = opts.epsilon, gamma = opts.gamma, alpha = opts.alpha, beta = opts.beta,
                    low = opts.low or x:min_all(), high = opts.high or x:max_all() }
-  -- weight tensor -> its layer, so rules can be chosen per layer name or type
-  local owner = {}
-  if type(model) ~= "function" then
-    local types = {}
-    for _, l in ipairs(model:layers()) do types[l.name] = l.type end
-    for _, p in ipairs(model:parameters()) do
-      local lname = p.name:match("^(.*)%.weight$")
-      if lname then owner[p.tensor] = { name = lname, type = types[lname] or (model:layer(lname) or {}).type } end
+  local pick = chooser(model, opts.rule, xg, params)
+  local folded = {} -- conv/linear output -> the BatchNorm that follows it
+  local rules = { add = add, mul = scaling, div = scaling }
+  for op in pairs(LAYER_OPS) do
+    rules[op] = function(ctx, R)
+      local fn, p = pick(ctx)
+      return fn(layer_of(ctx, folded), R, p)
     end
   end
-  local pick = rule_for(rules, owner, default)
-  local function layer_rule(ctx, R) return pick(ctx)(ctx, R, params) end
-  local swapped = {
-    linear = layer_rule,
-    conv2d = layer_rule,
-    conv1d = layer_rule,
-    relu = function(_, R) return R end,
-    avg_pool2d = proportional,
-    global_avg_pool2d = proportional,
-    adaptive_avg_pool2d = proportional,
-    add = function(ctx, R)
-      local a, b = ctx.args[1], ctx.args[2]
-      if not (lumen.is_tensor(a) and lumen.is_tensor(b) and lumen.same_shape(a, b)) then return ctx.default(ctx, R) end
-      local s = R / stabilize(ctx.output, TINY)
-      return a * s, b * s
-    end,
-    batch_norm = function(ctx, R)
-      -- fold into the preceding layer: rescale R so that layer's rule sees z_folded = bn(z)
-      local z = ctx.args[1]
-      return ctx.default(ctx, R / stabilize(ctx.output, TINY)) * z
-    end,
-  }
-  for k in pairs(swapped) do
-    if not lumen.autograd.ops[k] then swapped[k] = nil end
+  for _, op in ipairs(PASS) do rules[op] = pass end
+  for _, op in ipairs(PROPORTIONAL) do rules[op] = proportional end
+  rules.batch_norm = function(ctx, R)
+    local z = ctx.args[1]
+    local scale = ctx.weight and ctx.weight * ctx.invstd or ctx.invstd
+    local shift = (lumen.is_tensor(ctx.args[5]) and ctx.args[5] or 0) - ctx.mean * scale
+    local f = core.fields(z)
+    if f and f.node and LAYER_OPS[f.node.op] then
+      folded[z] = { scale = scale, shift = shift, output = ctx.output }
+      return R
+    end
+    return proportional(ctx, R)
   end
-  return lumen.with_rules(swapped, function()
-    local xg = x:detach()
-    xg.requires_grad = true
+  for k in pairs(rules) do
+    if not lumen.autograd.ops[k] then rules[k] = nil end
+  end
+  return lumen.with_rules(rules, function()
     local scores = common.scores(model, xg, opts)
     local targets = common.targets(scores, opts.target)
-    local onehot = common.onehot(scores.shape[1], scores.shape[2], targets)
-    local R = lumen.grad(scores, xg, scores:detach() * onehot)
-    return R, targets[1], scores:get { 1, targets[1] }
+    local start = scores:detach() * common.onehot(scores.shape[1], scores.shape[2], targets)
+    local R = lumen.grad(scores, xg, start)
+    local totals = {}
+    for i, c in ipairs(targets) do totals[i] = scores:get { i, c } end
+    return R, targets, totals
   end)
 end
 

@@ -1,11 +1,15 @@
 -- Permutation feature importance (Breiman 2001; Fisher, Rudin & Dominici 2019): how much a model's
--- metric drops when one feature (or feature group) is shuffled across the rows of a dataset,
--- breaking its link to the labels while keeping its distribution.
--- X: (N, ...) inputs; y: labels (int64 (N) 1-based class ids, or a Lua array).
--- opts: repeats = 5; features = group ids for one row (see lumen.explain.features: e.g. an (H, W)
---       patch map, token-position windows; default every element of a row); metric = "accuracy" |
---       "neg_loss" | fn(scores (N, K), y) -> number (higher is better); batch_size = 256.
--- Returns importances (Lua array, mean drop per feature), their standard deviations, the baseline metric.
+-- metric drops when one feature (or feature group) is shuffled across the rows of a dataset, breaking
+-- its link to the labels while keeping its distribution. A feature the model ignores scores exactly 0.
+-- permutation_importance(model, X, y, opts): X (N, ...) inputs (float, or int64 token ids); y labels
+-- (int64 (N) 1-based class ids, or a Lua array).
+-- opts: repeats = 5 shuffles per feature; features = group ids for one row (see lumen.explain.features;
+--       default every element of a row; patches(H, W, size) for image patches, windows(T, w) for
+--       token-position windows (both in require "lumen.explain.permutation"), or a superpixel map);
+--       metric = "accuracy" | "neg_loss" | fn(scores (N, K), y) -> number (higher is better);
+--       batch_size = 256; probabilities = false.
+-- Returns the importances (Lua array, mean drop per feature), their standard deviations over the repeats
+-- (the spread) and the unshuffled metric.
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local features = require "lumen.explain.features"
@@ -13,12 +17,10 @@ local features = require "lumen.explain.features"
 local M = {}
 
 local function labels_of(y)
-  if lumen.is_tensor(y) then
-    local t = {}
-    for i = 1, y:numel() do t[i] = math.tointeger(y:flat_get(i)) end
-    return t
-  end
-  return y
+  if not lumen.is_tensor(y) then return y end
+  local t = {}
+  for i = 1, y:numel() do t[i] = math.tointeger(y:flat_get(i)) end
+  return t
 end
 
 local metrics = {
@@ -28,27 +30,24 @@ local metrics = {
     for i = 1, #y do if idx:get { i } == y[i] then hit = hit + 1 end end
     return hit / #y
   end,
-  neg_loss = function(scores, y)
-    return -lumen.cross_entropy(scores, lumen.tensor(y, "int64")):item()
-  end,
+  neg_loss = function(scores, y) return -lumen.cross_entropy(scores, y):item() end,
 }
 
-local function evaluate(model, X, y, metric, bs)
+local function evaluate(model, X, y, metric, opts)
   local parts = {}
-  common.batches(X.shape[1], bs, function(first, n)
-    parts[#parts + 1] = lumen.no_grad(common.scores, model, X:narrow(1, first, n))
+  common.batches(X.shape[1], opts.batch_size or 256, function(first, n)
+    parts[#parts + 1] = lumen.no_grad(common.scores, model, X:narrow(1, first, n), opts)
   end)
   return metric(lumen.cat(parts, 1), y)
 end
 
--- Patch ids for an (H, W) grid of size x size patches: a ready `features` map for images.
+-- Patch ids for an (H, W) grid of size x size patches: a `features` map for images.
 function M.patches(h, w, size)
-  local cols = math.ceil(w / size)
+  local cols = (w + size - 1) // size
   local t = {}
   for i = 1, h do
-    local row = {}
-    for j = 1, w do row[j] = ((i - 1) // size) * cols + (j - 1) // size + 1 end
-    t[i] = row
+    t[i] = {}
+    for j = 1, w do t[i][j] = ((i - 1) // size) * cols + (j - 1) // size + 1 end
   end
   return lumen.tensor(t, "int64")
 end
@@ -69,22 +68,20 @@ function M.permutation_importance(model, X, y, opts)
   if type(metric) == "string" then
     metric = metrics[metric] or error("permutation_importance: unknown metric '" .. metric .. "'", 2)
   end
-  local bs, repeats = opts.batch_size or 256, opts.repeats or 5
+  local repeats = opts.repeats or 5
   local row = X:narrow(1, 1, 1)
   local ids, m = features.ids(row, opts.features)
-  local base = evaluate(model, X, y, metric, bs)
+  local base = evaluate(model, X, y, metric, opts)
   local mean, std = {}, {}
   local bar = lumen.progress(m * repeats, "permutation importance")
   for j = 1, m do
     local z = {}
     for k = 1, m do z[k] = k == j and 1 or 0 end
-    local mask = features.masks(lumen.tensor { z }, ids, row) -- (1, ...)
-    local keep = 1 - mask
+    local mask = features.masks(lumen.tensor { z }, ids, row) -- (1, ...): 1 on feature j
     local drops, s1 = {}, 0
     for r = 1, repeats do
-      local perm = lumen.tensor(lumen.randperm(N), "int64")
-      local Xp = X * keep + X:index_select(1, perm) * mask
-      drops[r] = base - evaluate(model, Xp, y, metric, bs)
+      local shuffled = X:index_select(1, lumen.tensor(lumen.randperm(N), "int64"))
+      drops[r] = base - evaluate(model, features.mix(mask, shuffled, X), y, metric, opts)
       s1 = s1 + drops[r]
       bar:update((j - 1) * repeats + r)
     end

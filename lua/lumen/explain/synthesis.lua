@@ -1,10 +1,10 @@
--- lumen.explain.synthesis: what class-model visualisation and Deep Dream share — gradient ascent on
--- the input with jitter (a random roll, undone after the step), blur and clamping.
+-- lumen.explain.synthesis: what the input-synthesis methods (class_model, deepdream) share: jitter as a
+-- random roll of the image with wrap-around (undone after each step) and the total-variation penalty.
 local lumen = require "lumen"
 
 local M = {}
 
--- Rolls (N, C, H, W) by (dy, dx) pixels with wrap-around.
+-- Rolls (N, C, H, W) by (dy, dx) pixels with wrap-around: out[i, j] = x[i - dy, j - dx].
 function M.roll(x, dy, dx)
   local function roll_dim(t, d, k)
     local n = t.shape[d]
@@ -15,7 +15,7 @@ function M.roll(x, dy, dx)
   return roll_dim(roll_dim(x, 3, dy), 4, dx)
 end
 
--- Total variation: sum of squared differences between neighbouring pixels.
+-- Total variation of (N, C, H, W): the sum of squared differences between neighbouring pixels.
 function M.tv(x)
   local H, W = x.shape[3], x.shape[4]
   local dy = x:narrow(3, 2, H - 1) - x:narrow(3, 1, H - 1)
@@ -23,7 +23,7 @@ function M.tv(x)
   return (dy * dy):sum() + (dx * dx):sum()
 end
 
--- A random integer in [-j, j].
+-- A random integer in [-j, j] from lumen's RNG (0 when j is nil or 0).
 function M.jitter(j)
   if not j or j <= 0 then return 0 end
   return lumen.randint(2 * j + 1) - j - 1
