@@ -14,6 +14,9 @@ local files = {
   lime = "lime", kernel_shap = "shap", gradient_shap = "gradient_shap", permutation_importance = "permutation",
   lrp = "lrp", class_model = "class_model", deepdream = "deepdream", deconv = "deconv",
   deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
+  spearman = "faithfulness", auc = "faithfulness", top_inputs = "deconv",
+  deconv_grid = { "deconv", "grid" }, lime_picture = { "lime", "picture" },
+  patches = "permutation", windows = "permutation",
   common = "common",
 }
 
@@ -21,8 +24,10 @@ return setmetatable({}, {
   __index = function(t, k)
     local f = files[k]
     if not f then return nil end
+    local field = k
+    if type(f) == "table" then f, field = f[1], f[2] end
     local mod = require("lumen.explain." .. f)
-    local v = (type(mod) == "table" and k ~= "common") and mod[k] or mod
+    local v = (type(mod) == "table" and k ~= "common") and mod[field] or mod
     rawset(t, k, v)
     return v
   end,
