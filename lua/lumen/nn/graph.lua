@@ -1,0 +1,183 @@
+-- nn.Graph{inputs = {...}, outputs = {...}, nodes = {...}}: a directed acyclic graph of named nodes.
+-- A node is {name =, inputs = {names}, module = M} or a function node {name =, inputs =, type =,
+-- fn = function(a, b, ...)} or, to be savable in checkpoints, {name =, inputs =, type =, op = "add",
+-- args = {...}} which calls lumen[op](inputs..., args...). Nodes may come in any order: they are
+-- sorted once; during forward each intermediate tensor is dropped after its last consumer unless it
+-- is an output or captured. self.nodes holds the sorted records {name, inputs, module} or
+-- {name, inputs, type, fn, op, args}; layer(name) returns the module, or the record of a function node.
+local lumen = require "lumen"
+local Container = require "lumen.nn.container"
+local Module = require "lumen.nn.module"
+
+local Graph = Module.class("Graph", { parent = Container, keras = "Functional", prefix = "model" })
+
+local function names(t, what, may_be_empty)
+  if type(t) ~= "table" or (#t == 0 and not may_be_empty) then
+    error(("Graph: %s must be a non-empty array of names"):format(what), 0)
+  end
+  for _, v in ipairs(t) do
+    if type(v) ~= "string" then error(("Graph: %s must hold names, got a %s"):format(what, type(v)), 0) end
+  end
+  return { table.unpack(t) }
+end
+
+-- The record of a function or op node; it runs as rec:forward(...).
+local function fn_record(spec, i)
+  if type(spec.name) ~= "string" then error(("Graph: node %d has no name"):format(i), 0) end
+  local rec = { name = spec.name, type = spec.type or (spec.op and spec.op:gsub("^%l", string.upper)) or "Function" }
+  if spec.op then
+    local f = lumen[spec.op]
+    if type(f) ~= "function" then error(("Graph: node '%s': unknown op '%s'"):format(spec.name, tostring(spec.op)), 0) end
+    local extra = spec.args or {}
+    rec.op, rec.args = spec.op, extra
+    rec.fn = function(...)
+      local a = table.pack(...)
+      for k = 1, #extra do a[a.n + k] = extra[k] end
+      return f(table.unpack(a, 1, a.n + #extra))
+    end
+  elseif type(spec.fn) == "function" then
+    rec.fn = spec.fn
+  else
+    error(("Graph: node %d ('%s') needs a module, fn or op"):format(i, tostring(spec.name)), 0)
+  end
+  rec.forward = function(_, ...) return rec.fn(...) end
+  return rec
+end
+
+-- Orders records so that each comes after the producers of its inputs (depth first, stable).
+local function toposort(recs, inputs)
+  local producer = {}
+  for _, n in ipairs(inputs) do producer[n] = "input" end
+  for _, r in ipairs(recs) do producer[r.name] = r end
+  local state, order = {}, {}
+  local function visit(r, path)
+    if state[r] == "done" then return end
+    if state[r] == "active" then
+      error(("Graph: cycle through node '%s' (%s)"):format(r.name, table.concat(path, " -> ")), 0)
+    end
+    state[r] = "active"
+    path[#path + 1] = r.name
+    for _, inp in ipairs(r.inputs) do
+      local p = producer[inp]
+      if p == nil then error(("Graph: node '%s' reads '%s', which no node or input produces"):format(r.name, inp), 0) end
+      if p ~= "input" then visit(p, path) end
+    end
+    path[#path] = nil
+    state[r] = "done"
+    order[#order + 1] = r
+  end
+  for _, r in ipairs(recs) do visit(r, {}) end
+  return order, producer
+end
+
+function Graph:init(cfg)
+  self.inputs = names(cfg.inputs, "inputs")
+  self.outputs = names(cfg.outputs, "outputs")
+  self._config = {}
+  local recs, named, modules = {}, {}, {}
+  for i, spec in ipairs(cfg.nodes or {}) do
+    local rec
+    if spec.module then
+      if spec.name then spec.module.name = spec.name end
+      rec = { module = spec.module }
+      modules[#modules + 1] = spec.module
+      named[i] = spec.module
+    else
+      rec = fn_record(spec, i)
+      named[i] = rec
+    end
+    rec.inputs = names(spec.inputs or {}, ("inputs of node %d"):format(i), true)
+    recs[i] = rec
+  end
+  self:name_children(named, self.inputs)
+  for _, rec in ipairs(recs) do
+    if rec.module then rec.name, rec.type = rec.module.name, rec.module.type end
+  end
+  local order, producer = toposort(recs, self.inputs)
+  for _, o in ipairs(self.outputs) do
+    if not producer[o] then error(("Graph: output '%s' is not produced by any node"):format(o), 0) end
+  end
+  self.nodes, self.modules, self.by_name, self._last_use = order, modules, {}, {}
+  for i, rec in ipairs(order) do
+    self.by_name[rec.name] = rec.module or rec
+    for _, inp in ipairs(rec.inputs) do self._last_use[inp] = i end
+  end
+  self._shapes = {}
+  self:link()
+end
+
+function Graph:children() return self.modules end
+function Graph:is_input(name)
+  for _, n in ipairs(self.inputs) do if n == name then return true end end
+  return false
+end
+
+function Graph:layer(name)
+  return self.by_name[name] or Container.layer(self, name)
+end
+
+function Graph:layers()
+  local res = {}
+  for _, rec in ipairs(self.nodes) do
+    local m = rec.module or rec
+    if m.is_container then
+      for _, l in ipairs(m:layers()) do res[#res + 1] = l end
+    else
+      res[#res + 1] = { name = rec.name, type = rec.type, shape = self._shapes[rec.name], module = m }
+    end
+  end
+  return res
+end
+
+function Graph:input_dtype()
+  for _, rec in ipairs(self.nodes) do
+    for _, inp in ipairs(rec.inputs) do
+      if inp == self.inputs[1] and rec.module then
+        if rec.module.is_container then return rec.module:input_dtype() end
+        return rec.module.input_dtype or "float32"
+      end
+    end
+  end
+  return "float32"
+end
+
+function Graph:_run(ctx, x)
+  local values = {}
+  if lumen.is_tensor(x) then
+    if #self.inputs ~= 1 then
+      error(("%s: expects %d inputs (%s), got one tensor"):format(self.name or "Graph", #self.inputs,
+        table.concat(self.inputs, ", ")), 0)
+    end
+    values[self.inputs[1]] = x
+  else
+    for i, n in ipairs(self.inputs) do
+      values[n] = type(x) == "table" and (x[n] or x[i]) or nil
+      if not lumen.is_tensor(values[n]) then error(("%s: missing input '%s'"):format(self.name or "Graph", n), 0) end
+    end
+  end
+  for _, n in ipairs(self.inputs) do self:capture(ctx, n, values[n]) end
+  local keep = {}
+  for _, o in ipairs(self.outputs) do keep[o] = true end
+  local final = #self.outputs == 1 and self.outputs[1]
+  for i, rec in ipairs(self.nodes) do
+    local logits = ctx.logits and rec.name == final
+    local args = {}
+    for k, inp in ipairs(rec.inputs) do args[k] = values[inp] end
+    if logits and rec.type == "Softmax" then
+      values[rec.name] = args[1]
+    else
+      values[rec.name] = self:call_child(rec.module or rec, Container.sub_ctx(ctx, logits),
+        table.unpack(args, 1, #rec.inputs))
+    end
+    self:capture(ctx, rec.name, values[rec.name])
+    for _, inp in ipairs(rec.inputs) do
+      if self._last_use[inp] == i and not keep[inp] then values[inp] = nil end
+    end
+  end
+  if #self.outputs == 1 then return values[self.outputs[1]] end
+  local outs = {}
+  for k, o in ipairs(self.outputs) do outs[k] = values[o] end
+  return outs
+end
+
+return Graph

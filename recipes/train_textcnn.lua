@@ -1,0 +1,52 @@
+-- recipes/train_textcnn.lua: the seed lecture's text CNN (lumen.models.textcnn: frozen GloVe embedding,
+-- three Conv1D/MaxPooling1D stages, two Dense layers) trained on the fortunes corpus (Debian package
+-- fortunes: one category per file, texts separated by lines holding "%"), one class per category.
+-- Prints the test accuracy; writes OUT/textcnn_fortunes.lumen and its vocabulary (one word per line).
+--   lumen run recipes/train_textcnn.lua [glove=PATH] [length=200] [epochs=6] [categories=a,b,...]
+local lumen = require "lumen"
+local data = lumen.data
+local p = lumen.args {
+  corpus = "/usr/share/games/fortunes", glove = "../shared/data/text/glove.6B.100d.top20k.txt.gz",
+  categories = "people,definitions,cookie,computers,songs-poems,politics,miscellaneous,work,science,men-women,"
+    .. "zippy,knghtbrd,platitudes,art,fortunes,wisdom,linux,disclaimer,perl,literature",
+  length = 200, min_count = 2, epochs = 6, batch_size = 32, lr = 0.001, test_fraction = 0.2, seed = 0,
+  out = "data/models",
+}
+lumen.seed(p.seed)
+
+local texts, labels, names = {}, {}, {}
+for name in p.categories:gmatch("[^,]+") do
+  names[#names + 1] = name
+  local f = assert(io.open(p.corpus .. "/" .. name, "r"))
+  for text in (f:read("a") .. "\n%\n"):gmatch("(.-)\n%%\n") do
+    if text:find("%S") then texts[#texts + 1], labels[#labels + 1] = data.tokenize(text), #names end
+  end
+  f:close()
+end
+local order = lumen.randperm(#texts) -- one shuffle, then the first test_fraction is held out
+local ntest = math.floor(#texts * p.test_fraction)
+local function part(a, b)
+  local t, l = {}, {}
+  for i = a, b do t[#t + 1], l[#l + 1] = texts[order[i]], labels[order[i]] end
+  return t, lumen.tensor(l, "int64")
+end
+local test_t, yt = part(1, ntest)
+local train_t, y = part(ntest + 1, #texts)
+
+local vocab = data.build_vocabulary(train_t, { min_count = p.min_count })
+local _, E, found = assert(data.load_glove(p.glove, { words = vocab }))
+print(("%d texts in %d classes; vocabulary %d words, %d with GloVe vectors"):format(#texts, #names, vocab:size(), found))
+
+local model = lumen.models.textcnn { vocab = vocab:size(), dim = E:size(2), length = p.length, classes = #names,
+                                     embedding = E }
+lumen.optim.fit(model, { X = data.encode(train_t, vocab, p.length), y = y },
+  { epochs = p.epochs, batch_size = p.batch_size, optimizer = lumen.optim.Adam(model, { lr = p.lr }) })
+local loss, acc = lumen.optim.evaluate(model, data.encode(test_t, vocab, p.length), yt)
+print(("test loss %.4f, accuracy %.2f%% on %d texts (chance %.2f%%)"):format(loss, 100 * acc, ntest, 100 / #names))
+
+model.labels = names
+model.input_spec.vocabulary = "textcnn_fortunes.vocab.txt"
+lumen.mkdir(p.out)
+assert(vocab:save(p.out .. "/" .. model.input_spec.vocabulary))
+model:save(p.out .. "/textcnn_fortunes.lumen")
+print("wrote " .. p.out .. "/textcnn_fortunes.lumen")

@@ -1,0 +1,162 @@
+-- Specs for lumen checkpoints (model:save, lumen.load_model) and the model-file dispatch.
+local lumen = require "lumen"
+local nn = lumen.nn
+local models = require "lumen.models"
+
+local function tmp(name) return os.tmpname() .. "_" .. name end
+
+local function read(path)
+  local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s
+end
+local function write(path, s)
+  local f = assert(io.open(path, "wb")); f:write(s); f:close()
+end
+
+describe("lumen checkpoints", function()
+  local path
+  before_each(function() lumen.seed(3); path = tmp("model.lumen") end)
+  after_each(function() os.remove(path) end)
+
+  it("reloads a trained CNN to the same outputs bit for bit, with labels and input_spec", function()
+    local m = models.fashion_cnn {}
+    local x = lumen.rand { 4, 1, 28, 28 }
+    m:train()
+    m:forward(x) -- moves the batch-norm running statistics away from their initial values
+    m:eval()
+    local y = m:forward(x)
+    m:save(path)
+    local back = lumen.load_model(path)
+    assert.equal(0, lumen.max_abs_diff(back:forward(x), y))
+    assert.same(m.labels, back.labels)
+    assert.same(m.input_spec, back.input_spec)
+    assert.is_false(back.training)
+    local names = {}
+    for i, l in ipairs(back:layers()) do names[i] = l.name end
+    assert.equal("conv1", names[1])
+    assert.equal("fc", names[#names])
+    assert.is_true(back:layer("fc").weight.requires_grad)
+  end)
+
+  it("does not consume random numbers while loading", function()
+    local m = nn.Sequential { nn.Linear { in_features = 3, out_features = 2 } }
+    m:save(path)
+    lumen.seed(9)
+    lumen.load_model(path)
+    local a = lumen.random()
+    lumen.seed(9)
+    assert.equal(lumen.random(), a)
+  end)
+
+  it("saves graphs made of modules and lumen ops, tensor arguments included", function()
+    local g = nn.Graph {
+      inputs = { "x" }, outputs = { "y" },
+      nodes = {
+        { name = "fc", module = nn.Linear { in_features = 3, out_features = 3 }, inputs = { "x" } },
+        { name = "shift", op = "add", args = { lumen.tensor { 1, 2, 3 } }, type = "Add", inputs = { "fc" } },
+        { name = "y", op = "add", type = "Add", inputs = { "shift", "x" } },
+      },
+    }
+    g = nn.Graph { inputs = { "x" }, outputs = { "out" }, nodes = {
+      { name = "block", module = g, inputs = { "x" } },
+      { name = "out", op = "relu", inputs = { "block" } } } }
+    local x = lumen.randn { 2, 3 }
+    g:save(path)
+    local back = lumen.load_model(path)
+    assert.equal(0, lumen.max_abs_diff(back:forward(x), g:forward(x)))
+    assert.equal("Add", back:layer("shift").type)
+  end)
+
+  it("keeps frozen embeddings frozen and channels-last options", function()
+    local m = models.textcnn { vocab = 50, dim = 8, length = 150, classes = 3 }
+    local row = {}
+    for i = 1, 150 do row[i] = lumen.randint(50) end
+    local ids = lumen.tensor({ row }, "int64")
+    m:eval()
+    local y = m:forward(ids)
+    m:save(path)
+    local back = lumen.load_model(path)
+    assert.equal(0, lumen.max_abs_diff(back:forward(ids), y))
+    assert.is_false(back:parameters()[1].trainable)
+  end)
+
+  it("refuses graphs with Lua function nodes, naming the node", function()
+    local g = nn.Graph { inputs = { "x" }, outputs = { "y" },
+                         nodes = { { name = "y", fn = function(x) return x end, type = "Identity", inputs = { "x" } } } }
+    assert.has_error(function() g:save(path) end,
+      "save: graph node 'y' (Identity) is a Lua function; only nodes built as {op = name, args = {...}} can be saved")
+  end)
+
+  describe("bad files", function()
+    local good
+    before_each(function()
+      nn.Sequential { nn.Linear { in_features = 3, out_features = 2, name = "fc" } }:save(path)
+      good = read(path)
+    end)
+
+    local function load_err(bytes)
+      write(path, bytes)
+      local ok, err = pcall(lumen.load_model, path)
+      assert.is_false(ok)
+      return err
+    end
+
+    it("names a truncated file", function()
+      local err = load_err(good:sub(1, #good - 5))
+      assert.matches(path, err, 1, true)
+      err = load_err(good:sub(1, 40))
+      assert.matches(path, err, 1, true)
+    end)
+
+    it("rejects a corrupted architecture", function()
+      local err = load_err((good:gsub('\\"type\\":\\"Linear\\"', '\\"type\\":\\"Linxar\\"')))
+      assert.matches("unknown layer type 'Linxar'", err, 1, true)
+      err = load_err((good:gsub('\\"config\\":{', '\\"config\\":[')))
+      assert.matches("bad lumen.arch metadata", err, 1, true)
+    end)
+
+    it("rejects tensors with the wrong shape", function()
+      local big = nn.Sequential { nn.Linear { in_features = 4, out_features = 2, name = "fc" } }
+      local tensors = {}
+      for _, s in ipairs(big:state()) do tensors[s.name] = s.tensor end
+      local _, meta = lumen.read_safetensors(path)
+      assert(lumen.write_safetensors(path, tensors, meta))
+      local ok, err = pcall(lumen.load_model, path)
+      assert.is_false(ok)
+      assert.matches("tensor 'weight' is float32 (2, 4), expected float32 (2, 3)", err, 1, true)
+    end)
+
+    it("rejects safetensors files that are not lumen checkpoints", function()
+      assert(lumen.write_safetensors(path, { w = lumen.zeros { 2 } }, { format = "pt" }))
+      local ok, err = pcall(lumen.load_model, path)
+      assert.is_false(ok)
+      assert.matches("not a lumen checkpoint", err, 1, true)
+    end)
+  end)
+
+  describe("models.sniff and models.labels", function()
+    it("tells file kinds apart by content", function()
+      write(path, "\0\0\0\0TFL3rest of a flatbuffer")
+      assert.equal("tflite", models.sniff(path))
+      write(path, "\31\139\8\0")
+      assert.equal("gzip", models.sniff(path))
+      write(path, "\8\18\4lumen") -- a protobuf: ONNX
+      assert.equal("onnx", models.sniff(path))
+      nn.Sequential { nn.ReLU {} }:save(path)
+      assert.equal("checkpoint", models.sniff(path))
+      assert.is_nil(models.sniff(path .. ".missing"))
+    end)
+
+    it("reads every line as a label", function()
+      write(path, "background\ntench\n\ngoldfish\n")
+      assert.same({ "background", "tench", "", "goldfish" }, models.labels(path))
+      local shared = "../shared/data/models/imagenet_labels.txt"
+      if lumen.exists(shared) then
+        local l = models.labels(shared)
+        assert.equal(1001, #l)
+        assert.equal("background", l[1])
+      else
+        print("skipped: " .. shared .. " is absent")
+      end
+    end)
+  end)
+end)

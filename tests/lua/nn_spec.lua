@@ -1,0 +1,300 @@
+-- Specs for lumen.nn: modules, Sequential and Graph (capture, logits, errors, layers, parameters).
+local lumen = require "lumen"
+local nn = lumen.nn
+
+local function close(a, b, tol)
+  return lumen.max_abs_diff(a, b) <= (tol or 1e-5)
+end
+
+describe("lumen.nn", function()
+  before_each(function() lumen.seed(7) end)
+
+  describe("Module", function()
+    it("initialises conv and linear weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from the seeded RNG", function()
+      local c = nn.Conv2d { in_channels = 8, out_channels = 16, kernel_size = 3 }
+      local b = 1 / math.sqrt(8 * 9)
+      assert.is_true(c.weight:max_all() <= b and c.weight:min_all() >= -b)
+      assert.is_true(c.weight:max_all() > 0.95 * b and c.weight:min_all() < -0.95 * b)
+      assert.is_true(math.abs(c.weight:mean_all()) < 0.1 * b)
+      assert.is_true(c.bias:max_all() <= b and c.bias:min_all() >= -b)
+      lumen.seed(7)
+      local c2 = nn.Conv2d { in_channels = 8, out_channels = 16, kernel_size = 3 }
+      assert.is_true(close(c.weight, c2.weight, 0))
+      local c3 = nn.Conv2d { in_channels = 8, out_channels = 16, kernel_size = 3 }
+      assert.is_false(close(c.weight, c3.weight, 1e-3))
+    end)
+
+    it("lists parameters with trainable flags and config without tensors", function()
+      local e = nn.Embedding { num_embeddings = 5, embedding_dim = 3, trainable = false, name = "emb" }
+      local ps = e:parameters()
+      assert.equal(1, #ps)
+      assert.equal("emb.weight", ps[1].name)
+      assert.is_false(ps[1].trainable)
+      assert.is_false(e.weight.requires_grad)
+      local l = nn.Linear { in_features = 3, out_features = 2, bias = false }
+      assert.equal(1, #l:parameters())
+      assert.is_true(l.weight.requires_grad)
+      assert.same({ in_features = 3, out_features = 2, bias = false }, l:config())
+      local w = lumen.randn { 5, 3 }
+      local e2 = nn.Embedding { num_embeddings = 5, embedding_dim = 3, weight = w }
+      assert.same({ num_embeddings = 5, embedding_dim = 3, trainable = true }, e2:config())
+      assert.has_error(function() nn.Embedding { num_embeddings = 4, embedding_dim = 3, weight = w } end)
+    end)
+
+    it("rejects bad options naming them", function()
+      assert.has_error(function() nn.Conv2d { in_channels = 3, out_channels = 4 } end,
+        "Conv2d: kernel_size must be an integer or a pair of integers, got nil")
+      assert.has_error(function() nn.Linear { in_features = 0, out_features = 2 } end)
+      assert.has_error(function() nn.Conv1d { in_channels = 3, out_channels = 4, kernel_size = 3, activation = "foo" } end)
+    end)
+  end)
+
+  describe("layers", function()
+    it("Linear computes x W^T + b with the fused activation", function()
+      local l = nn.Linear { in_features = 4, out_features = 3, activation = "relu" }
+      local x = lumen.randn { 2, 4 }
+      local ref = lumen.relu(lumen.matmul(x, lumen.transpose(l.weight, 1, 2)) + l.bias)
+      assert.is_true(close(l:forward(x), ref))
+      assert.is_true(l:forward(x):min_all() >= 0)
+    end)
+
+    it("Conv1d with channels_last is the channels-first conv on transposed data", function()
+      local a = nn.Conv1d { in_channels = 6, out_channels = 5, kernel_size = 3, channels_last = true }
+      local b = nn.Conv1d { in_channels = 6, out_channels = 5, kernel_size = 3 }
+      b.weight, b.bias = a.weight, a.bias
+      local x = lumen.randn { 2, 10, 6 } -- (N, L, C)
+      local ya = a:forward(x)
+      assert.same({ 2, 8, 5 }, ya.shape)
+      assert.is_true(close(ya, lumen.transpose(b:forward(lumen.transpose(x, 2, 3)), 2, 3)))
+    end)
+
+    it("MaxPool1d and GlobalMaxPool1d honour channels_last", function()
+      local x = lumen.randn { 2, 10, 3 }
+      local p = nn.MaxPool1d { kernel_size = 5, channels_last = true }:forward(x)
+      assert.same({ 2, 2, 3 }, p.shape)
+      local g = nn.GlobalMaxPool1d { channels_last = true }:forward(x)
+      assert.same({ 2, 3 }, g.shape)
+      assert.is_true(close(g, (lumen.max(p, 2))))
+    end)
+
+    it("Embedding picks rows by 1-based id", function()
+      local e = nn.Embedding { num_embeddings = 4, embedding_dim = 2, weight = lumen.tensor { { 1, 2 }, { 3, 4 }, { 5, 6 }, { 7, 8 } } }
+      local y = e:forward(lumen.tensor({ { 4, 1 } }, "int64"))
+      assert.same({ { { 7, 8 }, { 1, 2 } } }, y:totable())
+    end)
+
+    it("BatchNorm2d uses batch statistics while training and running ones in eval", function()
+      local bn = nn.BatchNorm2d { num_features = 3, momentum = 0.5 }
+      local x = lumen.randn { 4, 3, 5, 5 } * 2 + 1
+      local y = bn:forward(x)
+      assert.is_true(lumen.mean(y, { 1, 3, 4 }):abs():max_all() < 1e-4)
+      assert.is_true(math.abs(lumen.var(y, { 1, 3, 4 }, false):mean_all() - 1) < 1e-2)
+      assert.is_true(math.abs(bn.running_mean:mean_all() - 0.5) < 0.3) -- half way from 0 to about 1
+      bn:eval()
+      local ye = bn:forward(x)
+      local rm, rv = bn.running_mean:view { 1, 3, 1, 1 }, bn.running_var:view { 1, 3, 1, 1 }
+      assert.is_true(close(ye, (x - rm) / lumen.sqrt(rv + 1e-5), 1e-4))
+      assert.equal(2, #bn:parameters())
+      assert.equal(4, #bn:state())
+    end)
+
+    it("Dropout drops and rescales while training and is the identity in eval", function()
+      local d = nn.Dropout { p = 0.25 }
+      local x = lumen.ones { 1000 }
+      local y = d:forward(x)
+      local zeros = y:eq(0):sum_all()
+      assert.is_true(zeros > 150 and zeros < 350)
+      assert.is_true(math.abs(y:max_all() - 1 / 0.75) < 1e-6)
+      d:eval()
+      assert.is_true(close(d:forward(x), x, 0))
+    end)
+
+    it("MaxUnpool2d puts the maxima back where its pool found them", function()
+      local pool = nn.MaxPool2d { kernel_size = 2, name = "pool" }
+      local m = nn.Sequential { pool, nn.MaxUnpool2d { pool = "pool" } }
+      local x = lumen.rand { 1, 2, 4, 4 } + 0.5
+      local y = m:forward(x)
+      assert.same({ 1, 2, 4, 4 }, y.shape)
+      -- every nonzero of y equals x there, and each 2x2 window keeps exactly its maximum
+      assert.is_true(close(y * y:ne(0), x * y:ne(0), 0))
+      assert.equal(8, y:ne(0):sum_all())
+      assert.is_true(close((lumen.max_pool2d(y, 2)), (lumen.max_pool2d(x, 2))))
+    end)
+
+    it("Flatten, GlobalAvgPool2d and the activations have the expected values", function()
+      local x = lumen.randn { 2, 3, 4, 5 }
+      assert.same({ 2, 60 }, nn.Flatten {}:forward(x).shape)
+      assert.is_true(close(nn.GlobalAvgPool2d {}:forward(x), lumen.mean(x, { 3, 4 })))
+      local v = lumen.tensor { -2, -0.5, 0.5, 8 }
+      assert.same({ 0, 0, 0.5, 8 }, nn.ReLU {}:forward(v):totable())
+      assert.same({ 0, 0, 0.5, 6 }, nn.ReLU6 {}:forward(v):totable())
+      assert.same({ -1, -0.5, 0.5, 1 }, nn.Clip { min = -1, max = 1 }:forward(v):totable())
+      assert.is_true(close(nn.LeakyReLU { slope = 0.1 }:forward(v), lumen.tensor { -0.2, -0.05, 0.5, 8 }))
+      assert.is_true(close(nn.Softmax {}:forward(v):sum(1), lumen.tensor(1)))
+      assert.is_true(close(nn.LogSoftmax {}:forward(v):exp(), nn.Softmax {}:forward(v)))
+    end)
+
+    it("passes a finite-difference gradient check through a small network", function()
+      local m = nn.Sequential {
+        nn.Conv1d { in_channels = 3, out_channels = 4, kernel_size = 3, activation = "tanh", channels_last = true },
+        nn.GlobalMaxPool1d { channels_last = true },
+        nn.Linear { in_features = 4, out_features = 2 },
+      }
+      local ok, msg = lumen.gradcheck(function(x, w) m.modules[1].weight = w; return m:forward(x) end,
+        { lumen.randn { 2, 6, 3 }, m.modules[1].weight })
+      assert(ok, msg)
+    end)
+  end)
+
+  describe("Sequential", function()
+    local function net()
+      return nn.Sequential {
+        nn.Conv2d { in_channels = 1, out_channels = 2, kernel_size = 3, padding = 1 },
+        nn.ReLU {},
+        nn.GlobalAvgPool2d {},
+        nn.Linear { in_features = 2, out_features = 3 },
+        nn.Softmax {},
+      }
+    end
+
+    it("names layers like Keras and records output shapes", function()
+      local m = net()
+      m:forward(lumen.randn { 2, 1, 6, 6 })
+      local ls = m:layers()
+      local names = {}
+      for i, l in ipairs(ls) do names[i] = l.name end
+      assert.same({ "conv2d_1", "re_lu_1", "global_average_pooling2d_1", "dense_1", "softmax_1" }, names)
+      assert.same({ 2, 2, 6, 6 }, ls[1].shape)
+      assert.same({ 2, 3 }, ls[5].shape)
+      assert.equal("Linear", ls[4].type)
+      assert.equal(m.modules[4], m:layer("dense_1"))
+      assert.has_error(function() nn.Sequential { nn.ReLU { name = "a" }, nn.ReLU { name = "a" } } end)
+    end)
+
+    it("captures layers and returns logits before a final softmax", function()
+      local m = net()
+      local x = lumen.randn { 2, 1, 6, 6 }
+      local p, cap = m:forward(x, { capture = { "dense_1", "re_lu_1" } })
+      assert.is_true(close(p, lumen.softmax(cap.dense_1, -1)))
+      assert.same({ 2, 2, 6, 6 }, cap.re_lu_1.shape)
+      local z = m:forward(x, { logits = true })
+      assert.is_true(close(z, cap.dense_1))
+    end)
+
+    it("prefixes errors with the failing layer and suggests close names", function()
+      local m = net()
+      local ok, err = pcall(m.forward, m, lumen.randn { 2, 3, 6, 6 })
+      assert.is_false(ok)
+      assert.matches("^conv2d_1 %(Conv2d%): ", err)
+      ok, err = pcall(m.forward, m, lumen.randn { 2, 1, 6, 6 }, { capture = { "dense1" } })
+      assert.is_false(ok)
+      assert.matches("no layer named 'dense1' %(did you mean dense_1%?%)", err)
+    end)
+
+    it("propagates train/eval and nests containers with prefixed parameter names", function()
+      local inner = nn.Sequential { nn.Linear { in_features = 2, out_features = 2, name = "fc" }, nn.Dropout {},
+                                    name = "block" }
+      local m = nn.Sequential { inner, nn.Linear { in_features = 2, out_features = 1, name = "out" } }
+      local names = {}
+      for _, p in ipairs(m:parameters()) do names[#names + 1] = p.name end
+      assert.same({ "block.fc.weight", "block.fc.bias", "out.weight", "out.bias" }, names)
+      m:eval()
+      assert.is_false(inner.modules[2].training)
+      m:train()
+      assert.is_true(inner.modules[2].training)
+      local _, cap = m:forward(lumen.randn { 3, 2 }, { capture = { "fc" } })
+      assert.same({ 3, 2 }, cap.fc.shape)
+      assert.equal(inner.modules[1], m:layer("fc"))
+    end)
+  end)
+
+  describe("Graph", function()
+    local function residual()
+      return nn.Graph {
+        inputs = { "x" }, outputs = { "probs" },
+        nodes = { -- deliberately out of order
+          { name = "probs", module = nn.Softmax {}, inputs = { "sum" } },
+          { name = "sum", op = "add", type = "Add", inputs = { "fc1", "x" } },
+          { name = "fc1", module = nn.Linear { in_features = 3, out_features = 3 }, inputs = { "x" } },
+        },
+      }
+    end
+
+    it("sorts nodes and computes residual connections", function()
+      local g = residual()
+      local order = {}
+      for i, l in ipairs(g:layers()) do order[i] = l.name .. ":" .. l.type end
+      assert.same({ "fc1:Linear", "sum:Add", "probs:Softmax" }, order)
+      local x = lumen.randn { 2, 3 }
+      local y, cap = g:forward(x, { capture = { "sum", "x" } })
+      local fc = g:layer("fc1")
+      assert.is_true(close(cap.sum, fc:forward(x) + x))
+      assert.is_true(close(y, lumen.softmax(cap.sum, -1)))
+      assert.is_true(close(g:forward(x, { logits = true }), cap.sum))
+      assert.equal(x, cap.x)
+    end)
+
+    it("drops intermediate tensors after their last use unless captured", function()
+      local seen = setmetatable({}, { __mode = "k" })
+      local g = nn.Graph {
+        inputs = { "x" }, outputs = { "out" },
+        nodes = {
+          { name = "a", fn = function(x) local t = x * 2; seen[t] = "a"; return t end, inputs = { "x" } },
+          { name = "b", fn = function(a) local t = a + 1; seen[t] = "b"; return t end, inputs = { "a" } },
+          { name = "out", fn = function(b) return b * 3 end, inputs = { "b" } },
+        },
+      }
+      local keep = {}
+      lumen.no_grad(function()
+        keep.y = g:forward(lumen.ones { 4 })
+        keep.y2, keep.cap = g:forward(lumen.ones { 4 }, { capture = { "a" } })
+      end)
+      collectgarbage(); collectgarbage()
+      local left = {}
+      for _, v in pairs(seen) do left[#left + 1] = v end
+      assert.same({ "a" }, left) -- only the captured one survives
+      assert.same({ 9, 9, 9, 9 }, keep.y:totable())
+    end)
+
+    it("takes several inputs by name or position", function()
+      local g = nn.Graph {
+        inputs = { "a", "b" }, outputs = { "d" },
+        nodes = { { name = "d", fn = function(a, b) return a - b end, type = "Sub", inputs = { "a", "b" } } },
+      }
+      local a, b = lumen.tensor { 5, 7 }, lumen.tensor { 1, 2 }
+      assert.same({ 4, 5 }, g:forward({ a = a, b = b }):totable())
+      assert.same({ 4, 5 }, g:forward({ a, b }):totable())
+      assert.has_error(function() g:forward(a) end)
+    end)
+
+    it("nests a graph as a node without mixing up their inputs", function()
+      local inner = nn.Graph { inputs = { "u" }, outputs = { "v" }, name = "inner",
+                               nodes = { { name = "v", op = "mul", args = { 3 }, inputs = { "u" } } } }
+      local g = nn.Graph { inputs = { "x" }, outputs = { "z" }, nodes = {
+        { name = "twice", op = "add", inputs = { "x", "x" } },
+        { module = inner, inputs = { "twice" } },
+        { name = "z", op = "sub", inputs = { "inner", "x" } },
+      } }
+      assert.same({ "u" }, inner.inputs)
+      local y, cap = g:forward(lumen.tensor { 1, 2 }, { capture = { "v" } })
+      assert.same({ 5, 10 }, y:totable())
+      assert.same({ 6, 12 }, cap.v:totable())
+      assert.equal(inner, g:layer("inner"))
+    end)
+
+    it("reports cycles, unknown inputs and failing nodes by name and type", function()
+      assert.has_error(function()
+        nn.Graph { inputs = { "x" }, outputs = { "b" }, nodes = {
+          { name = "a", op = "relu", inputs = { "b" } }, { name = "b", op = "relu", inputs = { "a" } } } }
+      end, "Graph: cycle through node 'a' (a -> b)")
+      assert.has_error(function()
+        nn.Graph { inputs = { "x" }, outputs = { "a" }, nodes = { { name = "a", op = "relu", inputs = { "y" } } } }
+      end, "Graph: node 'a' reads 'y', which no node or input produces")
+      local g = nn.Graph { inputs = { "x" }, outputs = { "m" }, nodes = {
+        { name = "m", op = "matmul", type = "MatMul", inputs = { "x", "x" } } } }
+      local ok, err = pcall(g.forward, g, lumen.randn { 2, 3 })
+      assert.is_false(ok)
+      assert.matches("^m %(MatMul%): ", err)
+    end)
+  end)
+end)
