@@ -115,6 +115,15 @@ return function(lumen)
     return path
   end
   lumen.exists = core.exists
+
+  -- lumen.tmpname([suffix]): a fresh temporary path. With a suffix the placeholder file that
+  -- os.tmpname creates is removed, so only the path with the suffix is ever made.
+  function lumen.tmpname(suffix)
+    local base = os.tmpname()
+    if not suffix then return base end
+    os.remove(base)
+    return base .. suffix
+  end
   lumen.sha256 = core.sha256
   lumen.sha256_file = core.sha256_file
 

@@ -3,7 +3,7 @@ local lumen = require "lumen"
 local nn = lumen.nn
 local models = require "lumen.models"
 
-local function tmp(name) return os.tmpname() .. "_" .. name end
+local function tmp(name) return lumen.tmpname("_" .. name) end
 
 local function read(path)
   local f = assert(io.open(path, "rb")); local s = f:read("a"); f:close(); return s

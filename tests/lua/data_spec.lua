@@ -2,7 +2,7 @@
 local lumen = require "lumen"
 local data = lumen.data
 
-local function tmp(name) return os.tmpname() .. "_" .. name end
+local function tmp(name) return lumen.tmpname("_" .. name) end
 local function write(path, s)
   local f = assert(io.open(path, "wb")); f:write(s); f:close()
 end

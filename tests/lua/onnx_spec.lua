@@ -98,7 +98,7 @@ describe("lumen.onnx", function()
 
     it("an imported model saves as a lumen checkpoint and loads back the same", function()
       local model = lumen.onnx.load(TORCH .. "textcnn.onnx")
-      local path = os.tmpname() .. ".lumen"
+      local path = lumen.tmpname(".lumen")
       model:save(path)
       local back = lumen.load_model(path)
       os.remove(path)

@@ -70,7 +70,7 @@ describe("model:summary", function()
   end)
 
   it("is what `lumen summary MODEL [C,H,W]` prints for a model file", function()
-    local path = os.tmpname() .. "_fashion.lumen"
+    local path = lumen.tmpname("_fashion.lumen")
     local m = lumen.models.fashion_cnn {}
     m:save(path)
     local out = {}
