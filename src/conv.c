@@ -89,10 +89,34 @@ static void depthwise_plane(const lm_window *v, float *x, float *y, const float 
   }
 }
 
+typedef struct dw_job {
+  const conv_geom *g;
+  float *x, *y, *w;
+  int mode;
+} dw_job;
+
+/* Modes 0 and 1 for output channels [lo, hi): with m = 1 each channel owns its own planes of x and y,
+ * so channels run in parallel. */
+static void depthwise_channels(void *p, int64_t lo, int64_t hi) {
+  const dw_job *j = p;
+  const conv_geom *g = j->g;
+  const lm_window *v = &g->win;
+  const int64_t HW = v->H * v->W, P = v->OH * v->OW, K = v->kh * v->kw, m = g->O / g->C;
+  for (int64_t o = lo; o < hi; o++)
+    for (int64_t n = 0; n < g->N; n++)
+      depthwise_plane(v, j->x + (n * g->C + o / m) * HW, j->y + (n * g->O + o) * P, j->w + o * K, NULL, j->mode);
+}
+
 /* Output channel o reads input channel o / m (m = O / C, the channel multiplier). */
 static int depthwise(const conv_geom *g, float *x, float *y, float *w, int mode, lm_error *err) {
   const lm_window *v = &g->win;
   const int64_t HW = v->H * v->W, P = v->OH * v->OW, K = v->kh * v->kw, m = g->O / g->C;
+  /* In parallel when channels do not share planes and the work dwarfs starting threads. */
+  if (mode != 2 && (m == 1 || mode == 0) && g->N * g->O * P * K >= (1 << 16)) {
+    dw_job job = {g, x, y, w, mode};
+    lm_parallel_for(g->O, depthwise_channels, &job);
+    return 0;
+  }
   float *acc = NULL; // (kh*kw, OW)
   if (mode == 2 && !(acc = workspace((size_t)(K * v->OW), err))) return -1;
   for (int64_t o = 0; o < g->O; o++) {

@@ -103,6 +103,9 @@ void lm_rng_set_state(const uint64_t s[4]);
 /* ---- threads (blas.c) ---- */
 void lm_set_threads(int n); /* OpenBLAS and lumen's own loops */
 int lm_get_threads(void);
+/* Runs fn(ctx, lo, hi) over [0, n) split into lm_get_threads() contiguous chunks, in parallel
+ * (parallel.c). fn must only write what its own range owns. */
+void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 const char *lm_blas_corename(void); /* the OpenBLAS kernel set in use, e.g. "Haswell" */
 /* When OpenBLAS fell back to generic kernels on a CPU it does not know: the core type to set in
  * OPENBLAS_CORETYPE before it loads (the `lumen` program re-executes itself with it). Else NULL. */

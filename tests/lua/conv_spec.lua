@@ -182,6 +182,28 @@ describe("lumen.conv2d", function()
       assert.same({ 1, 3, 5, 6 }, a.shape)
       assert.is_true(max_diff(a, b) == 0)
     end)
+    it("a large depthwise conv (run on several threads) equals one conv per channel, forward and backward", function()
+      local prev = lumen.threads()
+      lumen.threads(2)
+      local C = 16
+      local x = lumen.randn { 2, C, 32, 32 }
+      local w = lumen.randn { C, 1, 3, 3 }
+      local g = lumen.randn { 2, C, 16, 16 }
+      local opts = { stride = 2, padding = 1, groups = C }
+      x.requires_grad = true
+      local y = lumen.conv2d(x, w, opts)
+      local gx = lumen.grad(y, x, g)
+      local ys, gxs = {}, {}
+      for c = 1, C do -- groups = 1, one input channel: the im2col path
+        local xc = x:detach():narrow(2, c, 1)
+        xc.requires_grad = true
+        ys[c] = lumen.conv2d(xc, w:narrow(1, c, 1), { stride = 2, padding = 1 })
+        gxs[c] = lumen.grad(ys[c], xc, g:narrow(2, c, 1))
+      end
+      lumen.threads(prev)
+      assert.is_true(max_diff(y, lumen.cat(ys, 2)) < 1e-4)
+      assert.is_true(max_diff(gx, lumen.cat(gxs, 2)) < 1e-4)
+    end)
   end)
 
   describe("errors", function()

@@ -1,0 +1,42 @@
+/* parallel.c — lumen's own loops on several threads: a parallel for over [0, n) with plain pthreads,
+ * one chunk per thread, the calling thread taking the first. Threads are started per call (tens of
+ * microseconds), so callers use it only for loops that take much longer than that. No spinning pool:
+ * OpenBLAS's own threads keep the cores when lumen is not in such a loop (see DESIGN.md, Threads). */
+#include <pthread.h>
+
+#include "lumen.h"
+
+typedef struct chunk {
+  void (*fn)(void *ctx, int64_t lo, int64_t hi);
+  void *ctx;
+  int64_t lo, hi;
+} chunk;
+
+static void *run_chunk(void *p) {
+  chunk *c = p;
+  c->fn(c->ctx, c->lo, c->hi);
+  return NULL;
+}
+
+void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
+  enum { MAX_THREADS = 64 };
+  int t = lm_get_threads();
+  if (t > MAX_THREADS) t = MAX_THREADS;
+  if (t > n) t = (int)n;
+  if (t <= 1) {
+    if (n > 0) fn(ctx, 0, n);
+    return;
+  }
+  chunk chunks[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (int i = 0; i < t; i++) chunks[i] = (chunk){fn, ctx, n * i / t, n * (i + 1) / t};
+  for (int i = 1; i < t; i++) started[i] = pthread_create(&ids[i], NULL, run_chunk, &chunks[i]) == 0;
+  fn(ctx, chunks[0].lo, chunks[0].hi);
+  for (int i = 1; i < t; i++) {
+    if (started[i])
+      pthread_join(ids[i], NULL);
+    else
+      fn(ctx, chunks[i].lo, chunks[i].hi); /* could not start a thread: do its share here */
+  }
+}
