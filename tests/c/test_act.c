@@ -7,17 +7,7 @@
 #include <string.h>
 
 #include "lumen.h"
-
-static int failures = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fprintf(stderr, "\n");                               \
-    }                                                      \
-  } while (0)
+#include "check.h"
 
 static lm_tensor *randn(int ndim, const int64_t *shape) {
   lm_tensor *t = lm_tensor_empty(LM_F32, ndim, shape, NULL);

@@ -6,18 +6,7 @@
 #include <string.h>
 
 #include "lumen.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                                         \
-  do {                                                                                                           \
-    if (!(cond)) {                                                                                               \
-      failures++;                                                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);                                  \
-      fprintf(stderr, __VA_ARGS__);                                                                              \
-      fputc('\n', stderr);                                                                                       \
-    }                                                                                                            \
-  } while (0)
+#include "check.h"
 
 static lm_tensor *randn(int ndim, const int64_t *shape) {
   lm_error err = {0};

@@ -6,17 +6,7 @@
 #include <string.h>
 
 #include "lumen.h"
-
-static int failures = 0;
-#define CHECK(cond, ...)                                                                                               \
-  do {                                                                                                                 \
-    if (!(cond)) {                                                                                                     \
-      failures++;                                                                                                      \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                             \
-      fprintf(stderr, __VA_ARGS__);                                                                                    \
-      fprintf(stderr, "\n");                                                                                           \
-    }                                                                                                                  \
-  } while (0)
+#include "check.h"
 
 static lm_tensor *filled(int ndim, const int64_t *shape, float (*f)(int64_t i)) {
   lm_tensor *t = lm_tensor_empty(LM_F32, ndim, shape, NULL);
