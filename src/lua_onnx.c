@@ -110,34 +110,11 @@ static void push_model(lua_State *L, const lm_onnx_model *m) {
   lua_setfield(L, -2, "nodes");
 }
 
-/* The model is kept in a to-be-closed slot while the table is built, so a Lua error (out of
- * memory) in the middle still frees it. */
-static int model_close(lua_State *L) {
-  lm_onnx_model **pm = lua_touserdata(L, 1);
-  lm_onnx_free(*pm);
-  *pm = NULL;
-  return 0;
-}
+static void *load(const char *path, lm_error *err) { return lm_onnx_load(path, err); }
+static void release(void *m) { lm_onnx_free(m); }
+static void push(lua_State *L, void *m) { push_model(L, m); }
 
-static int c_onnx_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lm_onnx_model **pm = lua_newuserdatauv(L, sizeof *pm, 0);
-  *pm = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, model_close);
-  lua_setfield(L, -2, "__close");
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
-  lm_error err = {0};
-  *pm = lm_onnx_load(path, &err);
-  if (!*pm) {
-    luaL_pushfail(L);
-    lua_pushstring(L, err.msg);
-    return 2;
-  }
-  push_model(L, *pm);
-  return 1;
-}
+static int c_onnx_load(lua_State *L) { return lmL_load_with(L, luaL_checkstring(L, 1), load, release, push); }
 
 static const luaL_Reg fns[] = {{"onnx_load", c_onnx_load}, {NULL, NULL}};
 

@@ -158,6 +158,39 @@ void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
   lua_setfield(L, -2, name);
 }
 
+typedef struct closing_slot {
+  void *obj;
+  void (*release)(void *obj);
+} closing_slot;
+
+static int slot_close(lua_State *L) {
+  closing_slot *s = lua_touserdata(L, 1);
+  if (s->obj) s->release(s->obj);
+  s->obj = NULL;
+  return 0;
+}
+
+int lmL_load_with(lua_State *L, const char *path, void *(*load)(const char *path, lm_error *err),
+                  void (*release)(void *obj), void (*push)(lua_State *L, void *obj)) {
+  closing_slot *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->obj = NULL;
+  s->release = release;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, slot_close);
+  lua_setfield(L, -2, "__close");
+  lua_setmetatable(L, -2);
+  lua_toclose(L, -1);
+  lm_error err = {0};
+  s->obj = load(path, &err);
+  if (!s->obj) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err.msg);
+    return 2;
+  }
+  push(L, s->obj);
+  return 1;
+}
+
 /* ---- lifetime ---- */
 
 static int t_free(lua_State *L) { /* __gc, __close and :free() */

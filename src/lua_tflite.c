@@ -133,33 +133,11 @@ static void push_model(lua_State *L, const lm_tflite_model *m) {
   lua_setfield(L, -2, "operators");
 }
 
-/* The model sits in a to-be-closed slot while the table is built: a Lua error midway frees it. */
-static int model_close(lua_State *L) {
-  lm_tflite_model **pm = lua_touserdata(L, 1);
-  lm_tflite_free(*pm);
-  *pm = NULL;
-  return 0;
-}
+static void *load(const char *path, lm_error *err) { return lm_tflite_load(path, err); }
+static void release(void *m) { lm_tflite_free(m); }
+static void push(lua_State *L, void *m) { push_model(L, m); }
 
-static int c_tflite_load(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lm_tflite_model **pm = lua_newuserdatauv(L, sizeof *pm, 0);
-  *pm = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, model_close);
-  lua_setfield(L, -2, "__close");
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
-  lm_error err = {0};
-  *pm = lm_tflite_load(path, &err);
-  if (!*pm) {
-    luaL_pushfail(L);
-    lua_pushstring(L, err.msg);
-    return 2;
-  }
-  push_model(L, *pm);
-  return 1;
-}
+static int c_tflite_load(lua_State *L) { return lmL_load_with(L, luaL_checkstring(L, 1), load, release, push); }
 
 static const luaL_Reg fns[] = {{"tflite_load", c_tflite_load}, {NULL, NULL}};
 

@@ -57,6 +57,12 @@ int lmL_check_dim(lua_State *L, int idx, int ndim, const char *fname);
 /* Registers fn under `name` in the table on top of the stack, with the integer upvalue k. */
 void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k);
 
+/* Loads a C object with load(path, err) and returns push(L, obj)'s Lua form of it, or nil, message.
+ * The object sits in a to-be-closed slot (freed by release) while push builds the Lua value, so a
+ * Lua error midway frees it too. Used by the model readers. */
+int lmL_load_with(lua_State *L, const char *path, void *(*load)(const char *path, lm_error *err),
+                  void (*release)(void *obj), void (*push)(lua_State *L, void *obj));
+
 void lmL_open_tensor(lua_State *L);
 void lmL_open_math(lua_State *L);
 void lmL_open_nn(lua_State *L);
