@@ -2,6 +2,8 @@
 -- Defaults explain the shipped Fashion-MNIST CNN on a test image; for a photo:
 --   lumen run recipes/gradcam.lua model=../shared/data/models/mobilenet_v2_1.0_224_quant.tflite \
 --     labels=../shared/data/models/imagenet_labels.txt image=../shared/data/images/cat.png
+-- Writes <method>.png (input | map | overlay), <method>.npy (the map at the input's size) and raw.npy
+-- (the Grad-CAM / Grad-CAM++ map at the layer's resolution).
 local lumen = require "lumen"
 local recipe = lumen.recipe
 
@@ -11,15 +13,16 @@ local p = lumen.args {
 }
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local methods = { gradcam = true, gradcam_plus_plus = true, guided_gradcam = true }
-if not methods[p.method] then error("method must be gradcam, gradcam_plus_plus or guided_gradcam") end
-local opts = { layer = p.layer ~= "" and p.layer or nil, target = p.target > 0 and p.target or nil }
+local methods = { gradcam = "gradcam", gradcam_plus_plus = "gradcam_plus_plus", guided_gradcam = "gradcam" }
+local raw_method = methods[p.method] or error("method must be gradcam, gradcam_plus_plus or guided_gradcam", 0)
+
+local opts = { layer = recipe.opt(p.layer), target = recipe.opt(p.target) }
 local map, targets, layer = lumen.explain[p.method](model, x, opts)
-local raw = lumen.explain.gradcam(model, x, { layer = layer, target = targets[1], raw = true })
-local name = recipe.label(model, targets[1])
+local raw = lumen.explain[raw_method](model, x, { layer = layer, target = targets[1], raw = true })
+local name = recipe.label(model, targets[1], true)
 print(("%s for class %d (%s) at layer %s"):format(p.method, targets[1], name, layer))
+
 if p.method == "guided_gradcam" then map = recipe.pixel_map(map) end
-recipe.save_map(p.out, p.method, img, map, { labels = { "input", name, "overlay" } })
-lumen.write_npy(lumen.output(p.out, "raw.npy"), raw)
-lumen.manifest(p.out, { target = targets[1], label = name, layer = layer, model = p.model,
-                        model_sha256 = lumen.sha256_file(p.model) })
+recipe.save_map(p.out, p.method, img, map, { labels = { "input", name, p.method } })
+recipe.save_npy(p.out, "raw.npy", raw)
+recipe.finish(p, { target = targets[1], label = recipe.label(model, targets[1]), layer = layer })

@@ -1,0 +1,25 @@
+-- Deep Dream (Mordvintsev et al. 2015): gradient ascent on the input to amplify what a layer sees (the
+-- mean square of its activations, or one channel's mean with channel=k), over several octaves.
+--   lumen run recipes/deepdream.lua [index=1] [layer=relu4] [steps=20] [octaves=3]
+--   lumen run recipes/deepdream.lua model=../shared/data/models/mobilenet_v1_0.5_160_float.onnx \
+--     image=../shared/data/images/sunflower.png layer=/27/Clip_output_0 size=320
+-- (size= dreams on the photo at that size, not the model's; the models must accept other sizes, which
+-- the TFLite MobileNets with their fixed 7x7 average pool do not.)
+-- Writes deepdream.png (input | dream) and deepdream.npy (the dreamed input, in the model's scale).
+local lumen = require "lumen"
+local recipe = lumen.recipe
+
+local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "relu4", channel = 0,
+                       size = 0, octaves = 3, octave_scale = 1.4, steps = 20, lr = 0.01, jitter = 2,
+                       out = "out/deepdream", seed = 0 }
+lumen.seed(p.seed)
+local model, img, x = recipe.load(p, p.size > 0 and { p.size, p.size } or nil)
+local dream = lumen.explain.deepdream(model, x, { layer = p.layer, channel = recipe.opt(p.channel), octaves = p.octaves,
+  octave_scale = p.octave_scale, steps = p.steps, lr = p.lr, jitter = p.jitter })
+print(("deepdream at layer %s%s: %d octaves of %d steps, change %.3f (mean |dream - input|)"):format(p.layer,
+  p.channel > 0 and (" channel " .. p.channel) or "", p.octaves, p.steps, (dream - x):abs():mean_all()))
+
+recipe.save_png(p.out, "deepdream.png", lumen.viz.panel({ recipe.enlarge(img), recipe.enlarge(recipe.to_image(model, dream)) },
+  { labels = { "input", "dream" } }))
+recipe.save_npy(p.out, "deepdream.npy", dream)
+recipe.finish(p, { layer = p.layer })

@@ -1,0 +1,25 @@
+-- Guided backpropagation (Springenberg et al. 2015), or the deconvnet backward pass (Zeiler & Fergus
+-- 2014) with mode=deconvnet, for one input: the gradient with ReLU's backward rule swapped.
+--   lumen run recipes/guided_backprop.lua [index=1] [mode=guided|deconvnet]
+--   lumen run recipes/guided_backprop.lua model=../shared/data/models/mobilenet_v2_1.0_224_quant.tflite \
+--     labels=../shared/data/models/imagenet_labels.txt image=../shared/data/images/cat.png
+-- Writes <mode>.png (input | signed gradient as a picture | per-pixel max |g|, clipped at the 99th
+-- percentile) and <mode>.npy (the gradient shaped like the input).
+local lumen = require "lumen"
+local recipe = lumen.recipe
+
+local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+                       mode = "guided", out = "out/guided_backprop", seed = 0 }
+lumen.seed(p.seed)
+local model, img, x = recipe.load(p)
+local methods = { guided = "guided_backprop", deconvnet = "deconvnet" }
+local method = methods[p.mode] or error("mode must be guided or deconvnet, got " .. p.mode, 0)
+local g, targets = lumen.explain[method](model, x, { target = recipe.opt(p.target) })
+local name = recipe.label(model, targets[1], true)
+print(("%s for class %d (%s)"):format(method, targets[1], name))
+
+local magnitude = lumen.viz.colormap(recipe.clip(recipe.pixel_map(g)):squeeze(1), "inferno")
+recipe.save_png(p.out, p.mode .. ".png", lumen.viz.panel({ recipe.enlarge(img), recipe.enlarge(recipe.gradient_image(g)),
+  recipe.enlarge(magnitude) }, { labels = { "input", name, "magnitude" } }))
+recipe.save_npy(p.out, p.mode .. ".npy", g)
+recipe.finish(p, { target = targets[1], label = recipe.label(model, targets[1]), method = method })
