@@ -169,6 +169,22 @@ describe("lumen.explain CAM family", function()
       assert_close(cam, cam_by_hand(acts.sum, model:layer("fc").weight, targets), 1e-6, "graph cam")
     end)
 
+    it("takes a whole-map average pool and a 1x1 convolution as GAP + dense (the MobileNet ending)", function()
+      lumen.seed(5)
+      local conv = nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1, name = "features" }
+      local head = nn.Conv2d { in_channels = 4, out_channels = 3, kernel_size = 1, name = "head" }
+      local model = nn.Sequential { conv, nn.AvgPool2d { kernel_size = 5 }, head, nn.Flatten {}, nn.Softmax {} }
+      local x = lumen.randn { 2, 3, 5, 5 }
+      local cam, targets, layer = explain.cam(model, x, { raw = true })
+      assert.equal("features", layer)
+      local _, acts = model:forward(x, { capture = { "features" } })
+      assert_close(cam, cam_by_hand(acts.features, head.weight:reshape { 3, 4 }, targets), 1e-6, "1x1 conv cam")
+      local partial = nn.Sequential { nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1 },
+                                      nn.AvgPool2d { kernel_size = 3 }, nn.Conv2d { in_channels = 4, out_channels = 3,
+                                      kernel_size = 1 }, nn.Flatten {} }
+      assert.has_error(function() explain.cam(partial, lumen.randn { 1, 3, 4, 4 }) end) -- pools 3x3 of 4x4
+    end)
+
     it("refuses models without the GAP + dense ending, naming what it found", function()
       lumen.seed(2)
       local x = lumen.randn { 1, 3, 4, 4 }
@@ -234,6 +250,10 @@ describe("lumen.explain CAM family", function()
       local inner_mean = inner:mean_all()
       local border_mean = (cam:sum_all() - inner:sum_all()) / (h * w - (h - 2) * (w - 2))
       assert.is_true(inner_mean > 1.5 * border_mean, ("centre %g vs border %g"):format(inner_mean, border_mean))
+      -- its ending (global pool -> 1x1 conv) is a CAM ending too: Grad-CAM = ReLU(CAM) / (h w)
+      local cmap = explain.cam(model, x, { raw = true, target = targets[1] })
+      local rel = lumen.rel_l2(cmap:relu() / (h * w), cam)
+      assert.is_true(rel < 1e-5, ("CAM vs Grad-CAM on MobileNet v1: relative L2 %g"):format(rel))
     end)
   end)
 end)
