@@ -181,6 +181,18 @@ describe("lumen.nn", function()
       assert.is_true(close(z, cap.dense_1))
     end)
 
+    it("stops after the layer named by stop_at; later layers never run", function()
+      local m = net()
+      local x = lumen.randn { 2, 1, 6, 6 }
+      local _, cap = m:forward(x, { capture = { "re_lu_1" } })
+      local ran = false
+      m:add { name = "spy", type = "Spy", forward = function() ran = true end }
+      local y = m:forward(x, { stop_at = "re_lu_1" })
+      assert.is_true(close(y, cap.re_lu_1))
+      assert.is_false(ran)
+      assert.has_error(function() m:forward(x, { stop_at = "relu1" }) end)
+    end)
+
     it("prefixes errors with the failing layer and suggests close names", function()
       local m = net()
       local ok, err = pcall(m.forward, m, lumen.randn { 2, 3, 6, 6 })
@@ -232,6 +244,7 @@ describe("lumen.nn", function()
       assert.is_true(close(y, lumen.softmax(cap.sum, -1)))
       assert.is_true(close(g:forward(x, { logits = true }), cap.sum))
       assert.equal(x, cap.x)
+      assert.is_true(close(g:forward(x, { stop_at = "fc1" }), fc:forward(x)))
     end)
 
     it("drops intermediate tensors after their last use unless captured", function()

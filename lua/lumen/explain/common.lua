@@ -19,7 +19,7 @@ function M.capture(model, x, names, opts)
     error("this method needs a lumen model (it reads inner layers), not a plain function", 3)
   end
   opts = opts or {}
-  return model:forward(x, { capture = names, logits = not opts.probabilities })
+  return model:forward(x, { capture = names, logits = not opts.probabilities, stop_at = opts.stop_at })
 end
 
 -- Targets for each row of scores (N, K): a Lua array of 1-based class ids. `target` is nil (each

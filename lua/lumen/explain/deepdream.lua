@@ -5,8 +5,8 @@
 -- opts: layer (required); channel = nil (1-based: maximise that channel's mean instead);
 --       octaves = 4; octave_scale = 1.4; steps = 10 per octave; lr = 0.01; jitter = 8 (pixels);
 --       clamp = {lo, hi} (default: the input's own range).
--- img: (1, C, H, W) in the model's input scale; the model must accept every octave's size (at least 8
--- pixels a side), e.g. a convolutional net ending in global pooling. Returns the dreamed image
+-- img: (1, C, H, W) in the model's input scale. The forward pass stops at `layer`, so only the layers
+-- up to it must accept every octave's size (at least 8 pixels a side). Returns the dreamed image
 -- (1, C, H, W) and the objective at the start of each step (a Lua array, octave after octave).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
@@ -30,7 +30,7 @@ return function(model, img, opts)
       local dy, dx = synthesis.jitter(jitter), synthesis.jitter(jitter)
       local xj = synthesis.roll(x, dy, dx):detach()
       xj.requires_grad = true
-      local _, acts = common.capture(model, xj, { layer })
+      local _, acts = common.capture(model, xj, { layer }, { stop_at = layer })
       local A = acts[layer]
       local obj = opts.channel and A:narrow(2, opts.channel, 1):mean() or (A * A):mean()
       curve[#curve + 1] = obj:item()

@@ -54,9 +54,19 @@ function Container:call_child(m, ctx, ...)
   return y
 end
 
--- The context for a nested container: same captures, logits only when asked.
+-- The context for a nested container: same captures and stop, logits only when asked.
 function Container.sub_ctx(ctx, logits)
-  return { want = ctx.want, captured = ctx.captured, logits = logits }
+  return { want = ctx.want, captured = ctx.captured, logits = logits, stop = ctx.stop }
+end
+
+-- Whether the forward should end after layer `name` (opts.stop_at); marks it reached.
+function Container.stops_after(ctx, name)
+  local stop = ctx.stop
+  if stop and (stop.reached or stop.name == name) then
+    stop.reached = true
+    return true
+  end
+  return false
 end
 
 function Container:capture(ctx, name, y)
@@ -89,18 +99,27 @@ function Container:close_names(name)
 end
 
 -- forward(x [, opts]) -> y, or y, captured when opts.capture is given. See nn_api.md.
+-- opts.stop_at = name ends the pass after that layer and returns its output (layers after it never
+-- run: Deep Dream uses it on inputs the rest of the network could not take).
 function Container:forward(x, opts)
   local ctx = { logits = opts and opts.logits }
+  local function check(n)
+    if not self:layer(n) and not self:is_input(n) then
+      local close = self:close_names(n)
+      error(("%s: no layer named '%s'%s"):format(self.name or self.type, tostring(n),
+        #close > 0 and (" (did you mean " .. table.concat(close, ", ") .. "?)") or ""), 3)
+    end
+  end
   if opts and opts.capture then
     ctx.want, ctx.captured = {}, {}
     for _, n in ipairs(opts.capture) do
-      if not self:layer(n) and not self:is_input(n) then
-        local close = self:close_names(n)
-        error(("%s: no layer named '%s'%s"):format(self.name or self.type, tostring(n),
-          #close > 0 and (" (did you mean " .. table.concat(close, ", ") .. "?)") or ""), 2)
-      end
+      check(n)
       ctx.want[n] = true
     end
+  end
+  if opts and opts.stop_at then
+    check(opts.stop_at)
+    ctx.stop = { name = opts.stop_at }
   end
   local y = self:_run(ctx, x)
   if ctx.want then return y, ctx.captured end

@@ -170,6 +170,7 @@ function Graph:_run(ctx, x)
         table.unpack(args, 1, #rec.inputs))
     end
     self:capture(ctx, rec.name, values[rec.name])
+    if Container.stops_after(ctx, rec.name) then return values[rec.name] end
     for _, inp in ipairs(rec.inputs) do
       if self._last_use[inp] == i and not keep[inp] then values[inp] = nil end
     end

@@ -37,6 +37,7 @@ function Sequential:_run(ctx, x)
     if i == n and ctx.logits and m.type == "Softmax" then return x end
     x = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits), x)
     self:capture(ctx, m.name, x)
+    if Container.stops_after(ctx, m.name) then return x end
   end
   return x
 end
