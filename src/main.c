@@ -23,7 +23,9 @@ static int is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Where lumen's Lua files are: next to an installed binary, else the source tree it was built from. */
+/* Where lumen's Lua files are: $LUMEN_LUA_DIR if set; next to the binary when installed
+ * (<prefix>/bin/lumen -> <prefix>/share/lumen/lua); the source tree a build-tree binary was built from;
+ * else the install directory configured at build time. */
 static const char *find_lua_dir(char *buf, size_t n) {
   const char *env = getenv("LUMEN_LUA_DIR");
   if (env && is_dir(env)) return env;
@@ -38,12 +40,8 @@ static const char *find_lua_dir(char *buf, size_t n) {
       if (is_dir(buf)) return buf;
     }
   }
-  if (is_dir(LUMEN_INSTALL_LUA_DIR) && strcmp(LUMEN_INSTALL_LUA_DIR, "") != 0) {
-    /* Prefer the source tree when running from a build directory (installed copy may be stale). */
-    if (k > 0 && strstr(exe, "/share/") == NULL && is_dir(LUMEN_SOURCE_LUA_DIR)) return LUMEN_SOURCE_LUA_DIR;
-    return LUMEN_INSTALL_LUA_DIR;
-  }
-  return LUMEN_SOURCE_LUA_DIR;
+  if (is_dir(LUMEN_SOURCE_LUA_DIR)) return LUMEN_SOURCE_LUA_DIR;
+  return LUMEN_INSTALL_LUA_DIR;
 }
 
 static int traceback(lua_State *L) {
