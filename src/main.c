@@ -108,24 +108,49 @@ static int run_string(lua_State *L, const char *code, const char *name) {
   return report(L, status);
 }
 
+/* Compiles the chunk in buf: as an expression first (so `> 1 + 1` prints 2), then as a statement.
+ * Returns the status; on success the function is on top of the stack. */
+static int load_line(lua_State *L, const char *buf) {
+  const char *ret = lua_pushfstring(L, "return %s", buf);
+  int status = luaL_loadbuffer(L, ret, strlen(ret), "=repl");
+  lua_remove(L, -2); /* the "return ..." string */
+  if (status == LUA_OK) return status;
+  lua_pop(L, 1);
+  return luaL_loadbuffer(L, buf, strlen(buf), "=repl");
+}
+
+/* Whether a syntax error only says the chunk is unfinished (ends at <eof>), as lua.c judges it. */
+static int incomplete(lua_State *L, int status) {
+  if (status != LUA_ERRSYNTAX) return 0;
+  size_t n;
+  const char *msg = lua_tolstring(L, -1, &n);
+  return n >= 5 && strcmp(msg + n - 5, "<eof>") == 0;
+}
+
 static void repl(lua_State *L) {
   char line[8192];
+  luaL_Buffer b;
   printf("lumen %s (Lua 5.4). `lumen` is loaded; ctrl-D quits.\n", LM_VERSION);
   run_string(L, "lumen = require 'lumen'", "=repl");
   for (;;) {
+    lua_settop(L, 0);
     fputs("> ", stdout);
     fflush(stdout);
     if (!fgets(line, sizeof line, stdin)) break;
-    lua_settop(L, 0);
-    /* Try it as an expression first, then as a statement. */
-    const char *ret = lua_pushfstring(L, "return %s", line);
-    int status = luaL_loadbuffer(L, ret, strlen(ret), "=repl");
-    if (status != LUA_OK) {
-      lua_settop(L, 0);
-      status = luaL_loadbuffer(L, line, strlen(line), "=repl");
-    } else {
-      lua_remove(L, 1);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, line);
+    luaL_pushresult(&b); /* the chunk so far, at index 1 */
+    int status;
+    /* Keep reading lines while the chunk is unfinished (a function body, an open string...). */
+    while (incomplete(L, status = load_line(L, lua_tostring(L, 1)))) {
+      lua_pop(L, 1);
+      fputs(">> ", stdout);
+      fflush(stdout);
+      if (!fgets(line, sizeof line, stdin)) break;
+      lua_pushstring(L, line);
+      lua_concat(L, 2);
     }
+    lua_remove(L, 1);
     if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
     if (status != LUA_OK) {
       report(L, status);
