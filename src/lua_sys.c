@@ -72,12 +72,20 @@ static int s_sha256_file(lua_State *L) {
   return 1;
 }
 
+static int s_exe_path(lua_State *L) { /* the running program, for starting it again */
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return luaL_error(L, "exe_path: cannot read /proc/self/exe");
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
 static int s_blas_core(lua_State *L) {
   lua_pushstring(L, lm_blas_corename());
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"blas_core", s_blas_core},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
+static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
                                {NULL, NULL}};
 

@@ -2,6 +2,7 @@
  *
  *   lumen run FILE [key=value ...]   run a script or recipe (args via lumen.args{...})
  *   lumen summary MODEL [C,H,W]      print a model's summary table
+ *   lumen rerun DIR/manifest.json    rerun a recipe, compare its outputs with the manifest
  *   lumen test [busted args]         run busted specs inside lumen
  *   lumen                            REPL
  *   lumen --version | help
@@ -171,6 +172,7 @@ static const char *usage =
     "  lumen run FILE [key=value ...]   run a Lua script or recipe; key=value pairs reach lumen.args{}\n"
     "  lumen FILE.lua [key=value ...]   the same\n"
     "  lumen summary MODEL [C,H,W]      print the Keras-style summary of a model file\n"
+    "  lumen rerun DIR/manifest.json    rerun a recipe and check its outputs are the same bytes\n"
     "  lumen test [SPEC ...]            run busted specs with lumen loaded\n"
     "  lumen                            interactive prompt with lumen loaded\n"
     "  lumen --version                  print the version\n"
@@ -227,6 +229,9 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "test")) {
     set_args(L, argc, argv, 1);
     status = run_string(L, "require 'lumen'; require 'busted.runner'({ standalone = false })", "=lumen test");
+  } else if (!strcmp(cmd, "rerun")) {
+    set_args(L, argc, argv, 1);
+    status = run_string(L, "require 'lumen.cli'.rerun(arg)", "=lumen rerun");
   } else if (!strcmp(cmd, "summary")) {
     set_args(L, argc, argv, 1);
     status = run_string(L, "require 'lumen.cli'.summary(arg)", "=lumen summary");

@@ -91,6 +91,27 @@ describe("recipes", function()
     assert.are_not.equal(a["smoothgrad.npy"], b["smoothgrad.npy"])
   end)
 
+  it("`lumen rerun` reproduces a manifest's outputs and reports a file that differs", function()
+    local manifest = tmp .. "/gradcam_1/manifest.json"
+    local function rerun()
+      local f = assert(io.popen(("LUMEN_QUIET=1 %s rerun '%s' 2>&1"):format(LUMEN, manifest)))
+      local out = f:read("a")
+      return f:close(), out
+    end
+    local ok, out = rerun()
+    assert(ok, out)
+    assert.truthy(out:find("3 of 3 files reproduced byte for byte", 1, true), out)
+    local f = assert(io.open(manifest))
+    local text = f:read("a"):gsub('"raw.npy": "%x+"', '"raw.npy": "' .. ("0"):rep(64) .. '"')
+    f:close()
+    f = assert(io.open(manifest, "w"))
+    f:write(text)
+    f:close()
+    ok, out = rerun()
+    assert.is_falsy(ok)
+    assert.truthy(out:find("DIFFERENT  raw.npy", 1, true), out)
+  end)
+
   it("maps come shaped like the input", function()
     assert.same({ 1, 1, 28, 28 }, lumen.read_npy(tmp .. "/demo_1/1_cam.npy").shape)
     assert.same({ 1, 1, 28, 28 }, lumen.read_npy(tmp .. "/saliency_1/gradient.npy").shape)
