@@ -87,6 +87,18 @@ function M.single(x, method)
   end
 end
 
+-- Points k = first-1 .. first+count-2 of the trapezoid rule on [0, 1] with `steps` intervals
+-- (steps + 1 points in all): alphas k/steps and weights 1/steps, halved at both ends.
+function M.trapezoid(first, count, steps)
+  local alphas, weights = {}, {}
+  for j = 1, count do
+    local k = first + j - 2
+    alphas[j] = k / steps
+    weights[j] = (k == 0 or k == steps) and 0.5 / steps or 1 / steps
+  end
+  return alphas, weights
+end
+
 -- Calls fn(first, count) over 1..n in chunks of batch_size, with a progress bar when there are many.
 function M.batches(n, batch_size, fn, label)
   batch_size = math.max(1, batch_size or n)

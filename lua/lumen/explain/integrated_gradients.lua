@@ -37,12 +37,7 @@ return function(model, x, opts)
   for d = 2, #shape do shape[d] = 1 end
   local total = lumen.zeros_like(x)
   common.batches(steps + 1, opts.batch_size or 10, function(first, count)
-    local alphas, weights = {}, {}
-    for j = 1, count do
-      local k = first + j - 2
-      alphas[j] = k / steps
-      weights[j] = (k == 0 or k == steps) and 0.5 / steps or 1 / steps
-    end
+    local alphas, weights = common.trapezoid(first, count, steps)
     shape[1] = count
     local path = base + lumen.tensor(alphas):reshape(shape) * diff -- (count, ...)
     local g = common.input_gradient(model, path, target, opts)

@@ -80,12 +80,7 @@ function M.text_integrated_gradients(model, ids, opts)
   local diff = Ex - Eb
   local total = lumen.zeros_like(diff)
   common.batches(steps + 1, opts.batch_size or 10, function(first, count)
-    local a, w = {}, {}
-    for j = 1, count do
-      local k = first + j - 2
-      a[j] = k / steps
-      w[j] = (k == 0 or k == steps) and 0.5 / steps or 1 / steps
-    end
+    local a, w = common.trapezoid(first, count, steps)
     local s, _, path = run_from(model, name, ids, Eb + lumen.tensor(a):reshape { count, 1, 1 } * diff, opts)
     local g = lumen.grad(s:narrow(2, target, 1):sum(), path)
     total = total + (g * lumen.tensor(w):reshape { count, 1, 1 }):sum(1, true)
