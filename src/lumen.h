@@ -68,6 +68,9 @@ void *lm_fail_null(lm_error *err, const char *fmt, ...) __attribute__((format(pr
  * program (the Lua binding) can route them through its own and have its GC see them. */
 typedef void *(*lm_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 void lm_set_allocator(lm_alloc_fn fn, void *ud);
+/* Frees the blocks the default allocator keeps for reuse (freed tensors of 1 MiB and more, up to
+ * 512 MiB in all). */
+void lm_cache_release(void);
 /* Bytes of tensor storage currently alive (for tests and progress). */
 int64_t lm_live_bytes(void);
 
