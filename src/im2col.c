@@ -59,9 +59,45 @@ int64_t lm_window_cols(const lm_window *g, int64_t j, int64_t *lo, int64_t *hi) 
   return off;
 }
 
+/* Channels [lo, hi) of im2col / col2im; channels touch disjoint rows of col and planes of x, so
+ * ranges of channels run in parallel. */
+typedef struct cols_job {
+  const float *x_in;
+  float *x_out;
+  const float *col_in;
+  float *col_out;
+  const lm_window *g;
+} cols_job;
+
+/* Work below this many elements stays on the calling thread (threads cost tens of microseconds). */
+enum { PARALLEL_MIN = 1 << 18 };
+
+static void im2col_range(void *p, int64_t lo_c, int64_t hi_c);
+static void col2im_range(void *p, int64_t lo_c, int64_t hi_c);
+
 void lm_im2col(const float *x, int64_t C, const lm_window *g, float *col) {
+  cols_job job = {x, NULL, NULL, col, g};
+  if (C * g->kh * g->kw * g->OH * g->OW >= PARALLEL_MIN)
+    lm_parallel_for(C, im2col_range, &job);
+  else
+    im2col_range(&job, 0, C);
+}
+
+void lm_col2im(const float *col, int64_t C, const lm_window *g, float *x) {
+  cols_job job = {NULL, x, col, NULL, g};
+  if (C * g->kh * g->kw * g->OH * g->OW >= PARALLEL_MIN)
+    lm_parallel_for(C, col2im_range, &job);
+  else
+    col2im_range(&job, 0, C);
+}
+
+static void im2col_range(void *p, int64_t lo_c, int64_t hi_c) {
+  const cols_job *job = p;
+  const lm_window *g = job->g;
+  const float *x = job->x_in;
+  float *col = job->col_out;
   const int64_t P = g->OH * g->OW;
-  for (int64_t c = 0; c < C; c++) {
+  for (int64_t c = lo_c; c < hi_c; c++) {
     const float *xc = x + c * g->H * g->W; // (H, W)
     for (int64_t i = 0; i < g->kh; i++) {
       for (int64_t j = 0; j < g->kw; j++) {
@@ -87,9 +123,13 @@ void lm_im2col(const float *x, int64_t C, const lm_window *g, float *col) {
   }
 }
 
-void lm_col2im(const float *col, int64_t C, const lm_window *g, float *x) {
+static void col2im_range(void *p, int64_t lo_c, int64_t hi_c) {
+  const cols_job *job = p;
+  const lm_window *g = job->g;
+  const float *col = job->col_in;
+  float *x = job->x_out;
   const int64_t P = g->OH * g->OW;
-  for (int64_t c = 0; c < C; c++) {
+  for (int64_t c = lo_c; c < hi_c; c++) {
     float *xc = x + c * g->H * g->W; // (H, W)
     for (int64_t i = 0; i < g->kh; i++) {
       for (int64_t j = 0; j < g->kw; j++) {

@@ -182,6 +182,23 @@ describe("lumen.conv2d", function()
       assert.same({ 1, 3, 5, 6 }, a.shape)
       assert.is_true(max_diff(a, b) == 0)
     end)
+    it("gives the same result on one thread and on two (im2col/col2im split over channels)", function()
+      local x, w, g = lumen.randn { 2, 32, 32, 32 }, lumen.randn { 8, 32, 3, 3 }, lumen.randn { 2, 8, 32, 32 }
+      local function run(threads)
+        local prev = lumen.threads()
+        lumen.threads(threads)
+        local xg = x:detach()
+        xg.requires_grad = true
+        local y = lumen.conv2d(xg, w, { padding = 1 })
+        local gx = lumen.grad(y, xg, g)
+        lumen.threads(prev)
+        return y, gx
+      end
+      local y1, gx1 = run(1)
+      local y2, gx2 = run(2)
+      assert.is_true(max_diff(y1, y2) < 1e-4)
+      assert.is_true(max_diff(gx1, gx2) < 1e-4)
+    end)
     it("a large depthwise conv (run on several threads) equals one conv per channel, forward and backward", function()
       local prev = lumen.threads()
       lumen.threads(2)
