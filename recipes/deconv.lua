@@ -2,7 +2,8 @@
 -- test images that activate each most, the deconvnet reconstruction of that activation (unpooling by
 -- the max switches, ReLU, transposed convolution) beside the image patch it comes from.
 --   lumen run recipes/deconv.lua [layer=relu3] [neurons=16] [top=9] [n=10000]
--- Writes deconv.png: per neuron, a 3x3 block of reconstructions beside the 3x3 block of patches.
+-- Writes deconv.png: per neuron, a 3x3 block of reconstructions beside the 3x3 block of patches; the
+-- manifest lists each neuron's top images (test-set index, activation, position).
 local lumen = require "lumen"
 local recipe = lumen.recipe
 local deconv = require "lumen.explain.deconv"
@@ -12,8 +13,11 @@ local p = lumen.args { model = recipe.FASHION_MODEL, layer = "relu3", neurons = 
 lumen.seed(p.seed)
 local model = recipe.load_model(p)
 local X = recipe.fashion_test():narrow(1, 1, p.n)
-local grid = deconv.grid(model, X, { layer = p.layer, neurons = p.neurons, top = p.top, batch_size = p.batch_size,
+local grid, best, neurons = deconv.grid(model, X, { layer = p.layer, neurons = p.neurons, top = p.top, batch_size = p.batch_size,
                                     patch_size = p.patch_size })
 print(("layer %s: the top %d of %d test images for each of %d neurons"):format(p.layer, p.top, p.n, p.neurons))
 recipe.save_png(p.out, "deconv.png", grid)
-recipe.finish(p, { layer = p.layer })
+-- which test images (1-based), activations and positions each neuron's block shows
+local top = {}
+for _, k in ipairs(neurons) do top[tostring(k)] = best[k] end
+recipe.finish(p, { layer = p.layer, top = top })

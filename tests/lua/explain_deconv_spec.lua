@@ -119,7 +119,10 @@ describe("lumen.explain.deconv", function()
     end
     local all = deconv.top_inputs(model, X, { layer = "pool" })
     assert.equal(3, #all) -- 16 neurons asked, the layer has 3
-    local img = deconv.grid(model, X, { layer = "pool", neurons = { 1, 2 }, patch_size = 8, ncol = 2 })
+    local img, shown, shown_neurons = deconv.grid(model, X, { layer = "pool", neurons = { 1, 2 }, patch_size = 8,
+                                                              ncol = 2, top = 4 })
+    assert.same({ 1, 2 }, shown_neurons)
+    assert.same(deconv.top_inputs(model, X, { layer = "pool", neurons = { 1, 2 }, top = 4 }), shown)
     assert.equal(3, #img.shape)
     assert.equal(3, img.shape[1])
     assert.is_true(img.shape[3] > 2 * 2 * 3 * 8)

@@ -12,7 +12,8 @@
 --   Returns {[channel] = {{index =, value =, pos = {i, j}}, ...} best first} and the list of channels.
 -- grid(model, X, opts): the figure of the paper: per neuron, a 3x3 block of reconstructions beside
 --   the 3x3 input patches they come from (cropped to the reconstruction's support, resized to
---   patch_size = 32), ncol = 4 neurons per row; other opts as top_inputs. Returns an image (3, H, W).
+--   patch_size = 32), ncol = 4 neurons per row; other opts as top_inputs. Returns an image (3, H, W)
+--   and, as top_inputs does, the top list per neuron and the neurons.
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local guided = require "lumen.explain.guided"
@@ -132,7 +133,7 @@ function M.grid(model, X, opts)
                                    lumen.viz.grid(lumen.cat(patches, 1), { ncol = 3, normalize = "all" }) })
     blocks[#blocks + 1] = pair:unsqueeze(1)
   end
-  return lumen.viz.grid(lumen.cat(blocks, 1), { ncol = opts.ncol or 4, pad = 6, normalize = false })
+  return lumen.viz.grid(lumen.cat(blocks, 1), { ncol = opts.ncol or 4, pad = 6, normalize = false }), best, neurons
 end
 
 return M
