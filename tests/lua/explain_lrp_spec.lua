@@ -24,9 +24,14 @@ local function closed_form(rule, terms, b, R, p, out)
   elseif rule == "epsilon" then
     local z = total(xw, b)
     spread(xw, z + p.epsilon * (z >= 0 and 1 or -1))
-  elseif rule == "gamma" then
-    local f = function(t) return t.x * (t.w + p.gamma * P(t.w)) end
-    spread(f, total(f, b + p.gamma * P(b)))
+  elseif rule == "gamma" then -- boosts the contributions that share the output's sign
+    local up = total(xw, b) > 0
+    local boost_x_pos = up and P or N
+    local boost_x_neg = up and N or P
+    local f = function(t)
+      return P(t.x) * (t.w + p.gamma * boost_x_pos(t.w)) + N(t.x) * (t.w + p.gamma * boost_x_neg(t.w))
+    end
+    spread(f, total(f, b + p.gamma * boost_x_pos(b)))
   elseif rule == "alphabeta" then
     local fp, fn = function(t) return p.alpha * P(t.x * t.w) end, function(t) return -p.beta * N(t.x * t.w) end
     spread(fp, total(function(t) return P(t.x * t.w) end, P(b)))

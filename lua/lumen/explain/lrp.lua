@@ -6,7 +6,10 @@
 -- relevance R_j at its output:
 --   zero       R_i = sum_j x_i w_ij / z_j R_j                                       (LRP-0)
 --   epsilon    R_i = sum_j x_i w_ij / (z_j + eps sign z_j) R_j                      epsilon = 1e-6
---   gamma      LRP-0 with w + gamma w+ and b + gamma b+                             gamma = 0.25
+--   gamma      LRP-0 with w + gamma w+ and b + gamma b+ where z_j > 0 and x >= 0      gamma = 0.25
+--              (signed inputs: x+ (w + gamma w+) + x- (w + gamma w-) where z_j > 0, and
+--              x+ (w + gamma w-) + x- (w + gamma w+) with b + gamma b- where z_j <= 0, so the
+--              contributions that share the output's sign are boosted and no denominator nears 0)
 --   alphabeta  alpha (x_i w_ij)+ / (sum_i (x_i w_ij)+ + b_j+) R_j
 --              - beta (x_i w_ij)- / (sum_i (x_i w_ij)- + b_j-) R_j                  alpha = 1, beta = 0
 --   zplus      (x_i w_ij)+ / sum_i (x_i w_ij)+ R_j, biases ignored (alphabeta 1, 0 without bias)
@@ -75,9 +78,15 @@ local RULES = {
   zero = function(L, R) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, TINY)) end,
   epsilon = function(L, R, p) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, p.epsilon or 1e-6)) end,
   gamma = function(L, R, p)
+    -- boost the contributions that share the sign of the output: A = w + g w+ on x+ and B = w + g w-
+    -- on x- where z_j > 0, the other way round where z_j <= 0
     local g = p.gamma or 0.25
-    local w, b = L.w + pos(L.w) * g, L.b and L.b + pos(L.b) * g
-    return L.x * L.bwd(L.x, w, R / stabilize(L.fwd(L.x, w, b), TINY))
+    local xp, xn = pos(L.x), neg(L.x)
+    local A, B = L.w + pos(L.w) * g, L.w + neg(L.w) * g
+    local up = L.z:gt(0)
+    local sp = R * up / stabilize(L.fwd(xp, A, L.b and L.b + pos(L.b) * g) + L.fwd(xn, B, nil), TINY)
+    local sn = R * (1 - up) / stabilize(L.fwd(xp, B, L.b and L.b + neg(L.b) * g) + L.fwd(xn, A, nil), TINY)
+    return xp * (L.bwd(xp, A, sp) + L.bwd(xp, B, sn)) + xn * (L.bwd(xn, B, sp) + L.bwd(xn, A, sn))
   end,
   alphabeta = function(L, R, p)
     local alpha, beta = p.alpha or 1, p.beta or 0
