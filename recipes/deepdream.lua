@@ -3,8 +3,10 @@
 --   lumen run recipes/deepdream.lua [index=1] [layer=relu4] [steps=20] [octaves=3]
 --   lumen run recipes/deepdream.lua model=../shared/data/models/mobilenet_v1_0.5_160_float.onnx \
 --     image=../shared/data/images/sunflower.png layer=/27/Clip_output_0 size=320
--- (size= dreams on the photo at that size, not the model's; the models must accept other sizes, which
--- the TFLite MobileNets with their fixed 7x7 average pool do not.)
+--   lumen run recipes/deepdream.lua model=../shared/data/models/mobilenet_v2_1.0_224_quant.tflite \
+--     image=../shared/data/images/sunflower.png layer=MobilenetV2/expanded_conv_10/depthwise/Relu6 size=320
+-- (size= dreams on the photo at that size, not the model's; the forward pass stops at `layer`, so only
+-- the layers up to it must accept other sizes.)
 -- Writes deepdream.png (input | dream) and deepdream.npy (the dreamed input, in the model's scale).
 local lumen = require "lumen"
 local recipe = lumen.recipe
