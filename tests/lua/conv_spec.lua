@@ -3,23 +3,9 @@
 -- dilation, groups, "same"), agreement with PyTorch on fixed inputs (numbers from tools/ref_conv.py),
 -- the adjoint identity between conv2d and conv_transpose2d, backward-rule swapping and errors.
 local lumen = require "lumen"
-
--- x[i] = 2 sin(1.7 i + seed) in row-major order, as tools/ref_conv.py builds its inputs.
-local function gen(shape, seed)
-  local t = lumen.zeros(shape)
-  for i = 1, t:numel() do t:flat_set(i, 2 * math.sin(1.7 * (i - 1) + seed)) end
-  return t
-end
-
-local function assert_close(y, ref, tol, what)
-  assert.same(ref.shape, y.shape)
-  for i, v in ipairs(ref.values) do
-    local got = y:flat_get(i)
-    if math.abs(got - v) > tol * (1 + math.abs(v)) then
-      error(("%s: element %d is %.7g, torch gives %.7g"):format(what, i, got, v), 2)
-    end
-  end
-end
+local support = require "support"
+local gen = support.gen
+local assert_close = support.assert_matches_torch
 
 local function max_diff(a, b)
   assert.same(a.shape, b.shape)

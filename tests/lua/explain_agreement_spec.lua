@@ -6,25 +6,15 @@
 -- IG is compared on a 64x64 input of the same model (tests/fixtures/explain,
 -- tools/export_explain_fixtures.py); LUMEN_SLOW_TESTS=1 also compares it at 224x224.
 local lumen = require "lumen"
+local support = require "support"
+local npy = support.npy
+local json_file = support.json_file
 local explain = lumen.explain
 
 local TORCH, OURS = "tests/fixtures/torch/", "tests/fixtures/explain/"
 local TOL = 1e-3
 
-local function npy(path) return assert(lumen.read_npy(path)) end
-
-local function json_file(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return lumen.json.decode(s)
-end
-
-local function agrees(y, ref, what)
-  assert.same(ref.shape, y.shape)
-  local e = lumen.rel_l2(y, ref)
-  assert(e < TOL, ("%s: relative L2 error %g (tolerance %g)"):format(what, e, TOL))
-end
+local function agrees(y, ref, what) return support.assert_rel_l2(y, ref, TOL, what) end
 
 describe("lumen.explain agrees with PyTorch on ResNet-18", function()
   local model, x, meta

@@ -4,22 +4,12 @@
 -- refuses other endings; the default layer choice localises the cat in cat.png with the real
 -- MobileNet v1 (skipped if absent). Also the filter and feature-map pictures.
 local lumen = require "lumen"
+local support = require "support"
+local assert_close = support.assert_close
 local nn = lumen.nn
 local explain = lumen.explain
 
 local SHARED = "../shared/data/"
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function assert_close(a, b, tol, what)
-  assert.same(b.shape, a.shape)
-  local d = lumen.max_abs_diff(a, b)
-  assert(d <= (tol or 1e-6), ("%s: max |difference| %g"):format(what or "tensors", d))
-end
 
 -- (N, 3, 8, 8) -> conv -> relu -> maxpool -> conv (K channels) -> relu ("features", 4x4) -> GAP -> fc (3).
 local function gap_net(K)
@@ -232,7 +222,7 @@ describe("lumen.explain CAM family", function()
   describe("the default layer on a real network", function()
     it("localises the cat in cat.png with MobileNet v1 (the last spatial layer)", function()
       local model_path, image_path = SHARED .. "models/mobilenet_v1_0.5_160_float.onnx", SHARED .. "images/cat.png"
-      if not (exists(model_path) and exists(image_path)) then
+      if not (lumen.exists(model_path) and lumen.exists(image_path)) then
         print("explain_cam_spec: skipping the MobileNet test, " .. model_path .. " or " .. image_path .. " is absent")
         return
       end

@@ -3,14 +3,11 @@
 -- completeness and the quadrature rule on a small nonlinear conv net, hand-computed guided and deconvnet
 -- gradients of a ReLU MLP, batched forwards, and argument errors.
 local lumen = require "lumen"
+local support = require "support"
+local assert_close = support.assert_close
+local recording = support.recording
 local nn = lumen.nn
 local explain = lumen.explain
-
-local function assert_close(a, b, tol, what)
-  assert.same(b.shape, a.shape)
-  local d = lumen.max_abs_diff(a, b)
-  assert(d <= (tol or 1e-5), ("%s: max |difference| %g"):format(what or "tensors", d))
-end
 
 -- S(x) = W flatten(x) + b for x (N, 2, 3, 3): a lumen model and the same map as a plain function.
 local function linear_model()
@@ -31,15 +28,6 @@ local function conv_net()
     nn.Conv2d { in_channels = 4, out_channels = 6, kernel_size = 3, padding = 1 }, nn.ReLU {},
     nn.GlobalAvgPool2d {}, nn.Linear { in_features = 6, out_features = 3 },
   }
-end
-
--- A plain-function model that records the batch size of every call.
-local function recording(fn)
-  local sizes = {}
-  return function(batch)
-    sizes[#sizes + 1] = batch.shape[1]
-    return fn(batch)
-  end, sizes
 end
 
 describe("lumen.explain gradients", function()

@@ -2,28 +2,16 @@
 -- or w * (x - fill)); larger patches average the drops of every window covering a position, the last
 -- window touching the border; images, sequences and vectors; batched forwards; errors.
 local lumen = require "lumen"
+local support = require "support"
+local assert_close = support.assert_close
+local recording = support.recording
 local explain = lumen.explain
-
-local function assert_close(a, b, tol, what)
-  assert.same(b.shape, a.shape)
-  local d = lumen.max_abs_diff(a, b)
-  assert(d <= (tol or 1e-5), ("%s: max |difference| %g"):format(what or "tensors", d))
-end
 
 -- S(x) = W flatten(x) + b for inputs of shape (N, ...) with prod(...) = D, as a plain function.
 local function linear(D, K)
   lumen.seed(17)
   local W, b = lumen.randn { K, D }, lumen.randn { K }
   return function(batch) return lumen.linear(batch:flatten(2), W, b) end, W
-end
-
--- A plain-function model that records the batch size of every call.
-local function recording(fn)
-  local sizes = {}
-  return function(batch)
-    sizes[#sizes + 1] = batch.shape[1]
-    return fn(batch)
-  end, sizes
 end
 
 describe("lumen.explain.occlusion()", function()

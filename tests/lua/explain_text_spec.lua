@@ -4,16 +4,12 @@
 -- channels-last and channels-first convolutions (and the imported PyTorch text CNN of
 -- tests/fixtures/torch); occlusion against the drops computed by hand.
 local lumen = require "lumen"
+local support = require "support"
+local assert_close = support.assert_close
 local nn = lumen.nn
 local explain = lumen.explain
 
 local V, D, L = 20, 6, 9
-
-local function assert_close(a, b, tol, what)
-  assert.same(b.shape, a.shape)
-  local d = lumen.max_abs_diff(a, b)
-  assert(d <= (tol or 1e-5), ("%s: max |difference| %g"):format(what or "tensors", d))
-end
 
 -- Keras-style: the convolution and the pool read (N, L, C).
 local function text_cnn()

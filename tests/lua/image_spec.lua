@@ -2,23 +2,11 @@
 -- F.interpolate (numbers from tools/ref_viz.py), exact area averages, crops, colour conversion,
 -- normalisation and a model's preprocessing.
 local lumen = require "lumen"
+local support = require "support"
+local values = support.values
+local assert_close = support.assert_values_close
 local core = lumen.core
 local image = lumen.image
-
-local function values(t)
-  local v = {}
-  for i = 1, t:numel() do v[i] = t:flat_get(i) end
-  return v
-end
-
-local function assert_close(got, want, tol, what)
-  assert(#got == #want, ("%s: %d values, want %d"):format(what, #got, #want))
-  for i = 1, #want do
-    if math.abs(got[i] - want[i]) > tol then
-      error(("%s: value %d is %.7g, want %.7g"):format(what, i, got[i], want[i]), 2)
-    end
-  end
-end
 
 local function from_values(shape, f)
   local t = core.zeros(shape)

@@ -4,26 +4,16 @@
 -- and broken files give errors naming the file. Fixtures: tests/fixtures/torch (tools/export_fixtures.py)
 -- and tests/fixtures/broken_models (tools/make_broken_models.py).
 local lumen = require "lumen"
+local support = require "support"
+local npy = support.npy
+local json_file = support.json_file
 
 local TORCH = "tests/fixtures/torch/"
 local BROKEN = "tests/fixtures/broken_models/"
 local SEEDS = BROKEN .. "seeds/"
 local SHARED = "../shared/data/"
 
-local function npy(path) return assert(lumen.read_npy(path)) end
-
-local function json_file(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return lumen.json.decode(s)
-end
-
-local function close(y, ref, tol)
-  assert.same(ref.shape, y.shape)
-  local e = lumen.rel_l2(y, ref)
-  assert(e < tol, ("relative L2 error %g (tolerance %g)"):format(e, tol))
-end
+local close = support.assert_rel_l2
 
 -- The error lumen.onnx.load raises for path (it must raise).
 local function load_error(path)

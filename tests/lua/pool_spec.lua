@@ -3,13 +3,9 @@
 -- gradients on every option with its own code path and agreement with PyTorch on fixed inputs (numbers
 -- from tools/ref_conv.py).
 local lumen = require "lumen"
-
--- x[i] = 2 sin(1.7 i + seed) in row-major order, as tools/ref_conv.py builds its inputs.
-local function gen(shape, seed)
-  local t = lumen.zeros(shape)
-  for i = 1, t:numel() do t:flat_set(i, 2 * math.sin(1.7 * (i - 1) + seed)) end
-  return t
-end
+local support = require "support"
+local gen = support.gen
+local assert_close = support.assert_matches_torch
 
 -- Distinct values 0.1 apart in random order: finite differences of a max never cross a tie.
 local function distinct(shape)
@@ -17,16 +13,6 @@ local function distinct(shape)
   local perm = lumen.randperm(t:numel())
   for i = 1, t:numel() do t:flat_set(i, perm[i] / 10) end
   return t
-end
-
-local function assert_close(y, ref, tol, what)
-  assert.same(ref.shape, y.shape)
-  for i, v in ipairs(ref.values) do
-    local got = y:flat_get(i)
-    if math.abs(got - v) > tol * (1 + math.abs(v)) then
-      error(("%s: element %d is %.7g, torch gives %.7g"):format(what, i, got, v), 2)
-    end
-  end
 end
 
 local function gradcheck(fn, inputs, eps)

@@ -4,18 +4,14 @@
 -- photos (and v1 agrees with its float ONNX twin), and broken files give errors naming the file.
 -- Fixtures: tests/fixtures/broken_models (tools/make_broken_models.py).
 local lumen = require "lumen"
+local support = require "support"
+local npy = support.npy
 
 local BROKEN = "tests/fixtures/broken_models/"
 local SEEDS = BROKEN .. "seeds/"
 local SHARED = "../shared/data/"
 
-local function npy(path) return assert(lumen.read_npy(path)) end
-
-local function close(y, ref, tol)
-  assert.same(ref.shape, y.shape)
-  local e = lumen.rel_l2(y, ref)
-  assert(e < tol, ("relative L2 error %g (tolerance %g)"):format(e, tol))
-end
+local close = support.assert_rel_l2
 
 describe("lumen.tflite", function()
   describe("the tiny quantized model", function()

@@ -2,23 +2,11 @@
 -- panel layout arithmetic, labels, SLIC segments (contiguous, connected, about n_segments,
 -- deterministic) and their boundaries; the HTML page and the terminal line for token scores.
 local lumen = require "lumen"
+local support = require "support"
+local values = support.values
+local assert_close = support.assert_values_close
 local core = lumen.core
 local viz = lumen.viz
-
-local function values(t)
-  local v = {}
-  for i = 1, t:numel() do v[i] = t:flat_get(i) end
-  return v
-end
-
-local function assert_close(got, want, tol, what)
-  assert(#got == #want, ("%s: %d values, want %d"):format(what, #got, #want))
-  for i = 1, #want do
-    if math.abs(got[i] - want[i]) > tol then
-      error(("%s: value %d is %.7g, want %.7g"):format(what, i, got[i], want[i]), 2)
-    end
-  end
-end
 
 -- The RGB colour at pixel (y, x) of a (3, H, W) image.
 local function pixel(img, y, x) return { img:get({ 1, y, x }), img:get({ 2, y, x }), img:get({ 3, y, x }) } end

@@ -1,0 +1,75 @@
+-- tests/lua/support.lua: helpers the specs share (`require "support"`; .busted puts tests/lua on the
+-- path). Each asserts with a message saying what differed.
+local lumen = require "lumen"
+local assert = require "luassert" -- busted gives specs this assert; a required module must ask for it
+
+local M = {}
+
+-- The values of a tensor as a Lua array, in row-major order.
+function M.values(t)
+  local v = {}
+  for i = 1, t:numel() do v[i] = t:flat_get(i) end
+  return v
+end
+
+-- Two Lua arrays agree element by element within tol.
+function M.assert_values_close(got, want, tol, what)
+  assert(#got == #want, ("%s: %d values, want %d"):format(what, #got, #want))
+  for i = 1, #want do
+    if math.abs(got[i] - want[i]) > tol then
+      error(("%s: value %d is %.7g, want %.7g"):format(what, i, got[i], want[i]), 2)
+    end
+  end
+end
+
+-- Two tensors of one shape agree within tol in max |difference|.
+function M.assert_close(a, b, tol, what)
+  assert.same(b.shape, a.shape)
+  local d = lumen.max_abs_diff(a, b)
+  assert(d <= tol, ("%s: max |difference| %g"):format(what or "tensors", d))
+end
+
+-- y agrees with ref (same shape) within tol in relative L2 error.
+function M.assert_rel_l2(y, ref, tol, what)
+  assert.same(ref.shape, y.shape)
+  local e = lumen.rel_l2(y, ref)
+  assert(e < tol, ("%srelative L2 error %g (tolerance %g)"):format(what and (what .. ": ") or "", e, tol))
+end
+
+-- x[i] = 2 sin(1.7 i + seed) in row-major order, as tools/ref_conv.py builds its inputs.
+function M.gen(shape, seed)
+  local t = lumen.zeros(shape)
+  for i = 1, t:numel() do t:flat_set(i, 2 * math.sin(1.7 * (i - 1) + seed)) end
+  return t
+end
+
+-- y agrees with a PyTorch reference {shape =, values =} within tol * (1 + |value|) per element.
+function M.assert_matches_torch(y, ref, tol, what)
+  assert.same(ref.shape, y.shape)
+  for i, v in ipairs(ref.values) do
+    local got = y:flat_get(i)
+    if math.abs(got - v) > tol * (1 + math.abs(v)) then
+      error(("%s: element %d is %.7g, torch gives %.7g"):format(what, i, got, v), 2)
+    end
+  end
+end
+
+-- A plain-function model that records the batch size of every call: fn', sizes.
+function M.recording(fn)
+  local sizes = {}
+  return function(batch)
+    sizes[#sizes + 1] = batch.shape[1]
+    return fn(batch)
+  end, sizes
+end
+
+function M.npy(path) return assert(lumen.read_npy(path)) end
+
+function M.json_file(path)
+  local f = assert(io.open(path, "r"))
+  local s = f:read("a")
+  f:close()
+  return lumen.json.decode(s)
+end
+
+return M
