@@ -9,37 +9,12 @@
  *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg
  *
  * Values in files are plain values: int64 tensors are not index-shifted. Results that C hands
- * over (a safetensors set, a gunzipped buffer) sit in a "box" userdata made before the C call,
+ * over (a safetensors set, a gunzipped buffer) sit in a box (lmL_push_box) made before the C call,
  * so that a Lua error (out of memory) while converting them cannot leak them. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "lumen_lua.h"
-
-#define BOX_MT "lumen.io.box"
-
-typedef struct {
-  void *p;
-  void (*release)(void *);
-} box;
-
-static void box_release(box *b) {
-  if (b->p) b->release(b->p);
-  b->p = NULL;
-}
-
-static int box_gc(lua_State *L) {
-  box_release(luaL_checkudata(L, 1, BOX_MT));
-  return 0;
-}
-
-static box *push_box(lua_State *L, void (*release)(void *)) {
-  box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->p = NULL;
-  b->release = release;
-  luaL_setmetatable(L, BOX_MT);
-  return b;
-}
 
 static int fail(lua_State *L, const lm_error *err) {
   lua_pushnil(L);
@@ -66,12 +41,12 @@ static int l_png_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 2);
   lm_error err = {0};
   size_t len;
-  box *b = push_box(L, free);
+  lmL_Box *b = lmL_push_box(L, free);
   b->p = lm_png_encode(t, &len, &err);
   if (!b->p) return luaL_argerror(L, 1, err.msg);
   const void *bufs[1] = {b->p};
   int rc = lm_write_file(path, 1, bufs, &len, &err);
-  box_release(b);
+  lmL_box_release(b);
   return rc ? fail(L, &err) : ok(L);
 }
 
@@ -96,7 +71,7 @@ static void release_safetensors(void *p) { lm_safetensors_free(p); }
 static int l_safetensors_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lm_error err = {0};
-  box *b = push_box(L, release_safetensors);
+  lmL_Box *b = lmL_push_box(L, release_safetensors);
   lm_safetensors *st = b->p = lm_safetensors_read(path, &err);
   if (!st) return fail(L, &err);
   lua_createtable(L, 0, (int)st->n);
@@ -176,11 +151,11 @@ static int l_gunzip_file(lua_State *L) {
   luaL_argcheck(L, max >= 0, 2, "must be non-negative");
   lm_error err = {0};
   size_t len;
-  box *b = push_box(L, free);
+  lmL_Box *b = lmL_push_box(L, free);
   b->p = lm_gunzip_file(path, &len, (size_t)max, &err);
   if (!b->p) return fail(L, &err);
   lua_pushlstring(L, b->p, len);
-  box_release(b);
+  lmL_box_release(b);
   return 1;
 }
 
@@ -193,11 +168,4 @@ static const luaL_Reg fns[] = {{"png_load", l_png_load},
                                {"gunzip_file", l_gunzip_file},
                                {NULL, NULL}};
 
-void lmL_open_io(lua_State *L) {
-  if (luaL_newmetatable(L, BOX_MT)) {
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
-  luaL_setfuncs(L, fns, 0);
-}
+void lmL_open_io(lua_State *L) { luaL_setfuncs(L, fns, 0); }

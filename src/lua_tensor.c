@@ -158,36 +158,38 @@ void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
   lua_setfield(L, -2, name);
 }
 
-typedef struct closing_slot {
-  void *obj;
-  void (*release)(void *obj);
-} closing_slot;
+#define LMBOX_MT "lumen.box"
 
-static int slot_close(lua_State *L) {
-  closing_slot *s = lua_touserdata(L, 1);
-  if (s->obj) s->release(s->obj);
-  s->obj = NULL;
+void lmL_box_release(lmL_Box *b) {
+  if (b->p) b->release(b->p);
+  b->p = NULL;
+}
+
+static int box_free(lua_State *L) { /* __gc and __close */
+  lmL_box_release(luaL_checkudata(L, 1, LMBOX_MT));
   return 0;
+}
+
+lmL_Box *lmL_push_box(lua_State *L, void (*release)(void *obj)) {
+  lmL_Box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->p = NULL;
+  b->release = release;
+  luaL_setmetatable(L, LMBOX_MT);
+  return b;
 }
 
 int lmL_load_with(lua_State *L, const char *path, void *(*load)(const char *path, lm_error *err),
                   void (*release)(void *obj), void (*push)(lua_State *L, void *obj)) {
-  closing_slot *s = lua_newuserdatauv(L, sizeof *s, 0);
-  s->obj = NULL;
-  s->release = release;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, slot_close);
-  lua_setfield(L, -2, "__close");
-  lua_setmetatable(L, -2);
+  lmL_Box *b = lmL_push_box(L, release);
   lua_toclose(L, -1);
   lm_error err = {0};
-  s->obj = load(path, &err);
-  if (!s->obj) {
+  b->p = load(path, &err);
+  if (!b->p) {
     luaL_pushfail(L);
     lua_pushstring(L, err.msg);
     return 2;
   }
-  push(L, s->obj);
+  push(L, b->p);
   return 1;
 }
 
@@ -703,6 +705,12 @@ static const luaL_Reg core_fns[] = {
     {"get_threads", c_get_threads}, {"is_tensor", c_is_tensor}, {NULL, NULL}};
 
 void lmL_open_tensor(lua_State *L) {
+  luaL_newmetatable(L, LMBOX_MT);
+  lua_pushcfunction(L, box_free);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, box_free);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
   luaL_newmetatable(L, LMT_MT);
   luaL_setfuncs(L, tensor_meta, 0);
   lua_setfield(L, -2, "Tensor_mt"); /* lumen.core.Tensor_mt: lua/lumen/tensor.lua adds __index and operators */

@@ -57,9 +57,20 @@ int lmL_check_dim(lua_State *L, int idx, int ndim, const char *fname);
 /* Registers fn under `name` in the table on top of the stack, with the integer upvalue k. */
 void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k);
 
+/* A box: a userdata holding a C object that Lua has not taken over yet (a parsed model, a read
+ * buffer), made before the C call that fills it, so a Lua error midway (out of memory) still frees
+ * the object — at collection, or at once where the slot is marked to-be-closed (lua_toclose).
+ * lmL_box_release frees the object now; it is safe twice. */
+typedef struct lmL_Box {
+  void *p;
+  void (*release)(void *obj);
+} lmL_Box;
+lmL_Box *lmL_push_box(lua_State *L, void (*release)(void *obj));
+void lmL_box_release(lmL_Box *b);
+
 /* Loads a C object with load(path, err) and returns push(L, obj)'s Lua form of it, or nil, message.
- * The object sits in a to-be-closed slot (freed by release) while push builds the Lua value, so a
- * Lua error midway frees it too. Used by the model readers. */
+ * The object sits in a to-be-closed box (freed by release) while push builds the Lua value. Used by
+ * the model readers. */
 int lmL_load_with(lua_State *L, const char *path, void *(*load)(const char *path, lm_error *err),
                   void (*release)(void *obj), void (*push)(lua_State *L, void *obj));
 
