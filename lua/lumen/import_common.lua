@@ -8,6 +8,7 @@
 --   batch_reshape(t, x)  a reshape where a leading 1 (the batch of the exporting run) follows x's batch.
 --   finish(b, ...)       the nn.Graph, in eval mode, with labels and input_spec.
 --   named_errors(path, fn, ...)  fn(...), its errors prefixed with the file when they do not name it.
+--   loader(format, read, build)  a format's load(path [, opts]): read the file, build the graph.
 local lumen = require "lumen"
 
 local M = {}
@@ -100,6 +101,17 @@ function M.named_errors(path, fn, ...)
   local msg = tostring(res[2])
   if msg:sub(1, #path + 2) ~= path .. ": " then msg = path .. ": " .. msg end
   error(msg, 0)
+end
+
+-- The load(path [, opts]) -> nn.Graph of a format: `read` (lumen.core.onnx_load, ...) gives a
+-- description or nil, message; `build(desc, opts)` makes the graph. Raises "path: reason".
+function M.loader(format, read, build)
+  return function(path, opts)
+    if type(path) ~= "string" then error(format .. ".load: expected a file path, got " .. type(path), 2) end
+    local desc, err = read(path)
+    if not desc then error(err, 0) end
+    return M.named_errors(path, build, desc, opts or {})
+  end
 end
 
 -- Sets a module's tensors from a table name -> tensor (nil entries skipped), checking shapes.

@@ -229,11 +229,6 @@ local function build(desc, opts)
 end
 
 -- load(path [, opts]) -> nn.Graph; raises "path: reason".
-function M.load(path, opts)
-  if type(path) ~= "string" then error("tflite.load: expected a file path, got " .. type(path), 2) end
-  local desc, err = lumen.core.tflite_load(path)
-  if not desc then error(err, 0) end
-  return common.named_errors(path, build, desc, opts or {})
-end
+M.load = common.loader("tflite", lumen.core.tflite_load, build)
 
 return M
