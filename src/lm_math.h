@@ -123,8 +123,6 @@ int lm_max_abs_diff(const lm_tensor *a, const lm_tensor *b, double *out, lm_erro
 int lm_rel_l2(const lm_tensor *a, const lm_tensor *b, double *out, lm_error *err);
 /* 1 when |a - b| <= atol + rtol * |b| everywhere (NaN never close), else 0; -1 on error. */
 int lm_allclose(const lm_tensor *a, const lm_tensor *b, double rtol, double atol, lm_error *err);
-/* (x - min) / (max - min); a constant tensor gives zeros. */
-lm_tensor *lm_normalize01_forward(const lm_tensor *x, lm_error *err);
 
 /* ---- shape ops and indexing (math_shape.c) ---- */
 

@@ -250,12 +250,6 @@ static int l_allclose(lua_State *L) { /* allclose(a, b, rtol, atol) -> boolean *
   return 1;
 }
 
-static int l_normalize01(lua_State *L) {
-  lm_error err = {0};
-  lmL_push(L, lm_normalize01_forward(lmL_check_f32(L, 1), &err), &err);
-  return 1;
-}
-
 /* ---- shape ops and indexing ---- */
 
 static int l_permute(lua_State *L) { /* permute(x, {dims...}) */
@@ -374,7 +368,7 @@ static const luaL_Reg fns[] = {
     {"clamp", l_clamp},       {"where", l_where},           {"expand", l_expand},
     {"sum_to", l_sum_to},     {"reduce_shape", l_reduce_shape}, {"cumsum", l_cumsum},
     {"cumsum_backward", l_cumsum_backward}, {"sort", l_sort}, {"allclose", l_allclose},
-    {"normalize01", l_normalize01}, {"permute", l_permute}, {"flip", l_flip},
+    {"permute", l_permute}, {"flip", l_flip},
     {"narrow", l_narrow},     {"pad", l_pad},               {"cat", l_cat},
     {"index_select", l_index_select}, {"gather", l_gather}, {"matmul", l_matmul},
     {NULL, NULL}};

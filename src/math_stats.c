@@ -107,18 +107,3 @@ int lm_allclose(const lm_tensor *a, const lm_tensor *b, double rtol, double atol
   }
   return 1;
 }
-
-lm_tensor *lm_normalize01_forward(const lm_tensor *x, lm_error *err) {
-  double lo = 0, hi = 0;
-  if (check_f32(x, "normalize01", err)) return NULL;
-  lm_tensor *out = lm_tensor_new(LM_F32, x->ndim, x->shape, err);
-  if (!out || x->numel == 0) return out;
-  lm_min_all(x, &lo, NULL);
-  lm_max_all(x, &hi, NULL);
-  if (!(hi > lo)) return out; /* constant (or NaN) tensor: zeros */
-  const float *p = lm_f32(x);
-  float *q = lm_f32(out);
-  double s = 1.0 / (hi - lo);
-  for (int64_t i = 0; i < x->numel; i++) q[i] = (float)((p[i] - lo) * s);
-  return out;
-}

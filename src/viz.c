@@ -231,8 +231,9 @@ lm_tensor *lm_image_normalize01(const lm_tensor *t, int per_item, int symmetric,
     if (symmetric) {
       float m = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
       for (int64_t k = 0; k < size; k++) d[k] = m > 0 ? 0.5f + 0.5f * s[k] / m : 0.5f;
-    } else {
-      for (int64_t k = 0; k < size; k++) d[k] = hi > lo ? (s[k] - lo) / (hi - lo) : 0.0f;
+    } else { /* a constant item gives zeros */
+      const double scale = hi > lo ? 1.0 / ((double)hi - lo) : 0.0;
+      for (int64_t k = 0; k < size; k++) d[k] = scale > 0 ? (float)((s[k] - (double)lo) * scale) : 0.0f;
     }
   }
   return out;

@@ -567,9 +567,11 @@ return function(lumen)
 
   ---------------------------------------------------------------- helpers (Lua numbers)
 
-  for _, name in ipairs { "sum_all", "min_all", "max_all", "max_abs_diff", "rel_l2", "dot64", "normalize01" } do
+  for _, name in ipairs { "sum_all", "min_all", "max_all", "max_abs_diff", "rel_l2", "dot64" } do
     export(name, core[name])
   end
+  -- normalize01(t): (t - min) / (max - min) over the whole tensor; a constant tensor gives zeros
+  export("normalize01", function(x) return core.image_normalize01(x, false, false) end)
   export("mean_all", function(x) return core.sum_all(x) / numel(x) end)
   -- allclose(a, b, rtol = 1e-5, atol = 1e-8): |a - b| <= atol + rtol * |b| everywhere.
   export("allclose", core.allclose)

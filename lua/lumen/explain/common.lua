@@ -145,9 +145,7 @@ function M.upsample_normalize(cam, x)
   elseif #xs == 3 then
     cam = lumen.upsample_bilinear(cam:unsqueeze(3), { 1, xs[3] }):squeeze(3)
   end
-  local out = {}
-  for i = 1, cam.shape[1] do out[i] = cam:narrow(1, i, 1):normalize01() end
-  return lumen.cat(out, 1)
+  return lumen.core.image_normalize01(cam, true, false) -- each sample to [0, 1]
 end
 
 return M
