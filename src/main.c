@@ -1,11 +1,11 @@
 /* main.c — the `lumen` program: an embedded Lua 5.4 with lumen loaded.
  *
  *   lumen run FILE [key=value ...]   run a script or recipe (args via lumen.args{...})
- *   lumen summary MODEL [C,H,W]      print a model's summary table
- *   lumen rerun DIR/manifest.json    rerun a recipe, compare its outputs with the manifest
  *   lumen test [busted args]         run busted specs inside lumen
  *   lumen                            REPL
  *   lumen --version | help
+ *   lumen CMD [args]                 any other command: require("lumen.cli." .. CMD)(arg), the commands
+ *                                    listed in lua/lumen/cli/init.lua (summary, rerun, ...)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,16 +167,14 @@ static void repl(lua_State *L) {
   putchar('\n');
 }
 
-static const char *usage =
-    "usage: lumen [command] [args]\n"
-    "  lumen run FILE [key=value ...]   run a Lua script or recipe; key=value pairs reach lumen.args{}\n"
-    "  lumen FILE.lua [key=value ...]   the same\n"
-    "  lumen summary MODEL [C,H,W]      print the Keras-style summary of a model file\n"
-    "  lumen rerun DIR/manifest.json    rerun a recipe and check its outputs are the same bytes\n"
-    "  lumen test [SPEC ...]            run busted specs with lumen loaded\n"
-    "  lumen                            interactive prompt with lumen loaded\n"
-    "  lumen --version                  print the version\n"
-    "  lumen help                       this text\n";
+/* `lumen help`: the usage text lives with the command table in lua/lumen/cli/init.lua. */
+static int usage(lua_State *L, FILE *out) {
+  int status = docall(L, (luaL_loadstring(L, "return require 'lumen.cli'.usage()"), 0), 1);
+  if (status != LUA_OK) return report(L, status);
+  fputs(lua_tostring(L, -1), out);
+  lua_pop(L, 1);
+  return LUA_OK;
+}
 
 /* OpenBLAS picks its kernels when it loads, from OPENBLAS_CORETYPE or its own CPU detection. If its
  * detection fell back to generic kernels on a CPU it does not know, start again with the right
@@ -216,11 +214,11 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
     printf("lumen %s (%s)\n", LM_VERSION, LUA_RELEASE);
   } else if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-    fputs(usage, stdout);
+    status = usage(L, stdout);
   } else if (!strcmp(cmd, "run")) {
     if (argc < 3) {
       fputs("lumen run: missing FILE\n", stderr);
-      fputs(usage, stderr);
+      usage(L, stderr);
       lua_close(L);
       return 2;
     } else {
@@ -229,19 +227,14 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "test")) {
     set_args(L, argc, argv, 1);
     status = run_string(L, "require 'lumen'; require 'busted.runner'({ standalone = false })", "=lumen test");
-  } else if (!strcmp(cmd, "rerun")) {
-    set_args(L, argc, argv, 1);
-    status = run_string(L, "require 'lumen.cli'.rerun(arg)", "=lumen rerun");
-  } else if (!strcmp(cmd, "summary")) {
-    set_args(L, argc, argv, 1);
-    status = run_string(L, "require 'lumen.cli'.summary(arg)", "=lumen summary");
   } else if (strlen(cmd) > 4 && !strcmp(cmd + strlen(cmd) - 4, ".lua")) {
     status = run_file(L, argc, argv, 1);
   } else {
-    fprintf(stderr, "lumen: unknown command '%s'\n", cmd);
-    fputs(usage, stderr);
-    lua_close(L);
-    return 2;
+    /* A Lua command (lumen.cli); an unknown name gets the usage text and exit status 2 there. */
+    set_args(L, argc, argv, 1);
+    lua_pushstring(L, cmd);
+    lua_setglobal(L, "LUMEN_COMMAND");
+    status = run_string(L, "require 'lumen.cli'.run(LUMEN_COMMAND, arg)", "=lumen");
   }
   lua_close(L);
   return status == LUA_OK ? 0 : 1;

@@ -77,8 +77,8 @@ describe("model:summary", function()
     local write = io.write
     io.write = function(...) for _, v in ipairs { ... } do out[#out + 1] = v end end
     local ok, err = pcall(function()
-      require("lumen.cli").summary { path }              -- shape from input_spec
-      require("lumen.cli").summary { path, "1,28,28" }
+      require("lumen.cli.summary") { path }              -- shape from input_spec
+      require("lumen.cli.summary") { path, "1,28,28" }
     end)
     io.write = write
     os.remove(path)
@@ -86,6 +86,6 @@ describe("model:summary", function()
     local expected = m:summary({ 1, 28, 28 })
     assert.equal(expected, out[1])
     assert.equal(expected, out[2])
-    assert.has_error(function() require("lumen.cli").summary {} end, "usage: lumen summary MODEL [C,H,W]")
+    assert.has_error(function() require("lumen.cli.summary") {} end, "usage: lumen summary MODEL [C,H,W]")
   end)
 end)

@@ -1,36 +1,9 @@
--- lumen.cli: small commands of the `lumen` program. summary(arg) is `lumen summary MODEL [C,H,W]`:
--- loads any model file lumen.load_model reads and prints its Keras-style summary; the input shape
--- (without the batch) comes from the argument ("3,224,224" or "1000") or else from model.input_spec.
--- rerun(arg) is `lumen rerun DIR/manifest.json`: runs the recipe again with the recorded parameters
--- into a fresh folder and compares every output's SHA-256 with the manifest.
-local M = {}
-
-local function input_shape(model, text)
-  if text then
-    local dims = {}
-    for d in text:gmatch("[^,x ]+") do
-      dims[#dims + 1] = math.tointeger(tonumber(d)) or error(("summary: bad input shape '%s' (expected C,H,W)"):format(text), 0)
-    end
-    return dims
-  end
-  local spec = model.input_spec or {}
-  if spec.length then return { spec.length } end
-  if spec.size then return { spec.channels or 3, spec.size[1], spec.size[2] } end
-  error("summary: the model has no input_spec; give the input shape, e.g. lumen summary MODEL 3,224,224", 0)
-end
-
-function M.summary(arg)
-  local path = arg[1]
-  if not path then error("usage: lumen summary MODEL [C,H,W]", 0) end
-  local lumen = require "lumen"
-  local model = lumen.load_model(path)
-  io.write(model:summary(input_shape(model, arg[2])))
-end
-
+-- lumen rerun DIR/manifest.json: runs the recipe again with the recorded parameters into a fresh
+-- folder and compares every output's SHA-256 with the manifest.
 -- A shell word for s (single-quoted).
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-function M.rerun(arg)
+return function(arg)
   local path = arg[1]
   if not path then error("usage: lumen rerun DIR/manifest.json", 0) end
   local lumen = require "lumen"
@@ -70,4 +43,3 @@ function M.rerun(arg)
   if bad > 0 then os.exit(1) end
 end
 
-return M
