@@ -85,7 +85,54 @@ static int s_blas_core(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
+/* limits([t]) -> the current limits {name = value}, and {name = doc}; with t, first sets each t.name
+ * (an unknown name or a value below 1 is an error naming it) and returns the values before. */
+static void push_limits(lua_State *L) {
+  lua_createtable(L, 0, LM_LIMIT_COUNT);
+  for (int k = 0; k < LM_LIMIT_COUNT; k++) {
+    lua_pushinteger(L, lm_limit_get((lm_limit)k));
+    lua_setfield(L, -2, lm_limit_name((lm_limit)k));
+  }
+}
+
+static int s_limits(lua_State *L) {
+  push_limits(L);
+  lua_createtable(L, 0, LM_LIMIT_COUNT);
+  for (int k = 0; k < LM_LIMIT_COUNT; k++) {
+    lua_pushstring(L, lm_limit_doc((lm_limit)k));
+    lua_setfield(L, -2, lm_limit_name((lm_limit)k));
+  }
+  if (lua_isnoneornil(L, 1)) return 2;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) { /* check everything before changing anything */
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (!name || lm_limit_find(name) < 0) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int k = 0; k < LM_LIMIT_COUNT; k++) {
+        if (k) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, lm_limit_name((lm_limit)k));
+      }
+      luaL_pushresult(&b);
+      return luaL_error(L, "limits: unknown limit '%s' (known: %s)", name ? name : luaL_typename(L, -3),
+                        lua_tostring(L, -1));
+    }
+    int ok = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < 1) return luaL_error(L, "limits: %s must be an integer >= 1, got %s", name, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lm_error err = {0};
+    if (lm_limit_set((lm_limit)lm_limit_find(lua_tostring(L, -2)), lua_tointeger(L, -1), &err)) return lmL_raise(L, &err);
+    lua_pop(L, 1);
+  }
+  return 2;
+}
+
+static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
                                {NULL, NULL}};
 

@@ -63,6 +63,25 @@ int lm_fail(lm_error *err, const char *fmt, ...) __attribute__((format(printf, 2
 /* Same, for functions returning a pointer: always returns NULL. */
 void *lm_fail_null(lm_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- limits (limits.c) ----
+ * Bounds that readers and importers check before allocating or looping, so that a hostile file is a
+ * named error (naming the file, the limit and how to raise it) and not gigabytes of memory or hours.
+ * Process-wide; lumen.limits{...} reads and sets them from Lua. */
+typedef enum {
+  LM_LIMIT_IMAGE_PIXELS,   /* width x height of a decoded image (default 50 million) */
+  LM_LIMIT_FILE_BYTES,     /* bytes of a file read whole (2 GiB) */
+  LM_LIMIT_INFLATED_BYTES, /* bytes a gzip stream may inflate to (1 GiB) */
+  LM_LIMIT_TENSOR_BYTES,   /* bytes of one tensor a file declares (1 GiB) */
+  LM_LIMIT_MODEL_NODES,    /* nodes / operators / layers of a model file (100,000) */
+  LM_LIMIT_MODEL_TENSORS,  /* tensors / initializers / buffers of a model file (100,000) */
+  LM_LIMIT_COUNT
+} lm_limit;
+int64_t lm_limit_get(lm_limit k);
+int lm_limit_set(lm_limit k, int64_t value, lm_error *err); /* value >= 1 */
+const char *lm_limit_name(lm_limit k);                       /* "image_pixels" */
+const char *lm_limit_doc(lm_limit k);                        /* one line for docs and errors */
+int lm_limit_find(const char *name);                         /* the lm_limit, or -1 */
+
 /* ---- memory (tensor.c) ----
  * Storage bytes go through one allocator with lua_Alloc's signature, so an embedding
  * program (the Lua binding) can route them through its own and have its GC see them. */

@@ -48,4 +48,9 @@ function lumen.Tensor.save(t, path) return lumen.image.save(t, path) end
 -- lumen.labels(path) reads a label file, one label per line.
 function lumen.load_model(path, opts) return require("lumen.models").load_model(path, opts) end
 function lumen.labels(path) return require("lumen.models").labels(path) end
+
+-- lumen.limits() -> {name = value}, {name = doc}: the bounds readers and importers check before they
+-- allocate (image_pixels, file_bytes, inflated_bytes, tensor_bytes, model_nodes, model_tensors).
+-- lumen.limits{image_pixels = 2e8} raises some for the whole process and returns the values before.
+lumen.limits = core.limits
 return lumen
