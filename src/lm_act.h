@@ -15,6 +15,10 @@
 #ifndef LM_ACT_H
 #define LM_ACT_H
 
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
+
 #include <stdint.h>
 
 /* ---- pointwise activations (act.c) ---- */

@@ -14,7 +14,9 @@
 #ifndef LM_IO_H
 #define LM_IO_H
 
-#include "lumen.h"
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "lumen's file formats assume a little-endian host"

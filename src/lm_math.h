@@ -14,6 +14,10 @@
 #ifndef LM_MATH_H
 #define LM_MATH_H
 
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
+
 #include <stdint.h>
 
 /* ---- iteration helpers shared by the kernels (math_iter.c) ---- */

@@ -15,6 +15,10 @@
 #ifndef LM_NN_H
 #define LM_NN_H
 
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
+
 #include <stdint.h>
 
 /* ---- sliding windows (im2col.c) ---- */

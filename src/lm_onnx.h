@@ -19,7 +19,9 @@
 #ifndef LM_ONNX_H
 #define LM_ONNX_H
 
-#include "lumen.h"
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
 
 typedef enum {
   LM_ONNX_ATTR_OTHER = 0, /* a type lumen does not read (graph, sparse tensor, strings, ...) */

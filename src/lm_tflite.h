@@ -17,7 +17,9 @@
 #ifndef LM_TFLITE_H
 #define LM_TFLITE_H
 
-#include "lumen.h"
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
 
 /* TensorType values. */
 enum { LM_TFL_FLOAT32 = 0, LM_TFL_FLOAT16 = 1, LM_TFL_INT32 = 2, LM_TFL_UINT8 = 3, LM_TFL_INT64 = 4,

@@ -11,6 +11,10 @@
 #ifndef LM_VIZ_H
 #define LM_VIZ_H
 
+#ifndef LUMEN_H
+#error "lm_*.h are chapters of lumen.h: include lumen.h"
+#endif
+
 /* ---- resampling and colour (viz.c) ---- */
 
 typedef enum { LM_RESIZE_BILINEAR = 0, LM_RESIZE_AREA = 1, LM_RESIZE_NEAREST = 2 } lm_resize_mode;

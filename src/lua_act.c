@@ -10,10 +10,7 @@
 
 /* A zeroed gradient shaped like t, pushed onto the stack (so it is collected if a later step raises). */
 static lm_tensor *push_zeros_like(lua_State *L, const lm_tensor *t) {
-  lm_error err = {0};
-  lm_tensor *g = lm_tensor_like(t, &err);
-  lmL_push(L, g, &err);
-  return g;
+  return lmL_push_zeros(L, t->dtype, t->ndim, t->shape);
 }
 
 /* ---- activations: core.<name>(x [, a, b]) and core.<name>_backward(x, gy [, a, b]) ---- */
@@ -51,11 +48,9 @@ static int l_act_backward(lua_State *L) { /* upvalue: op */
 static int l_dropout(lua_State *L) { /* dropout(x, p) -> y, mask */
   lm_tensor *x = lmL_check_f32(L, 1);
   float p = (float)luaL_checknumber(L, 2);
-  lm_tensor *mask = NULL;
+  lmL_Tensor *y = lmL_newtensor(L), *mask = lmL_newtensor(L);
   lm_error err = {0};
-  lm_tensor *y = lm_dropout_forward(x, p, &mask, &err);
-  lmL_push(L, y, &err);
-  lmL_push(L, mask, &err);
+  lmL_attach(L, y, lm_dropout_forward(x, p, &mask->t, &err), &err);
   return 2;
 }
 
@@ -123,11 +118,12 @@ static lm_tensor *target_arg(lua_State *L, int idx, const lm_tensor *logp) {
 static int l_nll_loss(lua_State *L) { /* nll_loss(logp, target, reduction) */
   lm_tensor *logp = lmL_check_f32(L, 1);
   lm_reduction red = reduction_arg(L, 3);
+  lmL_Tensor *u = lmL_newtensor(L);
   lm_tensor *t = target_arg(L, 2, logp);
   lm_error err = {0};
   lm_tensor *out = lm_nll_loss_forward(logp, t, red, &err);
   lm_tensor_release(t);
-  lmL_push(L, out, &err);
+  lmL_attach(L, u, out, &err);
   return 1;
 }
 
@@ -156,12 +152,9 @@ static int l_batch_norm(lua_State *L) {
   lm_tensor *rm = opt_f32(L, 2), *rv = opt_f32(L, 3), *w = opt_f32(L, 4), *b = opt_f32(L, 5);
   int training = lua_toboolean(L, 6);
   float momentum = (float)luaL_optnumber(L, 7, 0.1), eps = (float)luaL_optnumber(L, 8, 1e-5);
-  lm_tensor *mean = NULL, *invstd = NULL;
+  lmL_Tensor *y = lmL_newtensor(L), *mean = lmL_newtensor(L), *invstd = lmL_newtensor(L);
   lm_error err = {0};
-  lm_tensor *y = lm_batch_norm_forward(x, rm, rv, w, b, training, momentum, eps, &mean, &invstd, &err);
-  lmL_push(L, y, &err);
-  lmL_push(L, mean, &err);
-  lmL_push(L, invstd, &err);
+  lmL_attach(L, y, lm_batch_norm_forward(x, rm, rv, w, b, training, momentum, eps, &mean->t, &invstd->t, &err), &err);
   return 3;
 }
 
@@ -171,9 +164,10 @@ static int l_batch_norm_backward(lua_State *L) {
   lm_tensor *x = lmL_check_f32(L, 1), *w = opt_f32(L, 2);
   lm_tensor *mean = lmL_check_f32(L, 3), *invstd = lmL_check_f32(L, 4), *gy = lmL_check_f32(L, 5);
   int training = lua_toboolean(L, 6);
+  int want[3] = {lua_toboolean(L, 7), lua_toboolean(L, 8), lua_toboolean(L, 9)}; /* before any push */
   lm_tensor *g[3] = {NULL, NULL, NULL};
   for (int i = 0; i < 3; i++) {
-    if (lua_toboolean(L, 7 + i))
+    if (want[i])
       g[i] = push_zeros_like(L, i == 0 ? x : mean);
     else
       lua_pushnil(L);
@@ -204,10 +198,10 @@ static int l_upsample_backward(lua_State *L) { /* upsample_backward(gy, x_shape,
   int64_t shape[LM_MAX_DIMS];
   int n = lmL_check_shape(L, 2, shape, "upsample_backward");
   lm_upsample_mode mode = mode_arg(L, 3);
+  int align_corners = lua_toboolean(L, 4);
+  lm_tensor *gx = lmL_push_zeros(L, LM_F32, n, shape);
   lm_error err = {0};
-  lm_tensor *gx = lm_tensor_new(LM_F32, n, shape, &err);
-  lmL_push(L, gx, &err);
-  if (lm_upsample_backward(gy, mode, lua_toboolean(L, 4), gx, &err)) return lmL_raise(L, &err);
+  if (lm_upsample_backward(gy, mode, align_corners, gx, &err)) return lmL_raise(L, &err);
   return 1;
 }
 

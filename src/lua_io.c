@@ -29,11 +29,10 @@ static int ok(lua_State *L) {
 
 static int l_png_load(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lmL_Tensor *u = lmL_newtensor(L); /* the handle first: see lumen_lua.h */
   lm_error err = {0};
-  lm_tensor *t = lm_png_read(path, &err);
-  if (!t) return fail(L, &err);
-  lmL_push(L, t, &err);
-  return 1;
+  u->t = lm_png_read(path, &err);
+  return u->t ? 1 : fail(L, &err);
 }
 
 static int l_png_save(lua_State *L) {
@@ -52,11 +51,10 @@ static int l_png_save(lua_State *L) {
 
 static int l_npy_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  lmL_Tensor *u = lmL_newtensor(L); /* the handle first: see lumen_lua.h */
   lm_error err = {0};
-  lm_tensor *t = lm_npy_read(path, &err);
-  if (!t) return fail(L, &err);
-  lmL_push(L, t, &err);
-  return 1;
+  u->t = lm_npy_read(path, &err);
+  return u->t ? 1 : fail(L, &err);
 }
 
 static int l_npy_write(lua_State *L) {
@@ -77,8 +75,8 @@ static int l_safetensors_read(lua_State *L) {
   lua_createtable(L, 0, (int)st->n);
   for (int64_t i = 0; i < st->n; i++) {
     lua_pushstring(L, st->names[i]);
-    lmL_push(L, st->tensors[i], &err);
-    st->tensors[i] = NULL; /* the userdata owns it now */
+    lmL_push(L, st->tensors[i], &err); /* the box still owns it while the handle is made */
+    st->tensors[i] = NULL;              /* the handle owns it now */
     lua_rawset(L, -3);
   }
   lua_createtable(L, 0, (int)st->n_meta);

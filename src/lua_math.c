@@ -58,11 +58,12 @@ static lm_tensor *f32_or_number(lua_State *L, int idx, lm_tensor **tmp) {
   return *tmp;
 }
 
-/* Pushes the result of a kernel after releasing up to two temporaries. */
-static int push_result(lua_State *L, lm_tensor *r, lm_error *err, lm_tensor *tmp1, lm_tensor *tmp2) {
+/* Attaches the result of a kernel to its handle u (made before the kernel ran) after releasing up to
+ * two temporaries. */
+static int push_result(lua_State *L, lmL_Tensor *u, lm_tensor *r, lm_error *err, lm_tensor *tmp1, lm_tensor *tmp2) {
   lm_tensor_release(tmp1);
   lm_tensor_release(tmp2);
-  lmL_push(L, r, err);
+  lmL_attach(L, u, r, err);
   return 1;
 }
 
@@ -85,19 +86,20 @@ static int l_binary(lua_State *L) { /* upvalue: op */
   lm_error err = {0};
   lm_tensor *tmp, *r;
   check_operands(L, 1, 2, lm_binary_names[op]);
+  lmL_Tensor *u = lmL_newtensor(L);
   if (lua_type(L, 1) == LUA_TNUMBER) {
     lm_tensor *b = f32_arg(L, 2, &tmp);
     r = lm_binary_scalar_forward(op, b, (float)lua_tonumber(L, 1), 1, &err);
-    return push_result(L, r, &err, tmp, NULL);
+    return push_result(L, u, r, &err, tmp, NULL);
   }
   lm_tensor *a = f32_arg(L, 1, &tmp);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     r = lm_binary_scalar_forward(op, a, (float)lua_tonumber(L, 2), 0, &err);
-    return push_result(L, r, &err, tmp, NULL);
+    return push_result(L, u, r, &err, tmp, NULL);
   }
   lm_tensor *tmp2, *b = f32_arg(L, 2, &tmp2);
   r = lm_binary_forward(op, a, b, &err);
-  return push_result(L, r, &err, tmp, tmp2);
+  return push_result(L, u, r, &err, tmp, tmp2);
 }
 
 static int l_unary(lua_State *L) { /* upvalue: op */
@@ -120,13 +122,14 @@ static int l_where(lua_State *L) { /* where(cond, a, b): a and b may be numbers 
   lm_tensor *t0, *t1, *t2;
   op_tensor(L, 1, "where", 0);
   check_operands(L, 2, 3, "where");
+  lmL_Tensor *u = lmL_newtensor(L);
   lm_tensor *c = f32_arg(L, 1, &t0);
   lm_tensor *a = f32_or_number(L, 2, &t1);
   lm_tensor *b = f32_or_number(L, 3, &t2);
   lm_error err = {0};
   lm_tensor *r = lm_where_forward(c, a, b, &err);
   lm_tensor_release(t0);
-  return push_result(L, r, &err, t1, t2);
+  return push_result(L, u, r, &err, t1, t2);
 }
 
 static int l_expand(lua_State *L) { /* expand(x, shape) */
@@ -175,13 +178,11 @@ static int l_extreme_dim(lua_State *L) { /* max_dim|min_dim(x, dim, keepdim) -> 
   int want_min = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = want_min ? "min" : "max";
   lm_tensor *x = op_tensor(L, 1, name, 1);
-  int dim = lmL_check_dim(L, 2, x->ndim, name);
-  lm_tensor *v = NULL, *ix = NULL;
+  int dim = lmL_check_dim(L, 2, x->ndim, name), keepdim = lua_toboolean(L, 3);
+  lmL_Tensor *v = lmL_newtensor(L), *ix = lmL_newtensor(L);
   lm_error err = {0};
-  if (lm_extreme_forward(x, dim, lua_toboolean(L, 3), want_min, &v, &ix, &err)) return lmL_raise(L, &err);
-  lmL_index_to1(ix);
-  lmL_push(L, v, &err);
-  lmL_push(L, ix, &err);
+  if (lm_extreme_forward(x, dim, keepdim, want_min, &v->t, &ix->t, &err)) return lmL_raise(L, &err);
+  lmL_index_to1(ix->t);
   return 2;
 }
 
@@ -196,13 +197,9 @@ static int l_cumsum(lua_State *L) { /* cumsum(x, dim) */
 static int l_cumsum_backward(lua_State *L) { /* cumsum_backward(g, dim) -> dL/dx */
   lm_tensor *g = lmL_check_f32(L, 1);
   int dim = lmL_check_dim(L, 2, g->ndim, "cumsum");
+  lm_tensor *gx = lmL_push_zeros(L, LM_F32, g->ndim, g->shape);
   lm_error err = {0};
-  lm_tensor *gx = lm_tensor_like(g, &err);
-  if (gx && lm_cumsum_backward(g, dim, gx, &err)) {
-    lm_tensor_release(gx);
-    gx = NULL;
-  }
-  lmL_push(L, gx, &err);
+  if (lm_cumsum_backward(g, dim, gx, &err)) return lmL_raise(L, &err);
   return 1;
 }
 
@@ -211,12 +208,11 @@ static int l_sort(lua_State *L) { /* sort(x, dim, descending [, k]) -> values, i
   int dim = lmL_check_dim(L, 2, x->ndim, "sort");
   lua_Integer k = luaL_optinteger(L, 4, -1);
   if (!lua_isnoneornil(L, 4) && k < 0) luaL_argerror(L, 4, "k must be non-negative");
-  lm_tensor *v = NULL, *ix = NULL;
+  int descending = lua_toboolean(L, 3);
+  lmL_Tensor *v = lmL_newtensor(L), *ix = lmL_newtensor(L);
   lm_error err = {0};
-  if (lm_sort_forward(x, dim, k, lua_toboolean(L, 3), &v, &ix, &err)) return lmL_raise(L, &err);
-  lmL_index_to1(ix);
-  lmL_push(L, v, &err);
-  lmL_push(L, ix, &err);
+  if (lm_sort_forward(x, dim, k, descending, &v->t, &ix->t, &err)) return lmL_raise(L, &err);
+  lmL_index_to1(ix->t);
   return 2;
 }
 
@@ -326,19 +322,23 @@ static int l_cat(lua_State *L) { /* cat({tensors...}, dim) */
 static int l_index_select(lua_State *L) { /* index_select(x, dim, idx) */
   lm_tensor *x = lmL_check(L, 1);
   int dim = lmL_check_dim(L, 2, x->ndim, "index_select");
-  lm_tensor *idx = lmL_index_to0(L, lmL_check(L, 3), x->shape[dim], "index_select");
+  lm_tensor *ix = lmL_check(L, 3);
+  lmL_Tensor *u = lmL_newtensor(L);
+  lm_tensor *idx = lmL_index_to0(L, ix, x->shape[dim], "index_select");
   lm_error err = {0};
   lm_tensor *r = lm_index_select_forward(x, dim, idx, &err);
-  return push_result(L, r, &err, idx, NULL);
+  return push_result(L, u, r, &err, idx, NULL);
 }
 
 static int l_gather(lua_State *L) { /* gather(x, dim, idx) */
   lm_tensor *x = lmL_check(L, 1);
   int dim = lmL_check_dim(L, 2, x->ndim, "gather");
-  lm_tensor *idx = lmL_index_to0(L, lmL_check(L, 3), x->shape[dim], "gather");
+  lm_tensor *ix = lmL_check(L, 3);
+  lmL_Tensor *u = lmL_newtensor(L);
+  lm_tensor *idx = lmL_index_to0(L, ix, x->shape[dim], "gather");
   lm_error err = {0};
   lm_tensor *r = lm_gather_forward(x, dim, idx, &err);
-  return push_result(L, r, &err, idx, NULL);
+  return push_result(L, u, r, &err, idx, NULL);
 }
 
 /* index_add_|scatter_add_(dst, dim, idx, src): in place, returns dst; upvalue: 1 = scatter. */

@@ -75,35 +75,20 @@ static lm_pool_params check_pool_params(lua_State *L, int idx, int nd) {
   return p;
 }
 
-/* *g = a zeroed float32 gradient of the given shape if wanted, else NULL; -1 when out of memory.
- * Callers chain several with `|` (not `||`) so every slot is set before push_grads frees them. */
-static int new_grad(lm_tensor **g, int want, int ndim, const int64_t *shape, lm_error *err) {
-  *g = want ? lm_tensor_new(LM_F32, ndim, shape, err) : NULL;
-  return want && !*g ? -1 : 0;
+/* Pushes a zeroed float32 gradient of the given shape and returns it if wanted; else pushes nil and
+ * returns NULL. Backward functions push their results this way, after reading their arguments (the
+ * pushes take the slots of absent ones) and before the kernel adds into them. */
+static lm_tensor *push_grad(lua_State *L, int want, int ndim, const int64_t *shape) {
+  if (want) return lmL_push_zeros(L, LM_F32, ndim, shape);
+  lua_pushnil(L);
+  return NULL;
 }
 
-/* Pushes n gradients (nil for NULL) after a backward kernel returned rc; on failure frees them and raises. */
-static int push_grads(lua_State *L, int rc, lm_error *err, lm_tensor **g, int n) {
-  if (rc) {
-    for (int i = 0; i < n; i++) lm_tensor_release(g[i]);
-    return lmL_raise(L, err);
-  }
-  for (int i = 0; i < n; i++)
-    if (g[i])
-      lmL_push(L, g[i], NULL);
-    else
-      lua_pushnil(L);
-  return n;
-}
-
-/* A zeroed float32 gradient for the shape table at idx, or raises. */
+/* A zeroed float32 gradient for the shape table at idx, pushed. */
 static lm_tensor *grad_of_shape(lua_State *L, int idx, const char *what) {
   int64_t shape[LM_MAX_DIMS];
   int n = lmL_check_shape(L, idx, shape, what);
-  lm_error err = {0};
-  lm_tensor *t;
-  if (new_grad(&t, 1, n, shape, &err)) lmL_raise(L, &err);
-  return t;
+  return push_grad(L, 1, n, shape);
 }
 
 /* ---- convolution ---- */
@@ -128,13 +113,13 @@ static int conv_backward(lua_State *L, int nd, conv_bwd_fn f, int transposed) {
   lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *gy = lmL_check_f32(L, 3);
   lm_conv_params p = check_conv_params(L, 4, nd);
   int64_t nb = transposed ? w->shape[1] * p.groups : w->shape[0];
+  int want_x = lua_toboolean(L, 5), want_w = lua_toboolean(L, 6), want_b = lua_toboolean(L, 7);
+  lm_tensor *gx = push_grad(L, want_x, x->ndim, x->shape);
+  lm_tensor *gw = push_grad(L, want_w, w->ndim, w->shape);
+  lm_tensor *gb = push_grad(L, want_b, 1, &nb);
   lm_error err = {0};
-  lm_tensor *g[3];
-  int rc = new_grad(&g[0], lua_toboolean(L, 5), x->ndim, x->shape, &err) |
-           new_grad(&g[1], lua_toboolean(L, 6), w->ndim, w->shape, &err) |
-           new_grad(&g[2], lua_toboolean(L, 7), 1, &nb, &err);
-  if (!rc) rc = f(x, w, gy, &p, g[0], g[1], g[2], &err);
-  return push_grads(L, rc, &err, g, 3);
+  if (f(x, w, gy, &p, gx, gw, gb, &err)) return lmL_raise(L, &err);
+  return 3;
 }
 
 static int l_conv2d(lua_State *L) { return conv_forward(L, 2, lm_conv2d_forward); }
@@ -150,13 +135,11 @@ static int l_conv_transpose2d_backward(lua_State *L) { return conv_backward(L, 2
 static int max_pool(lua_State *L, int nd) {
   lm_tensor *x = lmL_check_f32(L, 1);
   lm_pool_params p = check_pool_params(L, 2, nd);
+  lmL_Tensor *y = lmL_newtensor(L), *idx = lmL_newtensor(L);
   lm_error err = {0};
-  lm_tensor *idx = NULL;
-  lm_tensor *y = nd == 2 ? lm_max_pool2d_forward(x, &p, &idx, &err) : lm_max_pool1d_forward(x, &p, &idx, &err);
-  if (!y) return lmL_raise(L, &err);
-  lmL_index_to1(idx);
-  lmL_push(L, y, NULL);
-  lmL_push(L, idx, NULL);
+  lm_tensor *r = nd == 2 ? lm_max_pool2d_forward(x, &p, &idx->t, &err) : lm_max_pool1d_forward(x, &p, &idx->t, &err);
+  lmL_attach(L, y, r, &err);
+  lmL_index_to1(idx->t);
   return 2;
 }
 
@@ -201,37 +184,36 @@ static int l_max_pool_backward(lua_State *L) {
   lm_tensor *gy = lmL_check_f32(L, 1);
   int64_t shape[LM_MAX_DIMS];
   int n = lmL_check_shape(L, 3, shape, "max_pool_backward: input shape");
+  lm_tensor *gx = push_grad(L, 1, n, shape);
   lm_tensor *idx = check_switches(L, 2, plane_of_shape(shape, n), "max_pool: index");
   lm_error err = {0};
-  lm_tensor *gx;
-  int rc = new_grad(&gx, 1, n, shape, &err);
-  if (!rc) rc = lm_max_pool_backward(gy, idx, gx, &err);
+  int rc = lm_max_pool_backward(gy, idx, gx, &err);
   lm_tensor_release(idx);
-  return push_grads(L, rc, &err, &gx, 1);
+  return rc ? lmL_raise(L, &err) : 1;
 }
 
 /* max_unpool2d(y, indices, H, W) -> (N, C, H, W) */
 static int l_max_unpool2d(lua_State *L) {
   lm_tensor *y = lmL_check_f32(L, 1);
   int64_t H = luaL_checkinteger(L, 3), W = luaL_checkinteger(L, 4);
+  lmL_Tensor *u = lmL_newtensor(L);
   lm_tensor *idx = check_switches(L, 2, H * W, "max_unpool2d: index");
   lm_error err = {0};
   lm_tensor *out = lm_max_unpool2d_forward(y, idx, H, W, &err);
   lm_tensor_release(idx);
-  lmL_push(L, out, &err);
+  lmL_attach(L, u, out, &err);
   return 1;
 }
 
 /* max_unpool2d_backward(gout, indices) -> gy shaped like indices */
 static int l_max_unpool2d_backward(lua_State *L) {
-  lm_tensor *gout = lmL_check_f32(L, 1);
+  lm_tensor *gout = lmL_check_f32(L, 1), *ix = lmL_check(L, 2);
+  lm_tensor *gy = push_grad(L, 1, ix->ndim, ix->shape);
   lm_tensor *idx = check_switches(L, 2, gout->ndim == 4 ? gout->shape[2] * gout->shape[3] : 0, "max_unpool2d: index");
   lm_error err = {0};
-  lm_tensor *gy;
-  int rc = new_grad(&gy, 1, idx->ndim, idx->shape, &err);
-  if (!rc) rc = lm_max_unpool2d_backward(gout, idx, gy, &err);
+  int rc = lm_max_unpool2d_backward(gout, idx, gy, &err);
   lm_tensor_release(idx);
-  return push_grads(L, rc, &err, &gy, 1);
+  return rc ? lmL_raise(L, &err) : 1;
 }
 
 /* avg_pool2d(x, opts) / avg_pool1d -> y */
@@ -258,7 +240,7 @@ static int l_avg_pool_backward(lua_State *L) {
   lm_pool_params p = check_pool_params(L, 2, nd);
   lm_tensor *gx = grad_of_shape(L, 3, "avg_pool_backward: input shape");
   lm_error err = {0};
-  return push_grads(L, lm_avg_pool_backward(gy, &p, gx, &err), &err, &gx, 1);
+  return lm_avg_pool_backward(gy, &p, gx, &err) ? lmL_raise(L, &err) : 1;
 }
 
 /* adaptive_avg_pool2d(x, oh, ow) -> (N, C, oh, ow) */
@@ -274,7 +256,7 @@ static int l_adaptive_avg_pool2d_backward(lua_State *L) {
   lm_tensor *gy = lmL_check_f32(L, 1);
   lm_tensor *gx = grad_of_shape(L, 2, "adaptive_avg_pool2d_backward: input shape");
   lm_error err = {0};
-  return push_grads(L, lm_adaptive_avg_pool2d_backward(gy, gx, &err), &err, &gx, 1);
+  return lm_adaptive_avg_pool2d_backward(gy, gx, &err) ? lmL_raise(L, &err) : 1;
 }
 
 /* ---- linear and embedding ---- */
@@ -290,13 +272,13 @@ static int l_linear(lua_State *L) {
 /* linear_backward(x, w, gy, want_x, want_w, want_b) -> gx, gw, gb */
 static int l_linear_backward(lua_State *L) {
   lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *gy = lmL_check_f32(L, 3);
+  int want_x = lua_toboolean(L, 4), want_w = lua_toboolean(L, 5), want_b = lua_toboolean(L, 6);
+  lm_tensor *gx = push_grad(L, want_x, x->ndim, x->shape);
+  lm_tensor *gw = push_grad(L, want_w, w->ndim, w->shape);
+  lm_tensor *gb = push_grad(L, want_b, 1, w->shape);
   lm_error err = {0};
-  lm_tensor *g[3];
-  int rc = new_grad(&g[0], lua_toboolean(L, 4), x->ndim, x->shape, &err) |
-           new_grad(&g[1], lua_toboolean(L, 5), w->ndim, w->shape, &err) |
-           new_grad(&g[2], lua_toboolean(L, 6), 1, w->shape, &err);
-  if (!rc) rc = lm_linear_backward(x, w, gy, g[0], g[1], g[2], &err);
-  return push_grads(L, rc, &err, g, 3);
+  if (lm_linear_backward(x, w, gy, gx, gw, gb, &err)) return lmL_raise(L, &err);
+  return 3;
 }
 
 /* Ids from Lua (1-based, int64 or whole floats) as a fresh 0-based tensor, checked against V. */
@@ -312,11 +294,12 @@ static lm_tensor *check_ids(lua_State *L, int idx, int64_t V) {
 static int l_embedding(lua_State *L) {
   lm_tensor *w = lmL_check_f32(L, 2);
   if (w->ndim != 2) luaL_argerror(L, 2, "expected a 2-D weight (V, D)");
+  lmL_Tensor *u = lmL_newtensor(L);
   lm_tensor *ids = check_ids(L, 1, w->shape[0]);
   lm_error err = {0};
   lm_tensor *y = lm_embedding_forward(ids, w, &err);
   lm_tensor_release(ids);
-  lmL_push(L, y, &err);
+  lmL_attach(L, u, y, &err);
   return 1;
 }
 
@@ -324,14 +307,13 @@ static int l_embedding(lua_State *L) {
 static int l_embedding_backward(lua_State *L) {
   lm_tensor *gy = lmL_check_f32(L, 2);
   int64_t V = luaL_checkinteger(L, 3);
-  lm_tensor *ids = check_ids(L, 1, V);
   int64_t shape[2] = {V, gy->ndim ? gy->shape[gy->ndim - 1] : 0};
+  lm_tensor *gw = push_grad(L, 1, 2, shape);
+  lm_tensor *ids = check_ids(L, 1, V);
   lm_error err = {0};
-  lm_tensor *gw;
-  int rc = new_grad(&gw, 1, 2, shape, &err);
-  if (!rc) rc = lm_embedding_backward(ids, gy, gw, &err);
+  int rc = lm_embedding_backward(ids, gy, gw, &err);
   lm_tensor_release(ids);
-  return push_grads(L, rc, &err, &gw, 1);
+  return rc ? lmL_raise(L, &err) : 1;
 }
 
 static const luaL_Reg fns[] = {{"conv2d", l_conv2d},

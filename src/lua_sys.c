@@ -1,5 +1,6 @@
-/* lua_sys.c — the few operating-system services recipes need: a wall clock, tty detection,
- * directories, and SHA-256 of strings and files. */
+/* lua_sys.c — the few operating-system and process services recipes need: a wall clock, tty
+ * detection, directories, SHA-256 of strings and files, threads, tensor memory, the BLAS kernels in
+ * use, and the readers' limits. */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,11 +52,8 @@ static int s_exists(lua_State *L) {
 static int s_sha256(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  lm_sha256 h;
   char out[65];
-  lm_sha256_init(&h);
-  lm_sha256_update(&h, s, n);
-  lm_sha256_hex(&h, out);
+  lm_sha256_data(s, n, out);
   lua_pushstring(L, out);
   return 1;
 }
@@ -77,6 +75,21 @@ static int s_exe_path(lua_State *L) { /* the running program, for starting it ag
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n <= 0) return luaL_error(L, "exe_path: cannot read /proc/self/exe");
   lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+static int s_live_bytes(lua_State *L) { /* bytes of tensor storage alive */
+  lua_pushinteger(L, (lua_Integer)lm_live_bytes());
+  return 1;
+}
+
+static int s_set_threads(lua_State *L) {
+  lm_set_threads((int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int s_get_threads(lua_State *L) {
+  lua_pushinteger(L, lm_get_threads());
   return 1;
 }
 
@@ -134,6 +147,7 @@ static int s_limits(lua_State *L) {
 
 static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
+                               {"live_bytes", s_live_bytes}, {"set_threads", s_set_threads}, {"get_threads", s_get_threads},
                                {NULL, NULL}};
 
 void lmL_open_sys(lua_State *L) { luaL_setfuncs(L, fns, 0); }

@@ -1,15 +1,66 @@
-/* lua_tensor.c — the Tensor userdata: lifetime, construction, element access, printing.
- * Also luaopen_lumen_core, which assembles the module from every lua_*.c. */
-#include <math.h>
+/* lua_tensor.c — the Tensor userdata, as liolib.c is Lua's file handle: one metatable made once
+ * (lumen.core.Tensor_mt; lua/lumen/tensor.lua adds __index and the operators), handles made in the
+ * closed state before the tensor they will own, one release behind __gc, __close and :free() that is
+ * safe twice, the collector told about tensor memory; construction, element access, views, printing. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lumen_lua.h"
 
-/* ---- shared helpers (declared in lumen_lua.h) ---- */
+/* ---- handles ---- */
 
 static lmL_Tensor *check_ud(lua_State *L, int idx) { return (lmL_Tensor *)luaL_checkudata(L, idx, LMT_MT); }
+
+/* Lua's collector does not see tensor bytes. When the live tensor bytes pass a threshold, collect fully
+ * and set the next threshold to twice what survives (at least 64 MiB): loops of temporaries stay
+ * bounded, and the cost is one full collection per doubling, as for Lua's own heap. Checked as each
+ * handle is made, before its tensor is allocated. The threshold is per process, as the bytes are. */
+#define GC_MIN_THRESHOLD ((int64_t)64 << 20)
+static int64_t gc_threshold = GC_MIN_THRESHOLD;
+
+lmL_Tensor *lmL_newtensor(lua_State *L) {
+  if (lm_live_bytes() > gc_threshold) {
+    lua_gc(L, LUA_GCCOLLECT);
+    int64_t after = lm_live_bytes();
+    gc_threshold = after * 2 > GC_MIN_THRESHOLD ? after * 2 : GC_MIN_THRESHOLD;
+  }
+  lmL_Tensor *u = (lmL_Tensor *)lua_newuserdatauv(L, sizeof *u, 1);
+  u->t = NULL; /* closed until lmL_attach */
+  luaL_setmetatable(L, LMT_MT);
+  return u;
+}
+
+lm_tensor *lmL_attach(lua_State *L, lmL_Tensor *u, lm_tensor *t, lm_error *err) {
+  if (!t) lmL_raise(L, err);
+  u->t = t;
+  return t;
+}
+
+/* lmL_push's handle, between its two steps: one registry slot, reused. */
+static const char pending_key = 0;
+
+void lmL_newpending(lua_State *L) {
+  luaL_checkstack(L, 2, "lmL_push"); /* so that lmL_attach_pending can push without growing the stack */
+  lmL_newtensor(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pending_key);
+}
+
+lm_tensor *lmL_attach_pending(lua_State *L, lm_tensor *t, lm_error *err) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &pending_key); /* pushes without allocating */
+  lmL_Tensor *u = (lmL_Tensor *)luaL_testudata(L, -1, LMT_MT);
+  if (!u || u->t) { /* a binding bug: a nested lmL_push inside expr */
+    lm_tensor_release(t);
+    luaL_error(L, "lumen binding: lmL_push has no closed handle to attach to");
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pending_key); /* an existing key: no allocation */
+  return lmL_attach(L, u, t, err);
+}
+
+lm_tensor *lmL_push_zeros(lua_State *L, lm_dtype dtype, int ndim, const int64_t *shape) {
+  lm_error err = {0};
+  return lmL_push(L, lm_tensor_new(dtype, ndim, shape, &err), &err);
+}
 
 lm_tensor *lmL_check(lua_State *L, int idx) {
   lmL_Tensor *u = check_ud(L, idx);
@@ -26,172 +77,6 @@ lm_tensor *lmL_check_f32(lua_State *L, int idx) {
 lm_tensor *lmL_opt(lua_State *L, int idx) { return lua_isnoneornil(L, idx) ? NULL : lmL_check(L, idx); }
 
 int lmL_is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, LMT_MT) != NULL; }
-
-int lmL_raise(lua_State *L, lm_error *err) { return luaL_error(L, "%s", err ? err->msg : "unknown error"); }
-
-#define GC_MIN_THRESHOLD ((int64_t)64 << 20)
-static int64_t gc_threshold = GC_MIN_THRESHOLD;
-
-void lmL_push(lua_State *L, lm_tensor *t, lm_error *err) {
-  if (!t) {
-    lmL_raise(L, err);
-    return;
-  }
-  lmL_Tensor *u = (lmL_Tensor *)lua_newuserdatauv(L, sizeof *u, 1);
-  u->t = t;
-  luaL_setmetatable(L, LMT_MT);
-  /* Lua's collector does not see tensor bytes. When the live tensor bytes pass a threshold, collect
-   * fully and set the next threshold to twice what survives (at least 64 MiB): loops of temporaries
-   * stay bounded, and the cost is one full collection per doubling, as for Lua's own heap. */
-  if (t->storage->refcount == 1 && lm_live_bytes() > gc_threshold) {
-    lua_gc(L, LUA_GCCOLLECT);
-    int64_t after = lm_live_bytes();
-    gc_threshold = after * 2 > GC_MIN_THRESHOLD ? after * 2 : GC_MIN_THRESHOLD;
-  }
-}
-
-int lmL_check_shape(lua_State *L, int idx, int64_t *shape, const char *what) {
-  if (lua_isinteger(L, idx)) { /* a bare number: 1-D */
-    shape[0] = lua_tointeger(L, idx);
-    if (shape[0] < 0) luaL_error(L, "%s: negative size %d", what, (int)shape[0]);
-    return 1;
-  }
-  if (!lua_istable(L, idx)) luaL_error(L, "%s: expected a table of sizes, got %s", what, luaL_typename(L, idx));
-  int n = (int)lua_rawlen(L, idx);
-  if (n > LM_MAX_DIMS) luaL_error(L, "%s: %d dimensions (at most %d allowed)", what, n, LM_MAX_DIMS);
-  for (int i = 0; i < n; i++) {
-    lua_rawgeti(L, idx, i + 1);
-    int ok;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    if (!ok || v < 0) luaL_error(L, "%s: size %d is not a non-negative integer", what, i + 1);
-    shape[i] = v;
-    lua_pop(L, 1);
-  }
-  return n;
-}
-
-void lmL_push_shape(lua_State *L, const lm_tensor *t) {
-  lua_createtable(L, t->ndim, 0);
-  for (int i = 0; i < t->ndim; i++) {
-    lua_pushinteger(L, t->shape[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
-lm_tensor *lmL_index_to0(lua_State *L, const lm_tensor *t, int64_t limit, const char *what) {
-  lm_error err = {0};
-  lm_tensor *r = lm_tensor_to_dtype(t, LM_I64, &err);
-  if (!r) lmL_raise(L, &err);
-  int64_t *p = lm_i64(r);
-  if (t->dtype == LM_F32) { /* accept whole floats */
-    const float *f = lm_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-      if (f[i] != floorf(f[i])) {
-        lm_tensor_release(r);
-        luaL_error(L, "%s: index %f is not an integer", what, (lua_Number)f[i]);
-      }
-  }
-  for (int64_t i = 0; i < r->numel; i++) {
-    if (p[i] < 1 || (limit > 0 && p[i] > limit)) {
-      long long v = (long long)p[i];
-      lm_tensor_release(r);
-      luaL_error(L, "%s: index %I out of range [1, %I]", what, v, (lua_Integer)limit);
-    }
-    p[i] -= 1;
-  }
-  return r;
-}
-
-void lmL_index_to1(lm_tensor *t) {
-  int64_t *p = lm_i64(t);
-  for (int64_t i = 0; i < t->numel; i++) p[i] += 1;
-}
-
-static int opt_field(lua_State *L, int idx, const char *k) {
-  if (!lua_istable(L, idx)) return 0;
-  lua_getfield(L, idx, k);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  return 1;
-}
-
-int64_t lmL_opt_field_int(lua_State *L, int idx, const char *k, int64_t def) {
-  if (!opt_field(L, idx, k)) return def;
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s': expected an integer, got %s", k, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
-}
-
-double lmL_opt_field_num(lua_State *L, int idx, const char *k, double def) {
-  if (!opt_field(L, idx, k)) return def;
-  int ok;
-  lua_Number v = lua_tonumberx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s': expected a number, got %s", k, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
-}
-
-int lmL_opt_field_bool(lua_State *L, int idx, const char *k, int def) {
-  if (!opt_field(L, idx, k)) return def;
-  int v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-int lmL_check_dim(lua_State *L, int idx, int ndim, const char *fname) {
-  int ok;
-  lua_Integer d = lua_tointegerx(L, idx, &ok);
-  if (!ok) luaL_error(L, "%s: a dimension must be an integer, got %s", fname, luaL_typename(L, idx));
-  lua_Integer d0 = d < 0 ? d + ndim : d - 1;
-  if (d == 0 || d0 < 0 || d0 >= ndim)
-    luaL_error(L, "%s: dimension %d out of range for a %d-d tensor", fname, (int)d, ndim);
-  return (int)d0;
-}
-
-void lmL_set_closure(lua_State *L, const char *name, lua_CFunction fn, int k) {
-  lua_pushinteger(L, k);
-  lua_pushcclosure(L, fn, 1);
-  lua_setfield(L, -2, name);
-}
-
-#define LMBOX_MT "lumen.box"
-
-void lmL_box_release(lmL_Box *b) {
-  if (b->p) b->release(b->p);
-  b->p = NULL;
-}
-
-static int box_free(lua_State *L) { /* __gc and __close */
-  lmL_box_release(luaL_checkudata(L, 1, LMBOX_MT));
-  return 0;
-}
-
-lmL_Box *lmL_push_box(lua_State *L, void (*release)(void *obj)) {
-  lmL_Box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->p = NULL;
-  b->release = release;
-  luaL_setmetatable(L, LMBOX_MT);
-  return b;
-}
-
-int lmL_load_with(lua_State *L, const char *path, void *(*load)(const char *path, lm_error *err),
-                  void (*release)(void *obj), void (*push)(lua_State *L, void *obj)) {
-  lmL_Box *b = lmL_push_box(L, release);
-  lua_toclose(L, -1);
-  lm_error err = {0};
-  b->p = load(path, &err);
-  if (!b->p) {
-    luaL_pushfail(L);
-    lua_pushstring(L, err.msg);
-    return 2;
-  }
-  push(L, b->p);
-  return 1;
-}
 
 /* ---- lifetime ---- */
 
@@ -242,8 +127,7 @@ static int c_full(lua_State *L) { /* full(shape, value [, dtype]) */
   int n = lmL_check_shape(L, 1, shape, "full");
   double v = luaL_checknumber(L, 2);
   lm_error err = {0};
-  lm_tensor *t = lm_tensor_empty(opt_dtype(L, 3), n, shape, &err);
-  lmL_push(L, t, &err);
+  lm_tensor *t = lmL_push(L, lm_tensor_empty(opt_dtype(L, 3), n, shape, &err), &err);
   if (t->dtype == LM_F32)
     for (int64_t i = 0; i < t->numel; i++) lm_f32(t)[i] = (float)v;
   else
@@ -297,60 +181,9 @@ static int c_from_table(lua_State *L) { /* from_table(nested [, dtype]) */
     ndim = nested_shape(L, 1, shape, 0);
   }
   lm_error err = {0};
-  lm_tensor *t = lm_tensor_new(dt, ndim, shape, &err);
-  lmL_push(L, t, &err);
+  lm_tensor *t = lmL_push(L, lm_tensor_new(dt, ndim, shape, &err), &err);
   int64_t pos = 0;
   nested_fill(L, 1, shape, ndim, 0, t, &pos);
-  return 1;
-}
-
-static int c_rand(lua_State *L) { /* rand(shape, kind, a, b): kind uniform|normal|bernoulli */
-  int64_t shape[LM_MAX_DIMS];
-  int n = lmL_check_shape(L, 1, shape, "rand");
-  const char *kinds[] = {"uniform", "normal", "bernoulli", NULL};
-  int kind = luaL_checkoption(L, 2, "uniform", kinds);
-  double a = luaL_optnumber(L, 3, kind == 2 ? 0.5 : 0.0), b = luaL_optnumber(L, 4, 1.0);
-  lm_error err = {0};
-  lm_tensor *t = lm_tensor_empty(LM_F32, n, shape, &err);
-  lmL_push(L, t, &err);
-  float *p = lm_f32(t);
-  for (int64_t i = 0; i < t->numel; i++) {
-    if (kind == 0)
-      p[i] = (float)(a + (b - a) * lm_rand_uniform());
-    else if (kind == 1)
-      p[i] = (float)(a + b * lm_rand_normal());
-    else
-      p[i] = lm_rand_uniform() < a ? 1.0f : 0.0f;
-  }
-  return 1;
-}
-
-static int c_seed(lua_State *L) {
-  lm_seed((uint64_t)luaL_checkinteger(L, 1));
-  return 0;
-}
-
-static int c_rng_state(lua_State *L) { /* rng_state() -> 4 integers; rng_state(a,b,c,d) sets */
-  uint64_t s[4];
-  if (lua_gettop(L) >= 4) {
-    for (int i = 0; i < 4; i++) s[i] = (uint64_t)luaL_checkinteger(L, i + 1);
-    lm_rng_set_state(s);
-    return 0;
-  }
-  lm_rng_get_state(s);
-  for (int i = 0; i < 4; i++) lua_pushinteger(L, (lua_Integer)s[i]);
-  return 4;
-}
-
-static int c_rand_int(lua_State *L) { /* rand_int(n) -> uniform integer in [1, n] */
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1, 1, "must be at least 1");
-  lua_pushinteger(L, (lua_Integer)(lm_rand_u64() % (uint64_t)n) + 1);
-  return 1;
-}
-
-static int c_rand_uniform(lua_State *L) {
-  lua_pushnumber(L, lm_rand_uniform());
   return 1;
 }
 
@@ -667,21 +500,6 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
-static int c_live_bytes(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lm_live_bytes());
-  return 1;
-}
-
-static int c_set_threads(lua_State *L) {
-  lm_set_threads((int)luaL_checkinteger(L, 1));
-  return 0;
-}
-
-static int c_get_threads(lua_State *L) {
-  lua_pushinteger(L, lm_get_threads());
-  return 1;
-}
-
 static int c_is_tensor(lua_State *L) {
   lua_pushboolean(L, lmL_is_tensor(L, 1));
   return 1;
@@ -690,10 +508,8 @@ static int c_is_tensor(lua_State *L) {
 static const luaL_Reg tensor_meta[] = {{"__gc", t_free}, {"__close", t_free}, {"__tostring", t_tostring},
                                        {"__len", t_len}, {NULL, NULL}};
 
-static const luaL_Reg core_fns[] = {
+static const luaL_Reg fns[] = {
     {"zeros", c_zeros},         {"full", c_full},         {"from_table", c_from_table},
-    {"rand", c_rand},           {"seed", c_seed},         {"rng_state", c_rng_state},
-    {"rand_int", c_rand_int},   {"rand_uniform", c_rand_uniform},
     {"free", t_free},           {"is_freed", t_is_freed}, {"fields", t_fields},
     {"shape", t_shape},         {"dim", t_dim},           {"numel", t_numel},
     {"dtype", t_dtype},         {"get", t_get},           {"set", t_set},
@@ -701,34 +517,11 @@ static const luaL_Reg core_fns[] = {
     {"totable", t_totable},     {"clone", t_clone},       {"view", t_view},
     {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},       {"fill_box_", t_fill_box_},
     {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"bytes", t_bytes},
-    {"tostring", t_tostring},   {"live_bytes", c_live_bytes}, {"set_threads", c_set_threads},
-    {"get_threads", c_get_threads}, {"is_tensor", c_is_tensor}, {NULL, NULL}};
+    {"tostring", t_tostring},   {"is_tensor", c_is_tensor}, {NULL, NULL}};
 
 void lmL_open_tensor(lua_State *L) {
-  luaL_newmetatable(L, LMBOX_MT);
-  lua_pushcfunction(L, box_free);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, box_free);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
   luaL_newmetatable(L, LMT_MT);
   luaL_setfuncs(L, tensor_meta, 0);
   lua_setfield(L, -2, "Tensor_mt"); /* lumen.core.Tensor_mt: lua/lumen/tensor.lua adds __index and operators */
-  luaL_setfuncs(L, core_fns, 0);
-  lua_pushstring(L, LM_VERSION);
-  lua_setfield(L, -2, "version");
-}
-
-int luaopen_lumen_core(lua_State *L) {
-  lua_newtable(L);
-  lmL_open_tensor(L);
-  lmL_open_math(L);
-  lmL_open_nn(L);
-  lmL_open_io(L);
-  lmL_open_act(L);
-  lmL_open_onnx(L);
-  lmL_open_tflite(L);
-  lmL_open_viz(L);
-  lmL_open_sys(L);
-  return 1;
+  luaL_setfuncs(L, fns, 0);
 }

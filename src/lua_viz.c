@@ -4,10 +4,9 @@
 
 #include "lumen_lua.h"
 
-static int push_or_raise(lua_State *L, lm_tensor *t, lm_error *err) {
-  lmL_push(L, t, err);
-  return 1;
-}
+/* Pushes the tensor `expr` makes, or raises its error, and returns 1 for `return push_or_raise(...)`.
+ * A macro, like lmL_push, so that the handle is made before the kernel runs. */
+#define push_or_raise(L, expr, err) (lmL_push(L, expr, err), 1)
 
 /* An optional RGB colour {r, g, b} at idx; rgb keeps its default when the argument is nil. */
 static void opt_rgb(lua_State *L, int idx, const char *what, float rgb[3]) {
@@ -51,10 +50,10 @@ static int v_resize(lua_State *L) {
 /* image_crop(t, y, x, h, w): 1-based top-left */
 static int v_crop(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
+  int64_t y = luaL_checkinteger(L, 2) - 1, x = luaL_checkinteger(L, 3) - 1;
+  int64_t h = luaL_checkinteger(L, 4), w = luaL_checkinteger(L, 5);
   lm_error err = {0};
-  lm_tensor *r = lm_image_crop(t, luaL_checkinteger(L, 2) - 1, luaL_checkinteger(L, 3) - 1, luaL_checkinteger(L, 4),
-                               luaL_checkinteger(L, 5), &err);
-  return push_or_raise(L, r, &err);
+  return push_or_raise(L, lm_image_crop(t, y, x, h, w, &err), &err);
 }
 
 static int v_to_gray(lua_State *L) {
@@ -100,14 +99,12 @@ static int v_channel_affine(lua_State *L) {
 /* image_normalize01(t, per_item, symmetric) */
 static int v_normalize01(lua_State *L) {
   lm_error err = {0};
-  lm_tensor *r = lm_image_normalize01(lmL_check(L, 1), lua_toboolean(L, 2), lua_toboolean(L, 3), &err);
-  return push_or_raise(L, r, &err);
+  return push_or_raise(L, lm_image_normalize01(lmL_check(L, 1), lua_toboolean(L, 2), lua_toboolean(L, 3), &err), &err);
 }
 
 static int v_blend(lua_State *L) {
   lm_error err = {0};
-  lm_tensor *r = lm_image_blend(lmL_check(L, 1), lmL_check(L, 2), (float)luaL_checknumber(L, 3), &err);
-  return push_or_raise(L, r, &err);
+  return push_or_raise(L, lm_image_blend(lmL_check(L, 1), lmL_check(L, 2), (float)luaL_checknumber(L, 3), &err), &err);
 }
 
 /* image_paste_(dst, src, y, x): 1-based top-left; returns dst */
@@ -190,9 +187,7 @@ static int v_slic(lua_State *L) {
   if (o.compactness <= 0) return luaL_error(L, "slic: compactness must be positive, got %g", o.compactness);
   if (o.max_iter < 1) return luaL_error(L, "slic: max_iter must be at least 1, got %d", o.max_iter);
   lm_error err = {0};
-  lm_tensor *seg = lm_slic_segment(img, &o, &err);
-  lmL_push(L, seg, &err);
-  lmL_index_to1(seg);
+  lmL_index_to1(lmL_push(L, lm_slic_segment(img, &o, &err), &err));
   return 1;
 }
 

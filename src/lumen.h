@@ -138,19 +138,15 @@ const char *lm_blas_better_coretype(void);
 void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
-/* ---- hashing (sha256.c), for manifests ---- */
-typedef struct lm_sha256 {
-  uint32_t h[8];
-  uint64_t len;
-  unsigned char buf[64];
-  size_t n;
-} lm_sha256;
-void lm_sha256_init(lm_sha256 *s);
-void lm_sha256_update(lm_sha256 *s, const void *data, size_t len);
-void lm_sha256_hex(lm_sha256 *s, char out[65]); /* finishes s */
+/* ---- hashing (sha256.c, through nettle), for manifests ---- */
+/* The SHA-256 of len bytes, as 64 lowercase hex digits and a NUL. */
+void lm_sha256_data(const void *data, size_t len, char out[65]);
+/* The SHA-256 of a regular file's bytes; -1 with "path: reason" if it cannot be opened or read or is
+ * not a regular file (a FIFO, a device, a directory). */
 int lm_sha256_file(const char *path, char out[65], lm_error *err);
 
-/* The kernels, one header per concern. */
+/* The kernels, one header per concern. Each is a chapter of this header: it uses the types above and
+ * refuses to be included on its own, so includes go one way (lumen.h -> lm_*.h). */
 #include "lm_math.h" /* elementwise, broadcasting, reductions, shape ops, matmul */
 #include "lm_nn.h"   /* conv, transposed conv, pools, unpool, linear, embedding */
 #include "lm_act.h"  /* activations, softmax, losses, batch norm, dropout, resampling, blur, image kernels */
