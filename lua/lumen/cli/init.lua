@@ -26,6 +26,7 @@ function M.usage()
   for _, c in ipairs(M.commands) do lines[#lines + 1] = "  lumen " .. c[2] end
   lines[#lines + 1] = "  lumen test [SPEC ...]            run busted specs with lumen loaded"
   lines[#lines + 1] = "  lumen                            interactive prompt with lumen loaded"
+  lines[#lines + 1] = "  lumen -i                         the prompt also when stdin is not a terminal"
   lines[#lines + 1] = "  lumen --version                  print the version"
   lines[#lines + 1] = "  lumen help                       this text"
   return table.concat(lines, "\n") .. "\n"
