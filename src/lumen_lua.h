@@ -93,8 +93,8 @@ lm_tensor *lmL_attach(lua_State *L, lmL_Tensor *u, lm_tensor *t, lm_error *err);
 /* Both steps in one expression, in that order: lmL_push(L, lm_relu_forward(x, &err), &err) makes a
  * closed handle, then calls the kernel, then pushes the handle with the kernel's result attached (or
  * raises its error), and yields the tensor. Until then the handle waits in a registry slot, not on the
- * stack, so `expr` may still read optional arguments. A kernel with more than one result, or with C
- * temporaries to release after it, uses lmL_newtensor and lmL_attach instead. */
+ * stack, so `expr` may still read optional arguments (but not use lmL_push itself). A kernel with more
+ * than one result, or with C temporaries to release after it, uses lmL_newtensor and lmL_attach. */
 #define lmL_push(L, expr, err) (lmL_newpending(L), lmL_attach_pending((L), (expr), (err)))
 void lmL_newpending(lua_State *L);
 lm_tensor *lmL_attach_pending(lua_State *L, lm_tensor *t, lm_error *err);
