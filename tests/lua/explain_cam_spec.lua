@@ -88,7 +88,7 @@ describe("lumen.explain CAM family", function()
 
     it("needs a lumen model, not a plain function", function()
       assert.has_error(function() explain.gradcam(function(b) return b:flatten(2) end, lumen.randn { 1, 3, 4, 4 }) end,
-        "this method needs a lumen model, not a plain function")
+        "gradcam: needs a lumen model, not a plain function")
     end)
   end)
 

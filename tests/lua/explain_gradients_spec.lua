@@ -66,7 +66,7 @@ describe("lumen.explain gradients", function()
     it("rejects a target out of range", function()
       local model = linear_model()
       assert.has_error(function() explain.saliency(model, lumen.randn { 1, 2, 3, 3 }, { target = 5 }) end,
-        "target 5 out of range [1, 4]")
+        "saliency: target = 5 is out of range: the model has 4 classes (ids 1..4)")
     end)
   end)
 
@@ -110,7 +110,7 @@ describe("lumen.explain gradients", function()
       assert.has_error(function() explain.smoothgrad(fn, lumen.randn { 2, 2, 3, 3 }) end,
         "smoothgrad: explain one input at a time (a batch of 1), got (2, 2, 3, 3)")
       assert.has_error(function() explain.smoothgrad(fn, lumen.randn { 1, 2, 3, 3 }, { variant = "max" }) end,
-        "smoothgrad: variant must be 'mean', 'squared' or 'vargrad', got max")
+        "smoothgrad: variant must be 'mean', 'squared' or 'vargrad', got 'max'")
     end)
   end)
 
@@ -172,7 +172,7 @@ describe("lumen.explain gradients", function()
       assert.has_error(function() explain.integrated_gradients(fn, x, { baseline = lumen.zeros { 1, 18 } }) end,
         "integrated_gradients: baseline shape (1, 18) differs from input (1, 2, 3, 3)")
       assert.has_error(function() explain.integrated_gradients(fn, x, { steps = 0 }) end,
-        "integrated_gradients: steps must be a positive integer, got 0")
+        "integrated_gradients: steps must be an integer >= 1, got 0")
     end)
   end)
 

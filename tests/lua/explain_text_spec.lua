@@ -57,9 +57,9 @@ describe("lumen.explain text methods", function()
     it("rejects batches of sequences and models without an embedding", function()
       local model = text_cnn()
       assert.has_error(function() explain.text_saliency(model, lumen.ones({ 2, L }):long()) end,
-        "text methods: expected token ids of shape (1, L), got (2, 9)")
+        "text_saliency: expected token ids of shape (1, L), got (2, 9)")
       assert.has_error(function() explain.text_saliency(function(b) return b end, ids()) end,
-        "text methods need a lumen model with an Embedding layer")
+        "text_saliency: needs a lumen model, not a plain function")
     end)
   end)
 
