@@ -63,6 +63,26 @@ describe("lumen.explain gradients", function()
         "probability")
     end)
 
+    it("differentiates the softmax of the scores with probabilities = true whatever the model ends in", function()
+      local model, fn, W = linear_model() -- no softmax at the end, like the Fashion CNN
+      local x = lumen.randn { 1, 2, 3, 3 }
+      local p = lumen.softmax(fn(x), 2)
+      local expected = (row(W, 1) - lumen.matmul(p, W):reshape { 1, 2, 3, 3 }) * p:get { 1, 1 }
+      local opts = { target = 1, abs = false, probabilities = true }
+      assert_close(explain.saliency(model, x, opts), expected, 1e-6, "model without softmax")
+      assert_close(explain.saliency(fn, x, opts), expected, 1e-6, "plain function")
+      local cnn = lumen.models.fashion_cnn {}
+      cnn:eval()
+      local img = lumen.rand { 1, 1, 28, 28 }
+      local g_logit = explain.saliency(cnn, img, { target = 3, abs = false })
+      local g_prob = explain.saliency(cnn, img, { target = 3, abs = false, probabilities = true })
+      assert.is_true(lumen.max_abs_diff(g_logit, g_prob) > 1e-6, "probabilities change the gradient")
+      local xg = img:detach()
+      xg.requires_grad = true
+      local want = lumen.grad(lumen.softmax(cnn:forward(xg), 2):narrow(2, 3, 1):sum(), xg)
+      assert_close(g_prob, want, 1e-6, "d softmax(scores)_3 / dx")
+    end)
+
     it("rejects a target out of range", function()
       local model = linear_model()
       assert.has_error(function() explain.saliency(model, lumen.randn { 1, 2, 3, 3 }, { target = 5 }) end,

@@ -219,7 +219,7 @@ function M.targets(scores, target, method)
   local shape = scores.shape
   local who = method and (method .. ": ") or ""
   if #shape ~= 2 then
-    error(("%sexpected scores of shape (N, classes), got %s"):format(who, lumen.shape_str(scores)), 3)
+    error(("%sexpected scores of shape (N, classes), got %s"):format(who, lumen.shape_str(scores)), 0)
   end
   local n, k = shape[1], shape[2]
   local t = {}
@@ -229,13 +229,13 @@ function M.targets(scores, target, method)
   elseif type(target) == "number" then
     for i = 1, n do t[i] = target end
   elseif type(target) == "table" then
-    for i = 1, n do t[i] = target[i] or error(("%starget has no entry for sample %d"):format(who, i), 3) end
+    for i = 1, n do t[i] = target[i] or error(("%starget has no entry for sample %d"):format(who, i), 0) end
   else
-    error(who .. "target must be a 1-based class id, a table of them, or nil", 3)
+    error(who .. "target must be a 1-based class id, a table of them, or nil", 0)
   end
   for i = 1, n do
     if math.type(t[i]) ~= "integer" or t[i] < 1 or t[i] > k then
-      error(("%starget = %s is out of range: the model has %d classes (ids 1..%d)"):format(who, tostring(t[i]), k, k), 3)
+      error(("%starget = %s is out of range: the model has %d classes (ids 1..%d)"):format(who, tostring(t[i]), k, k), 0)
     end
   end
   return t

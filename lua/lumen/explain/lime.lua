@@ -107,15 +107,17 @@ end
 function M.lime(model, x, opts)
   local o = OPTIONS(opts, model)
   common.single(x, "lime")
-  local segments = o.segments
-  if (segments == nil and #x.shape == 4) or segments == "superpixels" then segments = features.superpixels(x, o) end
+  local segments, what = o.segments, "segments"
+  if (segments == nil and #x.shape == 4) or segments == "superpixels" then
+    segments, what = features.superpixels(x, o), "superpixels"
+  end
   local mode = o.mode or ((segments == nil and #x.shape == 2 and x:dtype() == "float32") and "tabular" or "switch")
   local ids, m = features.ids(x, segments)
   local n = o.num_samples
   if mode == "tabular" then m = x:numel() end
   if n <= m then
     error(("lime: num_samples = %d must be more than the %d features the fit has to weigh (%s)"):format(n, m,
-      segments and "segments" or "elements of the input"), 2)
+      (segments and mode ~= "tabular") and what or "elements of the input"), 2)
   end
   local scores = lumen.no_grad(common.scores, model, x, o)
   local target = common.targets(scores, o.target, "lime")[1]

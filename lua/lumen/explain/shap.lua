@@ -10,7 +10,7 @@
 --       baseline of zeros, or of pad_id = 1 for int64 token ids); features = group ids (see
 --       lumen.explain.features: default every element of x, so tokens for token ids (1, T); "superpixels"
 --       (n_segments = 50, compactness = 10) or an (H, W) map for images); nsamples = 2 M + 2048 (at least
---       M: the fit has M - 1 unknowns); batch_size = 64 model rows per forward; probabilities = false.
+--       2 M when sampled: complementary pairs); batch_size = 64 model rows per forward; probabilities = false.
 -- Returns phi shaped like x (float32; every element carries its feature's value, so sum phi over
 -- features, not elements), the base value E_b[f_c(b)], the per-feature values (a Lua array, float64)
 -- and the target.
@@ -85,9 +85,10 @@ function M.kernel_shap(model, x, opts)
     error(("kernel_shap: %d features are too many for a local fit; group them (opts.features)"):format(m), 2)
   end
   local nsamples = o.nsamples or 2 * m + 2048
-  if m > 1 and (m > 30 or (1 << m) - 2 > nsamples) and nsamples < m then
+  -- sampled coalitions come in complementary pairs, which add one direction each to the fit of M - 1 values
+  if m > 1 and (m > 30 or (1 << m) - 2 > nsamples) and nsamples < 2 * m then
     error(("kernel_shap: nsamples = %d is too few for %d features: give at least %d (or group the features)")
-      :format(nsamples, m, m), 2)
+      :format(nsamples, m, 2 * m), 2)
   end
   local fx_all = lumen.no_grad(common.scores, model, x, o)
   local target = common.targets(fx_all, o.target, "kernel_shap")[1]

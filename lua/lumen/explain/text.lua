@@ -13,8 +13,8 @@
 -- text_gradcam: Grad-CAM (Selvaraju et al. 2017) over the 1-D feature maps of a convolution
 --   (layer = the last Conv1d; a layer whose output is not (1, K, L') or channels-last (1, L', K) is an
 --   error), linearly stretched to the L tokens, not normalised.
--- text_occlusion: the drop S_c(ids) - S_c(ids with a window of `window` = 1 tokens replaced by pad_id),
---   averaged over the windows covering each token; batch_size = 32 copies per forward.
+-- text_occlusion: the drop S_c(ids) - S_c(ids with a window of tokens replaced by pad_id), averaged over
+--   the windows covering each token; window = 1 token; batch_size = 32 copies per forward.
 -- opts (all): target = top class; probabilities = false; embedding = the first Embedding layer (all but
 --   text_occlusion).
 -- Returns the per-token map (1, L) and the target, then text_gradcam the layer, the raw map at the
