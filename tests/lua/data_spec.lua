@@ -2,10 +2,8 @@
 local lumen = require "lumen"
 local data = lumen.data
 
-local function tmp(name) return lumen.tmpname("_" .. name) end
-local function write(path, s)
-  local f = assert(io.open(path, "wb")); f:write(s); f:close()
-end
+local support = require "support"
+local tmp, write = support.tmp, support.write_file
 
 -- An idx file of unsigned bytes with the given dims and values.
 local function idx(dims, values, ty)

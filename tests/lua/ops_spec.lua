@@ -6,23 +6,15 @@
 -- finite differences (lumen.gradcheck). The detailed checks of each op's values stay in math_spec,
 -- act_spec, conv_spec, pool_spec, linear_spec.
 local lumen = require "lumen"
+local support = require "support"
 
 local randn = function(s) return lumen.randn(s) end
+local distinct = support.distinct
 
 -- Values away from the kinks of abs, relu, sign, clamp (|v| in [0.2, 1.4]), distinct.
 local function away(shape)
   local t = lumen.randn(shape)
   return t:sign() * (t:abs():clamp(0, 1.2) + 0.2)
-end
-
--- Distinct values spaced by 0.1 in a random order (max, min, sort, pooling ties never within eps).
-local function distinct(shape)
-  local n = 1
-  for _, s in ipairs(shape) do n = n * s end
-  local order = lumen.randperm(n)
-  local v = {}
-  for i = 1, n do v[i] = (order[i] - n / 2) * 0.1 end
-  return lumen.tensor(v):reshape(shape)
 end
 
 local function positive(shape) return lumen.rand(shape) + 0.5 end
@@ -164,8 +156,7 @@ describe("the op table", function()
         lumen.seed(7)
         local fn, inputs, opts = CASES[name]()
         lumen.autograd.reset_counts()
-        local ok, msg = lumen.gradcheck(fn, inputs, opts)
-        assert(ok, name .. ": " .. tostring(msg))
+        support.assert_gradcheck(fn, inputs, opts)
         assert(lumen.autograd.counts()[name] > 0, name .. ": the case never calls the op")
         assert(lumen.autograd.counts("backward")[name] > 0, name .. ": the case never runs the op's backward")
       end)
