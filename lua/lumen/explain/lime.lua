@@ -138,7 +138,7 @@ end
 
 function M.lime_picture(img, segments, weights, opts)
   local num = PICTURE(opts).num
-  img = lumen.image.chw(img, "lime.picture")
+  img = lumen.image.chw(img, "lime_picture")
   local H, W = img.shape[2], img.shape[3]
   if img.shape[1] == 1 then img = img:expand { 3, H, W } end
   local order = {}
