@@ -146,7 +146,12 @@ describe("extra outputs of a leaf", function()
     local names = {}
     for i, l in ipairs(m:layers()) do names[i] = l.name end
     assert.same({ "proj", "attn", "attn:attention", "out" }, names)
-    assert.has_error(function() m:forward(x, { capture = { "attn:weights" } }) end)
+    assert.has_error(function() m:forward(x, { capture = { "attn:weights" } }) end,
+      "Sequential: no layer named 'attn:weights' (did you mean attn?)") -- the class declares its keys
+    Extra.extras = nil
+    assert.has_error(function() m:forward(x, { capture = { "attn:weights" } }) end,
+      "Sequential: layer 'attn' returned no extra output 'weights'")
+    Extra.extras = { "attention" }
     assert.truthy(m:summary({ 3 }):find("attn (ExtraOut)", 1, true))
     assert.falsy(m:summary({ 3 }):find("attn:attention", 1, true))
   end)

@@ -91,6 +91,7 @@ end
 function Container:call_child(m, ctx, ...)
   local name = m.name
   local y, extra
+  if ctx.ran then ctx.ran[name] = true end
   local replaced = ctx.replace and ctx.replace[name]
   if replaced ~= nil then
     y = replaced
@@ -117,7 +118,7 @@ end
 -- The context for a nested container: the same pass state; logits only when asked.
 function Container.sub_ctx(ctx, logits)
   return { want = ctx.want, captured = ctx.captured, replace = ctx.replace, stop = ctx.stop, rec = ctx.rec,
-           root = ctx.root, logits = logits }
+           root = ctx.root, ran = ctx.ran, logits = logits }
 end
 
 -- Whether the forward should end after layer `name` (opts.stop_at); marks it reached.
@@ -232,6 +233,7 @@ function Container:_pass(x, opts, tracing, level)
     for _, n in ipairs(cap) do
       check(n)
       ctx.want[n] = true
+      if not (self:layer(n) or self:is_input(n)) then ctx.ran = {} end -- an extra: checked after the pass
     end
   end
   if opts.replace ~= nil then
@@ -254,6 +256,12 @@ function Container:_pass(x, opts, tracing, level)
   if tracing then ctx.rec = { shapes = {}, layers = {} } end
   if ctx.want == nil and ctx.rec then ctx.captured = {} end
   local y = self:_run(ctx, x)
+  for n in pairs(ctx.ran and ctx.want or {}) do
+    local base, key = split_extra(n)
+    if ctx.captured[n] == nil and base and ctx.ran[base] and not (ctx.replace and ctx.replace[base]) then
+      error(("%s: layer '%s' returned no extra output '%s'"):format(self.name or self.type, base, key), level)
+    end
+  end
   if logits == false and not (ctx.stop and ctx.stop.reached) then
     if not lumen.is_tensor(y) then
       error(("%s: logits = false (probabilities) needs a model with one output"):format(self.name or self.type), level)

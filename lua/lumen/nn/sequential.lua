@@ -1,4 +1,5 @@
 -- nn.Sequential{m1, m2, ..., name = }: runs its modules one after another.
+local lumen = require "lumen"
 local Container = require "lumen.nn.container"
 local Module = require "lumen.nn.module"
 
@@ -49,7 +50,7 @@ function Sequential:_run(ctx, x)
   local n = #self.modules
   if ctx.root == self then
     self:capture(ctx, "input_1", x)
-    if ctx.rec then ctx.rec.shapes.input_1 = x.shape end
+    if ctx.rec and lumen.is_tensor(x) then ctx.rec.shapes.input_1 = x.shape end
   end
   for i = first_to_run(self, ctx), n do
     local m = self.modules[i]
