@@ -226,23 +226,35 @@ describe("lumen.explain.lrp", function()
         "lrp: rule key 'conv2d' matches no op of the function (first, linear, conv1d, conv2d)")
     end)
 
-    it("on the ONNX MobileNet v1, the composite reaches the first conv (behind a Pad) and the 1x1 classifier", function()
+    -- the ONNX MobileNet v1 and cat.png, or nil and why not
+    local function mobilenet()
       local path, img = "../shared/data/models/mobilenet_v1_0.5_160_float.onnx", "../shared/data/images/cat.png"
-      if not (lumen.exists(path) and lumen.exists(img)) then
-        return pending(path .. " or " .. img .. " is absent (../shared/data)")
-      end
+      if not (lumen.exists(path) and lumen.exists(img)) then return nil, path .. " or " .. img .. " is absent (../shared/data)" end
       local model = assert(lumen.load_model(path))
-      local x = lumen.image.preprocess(assert(lumen.image.load(img)), { size = { 160, 160 }, scale = { -1, 1 } })
+      return model, lumen.image.preprocess(assert(lumen.image.load(img)), { size = { 160, 160 }, scale = { -1, 1 } })
+    end
+
+    it("find the ONNX MobileNet v1's first conv (behind a Pad) and its 1x1-convolution classifier", function()
+      local model, x = mobilenet()
+      if not model then return pending(x) end
       local roles = model:roles(lumen.no_grad(model.trace, model, x))
       assert.same({ "/1/Conv_output_0" }, roles.first)
       assert.same({ "/69/Conv_output_0" }, roles.classifier)
       assert.equal("Pad", model:layers()[1].type)
+    end)
+
+    it("on the ONNX MobileNet v1 are no longer plain gamma (LUMEN_SLOW_TESTS=1)", function()
+      if os.getenv("LUMEN_SLOW_TESTS") ~= "1" then
+        return pending("three LRP passes at 160x160; set LUMEN_SLOW_TESTS=1 (the Pad graph above checks the same)")
+      end
+      local model, x = mobilenet()
+      if not model then return pending(x) end
       local composite = explain.lrp(model, x, { rule = { first = "zbox", dense = "epsilon", Conv2d = "gamma" } })
       local by_name = explain.lrp(model, x, { rule = { ["/1/Conv_output_0"] = "zbox", ["/69/Conv_output_0"] = "epsilon",
                                                        Conv2d = "gamma" } })
       assert.equal(0, lumen.max_abs_diff(composite, by_name))
       assert.is_true(lumen.max_abs_diff(composite, explain.lrp(model, x, { rule = "gamma" })) > 0)
-    end)
+  end)
 
     it("rejects an unknown rule", function()
       assert.has_error(function() explain.lrp(net(), lumen.randn { 1, 4 }, { rule = "magic" }) end)

@@ -235,7 +235,8 @@ function M.targets(scores, target, method)
   end
   for i = 1, n do
     if math.type(t[i]) ~= "integer" or t[i] < 1 or t[i] > k then
-      error(("%starget = %s is out of range: the model has %d classes (ids 1..%d)"):format(who, tostring(t[i]), k, k), 0)
+      error(("%starget = %s is out of range: the model has %d classes (ids 1..%d)"):format(who, tostring(t[i]), k, k),
+        0)
     end
   end
   return t

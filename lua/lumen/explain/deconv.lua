@@ -22,8 +22,8 @@ local guided = require "lumen.explain.guided"
 local M = {}
 
 local DECONV = common.options("deconv", { layer = { common.REQUIRED, "layer" }, index = { 1, "integer >= 1 | table" } })
-local TOP = { layer = { common.REQUIRED, "layer" }, top = { 9, "integer >= 1" }, neurons = { 16, "integer >= 1 | table" },
-              batch_size = { 100, "integer >= 1" } }
+local TOP = { layer = { common.REQUIRED, "layer" }, top = { 9, "integer >= 1" },
+              neurons = { 16, "integer >= 1 | table" }, batch_size = { 100, "integer >= 1" } }
 local TOP_INPUTS = common.options("top_inputs", TOP)
 local grid_decl = { patch_size = { 32, "integer >= 1" }, ncol = { 4, "integer >= 1" } }
 for k, v in pairs(TOP) do grid_decl[k] = v end

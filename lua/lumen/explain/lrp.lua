@@ -133,7 +133,8 @@ local function resolve(r, key, params)
   end
   local fn = RULES[r]
   if not fn then
-    error(("lrp: unknown rule '%s' for '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(tostring(r), key), 0)
+    error(("lrp: unknown rule '%s' for '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(tostring(r), key),
+      0)
   end
   if r == "alphabeta" and (p.alpha < 0 or p.beta < 0 or math.abs(p.alpha - p.beta - 1) > 1e-9) then
     error(("lrp: alphabeta for '%s' needs alpha - beta = 1 with both >= 0 (conservation), got alpha = %g, beta = %g")
@@ -216,7 +217,8 @@ local function chooser(model, rule, input, params, trace)
   local function check()
     for k in pairs(by) do
       if k ~= "default" and not matched[k] then
-        error(("lrp: rule key '%s' matches no op of the function (first, linear, conv1d, conv2d)"):format(tostring(k)), 0)
+        error(("lrp: rule key '%s' matches no op of the function (first, linear, conv1d, conv2d)"):format(
+          tostring(k)), 0)
       end
     end
   end

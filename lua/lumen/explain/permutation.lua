@@ -34,7 +34,8 @@ local metrics = {
 }
 
 local OPTIONS = common.options("permutation_importance", {
-  repeats = { 5, "integer >= 1" }, features = { nil, "tensor" }, metric = { "accuracy", "'accuracy' | 'neg_loss' | function" },
+  repeats = { 5, "integer >= 1" }, features = { nil, "tensor" },
+  metric = { "accuracy", "'accuracy' | 'neg_loss' | function" },
   batch_size = { 256, "integer >= 1" }, probabilities = { false, "boolean" },
 })
 
