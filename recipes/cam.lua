@@ -10,8 +10,7 @@ local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labe
                        out = "out/cam", seed = 0 }
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local map, targets, layer = lumen.explain.cam(model, x, { target = recipe.opt(p.target) })
-local raw = lumen.explain.cam(model, x, { target = targets[1], raw = true })
+local map, targets, layer, raw = lumen.explain.cam(model, x, { target = recipe.opt(p.target) }) -- one forward
 local name = recipe.label(model, targets[1], true)
 print(("CAM for class %d (%s) from layer %s"):format(targets[1], name, layer))
 

@@ -6,6 +6,7 @@
 -- Writes class_model.png (one tile per class, each min-max normalised, labelled) and class_<c>.npy.
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, classes = "1,2,3,4,5,6,7,8,9,10", steps = 200, lr = 0.1,
                        l2 = 1e-3, tv = 0.0, clamp = true, jitter = 1, blur_every = 10, blur_sigma = 0.5,
@@ -19,8 +20,8 @@ for i, c in ipairs(recipe.ints(p.classes)) do
   names[i] = recipe.label(model, c)
   print(("class %d (%s): score %.3f after %d steps"):format(c, names[i], curve[#curve], p.steps))
   recipe.save_npy(p.out, ("class_%d.npy"):format(c), img)
-  tiles[i] = recipe.enlarge(img:squeeze(1):normalize01())
+  tiles[i] = viz.enlarge(img:squeeze(1):normalize01())
 end
 for i, n in ipairs(names) do names[i] = n:upper():sub(1, 11) end
-recipe.save_png(p.out, "class_model.png", lumen.viz.grid(tiles, { ncol = 5, labels = names }))
+recipe.save_png(p.out, "class_model.png", viz.grid(tiles, { ncol = 5, labels = names }))
 recipe.finish(p, { classes = names })

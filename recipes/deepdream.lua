@@ -10,6 +10,7 @@
 -- Writes deepdream.png (input | dream) and deepdream.npy (the dreamed input, in the model's scale).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "relu4", channel = 0,
                        size = 0, octaves = 3, octave_scale = 1.4, steps = 20, lr = 0.01, jitter = 2,
@@ -21,7 +22,7 @@ local dream = lumen.explain.deepdream(model, x, { layer = p.layer, channel = rec
 print(("deepdream at layer %s%s: %d octaves of %d steps, change %.3f (mean |dream - input|)"):format(p.layer,
   p.channel > 0 and (" channel " .. p.channel) or "", p.octaves, p.steps, (dream - x):abs():mean_all()))
 
-recipe.save_png(p.out, "deepdream.png", lumen.viz.panel({ recipe.enlarge(img), recipe.enlarge(recipe.to_image(model, dream)) },
+recipe.save_png(p.out, "deepdream.png", viz.panel({ viz.enlarge(img), viz.enlarge(recipe.to_image(model, dream)) },
   { labels = { "input", "dream" } }))
 recipe.save_npy(p.out, "deepdream.npy", dream)
 recipe.finish(p, { layer = p.layer })

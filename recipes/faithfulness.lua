@@ -10,15 +10,16 @@
 -- ((methods, 2, steps + 1): deletion then insertion).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 local E = lumen.explain
-local auc = require("lumen.explain.faithfulness").auc
+local auc = E.auc
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", labels = "", index = 1, n = 20, steps = 28, batch_size = 29,
                        out = "out/faithfulness", seed = 0 }
 lumen.seed(p.seed)
 local methods = {
   { name = "gradcam", color = { 0.85, 0.1, 0.1 }, map = function(m, x) return (E.gradcam(m, x)) end },
-  { name = "saliency", color = { 0.1, 0.3, 0.9 }, map = function(m, x) return recipe.pixel_map((E.saliency(m, x))) end },
+  { name = "saliency", color = { 0.1, 0.3, 0.9 }, map = function(m, x) return viz.pixel_map((E.saliency(m, x))) end },
   { name = "random", color = { 0.4, 0.4, 0.4 }, order = "random" },
 }
 local model, _, x = recipe.load(p)
@@ -47,6 +48,6 @@ for _, kind in ipairs { "deletion", "insertion" } do
   charts[#charts + 1] = recipe.plot(lines, { title = kind })
 end
 for _, m in ipairs(methods) do curves[#curves + 1] = lumen.tensor { m.deletion, m.insertion } end
-recipe.save_png(p.out, "faithfulness.png", lumen.viz.panel(charts))
+recipe.save_png(p.out, "faithfulness.png", viz.panel(charts))
 recipe.save_npy(p.out, "curves.npy", lumen.stack(curves, 1))
 recipe.finish(p, { auc = rows, inputs = #inputs })

@@ -5,6 +5,7 @@
 -- Writes feature_maps.png (the input beside the grid) and feature_maps.npy (the activations).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "relu1",
                        max_maps = 64, size = 0, out = "out/feature_maps", seed = 0 }
@@ -14,6 +15,6 @@ local grid, A = lumen.explain.feature_maps(model, x, { layer = recipe.opt(p.laye
                                                        size = recipe.opt(p.size) })
 print(("feature maps of layer %s: %s"):format(p.layer, lumen.shape_str(A)))
 
-recipe.save_png(p.out, "feature_maps.png", lumen.viz.panel({ img, grid }, { height = grid.shape[2], pad = 4 }))
+recipe.save_png(p.out, "feature_maps.png", viz.panel({ img, grid }, { height = grid.shape[2], pad = 4 }))
 recipe.save_npy(p.out, "feature_maps.npy", A)
 recipe.finish(p, { layer = p.layer, shape = A.shape })

@@ -6,6 +6,7 @@
 -- (the Grad-CAM / Grad-CAM++ map at the layer's resolution).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args {
   model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "", target = 0,
@@ -13,16 +14,16 @@ local p = lumen.args {
 }
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local methods = { gradcam = "gradcam", gradcam_plus_plus = "gradcam_plus_plus", guided_gradcam = "gradcam" }
-local raw_method = methods[p.method] or error("method must be gradcam, gradcam_plus_plus or guided_gradcam", 0)
+local methods = { gradcam = true, gradcam_plus_plus = true, guided_gradcam = true }
+if not methods[p.method] then error("method must be gradcam, gradcam_plus_plus or guided_gradcam", 0) end
 
+-- one call: the picture-sized map and the raw map at the layer (one forward and one backward)
 local opts = { layer = recipe.opt(p.layer), target = recipe.opt(p.target) }
-local map, targets, layer = lumen.explain[p.method](model, x, opts)
-local raw = lumen.explain[raw_method](model, x, { layer = layer, target = targets[1], raw = true })
+local map, targets, layer, raw = lumen.explain[p.method](model, x, opts)
 local name = recipe.label(model, targets[1], true)
 print(("%s for class %d (%s) at layer %s"):format(p.method, targets[1], name, layer))
 
-if p.method == "guided_gradcam" then map = recipe.pixel_map(map) end
+if p.method == "guided_gradcam" then map = viz.pixel_map(map) end
 recipe.save_map(p.out, p.method, img, map, { labels = { "input", name, p.method } })
 recipe.save_npy(p.out, "raw.npy", raw)
 recipe.finish(p, { target = targets[1], label = recipe.label(model, targets[1]), layer = layer })

@@ -5,9 +5,10 @@
 --   lumen run recipes/gradient_shap.lua [index=1] [n=200] [background=test] [background_size=50]
 --   lumen run recipes/gradient_shap.lua model=../shared/data/models/mobilenet_v2_1.0_224_quant.tflite \
 --     labels=../shared/data/models/imagenet_labels.txt image=../shared/data/images/cat.png background=blur
--- Writes gradient_shap.png (recipe.attribution_panel) and gradient_shap.npy (shaped like the input).
+-- Writes gradient_shap.png (viz.attribution_panel) and gradient_shap.npy (shaped like the input).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
                        n = 200, background = "test", background_size = 50, stdevs = 0.0, batch_size = 10,
@@ -30,6 +31,6 @@ local fb = lumen.no_grad(model.forward, model, bg, { logits = true }):narrow(2, 
 print(("GradientSHAP for class %d (%s), %d samples over %d background inputs: sum of attributions %.4f,"
   .. " f(x) - E f(background) = %.4f"):format(target, name, p.n, bg.shape[1], attr:sum_all(), fx - fb))
 
-recipe.save_png(p.out, "gradient_shap.png", recipe.attribution_panel(img, attr, { "input", name, "magnitude" }))
+recipe.save_png(p.out, "gradient_shap.png", viz.attribution_panel(img, attr, { "input", name, "magnitude" }))
 recipe.save_npy(p.out, "gradient_shap.npy", attr)
 recipe.finish(p, { target = target, label = recipe.label(model, target), background = bg.shape[1] })

@@ -7,6 +7,7 @@
 -- percentile) and <mode>.npy (the gradient shaped like the input).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
                        mode = "guided", out = "out/guided_backprop", seed = 0 }
@@ -18,8 +19,8 @@ local g, targets = lumen.explain[method](model, x, { target = recipe.opt(p.targe
 local name = recipe.label(model, targets[1], true)
 print(("%s for class %d (%s)"):format(method, targets[1], name))
 
-local magnitude = lumen.viz.colormap(recipe.clip(recipe.pixel_map(g)):squeeze(1), "inferno")
-recipe.save_png(p.out, p.mode .. ".png", lumen.viz.panel({ recipe.enlarge(img), recipe.enlarge(recipe.gradient_image(g)),
-  recipe.enlarge(magnitude) }, { labels = { "input", name, "magnitude" } }))
+local magnitude = viz.colormap(viz.clip(viz.pixel_map(g)):squeeze(1), "inferno")
+recipe.save_png(p.out, p.mode .. ".png", viz.panel({ viz.enlarge(img), viz.enlarge(viz.gradient_image(g)),
+  viz.enlarge(magnitude) }, { labels = { "input", name, "magnitude" } }))
 recipe.save_npy(p.out, p.mode .. ".npy", g)
 recipe.finish(p, { target = targets[1], label = recipe.label(model, targets[1]), method = method })

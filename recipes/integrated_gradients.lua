@@ -4,10 +4,11 @@
 --   lumen run recipes/integrated_gradients.lua [index=1] [steps=50] [baseline=zeros|blur]
 --   lumen run recipes/integrated_gradients.lua model=../shared/data/models/mobilenet_v2_1.0_224_quant.tflite \
 --     labels=../shared/data/models/imagenet_labels.txt image=../shared/data/images/cat.png baseline=blur
--- Writes ig.png (input | sum over channels, 0 white | magnitude: recipe.attribution_panel) and ig.npy
+-- Writes ig.png (input | sum over channels, 0 white | magnitude: viz.attribution_panel) and ig.npy
 -- (the attribution shaped like the input).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
                        steps = 50, baseline = "zeros", batch_size = 10, out = "out/integrated_gradients", seed = 0 }
@@ -19,6 +20,6 @@ local name = recipe.label(model, target, true)
 print(("integrated gradients for class %d (%s), %d steps from %s: completeness gap %.4g"):format(
   target, name, p.steps, p.baseline, gap))
 
-recipe.save_png(p.out, "ig.png", recipe.attribution_panel(img, attr, { "input", name, "magnitude" }))
+recipe.save_png(p.out, "ig.png", viz.attribution_panel(img, attr, { "input", name, "magnitude" }))
 recipe.save_npy(p.out, "ig.npy", attr)
 recipe.finish(p, { target = target, label = recipe.label(model, target), completeness_gap = gap })

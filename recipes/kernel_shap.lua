@@ -8,6 +8,7 @@
 -- (shaped like the input) and segments.npy.
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
                        segments = 30, compactness = 10.0, nsamples = 2048, baseline = "zeros", batch_size = 64,
@@ -15,7 +16,7 @@ local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labe
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local rgb = lumen.image.to_rgb(img)
-local segments = lumen.viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
+local segments = viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
 local baselines = { zeros = lumen.zeros_like(x), blur = lumen.gaussian_blur(x, 5) }
 local baseline = baselines[p.baseline] or error("baseline must be zeros or blur, got " .. p.baseline, 0)
 local phi, base, values, target = lumen.explain.kernel_shap(model, x, { target = recipe.opt(p.target),
@@ -26,10 +27,10 @@ for _, v in ipairs(values) do total = total + v end
 print(("KernelSHAP for class %d (%s), %d superpixels: base value %.4f + sum of values %.4f = f(x)"):format(
   target, name, #values, base, total))
 
-local map = recipe.enlarge(phi:narrow(2, 1, 1):squeeze(1)) -- every channel of a superpixel carries its value
-local big = recipe.enlarge(rgb)
-recipe.save_png(p.out, "kernel_shap.png", lumen.viz.panel({ lumen.viz.mark_boundaries(big, recipe.enlarge(segments)),
-    lumen.viz.colormap(map, "bwr"), lumen.viz.overlay(big, map, { cmap = "bwr" }) },
+local map = viz.enlarge(phi:narrow(2, 1, 1):squeeze(1)) -- every channel of a superpixel carries its value
+local big = viz.enlarge(rgb)
+recipe.save_png(p.out, "kernel_shap.png", viz.panel({ viz.mark_boundaries(big, viz.enlarge(segments)),
+    viz.colormap(map, "bwr"), viz.overlay(big, map, { cmap = "bwr" }) },
   { labels = { "superpixels", name, "overlay" } }))
 recipe.save_npy(p.out, "kernel_shap.npy", phi)
 recipe.save_npy(p.out, "segments.npy", segments:float())

@@ -7,7 +7,7 @@
 -- against), lime.npy (the weights spread over the pixels) and segments.npy.
 local lumen = require "lumen"
 local recipe = lumen.recipe
-local lime = require "lumen.explain.lime"
+local viz = lumen.viz
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
                        segments = 30, compactness = 10.0, num_samples = 1000, top = 5, batch_size = 50,
@@ -15,17 +15,17 @@ local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labe
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local rgb = lumen.image.to_rgb(img)
-local segments = lumen.viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
-local weights, _, r2, _, target = lime.lime(model, x, { target = recipe.opt(p.target), segments = segments,
+local segments = viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
+local weights, _, r2, _, target = lumen.explain.lime(model, x, { target = recipe.opt(p.target), segments = segments,
                                                         num_samples = p.num_samples, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 print(("LIME for class %d (%s): %d superpixels, weighted R^2 of the fit %.3f"):format(target, name, #weights, r2))
 
 local map = lumen.tensor(weights):index_select(1, segments:reshape { segments:numel() })
   :reshape { 1, 1, img.shape[2], img.shape[3] } -- each pixel carries its superpixel's weight
-local big, seg = recipe.enlarge(rgb), recipe.enlarge(segments)
-recipe.save_png(p.out, "lime.png", lumen.viz.panel({ lumen.viz.mark_boundaries(big, seg),
-    lumen.viz.colormap(recipe.enlarge(map:squeeze(1)), "bwr"), lime.picture(big, seg, weights, { num = p.top }) },
+local big, seg = viz.enlarge(rgb), viz.enlarge(segments)
+recipe.save_png(p.out, "lime.png", viz.panel({ viz.mark_boundaries(big, seg),
+    viz.colormap(viz.enlarge(map:squeeze(1)), "bwr"), lumen.explain.lime_picture(big, seg, weights, { num = p.top }) },
   { labels = { "superpixels", name, "top " .. p.top } }))
 recipe.save_npy(p.out, "lime.npy", map)
 recipe.save_npy(p.out, "segments.npy", segments:float())

@@ -6,7 +6,7 @@
 -- permutation_importance.npy ((1, 1, 28, 28), each pixel its square's mean drop) and std.npy.
 local lumen = require "lumen"
 local recipe = lumen.recipe
-local permutation = require "lumen.explain.permutation"
+local E = lumen.explain
 
 local p = lumen.args { model = recipe.FASHION_MODEL, n = 2000, patch = 4, repeats = 3, metric = "accuracy",
                        batch_size = 500, out = "out/permutation_importance", seed = 0 }
@@ -15,8 +15,8 @@ local model = recipe.load_model(p)
 local X, y = recipe.fashion_test()
 X, y = X:narrow(1, 1, p.n), y:narrow(1, 1, p.n)
 local H, W = X.shape[3], X.shape[4]
-local groups = permutation.patches(H, W, p.patch)
-local mean, std, base = permutation.permutation_importance(model, X, y, { features = groups, repeats = p.repeats,
+local groups = E.patches(H, W, p.patch)
+local mean, std, base = E.permutation_importance(model, X, y, { features = groups, repeats = p.repeats,
                                                                           metric = p.metric, batch_size = p.batch_size })
 local function spread(v) return lumen.tensor(v):index_select(1, groups:reshape { H * W }):reshape { 1, 1, H, W } end
 local map = spread(mean)

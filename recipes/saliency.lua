@@ -7,6 +7,7 @@
 -- gradient shaped like the input).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 
 local p = lumen.args {
   model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
@@ -20,6 +21,6 @@ local name = recipe.label(model, targets[1], true)
 print(("saliency and smoothgrad for class %d (%s)"):format(targets[1], name))
 
 recipe.save_npy(p.out, "gradient.npy", grad)
-recipe.save_map(p.out, "saliency", img, recipe.pixel_map(grad), { labels = { "input", name, "saliency" } })
-recipe.save_map(p.out, "smoothgrad", img, recipe.pixel_map(sg), { labels = { "input", name, "smoothgrad" } })
+recipe.save_map(p.out, "saliency", img, viz.pixel_map(grad), { labels = { "input", name, "saliency" } })
+recipe.save_map(p.out, "smoothgrad", img, viz.pixel_map(sg), { labels = { "input", name, "smoothgrad" } })
 recipe.finish(p, { target = targets[1], label = recipe.label(model, targets[1]) })

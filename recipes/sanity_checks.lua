@@ -9,6 +9,7 @@
 -- them) and <method>.npy ((1 + layers, H, W): every map).
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local viz = lumen.viz
 local E = lumen.explain
 
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
@@ -17,9 +18,9 @@ lumen.seed(p.seed)
 local model, _, x = recipe.load(p)
 local maps = {
   gradcam = function(m, xi, o) return (E.gradcam(m, xi, o)) end,
-  saliency = function(m, xi, o) return recipe.pixel_map((E.saliency(m, xi, o))) end,
-  guided_backprop = function(m, xi, o) return recipe.pixel_map((E.guided_backprop(m, xi, o))) end,
-  integrated_gradients = function(m, xi, o) return recipe.pixel_map((E.integrated_gradients(m, xi, o))) end,
+  saliency = function(m, xi, o) return viz.pixel_map((E.saliency(m, xi, o))) end,
+  guided_backprop = function(m, xi, o) return viz.pixel_map((E.guided_backprop(m, xi, o))) end,
+  integrated_gradients = function(m, xi, o) return viz.pixel_map((E.integrated_gradients(m, xi, o))) end,
 }
 local target = recipe.opt(p.target) or lumen.argmax(lumen.no_grad(model.forward, model, x, { logits = true }), 2):get { 1 }
 local names, columns, layers, rows = {}, {}, nil, {}
@@ -32,12 +33,12 @@ for name in p.methods:gmatch("[^,]+") do
   local tiles, labels = {}, {}
   for i, m in ipairs(ms) do
     if i <= 2 or (i - 2) % step == 0 or i == #ms then
-      tiles[#tiles + 1] = recipe.enlarge(lumen.viz.colormap(recipe.clip(m):squeeze(1), "jet"))
+      tiles[#tiles + 1] = viz.enlarge(viz.colormap(viz.clip(m):squeeze(1), "jet"))
       labels[#tiles] = #rows == 0 and i > 1 and layers[i - 1] or nil -- the layers along the first row
     end
   end
   labels[1] = name:upper()
-  rows[#rows + 1] = lumen.viz.grid(tiles, { ncol = #tiles, labels = labels })
+  rows[#rows + 1] = viz.grid(tiles, { ncol = #tiles, labels = labels })
   recipe.save_npy(p.out, name .. ".npy", lumen.cat(ms, 1):reshape { #ms, x.shape[3], x.shape[4] })
 end
 
@@ -49,5 +50,5 @@ for i, layer in ipairs(layers) do
   for k, col in ipairs(columns) do cells[k] = ("%22.3f"):format(col[i].spearman) end
   print(("%-20s"):format(layer) .. table.concat(cells))
 end
-recipe.save_png(p.out, "sanity_checks.png", lumen.viz.grid(rows, { ncol = 1, pad = 4 }))
+recipe.save_png(p.out, "sanity_checks.png", viz.grid(rows, { ncol = 1, pad = 4 }))
 recipe.finish(p, { target = target, layers = layers, methods = names })

@@ -12,12 +12,18 @@
 -- arguments, by position), ctx.args (all arguments), ctx.output and ctx.default (the built-in rule).
 -- ctx.needs[i] tells a backward whether argument i needs a gradient at all in this sweep.
 -- Backward passes run with grad mode off (no higher-order gradients).
+--
+-- `op_of(t)` names the op that recorded t (nil for leaves and untracked tensors). Every op counts its
+-- calls: `counts()` -> {op = forward calls}, `counts("backward")` -> {op = calls of its own backward
+-- rule (also when a swapped rule calls ctx.default)}, `reset_counts()` zeroes both; cheap enough to
+-- stay on (one table increment per call), so a test can say "one forward: 5 conv2d calls".
 local core = require "lumen.core"
 
 local M = {}
 local enabled = true
 local rules_stack = {}
 M.ops = {} -- name -> spec, the op table
+local calls, back_calls = {}, {} -- name -> forward / backward calls since the last reset_counts()
 
 local fields = core.fields
 
@@ -55,8 +61,14 @@ function M.def(name, spec)
   assert(spec.forward and spec.backward, "op " .. name .. " needs forward and backward")
   spec.name = name
   M.ops[name] = spec
-  local forward, backward = spec.forward, spec.backward
+  calls[name], back_calls[name] = 0, 0
+  local forward, own_backward = spec.forward, spec.backward
+  local function backward(ctx, g)
+    back_calls[name] = back_calls[name] + 1
+    return own_backward(ctx, g)
+  end
   return function(...)
+    calls[name] = calls[name] + 1
     local n = select("#", ...)
     local args = table.pack(...)
     local ctx = {}
@@ -82,6 +94,26 @@ function M.def(name, spec)
     end
     return table.unpack(outs, 1, outs.n)
   end
+end
+
+-- The name of the op that recorded t ("conv2d", ...), or nil for a leaf, a detached or untracked tensor.
+function M.op_of(t)
+  local f = core.is_tensor(t) and fields(t)
+  return f and f.node and f.node.op or nil
+end
+
+-- Op call counts since the last reset: kind "forward" (default) or "backward"; a fresh table
+-- {op name = calls} holding every op of the table (0 for those not called).
+function M.counts(kind)
+  local src = (kind == nil or kind == "forward") and calls or kind == "backward" and back_calls
+  if not src then error(("counts: kind must be 'forward' or 'backward', got %s"):format(tostring(kind)), 2) end
+  local res = {}
+  for k, v in pairs(src) do res[k] = v end
+  return res
+end
+
+function M.reset_counts()
+  for k in pairs(calls) do calls[k], back_calls[k] = 0, 0 end
 end
 
 -- Marks a tensor as a leaf that requires grad (returns it).
@@ -241,7 +273,7 @@ function M.Function(spec)
   nfun = nfun + 1
   local name = spec.name or ("function_" .. nfun)
   local fwd = spec.forward
-  return M.def(name, {
+  local op = M.def(name, {
     forward = function(ctx, ...)
       local prev = enabled
       enabled = false
@@ -252,6 +284,8 @@ function M.Function(spec)
     end,
     backward = spec.backward,
   })
+  M.ops[name].custom = true -- written by a user, not part of lumen's op table
+  return op
 end
 
 return M

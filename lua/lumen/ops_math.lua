@@ -570,8 +570,21 @@ return function(lumen)
   for _, name in ipairs { "sum_all", "min_all", "max_all", "max_abs_diff", "rel_l2", "dot64" } do
     export(name, core[name])
   end
-  -- normalize01(t): (t - min) / (max - min) over the whole tensor; a constant tensor gives zeros
-  export("normalize01", function(x) return core.image_normalize01(x, false, false) end)
+  -- normalize01(t [, {per_sample = false, symmetric = false}]): (t - min) / (max - min) over the whole
+  -- tensor, or over each t[i] of the first dim (per_sample); symmetric maps [-m, m] (m = max |t|) to
+  -- [0, 1] so 0 lands on 0.5. A constant tensor (or sample) gives zeros. Not differentiable.
+  export("normalize01", function(x, opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("normalize01: expected an options table {per_sample =, symmetric =}, got %s"):format(type(opts)), 2)
+    end
+    opts = opts or {}
+    for k in pairs(opts) do
+      if k ~= "per_sample" and k ~= "symmetric" then
+        error(("normalize01: unknown option '%s' (per_sample, symmetric)"):format(tostring(k)), 2)
+      end
+    end
+    return core.image_normalize01(x, opts.per_sample == true, opts.symmetric == true)
+  end)
   export("mean_all", function(x) return core.sum_all(x) / numel(x) end)
   -- allclose(a, b, rtol = 1e-5, atol = 1e-8): |a - b| <= atol + rtol * |b| everywhere.
   export("allclose", core.allclose)

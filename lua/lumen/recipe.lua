@@ -95,71 +95,11 @@ function M.save_npy(dir, name, t)
   if not ok then error(err, 2) end
 end
 
--- Small inputs (Fashion-MNIST's 28 pixels) drawn larger: a picture (C, H, W) or an int64 (H, W)
--- segment map scaled by an integer factor, nearest-neighbour, to at least 168 pixels high.
-function M.enlarge(t)
-  local d = #t.shape
-  local h, w = t.shape[d - 1], t.shape[d]
-  local k = math.ceil(168 / h)
-  if k <= 1 then return t end
-  if t:dtype() == "int64" then
-    return lumen.image.resize(t:float():unsqueeze(1), k * h, k * w, { method = "nearest" }):squeeze(1):long()
-  end
-  return lumen.image.resize(t, k * h, k * w, { method = "nearest" })
-end
-
--- The picture of a map: input | map | overlay. map: (1, 1, H, W), (1, H, W) or (H, W), clipped at its
--- opts.clip quantile of |map| (default 0.99; false: not clipped); signed maps (opts.signed) use the
--- diverging colormap (0 white); opts.labels captions the three panels.
-function M.map_panel(img, map, opts)
-  opts = opts or {}
-  local m = map:reshape { map.shape[#map.shape - 1], map.shape[#map.shape] }
-  if opts.clip ~= false then m = M.clip(m, opts.clip) end
-  local cmap = opts.cmap or (opts.signed and "bwr" or "jet")
-  local overlay = lumen.viz.overlay(img, m, { cmap = cmap, alpha = opts.alpha or 0.5 })
-  return lumen.viz.panel({ M.enlarge(img), M.enlarge(lumen.viz.colormap(m, cmap)), M.enlarge(overlay) },
-    { labels = opts.labels })
-end
-
--- Writes <name>.png (M.map_panel) and <name>.npy (the map as given) into dir.
+-- Writes <name>.png (lumen.viz.map_panel: input | map | overlay, opts as there) and <name>.npy (the map
+-- as given) into dir.
 function M.save_map(dir, name, img, map, opts)
-  M.save_png(dir, name .. ".png", M.map_panel(img, map, opts))
+  M.save_png(dir, name .. ".png", lumen.viz.map_panel(img, map, opts))
   M.save_npy(dir, name .. ".npy", map)
-end
-
--- A per-pixel map from an input-shaped attribution (1, C, H, W): max of |a| over channels
--- (Simonyan et al.), or the signed sum over channels.
-function M.pixel_map(a, signed)
-  if signed then return a:sum(2, true) end
-  return (a:abs():max(2))
-end
-
--- The map with |values| above their q-quantile (default 0.99) clipped to it: gradient maps are
--- heavy-tailed, and a few pixels would otherwise take the whole colour scale.
-function M.clip(map, q)
-  local n = map:numel()
-  local sorted = map:abs():reshape { n }:sort(1)
-  local v = sorted:get { math.max(1, math.floor((q or 0.99) * n + 0.5)) }
-  if v <= 0 then return map end
-  return map:clamp(-v, v)
-end
-
--- The picture (C, H, W) of a signed input-shaped gradient (1, C, H, W): 0 at mid-gray, clipped at the
--- 99th percentile of |g| (as guided backprop pictures are shown).
-function M.gradient_image(g)
-  local c = M.clip(g:squeeze(1))
-  local m = math.max(c:abs():max_all(), 1e-12)
-  return c / (2 * m) + 0.5
-end
-
--- The picture of a signed input-shaped attribution (1, C, H, W) (IG, GradientSHAP, LRP): input |
--- sum over channels (0 white, red for, blue against) | overlay of the magnitude, both clipped at the
--- 99th percentile.
-function M.attribution_panel(img, attr, labels)
-  local signed = M.clip(M.pixel_map(attr, true)):squeeze(1)
-  local magnitude = M.clip(M.pixel_map(attr)):squeeze(1)
-  return lumen.viz.panel({ M.enlarge(img), M.enlarge(lumen.viz.colormap(signed, "bwr")),
-    M.enlarge(lumen.viz.overlay(img, magnitude, { alpha = 0.6 })) }, { labels = labels })
 end
 
 -- A line chart (3, h, w): curves = {{values = {...}, color = {r, g, b}, name =}, ...}, each drawn over

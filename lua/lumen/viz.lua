@@ -161,6 +161,70 @@ function viz.panel(images, opts)
   return canvas
 end
 
+---------------------------------------------------------------- explanation panels
+
+-- viz.enlarge(t) -> small inputs (Fashion-MNIST's 28 pixels) drawn larger: a picture (C, H, W) or an
+-- int64 (H, W) segment map scaled by an integer factor, nearest-neighbour, to at least 168 pixels high.
+function viz.enlarge(t)
+  local d = #t.shape
+  local h, w = t.shape[d - 1], t.shape[d]
+  local k = math.ceil(168 / h)
+  if k <= 1 then return t end
+  if t:dtype() == "int64" then
+    return image.resize(t:float():unsqueeze(1), k * h, k * w, { method = "nearest" }):squeeze(1):long()
+  end
+  return image.resize(t, k * h, k * w, { method = "nearest" })
+end
+
+-- viz.clip(map [, q = 0.99]) -> the map with |values| above their q-quantile clipped to it: gradient
+-- maps are heavy-tailed, and a few pixels would otherwise take the whole colour scale.
+function viz.clip(map, q)
+  local n = map:numel()
+  local sorted = map:abs():reshape { n }:sort(1)
+  local v = sorted:get { math.max(1, math.floor((q or 0.99) * n + 0.5)) }
+  if v <= 0 then return map end
+  return map:clamp(-v, v)
+end
+
+-- viz.pixel_map(a [, signed]) -> a per-pixel map (1, 1, H, W) from an input-shaped attribution
+-- (1, C, H, W): max of |a| over channels (Simonyan et al.), or the signed sum over channels.
+function viz.pixel_map(a, signed)
+  if signed then return a:sum(2, true) end
+  return (a:abs():max(2))
+end
+
+-- viz.gradient_image(g) -> the picture (C, H, W) of a signed input-shaped gradient (1, C, H, W): 0 at
+-- mid-gray, clipped at the 99th percentile of |g| (as guided backprop pictures are shown).
+function viz.gradient_image(g)
+  local c = viz.clip(g:squeeze(1))
+  local m = math.max(c:abs():max_all(), 1e-12)
+  return c / (2 * m) + 0.5
+end
+
+-- viz.map_panel(img, map [, opts]) -> the picture of a map: input | map | overlay. map: (1, 1, H, W),
+-- (1, H, W) or (H, W), clipped at its opts.clip quantile of |map| (default 0.99; false: not clipped);
+-- signed maps (opts.signed) use the diverging colormap (0 white); opts.cmap, opts.alpha = 0.5;
+-- opts.labels captions the three panels. Small inputs are enlarged (viz.enlarge).
+function viz.map_panel(img, map, opts)
+  opts = opts or {}
+  local m = map:reshape { map.shape[#map.shape - 1], map.shape[#map.shape] }
+  if opts.clip ~= false then m = viz.clip(m, opts.clip) end
+  local cmap = opts.cmap or (opts.signed and "bwr" or "jet")
+  local overlay = viz.overlay(img, m, { cmap = cmap, alpha = opts.alpha or 0.5 })
+  return viz.panel({ viz.enlarge(img), viz.enlarge(viz.colormap(m, cmap)), viz.enlarge(overlay) },
+    { labels = opts.labels })
+end
+
+-- viz.attribution_panel(img, attr [, labels]) -> the picture of a signed input-shaped attribution
+-- (1, C, H, W) (IG, GradientSHAP, LRP): input | sum over channels (0 white, red for, blue against) |
+-- overlay of the magnitude, both clipped at the 99th percentile.
+function viz.attribution_panel(img, attr, labels)
+  local signed = viz.clip(viz.pixel_map(attr, true)):squeeze(1)
+  local magnitude = viz.clip(viz.pixel_map(attr)):squeeze(1)
+  return viz.panel({ viz.enlarge(img), viz.enlarge(viz.colormap(signed, "bwr")),
+    viz.enlarge(viz.overlay(img, magnitude, { alpha = 0.6 })) }, { labels = labels })
+end
+
 -- viz.mark_boundaries(img, segments [, color = {1, 1, 0}]) -> a copy of img (C, H, W) with the
 -- pixels on segment borders (int64 (H, W) labels, e.g. from viz.slic) painted in color.
 function viz.mark_boundaries(img, segments, color)

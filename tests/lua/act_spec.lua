@@ -41,10 +41,7 @@ local ref = {
 }
 
 
-local function grad_ok(fn, inputs, opts)
-  local ok, msg = lumen.gradcheck(fn, inputs, opts)
-  assert.is_true(ok, msg)
-end
+local grad_ok = require("support").assert_gradcheck
 
 -- Flat element i (0-based) is ((7 * i) % 11) / 10 - offset, as in tools/ref_act.py.
 local function pattern(shape, offset)

@@ -9,13 +9,7 @@ local function leaf(values)
   return t
 end
 
-local function assert_values(t, want, tol)
-  assert.are.equal(#want, t:numel(), "element count")
-  for i = 1, #want do
-    local d = math.abs(t:flat_get(i) - want[i])
-    assert(d <= (tol or 1e-6), ("element %d: got %g, want %g"):format(i, t:flat_get(i), want[i]))
-  end
-end
+local assert_values = require("support").assert_values
 
 -- A custom op y = x^3 whose backward counts its calls; `wrong` makes the backward 2 x^2 g.
 local function cube_op(counter, wrong)

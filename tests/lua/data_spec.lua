@@ -2,10 +2,8 @@
 local lumen = require "lumen"
 local data = lumen.data
 
-local function tmp(name) return lumen.tmpname("_" .. name) end
-local function write(path, s)
-  local f = assert(io.open(path, "wb")); f:write(s); f:close()
-end
+local support = require "support"
+local tmp, write = support.tmp, support.write_file
 
 -- An idx file of unsigned bytes with the given dims and values.
 local function idx(dims, values, ty)
@@ -85,8 +83,7 @@ describe("lumen.data", function()
     it("reads the real gzipped Fashion-MNIST test set", function()
       local dir = "/usr/share/datasets/fashion-mnist"
       if not lumen.exists(dir .. "/t10k-labels-idx1-ubyte.gz") then
-        print("skipped: " .. dir .. " is absent (Debian package dataset-fashion-mnist)")
-        return
+        return pending(dir .. " is absent (Debian package dataset-fashion-mnist)")
       end
       local X, y = data.load_mnist(dir, "test")
       assert.same({ 10000, 1, 28, 28 }, X.shape)
@@ -167,7 +164,7 @@ describe("lumen.data", function()
 
     it("reads the shared gzipped GloVe subset", function()
       local shared = "../shared/data/text/glove.6B.100d.top20k.txt.gz"
-      if not lumen.exists(shared) then print("skipped: " .. shared .. " is absent"); return end
+      if not lumen.exists(shared) then return pending(shared .. " is absent (../shared/data)") end
       local v, E, found = data.load_glove(shared, { words = { "the", "movie", "qqqzzzxx" } })
       assert.same({ 5, 100 }, E.shape)
       assert.equal(2, found)

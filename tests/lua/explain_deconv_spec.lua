@@ -119,7 +119,7 @@ describe("lumen.explain.deconv", function()
     end
     local all = deconv.top_inputs(model, X, { layer = "pool" })
     assert.equal(3, #all) -- 16 neurons asked, the layer has 3
-    local img, shown, shown_neurons = deconv.grid(model, X, { layer = "pool", neurons = { 1, 2 }, patch_size = 8,
+    local img, shown, shown_neurons = deconv.deconv_grid(model, X, { layer = "pool", neurons = { 1, 2 }, patch_size = 8,
                                                               ncol = 2, top = 4 })
     assert.same({ 1, 2 }, shown_neurons)
     assert.same(deconv.top_inputs(model, X, { layer = "pool", neurons = { 1, 2 }, top = 4 }), shown)

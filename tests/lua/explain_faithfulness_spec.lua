@@ -94,7 +94,7 @@ describe("lumen.explain.faithfulness", function()
     end)
   else
     it("on the shipped Fashion-MNIST CNN", function()
-      print("skipped: needs " .. FASHION .. " (recipes/train_fashion_mnist.lua) and " .. FASHION_DATA)
+      pending("needs " .. FASHION .. " (recipes/train_fashion_mnist.lua) and " .. FASHION_DATA)
     end)
   end
 

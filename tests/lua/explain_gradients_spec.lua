@@ -63,10 +63,30 @@ describe("lumen.explain gradients", function()
         "probability")
     end)
 
+    it("differentiates the softmax of the scores with probabilities = true whatever the model ends in", function()
+      local model, fn, W = linear_model() -- no softmax at the end, like the Fashion CNN
+      local x = lumen.randn { 1, 2, 3, 3 }
+      local p = lumen.softmax(fn(x), 2)
+      local expected = (row(W, 1) - lumen.matmul(p, W):reshape { 1, 2, 3, 3 }) * p:get { 1, 1 }
+      local opts = { target = 1, abs = false, probabilities = true }
+      assert_close(explain.saliency(model, x, opts), expected, 1e-6, "model without softmax")
+      assert_close(explain.saliency(fn, x, opts), expected, 1e-6, "plain function")
+      local cnn = lumen.models.fashion_cnn {}
+      cnn:eval()
+      local img = lumen.rand { 1, 1, 28, 28 }
+      local g_logit = explain.saliency(cnn, img, { target = 3, abs = false })
+      local g_prob = explain.saliency(cnn, img, { target = 3, abs = false, probabilities = true })
+      assert.is_true(lumen.max_abs_diff(g_logit, g_prob) > 1e-6, "probabilities change the gradient")
+      local xg = img:detach()
+      xg.requires_grad = true
+      local want = lumen.grad(lumen.softmax(cnn:forward(xg), 2):narrow(2, 3, 1):sum(), xg)
+      assert_close(g_prob, want, 1e-6, "d softmax(scores)_3 / dx")
+    end)
+
     it("rejects a target out of range", function()
       local model = linear_model()
       assert.has_error(function() explain.saliency(model, lumen.randn { 1, 2, 3, 3 }, { target = 5 }) end,
-        "target 5 out of range [1, 4]")
+        "saliency: target = 5 is out of range: the model has 4 classes (ids 1..4)")
     end)
   end)
 
@@ -110,7 +130,7 @@ describe("lumen.explain gradients", function()
       assert.has_error(function() explain.smoothgrad(fn, lumen.randn { 2, 2, 3, 3 }) end,
         "smoothgrad: explain one input at a time (a batch of 1), got (2, 2, 3, 3)")
       assert.has_error(function() explain.smoothgrad(fn, lumen.randn { 1, 2, 3, 3 }, { variant = "max" }) end,
-        "smoothgrad: variant must be 'mean', 'squared' or 'vargrad', got max")
+        "smoothgrad: variant must be 'mean', 'squared' or 'vargrad', got 'max'")
     end)
   end)
 
@@ -172,7 +192,7 @@ describe("lumen.explain gradients", function()
       assert.has_error(function() explain.integrated_gradients(fn, x, { baseline = lumen.zeros { 1, 18 } }) end,
         "integrated_gradients: baseline shape (1, 18) differs from input (1, 2, 3, 3)")
       assert.has_error(function() explain.integrated_gradients(fn, x, { steps = 0 }) end,
-        "integrated_gradients: steps must be a positive integer, got 0")
+        "integrated_gradients: steps must be an integer >= 1, got 0")
     end)
   end)
 

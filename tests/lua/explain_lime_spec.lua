@@ -1,5 +1,5 @@
 -- Specs for lumen.explain.lime: recovering linear models (tabular, segments, tokens), the fit's R^2,
--- same seed -> same bytes, and lime.picture.
+-- same seed -> same bytes, and lime_picture.
 local lumen = require "lumen"
 local nn = lumen.nn
 local explain = lumen.explain
@@ -118,7 +118,7 @@ describe("lumen.explain.lime", function()
       for j = 1, 10 do rows[i][j] = (i > 5 and 2 or 0) + (j > 5 and 2 or 1) end
     end
     local seg = lumen.tensor(rows, "int64") -- quadrants 1 2 / 3 4
-    local pic = lime.picture(img, seg, { 0.9, -0.7, 0.1, -0.05 }, { num = 1 })
+    local pic = lime.lime_picture(img, seg, { 0.9, -0.7, 0.1, -0.05 }, { num = 1 })
     assert.same({ 3, 10, 10 }, pic.shape)
     local function rgb(i, j) return pic:get { 1, i, j }, pic:get { 2, i, j }, pic:get { 3, i, j } end
     local r, g = rgb(2, 2)

@@ -101,7 +101,7 @@ describe("lumen.explain.class_model", function()
     end)
   else
     it("on the shipped Fashion-MNIST CNN", function()
-      print("skipped: " .. FASHION .. " is absent (made by recipes/train_fashion_mnist.lua)")
+      pending(FASHION .. " is absent (made by recipes/train_fashion_mnist.lua)")
     end)
   end
 end)

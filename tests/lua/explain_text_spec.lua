@@ -57,9 +57,9 @@ describe("lumen.explain text methods", function()
     it("rejects batches of sequences and models without an embedding", function()
       local model = text_cnn()
       assert.has_error(function() explain.text_saliency(model, lumen.ones({ 2, L }):long()) end,
-        "text methods: expected token ids of shape (1, L), got (2, 9)")
+        "text_saliency: expected token ids of shape (1, L), got (2, 9)")
       assert.has_error(function() explain.text_saliency(function(b) return b end, ids()) end,
-        "text methods need a lumen model with an Embedding layer")
+        "text_saliency: needs a lumen model, not a plain function")
     end)
   end)
 
@@ -83,7 +83,9 @@ describe("lumen.explain text methods", function()
     it("leaves the model as it was", function()
       local model = text_cnn()
       local before = scores(model, ids())
+      lumen.autograd.reset_counts()
       explain.text_integrated_gradients(model, ids(), { steps = 4 })
+      assert.equal(1, lumen.autograd.counts().embedding) -- the path points replace the embedding's output
       assert_close(scores(model, ids()), before, 0, "scores")
       assert.is_nil(rawget(model:layer("embed"), "forward"))
     end)
@@ -114,6 +116,23 @@ describe("lumen.explain text methods", function()
       -- stretched from the L - 2 conv positions: the raw Grad-CAM of the channels-first model
       local raw = explain.gradcam(first, x, { layer = "conv", raw = true, target = target }) -- (1, 1, L - 2)
       assert_close(a, lumen.upsample_bilinear(raw:unsqueeze(3), { 1, L }):reshape { 1, L }, 1e-6, "stretched")
+    end)
+
+    it("refuses a layer without 1-D feature maps in words, and returns the raw map beside the stretched one", function()
+      local model, x = text_cnn(), ids()
+      assert.has_error(function() explain.text_gradcam(model, x, { layer = "fc" }) end,
+        "text_gradcam: layer 'fc' has output (1, 3); Grad-CAM needs 1-D feature maps (1, K, L) or channels-last"
+        .. " (1, L, K), e.g. a Conv1d")
+      assert.has_error(function() explain.text_gradcam(model, x, { layer = "dense_1" }) end,
+        "text_gradcam: layer = 'dense_1' is not a layer of the model")
+      local seed = lumen.models.textcnn { vocab = 30, dim = 4, length = 149, classes = 3 }
+      assert.has_error(function() explain.text_gradcam(seed, lumen.ones({ 1, 149 }):long(), { layer = "dense_1" }) end,
+        "text_gradcam: layer 'dense_1' has output (1, 128); Grad-CAM needs 1-D feature maps (1, K, L) or channels-last"
+        .. " (1, L, K), e.g. a Conv1d")
+      local cam, _, layer, raw, up = explain.text_gradcam(model, x)
+      assert.equal("conv", layer)
+      assert.same({ 1, L - 2 }, raw.shape)
+      assert.equal(cam, up)
     end)
 
     it("finds the last convolution of the imported PyTorch text CNN", function()

@@ -8,7 +8,7 @@ local CKPT = "data/models/fashion_cnn.lumen"
 describe("fashion_cnn", function()
   if not lumen.exists(DIR .. "/t10k-images-idx3-ubyte.gz") then
     it("needs the Fashion-MNIST test set", function()
-      print("skipped: " .. DIR .. " is absent (Debian package dataset-fashion-mnist)")
+      pending(DIR .. " is absent (Debian package dataset-fashion-mnist)")
     end)
     return
   end

@@ -2,11 +2,9 @@
 -- results, shapes, 1-based and negative dims, and a finite-difference gradient check for every
 -- differentiable op, including broadcasting cases.
 local lumen = require "lumen"
+local support = require "support"
 
-local function grad_ok(fn, inputs, opts)
-  local ok, msg = lumen.gradcheck(fn, inputs, opts)
-  assert.is_true(ok, msg)
-end
+local grad_ok = support.assert_gradcheck
 
 local function same_values(t, want, tol)
   local got = t:totable()

@@ -8,17 +8,9 @@ local gen = support.gen
 local assert_close = support.assert_matches_torch
 
 -- Distinct values 0.1 apart in random order: finite differences of a max never cross a tie.
-local function distinct(shape)
-  local t = lumen.zeros(shape)
-  local perm = lumen.randperm(t:numel())
-  for i = 1, t:numel() do t:flat_set(i, perm[i] / 10) end
-  return t
-end
+local distinct = support.distinct
 
-local function gradcheck(fn, inputs, eps)
-  local ok, msg = lumen.gradcheck(fn, inputs, { eps = eps })
-  assert(ok, msg)
-end
+local gradcheck = support.assert_gradcheck
 
 local function first(f) return function(...) return (f(...)) end end
 

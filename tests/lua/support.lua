@@ -63,6 +63,42 @@ function M.recording(fn)
   end, sizes
 end
 
+-- lumen.gradcheck(fn, inputs, opts) passes (opts: a table, or a number: the step eps).
+function M.assert_gradcheck(fn, inputs, opts)
+  if type(opts) == "number" then opts = { eps = opts } end
+  local ok, msg = lumen.gradcheck(fn, inputs, opts)
+  assert(ok, msg)
+end
+
+-- The values of tensor t agree with the Lua array want element by element within tol (1e-6).
+function M.assert_values(t, want, tol, what)
+  assert(t:numel() == #want, ("%s: %d elements, want %d"):format(what or "values", t:numel(), #want))
+  M.assert_values_close(M.values(t), want, tol or 1e-6, what or "values")
+end
+
+-- A tensor of distinct values spaced by 0.1 in a random order (from lumen's RNG): max pooling,
+-- sorting and max/min have no ties within a finite-difference step.
+function M.distinct(shape)
+  local t = lumen.zeros(shape)
+  local perm = lumen.randperm(t:numel())
+  for i = 1, t:numel() do t:flat_set(i, perm[i] / 10) end
+  return t
+end
+
+-- A fresh temporary path ending in "_<name>"; whole-file read and write (binary).
+function M.tmp(name) return lumen.tmpname("_" .. name) end
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+function M.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
 function M.npy(path) return assert(lumen.read_npy(path)) end
 
 function M.json_file(path)

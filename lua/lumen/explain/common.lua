@@ -1,33 +1,225 @@
--- lumen.explain.common: what the methods share — calling a lumen model or a plain function, choosing
--- and checking targets, differentiating target scores, running work in batches, and the layer choice
--- and picture form of CAM-style maps.
+-- lumen.explain.common: what the methods share — the options declaration every method uses, calling
+-- a lumen model or a plain function (scores, traces), choosing and checking targets, differentiating
+-- target scores, running work in batches, and the layer choice and picture form of CAM-style maps.
 local lumen = require "lumen"
 
 local M = {}
 
--- Scores (N, classes) for a batch. A lumen model explains the score before a final softmax unless
--- opts.probabilities is set (DESIGN.md: "Scores"). A plain function is called as it is.
-function M.scores(model, x, opts)
-  opts = opts or {}
-  if type(model) == "function" then return model(x) end
-  return model:forward(x, { logits = not opts.probabilities })
+---------------------------------------------------------------- options
+
+-- The default of an option the caller must give.
+M.REQUIRED = setmetatable({}, { __tostring = function() return "required" end })
+
+-- What a kind accepts, in words, for messages.
+local WORDS = {
+  integer = "an integer", number = "a number", boolean = "true or false", string = "a string",
+  tensor = "a tensor", table = "a table", ["function"] = "a function", any = "any value",
+  layer = "a layer name", target = "a 1-based class id or a list of them (one per sample)",
+}
+
+-- Parses one alternative of a kind string: "'text'", "integer >= 1", "number > 0", "tensor", ...
+local function alternative(method, name, s)
+  s = s:match("^%s*(.-)%s*$")
+  local lit = s:match("^'(.*)'$")
+  if lit then return { literal = lit, words = "'" .. lit .. "'" } end
+  local base, op, bound = s:match("^(%a+)%s*([<>]=?)%s*(%-?[%d%.e%-]+)$")
+  base = base or s
+  if not WORDS[base] then
+    error(("%s: option %s declares an unknown kind '%s'"):format(method, name, s), 4)
+  end
+  local alt = { base = base, op = op, bound = tonumber(bound), words = WORDS[base] }
+  if op then
+    if not (base == "integer" or base == "number") or not alt.bound then
+      error(("%s: option %s: a bound needs an integer or number kind, got '%s'"):format(method, name, s), 4)
+    end
+    alt.words = ("%s %s %s"):format(WORDS[base], op, bound)
+  end
+  return alt
 end
 
--- Forward with captured activations: returns scores, captured table (name -> tensor).
-function M.capture(model, x, names, opts)
-  if type(model) == "function" then
-    error("this method needs a lumen model (it reads inner layers), not a plain function", 3)
+local function in_bound(alt, v)
+  local b = alt.bound
+  if not alt.op then return true end
+  if alt.op == ">=" then return v >= b elseif alt.op == ">" then return v > b
+  elseif alt.op == "<=" then return v <= b else return v < b end
+end
+
+local function is_id(v) return math.type(v) == "integer" and v >= 1 end
+
+-- The value v as alternative alt accepts it (integral floats become integers), or nil.
+local function accept(alt, v, model)
+  if alt.literal then
+    if v == alt.literal then return v end
+    return nil
   end
-  opts = opts or {}
-  return model:forward(x, { capture = names, logits = not opts.probabilities, stop_at = opts.stop_at })
+  local b = alt.base
+  if b == "any" then return v end
+  if b == "integer" or b == "number" then
+    if type(v) ~= "number" then return nil end
+    if b == "integer" then
+      v = math.tointeger(v)
+      if v == nil then return nil end
+    end
+    return in_bound(alt, v) and v or nil
+  end
+  if b == "tensor" then return lumen.is_tensor(v) and v or nil end
+  if b == "layer" then
+    if type(v) ~= "string" then return nil end
+    if type(model) == "table" and model.knows and not model:knows(v) then return nil, "layer" end
+    return v
+  end
+  if b == "target" then
+    if type(v) == "number" then return is_id(math.tointeger(v)) and math.tointeger(v) or nil end
+    if type(v) ~= "table" or #v == 0 then return nil end
+    local t = {}
+    for i, c in ipairs(v) do
+      t[i] = math.tointeger(c)
+      if not is_id(t[i]) then return nil end
+    end
+    return t
+  end
+  if type(v) == b then return v end
+  return nil
+end
+
+local function show(v)
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if lumen.is_tensor(v) then return "a tensor " .. lumen.shape_str(v) end
+  if type(v) == "table" then return "a table" end
+  return tostring(v)
+end
+
+-- A short edit distance, for "did you mean".
+local function near(a, b)
+  if math.abs(#a - #b) > 2 then return false end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b] <= 2
+end
+
+local Options = {}
+Options.__index = Options
+
+-- Every method's declaration, by method name (lumen.explain.options reads it).
+M.declared = {}
+
+-- options(method, {name = {default, kind}, ...}) -> a checker, called as o = OPTS(opts [, model]) at the
+-- top of the method: unknown keys are errors naming the key and listing the valid ones; each given
+-- value must match its kind; missing ones take their default (M.REQUIRED: the caller must give it).
+-- o is a fresh table, opts is not changed. Kinds are alternatives separated by "|":
+--   'text' (that string)  integer, number (optionally bounded: "integer >= 1", "number > 0")
+--   boolean  string  tensor  table  function  any  layer (a layer name of the model)
+--   target (a 1-based class id or a list of them; range is checked against the scores by targets())
+-- e.g. common.options("smoothgrad", { n = { 50, "integer >= 1" }, noise = { 0.15, "number >= 0" },
+--                                     variant = { "mean", "'mean' | 'squared' | 'vargrad'" } })
+function M.options(method, decl)
+  local o = setmetatable({ method = method, decl = {}, names = {} }, Options)
+  for name, d in pairs(decl) do
+    if type(d) ~= "table" or type(d[2]) ~= "string" then
+      error(("%s: option %s must be declared as {default, kind}"):format(method, tostring(name)), 2)
+    end
+    local alts, words = {}, {}
+    for part in (d[2] .. "|"):gmatch("([^|]*)|") do
+      alts[#alts + 1] = alternative(method, name, part)
+      words[#words + 1] = alts[#alts].words
+    end
+    local said = #words == 1 and words[1] or table.concat(words, ", ", 1, #words - 1) .. " or " .. words[#words]
+    o.decl[name] = { default = d[1], kind = d[2], alts = alts, words = said }
+    o.names[#o.names + 1] = name
+  end
+  table.sort(o.names)
+  M.declared[method] = o
+  return o
+end
+
+-- Raises "<method>: <name> must be <what>, got <value>".
+function Options:fail(name, value, what, level)
+  error(("%s: %s must be %s, got %s"):format(self.method, name, what, show(value)), (level or 1) + 1)
+end
+
+function Options:__call(opts, model)
+  local method = self.method
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" or lumen.is_tensor(opts) then
+    error(("%s: options must be a table, got %s"):format(method, show(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not self.decl[k] then
+      local key, hint = tostring(k), ""
+      for _, n in ipairs(self.names) do
+        if near(key, n) then hint = (", did you mean '%s'?"):format(n); break end
+      end
+      error(("%s: unknown option '%s'%s (options: %s)"):format(method, key, hint, table.concat(self.names, ", ")), 3)
+    end
+  end
+  local o = {}
+  for _, name in ipairs(self.names) do
+    local d, v = self.decl[name], opts[name]
+    if v == nil then
+      if d.default == M.REQUIRED then error(("%s: option %s is required (%s)"):format(method, name, d.words), 3) end
+      o[name] = d.default
+    else
+      local got, why
+      for _, alt in ipairs(d.alts) do
+        got, why = accept(alt, v, model)
+        if got ~= nil or why then break end
+      end
+      if why == "layer" then
+        local close = model:close_names(v)
+        error(("%s: %s = '%s' is not a layer of the model%s"):format(method, name, v,
+          #close > 0 and (" (did you mean " .. table.concat(close, ", ") .. "?)") or ""), 3)
+      end
+      if got == nil then self:fail(name, v, d.words, 3) end
+      o[name] = got
+    end
+  end
+  return o
+end
+
+---------------------------------------------------------------- models and scores
+
+-- Raises "<method>: needs a lumen model, not a plain function" for plain-function models.
+function M.need_model(model, method)
+  if type(model) == "function" or type(model) ~= "table" or not model.trace then
+    error(("%s: needs a lumen model, not a plain function"):format(method), 3)
+  end
+end
+
+-- Scores (N, classes) for a batch: the scores before a final softmax (DESIGN.md: "Scores"), or with
+-- o.probabilities the softmax of those scores whatever the model ends in. A plain function gives
+-- scores; its softmax is taken likewise.
+function M.scores(model, x, o)
+  local probabilities = o and o.probabilities
+  if type(model) == "function" then
+    local s = model(x)
+    if probabilities then s = lumen.softmax(s, -1) end
+    return s
+  end
+  return model:forward(x, { logits = not probabilities })
+end
+
+-- model:trace(x, topts) with the scores o asks for (see M.scores): trace.output is (N, classes).
+function M.trace(model, x, topts, o, method)
+  M.need_model(model, method or "this method")
+  local t = { logits = not (o and o.probabilities) }
+  for k, v in pairs(topts or {}) do t[k] = v end
+  return model:trace(x, t)
 end
 
 -- Targets for each row of scores (N, K): a Lua array of 1-based class ids. `target` is nil (each
 -- row's top class), one class id for all rows, or an array with one id per row.
-function M.targets(scores, target)
+function M.targets(scores, target, method)
   local shape = scores.shape
+  local who = method and (method .. ": ") or ""
   if #shape ~= 2 then
-    error(("expected scores of shape (N, classes), got %s"):format(lumen.shape_str(scores)), 3)
+    error(("%sexpected scores of shape (N, classes), got %s"):format(who, lumen.shape_str(scores)), 0)
   end
   local n, k = shape[1], shape[2]
   local t = {}
@@ -37,13 +229,14 @@ function M.targets(scores, target)
   elseif type(target) == "number" then
     for i = 1, n do t[i] = target end
   elseif type(target) == "table" then
-    for i = 1, n do t[i] = target[i] or error(("target table has no entry for sample %d"):format(i), 3) end
+    for i = 1, n do t[i] = target[i] or error(("%starget has no entry for sample %d"):format(who, i), 0) end
   else
-    error("target must be a 1-based class id, a table of them, or nil", 3)
+    error(who .. "target must be a 1-based class id, a table of them, or nil", 0)
   end
   for i = 1, n do
     if math.type(t[i]) ~= "integer" or t[i] < 1 or t[i] > k then
-      error(("target %s out of range [1, %d]"):format(tostring(t[i]), k), 3)
+      error(("%starget = %s is out of range: the model has %d classes (ids 1..%d)"):format(who, tostring(t[i]), k, k),
+        0)
     end
   end
   return t
@@ -72,16 +265,17 @@ function M.on_tape(x)
 end
 
 -- d(target score)/d(x) for a batch x; returns grad (shaped like x), scores, targets.
-function M.input_gradient(model, x, target, opts)
+function M.input_gradient(model, x, target, o, method)
   local xg = M.on_tape(x)
-  local scores = M.scores(model, xg, opts)
-  local targets = M.targets(scores, target)
+  local scores = M.scores(model, xg, o)
+  local targets = M.targets(scores, target, method)
   local g = lumen.grad(M.target_score(scores, targets), xg)
   return g, scores, targets
 end
 
 -- Raises "<method>: explain one input at a time ..." unless x is a batch of one.
 function M.single(x, method)
+  if not lumen.is_tensor(x) then error(("%s: expected an input tensor, got %s"):format(method, type(x)), 3) end
   if x.shape[1] ~= 1 then
     error(("%s: explain one input at a time (a batch of 1), got %s"):format(method, lumen.shape_str(x)), 3)
   end
@@ -120,20 +314,20 @@ function M.repeat_batch(x, n)
   return x:detach():expand(s)
 end
 
--- The last layer whose output is spatial: 4-D (N, C, h, w) with h*w > 1, or 3-D (N, C, L) with L > 1.
--- Reads the shapes of the model's last forward (runs one on x when there is none).
-function M.last_spatial_layer(model, x)
-  if type(model) == "function" then error("this method needs a lumen model, not a plain function", 3) end
-  local layers = model:layers()
-  if #layers == 0 or layers[#layers].shape == nil then
-    lumen.no_grad(function() model:forward(x) end)
-    layers = model:layers()
+---------------------------------------------------------------- CAM-style maps
+
+-- Whether a layer output shape is spatial: (N, C, h, w) with h*w > 1, or (N, C, L) with C, L > 1.
+function M.spatial(s)
+  return s ~= nil and ((#s == 4 and s[3] * s[4] > 1) or (#s == 3 and s[3] > 1 and s[2] > 1))
+end
+
+-- The last layer a trace passed whose output is spatial (M.spatial).
+function M.last_spatial_layer(trace, method)
+  for i = #trace.layers, 1, -1 do
+    local l = trace.layers[i]
+    if M.spatial(l.shape) then return l.name end
   end
-  for i = #layers, 1, -1 do
-    local s = layers[i].shape
-    if s and ((#s == 4 and s[3] * s[4] > 1) or (#s == 3 and s[3] > 1 and s[2] > 1)) then return layers[i].name end
-  end
-  error("no layer with a spatial output (N, C, h, w) found; pass opts.layer", 3)
+  error(("%s: no layer with a spatial output (N, C, h, w) found; pass opts.layer"):format(method), 3)
 end
 
 -- Upsamples maps (N, 1, h, w) (or (N, 1, L) for sequence inputs (N, C, L)) to x's spatial size
@@ -145,7 +339,7 @@ function M.upsample_normalize(cam, x)
   elseif #xs == 3 then
     cam = lumen.upsample_bilinear(cam:unsqueeze(3), { 1, xs[3] }):squeeze(3)
   end
-  return lumen.core.image_normalize01(cam, true, false) -- each sample to [0, 1]
+  return cam:normalize01 { per_sample = true }
 end
 
 return M

@@ -4,13 +4,14 @@
 -- reconstruction) and transposed convolution with the same filters. This is exactly the backward
 -- pass with ReLU's rule swapped for ReLU(gradient) (lumen.explain.guided's deconvnet rules); max
 -- pooling's backward is unpooling by its switches and a convolution's is its transpose.
--- deconv(model, x, opts): opts.layer (required); opts.index = a channel (default 1; at its strongest
---   position) or {channel, i, j} (1-based; {channel, i} for 1-D layers). x is one input (1, ...).
---   Returns the reconstruction shaped like x, the activation value and {channel, i, j}.
--- top_inputs(model, X, opts): the `top` (9) inputs of X that most activate each of `neurons` (the first
---   16 channels, or a list of channels) anywhere at opts.layer, scanning in batches of batch_size = 100.
+-- deconv(model, x, opts): opts: layer (required); index = 1, a channel (at its strongest position) or
+--   {channel, i, j} (1-based; {channel, i} for 1-D layers). x is one input (1, ...). The forward stops at
+--   the layer. Returns the reconstruction shaped like x, the activation value and {channel, i, j}.
+-- top_inputs(model, X, opts): the `top` inputs of X that most activate each of `neurons` anywhere at
+--   the layer. opts: layer (required); top = 9; neurons = 16 (the first 16 channels, or a list of
+--   channels); batch_size = 100 inputs per forward.
 --   Returns {[channel] = {{index =, value =, pos = {i, j}}, ...} best first} and the list of channels.
--- grid(model, X, opts): the figure of the paper: per neuron, a 3x3 block of reconstructions beside
+-- deconv_grid(model, X, opts): the figure of the paper: per neuron, a 3x3 block of reconstructions beside
 --   the 3x3 input patches they come from (cropped to the reconstruction's support, resized to
 --   patch_size = 32), ncol = 4 neurons per row; other opts as top_inputs. Returns an image (3, H, W)
 --   and, as top_inputs does, the top list per neuron and the neurons.
@@ -19,6 +20,14 @@ local common = require "lumen.explain.common"
 local guided = require "lumen.explain.guided"
 
 local M = {}
+
+local DECONV = common.options("deconv", { layer = { common.REQUIRED, "layer" }, index = { 1, "integer >= 1 | table" } })
+local TOP = { layer = { common.REQUIRED, "layer" }, top = { 9, "integer >= 1" },
+              neurons = { 16, "integer >= 1 | table" }, batch_size = { 100, "integer >= 1" } }
+local TOP_INPUTS = common.options("top_inputs", TOP)
+local grid_decl = { patch_size = { 32, "integer >= 1" }, ncol = { 4, "integer >= 1" } }
+for k, v in pairs(TOP) do grid_decl[k] = v end
+local GRID = common.options("deconv_grid", grid_decl)
 
 -- The position {i, j} (or {i} for 1-D layers) of 1-based flat index p within a plane of A.
 local function position(A, p)
@@ -34,14 +43,13 @@ local function strongest(A, k)
 end
 
 function M.deconv(model, x, opts)
-  opts = opts or {}
-  local layer = opts.layer or error("deconv: opts.layer is required", 2)
-  local index = opts.index or 1
+  local o = DECONV(opts, model)
+  common.single(x, "deconv")
+  local layer, index = o.layer, o.index
   return lumen.with_rules(guided.rules("deconvnet"), function()
     local xg = x:detach()
     xg.requires_grad = true
-    local _, acts = common.capture(model, xg, { layer })
-    local A = acts[layer]
+    local A = common.trace(model, xg, { capture = { layer }, stop_at = layer }, nil, "deconv").captured[layer]
     local k = type(index) == "table" and index[1] or index
     if math.type(k) ~= "integer" or k < 1 or k > A.shape[2] then
       error(("deconv: channel %s out of range [1, %d] at layer '%s'"):format(tostring(k), A.shape[2], layer), 0)
@@ -49,6 +57,16 @@ function M.deconv(model, x, opts)
     local pos, value
     if type(index) == "table" then
       pos = { table.unpack(index, 2) }
+      if #pos ~= #A.shape - 2 then
+        error(("deconv: index {channel, %s} needs %d positions for layer '%s' of shape %s"):format(
+          #A.shape == 4 and "i, j" or "i", #A.shape - 2, layer, lumen.shape_str(A)), 0)
+      end
+      for d, v in ipairs(pos) do
+        if math.type(v) ~= "integer" or v < 1 or v > A.shape[d + 2] then
+          error(("deconv: position %s out of range [1, %d] at layer '%s'"):format(tostring(v), A.shape[d + 2],
+            layer), 0)
+        end
+      end
       value = A:get { 1, k, table.unpack(pos) }
     else
       pos, value = strongest(A, k)
@@ -60,15 +78,12 @@ function M.deconv(model, x, opts)
   end)
 end
 
-function M.top_inputs(model, X, opts)
-  opts = opts or {}
-  local layer = opts.layer or error("top_inputs: opts.layer is required", 2)
-  local top = opts.top or 9
-  local neurons = opts.neurons or 16
+local function top_inputs(model, X, o)
+  local layer, top, neurons = o.layer, o.top, o.neurons
   local best = {}
-  common.batches(X.shape[1], opts.batch_size or 100, function(first, n)
-    local _, acts = lumen.no_grad(common.capture, model, X:narrow(1, first, n), { layer })
-    local A = acts[layer]
+  common.batches(X.shape[1], o.batch_size, function(first, n)
+    local A = lumen.no_grad(common.trace, model, X:narrow(1, first, n), { capture = { layer }, stop_at = layer }, nil,
+      "top_inputs").captured[layer]
     if type(neurons) == "number" then
       local list = {}
       for k = 1, math.min(neurons, A.shape[2]) do list[k] = k end
@@ -92,6 +107,8 @@ function M.top_inputs(model, X, opts)
   return best, neurons
 end
 
+function M.top_inputs(model, X, opts) return top_inputs(model, X, TOP_INPUTS(opts, model)) end
+
 -- The bounding box of |t| > 1% of its max over an (1, C, H, W) tensor: y0, x0, h, w.
 local function support(t)
   local m = t:abs():sum(2):reshape { t.shape[3], t.shape[4] }
@@ -109,16 +126,16 @@ local function support(t)
   return y0, x0, y1 - y0 + 1, x1 - x0 + 1
 end
 
-function M.grid(model, X, opts)
-  opts = opts or {}
-  local size = opts.patch_size or 32
-  local best, neurons = M.top_inputs(model, X, opts)
+function M.deconv_grid(model, X, opts)
+  local o = GRID(opts, model)
+  local size = o.patch_size
+  local best, neurons = top_inputs(model, X, o)
   local blocks = {}
   for _, k in ipairs(neurons) do
     local recs, patches = {}, {}
     for _, item in ipairs(best[k]) do
       local x = X:narrow(1, item.index, 1)
-      local rec = M.deconv(model, x, { layer = opts.layer, index = { k, table.unpack(item.pos) } })
+      local rec = M.deconv(model, x, { layer = o.layer, index = { k, table.unpack(item.pos) } })
       local y0, x0, h, w = support(rec)
       local function crop(t) -- a picture: 1 or 3 channels (others are averaged)
         t = t:narrow(3, y0, h):narrow(4, x0, w)
@@ -133,7 +150,7 @@ function M.grid(model, X, opts)
                                    lumen.viz.grid(lumen.cat(patches, 1), { ncol = 3, normalize = "all" }) })
     blocks[#blocks + 1] = pair:unsqueeze(1)
   end
-  return lumen.viz.grid(lumen.cat(blocks, 1), { ncol = opts.ncol or 4, pad = 6, normalize = false }), best, neurons
+  return lumen.viz.grid(lumen.cat(blocks, 1), { ncol = o.ncol, pad = 6, normalize = false }), best, neurons
 end
 
 return M

@@ -12,27 +12,43 @@ local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local synthesis = require "lumen.explain.synthesis"
 
-return function(model, img, opts)
-  opts = opts or {}
-  local layer = opts.layer or error("deepdream: opts.layer is required", 2)
+local M = {}
+
+local OPTIONS = common.options("deepdream", {
+  layer = { common.REQUIRED, "layer" }, channel = { nil, "integer >= 1" }, octaves = { 4, "integer >= 1" },
+  octave_scale = { 1.4, "number > 1" }, steps = { 10, "integer >= 1" }, lr = { 0.01, "number > 0" },
+  jitter = { 8, "integer >= 0" }, clamp = { nil, "table" },
+})
+
+function M.deepdream(model, img, opts)
+  local o = OPTIONS(opts, model)
+  common.need_model(model, "deepdream")
+  if not lumen.is_tensor(img) or #img.shape ~= 4 or img.shape[1] ~= 1 then
+    error(("deepdream: expected an image (1, C, H, W), got %s"):format(lumen.is_tensor(img) and lumen.shape_str(img)
+      or type(img)), 2)
+  end
+  local layer = o.layer
   local lo, hi = img:min_all(), img:max_all()
-  if opts.clamp then lo, hi = opts.clamp[1], opts.clamp[2] end
+  if o.clamp then lo, hi = o.clamp[1], o.clamp[2] end
   local H, W = img.shape[3], img.shape[4]
-  local octaves, scale = opts.octaves or 4, opts.octave_scale or 1.4
-  local steps, lr, jitter = opts.steps or 10, opts.lr or 0.01, opts.jitter or 8
+  local octaves, scale = o.octaves, o.octave_scale
+  local steps, lr, jitter = o.steps, o.lr, o.jitter
   local curve, detail, x = {}, nil, nil
   local bar = lumen.progress(octaves * steps, "deepdream")
-  for o = octaves - 1, 0, -1 do
-    local h, w = math.max(8, math.floor(H / scale ^ o + 0.5)), math.max(8, math.floor(W / scale ^ o + 0.5))
+  for oct = octaves - 1, 0, -1 do
+    local h, w = math.max(8, math.floor(H / scale ^ oct + 0.5)), math.max(8, math.floor(W / scale ^ oct + 0.5))
     local base = lumen.image.resize(img, h, w)
     x = detail and base + lumen.image.resize(detail, h, w) or base
     for _ = 1, steps do
       local dy, dx = synthesis.jitter(jitter), synthesis.jitter(jitter)
       local xj = synthesis.roll(x, dy, dx):detach()
       xj.requires_grad = true
-      local _, acts = common.capture(model, xj, { layer }, { stop_at = layer })
-      local A = acts[layer]
-      local obj = opts.channel and A:narrow(2, opts.channel, 1):mean() or (A * A):mean()
+      local A = model:trace(xj, { capture = { layer }, stop_at = layer }).captured[layer]
+      if o.channel and o.channel > A.shape[2] then
+        error(("deepdream: channel = %d is out of range: layer '%s' has %d channels"):format(o.channel, layer,
+          A.shape[2]), 2)
+      end
+      local obj = o.channel and A:narrow(2, o.channel, 1):mean() or (A * A):mean()
       curve[#curve + 1] = obj:item()
       local g = lumen.grad(obj, xj)
       x = synthesis.roll(xj:detach() + g * (lr / (g:abs():mean_all() + 1e-12)), -dy, -dx):clamp(lo, hi)
@@ -43,3 +59,5 @@ return function(model, img, opts)
   bar:done()
   return x, curve
 end
+
+return M

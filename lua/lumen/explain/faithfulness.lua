@@ -8,9 +8,9 @@
 -- deletion(model, x, map, opts) / insertion(model, x, map, opts): x (1, C, H, W); map with H*W values
 --   ((1, 1, H, W), (H, W), ...; a map with channels (1, C, H, W) is ranked by sum_C |map|).
 -- opts: target = top class; steps = 50; baseline = 0 | "blur" (gaussian, sigma 5) | a number | a tensor
---       (deletion default 0, insertion default "blur"); order = "map" | "random"; batch_size = 25;
---       probabilities = true (false: the raw scores; a plain function should return scores, not
---       probabilities).
+--       (deletion: baseline = 0, insertion: baseline = "blur"); order = "map" | "random"; batch_size = 25;
+--       probabilities = true (false: the raw scores; a plain function gives scores and their softmax is
+--       taken).
 -- Returns auc, the curve (steps + 1 values) and the target.
 --
 -- Sanity checks (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"): cascading randomisation of
@@ -25,6 +25,17 @@ local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
 local M = {}
+
+local CURVE = {}
+for _, method in ipairs { "deletion", "insertion" } do
+  CURVE[method] = common.options(method, {
+    target = { nil, "integer >= 1" }, steps = { 50, "integer >= 1" },
+    baseline = { method == "deletion" and 0 or "blur", "number | 'blur' | tensor" },
+    order = { "map", "'map' | 'random'" }, batch_size = { 25, "integer >= 1" }, probabilities = { true, "boolean" },
+  })
+end
+local SANITY = common.options("sanity_check", { target = { nil, "integer >= 1" }, layers = { nil, "table" },
+                                                abs = { true, "boolean" } })
 
 -- Pixel ranks (a float tensor (H*W), 1 = first to change) by decreasing map value, or random.
 local function pixel_ranks(map, hw, order)
@@ -54,21 +65,27 @@ local function make_baseline(x, b)
 end
 
 local function curve(model, x, map, opts, insertion)
-  opts = opts or {}
-  common.single(x, insertion and "insertion" or "deletion")
+  local method = insertion and "insertion" or "deletion"
+  local o = CURVE[method](opts, model)
+  common.single(x, method)
+  if #x.shape ~= 4 then error(("%s: expected an image (1, C, H, W), got %s"):format(method, lumen.shape_str(x)), 3) end
   local _, _, H, W = table.unpack(x.shape)
-  local hw, steps = H * W, opts.steps or 50
-  local base = make_baseline(x, opts.baseline or (insertion and "blur" or 0))
-  local function probs(t)
-    local s = lumen.no_grad(common.scores, model, t, opts)
-    return opts.probabilities == false and s or lumen.softmax(s, 2)
+  local hw, steps = H * W, o.steps
+  if not lumen.is_tensor(map) or (map:numel() ~= hw and map:numel() ~= x:numel()) then
+    error(("%s: the map must have H*W = %d values (or be shaped like x), got %s"):format(method, hw,
+      lumen.is_tensor(map) and lumen.shape_str(map) or type(map)), 3)
   end
-  local target = common.targets(probs(x), opts.target)[1]
-  local rank = pixel_ranks(map, hw, opts.order)
+  local base = make_baseline(x, o.baseline)
+  if not lumen.same_shape(base, x) then
+    error(("%s: baseline %s differs from the input %s"):format(method, lumen.shape_str(base), lumen.shape_str(x)), 3)
+  end
+  local function probs(t) return lumen.no_grad(common.scores, model, t, o) end
+  local target = common.targets(probs(x), o.target, method)[1]
+  local rank = pixel_ranks(map, hw, o.order)
   local from, to = x, base
   if insertion then from, to = base, x end
   local out = {}
-  common.batches(steps + 1, opts.batch_size or 25, function(first, n)
+  common.batches(steps + 1, o.batch_size, function(first, n)
     local masks = {}
     for j = 1, n do -- 1 where changed: the first k pixels of the order after step first + j - 2
       masks[j] = rank:le(math.floor((first + j - 2) * hw / steps + 0.5)):reshape { 1, 1, H, W }
@@ -111,14 +128,18 @@ function M.spearman(a, b)
 end
 
 function M.sanity_check(model, x, method, opts)
-  opts = opts or {}
-  local target = opts.target or common.targets(lumen.no_grad(common.scores, model, x, opts))[1]
+  local o = SANITY(opts, model)
+  common.need_model(model, "sanity_check")
+  if type(method) ~= "function" then
+    error(("sanity_check: method must be a function (model, x, opts) -> map, got %s"):format(type(method)), 2)
+  end
+  local target = common.targets(lumen.no_grad(common.scores, model, x), o.target, "sanity_check")[1]
   local function run()
     local map = method(model, x, { target = target })
-    return opts.abs == false and map or map:abs()
+    return o.abs and map:abs() or map
   end
   local params = model:parameters()
-  local layers = opts.layers
+  local layers = o.layers
   if not layers then
     layers = {}
     local seen = {}

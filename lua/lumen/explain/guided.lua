@@ -26,15 +26,20 @@ function M.rules(kind)
   return r
 end
 
-local function run(kind, model, x, opts)
-  opts = opts or {}
+local OPTIONS = {}
+for _, method in ipairs { "guided_backprop", "deconvnet" } do
+  OPTIONS[method] = common.options(method, { target = { nil, "target" }, probabilities = { false, "boolean" } })
+end
+
+local function run(kind, method, model, x, opts)
+  local o = OPTIONS[method](opts, model)
   return lumen.with_rules(M.rules(kind), function()
-    local g, _, targets = common.input_gradient(model, x, opts.target, opts)
+    local g, _, targets = common.input_gradient(model, x, o.target, o, method)
     return g, targets
   end)
 end
 
-function M.guided_backprop(model, x, opts) return run("guided", model, x, opts) end
-function M.deconvnet(model, x, opts) return run("deconvnet", model, x, opts) end
+function M.guided_backprop(model, x, opts) return run("guided", "guided_backprop", model, x, opts) end
+function M.deconvnet(model, x, opts) return run("deconvnet", "deconvnet", model, x, opts) end
 
 return M

@@ -13,28 +13,40 @@
 -- opts: target = top class; segments = feature ids (an (H, W) map or see lumen.explain.features;
 --       default for images (1, C, H, W): SLIC superpixels, n_segments = 50, compactness = 10; otherwise
 --       every element, i.e. every token for token ids (1, T)); mode = "switch" | "tabular";
---       num_samples = 1000; fill = "mean" (each superpixel's mean colour, the image default) | "blur"
---       (gaussian, blur_sigma = 5) | a number (default 0, or pad_id = 1 for token ids);
---       scale = number or tensor (1, D) (tabular; default the column std of opts.data (N, D), else 1);
---       kernel = "exponential" | "uniform"; kernel_width; ridge = 1; batch_size = 50; probabilities = false.
+--       num_samples = 1000 (more than the number of features: the fit needs them); fill = "mean" (each
+--       superpixel's mean colour, the image default) | "blur" (gaussian, blur_sigma = 5) | a number
+--       (default 0, or pad_id = 1 for token ids); scale = number or tensor (1, D) (tabular; default the
+--       column std of data (N, D), else 1); kernel = "exponential" | "uniform"; kernel_width (default
+--       0.25 switch, 0.75 sqrt(D) tabular); ridge = 1; batch_size = 50; probabilities = false.
 -- Returns per-feature weights (Lua array), the segment map (the (H, W) superpixels, else ids shaped like
 -- x), the fit's weighted R^2, its intercept and the target.
--- lumen.explain.lime.picture(img, segments, weights [, {num = 5}]): img (C, H, W) with the `num` most
+-- lumen.explain.lime_picture(img, segments, weights [, {num = 5}]): img (C, H, W) with the `num` most
 -- positive segments tinted green, the `num` most negative red, and the segment borders drawn: (3, H, W).
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 local features = require "lumen.explain.features"
 local linalg = require "lumen.linalg"
 
+local M = {}
+
+local OPTIONS = common.options("lime", {
+  target = { nil, "target" }, segments = { nil, "tensor | 'superpixels'" }, mode = { nil, "'switch' | 'tabular'" },
+  num_samples = { 1000, "integer >= 1" }, fill = { nil, "'mean' | 'blur' | number" }, pad_id = { 1, "integer >= 1" },
+  blur_sigma = { 5, "number > 0" }, scale = { nil, "number | tensor" }, data = { nil, "tensor" },
+  kernel = { "exponential", "'exponential' | 'uniform'" }, kernel_width = { nil, "number > 0" },
+  ridge = { 1, "number >= 0" }, batch_size = { 50, "integer >= 1" }, n_segments = { 50, "integer >= 1" },
+  compactness = { 10, "number > 0" }, probabilities = { false, "boolean" },
+})
+local PICTURE = common.options("lime_picture", { num = { 5, "integer >= 0" } })
+
 -- The replacement values for switched-off features, shaped like x.
 local function fill_values(x, ids, m, opts)
   local fill = opts.fill
   if fill == nil then
-    fill = x:dtype() == "int64" and (opts.pad_id or 1) or (#x.shape == 4 and "mean" or 0)
+    fill = x:dtype() == "int64" and opts.pad_id or (#x.shape == 4 and "mean" or 0)
   end
   if type(fill) == "number" then return lumen.full_like(x, fill) end
-  if fill == "blur" then return lumen.gaussian_blur(x, opts.blur_sigma or 5) end
-  if fill ~= "mean" then error("lime: fill must be 'mean', 'blur' or a number, got " .. tostring(fill), 3) end
+  if fill == "blur" then return lumen.gaussian_blur(x, opts.blur_sigma) end
   local s = x.shape
   local C = #s == 4 and s[2] or 1 -- per channel for images
   local xr, idx = x:reshape { C, -1 }, ids:reshape { C, -1 }
@@ -92,36 +104,41 @@ local function tabular_samples(x, n, opts)
   return Z, W, function(first, count) return x + noise:narrow(1, first, count) * scale end
 end
 
-local function lime(model, x, opts)
-  opts = opts or {}
+function M.lime(model, x, opts)
+  local o = OPTIONS(opts, model)
   common.single(x, "lime")
-  local segments = opts.segments
-  if segments == nil and #x.shape == 4 then segments = features.superpixels(x, opts) end
-  local mode = opts.mode or ((segments == nil and #x.shape == 2 and x:dtype() == "float32") and "tabular" or "switch")
+  local segments, what = o.segments, "segments"
+  if (segments == nil and #x.shape == 4) or segments == "superpixels" then
+    segments, what = features.superpixels(x, o), "superpixels"
+  end
+  local mode = o.mode or ((segments == nil and #x.shape == 2 and x:dtype() == "float32") and "tabular" or "switch")
   local ids, m = features.ids(x, segments)
-  local n = opts.num_samples or 1000
-  local scores = lumen.no_grad(common.scores, model, x, opts)
-  local target = common.targets(scores, opts.target)[1]
+  local n = o.num_samples
+  if mode == "tabular" then m = x:numel() end
+  if n <= m then
+    error(("lime: num_samples = %d must be more than the %d features the fit has to weigh (%s)"):format(n, m,
+      (segments and mode ~= "tabular") and what or "elements of the input"), 2)
+  end
+  local scores = lumen.no_grad(common.scores, model, x, o)
+  local target = common.targets(scores, o.target, "lime")[1]
   local Z, W, make
   if mode == "tabular" then
-    Z, W, make = tabular_samples(x, n, opts)
-  elseif mode == "switch" then
-    Z, W, make = switch_samples(x, ids, m, n, opts)
+    Z, W, make = tabular_samples(x, n, o)
   else
-    error("lime: mode must be 'switch' or 'tabular', got " .. tostring(mode), 2)
+    Z, W, make = switch_samples(x, ids, m, n, o)
   end
   local y = {}
-  common.batches(n, opts.batch_size or 50, function(first, count)
-    local s = lumen.no_grad(common.scores, model, make(first, count), opts)
+  common.batches(n, o.batch_size, function(first, count)
+    local s = lumen.no_grad(common.scores, model, make(first, count), o)
     for j = 1, count do y[first + j - 1] = s:get { j, target } end
   end, "lime")
-  local weights, intercept, r2 = linalg.ridge(Z, y, W, opts.ridge or 1)
+  local weights, intercept, r2 = linalg.ridge(Z, y, W, o.ridge)
   return weights, segments or ids:reshape(x.shape), r2, intercept, target
 end
 
-local function picture(img, segments, weights, opts)
-  local num = (opts or {}).num or 5
-  img = lumen.image.chw(img, "lime.picture")
+function M.lime_picture(img, segments, weights, opts)
+  local num = PICTURE(opts).num
+  img = lumen.image.chw(img, "lime_picture")
   local H, W = img.shape[2], img.shape[3]
   if img.shape[1] == 1 then img = img:expand { 3, H, W } end
   local order = {}
@@ -142,7 +159,4 @@ local function picture(img, segments, weights, opts)
   return lumen.viz.mark_boundaries(img * (1 - alpha) + tint * alpha, segments)
 end
 
--- The module is lumen.explain.lime itself: callable, with .picture (and .lime for lumen.explain's loader).
-local M = setmetatable({ picture = picture }, { __call = function(_, ...) return lime(...) end })
-M.lime = M
 return M

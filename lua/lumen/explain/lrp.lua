@@ -20,16 +20,18 @@
 -- layer is folded into it (w' = w s, b' = b s + t, where BN(z) = s z + t) before the layer's rule
 -- applies; any other BatchNorm acts as a diagonal layer under LRP-0.
 -- opts: target = top class (per sample); rule = "epsilon" | "zero" | "gamma" | "alphabeta" | "zplus" |
---       "zbox", or a composite: a table of rules by layer name, "first" (the layer reading the input),
---       layer type ("Conv2d", "Linear", "Conv1d"; or op name, for plain functions) and "default", tried
---       in that order, e.g. {first = "zbox", Conv2d = "gamma", Linear = "epsilon"}; a rule may be a
---       table {rule = "gamma", gamma = 0.1} with its own parameters. Parameters: epsilon, gamma, alpha,
---       beta, low, high (zbox bounds: numbers or tensors broadcast to x; default x's min and max);
---       probabilities = false.
+--       "zbox", or a composite: a table of rules keyed by layer name, by role — "first" (the first layer
+--       with weights, even behind a Pad), "classifier" (the dense layer making the scores), "dense"
+--       (every dense-like layer: Linear, or a 1x1 convolution on a 1x1 map, as MobileNet's classifier)
+--       (model:roles) —, by layer type ("Conv2d", "Linear", "Conv1d"), by op ("linear", "conv2d";
+--       for plain functions, where "first" is the op reading the input) and "default", tried in that
+--       order, e.g. {first = "zbox", dense = "epsilon", Conv2d = "gamma"}; a key that matches no layer
+--       is an error. A rule may be a table {rule = "gamma", gamma = 0.1} with its own parameters.
+--       Parameters: epsilon = 1e-6, gamma = 0.25, alpha = 1, beta = 0, low, high (zbox bounds: numbers
+--       or tensors broadcast to the layer input; default x's min and max); probabilities = false.
 -- Returns the relevance shaped like x, the targets (a Lua array, one per sample) and their scores
--- (the relevance each sample started with).
+-- (the relevance each sample started with); compare R:sum() with them to see how much is conserved.
 local lumen = require "lumen"
-local core = require "lumen.core"
 local common = require "lumen.explain.common"
 
 local M = {}
@@ -76,11 +78,11 @@ end
 -- The rules for one layer L: fn(L, R, params) -> relevance of L.x.
 local RULES = {
   zero = function(L, R) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, TINY)) end,
-  epsilon = function(L, R, p) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, p.epsilon or 1e-6)) end,
+  epsilon = function(L, R, p) return L.x * L.bwd(L.x, L.w, R / stabilize(L.z, p.epsilon)) end,
   gamma = function(L, R, p)
     -- boost the contributions that share the sign of the output: A = w + g w+ on x+ and B = w + g w-
     -- on x- where z_j > 0, the other way round where z_j <= 0
-    local g = p.gamma or 0.25
+    local g = p.gamma
     local xp, xn = pos(L.x), neg(L.x)
     local A, B = L.w + pos(L.w) * g, L.w + neg(L.w) * g
     local up = L.z:gt(0)
@@ -89,47 +91,138 @@ local RULES = {
     return xp * (L.bwd(xp, A, sp) + L.bwd(xp, B, sn)) + xn * (L.bwd(xn, B, sp) + L.bwd(xn, A, sn))
   end,
   alphabeta = function(L, R, p)
-    local alpha, beta = p.alpha or 1, p.beta or 0
+    local alpha, beta = p.alpha, p.beta
     local r = share(L, R, 1, L.b and pos(L.b)) * alpha
     if beta ~= 0 then r = r - share(L, R, -1, L.b and neg(L.b)) * beta end
     return r
   end,
   zplus = function(L, R) return share(L, R, 1, nil) end,
   zbox = function(L, R, p)
-    local function bound(v) return lumen.is_tensor(v) and v:expand(L.x.shape) or lumen.full_like(L.x, v) end
+    local function bound(v)
+      if not lumen.is_tensor(v) then return lumen.full_like(L.x, v) end
+      local ok, t = pcall(v.expand, v, L.x.shape)
+      if not ok then
+        error(("lrp: zbox bound %s does not broadcast to the layer input %s"):format(lumen.shape_str(v),
+          lumen.shape_str(L.x)), 0)
+      end
+      return t
+    end
     local l, h, wp, wn = bound(p.low), bound(p.high), pos(L.w), neg(L.w)
     local s = R / stabilize(L.fwd(L.x, L.w, nil) - L.fwd(l, wp, nil) - L.fwd(h, wn, nil), TINY)
     return L.x * L.bwd(L.x, L.w, s) - l * L.bwd(l, wp, s) - h * L.bwd(h, wn, s)
   end,
 }
 
--- pick(ctx) -> rule function and its parameters, for the layer whose weight is ctx.args[2].
-local function chooser(model, rule, input, params)
-  local by = type(rule) == "table" and rule or { default = rule or "epsilon" }
-  local owner = {}
+local RULE_PARAMS = { epsilon = true, gamma = true, alpha = true, beta = true, low = true, high = true }
+
+-- A rule as given (a name or {rule =, params...}) -> the rule function and its parameters (the
+-- method's, overridden by the rule's own); errors name the key the rule came from.
+local function resolve(r, key, params)
+  local p = params
+  if type(r) == "table" then
+    p = {}
+    for k, v in pairs(params) do p[k] = v end
+    for k, v in pairs(r) do
+      if k ~= "rule" and not RULE_PARAMS[k] then
+        error(("lrp: rule for '%s' has an unknown parameter '%s' (epsilon, gamma, alpha, beta, low, high)"):format(
+          key, tostring(k)), 0)
+      end
+      p[k] = v
+    end
+    r = r.rule
+  end
+  local fn = RULES[r]
+  if not fn then
+    error(("lrp: unknown rule '%s' for '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(tostring(r), key),
+      0)
+  end
+  if r == "alphabeta" and (p.alpha < 0 or p.beta < 0 or math.abs(p.alpha - p.beta - 1) > 1e-9) then
+    error(("lrp: alphabeta for '%s' needs alpha - beta = 1 with both >= 0 (conservation), got alpha = %g, beta = %g")
+      :format(key, p.alpha, p.beta), 0)
+  end
+  return { fn = fn, p = p }
+end
+
+local ROLE_ORDER = { "first", "classifier", "dense" }
+local TYPE_OP = { Linear = "linear", Conv2d = "conv2d", Conv1d = "conv1d" }
+
+-- For a lumen model: weight tensor -> resolved rule, every key of the composite checked against the
+-- model's layers, roles (from the trace's shapes) and types. Returns the table and the fallback.
+local function assign(model, by, params, trace)
+  local roles = model:roles(trace)
+  local role_of = {} -- layer name -> set of roles
+  for role, names in pairs(roles) do
+    for _, n in ipairs(names) do
+      role_of[n] = role_of[n] or {}
+      role_of[n][role] = true
+    end
+  end
+  local matched, by_weight = {}, {}
+  local layers = {}
+  for _, l in ipairs(model:layers()) do
+    local m = l.module
+    if not l.extra and type(m) == "table" and lumen.is_tensor(m.weight) and TYPE_OP[l.type] then
+      layers[#layers + 1] = l
+    end
+  end
+  for _, l in ipairs(layers) do
+    local keys = { l.name }
+    for _, role in ipairs(ROLE_ORDER) do
+      if role_of[l.name] and role_of[l.name][role] then keys[#keys + 1] = role end
+    end
+    keys[#keys + 1] = l.type
+    keys[#keys + 1] = TYPE_OP[l.type]
+    local chosen
+    for _, k in ipairs(keys) do
+      if by[k] ~= nil then
+        matched[k] = true
+        chosen = chosen or k
+      end
+    end
+    chosen = chosen or "default"
+    by_weight[l.module.weight] = resolve(by[chosen] or "epsilon", chosen, params)
+  end
+  for k in pairs(by) do
+    if k ~= "default" and not matched[k] then
+      local types, seen = {}, {}
+      for _, l in ipairs(layers) do
+        if not seen[l.type] then seen[l.type], types[#types + 1] = true, l.type end
+      end
+      error(("lrp: rule key '%s' matches no layer with weights (keys: a layer name such as '%s', a role: first,"
+        .. " classifier, dense, a type: %s, or default)"):format(tostring(k), layers[1] and layers[1].name or "?",
+        table.concat(types, ", ")), 0)
+    end
+  end
+  return by_weight, resolve(by.default or "epsilon", "default", params)
+end
+
+-- pick(ctx) -> {fn =, p =} for the layer whose weight is ctx.args[2]. For a plain function the keys are
+-- "first" (the op reading the input), op names and "default"; a key no op matched is an error after
+-- the sweep (check()).
+local function chooser(model, rule, input, params, trace)
+  local by = type(rule) == "table" and rule or { default = rule }
+  for k, r in pairs(by) do resolve(r, tostring(k), params) end -- unknown rules fail before any work
   if type(model) ~= "function" then
-    for _, l in ipairs(model:layers()) do
-      local m = l.module
-      if type(m) == "table" and lumen.is_tensor(m.weight) then owner[m.weight] = l end
+    local by_weight, fallback = assign(model, by, params, trace)
+    return function(ctx) return by_weight[ctx.args[2]] or fallback end, function() end
+  end
+  local matched = {}
+  local function pick(ctx)
+    local key
+    if ctx.args[1] == input and by.first ~= nil then key = "first"; matched.first = true end
+    if by[ctx.op] ~= nil then matched[ctx.op] = true; key = key or ctx.op end
+    key = key or "default"
+    return resolve(by[key] or "epsilon", key, params)
+  end
+  local function check()
+    for k in pairs(by) do
+      if k ~= "default" and not matched[k] then
+        error(("lrp: rule key '%s' matches no op of the function (first, linear, conv1d, conv2d)"):format(
+          tostring(k)), 0)
+      end
     end
   end
-  return function(ctx)
-    local l = owner[ctx.args[2]]
-    local r = (l and by[l.name]) or (ctx.args[1] == input and by.first) or (l and by[l.type]) or by[ctx.op]
-      or by.default or "epsilon"
-    local p = params
-    if type(r) == "table" then
-      p = {}
-      for k, v in pairs(params) do p[k] = v end
-      for k, v in pairs(r) do p[k] = v end
-      r = r.rule
-    end
-    local fn = RULES[r]
-    if not fn then
-      error(("lrp: unknown rule '%s' (zero, epsilon, gamma, alphabeta, zplus, zbox)"):format(tostring(r)), 0)
-    end
-    return fn, p
-  end
+  return pick, check
 end
 
 local function pass(_, R) return R end
@@ -154,19 +247,25 @@ local function scaling(ctx, R)
   return ctx.default(ctx, R)
 end
 
+local OPTIONS = common.options("lrp", {
+  target = { nil, "target" }, rule = { "epsilon", "string | table" }, epsilon = { 1e-6, "number >= 0" },
+  gamma = { 0.25, "number >= 0" }, alpha = { 1, "number" }, beta = { 0, "number" }, low = { nil, "number | tensor" },
+  high = { nil, "number | tensor" }, probabilities = { false, "boolean" },
+})
+
 function M.lrp(model, x, opts)
-  opts = opts or {}
+  local o = OPTIONS(opts, model)
   local xg = x:detach()
   xg.requires_grad = true
-  local params = { epsilon = opts.epsilon, gamma = opts.gamma, alpha = opts.alpha, beta = opts.beta,
-                   low = opts.low or x:min_all(), high = opts.high or x:max_all() }
-  local pick = chooser(model, opts.rule, xg, params)
+  local params = { epsilon = o.epsilon, gamma = o.gamma, alpha = o.alpha, beta = o.beta,
+                   low = o.low or x:min_all(), high = o.high or x:max_all() }
   local folded = {} -- conv/linear output -> the BatchNorm that follows it
+  local pick, check
   local rules = { add = add, mul = scaling, div = scaling }
   for op in pairs(LAYER_OPS) do
     rules[op] = function(ctx, R)
-      local fn, p = pick(ctx)
-      return fn(layer_of(ctx, folded), R, p)
+      local r = pick(ctx)
+      return r.fn(layer_of(ctx, folded), R, r.p)
     end
   end
   for _, op in ipairs(PASS) do rules[op] = pass end
@@ -175,8 +274,7 @@ function M.lrp(model, x, opts)
     local z = ctx.args[1]
     local scale = ctx.weight and ctx.weight * ctx.invstd or ctx.invstd
     local shift = (lumen.is_tensor(ctx.args[5]) and ctx.args[5] or 0) - ctx.mean * scale
-    local f = core.fields(z)
-    if f and f.node and LAYER_OPS[f.node.op] then
+    if LAYER_OPS[lumen.autograd.op_of(z)] then
       folded[z] = { scale = scale, shift = shift, output = ctx.output }
       return R
     end
@@ -186,10 +284,18 @@ function M.lrp(model, x, opts)
     if not lumen.autograd.ops[k] then rules[k] = nil end
   end
   return lumen.with_rules(rules, function()
-    local scores = common.scores(model, xg, opts)
-    local targets = common.targets(scores, opts.target)
+    local scores, trace
+    if type(model) == "function" then
+      scores = common.scores(model, xg, o)
+    else
+      trace = common.trace(model, xg, {}, o, "lrp")
+      scores = trace.output
+    end
+    pick, check = chooser(model, o.rule, xg, params, trace)
+    local targets = common.targets(scores, o.target, "lrp")
     local start = scores:detach() * common.onehot(scores.shape[1], scores.shape[2], targets)
     local R = lumen.grad(scores, xg, start)
+    check()
     local totals = {}
     for i, c in ipairs(targets) do totals[i] = scores:get { i, c } end
     return R, targets, totals

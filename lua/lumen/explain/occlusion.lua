@@ -4,9 +4,9 @@
 -- averaged where patches overlap.
 -- Inputs: images (1, C, H, W) (the patch covers all channels), sequences (1, C, L), token ids (1, L)
 -- (windows of `patch` positions; for ids use fill = the padding id) and vectors (1, D).
--- opts: target = top class; patch = 16; stride = 8 (a number, or one per spatial dim; the patch is
---       clipped to the input and the last position touches the border); fill = 0; batch_size = 32
---       occluded copies per forward; probabilities = false.
+-- opts: target = top class; patch = 16; stride = 8 (each a number >= 1, or a list with one per spatial
+--       dim; the patch is clipped to the input and the last position touches the border); fill = 0;
+--       batch_size = 32 occluded copies per forward; probabilities = false.
 -- Returns the map ((1, 1, H, W) for images, (1, 1, L) for sequences, (1, L) or (1, D) otherwise),
 -- the target and the unoccluded score.
 local lumen = require "lumen"
@@ -20,17 +20,34 @@ local function starts(n, p, s)
   return res
 end
 
-return function(model, x, opts)
-  opts = opts or {}
+local M = {}
+
+local OPTIONS = common.options("occlusion", {
+  target = { nil, "target" }, patch = { 16, "integer >= 1 | table" }, stride = { 8, "integer >= 1 | table" },
+  fill = { 0, "number" }, batch_size = { 32, "integer >= 1" }, probabilities = { false, "boolean" },
+})
+
+-- A patch or stride option: a positive integer, or a list of them with one per spatial dim.
+local function per_dim(v, name, k, n)
+  if type(v) == "table" then
+    if #v ~= n then OPTIONS:fail(name, v, ("a number or a list of %d (one per spatial dim)"):format(n), 3) end
+    v = v[k]
+  end
+  if math.type(v) ~= "integer" or v < 1 then OPTIONS:fail(name, v, "an integer >= 1", 3) end
+  return v
+end
+
+function M.occlusion(model, x, opts)
+  local o = OPTIONS(opts, model)
   common.single(x, "occlusion")
   local shape = x.shape
   local nd = #shape
   local spatial = nd == 4 and { 3, 4 } or nd == 3 and { 3 } or { 2 } -- the dims the patch slides over
-  local patch, stride, fill = opts.patch or 16, opts.stride or 8, opts.fill or 0
+  local fill = o.fill
   local sizes, positions = {}, { {} } -- positions: one start per spatial dim
   for k, d in ipairs(spatial) do
-    sizes[k] = math.min(type(patch) == "table" and patch[k] or patch, shape[d])
-    local s = math.max(1, type(stride) == "table" and stride[k] or stride)
+    sizes[k] = math.min(per_dim(o.patch, "patch", k, #spatial), shape[d])
+    local s = per_dim(o.stride, "stride", k, #spatial)
     local grown = {}
     for _, pos in ipairs(positions) do
       for _, st in ipairs(starts(shape[d], sizes[k], s)) do
@@ -42,8 +59,8 @@ return function(model, x, opts)
     positions = grown
   end
 
-  local base = lumen.no_grad(common.scores, model, x, opts)
-  local target = common.targets(base, opts.target)[1]
+  local base = lumen.no_grad(common.scores, model, x, o)
+  local target = common.targets(base, o.target, "occlusion")[1]
   local base_score = base:get { 1, target }
   local map_shape = {} -- x's dims, with size 1 except along the spatial ones
   for d = 1, nd do map_shape[d] = 1 end
@@ -58,14 +75,14 @@ return function(model, x, opts)
     return st, lens
   end
 
-  common.batches(#positions, opts.batch_size or 32, function(first, n)
+  common.batches(#positions, o.batch_size, function(first, n)
     local xs = common.repeat_batch(x, n)
     for j = 1, n do
       local st, lens = box(positions[first + j - 1], shape)
       st[1] = j
       xs:fill_box_(st, lens, fill)
     end
-    local s = lumen.no_grad(common.scores, model, xs, opts)
+    local s = lumen.no_grad(common.scores, model, xs, o)
     for j = 1, n do
       local st, lens = box(positions[first + j - 1], map_shape)
       sum:fill_box_(st, lens, base_score - s:get { j, target }, true)
@@ -74,3 +91,5 @@ return function(model, x, opts)
   end, "occlusion")
   return sum / count:clamp(1, nil), target, base_score
 end
+
+return M

@@ -5,7 +5,7 @@
 -- (int64 (N) 1-based class ids, or a Lua array).
 -- opts: repeats = 5 shuffles per feature; features = group ids for one row (see lumen.explain.features;
 --       default every element of a row; patches(H, W, size) for image patches, windows(T, w) for
---       token-position windows (both in require "lumen.explain.permutation"), or a superpixel map);
+--       token-position windows (lumen.explain.patches, lumen.explain.windows), or a superpixel map);
 --       metric = "accuracy" | "neg_loss" | fn(scores (N, K), y) -> number (higher is better);
 --       batch_size = 256; probabilities = false.
 -- Returns the importances (Lua array, mean drop per feature), their standard deviations over the repeats
@@ -33,9 +33,15 @@ local metrics = {
   neg_loss = function(scores, y) return -lumen.cross_entropy(scores, y):item() end,
 }
 
+local OPTIONS = common.options("permutation_importance", {
+  repeats = { 5, "integer >= 1" }, features = { nil, "tensor" },
+  metric = { "accuracy", "'accuracy' | 'neg_loss' | function" },
+  batch_size = { 256, "integer >= 1" }, probabilities = { false, "boolean" },
+})
+
 local function evaluate(model, X, y, metric, opts)
   local parts = {}
-  common.batches(X.shape[1], opts.batch_size or 256, function(first, n)
+  common.batches(X.shape[1], opts.batch_size, function(first, n)
     parts[#parts + 1] = lumen.no_grad(common.scores, model, X:narrow(1, first, n), opts)
   end)
   return metric(lumen.cat(parts, 1), y)
@@ -60,18 +66,17 @@ function M.windows(L, w)
 end
 
 function M.permutation_importance(model, X, y, opts)
-  opts = opts or {}
+  local o = OPTIONS(opts, model)
   y = labels_of(y)
   local N = X.shape[1]
   if #y ~= N then error(("permutation_importance: %d labels for %d rows"):format(#y, N), 2) end
-  local metric = opts.metric or "accuracy"
-  if type(metric) == "string" then
-    metric = metrics[metric] or error("permutation_importance: unknown metric '" .. metric .. "'", 2)
-  end
-  local repeats = opts.repeats or 5
+  if N < 2 then error("permutation_importance: needs at least 2 rows to shuffle, got " .. N, 2) end
+  local metric = o.metric
+  if type(metric) == "string" then metric = metrics[metric] end
+  local repeats = o.repeats
   local row = X:narrow(1, 1, 1)
-  local ids, m = features.ids(row, opts.features)
-  local base = evaluate(model, X, y, metric, opts)
+  local ids, m = features.ids(row, o.features)
+  local base = evaluate(model, X, y, metric, o)
   local mean, std = {}, {}
   local bar = lumen.progress(m * repeats, "permutation importance")
   for j = 1, m do
@@ -81,7 +86,7 @@ function M.permutation_importance(model, X, y, opts)
     local drops, s1 = {}, 0
     for r = 1, repeats do
       local shuffled = X:index_select(1, lumen.tensor(lumen.randperm(N), "int64"))
-      drops[r] = base - evaluate(model, features.mix(mask, shuffled, X), y, metric, opts)
+      drops[r] = base - evaluate(model, features.mix(mask, shuffled, X), y, metric, o)
       s1 = s1 + drops[r]
       bar:update((j - 1) * repeats + r)
     end

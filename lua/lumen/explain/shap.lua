@@ -9,8 +9,8 @@
 -- opts: target = top class; baseline = tensor (1, ...) | background = tensor (K, ...) (default one
 --       baseline of zeros, or of pad_id = 1 for int64 token ids); features = group ids (see
 --       lumen.explain.features: default every element of x, so tokens for token ids (1, T); "superpixels"
---       or an (H, W) map for images); nsamples = 2 M + 2048; batch_size = 64 model rows per forward;
---       probabilities = false.
+--       (n_segments = 50, compactness = 10) or an (H, W) map for images); nsamples = 2 M + 2048 (at least
+--       2 M when sampled: complementary pairs); batch_size = 64 model rows per forward; probabilities = false.
 -- Returns phi shaped like x (float32; every element carries its feature's value, so sum phi over
 -- features, not elements), the base value E_b[f_c(b)], the per-feature values (a Lua array, float64)
 -- and the target.
@@ -62,23 +62,41 @@ local function group_means(s, c, n, K)
   return s:narrow(2, c, 1):reshape { n, K }:mean(2)
 end
 
-return function(model, x, opts)
-  opts = opts or {}
+local M = {}
+
+local OPTIONS = common.options("kernel_shap", {
+  target = { nil, "target" }, baseline = { nil, "tensor" }, background = { nil, "tensor" },
+  features = { nil, "tensor | 'superpixels'" }, pad_id = { 1, "integer >= 1" }, nsamples = { nil, "integer >= 1" },
+  batch_size = { 64, "integer >= 1" }, n_segments = { 50, "integer >= 1" }, compactness = { 10, "number > 0" },
+  probabilities = { false, "boolean" },
+})
+
+function M.kernel_shap(model, x, opts)
+  local o = OPTIONS(opts, model)
   common.single(x, "kernel_shap")
-  local bg = opts.background or opts.baseline
-    or (x:dtype() == "int64" and lumen.full_like(x, opts.pad_id or 1) or lumen.zeros_like(x))
+  if o.baseline and o.background then
+    error("kernel_shap: give baseline (one row) or background (K rows), not both", 2)
+  end
+  local bg = o.background or o.baseline
+    or (x:dtype() == "int64" and lumen.full_like(x, o.pad_id) or lumen.zeros_like(x))
   local K = bg.shape[1]
-  local ids, m = features.ids(x, opts.features, opts)
+  local ids, m = features.ids(x, o.features, o)
   if m > 4096 then
     error(("kernel_shap: %d features are too many for a local fit; group them (opts.features)"):format(m), 2)
   end
-  local fx_all = lumen.no_grad(common.scores, model, x, opts)
-  local target = common.targets(fx_all, opts.target)[1]
+  local nsamples = o.nsamples or 2 * m + 2048
+  -- sampled coalitions come in complementary pairs, which add one direction each to the fit of M - 1 values
+  if m > 1 and (m > 30 or (1 << m) - 2 > nsamples) and nsamples < 2 * m then
+    error(("kernel_shap: nsamples = %d is too few for %d features: give at least %d (or group the features)")
+      :format(nsamples, m, 2 * m), 2)
+  end
+  local fx_all = lumen.no_grad(common.scores, model, x, o)
+  local target = common.targets(fx_all, o.target, "kernel_shap")[1]
   local fx = fx_all:get { 1, target }
-  local base = group_means(lumen.no_grad(common.scores, model, bg, opts), target, 1, K):item()
+  local base = group_means(lumen.no_grad(common.scores, model, bg, o), target, 1, K):item()
   local delta = fx - base
 
-  local Z, W = coalitions(m, opts.nsamples or 2 * m + 2048)
+  local Z, W = coalitions(m, nsamples)
   -- coalition j against background row k is row (j-1)*K + k: masks (n, 1, ...) mix x (1, 1, ...)
   -- with bg (1, K, ...) into (n, K, ...)
   local xs, bgs = x.shape, bg.shape
@@ -86,13 +104,13 @@ return function(model, x, opts)
   table.insert(bgs, 1, 1)
   local x1, bg1 = x:reshape(xs), bg:reshape(bgs)
   local y = {}
-  common.batches(#Z, math.max(1, (opts.batch_size or 64) // K), function(first, n)
+  common.batches(#Z, math.max(1, o.batch_size // K), function(first, n)
     local masks = features.masks(lumen.tensor { table.unpack(Z, first, first + n - 1) }, ids, x):unsqueeze(2)
     local batch = features.mix(masks, x1, bg1)
     local shape = batch.shape
     table.remove(shape, 1)
     shape[1] = n * K
-    local v = group_means(lumen.no_grad(common.scores, model, batch:reshape(shape), opts), target, n, K)
+    local v = group_means(lumen.no_grad(common.scores, model, batch:reshape(shape), o), target, n, K)
     for j = 1, n do y[first + j - 1] = v:flat_get(j) - base end
   end, "kernel shap")
 
@@ -111,3 +129,5 @@ return function(model, x, opts)
   end
   return features.spread(phi, ids, x), base, phi, target
 end
+
+return M

@@ -8,27 +8,31 @@
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
-local VARIANTS = { mean = true, squared = true, vargrad = true }
+local M = {}
 
-return function(model, x, opts)
-  opts = opts or {}
+local OPTIONS = common.options("smoothgrad", {
+  target = { nil, "target" }, n = { 50, "integer >= 1" }, noise = { 0.15, "number >= 0" },
+  batch_size = { 10, "integer >= 1" }, variant = { "mean", "'mean' | 'squared' | 'vargrad'" },
+  abs = { false, "boolean" }, probabilities = { false, "boolean" },
+})
+
+function M.smoothgrad(model, x, opts)
+  local o = OPTIONS(opts, model)
   common.single(x, "smoothgrad")
-  local n, noise, bs = opts.n or 50, opts.noise or 0.15, opts.batch_size or 10
-  local variant = opts.variant or "mean"
-  if not VARIANTS[variant] then
-    error("smoothgrad: variant must be 'mean', 'squared' or 'vargrad', got " .. tostring(variant), 2)
-  end
-  local sigma = noise * (x:max_all() - x:min_all())
-  local target = common.targets(lumen.no_grad(common.scores, model, x, opts), opts.target)[1]
+  local n, variant = o.n, o.variant
+  local sigma = o.noise * (x:max_all() - x:min_all())
+  local target = common.targets(lumen.no_grad(common.scores, model, x, o), o.target, "smoothgrad")[1]
   local sum, sumsq = lumen.zeros_like(x), lumen.zeros_like(x)
-  common.batches(n, bs, function(_, count)
+  common.batches(n, o.batch_size, function(_, count)
     local xs = common.repeat_batch(x, count)
-    local g = common.input_gradient(model, xs + lumen.randn(xs.shape) * sigma, target, opts)
+    local g = common.input_gradient(model, xs + lumen.randn(xs.shape) * sigma, target, o)
     sum = sum + g:sum(1, true)
     if variant ~= "mean" then sumsq = sumsq + (g * g):sum(1, true) end
   end, "smoothgrad")
   local mean = sum / n
   local out = variant == "mean" and mean or variant == "squared" and sumsq / n or sumsq / n - mean * mean
-  if opts.abs then out = out:abs() end
+  if o.abs then out = out:abs() end
   return out, target
 end
+
+return M

@@ -1,5 +1,7 @@
 -- Explanations for text models whose first layer is an embedding (e.g. Embedding -> Conv1d -> ReLU ->
 -- GlobalMaxPool1d -> Linear): token ids (1, L), int64 and 1-based, in; one score per token, (1, L), out.
+-- Gradients reach the embedding output E by tracing the model with E standing in for the embedding
+-- layer's output (model:trace{replace = {[embedding] = E}}): the model is never changed.
 --
 -- text_saliency: the gradient g of the class score with respect to the embedding output E (1, L, D),
 --   reduced per token by its L2 norm (reduce = "l2", Simonyan-style) or by gradient x input
@@ -9,80 +11,99 @@
 --   rule with steps = 50, batch_size = 10 path points per forward, summed over D per token. Also returns
 --   the completeness gap sum(attr) - (S_c(ids) - S_c(padding)).
 -- text_gradcam: Grad-CAM (Selvaraju et al. 2017) over the 1-D feature maps of a convolution
---   (layer = the last Conv1d), linearly stretched to the L tokens, not normalised.
--- text_occlusion: the drop S_c(ids) - S_c(ids with a window of `window` = 1 tokens replaced by pad_id),
---   averaged over the windows covering each token.
--- opts (all): target = top class; embedding = the first Embedding layer; probabilities = false.
--- Returns the per-token map (1, L) and the target, then text_gradcam the layer and text_occlusion the
+--   (layer = the last Conv1d; a layer whose output is not (1, K, L') or channels-last (1, L', K) is an
+--   error), linearly stretched to the L tokens, not normalised.
+-- text_occlusion: the drop S_c(ids) - S_c(ids with a window of tokens replaced by pad_id), averaged over
+--   the windows covering each token; window = 1 token; batch_size = 32 copies per forward.
+-- opts (all): target = top class; probabilities = false; embedding = the first Embedding layer (all but
+--   text_occlusion).
+-- Returns the per-token map (1, L) and the target, then text_gradcam the layer, the raw map at the
+-- layer's resolution (1, L') and the stretched map (the first return again), and text_occlusion the
 -- unoccluded score; text_integrated_gradients returns attr, gap, target like integrated_gradients.
 local lumen = require "lumen"
 local common = require "lumen.explain.common"
 
 local M = {}
 
-local function embedding_layer(model, opts)
-  if type(model) == "function" then error("text methods need a lumen model with an Embedding layer", 3) end
-  if opts.embedding then return opts.embedding end
+local function declare(method, extra)
+  local d = { target = { nil, "target" }, probabilities = { false, "boolean" }, embedding = { nil, "layer" } }
+  for k, v in pairs(extra) do d[k] = v end
+  return common.options(method, d)
+end
+local OPTIONS = {
+  text_saliency = declare("text_saliency", { reduce = { "l2", "'l2' | 'grad_x_input'" } }),
+  text_integrated_gradients = declare("text_integrated_gradients", {
+    steps = { 50, "integer >= 1" }, batch_size = { 10, "integer >= 1" }, pad_id = { 1, "integer >= 1" } }),
+  text_gradcam = declare("text_gradcam", { layer = { nil, "layer" } }),
+  text_occlusion = common.options("text_occlusion", {
+    target = { nil, "target" }, probabilities = { false, "boolean" }, window = { 1, "integer >= 1" },
+    pad_id = { 1, "integer >= 1" }, batch_size = { 32, "integer >= 1" } }),
+}
+
+local function embedding_layer(model, o, method)
+  common.need_model(model, method)
+  if o.embedding then
+    if model:layer(o.embedding).type ~= "Embedding" then
+      error(("%s: embedding = '%s' is a %s layer, not an Embedding"):format(method, o.embedding,
+        model:layer(o.embedding).type), 3)
+    end
+    return o.embedding
+  end
   for _, l in ipairs(model:layers()) do
     if l.type == "Embedding" then return l.name end
   end
-  error("text methods: the model has no Embedding layer (pass opts.embedding)", 3)
+  error(("%s: the model has no Embedding layer (pass opts.embedding)"):format(method), 3)
 end
 
-local function check_ids(ids)
-  if #ids.shape ~= 2 or ids.shape[1] ~= 1 then
-    error(("text methods: expected token ids of shape (1, L), got %s"):format(lumen.shape_str(ids)), 3)
+local function check_ids(ids, method)
+  if not lumen.is_tensor(ids) or #ids.shape ~= 2 or ids.shape[1] ~= 1 then
+    error(("%s: expected token ids of shape (1, L), got %s"):format(method,
+      lumen.is_tensor(ids) and lumen.shape_str(ids) or type(ids)), 3)
   end
 end
 
 -- The embedding output E (B, L, D) of ids (B, L), off the tape.
-local function embedded(model, name, ids, opts)
-  local _, acts = lumen.no_grad(common.capture, model, ids, { name }, opts)
-  return acts[name]
+local function embedded(model, name, ids)
+  return lumen.no_grad(model.forward, model, ids, { stop_at = name })
 end
 
--- Runs the model on ids (1, L) with the embedding layer's output replaced by E (B, L, D), marked as
+-- Traces the model on ids (1, L) with the embedding layer's output replaced by E (B, L, D), marked as
 -- requiring grad so that gradients reach E and every layer after it even when the weights are frozen
--- (GloVe). Returns the scores (B, classes), the captured activations of `names` and E.
-local function run_from(model, name, ids, E, opts, names)
+-- (GloVe). Returns the trace (output: scores (B, classes)) and E.
+local function run_from(model, name, ids, E, o, capture)
   E = common.on_tape(E)
-  local layer = model:layer(name)
-  local own = rawget(layer, "forward")
-  rawset(layer, "forward", function() return E end)
-  local ok, scores, acts = pcall(common.capture, model, common.repeat_batch(ids, E.shape[1]), names or {}, opts)
-  rawset(layer, "forward", own)
-  if not ok then error(scores, 0) end
-  return scores, acts, E
+  local tr = common.trace(model, common.repeat_batch(ids, E.shape[1]), { replace = { [name] = E }, capture = capture },
+    o)
+  return tr, E
 end
 
 function M.text_saliency(model, ids, opts)
-  opts = opts or {}
-  check_ids(ids)
-  local name = embedding_layer(model, opts)
-  local scores, _, E = run_from(model, name, ids, embedded(model, name, ids, opts), opts)
-  local targets = common.targets(scores, opts.target)
-  local g = lumen.grad(common.target_score(scores, targets), E) -- (1, L, D)
-  local reduce = opts.reduce or "l2"
-  if reduce == "l2" then return (g * g):sum(3):sqrt(), targets[1] end
-  if reduce == "grad_x_input" then return (g * E:detach()):sum(3), targets[1] end
-  error("text_saliency: reduce must be 'l2' or 'grad_x_input', got " .. tostring(reduce), 2)
+  local o = OPTIONS.text_saliency(opts, model)
+  check_ids(ids, "text_saliency")
+  local name = embedding_layer(model, o, "text_saliency")
+  local tr, E = run_from(model, name, ids, embedded(model, name, ids), o)
+  local targets = common.targets(tr.output, o.target, "text_saliency")
+  local g = lumen.grad(common.target_score(tr.output, targets), E) -- (1, L, D)
+  if o.reduce == "l2" then return (g * g):sum(3):sqrt(), targets[1] end
+  return (g * E:detach()):sum(3), targets[1]
 end
 
 function M.text_integrated_gradients(model, ids, opts)
-  opts = opts or {}
-  check_ids(ids)
-  local name = embedding_layer(model, opts)
-  local steps = opts.steps or 50
-  local pad = lumen.full_like(ids, opts.pad_id or 1)
-  local scores, acts = lumen.no_grad(common.capture, model, lumen.cat({ ids, pad }, 1), { name }, opts)
-  local target = common.targets(scores:narrow(1, 1, 1), opts.target)[1]
-  local Ex, Eb = acts[name]:narrow(1, 1, 1), acts[name]:narrow(1, 2, 1) -- (1, L, D)
+  local o = OPTIONS.text_integrated_gradients(opts, model)
+  check_ids(ids, "text_integrated_gradients")
+  local name = embedding_layer(model, o, "text_integrated_gradients")
+  local steps = o.steps
+  local pad = lumen.full_like(ids, o.pad_id)
+  local tr = lumen.no_grad(common.trace, model, lumen.cat({ ids, pad }, 1), { capture = { name } }, o)
+  local scores = tr.output
+  local target = common.targets(scores:narrow(1, 1, 1), o.target, "text_integrated_gradients")[1]
+  local Ex, Eb = tr.captured[name]:narrow(1, 1, 1), tr.captured[name]:narrow(1, 2, 1) -- (1, L, D)
   local diff = Ex - Eb
   local total = lumen.zeros_like(diff)
-  common.batches(steps + 1, opts.batch_size or 10, function(first, count)
+  common.batches(steps + 1, o.batch_size, function(first, count)
     local a, w = common.trapezoid(first, count, steps)
-    local s, _, path = run_from(model, name, ids, Eb + lumen.tensor(a):reshape { count, 1, 1 } * diff, opts)
-    local g = lumen.grad(s:narrow(2, target, 1):sum(), path)
+    local path_tr, path = run_from(model, name, ids, Eb + lumen.tensor(a):reshape { count, 1, 1 } * diff, o)
+    local g = lumen.grad(path_tr.output:narrow(2, target, 1):sum(), path)
     total = total + (g * lumen.tensor(w):reshape { count, 1, 1 }):sum(1, true)
   end, "text integrated gradients")
   local attr = (diff * total):sum(3) -- (1, L)
@@ -91,34 +112,42 @@ function M.text_integrated_gradients(model, ids, opts)
 end
 
 function M.text_gradcam(model, ids, opts)
-  opts = opts or {}
-  check_ids(ids)
-  local name = embedding_layer(model, opts)
-  local E = embedded(model, name, ids, opts)
-  local layer = opts.layer
-  if not layer then
-    for _, l in ipairs(model:layers()) do
+  local o = OPTIONS.text_gradcam(opts, model)
+  check_ids(ids, "text_gradcam")
+  local name = embedding_layer(model, o, "text_gradcam")
+  local E = embedded(model, name, ids)
+  local layer = o.layer
+  local tr, cap
+  if layer then
+    tr = run_from(model, name, ids, E, o, { layer })
+  else
+    tr = run_from(model, name, ids, E, o, "all")
+    for _, l in ipairs(tr.layers) do
       if l.type == "Conv1d" and l.shape and #l.shape == 3 then layer = l.name end
     end
     if not layer then error("text_gradcam: no 1-D convolution found; pass opts.layer", 2) end
   end
-  local scores, acts = run_from(model, name, ids, E, opts, { layer })
-  local A = acts[layer]
-  local targets = common.targets(scores, opts.target)
-  local dA = lumen.grad(common.target_score(scores, targets), A)
-  local time_dim = model:layer(layer).channels_last and 2 or 3 -- (1, K, L') or (1, L', K)
-  local cam = (dA:mean(time_dim, true) * A:detach()):sum(5 - time_dim, true):relu()
+  cap = tr.captured[layer]
+  local m = model:layer(layer)
+  local time_dim = (type(m) == "table" and m.channels_last) and 2 or 3 -- (1, K, L') or (1, L', K)
+  if not lumen.is_tensor(cap) or #cap.shape ~= 3 then
+    error(("text_gradcam: layer '%s' has output %s; Grad-CAM needs 1-D feature maps (1, K, L) or channels-last"
+      .. " (1, L, K), e.g. a Conv1d"):format(layer, lumen.is_tensor(cap) and lumen.shape_str(cap) or "nil"), 2)
+  end
+  local targets = common.targets(tr.output, o.target, "text_gradcam")
+  local dA = lumen.grad(common.target_score(tr.output, targets), cap)
+  local raw = (dA:mean(time_dim, true) * cap:detach()):sum(5 - time_dim, true):relu():reshape { 1, -1 } -- (1, L')
   local L = ids.shape[2]
-  cam = lumen.upsample_bilinear(cam:reshape { 1, 1, 1, -1 }, { 1, L }):reshape { 1, L }
-  return cam, targets[1], layer
+  local cam = lumen.upsample_bilinear(raw:reshape { 1, 1, 1, -1 }, { 1, L }):reshape { 1, L }
+  return cam, targets[1], layer, raw, cam
 end
 
 function M.text_occlusion(model, ids, opts)
-  opts = opts or {}
-  check_ids(ids)
-  return require("lumen.explain.occlusion")(model, ids, {
-    target = opts.target, patch = opts.window or 1, stride = 1, fill = opts.pad_id or 1,
-    batch_size = opts.batch_size, probabilities = opts.probabilities })
+  local o = OPTIONS.text_occlusion(opts, model)
+  check_ids(ids, "text_occlusion")
+  return require("lumen.explain.occlusion").occlusion(model, ids, {
+    target = o.target, patch = o.window, stride = 1, fill = o.pad_id, batch_size = o.batch_size,
+    probabilities = o.probabilities })
 end
 
 return M

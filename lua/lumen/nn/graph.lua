@@ -123,7 +123,7 @@ function Graph:layers()
     if m.is_container then
       for _, l in ipairs(m:layers()) do res[#res + 1] = l end
     else
-      res[#res + 1] = { name = rec.name, type = rec.type, shape = self._shapes[rec.name], module = m }
+      self:_leaf_rows(res, m, rec.name, rec.type)
     end
   end
   return res
@@ -141,6 +141,26 @@ function Graph:input_dtype()
   return "float32"
 end
 
+-- The nodes a pass must run (a set by name), or nil for all: with ctx.replace naming nodes here, a node
+-- runs only if an output, a wanted node (captured, or where the pass stops) or a node that runs reads it.
+local function to_run(self, ctx)
+  local rep = ctx.replace
+  if not rep then return nil end
+  local any = false
+  for _, rec in ipairs(self.nodes) do any = any or rep[rec.name] ~= nil end
+  if not any then return nil end
+  local need = {}
+  for _, o in ipairs(self.outputs) do need[o] = true end
+  for i = #self.nodes, 1, -1 do
+    local rec = self.nodes[i]
+    if not need[rec.name] and Container.wanted(ctx, rec.module or rec) then need[rec.name] = true end
+    if need[rec.name] and rep[rec.name] == nil then
+      for _, inp in ipairs(rec.inputs) do need[inp] = true end
+    end
+  end
+  return need
+end
+
 function Graph:_run(ctx, x)
   local values = {}
   if lumen.is_tensor(x) then
@@ -155,22 +175,29 @@ function Graph:_run(ctx, x)
       if not lumen.is_tensor(values[n]) then error(("%s: missing input '%s'"):format(self.name or "Graph", n), 0) end
     end
   end
-  for _, n in ipairs(self.inputs) do self:capture(ctx, n, values[n]) end
+  if ctx.root == self then
+    for _, n in ipairs(self.inputs) do
+      self:capture(ctx, n, values[n])
+      if ctx.rec then ctx.rec.shapes[n] = values[n].shape end
+    end
+  end
   local keep = {}
   for _, o in ipairs(self.outputs) do keep[o] = true end
   local final = #self.outputs == 1 and self.outputs[1]
+  local need = to_run(self, ctx)
   for i, rec in ipairs(self.nodes) do
-    local logits = ctx.logits and rec.name == final
-    local args = {}
-    for k, inp in ipairs(rec.inputs) do args[k] = values[inp] end
-    if logits and rec.type == "Softmax" then
-      values[rec.name] = args[1]
-    else
-      values[rec.name] = self:call_child(rec.module or rec, Container.sub_ctx(ctx, logits),
-        table.unpack(args, 1, #rec.inputs))
+    if not need or need[rec.name] then
+      local logits = ctx.logits and rec.name == final
+      local args = {}
+      for k, inp in ipairs(rec.inputs) do args[k] = values[inp] end
+      if logits and rec.type == "Softmax" then
+        values[rec.name] = args[1]
+      else
+        values[rec.name] = self:call_child(rec.module or rec, Container.sub_ctx(ctx, logits),
+          table.unpack(args, 1, #rec.inputs))
+      end
+      if Container.stops_after(ctx, rec.name) then return values[rec.name] end
     end
-    self:capture(ctx, rec.name, values[rec.name])
-    if Container.stops_after(ctx, rec.name) then return values[rec.name] end
     for _, inp in ipairs(rec.inputs) do
       if self._last_use[inp] == i and not keep[inp] then values[inp] = nil end
     end
@@ -178,6 +205,29 @@ function Graph:_run(ctx, x)
   if #self.outputs == 1 then return values[self.outputs[1]] end
   local outs = {}
   for k, o in ipairs(self.outputs) do outs[k] = values[o] end
+  return outs
+end
+
+-- Data flow (Container:flow): node inputs resolved through `inputs` (what feeds the graph's inputs)
+-- and through nested containers to the leaves that produce them.
+function Graph:_flow(flow, inputs)
+  local map = {}
+  for i, n in ipairs(self.inputs) do map[n] = inputs[i] or n end
+  for _, rec in ipairs(self.nodes) do
+    local ins = {}
+    for k, n in ipairs(rec.inputs) do ins[k] = map[n] end
+    local m = rec.module
+    if m and m.is_container then
+      local outs = m:_flow(flow, ins)
+      flow.containers[rec.name] = { inputs = ins, outputs = outs }
+      map[rec.name] = outs[1]
+    else
+      Container.flow_node(flow, rec.name, rec.type, m or rec, ins)
+      map[rec.name] = rec.name
+    end
+  end
+  local outs = {}
+  for k, o in ipairs(self.outputs) do outs[k] = map[o] end
   return outs
 end
 

@@ -1,4 +1,5 @@
 -- nn.Sequential{m1, m2, ..., name = }: runs its modules one after another.
+local lumen = require "lumen"
 local Container = require "lumen.nn.container"
 local Module = require "lumen.nn.module"
 
@@ -30,16 +31,50 @@ end
 
 function Sequential:is_input(name) return name == "input_1" end
 
+-- The first module a pass must run: with ctx.replace naming module k, modules before k only feed it
+-- and are skipped unless the pass wants one of them (captured, or where it stops).
+local function first_to_run(self, ctx)
+  if not ctx.replace then return 1 end
+  for k = #self.modules, 1, -1 do
+    if ctx.replace[self.modules[k].name] ~= nil then
+      for j = 1, k - 1 do
+        if Container.wanted(ctx, self.modules[j]) then return 1 end
+      end
+      return k
+    end
+  end
+  return 1
+end
+
 function Sequential:_run(ctx, x)
   local n = #self.modules
-  self:capture(ctx, "input_1", x)
-  for i, m in ipairs(self.modules) do
+  if ctx.root == self then
+    self:capture(ctx, "input_1", x)
+    if ctx.rec and lumen.is_tensor(x) then ctx.rec.shapes.input_1 = x.shape end
+  end
+  for i = first_to_run(self, ctx), n do
+    local m = self.modules[i]
     if i == n and ctx.logits and m.type == "Softmax" then return x end
     x = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits), x)
-    self:capture(ctx, m.name, x)
     if Container.stops_after(ctx, m.name) then return x end
   end
   return x
+end
+
+-- Data flow (Container:flow): each module reads the one before it, the first reads `inputs`.
+function Sequential:_flow(flow, inputs)
+  local cur = inputs
+  for _, m in ipairs(self.modules) do
+    if m.is_container then
+      local outs = m:_flow(flow, cur)
+      flow.containers[m.name] = { inputs = cur, outputs = outs }
+      cur = outs
+    else
+      Container.flow_node(flow, m.name, m.type, m, cur)
+      cur = { m.name }
+    end
+  end
+  return cur
 end
 
 return Sequential

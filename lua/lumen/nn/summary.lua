@@ -1,7 +1,8 @@
--- model:summary(input_shape) -> the Keras-style table as a string: one row per input and layer with
--- its output shape (from a real forward of a batch of one under no_grad, batch shown as None) and
--- parameter count, then the totals. Buffers (batch-norm running statistics) count as non-trainable,
--- as in Keras. input_shape excludes the batch: {1000} or {3, 224, 224}; several inputs: {{...}, {...}}.
+-- model:summary([input_shape]) -> the Keras-style table as a string: one row per input and layer with
+-- its output shape (from a trace of a batch of one under no_grad, batch shown as None) and parameter
+-- count, then the totals. Buffers (batch-norm running statistics) count as non-trainable, as in Keras.
+-- input_shape excludes the batch: {1000} or {3, 224, 224}; several inputs: {{...}, {...}}. Without it,
+-- the model's input_spec says the shape: {length} for token models, {channels (3), H, W} for images.
 local lumen = require "lumen"
 
 local function thousands(n)
@@ -29,7 +30,20 @@ local function count(m)
   return tr, fixed
 end
 
+-- The input shape (without the batch) model.input_spec describes, or nil.
+local function spec_shape(model)
+  local s = model.input_spec
+  if type(s) ~= "table" then return nil end
+  if math.type(s.length) == "integer" then return { s.length } end
+  if type(s.size) == "table" and #s.size == 2 then return { s.channels or 3, s.size[1], s.size[2] } end
+  return nil
+end
+
 return function(model, input_shape)
+  if input_shape == nil then
+    input_shape = spec_shape(model)
+      or error("summary: the model does not say its input shape (no input_spec); pass one such as {3, 224, 224}", 3)
+  end
   if type(input_shape) ~= "table" then error("summary: expected an input shape such as {3, 224, 224}", 3) end
   local shapes = type(input_shape[1]) == "table" and input_shape or { input_shape }
   local names = model.inputs or { "input_1" }
@@ -40,8 +54,9 @@ return function(model, input_shape)
   end
   local was_training = model.training
   model:eval()
-  lumen.no_grad(function() return model:forward(#xs == 1 and xs[1] or xs) end)
+  local ok, tr = pcall(lumen.no_grad, model.trace, model, #xs == 1 and xs[1] or xs)
   model:train(was_training)
+  if not ok then error(tr, 0) end
 
   local rows = {}
   for i, n in ipairs(names) do
@@ -49,10 +64,12 @@ return function(model, input_shape)
   end
   local total_tr, total_fixed = 0, 0
   for _, l in ipairs(model:layers()) do
-    local tr, fixed = count(l.module)
-    total_tr, total_fixed = total_tr + tr, total_fixed + fixed
-    local ty = l.module.keras_type or l.type
-    rows[#rows + 1] = { ("%s (%s)"):format(l.name, ty), shape_str(l.shape), thousands(tr + fixed) }
+    if not l.extra then
+      local n_tr, fixed = count(l.module)
+      total_tr, total_fixed = total_tr + n_tr, total_fixed + fixed
+      local ty = l.module.keras_type or l.type
+      rows[#rows + 1] = { ("%s (%s)"):format(l.name, ty), shape_str(tr.shapes[l.name]), thousands(n_tr + fixed) }
+    end
   end
 
   local w = { 29, 26, 10 }
