@@ -1,6 +1,6 @@
 -- lumen.linalg: small dense linear algebra in float64 Lua numbers, for the local surrogate models of
--- LIME and KernelSHAP (tens to hundreds of features, a few thousand samples). Matrices are arrays of
--- rows, vectors arrays of numbers.
+-- LIME and KernelSHAP (tens to hundreds of features, a few thousand samples) and the principal component
+-- of EigenCAM. Matrices are arrays of rows, vectors arrays of numbers.
 local M = {}
 
 -- Solves A x = b (A n×n) by Gaussian elimination with partial pivoting. Returns x, or nil and a message
@@ -90,6 +90,153 @@ function M.ridge(Z, y, w, ridge, fit_intercept)
     ss_tot = ss_tot + w[s] * (y[s] - my) ^ 2
   end
   return beta, intercept, ss_tot > 0 and 1 - ss_res / ss_tot or 1
+end
+
+-- Eigen-decomposition of a symmetric matrix A (n×n, arrays of rows; only its values are read):
+-- Householder reduction to tridiagonal form, then the implicit QL algorithm (tred2 / tql2 of EISPACK, as
+-- in JAMA), in float64. Returns the eigenvalues in descending order and the unit eigenvectors as the
+-- columns of V (V[i][k] is entry i of the vector of value k): A V = V diag(values), V^T V = I.
+-- Raises when A is not square or QL does not converge (30 iterations per value).
+function M.eigh(A)
+  local n = #A
+  local V, d, e = {}, {}, {}
+  for i = 1, n do
+    if #A[i] ~= n then error(("eigh: expected a square matrix, row %d has %d entries for %d rows"):format(i, #A[i], n), 2) end
+    V[i] = {}
+    for j = 1, n do V[i][j] = A[i][j] end
+  end
+  if n == 0 then return {}, {} end
+  -- tred2: V becomes the orthogonal transformation, d the diagonal, e the off-diagonal
+  for j = 1, n do d[j] = V[n][j] end
+  for i = n, 2, -1 do
+    local scale, h = 0, 0
+    for k = 1, i - 1 do scale = scale + math.abs(d[k]) end
+    if scale == 0 then
+      e[i] = d[i - 1]
+      for j = 1, i - 1 do
+        d[j] = V[i - 1][j]
+        V[i][j], V[j][i] = 0, 0
+      end
+    else
+      for k = 1, i - 1 do
+        d[k] = d[k] / scale
+        h = h + d[k] * d[k]
+      end
+      local f = d[i - 1]
+      local g = math.sqrt(h)
+      if f > 0 then g = -g end
+      e[i] = scale * g
+      h = h - f * g
+      d[i - 1] = f - g
+      for j = 1, i - 1 do e[j] = 0 end
+      for j = 1, i - 1 do
+        f = d[j]
+        V[j][i] = f
+        g = e[j] + V[j][j] * f
+        for k = j + 1, i - 1 do
+          g = g + V[k][j] * d[k]
+          e[k] = e[k] + V[k][j] * f
+        end
+        e[j] = g
+      end
+      f = 0
+      for j = 1, i - 1 do
+        e[j] = e[j] / h
+        f = f + e[j] * d[j]
+      end
+      local hh = f / (h + h)
+      for j = 1, i - 1 do e[j] = e[j] - hh * d[j] end
+      for j = 1, i - 1 do
+        f, g = d[j], e[j]
+        for k = j, i - 1 do V[k][j] = V[k][j] - (f * e[k] + g * d[k]) end
+        d[j] = V[i - 1][j]
+        V[i][j] = 0
+      end
+    end
+    d[i] = h
+  end
+  for i = 1, n - 1 do -- accumulate the transformations
+    V[n][i] = V[i][i]
+    V[i][i] = 1
+    local h = d[i + 1]
+    if h ~= 0 then
+      for k = 1, i do d[k] = V[k][i + 1] / h end
+      for j = 1, i do
+        local g = 0
+        for k = 1, i do g = g + V[k][i + 1] * V[k][j] end
+        for k = 1, i do V[k][j] = V[k][j] - g * d[k] end
+      end
+    end
+    for k = 1, i do V[k][i + 1] = 0 end
+  end
+  for j = 1, n do
+    d[j] = V[n][j]
+    V[n][j] = 0
+  end
+  V[n][n] = 1
+  e[1] = 0
+  -- tql2: QL iterations with implicit shifts on the tridiagonal (d, e)
+  for i = 2, n do e[i - 1] = e[i] end
+  e[n] = 0
+  local f, tst1, eps = 0, 0, 2.0 ^ -52
+  for l = 1, n do
+    tst1 = math.max(tst1, math.abs(d[l]) + math.abs(e[l]))
+    local m = l
+    while m < n and math.abs(e[m]) > eps * tst1 do m = m + 1 end
+    if m > l then
+      local iter = 0
+      repeat
+        iter = iter + 1
+        if iter > 30 then error("eigh: no convergence after 30 QL iterations", 2) end
+        local g = d[l]
+        local p = (d[l + 1] - g) / (2 * e[l])
+        local r = math.sqrt(p * p + 1)
+        if p < 0 then r = -r end
+        d[l] = e[l] / (p + r)
+        d[l + 1] = e[l] * (p + r)
+        local dl1 = d[l + 1]
+        local h = g - d[l]
+        for i = l + 2, n do d[i] = d[i] - h end
+        f = f + h
+        p = d[m]
+        local c, c2, c3, el1, s, s2 = 1, 1, 1, e[l + 1], 0, 0
+        for i = m - 1, l, -1 do
+          c3, c2, s2 = c2, c, s
+          g = c * e[i]
+          h = c * p
+          r = math.sqrt(p * p + e[i] * e[i])
+          e[i + 1] = s * r
+          s = e[i] / r
+          c = p / r
+          p = c * d[i] - s * g
+          d[i + 1] = h + s * (c * g + s * d[i])
+          for k = 1, n do
+            local row = V[k]
+            h = row[i + 1]
+            row[i + 1] = s * row[i] + c * h
+            row[i] = c * row[i] - s * h
+          end
+        end
+        p = -s * s2 * c3 * el1 * e[l] / dl1
+        e[l] = s * p
+        d[l] = c * p
+      until math.abs(e[l]) <= eps * tst1
+    end
+    d[l] = d[l] + f
+    e[l] = 0
+  end
+  -- descending order
+  local order = {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, function(a, b) return d[a] > d[b] end)
+  local values, vectors = {}, {}
+  for k, j in ipairs(order) do values[k] = d[j] end
+  for i = 1, n do
+    local row, src = {}, V[i]
+    for k, j in ipairs(order) do row[k] = src[j] end
+    vectors[i] = row
+  end
+  return values, vectors
 end
 
 return M

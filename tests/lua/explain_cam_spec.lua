@@ -116,7 +116,8 @@ describe("lumen.explain CAM family", function()
       assert.equal("conv1", layer)
       assert.same({ 1, 1, 8, 8 }, gc.shape)
       assert.has_error(function() explain.gradcam(model, x, { layer = "fc" }) end,
-        "gradcam: layer 'fc' has output (1, 3); need (N, K, h, w) or (N, K, L)")
+        "gradcam: layer 'fc' has output (1, 3); need maps (N, C, h, w), (N, h, w, C), tokens (N, tokens, C) or 1-D maps "
+        .. "(N, C, L)")
       assert.has_error(function() explain.gradcam(model, x, { layer = "fc2" }) end,
         "gradcam: layer = 'fc2' is not a layer of the model (did you mean fc?)")
     end)

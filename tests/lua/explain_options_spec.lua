@@ -91,7 +91,7 @@ describe("lumen.explain methods", function()
       "integrated_gradients: unknown option 'step', did you mean 'steps'? (options: baseline, batch_size, blur_sigma,"
       .. " probabilities, steps, target)")
     assert.has_error(function() explain.gradcam(net(), x, { colour = "red" }) end,
-      "gradcam: unknown option 'colour' (options: layer, probabilities, raw, target)")
+      "gradcam: unknown option 'colour' (options: layer, layout, probabilities, raw, reshape, target)")
     assert.has_error(function() explain.saliency(net(), x, 3) end, "saliency: options must be a table, got 3")
   end)
 

@@ -316,18 +316,191 @@ end
 
 ---------------------------------------------------------------- CAM-style maps
 
--- Whether a layer output shape is spatial: (N, C, h, w) with h*w > 1, or (N, C, L) with C, L > 1.
-function M.spatial(s)
-  return s ~= nil and ((#s == 4 and s[3] * s[4] > 1) or (#s == 3 and s[3] > 1 and s[2] > 1))
+-- A shape table as "(1, 197, 768)".
+local function dims(s) return "(" .. table.concat(s, ", ") .. ")" end
+
+local function need_input(x, method)
+  if not lumen.is_tensor(x) then error(("%s: expected an input tensor, got %s"):format(method, type(x)), 4) end
 end
 
--- The last layer a trace passed whose output is spatial (M.spatial).
-function M.last_spatial_layer(trace, method)
-  for i = #trace.layers, 1, -1 do
-    local l = trace.layers[i]
-    if M.spatial(l.shape) then return l.name end
+-- Whether a layer output shape is spatial: (N, C, h, w) with h, w > 1, or (N, C, L) with C, L > 1.
+function M.spatial(s)
+  return s ~= nil and ((#s == 4 and s[3] > 1 and s[4] > 1) or (#s == 3 and s[3] > 1 and s[2] > 1))
+end
+
+-- The options every CAM-style method shares; common.cam_options(method, {own ...}) declares them with
+-- the method's own (see M.cam_form for reshape and layout).
+local CAM_OPTIONS = {
+  target = { nil, "target" }, layer = { nil, "layer" }, reshape = { nil, "table" },
+  layout = { nil, "'nchw' | 'nhwc' | 'tokens'" }, probabilities = { false, "boolean" },
+}
+function M.cam_options(method, own)
+  local decl = {}
+  for k, v in pairs(CAM_OPTIONS) do decl[k] = v end
+  for k, v in pairs(own or {}) do decl[k] = v end
+  return M.options(method, decl)
+end
+
+-- Whether a map of h x w can come from an input of H x W: no larger, and the same aspect up to the
+-- rounding of strided layers (h = H / s and w = W / s, each within 1).
+local function fits(h, w, H, W)
+  return h >= 1 and w >= 1 and h <= H and w <= W and math.abs(h * W - w * H) <= H + W
+end
+
+-- The square patch grid of T tokens, with a class token or without: T = g^2 or 1 + g^2 (g >= 2).
+local function token_grid(T)
+  for skip = 0, 1 do
+    local g = math.floor(math.sqrt(T - skip) + 0.5)
+    if g >= 2 and g * g == T - skip then return g, skip end
   end
-  error(("%s: no layer with a spatial output (N, C, h, w) found; pass opts.layer"):format(method), 3)
+end
+
+local MAX_LEADING = 16 -- leading tokens (class, distillation, register) reshape may drop
+
+-- How a layer's output (shape s) reads as CAM maps, for an input of shape xs:
+--   'nchw'   (N, C, h, w) as it is;   'ncl' (N, C, L) 1-D maps (inputs that are not images);
+--   'nhwc'   (N, h, w, C), channels last (Swin, ConvNeXt blocks): permuted to (N, C, h, w);
+--   'tokens' (N, T, C) of a transformer: the last h*w tokens are the patch grid in row-major order, the
+--            T - h*w before them (class, distillation, register tokens, at most 16) are dropped.
+-- o.reshape = {h, w} gives the grid of tokens; without it an image model's (N, T, C) is read as tokens
+-- with T = g^2 or 1 + g^2 (a g x g grid, after a class token). o.layout says the layout; without it a
+-- 4-D output is (N, C, h, w) when (h, w) fits the input's size and aspect and (N, h, w, C) when only that
+-- fits. Returns {layout =, h =, w =, skip = dropped tokens, channel = the channel dim of the output}.
+function M.cam_form(s, xs, o, layer, method)
+  local image, rank = #xs == 4, #s
+  local function fail(what)
+    error(("%s: layer '%s' has output %s; %s"):format(method, layer, dims(s), what), 5)
+  end
+  local layout, reshape = o.layout, o.reshape
+  if reshape ~= nil then
+    local h, w = math.tointeger(reshape[1]), math.tointeger(reshape[2])
+    if #reshape ~= 2 or not (h and w and h >= 1 and w >= 1) then
+      local got = {}
+      for i, v in ipairs(reshape) do got[i] = tostring(v) end
+      error(("%s: reshape must be {h, w} with integers >= 1 (the patch grid), got {%s}"):format(method,
+        table.concat(got, ", ")), 4)
+    end
+    if rank ~= 3 or (layout and layout ~= "tokens") then
+      fail("reshape = {h, w} reads tokens (N, tokens, C)" .. (rank == 4 and
+        ", and this is 4-D: pass layout = 'nchw' or 'nhwc' instead" or ""))
+    end
+    local skip = s[2] - h * w
+    if skip < 0 or skip > MAX_LEADING then
+      fail(("reshape = {%d, %d} needs %d patch tokens after at most %d others, the layer has %d tokens")
+        :format(h, w, h * w, MAX_LEADING, s[2]))
+    end
+    return { layout = "tokens", h = h, w = w, skip = skip, channel = 3 }
+  end
+  if rank == 3 then
+    if layout == "tokens" or (layout == nil and image) then
+      local g, skip = token_grid(s[2])
+      if not g then
+        fail(("%d tokens are not a square patch grid (g*g or 1 + g*g): pass reshape = {h, w}"):format(s[2]))
+      end
+      return { layout = "tokens", h = g, w = g, skip = skip, channel = 3 }
+    end
+    if layout then fail(("layout = '%s' needs a 4-D output"):format(layout)) end
+    return { layout = "ncl", skip = 0, channel = 2 }
+  end
+  if rank ~= 4 then
+    fail("need maps (N, C, h, w), (N, h, w, C), tokens (N, tokens, C) or 1-D maps (N, C, L)")
+  end
+  if layout == "tokens" then fail("layout = 'tokens' needs (N, tokens, C)") end
+  if layout == nil and image and not fits(s[3], s[4], xs[3], xs[4]) and fits(s[2], s[3], xs[3], xs[4]) then
+    layout = "nhwc"
+  end
+  if layout == "nhwc" then return { layout = "nhwc", h = s[2], w = s[3], skip = 0, channel = 4 } end
+  return { layout = "nchw", h = s[3], w = s[4], skip = 0, channel = 2 }
+end
+
+-- t (a layer's output, or its gradient) as maps (N, C, h, w) ((N, C, L) for 'ncl'), per M.cam_form.
+function M.to_maps(t, form)
+  if form.layout == "nhwc" then return t:permute { 1, 4, 2, 3 }:contiguous() end
+  if form.layout == "tokens" then
+    local s = t.shape
+    return t:narrow(2, form.skip + 1, form.h * form.w):transpose(2, 3):contiguous():reshape { s[1], s[3], form.h, form.w }
+  end
+  return t
+end
+
+-- The default layer of a CAM-style method from a trace of the input x: for images the last (N, C, h, w)
+-- output with h, w > 1 (fitting the input, see M.cam_form), provided no tokens (N, T, C) or channels-last
+-- maps (N, h, w, C) come after it — then, and when there is none, an error that names the layer and the
+-- reshape = / layout = to pass; for other inputs the last spatial output (M.spatial).
+function M.last_spatial_layer(trace, method, xs)
+  local layers = trace.layers
+  if not (xs and #xs == 4) then
+    for i = #layers, 1, -1 do
+      if M.spatial(layers[i].shape) then return layers[i].name end
+    end
+    error(("%s: no layer with a spatial output (N, C, h, w) found; pass opts.layer"):format(method), 3)
+  end
+  local H, W = xs[3], xs[4]
+  local flat = {} -- (C, h*w) of every map: a map flattened is not tokens
+  for _, l in ipairs(layers) do
+    local s = l.shape
+    if s and #s == 4 then flat[s[2] .. "x" .. s[3] * s[4]] = true end
+  end
+  local later, how -- the last token or channels-last output
+  for i = #layers, 1, -1 do
+    local l = layers[i]
+    local s = l.shape
+    if s and #s == 4 and s[3] > 1 and s[4] > 1 and fits(s[3], s[4], H, W) then
+      if not later then return l.name end
+      break
+    end
+    if not later and s and #s == 4 and s[2] > 1 and s[3] > 1 and fits(s[2], s[3], H, W) then
+      later, how = l, "layout = 'nhwc'"
+    elseif not later and s and #s == 3 and not flat[s[2] .. "x" .. s[3]] then
+      local g = token_grid(s[2])
+      if g then later, how = l, ("reshape = {%d, %d}"):format(g, g) end
+    end
+  end
+  if later then
+    local tokens = #later.shape == 3
+    error(("%s: the model's last spatial outputs are %s, not (N, C, h, w) maps: pass layer = '%s' (%s) with %s%s")
+      :format(method, tokens and "tokens (N, tokens, C)" or "channels-last (N, h, w, C)", later.name,
+        dims(later.shape), how, tokens and ", or an earlier token layer (for a ViT the input of the "
+        .. "last block's attention: the class token alone reaches the head after it)" or ""), 3)
+  end
+  error(("%s: no layer with a spatial output (N, C, h, w), h, w > 1, found; pass layer = (and reshape = {h, w} "
+    .. "for tokens, layout = 'nhwc' for channels-last maps)"):format(method), 3)
+end
+
+-- One traced pass for a CAM-style method (o from M.cam_options): the layer's output as maps A
+-- (N, K, h, w) (or (N, K, L)), detached; with `grad`, g = d(target scores)/dA shaped like A (one
+-- backward, stopping at the layer); the targets, the layer name, the form (M.cam_form), the output
+-- as the layer gives it and the scores (N, classes), detached. Raises when a token layer's patch tokens get no gradient but its class token does.
+function M.cam_pass(model, x, o, method, grad)
+  need_input(x, method)
+  local xin = grad and M.on_tape(x) or x
+  local topts = { capture = o.layer and { o.layer } or "all" }
+  local tr = grad and M.trace(model, xin, topts, o, method) or lumen.no_grad(M.trace, model, xin, topts, o, method)
+  local layer = o.layer or M.last_spatial_layer(tr, method, x.shape)
+  local out = tr.captured[layer]
+  if not lumen.is_tensor(out) then error(("%s: layer '%s' gives no tensor"):format(method, layer), 3) end
+  local form = M.cam_form(out.shape, x.shape, o, layer, method)
+  local targets = M.targets(tr.output, o.target, method)
+  local g
+  if grad then
+    local gout = lumen.grad(M.target_score(tr.output, targets), out)
+    g = M.to_maps(gout, form)
+    if form.skip > 0 and g:abs():max_all() == 0 and gout:abs():max_all() > 0 then
+      error(("%s: layer '%s': the target score depends only on its first %d token(s), not on the patch tokens; "
+        .. "choose an earlier layer (for a ViT the input of the last block's attention)"):format(method, layer,
+          form.skip), 3)
+    end
+  end
+  out = out:detach()
+  return M.to_maps(out, form), g, targets, layer, form, out, tr.output:detach()
+end
+
+-- The returns of a CAM-style method from its raw map (N, 1, h, w) (or (N, 1, L)): the map (raw with
+-- o.raw, else upsampled to x and normalised), the targets, the layer, the raw map, the upsampled map,
+-- then any extras given.
+function M.cam_result(raw, x, o, targets, layer, ...)
+  local up = M.upsample_normalize(raw, x)
+  return o.raw and raw or up, targets, layer, raw, up, ...
 end
 
 -- Upsamples maps (N, 1, h, w) (or (N, 1, L) for sequence inputs (N, C, L)) to x's spatial size

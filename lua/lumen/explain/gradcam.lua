@@ -7,10 +7,15 @@
 -- Guided Grad-CAM: guided backprop (lumen.explain.guided_backprop) times the upsampled Grad-CAM map,
 -- shaped like x.
 -- One forward (a trace, which also tells the layers' shapes) and one backward per call.
--- opts: target = each sample's top class; layer = the last layer with a spatial output; raw = false
---       (true: the first return is the map at the layer's resolution after ReLU, unnormalised,
---       (N, 1, h, w)); otherwise the map bilinearly upsampled to the input's spatial size and min-max
---       normalised per sample to [0, 1]; probabilities = false (guided_gradcam takes no raw).
+-- opts: target = each sample's top class; layer = the last (N, C, h, w) output with h, w > 1 (an error
+--       naming the layer and reshape = / layout = to pass when tokens or channels-last maps come after it
+--       or there is none); reshape = {h, w}: a token layer (N, tokens, C) read as a patch grid h x w (the
+--       leading class, distillation or register tokens dropped; without it T = g^2 or 1 + g^2 tokens
+--       give a g x g grid); layout = 'nchw' | 'nhwc' | 'tokens' (default: from the shape, see
+--       lumen.explain.common.cam_form); raw = false (true: the first return is the map at the layer's
+--       resolution after ReLU, unnormalised, (N, 1, h, w)); otherwise the map bilinearly upsampled to the
+--       input's spatial size and min-max normalised per sample to [0, 1]; probabilities = false
+--       (guided_gradcam takes no raw).
 -- Returns the map, the targets (a Lua array, one per sample), the layer name, then both forms: the raw
 -- map and the upsampled map (guided_gradcam: Grad-CAM's raw and upsampled maps).
 local lumen = require "lumen"
@@ -20,46 +25,31 @@ local M = {}
 
 local OPTIONS = {}
 for _, method in ipairs { "gradcam", "gradcam_plus_plus" } do
-  OPTIONS[method] = common.options(method, { target = { nil, "target" }, layer = { nil, "layer" },
-                                             raw = { false, "boolean" }, probabilities = { false, "boolean" } })
+  OPTIONS[method] = common.cam_options(method, { raw = { false, "boolean" } })
 end
-local GUIDED = common.options("guided_gradcam", { target = { nil, "target" }, layer = { nil, "layer" },
-                                                  probabilities = { false, "boolean" } })
+local GUIDED = common.cam_options("guided_gradcam")
 
--- A (N, K, ...) at the layer, g = d target score / dA, targets, layer name, the spatial dims.
-local function layer_grads(model, x, o, method)
-  local tr = common.trace(model, common.on_tape(x), { capture = o.layer and { o.layer } or "all" }, o, method)
-  local layer = o.layer or common.last_spatial_layer(tr, method)
-  local A = tr.captured[layer]
-  local nd = lumen.is_tensor(A) and #A.shape
-  if nd ~= 4 and nd ~= 3 then
-    error(("%s: layer '%s' has output %s; need (N, K, h, w) or (N, K, L)"):format(method, layer,
-      lumen.is_tensor(A) and lumen.shape_str(A) or "nil"), 3)
-  end
-  local targets = common.targets(tr.output, o.target, method)
-  local g = lumen.grad(common.target_score(tr.output, targets), A)
-  return A:detach(), g, targets, layer, nd == 4 and { 3, 4 } or { 3 }
-end
-
+-- ReLU(sum_k w_k A^k): the raw map (N, 1, ...), and the method's returns.
 local function finish(w, A, x, o, targets, layer)
-  local raw = (w * A):sum(2, true):relu()
-  local up = common.upsample_normalize(raw, x)
-  return o.raw and raw or up, targets, layer, raw, up
+  return common.cam_result((w * A):sum(2, true):relu(), x, o, targets, layer)
 end
+
+-- The spatial dims of maps A: {3, 4} for (N, K, h, w), {3} for (N, K, L).
+local function space(A) return #A.shape == 4 and { 3, 4 } or { 3 } end
 
 function M.gradcam(model, x, opts)
   local o = OPTIONS.gradcam(opts, model)
-  local A, g, targets, layer, space = layer_grads(model, x, o, "gradcam")
-  return finish(g:mean(space, true), A, x, o, targets, layer)
+  local A, g, targets, layer = common.cam_pass(model, x, o, "gradcam", true)
+  return finish(g:mean(space(A), true), A, x, o, targets, layer)
 end
 
 function M.gradcam_plus_plus(model, x, opts)
   local o = OPTIONS.gradcam_plus_plus(opts, model)
-  local A, g, targets, layer, space = layer_grads(model, x, o, "gradcam_plus_plus")
+  local A, g, targets, layer = common.cam_pass(model, x, o, "gradcam_plus_plus", true)
   local g2 = g * g
-  local denom = g2 * 2 + A:sum(space, true) * g2 * g
+  local denom = g2 * 2 + A:sum(space(A), true) * g2 * g
   local alpha = lumen.where(denom:ne(0), g2 / lumen.where(denom:ne(0), denom, 1), 0)
-  return finish((alpha * g:relu()):sum(space, true), A, x, o, targets, layer)
+  return finish((alpha * g:relu()):sum(space(A), true), A, x, o, targets, layer)
 end
 
 function M.guided_gradcam(model, x, opts)

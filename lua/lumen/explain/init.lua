@@ -27,8 +27,12 @@
 -- Returns. First the explanation (map, attribution, picture); second the target: a Lua array with one
 -- class id per sample for methods that explain a batch (saliency, guided backprop, CAM, Grad-CAM, LRP),
 -- a number for methods that explain one input (x of batch 1); then extras, named in the header. CAM-style
--- methods (cam, gradcam, gradcam_plus_plus, guided_gradcam, text_gradcam) return map, targets, layer,
--- then the raw map at the layer's resolution and the map upsampled to the input, from the one pass.
+-- methods (cam, gradcam, gradcam_plus_plus, guided_gradcam, text_gradcam, hirescam, layercam, xgradcam,
+-- eigencam, scorecam, ablationcam, fullgrad) return map, targets, layer, then the raw map at the layer's
+-- resolution and the map upsampled to the input, from the one pass (fullgrad: the names of its bias layers
+-- in the layer's place, its raw map at the input's size). The layer-based ones share their options,
+-- default layer and reading of token / channels-last layers (reshape =, layout =) through
+-- common.cam_options and common.cam_pass.
 -- Methods older than this rule keep the returns their Contract fixed: integrated_gradients (attr, gap,
 -- target), text_integrated_gradients (attr, gap, target), kernel_shap (phi, base, values, target), lime
 -- (weights, segments, r2, intercept, target), filters and feature_maps (picture, layer / activations),
@@ -47,6 +51,8 @@ local METHODS = {
   lrp = "lrp", class_model = "class_model", deepdream = "deepdream", deconv = "deconv", top_inputs = "deconv",
   deconv_grid = "deconv", lime_picture = "lime",
   deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
+  hirescam = "cam_variants", layercam = "cam_variants", xgradcam = "cam_variants", eigencam = "eigencam",
+  scorecam = "scorecam", ablationcam = "ablationcam", fullgrad = "fullgrad",
 }
 
 -- Helpers that are public but take no options: name -> {file, field}.
