@@ -259,6 +259,14 @@ describe("lumen.explain CAM family", function()
       assert.is_true(up:max_all() == 1 and up:min_all() >= 0)
     end)
 
+    it("does not change when the scores are scaled (exact per-channel normalisation)", function()
+      local m = bn_net()
+      local map, targets = explain.fullgrad(m, x)
+      local fc = m:layer("fc")
+      fc.weight, fc.bias = fc.weight:detach() * 1000, fc.bias:detach() * 1000
+      assert_close(explain.fullgrad(m, x, { target = targets }), map, 1e-5, "scores x 1000")
+    end)
+
     it("refuses BatchNorm in training mode and activations it cannot undo", function()
       local m = bn_net()
       m:train()

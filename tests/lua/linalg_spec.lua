@@ -1,4 +1,5 @@
--- Specs for lumen.linalg: the float64 solver and weighted ridge regression behind LIME and KernelSHAP.
+-- Specs for lumen.linalg: the float64 solver and weighted ridge regression behind LIME and KernelSHAP, and the
+-- symmetric eigen-decomposition behind EigenCAM.
 local lumen = require "lumen"
 local linalg = lumen.linalg
 
@@ -64,6 +65,47 @@ describe("lumen.linalg", function()
 
     it("raises on a feature that never changes without an intercept's help", function()
       assert.has_error(function() linalg.ridge({ { 1, 1 }, { 1, 1 }, { 1, 1 } }, { 1, 2, 3 }, { 1, 1, 1 }) end)
+    end)
+  end)
+  describe("eigh()", function()
+    it("decomposes a known matrix, with values in descending order", function()
+      local values, V = linalg.eigh { { 2, 1 }, { 1, 2 } }
+      assert.is_true(near(values[1], 3) and near(values[2], 1))
+      assert.is_true(near(math.abs(V[1][1]), math.sqrt(0.5)) and near(V[1][1], V[2][1]))
+      assert.is_true(near(V[1][2], -V[2][2]))
+    end)
+
+    it("gives A V = V diag(values) and V^T V = I for random symmetric matrices up to 60 x 60", function()
+      lumen.seed(4)
+      for _, n in ipairs { 1, 2, 3, 7, 24, 60 } do
+        local B = lumen.randn { n, n }
+        local A = (B + B:t()):totable()
+        local values, V = linalg.eigh(A)
+        for k = 1, n do
+          if k > 1 then assert.is_true(values[k] <= values[k - 1], "descending") end
+          for i = 1, n do
+            local s = 0
+            for j = 1, n do s = s + A[i][j] * V[j][k] end
+            assert.is_true(math.abs(s - values[k] * V[i][k]) < 1e-11 * n, ("n = %d: A v - lambda v"):format(n))
+          end
+          for k2 = k, n do
+            local d = 0
+            for i = 1, n do d = d + V[i][k] * V[i][k2] end
+            assert.is_true(math.abs(d - (k == k2 and 1 or 0)) < 1e-12 * n, ("n = %d: orthonormal"):format(n))
+          end
+        end
+      end
+    end)
+
+    it("handles repeated and zero eigenvalues, and refuses a matrix that is not square", function()
+      local values, V = linalg.eigh { { 2, 0, 0 }, { 0, 0, 0 }, { 0, 0, 2 } }
+      assert.same({ 2, 2, 0 }, values)
+      assert.is_true(near(math.abs(V[2][3]), 1))
+      values = linalg.eigh { { 0, 0 }, { 0, 0 } }
+      assert.same({ 0, 0 }, values)
+      assert.same({}, (linalg.eigh {}))
+      assert.has_error(function() linalg.eigh { { 1, 2 }, { 3 } } end,
+        "eigh: expected a square matrix, row 2 has 1 entries for 2 rows")
     end)
   end)
 end)
