@@ -7,16 +7,16 @@
 local lumen = require "lumen"
 local recipe = lumen.recipe
 
-local p = lumen.args {
-  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "", target = 0,
+local p = lumen.args(recipe.image_args {
+  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "", target = "",
   method = "gradcam", out = "out/gradcam", seed = 0,
-}
+})
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local methods = { gradcam = "gradcam", gradcam_plus_plus = "gradcam_plus_plus", guided_gradcam = "gradcam" }
 local raw_method = methods[p.method] or error("method must be gradcam, gradcam_plus_plus or guided_gradcam", 0)
 
-local opts = { layer = recipe.opt(p.layer), target = recipe.opt(p.target) }
+local opts = { layer = recipe.opt(p.layer), target = recipe.target(model, p, x) }
 local map, targets, layer = lumen.explain[p.method](model, x, opts)
 local raw = lumen.explain[raw_method](model, x, { layer = layer, target = targets[1], raw = true })
 local name = recipe.label(model, targets[1], true)
