@@ -190,7 +190,9 @@ function M.run_method(m, model, x, img, p)
   local t = r[m[3]]
   local info = {}
   if m[2] == "cam" then info.layer = r[3] end
-  return { name = m[1], raw = r[1], map = map, signed = signed, target = type(t) == "table" and t[1] or t, info = info }
+  -- the raw result is a tensor (LIME's is a list of superpixel weights: its per-pixel map stands for it)
+  local raw = lumen.is_tensor(r[1]) and r[1] or map
+  return { name = m[1], raw = raw, map = map, signed = signed, target = type(t) == "table" and t[1] or t, info = info }
 end
 
 ---------------------------------------------------------------- pictures and files
@@ -221,7 +223,16 @@ local function inputs_of(input)
   return files
 end
 
-local function caption(model, c) return recipe.label(model, c, true) end
+-- Captions that fit a panel cell of the enlarged picture (the 5x7 font is drawn at scale h // 100).
+local function fitted(img, texts)
+  local cell = recipe.enlarge(img)
+  local h, w = cell.shape[2], cell.shape[3]
+  local scale = math.max(1, h // 100)
+  local n = (w - 2 * scale) // (6 * scale)
+  local out = {}
+  for i, t in ipairs(texts) do out[i] = #t > n and (t:sub(1, n - 1) .. ".") or t end
+  return out
+end
 
 -- Writes one image's panel, maps and manifest into dir; returns the written file names.
 local function write_outputs(dir, results, img, model, compare)
@@ -242,10 +253,11 @@ local function write_outputs(dir, results, img, model, compare)
       labels[#labels + 1] = r.name
       save(r.name .. ".npy", r.raw)
     end
-    save("compare.png", lumen.viz.panel(cells, { labels = labels }), true)
+    save("compare.png", lumen.viz.panel(cells, { labels = fitted(img, labels) }), true)
   else
     local r = results[1]
-    save(r.name .. ".png", recipe.map_panel(img, r.map, { signed = r.signed, labels = { "input", caption(model, r.target), r.name } }), true)
+    local labels = fitted(img, { "input", recipe.label(model, r.target, true), r.name })
+    save(r.name .. ".png", recipe.map_panel(img, r.map, { signed = r.signed, labels = labels }), true)
     save(r.name .. ".npy", r.raw)
   end
   return files
@@ -298,7 +310,7 @@ local function explain_image(path, model, spec, p, dir)
   lumen.manifest(dir, info, files)
   lumen._params = saved_params
   if _G.arg then _G.arg[0] = saved_arg0 end
-  print(("  wrote %s/%s"):format(dir, files[1]))
+  print(("  wrote %s/%s"):format(dir, p.compare and "compare.png" or (p.methods[1][1] .. ".png")))
   return dir
 end
 
