@@ -151,6 +151,18 @@ describe("lumen.models", function()
       os.remove(labels)
     end)
 
+    it("lumen spec rewrites a lumen checkpoint with the new spec, to the same outputs", function()
+      local out = tmp(".lumen")
+      require "lumen.cli.spec" { recipe.FASHION_MODEL, "preset=raw", "out=" .. out }
+      local a, b = lumen.load_model(recipe.FASHION_MODEL), lumen.load_model(out)
+      assert.equal("raw", b.input_spec.preset)
+      assert.same(a.labels, b.labels)
+      lumen.seed(3)
+      local x = lumen.rand { 2, 1, 28, 28 }
+      assert.equal(0, lumen.max_abs_diff(a:forward(x), b:forward(x)))
+      os.remove(out)
+    end)
+
     it("lumen spec needs a preset, refuses TFLite and its own path, and a bad JSON record is an error naming the file", function()
       assert.matches("does not record how its input was preprocessed", error_of(require "lumen.cli.spec", { SMALL }))
       assert.matches("tiny%.tflite: lumen spec rewrites ONNX files and lumen checkpoints",

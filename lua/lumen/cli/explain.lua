@@ -324,6 +324,10 @@ function M.main(words)
   local model = lumen.load_model(p.model)
   local spec = models.input_spec(model, recipe.image_opts(p), p.model)
   model.input_spec = spec
+  if spec.size then -- labels checked before any picture is read (else on the first one)
+    recipe.attach_labels(model, p)
+    p.labels_checked = true
+  end
   local files = inputs_of(p.input)
   local name = p.compare and "compare" or p.methods[1][1]
   local bar = #files > 1 and lumen.progress(#files, "explain " .. name) or nil
