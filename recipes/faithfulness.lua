@@ -14,8 +14,8 @@ local viz = lumen.viz
 local E = lumen.explain
 local auc = E.auc
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", labels = "", index = 1, n = 20, steps = 28, batch_size = 29,
-                       out = "out/faithfulness", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", labels = "", index = 1, n = 20, steps = 28, batch_size = 29,
+                       out = "out/faithfulness", seed = 0 })
 lumen.seed(p.seed)
 local methods = {
   { name = "gradcam", color = { 0.85, 0.1, 0.1 }, map = function(m, x) return (E.gradcam(m, x)) end },

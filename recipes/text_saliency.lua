@@ -10,7 +10,7 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 
 local p = lumen.args {
-  model = "data/models/textcnn_fortunes.lumen", vocab = "", target = 0, steps = 50, layer = "conv1d_1",
+  model = "data/models/textcnn_fortunes.lumen", vocab = "", target = "", steps = 50, layer = "conv1d_1",
   out = "out/text_saliency",
   text = "The computer program crashed again, so the engineers rewrote the software and debugged the code.",
   seed = 0,
@@ -26,7 +26,7 @@ local n = math.min(#tokens, L)
 tokens = { table.unpack(tokens, 1, n) }
 
 local E = lumen.explain
-local sal, target = E.text_saliency(model, ids, { target = recipe.opt(p.target) })
+local sal, target = E.text_saliency(model, ids, { target = recipe.target(model, p) })
 local ig, gap = E.text_integrated_gradients(model, ids, { target = target, steps = p.steps })
 local cam, _, layer = E.text_gradcam(model, ids, { target = target, layer = recipe.opt(p.layer) })
 local name = recipe.label(model, target)

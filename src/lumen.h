@@ -74,6 +74,7 @@ typedef enum {
   LM_LIMIT_TENSOR_BYTES,   /* bytes of one tensor a file declares (1 GiB) */
   LM_LIMIT_MODEL_NODES,    /* nodes / operators / layers of a model file (100,000) */
   LM_LIMIT_MODEL_TENSORS,  /* tensors / initializers / buffers of a model file (100,000) */
+  LM_LIMIT_JPEG_SCANS,     /* scans of a progressive JPEG (1,000) */
   LM_LIMIT_COUNT
 } lm_limit;
 int64_t lm_limit_get(lm_limit k);

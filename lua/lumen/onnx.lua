@@ -11,8 +11,11 @@
 -- evaluated once at load time and leave no node. Each node also runs once at load time on a probe
 -- input (zeros, batch 1) so shapes are known and a model that cannot run fails here, naming the node.
 --
+-- The file's metadata_props may record how to use it (written by `lumen spec`, the same keys as a lumen
+-- checkpoint): "lumen.input_spec" (JSON: preset, size, resize, crop, scale, mean, std) becomes
+-- model.input_spec, over the size the graph input declares; "lumen.labels" (JSON array) model.labels.
 -- opts: labels = path or array (model.labels: labels[c] is line c of the file, the label of lumen class
---       id c, which is output index c - 1),
+--       id c, which is output index c - 1; over what the file records),
 --       input_shape = {...} (of the first input, when it has symbolic sizes other than the batch),
 --       input_spec = {...} (merged into model.input_spec, e.g. scale = {-1, 1}).
 -- Conventions: float inputs are used as the file declares them (NCHW for exported CNNs). Int64 token-id
@@ -656,8 +659,25 @@ local function input_spec(v)
   return { size = { s[3], s[4] }, channels = s[2] }
 end
 
+-- What the file's metadata_props record: the input spec and the labels (nil when absent).
+local function recorded(desc)
+  local meta, out = desc.metadata or {}, {}
+  for key, field in pairs { ["lumen.input_spec"] = "spec", ["lumen.labels"] = "labels" } do
+    if meta[key] then
+      local ok, v = pcall(lumen.json.decode, meta[key])
+      if not ok or type(v) ~= "table" then
+        error(("metadata_props '%s' is not a JSON %s (%s)"):format(key, field == "spec" and "object" or "array",
+          ok and type(v) or tostring(v)), 0)
+      end
+      out[field] = v
+    end
+  end
+  return out
+end
+
 -- The graph of a parsed model (errors are prefixed with the file by load).
 local function build(desc, opts)
+  local rec = recorded(desc)
   if desc.opset < 9 then error(("opset %d is not supported (lumen reads opsets 9 to 17)"):format(desc.opset), 0) end
   if #desc.inputs == 0 then error("the graph has no inputs", 0) end
   local env = { consts = {}, alias = {}, produced = {}, used = {}, int_inputs = {}, opset = desc.opset,
@@ -686,7 +706,15 @@ local function build(desc, opts)
     if src then env.b:add { name = o.name, type = "Identity", inputs = { src }, fn = function(x) return x end } end
     outputs[k] = o.name
   end
-  return common.finish(env.b, outputs, input_spec(desc.inputs[1]), opts)
+  local spec = input_spec(desc.inputs[1])
+  if rec.spec then
+    spec = spec or {}
+    for k, v in pairs(rec.spec) do spec[k] = v end
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if o.labels == nil then o.labels = rec.labels end
+  return common.finish(env.b, outputs, spec, o)
 end
 
 -- load(path [, opts]) -> nn.Graph; raises "path: reason".

@@ -1,5 +1,11 @@
 -- lumen.models: the shipped architectures (textcnn, fashion_cnn), load_model (lumen checkpoints,
--- ONNX, TFLite, told apart by content) and labels (label files, one label per line).
+-- ONNX, TFLite, told apart by content), labels (label files, one label per line) and what every
+-- front end (recipes, `lumen explain`, batch runs) asks of a model file the same way:
+--   input_spec(model, opts, path)   the preprocessing to use, or an error naming the file and the presets
+--   classes(model [, x])             how many classes the model scores
+--   check_labels(labels, n, opts)    a label list of the right length (label_offset), or an error
+--   class_id(model, target [, n])    a class from an id or a label name ("macaw")
+--   top(model, x [, k])              the k best classes of an input: ids, probabilities, labels
 local M = {}
 
 M.textcnn = require "lumen.models.textcnn"
@@ -40,6 +46,125 @@ function M.labels(path)
   for line in f:lines() do res[#res + 1] = line:gsub("\r$", "") end
   f:close()
   return res
+end
+
+-- The keys of a model's input_spec that say how to preprocess (not only its size): present when the
+-- file records its preprocessing (a lumen checkpoint, an ONNX file with lumen.input_spec metadata, a
+-- TFLite file whose uint8 input quantization gives the range).
+local function records_preprocessing(spec)
+  return spec and (spec.preset or spec.scale or spec.mean or spec.std) and true or false
+end
+
+-- input_spec(model, opts, path) -> the resolved spec (lumen.image.input_spec) for an image model:
+-- what opts gives (preset, size, crop, resize, mean, std, scale; "" = not given) over what the file
+-- records. With neither a recorded preprocessing nor a preset (or scale / mean / std) it is an error
+-- naming the model file and the presets: lumen does not guess an input range.
+function M.input_spec(model, opts, path)
+  local image = require "lumen.image"
+  local base = model.input_spec or {}
+  if base.length or base.dtype == "int64" then
+    error(("%s: a text model takes token ids, not pictures"):format(path), 0)
+  end
+  local given = false
+  for _, k in ipairs { "preset", "scale", "mean", "std" } do given = given or (opts[k] ~= nil and opts[k] ~= "") end
+  if not given and not records_preprocessing(base) then
+    local names = image.preset_names()
+    error(("%s: the model does not record how its input was preprocessed; give preset=%s or %s (or scale=, "
+      .. "mean=, std=), or record it once with `lumen spec %s preset=...`"):format(path,
+      table.concat(names, ", ", 1, #names - 1), names[#names], path), 0)
+  end
+  local ok, spec = pcall(image.input_spec, opts, base)
+  if not ok then error(("%s: %s"):format(path, spec), 0) end
+  return spec
+end
+
+-- The model's scores (N, classes) for x, before a final softmax, without recording gradients.
+local function scores(model, x)
+  local lumen = require "lumen"
+  return lumen.no_grad(model.forward, model, x, { logits = true })
+end
+
+-- classes(model [, x]) -> the number of classes: the last size of the output for x, or for a probe of
+-- zeros (or ids 1) shaped as model.input_spec says. nil when neither is known.
+function M.classes(model, x)
+  local lumen = require "lumen"
+  if not x then
+    local s = model.input_spec or {}
+    if s.size then x = lumen.zeros { 1, s.channels or 3, s.size[1], s.size[2] }
+    elseif s.length then x = lumen.ones({ 1, s.length }):long()
+    else return nil end
+  end
+  local y = scores(model, x)
+  return y.shape[#y.shape]
+end
+
+-- check_labels(labels, n, {offset = 0, path =, model =}) -> labels[offset + 1 ..]: the label list of
+-- a model with n classes. A list of another length is an error naming both counts; offset = 1 drops a
+-- first "background" line (the 1001-line ImageNet files of the TFLite / Coral models, on a 1000-class
+-- model).
+function M.check_labels(labels, n, opts)
+  opts = opts or {}
+  local offset = opts.offset or 0
+  if math.type(offset) ~= "integer" or offset < 0 then
+    error(("label_offset=%s: expected a whole number >= 0"):format(tostring(offset)), 0)
+  end
+  local out = { table.unpack(labels, offset + 1) }
+  if n and #out ~= n then
+    local what = opts.path or "the label list"
+    local hint = #out == n + 1 and " (label_offset=1 skips a first 'background' line)" or ""
+    error(("%s has %d labels%s but %s has %d classes%s"):format(what, #labels,
+      offset > 0 and (" (%d after label_offset=%d)"):format(#out, offset) or "", opts.model or "the model", n, hint), 0)
+  end
+  return out
+end
+
+-- class_id(model, target [, n]) -> a 1-based class id, or nil for "the top class" (nil, "", 0).
+-- target: an id (number or digits) in 1..n, or a label name: the label that equals it or one of its
+-- comma-separated names (case-insensitive), else the one label containing it; several matches are an
+-- error listing them.
+function M.class_id(model, target, n)
+  if target == nil or target == "" or target == 0 then return nil end
+  local id = math.tointeger(tonumber(target))
+  if id then
+    n = n or (model.labels and #model.labels)
+    if id < 1 or (n and id > n) then
+      error(("target=%s: class ids are 1..%s"):format(tostring(target), n and tostring(n) or "the number of classes"), 0)
+    end
+    return id
+  end
+  if type(target) ~= "string" then error(("target: expected a class id or a label, got %s"):format(type(target)), 0) end
+  local labels = model.labels
+  if not labels then error(("target=%s: the model has no labels to look the name up in (give labels=FILE)"):format(target), 0) end
+  local want = target:lower()
+  local exact, partial = {}, {}
+  for c, label in ipairs(labels) do
+    local l = label:lower()
+    local hit = l == want
+    for name in l:gmatch("[^,]+") do hit = hit or name:match("^%s*(.-)%s*$") == want end
+    if hit then exact[#exact + 1] = c end
+    if l:find(want, 1, true) then partial[#partial + 1] = c end
+  end
+  local found = #exact > 0 and exact or partial
+  if #found == 1 then return found[1] end
+  if #found == 0 then error(("target=%s: no label contains '%s'"):format(target, target), 0) end
+  local list = {}
+  for i = 1, math.min(#found, 10) do list[i] = ("%d %s"):format(found[i], labels[found[i]]) end
+  error(("target=%s: %d labels match (%s%s); give the id or more of the name"):format(target, #found,
+    table.concat(list, "; "), #found > 10 and "; ..." or ""), 0)
+end
+
+-- top(model, x [, k = 5]) -> ids, probabilities (softmax of the scores before any final softmax) and
+-- labels (or "class N") of the k best classes of the first input in x, best first.
+function M.top(model, x, k)
+  local lumen = require "lumen"
+  local probs = lumen.softmax(scores(model, x), 2)
+  local values, ids = lumen.topk(probs, math.min(k or 5, probs.shape[2]), 2)
+  local r = { ids = {}, probs = {}, labels = {} }
+  for i = 1, values.shape[2] do
+    r.ids[i], r.probs[i] = ids:get { 1, i }, values:get { 1, i }
+    r.labels[i] = model.labels and model.labels[r.ids[i]] or ("class " .. r.ids[i])
+  end
+  return r.ids, r.probs, r.labels
 end
 
 return M
