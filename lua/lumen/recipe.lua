@@ -115,7 +115,9 @@ end
 function M.target(model, p, x)
   local t = p.target
   if t == nil or t == "" or t == 0 then return nil end
-  return models.class_id(model, t, model.labels and #model.labels or models.classes(model, x))
+  -- an id above the class count is caught by the method's own target check, before its main work:
+  -- no extra pass here to count the classes
+  return models.class_id(model, t, model.labels and #model.labels or nil)
 end
 
 -- The picture (C, H, W) in [0, 1] of a model input (1, C, H, W): model.input_spec's scaling undone.

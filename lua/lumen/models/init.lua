@@ -84,10 +84,25 @@ local function scores(model, x)
   return lumen.no_grad(model.forward, model, x, { logits = true })
 end
 
--- classes(model [, x]) -> the number of classes: the last size of the output for x, or for a probe of
--- zeros (or ids 1) shaped as model.input_spec says. nil when neither is known.
+-- The class count read off the weights, with no pass: when the model's output is made by a Linear
+-- layer (or a Softmax straight after one), its out_features. nil otherwise.
+local function dense_classes(model)
+  if type(model) ~= "table" or not model.flow then return nil end
+  local flow = model:flow()
+  local n = #flow.outputs == 1 and flow.by_name[flow.outputs[1]]
+  if n and (n.type == "Softmax" or n.type == "LogSoftmax") and #n.inputs == 1 then n = flow.by_name[n.inputs[1]] end
+  local m = n and n.module
+  if m and m.type == "Linear" and m.weight then return m.weight.shape[1] end
+  return nil
+end
+
+-- classes(model [, x]) -> the number of classes: read off a final Linear layer's weights, else the last
+-- size of the output for x, or for a probe of zeros (or ids 1) shaped as model.input_spec says. nil
+-- when none of these is known.
 function M.classes(model, x)
   local lumen = require "lumen"
+  local n = dense_classes(model)
+  if n then return n end
   if not x then
     local s = model.input_spec or {}
     if s.size then x = lumen.zeros { 1, s.channels or 3, s.size[1], s.size[2] }
