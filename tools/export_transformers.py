@@ -13,6 +13,7 @@ Everything is seeded, so a rerun writes the same numbers. It writes:
   * forms_opset{11,17}.onnx: ONNX graphs written node by node for the operator forms PyTorch does not
     export (LSTM / GRU directions, layouts, initial states and linear_before_reset = 0, ReduceL2,
     variadic Min / Max, Einsum forms, ...), with NumPy references written from the ONNX operator specs;
+  * unsupported_*.onnx: tiny graphs with operator forms lumen refuses (a clear error each);
   * layers.safetensors: torch.nn LayerNorm, MultiheadAttention, TransformerEncoderLayer, LSTM and GRU
     weights, inputs, outputs and input gradients, for lumen.nn's layers on the same weights.
 tests/fixtures/torch/README.md describes each file.
@@ -538,6 +539,46 @@ def export_forms(out):
     return sizes
 
 
+def export_unsupported(out):
+    """Tiny graphs lumen must refuse with a clear error (the test lists the message each must give)."""
+    gen = np.random.default_rng(SEED + 13)
+    x = gen.standard_normal((3, 2, 4)).astype(np.float32)
+    H = 3
+    cases = {
+        "lstm_activations": lambda f: f.node("LSTM", ["x", f.const(gen.standard_normal((1, 4 * H, 4))),
+                                                      f.const(gen.standard_normal((1, 4 * H, H)))],
+                                             hidden_size=H, activations=["Sigmoid", "Tanh", "Tanh"]),
+        "lstm_peepholes": lambda f: f.node("LSTM", ["x", f.const(gen.standard_normal((1, 4 * H, 4))),
+                                                    f.const(gen.standard_normal((1, 4 * H, H))), "", "", "", "",
+                                                    f.const(np.ones((1, 3 * H)))], hidden_size=H),
+        "lstm_sequence_lens": lambda f: f.node("LSTM", ["x", f.const(gen.standard_normal((1, 4 * H, 4))),
+                                                        f.const(gen.standard_normal((1, 4 * H, H))), "",
+                                                        f.const([3, 2], np.int32)], hidden_size=H),
+        "gru_clip": lambda f: f.node("GRU", ["x", f.const(gen.standard_normal((1, 3 * H, 4))),
+                                             f.const(gen.standard_normal((1, 3 * H, H)))], hidden_size=H, clip=1.0),
+        "einsum_three": lambda f: f.node("Einsum", ["x", "x", "x"], equation="abc,abc,abc->abc"),
+        "scatternd_add": lambda f: f.node("ScatterND", ["x", f.const([[0]], np.int64), f.const(np.ones((1, 2, 4)))],
+                                          reduction="add"),
+        "nonzero": lambda f: f.node("NonZero", ["x"]),
+    }
+    sizes = {}
+    for name, make in cases.items():
+        f = Forms(x)
+        y = make(f)
+        f.nodes.append(helper.make_node("Identity", [y if isinstance(y, str) else y[0]], ["y"], name="out"))
+        f.outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+        g = helper.make_graph(f.nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              f.outputs, f.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 16)], producer_name="export_transformers")
+        m.ir_version = 8
+        raw = m.SerializeToString()
+        fname = f"unsupported_{name}.onnx"
+        with open(os.path.join(out, fname), "wb") as fh:
+            fh.write(raw)
+        sizes[fname] = len(raw)
+    return sizes
+
+
 # ---------------------------------------------------------------------------- torch.nn layers, for lumen.nn
 
 def export_layers(out):
@@ -628,6 +669,7 @@ def main():
         sizes.update(s)
     sizes.update(export_ops(out))
     sizes.update(export_forms(out))
+    sizes.update(export_unsupported(out))
     sizes.update(export_layers(out))
     with open(os.path.join(out, "transformers.json"), "w") as f:
         json.dump(info, f, indent=2, sort_keys=True)
