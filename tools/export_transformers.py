@@ -454,7 +454,7 @@ def forms17(x, gen):
     # reductions (axes attributes until opset 18), variadic Min / Max, Expand (bidirectional broadcast)
     f.output("reduce_l2", f.node("ReduceL2", ["x"], axes=[2], keepdims=0), np.sqrt((X ** 2).sum(2)))
     f.output("reduce_l2_all", f.node("ReduceL2", ["x"], keepdims=1), np.sqrt((X ** 2).sum(keepdims=True)))
-    f.output("reduce_sum_empty", f.node("ReduceSum", ["x", f.const([], np.int64)], noop_with_empty_axes=1), X)
+    f.output("reduce_sum_noop", f.node("ReduceSum", ["x"], noop_with_empty_axes=1), X)
     f.output("reduce_sum", f.node("ReduceSum", ["x", f.const([0, -1], np.int64)], keepdims=0), X.sum((0, 2)))
     a1, a2 = rnd(4), rnd(6, 1)
     f.output("min3", f.node("Min", ["x", f.const(a1), f.const(a2)]), np.minimum(np.minimum(X, a1), a2))
