@@ -922,10 +922,11 @@ end
 
 ---------------------------------------------------------------- transformers: recurrent layers
 
--- LSTM and GRU, the default activations only. Weights must be constants; gates are reordered from
--- ONNX's (i, o, f, c) and (z, r, h) to lumen's (PyTorch's) (i, f, g, o) and (r, z, n). Y (T, D, N, H)
--- (layout 1: (N, T, D, H)) is one graph node; Y_h, when used, is read off Y (the last step of the
--- forward direction, the first of the reverse one); Y_c, when used, is a second node.
+-- LSTM and GRU, the default activations only: one nn.LSTMLayer / nn.GRULayer (onnx_layout) holding the
+-- file's weights as parameters, its gates reordered from ONNX's (i, o, f, c) and (z, r, h) to lumen's
+-- (PyTorch's) (i, f, g, o) and (r, z, n). Y (T, D, N, H) (layout 1: (N, T, D, H)) is that layer's node;
+-- Y_h, when used, is read off Y (the last step of the forward direction, the first of the reverse one);
+-- Y_c, when used, is a second node running the same layer. Constant zero initial states count as absent.
 local function rnn_converter(kind)
   local G = kind == "LSTM" and 4 or 3
   local order = kind == "LSTM" and { 1, 3, 4, 2 } or { 2, 1, 3 } -- lumen block k = ONNX block order[k]
@@ -936,17 +937,15 @@ local function rnn_converter(kind)
     if n:attr("input_forget", 0) ~= 0 then n:fail("input_forget = 1 is not supported") end
     local H = n:attr("hidden_size") or n:fail("missing attribute hidden_size")
     local direction = n:attr("direction", "forward")
-    local D = direction == "bidirectional" and 2 or 1
     if direction ~= "forward" and direction ~= "reverse" and direction ~= "bidirectional" then
       n:fail("unknown direction '%s'", tostring(direction))
     end
+    local D = direction == "bidirectional" and 2 or 1
     local layout = n:attr("layout", 0)
-    local lbr = kind == "GRU" and n:attr("linear_before_reset", 0) == 1
     local W, R, B = n:need_const(2, "W"), n:need_const(3, "R"), n:const(4)
     if n:has(4) and not B then n:fail("B (input 4) must be a constant") end
     if n:has(5) then
-      local lens = n:const(5)
-      local s = n:shape(1)
+      local lens, s = n:const(5), n:shape(1)
       local T = s and s[layout == 1 and 2 or 1]
       local ok = lens ~= nil and T ~= nil
       for k = 1, ok and lens:numel() or 0 do ok = ok and lens:flat_get(k) == T end
@@ -965,74 +964,62 @@ local function rnn_converter(kind)
       for k = 1, G do parts[k] = lumen.narrow(t, 1, (order[k] - 1) * H + 1, H) end
       return lumen.cat(parts, 1)
     end
-    local dirs = {}
-    for d = 1, D do
-      local w = {
-        ih = reorder(lumen.select(W, 1, d)), hh = reorder(lumen.select(R, 1, d)),
-        reverse = direction == "reverse" or d == 2,
-      }
+    local Layer = kind == "LSTM" and lumen.nn.LSTMLayer or lumen.nn.GRULayer
+    local m = Layer { input_size = W:size(3), hidden_size = H, bias = B ~= nil, bidirectional = D == 2,
+                      reverse = direction == "reverse", batch_first = layout == 1, onnx_layout = true,
+                      linear_before_reset = kind == "GRU" and n:attr("linear_before_reset", 0) == 1 }
+    local tensors = {}
+    for d, suffix in ipairs(D == 2 and { "", "_reverse" } or { "" }) do
+      tensors["weight_ih" .. suffix] = reorder(lumen.select(W, 1, d))
+      tensors["weight_hh" .. suffix] = reorder(lumen.select(R, 1, d))
       if B then
         local b = lumen.select(B, 1, d)
-        w.b_ih, w.b_hh = reorder(lumen.narrow(b, 1, 1, G * H)), reorder(lumen.narrow(b, 1, G * H + 1, G * H))
+        tensors["bias_ih" .. suffix] = reorder(lumen.narrow(b, 1, 1, G * H))
+        tensors["bias_hh" .. suffix] = reorder(lumen.narrow(b, 1, G * H + 1, G * H))
       end
-      dirs[d] = w
     end
-    -- state (D, N, H) or layout 1 (N, D, H) -> direction d's (N, H)
-    local function state(t, d)
-      if t == nil then return nil end
-      return lumen.select(t, layout == 1 and 2 or 1, d)
-    end
-    -- runs every direction: ys (T, N, H) each, and the last cell states
-    local function run(x, h0, c0)
-      if layout == 1 then x = lumen.transpose(x, 1, 2) end
-      local ys, cs = {}, {}
-      for d, w in ipairs(dirs) do
-        if kind == "LSTM" then
-          local _
-          ys[d], _, cs[d] = lumen.lstm(x, w.ih, w.hh, w.b_ih, w.b_hh, state(h0, d), state(c0, d), { reverse = w.reverse })
-        else
-          ys[d] = lumen.gru(x, w.ih, w.hh, w.b_ih, w.b_hh, state(h0, d), { reverse = w.reverse, linear_before_reset = lbr })
-        end
+    common.set_tensors(m, tensors)
+    -- initial states: runtime inputs follow x in order; constants are bound (zeros dropped)
+    local inputs, states, slots = { n.inputs[1] }, {}, kind == "LSTM" and { 6, 7 } or { 6 }
+    local positional = true
+    for k, i in ipairs(slots) do
+      local c = n:const(i)
+      if c and lumen.max_all(lumen.abs(c)) == 0 then c = nil end
+      if c then
+        states[k], positional = c, false
+      elseif n:has(i) and not n:const(i) then
+        if #inputs ~= k then positional = false end
+        inputs[#inputs + 1], states[k] = n.inputs[i], "runtime"
       end
-      return ys, cs
     end
-    local inputs = { n.inputs[1] }
-    local function take(i) -- an optional runtime input of the node; constants are bound
-      local name = n:has(i) and n.inputs[i] or nil
-      if name and not n:const(i) then inputs[#inputs + 1] = name; return true end
-      return false
-    end
-    local h_rt, c_rt = take(6), kind == "LSTM" and take(7)
-    local h_c, c_c = n:const(6), kind == "LSTM" and n:const(7) or nil
-    local function args(x, ...)
-      local rest, k = { ... }, 1
-      local h0, c0 = h_c, c_c
-      if h_rt then h0, k = rest[k], k + 1 end
-      if c_rt then c0 = rest[k] end
-      return x, h0, c0
+    local function run(x, ...)
+      local rest, args, j = { ... }, {}, 1
+      for k = 1, #slots do
+        if states[k] == "runtime" then args[k], j = rest[j], j + 1 else args[k] = states[k] end
+      end
+      return m:forward(x, args[1], args[2])
     end
     local y_name = n.outputs[1] ~= "" and n.outputs[1] or (n.outputs[2] .. ":Y")
     local outs = {}
-    outs[1] = { type = kind, inputs = inputs, fn = function(...)
-      local ys = run(args(...))
-      local y = lumen.stack(ys, 2) -- (T, D, N, H)
-      if layout == 1 then y = lumen.permute(y, { 3, 1, 2, 4 }) end
-      return y
-    end, name = y_name }
+    if positional then -- the layer is a module node: its weights are the model's parameters
+      outs[1] = { module = m, inputs = inputs, name = y_name }
+    else
+      outs[1] = { type = m.type, inputs = inputs, fn = function(...) return (run(...)) end, name = y_name }
+    end
     outs[2] = { type = kind .. "State", inputs = { y_name }, fn = function(y)
       if layout == 1 then y = lumen.permute(y, { 2, 3, 1, 4 }) end -- (T, D, N, H)
       local hs = {}
-      for d, w in ipairs(dirs) do
-        hs[d] = lumen.select(lumen.select(y, 2, d), 1, w.reverse and 1 or y:size(1))
+      for d = 1, D do
+        local rev = direction == "reverse" or d == 2
+        hs[d] = lumen.select(lumen.select(y, 2, d), 1, rev and 1 or y:size(1))
       end
       local h = lumen.stack(hs, 1) -- (D, N, H)
       return layout == 1 and lumen.transpose(h, 1, 2) or h
     end }
     if kind == "LSTM" then
       outs[3] = { type = "LSTMState", inputs = inputs, fn = function(...)
-        local _, cs = run(args(...))
-        local c = lumen.stack(cs, 1)
-        return layout == 1 and lumen.transpose(c, 1, 2) or c
+        local _, e = run(...)
+        return e.c
       end }
     end
     return { outputs = outs }

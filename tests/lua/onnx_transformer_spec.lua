@@ -94,11 +94,20 @@ describe("lumen.onnx: transformers and recurrent nets from PyTorch", function()
     assert.equal(3, convnext.GELU)
   end)
 
-  it("recurrent layers keep their type and the state outputs the classifier reads", function()
+  it("recurrent layers are layers holding PyTorch's parameters, and give the state outputs the classifier reads", function()
+    local counts = { text_lstm = 2304, text_gru = 1584 } -- torch: LSTM(8, 12, num_layers=2), GRU(8, 12, bidirectional)
+    for name, want in pairs(counts) do
+      local model = lumen.onnx.load(TORCH .. name .. ".onnx.gz")
+      local n = 0
+      for _, p in ipairs(model:parameters()) do
+        if p.name:find("^/rnn/") then n = n + p.tensor:numel() end
+      end
+      assert.equal(want, n, name)
+    end
     local lstm, gru = types_of(lumen.onnx.load(TORCH .. "text_lstm.onnx.gz")), types_of(lumen.onnx.load(TORCH .. "text_gru.onnx.gz"))
-    assert.equal(2, lstm.LSTM)
+    assert.equal(2, lstm.LSTMLayer)
     assert.equal(4, lstm.LSTMState) -- Y_h and Y_c of both layers
-    assert.equal(1, gru.GRU)
+    assert.equal(1, gru.GRULayer)
     assert.equal(1, gru.GRUState)
   end)
 

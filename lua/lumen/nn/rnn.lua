@@ -23,14 +23,20 @@ local M = {}
 
 ---------------------------------------------------------------- one layer, one or two directions
 
+-- The layer class: {input_size, hidden_size, bias = true, bidirectional = false, batch_first = true,
+-- reverse = false (one direction, run from the last step), linear_before_reset = true (GRU; false is
+-- ONNX's default form), onnx_layout = false}. With onnx_layout (what the ONNX importer builds) the output
+-- is ONNX's Y (T, D, N, H) and the states (D, N, H), or with batch_first (ONNX's layout 1) (N, T, D, H)
+-- and (N, D, H).
 local function layer_class(type_name, keras, gates, cell)
   local L = Module.class(type_name, { keras = keras, prefix = keras:lower() })
   function L:init(c)
     Composite.check_options(type_name, c, { "input_size", "hidden_size", "bias", "bidirectional", "batch_first",
-      "linear_before_reset" })
+      "reverse", "linear_before_reset", "onnx_layout" })
     local I, H = self:need(c, "input_size"), self:need(c, "hidden_size")
     self.hidden_size, self.bidirectional, self.batch_first = H, c.bidirectional == true, c.batch_first ~= false
     self.linear_before_reset = c.linear_before_reset ~= false
+    self.reverse, self.onnx_layout = c.reverse == true and not self.bidirectional, c.onnx_layout == true
     for _, suffix in ipairs(self.bidirectional and { "", "_reverse" } or { "" }) do
       self:register("weight_ih" .. suffix, Module.uniform({ gates * H, I }, H))
       self:register("weight_hh" .. suffix, Module.uniform({ gates * H, H }, H))
@@ -43,23 +49,30 @@ local function layer_class(type_name, keras, gates, cell)
 
   -- forward(x [, h0 [, c0]]) -> y, {h = (D, N, H), c = (D, N, H)}
   function L:forward(x, h0, c0)
+    local onnx_first = self.onnx_layout and self.batch_first -- states (N, D, H)
     local xt = self.batch_first and lumen.transpose(x, 1, 2) or x -- (T, N, I)
     local ys, hs, cs = {}, {}, {}
     for d, suffix in ipairs(self.bidirectional and { "", "_reverse" } or { "" }) do
+      local function state(t) return t and lumen.select(t, onnx_first and 2 or 1, d) end
       local args = { xt, self["weight_ih" .. suffix], self["weight_hh" .. suffix], self["bias_ih" .. suffix],
-                     self["bias_hh" .. suffix], h0 and lumen.select(h0, 1, d) }
-      local opts = { reverse = d == 2 }
+                     self["bias_hh" .. suffix], state(h0) }
+      local opts = { reverse = d == 2 or self.reverse }
       if cell == "lstm" then
-        ys[d], hs[d], cs[d] = lumen.lstm(args[1], args[2], args[3], args[4], args[5], args[6],
-          c0 and lumen.select(c0, 1, d), opts)
+        ys[d], hs[d], cs[d] = lumen.lstm(args[1], args[2], args[3], args[4], args[5], args[6], state(c0), opts)
       else
         opts.linear_before_reset = self.linear_before_reset
         ys[d], hs[d] = lumen.gru(args[1], args[2], args[3], args[4], args[5], args[6], opts)
       end
     end
+    local h, c = lumen.stack(hs, 1), cell == "lstm" and lumen.stack(cs, 1) or nil -- (D, N, H)
+    if self.onnx_layout then
+      local y = lumen.stack(ys, 2) -- (T, D, N, H)
+      if not onnx_first then return y, { h = h, c = c } end
+      return lumen.permute(y, { 3, 1, 2, 4 }), { h = lumen.transpose(h, 1, 2), c = c and lumen.transpose(c, 1, 2) }
+    end
     local y = #ys == 1 and ys[1] or lumen.cat(ys, 3) -- (T, N, D * H)
     if self.batch_first then y = lumen.transpose(y, 1, 2) end
-    return y, { h = lumen.stack(hs, 1), c = cell == "lstm" and lumen.stack(cs, 1) or nil }
+    return y, { h = h, c = c }
   end
   return L
 end
