@@ -4,12 +4,16 @@
 -- Every ONNX node becomes one graph node named after its first output tensor, so layers carry the
 -- names the file gives its tensors: model:forward(x, {capture = {"/layer4/layer4.1/relu_1/Relu_output_0"}}).
 -- Conv, ConvTranspose, Gemm and MatMul with a constant weight, BatchNormalization, activations, pools,
--- Flatten, Dropout, Softmax and embedding Gathers become lumen.nn modules holding the file's weights;
--- other operators become function nodes over lumen ops, so the model stays differentiable end to end.
+-- Flatten, Dropout, Softmax, LayerNormalization, LSTM, GRU and embedding Gathers become lumen.nn modules
+-- holding the file's weights; other operators become function nodes over lumen ops, so the model stays
+-- differentiable end to end. The GELU and LayerNorm patterns exporters spell out become one layer each
+-- (see `fuse`).
 -- Nodes whose inputs are all constants (initializers, Constant nodes, Shape of a statically known
 -- shape, and chains of them such as the Shape/Gather/Concat that exporters emit for Reshape) are
 -- evaluated once at load time and leave no node. Each node also runs once at load time on a probe
 -- input (zeros, batch 1) so shapes are known and a model that cannot run fails here, naming the node.
+-- With a symbolic batch size, shapes computed from the batch stay nodes (see "shapes that follow the
+-- batch size" below), so the model runs any batch.
 --
 -- opts: labels = path or array (model.labels: labels[c] is line c of the file, the label of lumen class
 --       id c, which is output index c - 1),
