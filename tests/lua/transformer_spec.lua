@@ -191,6 +191,24 @@ describe("lumen.nn transformer and recurrent layers", function()
     assert.equal(0, lumen.max_all(lumen.abs(lumen.narrow(lumen.select(e2.attention, 1, 1), 3, 6, 2))))
   end)
 
+  it("MultiheadAttention: a causal attn_mask, per-head masks, and batch_first = false", function()
+    lumen.seed(9)
+    local m = nn.MultiheadAttention { embed_dim = 4, num_heads = 2 }
+    local x = lumen.randn { 2, 3, 4 }
+    local causal = lumen.tensor({ { 0, 1, 1 }, { 0, 0, 1 }, { 0, 0, 0 } }, "int64")
+    local y, e = m:forward(x, { attn_mask = causal })
+    for i = 1, 3 do
+      for j = i + 1, 3 do assert.equal(0, lumen.max_all(lumen.abs(lumen.select(lumen.select(e.attention, 3, i), 3, j)))) end
+    end
+    local per_head = lumen.reshape(lumen.expand(lumen.reshape(causal:float(), { 1, 3, 3 }), { 4, 3, 3 }), { 4, 3, 3 })
+    local y2 = m:forward(x, { attn_mask = lumen.mul(per_head, -1e9) }) -- an additive float mask, one per head
+    support.assert_close(y2, y, 1e-5, "float mask")
+    local t = nn.MultiheadAttention { embed_dim = 4, num_heads = 2, batch_first = false }
+    for _, p in ipairs(m:parameters()) do t:set_state(p.name, p.tensor) end -- a nameless layer: local names
+    local yt = t:forward(lumen.transpose(x, 1, 2))
+    support.assert_close(lumen.transpose(yt, 1, 2), m:forward(x), 1e-6, "time first")
+  end)
+
   it("TransformerEncoderLayer agrees with torch: post-norm ReLU, pre-norm GELU, with a padding mask", function()
     local cfg = { d_model = 8, nhead = 2, dim_feedforward = 16 }
     agrees("tel_post", load(nn.TransformerEncoderLayer(cfg), "tel_post"), function(m, x) return m:forward(x) end)
