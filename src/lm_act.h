@@ -7,7 +7,7 @@
  *   lm_tensor *s = lm_softmax_forward(logits, 1, 0, &err);                 // (N, K), over dim 1
  *   lm_tensor *u = lm_upsample_forward(x, 2 * H, 2 * W, LM_UPSAMPLE_BILINEAR, 0, &err);
  *
- * Files: act.c (pointwise activations, dropout), norm.c (softmax, log-softmax, NLL loss, batch norm),
+ * Files: act.c (pointwise activations, dropout), norm.c (softmax, log-softmax, NLL loss, batch norm, layer norm),
  * resample.c (the one resampler behind upsampling and image resizing, Gaussian blur). Every forward
  * returns a new tensor; every backward ADDS into the gradient tensors it is given (NULL = not wanted)
  * and returns 0, or -1 with err set. Dimensions and class ids are 0-based. Inputs are float32 unless said otherwise.
@@ -59,7 +59,7 @@ lm_tensor *lm_dropout_forward(const lm_tensor *x, float p, lm_tensor **mask, lm_
 /* gx += gy * mask. */
 int lm_dropout_backward(const lm_tensor *gy, const lm_tensor *mask, lm_tensor *gx, lm_error *err);
 
-/* ---- softmax, losses, batch norm (norm.c) ---- */
+/* ---- softmax, losses, batch norm, layer norm (norm.c) ---- */
 
 /* softmax (as_log = 0) or log-softmax (as_log = 1) of x along dim, numerically stable (max subtracted). */
 lm_tensor *lm_softmax_forward(const lm_tensor *x, int dim, int as_log, lm_error *err);
@@ -90,6 +90,17 @@ lm_tensor *lm_batch_norm_forward(const lm_tensor *x, lm_tensor *running_mean, lm
 int lm_batch_norm_backward(const lm_tensor *x, const lm_tensor *weight, const lm_tensor *mean,
                            const lm_tensor *invstd, const lm_tensor *gy, int training, lm_tensor *gx,
                            lm_tensor *gweight, lm_tensor *gbias, lm_error *err);
+
+/* Layer normalisation of x over its last k dims (D values per row, M rows):
+ * y = (x - mean) * rstd * weight + bias, mean and biased variance per row (in double),
+ * rstd = 1 / sqrt(var + eps). weight and bias (D elements, any shape) may be NULL (1 and 0).
+ * *mean and *rstd (M) receive the statistics, for the backward; either may be NULL. */
+lm_tensor *lm_layer_norm_forward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *bias, float eps,
+                                 lm_tensor **mean, lm_tensor **rstd, lm_error *err);
+/* gx (x's shape), gweight, gbias (D elements) += gradients; any may be NULL. */
+int lm_layer_norm_backward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *mean,
+                           const lm_tensor *rstd, const lm_tensor *gy, lm_tensor *gx, lm_tensor *gweight,
+                           lm_tensor *gbias, lm_error *err);
 
 /* ---- resampling (resample.c) ----
  * One separable resampler of the last two dims serves the differentiable upsample ops below and the

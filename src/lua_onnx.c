@@ -10,7 +10,7 @@
  * lumen.core.onnx_write_metadata(in, out, {key = value}) -> true | nil, msg: a copy of the file with
  *   those metadata_props set (lm_onnx_write_metadata).
  *
- * Attributes of types lumen does not read (graphs, sparse tensors, string lists) are left out.
+ * Attributes of types lumen does not read (graphs, sparse tensors, string lists) are false.
  * Names and values are the file's own: nothing here is an index, so nothing is shifted to 1-based.
  */
 #include "lumen_lua.h"
@@ -45,7 +45,8 @@ static void push_values(lua_State *L, const lm_onnx_value *v, int n) {
   }
 }
 
-/* Pushes the attribute's value; returns 0 (pushing nothing) for kinds lumen does not read. */
+/* Pushes the attribute's value; kinds lumen does not read (graphs, lists of strings, ...) push false, so
+ * a converter can tell an attribute it cannot see from an absent one. */
 static int push_attr(lua_State *L, const lm_onnx_attr *a) {
   switch (a->kind) {
     case LM_ONNX_ATTR_FLOAT: lua_pushnumber(L, a->f); return 1;
@@ -63,7 +64,7 @@ static int push_attr(lua_State *L, const lm_onnx_attr *a) {
         lua_rawseti(L, -2, (lua_Integer)k + 1);
       }
       return 1;
-    default: return 0;
+    default: lua_pushboolean(L, 0); return 1;
   }
 }
 
