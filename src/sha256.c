@@ -1,6 +1,9 @@
 /* sha256.c — SHA-256 (FIPS 180-4) for manifests: hashes of recipes, models and outputs. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lumen.h"
 
@@ -68,8 +71,19 @@ void lm_sha256_hex(lm_sha256 *s, char out[65]) {
 }
 
 int lm_sha256_file(const char *path, char out[65], lm_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return lm_fail(err, "%s: cannot open for reading", path);
+  /* Opened without blocking and checked before reading: a FIFO or a device would hang or never end. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return lm_fail(err, "%s: cannot open for reading", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return lm_fail(err, "%s: not a regular file", path);
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return lm_fail(err, "%s: cannot open for reading", path);
+  }
   lm_sha256 s;
   lm_sha256_init(&s);
   unsigned char buf[65536];
