@@ -37,6 +37,9 @@ end
 local test_set
 function M.fashion_test(dir)
   if not test_set then
+    for _, f in ipairs(lumen.core.listdir(dir or M.FASHION_DIR) or {}) do -- hashed into the manifest
+      if f:match("^t10k%-") then lumen.input((dir or M.FASHION_DIR) .. "/" .. f, "fashion-mnist/" .. f) end
+    end
     local X, y = lumen.data.load_mnist(dir or M.FASHION_DIR, "test")
     test_set = { X = X, y = y }
   end
@@ -190,10 +193,10 @@ function M.plot(curves, opts)
   return canvas
 end
 
--- finish(p, info): writes p.out/manifest.json (info plus the model file's SHA-256) and says where.
+-- finish(p, info): writes p.out/manifest.json (info; the model and other input files are hashed there)
+-- and says where.
 function M.finish(p, info)
   info = info or {}
-  if p.model and p.model ~= "" then info.model_sha256 = lumen.sha256_file(p.model) end
   lumen.manifest(p.out, info)
   print("wrote " .. p.out)
 end

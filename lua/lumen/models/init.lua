@@ -169,7 +169,8 @@ function M.class_id(model, target, n)
 end
 
 -- top(model, x [, k = 5]) -> ids, probabilities (softmax of the scores before any final softmax) and
--- labels (or "class N") of the k best classes of the first input in x, best first.
+-- labels (or "class N") of the k best classes of the first input in x, best first; then every class's
+-- probability, (N, classes).
 function M.top(model, x, k)
   local lumen = require "lumen"
   local probs = lumen.softmax(scores(model, x), 2)
@@ -179,7 +180,7 @@ function M.top(model, x, k)
     r.ids[i], r.probs[i] = ids:get { 1, i }, values:get { 1, i }
     r.labels[i] = model.labels and model.labels[r.ids[i]] or ("class " .. r.ids[i])
   end
-  return r.ids, r.probs, r.labels
+  return r.ids, r.probs, r.labels, probs
 end
 
 return M
