@@ -13,7 +13,7 @@ return function(lumen)
   -- each typed by its default (number, boolean, string). Unknown keys, keys given twice and bad values
   -- are errors that list the known keys. `help` prints the parameters and exits. When the defaults
   -- have an `out` folder, `overwrite = false` is a parameter too and the folder is checked here,
-  -- before any work (lumen.check_out).
+  -- before any work (lumen.check_out); an empty out= is left to the command, which picks the folder.
   function lumen.args(defaults, argv)
     argv = argv or _G.arg or {}
     local p, given = {}, {}
@@ -53,7 +53,7 @@ return function(lumen)
         p[k] = v
       end
     end
-    if type(p.out) == "string" then
+    if type(p.out) == "string" and p.out ~= "" then -- "" leaves the folder to the command (lumen explain)
       local ok, err = pcall(lumen.check_out, p.out, p.overwrite)
       if not ok then error(err, 2) end
     end

@@ -46,6 +46,20 @@ describe("lumen explain", function()
     assert.equal(3, img.shape[1])
   end)
 
+  it("does not write over another run's folder unless overwrite=true, and says so before any work", function()
+    local out = tmp .. "/again"
+    local cmd = ("explain saliency %s %scoffee.jpg preset=torchvision out=%s"):format(RESNET, JPEG, out)
+    assert(lumen_cmd(cmd))
+    local before = manifest(out)
+    local ok, text = lumen_cmd(cmd)
+    assert.is_falsy(ok)
+    assert.truthy(text:find("out=" .. out .. ": the folder holds the outputs of another run", 1, true), text)
+    assert.is_falsy(text:find("saliency for class", 1, true), text) -- refused before the explanation
+    local ok2, text2 = lumen_cmd(cmd .. " overwrite=true")
+    assert(ok2, text2)
+    assert.equal(before.files["saliency.npy"], manifest(out).files["saliency.npy"])
+  end)
+
   it("stops for an ONNX model without a spec or preset, naming the file and the presets", function()
     local ok, text = lumen_cmd(("explain gradcam %s %scoffee.jpg out=%s/none"):format(SMALL, JPEG, tmp))
     assert.is_falsy(ok)
@@ -69,8 +83,8 @@ describe("lumen explain", function()
 
   it("names an unknown key with the valid ones, an unknown method with the methods, and a bad choice", function()
     local function err(words) return select(2, pcall(explain.parse, words)) end
-    assert.equal("explain: unknown key 'layr' for gradcam (valid: crop, label_offset, labels, layer, mean, out, preset, "
-      .. "resize, scale, seed, size, std, target, top)", err { "gradcam", "m.onnx", "x.jpg", "layr=3" })
+    assert.equal("explain: unknown key 'layr' for gradcam (valid: crop, label_offset, labels, layer, mean, out, "
+      .. "overwrite, preset, resize, scale, seed, size, std, target, top)", err { "gradcam", "m.onnx", "x.jpg", "layr=3" })
     assert.matches("^explain: unknown method 'gradcm' %(known: gradcam, gradcam_plus_plus, cam, ", err { "gradcm", "m", "x" })
     assert.equal("explain: baseline=black (one of: zeros, blur)", err { "integrated_gradients", "m", "x", "baseline=black" })
     assert.equal("explain: steps=ten is not a number", err { "integrated_gradients", "m", "x", "steps=ten" })

@@ -46,7 +46,7 @@ local CHOICES = {
 }
 
 -- Keys every method takes, with their "not given" defaults; the image keys come from lumen.recipe.
-M.COMMON = { target = "", labels = "", out = "", seed = 0, top = 5 }
+M.COMMON = { target = "", labels = "", out = "", overwrite = false, seed = 0, top = 5 }
 for k, v in pairs(recipe.IMAGE_KEYS) do M.COMMON[k] = v end
 
 local USAGE = "usage: lumen explain METHOD MODEL INPUT [key=value ...] | --compare A,B,... MODEL INPUT [key=value ...] | --list"
@@ -331,11 +331,17 @@ function M.main(words)
   local files = inputs_of(p.input)
   local name = p.compare and "compare" or p.methods[1][1]
   local bar = #files > 1 and lumen.progress(#files, "explain " .. name) or nil
-  local outs = {}
+  -- every output folder checked before any work: new, empty, or (overwrite=true) an earlier run's
+  local dirs = {}
   for i, path in ipairs(files) do
     local dir = p.out ~= "" and p.out or ("out/" .. name)
     if #files > 1 or p.out == "" then dir = dir .. "/" .. stem(path) end
-    outs[i] = explain_image(path, model, spec, p, dir)
+    dirs[i] = dir
+    lumen.check_out(dir, p.overwrite)
+  end
+  local outs = {}
+  for i, path in ipairs(files) do
+    outs[i] = explain_image(path, model, spec, p, dirs[i])
     if bar then bar:update(i) end
   end
   if bar then bar:done() end

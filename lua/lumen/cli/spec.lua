@@ -9,7 +9,7 @@
 -- The labels are checked against the model's class count (label_offset=1 drops a first "background"
 -- line) and stored already offset, so the copy needs no label_offset.
 local KEYS = { preset = "", size = "", crop = "", resize = "", mean = "", std = "", scale = "", labels = "",
-               label_offset = 0, out = "" }
+               label_offset = 0 } -- and out=, a file (lumen.args takes out= for a run folder)
 local USAGE = "usage: lumen spec MODEL preset=NAME [size= crop= resize= mean= std= scale=] [labels=FILE [label_offset=1]] [out=PATH]"
 
 -- The spec as stored: what says how to preprocess, defaults left out.
@@ -27,7 +27,14 @@ return function(words)
   local recipe = require "lumen.recipe"
   local path = words[1]
   if not path or path:find("=", 1, true) then error(USAGE, 0) end
-  local p = lumen.args(KEYS, { table.unpack(words, 2) })
+  local rest, out = {}, nil
+  for i = 2, #words do
+    local v = words[i]:match("^out=(.*)$")
+    if v and out then error(("parameter out given twice (out=%s and out=%s)"):format(out, v), 0) end
+    if v then out = v else rest[#rest + 1] = words[i] end
+  end
+  local p = lumen.args(KEYS, rest)
+  p.out = out or ""
   local kind = models.sniff(path)
   if kind == "tflite" then
     error(path .. ": lumen spec rewrites ONNX files and lumen checkpoints; a TFLite file's input quantization "
