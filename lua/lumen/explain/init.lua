@@ -18,6 +18,7 @@ local files = {
   deconv_grid = { "deconv", "grid" }, lime_picture = { "lime", "picture" },
   patches = "permutation", windows = "permutation",
   common = "common",
+  road = "road", road_impute = { "road", "impute" },
 }
 
 return setmetatable({}, {
