@@ -168,6 +168,7 @@ function M.finish(p, info)
   if p.model and p.model ~= "" then info.model_sha256 = lumen.sha256_file(p.model) end
   lumen.manifest(p.out, info)
   print("wrote " .. p.out)
+  if p.report then print("wrote " .. require("lumen.report").write(p.out)) end -- report=true (lumen.args)
 end
 
 return M

@@ -8,6 +8,8 @@ local M = {}
 M.commands = {
   { "summary", "summary MODEL [C,H,W]      print the Keras-style summary of a model file" },
   { "rerun", "rerun DIR/manifest.json    rerun a recipe and check its outputs are the same bytes" },
+  { "batch", "batch RECIPE inputs=DIR|LIST.txt [shard=K/N] [out=DIR] [key=value ...]  run a recipe once per input" },
+  { "report", "report DIR                 write DIR/index.html: every run under DIR, its pictures and numbers" },
 }
 
 local known = {}
