@@ -16,11 +16,11 @@ local p = lumen.args { model = recipe.FASHION_MODEL, labels = "", image = "", in
   methods = "saliency,smoothgrad,integrated_gradients,gradcam,occlusion,lrp", boot = 1000, merge = "",
   out = "out/benchmark_methods", seed = 0 }
 local names = board.method_list(p.methods)
-local rows = {}
+local rows, model, x = {}, nil, nil
 if p.merge ~= "" then
   rows = board.read_scores(p.merge, p.out)
 else
-  local model, _, x = recipe.load(p)
+  model, _, x = recipe.load(p)
   local inputs = { { p.image ~= "" and p.image or ("test image " .. p.index), x } }
   for i = 2, p.image == "" and p.n or 1 do
     inputs[i] = { "test image " .. (p.index + i - 1), recipe.fashion_test():narrow(1, p.index + i - 1, 1) }
@@ -46,6 +46,7 @@ local function write(name, text)
 end
 write(p.merge ~= "" and "merged_scores.csv" or "scores.csv", board.scores_csv(rows))
 local info = { inputs = s.inputs, faithfulness = {} }
+if s.inputs == 1 and model then info.target, info.label = rows[1].target, recipe.label(model, rows[1].target) end
 for _, r in ipairs(s.rows) do
   info.faithfulness[#info.faithfulness + 1] = { method = r.method, deletion = r.deletion.mean, insertion = r.insertion.mean,
     road_morf = r.road_morf.mean, road_lerf = r.road_lerf.mean }

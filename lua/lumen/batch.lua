@@ -36,9 +36,10 @@ local function is_dir(path)
 end
 M.is_dir = is_dir
 
--- The names in folder dir (no dot-files), in byte order; raises naming the folder if it cannot be read.
+-- The names in folder dir (no dot-files, no folders), in byte order; raises naming the folder if it
+-- cannot be read. Nothing is opened, so a named pipe among the inputs blocks only when its turn comes.
 function M.list_dir(dir)
-  local f = assert(io.popen(("find %s -mindepth 1 -maxdepth 1 -print0 2>&1"):format(quote(dir))))
+  local f = assert(io.popen(("find %s -mindepth 1 -maxdepth 1 ! -type d -print0 2>&1"):format(quote(dir))))
   local text = f:read("a")
   if not f:close() then error(("%s: cannot list the folder (%s)"):format(dir, text:gsub("%z", " "):gsub("%s+$", "")), 0) end
   local names = {}
@@ -58,7 +59,7 @@ function M.inputs(spec)
     local dir = spec:gsub("/+$", "")
     for _, name in ipairs(M.list_dir(spec)) do
       local ext = name:match("%.([^.]+)$")
-      if ext and M.EXTENSIONS[ext:lower()] and not is_dir(dir .. "/" .. name) then paths[#paths + 1] = dir .. "/" .. name end
+      if ext and M.EXTENSIONS[ext:lower()] then paths[#paths + 1] = dir .. "/" .. name end
     end
     if #paths == 0 then error(("batch: %s holds no .png, .jpg or .jpeg file"):format(spec), 0) end
   else

@@ -132,10 +132,10 @@ end
 
 -- The leaderboard table of a run that recorded one (recipes/benchmark_methods.lua).
 local function leaderboard_html(run)
-  local rows = run.leaderboard
-  local cols = rows.columns or { "deletion", "insertion", "road_morf", "road_lerf" }
+  local board = run.leaderboard
+  local rows, cols = type(board.rows) == "table" and board.rows or {}, board.columns or { "deletion", "insertion", "road_morf", "road_lerf" }
   local h = { ('<section class="board"><h2>Leaderboard: %s</h2>'):format(link(run.rel, "manifest.json", run.rel)) }
-  h[#h + 1] = ("<p>%s</p>"):format(esc(rows.note or "mean over the inputs [95 % bootstrap interval]"))
+  h[#h + 1] = ("<p>%s</p>"):format(esc(board.note or "mean over the inputs [95 % bootstrap interval]"))
   h[#h + 1] = "<table><thead><tr><th>rank</th><th>method</th><th>inputs</th>"
   for _, c in ipairs(cols) do h[#h + 1] = ("<th>%s</th>"):format(esc(c)) end
   h[#h + 1] = "</tr></thead><tbody>"
@@ -173,6 +173,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .err{color:#a8071a;white-space:pre-wrap;font-size:12px;max-width:30em}
 #common{color:#555;font-size:12px;padding-left:1.2em} #controls{margin:1em 0} #controls label{margin-right:1em}
 small{color:#666}
+table.faith{margin:0;font-size:12px} table.faith th,table.faith td{padding:1px 4px;border:0;background:none;position:static}
 ]]
 
 -- Sorting (click a column head; numbers by value) and filtering (method, class, text).
@@ -296,12 +297,18 @@ function M.html(runs, title)
     cells[7] = ('<td class="params" title="%s">%s</td>'):format(esc(table.concat(all, " ")), table.concat(ps, " "))
     cells[8] = ('<td class="num" data-sort="%s">%s</td>'):format(r.seconds or -1, r.seconds and num(r.seconds, 2) or "")
     local fa = {}
-    for _, row in ipairs(r.faithfulness or {}) do
-      local parts = {}
-      for _, kv in ipairs(row.metrics) do parts[#parts + 1] = ("%s %s"):format(esc(kv[1]), num(kv[2])) end
-      fa[#fa + 1] = ("<div><b>%s</b> %s</div>"):format(esc(row.method), table.concat(parts, " · "))
+    for i, row in ipairs(r.faithfulness or {}) do
+      if i == 1 then -- a small table: one row per method, one column per number
+        fa[1] = "<table class=\"faith\"><tr><th></th>"
+        for _, kv in ipairs(row.metrics) do fa[#fa + 1] = "<th>" .. esc(kv[1]:gsub("_auc$", "")) .. "</th>" end
+        fa[#fa + 1] = "</tr>"
+      end
+      fa[#fa + 1] = "<tr><td>" .. esc(row.method) .. "</td>"
+      for _, kv in ipairs(row.metrics) do fa[#fa + 1] = ('<td class="num">%s</td>'):format(num(kv[2])) end
+      fa[#fa + 1] = "</tr>"
     end
-    cells[9] = '<td class="params">' .. table.concat(fa) .. "</td>"
+    if #fa > 0 then fa[#fa + 1] = "</table>" end
+    cells[9] = "<td>" .. table.concat(fa) .. "</td>"
     local files = {}
     for _, f in ipairs(r.files) do files[#files + 1] = link(r.rel, f) end
     if r.error then files[#files + 1] = link(r.rel, "error.txt") end
