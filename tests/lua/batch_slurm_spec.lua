@@ -71,11 +71,17 @@ describe("lumen batch in a Slurm job array", function()
     local port = math.random(20000, 60000) -- two ports; another suite may run on this machine at the same time
     for _, d in ipairs { "munge", "state", "spool", "log", "out", "in" } do lumen.mkdir(tmp .. "/" .. d) end
     local pids = {}
-    finally(function()
-      for _, name in ipairs { "slurmd", "slurmctld", "munged" } do -- the daemons this spec started, newest first
-        local pid = pids[name] or read(tmp .. "/" .. name .. ".pid"):match("%d+")
-        if pid then
-          os.execute("kill " .. pid .. " 2>/dev/null")
+    finally(function() -- stop the daemons this spec started: both Slurm daemons, then munged
+      for _, group in ipairs { { "slurmd", "slurmctld" }, { "munged" } } do
+        local running = {}
+        for _, name in ipairs(group) do
+          local pid = pids[name] or read(tmp .. "/" .. name .. ".pid"):match("%d+")
+          if pid then
+            os.execute("kill " .. pid .. " 2>/dev/null")
+            running[#running + 1] = pid
+          end
+        end
+        for _, pid in ipairs(running) do
           wait_for(10, function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end)
         end
       end
