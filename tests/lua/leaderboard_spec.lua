@@ -88,11 +88,11 @@ end)
 describe("lumen.viz.chart", function()
   -- The columns (x) of image img (3, H, W) in row y whose pixel is color.
   local function hits(img, color, fn)
-    local H, W = img.shape[2], img.shape[3]
-    for y = 1, H do
-      for x = 1, W do
-        if math.abs(img:get { 1, y, x } - color[1]) < 1e-6 and math.abs(img:get { 2, y, x } - color[2]) < 1e-6
-          and math.abs(img:get { 3, y, x } - color[3]) < 1e-6 then fn(y, x) end
+    local t = img:totable() -- t[c][y][x]
+    for y = 1, #t[1] do
+      for x = 1, #t[1][1] do
+        if math.abs(t[1][y][x] - color[1]) < 1e-6 and math.abs(t[2][y][x] - color[2]) < 1e-6
+          and math.abs(t[3][y][x] - color[3]) < 1e-6 then fn(y, x) end
       end
     end
   end
