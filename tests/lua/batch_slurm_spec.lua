@@ -4,32 +4,12 @@
 -- pid files) when done. It needs root (as in CI) and Debian's slurm-wlm and munge; without them it
 -- says why and is pending, never passed.
 local lumen = require "lumen"
+local support = require "support"
+local q, sh, write = support.quote, support.sh, support.write
+local function read(path) return support.read(path) or "" end -- logs and pid files may not exist yet
 
 local LUMEN = lumen.core.exe_path()
 local DAEMONS = { "munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo" }
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"#status=$?\""))
-  local out = f:read("a")
-  f:close()
-  return out:gsub("#status=%d+%s*$", ""), tonumber(out:match("#status=(%d+)%s*$"))
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Why Slurm cannot run here, or nil.
 local function why_not()

@@ -5,33 +5,10 @@
 local lumen = require "lumen"
 local batch = require "lumen.batch"
 local support = require "support"
+local q, sh, read, write = support.quote, support.sh, support.read, support.write
 
 local LUMEN = arg and arg[-1] or "lumen" -- the program running these specs (`lumen test ...`)
 local SAMPLES = "data/images/fashion"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command; returns its output (stdout and stderr) and exit status.
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"#status=$?\""))
-  local out = f:read("a")
-  f:close()
-  local status = tonumber(out:match("#status=(%d+)%s*$"))
-  return out:gsub("#status=%d+%s*$", ""), status
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Every file under dir (relative names, sorted) with its bytes; manifest.json without its wall time.
 local function tree(dir)

@@ -2,25 +2,11 @@
 -- ranking and tables; a leaderboard merged from one-input runs equals the one-run leaderboard; the
 -- chart puts its curves, axes and legend where they belong.
 local lumen = require "lumen"
+local support = require "support"
+local q, sh, read = support.quote, support.sh, support.read
 local board = require "lumen.leaderboard"
 
 local LUMEN = lumen.core.exe_path()
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"#status=$?\""))
-  local out = f:read("a")
-  f:close()
-  return out:gsub("#status=%d+%s*$", ""), tonumber(out:match("#status=(%d+)%s*$"))
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Rows as score() gives them, with made-up numbers.
 local function row(input, method, d, i, m, l)

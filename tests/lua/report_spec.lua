@@ -3,33 +3,12 @@
 -- file://, and a checker script added to a copy of the page reports from the DOM that every picture
 -- decoded (naturalWidth > 0), that the summary counts are right, and that filtering and sorting work.
 local lumen = require "lumen"
+local support = require "support"
+local q, sh, read, write = support.quote, support.sh, support.read, support.write
 local report = require "lumen.report"
 
 local LUMEN = lumen.core.exe_path()
 local CHROMIUM = "/usr/bin/chromium"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1; echo \"#status=$?\""))
-  local out = f:read("a")
-  f:close()
-  return out:gsub("#status=%d+%s*$", ""), tonumber(out:match("#status=(%d+)%s*$"))
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- A fake run: a picture and a manifest as lumen.manifest writes them.
 local function fake_run(dir, params, info)
