@@ -134,11 +134,18 @@ function M.shard(n, K, N)
   return idx
 end
 
-local function read_json(path)
+-- The bytes of a file, or nil.
+function M.read_file(path)
   local f = io.open(path, "rb")
-  if not f then return nil, "no " .. path end
+  if not f then return nil end
   local text = f:read("a")
   f:close()
+  return text
+end
+
+local function read_json(path)
+  local text = M.read_file(path)
+  if not text then return nil, "no " .. path end
   local ok, v = pcall(lumen.json.decode, text)
   if not ok or type(v) ~= "table" then return nil, path .. " is not complete JSON" end
   return v

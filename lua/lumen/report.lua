@@ -34,13 +34,6 @@ local function num(v, digits)
   return (("%." .. (digits or 3) .. "f"):format(v))
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- The run folders under dir (dir itself included): those holding manifest.json or error.txt, sorted.
 local function run_folders(dir)
@@ -84,7 +77,7 @@ function M.collect(dir)
   for _, folder in ipairs(run_folders(dir)) do
     local rel = folder == dir and "." or folder:sub(#dir + 2)
     local m = batch.read_json(folder .. "/manifest.json")
-    local err = read(folder .. "/error.txt")
+    local err = batch.read_file(folder .. "/error.txt")
     local run = { rel = rel, pictures = {}, files = {}, params = {} }
     if m then
       local p = type(m.params) == "table" and m.params or {}

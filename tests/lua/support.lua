@@ -84,13 +84,7 @@ function M.sh(cmd)
 end
 
 -- The bytes of a file (nil if it cannot be read), and a file written with text.
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+M.read = require("lumen.batch").read_file
 function M.write(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
