@@ -157,48 +157,13 @@ function M.save_map(dir, name, img, map, opts)
   M.save_npy(dir, name .. ".npy", map)
 end
 
--- A line chart (3, h, w): curves = {{values = {...}, color = {r, g, b}, name =}, ...}, each drawn over
--- x in [0, 1] with its values spread evenly, y in [0, 1] (clipped); a title above, axes, a legend below.
--- opts: title, height = 200 (of the plot area), width = 300.
-function M.plot(curves, opts)
-  opts = opts or {}
-  local w, margin, top = opts.width or 300, 12, opts.title and 16 or 0
-  local h = top + (opts.height or 200) -- the plot area's bottom edge
-  local canvas = lumen.ones { 3, h + 10 * #curves, w }
-  local function dot(y, x, color, size)
-    for c = 1, 3 do canvas:fill_box_({ c, y, x }, { 1, size, size }, color[c]) end
-  end
-  local gray = { 0.5, 0.5, 0.5 }
-  for y = top + margin, h - margin do dot(y, margin, gray, 1) end
-  for x = margin, w - margin do dot(h - margin, x, gray, 1) end
-  local ph, pw = h - top - 2 * margin - 2, w - 2 * margin - 2
-  local function px(i, n, val) -- pixel (y, x) of point i of n with value val
-    local y = h - margin - 1 - math.floor(math.max(0, math.min(1, val)) * ph + 0.5)
-    return math.max(1, y - 1), margin + 1 + math.floor((i - 1) / (n - 1) * pw + 0.5)
-  end
-  for k, curve in ipairs(curves) do
-    local v, n = curve.values, #curve.values
-    for i = 1, n - 1 do -- each segment as a run of 2x2 dots, one per pixel of its longer side
-      local y0, x0 = px(i, n, v[i])
-      local y1, x1 = px(i + 1, n, v[i + 1])
-      local steps = math.max(1, math.abs(y1 - y0), math.abs(x1 - x0))
-      for s = 0, steps do
-        dot(y0 + math.floor((y1 - y0) * s / steps + 0.5), x0 + math.floor((x1 - x0) * s / steps + 0.5), curve.color, 2)
-      end
-    end
-    canvas = lumen.viz.label(canvas, curve.name:upper(), { y = h + 10 * (k - 1), x = margin, scale = 1,
-                                                           color = curve.color, bg = false })
-  end
-  if opts.title then canvas = lumen.viz.label(canvas, opts.title:upper(), { y = 2, x = margin, color = { 0, 0, 0 }, bg = false }) end
-  return canvas
-end
-
 -- finish(p, info): writes p.out/manifest.json (info; the model and other input files are hashed there)
 -- and says where.
 function M.finish(p, info)
   info = info or {}
   lumen.manifest(p.out, info)
   print("wrote " .. p.out)
+  if p.report then print("wrote " .. require("lumen.report").write(p.out)) end -- report=true (lumen.args)
 end
 
 return M

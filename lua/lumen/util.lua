@@ -35,6 +35,7 @@ return function(lumen)
       local k, v = a:match("^([%w_%.%-]+)=(.*)$")
       if not k then error(("argument '%s' is not key=value (known: %s)"):format(a, known()), 2) end
       local d = accepted[k]
+      if d == nil and k == "report" then d = false end -- any recipe: report=true also writes index.html (recipe.finish)
       if d == nil then error(("unknown parameter '%s' (known: %s)"):format(k, known()), 2) end
       if given[k] then error(("parameter %s given twice (%s and %s)"):format(k, given[k], a), 2) end
       given[k] = a
@@ -316,4 +317,9 @@ return function(lumen)
     return m
   end
   lumen._start = core.now()
+  -- lumen.begin_run(): forgets the outputs reported so far and restarts the clock, so that a script run
+  -- again in the same Lua state (lumen batch) writes the manifest of its own run only.
+  function lumen.begin_run()
+    outputs, lumen._params, lumen._start = {}, nil, core.now()
+  end
 end

@@ -47,6 +47,7 @@ local METHODS = {
   lrp = "lrp", class_model = "class_model", deepdream = "deepdream", deconv = "deconv", top_inputs = "deconv",
   deconv_grid = "deconv", lime_picture = "lime",
   deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
+  road = "road", road_impute = "road",
 }
 
 -- Helpers that are public but take no options: name -> {file, field}.
