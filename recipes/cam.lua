@@ -6,11 +6,11 @@
 local lumen = require "lumen"
 local recipe = lumen.recipe
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
-                       out = "out/cam", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
+                       out = "out/cam", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local map, targets, layer, raw = lumen.explain.cam(model, x, { target = recipe.opt(p.target) }) -- one forward
+local map, targets, layer, raw = lumen.explain.cam(model, x, { target = recipe.target(model, p, x) }) -- one forward
 local name = recipe.label(model, targets[1], true)
 print(("CAM for class %d (%s) from layer %s"):format(targets[1], name, layer))
 

@@ -14,8 +14,8 @@ local viz = lumen.viz
 local E = lumen.explain
 local auc = E.auc
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", labels = "", index = 1, n = 20, steps = 28, batch_size = 29,
-                       out = "out/faithfulness", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", labels = "", index = 1, n = 20, steps = 28, batch_size = 29,
+                       out = "out/faithfulness", seed = 0 })
 lumen.seed(p.seed)
 local methods = {
   { name = "gradcam", color = { 0.85, 0.1, 0.1 }, map = function(m, x) return (E.gradcam(m, x)) end },
@@ -44,8 +44,9 @@ for _, r in ipairs(rows) do print(("%-10s %13.4f %14.4f"):format(r.method, r.del
 local charts, curves = {}, {}
 for _, kind in ipairs { "deletion", "insertion" } do
   local lines = {}
-  for i, m in ipairs(methods) do lines[i] = { values = m[kind], color = m.color, name = m.name } end
-  charts[#charts + 1] = recipe.plot(lines, { title = kind })
+  for i, m in ipairs(methods) do lines[i] = { y = m[kind], color = m.color, name = ("%s %.3f"):format(m.name, auc(m[kind])) } end
+  charts[#charts + 1] = lumen.viz.chart(lines, { title = kind .. " (AUC)", ylabel = "probability", ylim = { 0, 1 },
+    xlabel = "fraction of pixels " .. (kind == "deletion" and "removed" or "revealed") })
 end
 for _, m in ipairs(methods) do curves[#curves + 1] = lumen.tensor { m.deletion, m.insertion } end
 recipe.save_png(p.out, "faithfulness.png", viz.panel(charts))

@@ -7,12 +7,12 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "relu1",
-                       max_maps = 64, size = 0, out = "out/feature_maps", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "relu1",
+                       max_maps = 64, cell = 0, out = "out/feature_maps", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local grid, A = lumen.explain.feature_maps(model, x, { layer = recipe.opt(p.layer), max_maps = p.max_maps,
-                                                       size = recipe.opt(p.size) })
+                                                       size = recipe.opt(p.cell) })
 print(("feature maps of layer %s: %s"):format(p.layer, lumen.shape_str(A)))
 
 recipe.save_png(p.out, "feature_maps.png", viz.panel({ img, grid }, { height = grid.shape[2], pad = 4 }))

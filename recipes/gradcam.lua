@@ -8,17 +8,17 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args {
-  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "", target = 0,
+local p = lumen.args(recipe.image_args {
+  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", layer = "", target = "",
   method = "gradcam", out = "out/gradcam", seed = 0,
-}
+})
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local methods = { gradcam = true, gradcam_plus_plus = true, guided_gradcam = true }
 if not methods[p.method] then error("method must be gradcam, gradcam_plus_plus or guided_gradcam", 0) end
 
 -- one call: the picture-sized map and the raw map at the layer (one forward and one backward)
-local opts = { layer = recipe.opt(p.layer), target = recipe.opt(p.target) }
+local opts = { layer = recipe.opt(p.layer), target = recipe.target(model, p, x) }
 local map, targets, layer, raw = lumen.explain[p.method](model, x, opts)
 local name = recipe.label(model, targets[1], true)
 print(("%s for class %d (%s) at layer %s"):format(p.method, targets[1], name, layer))

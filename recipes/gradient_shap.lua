@@ -10,9 +10,9 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
                        n = 200, background = "test", background_size = 50, stdevs = 0.0, batch_size = 10,
-                       out = "out/gradient_shap", seed = 0 }
+                       out = "out/gradient_shap", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local function test_images()
@@ -23,7 +23,7 @@ end
 local backgrounds = { test = test_images, zeros = function() return lumen.zeros_like(x) end,
                       blur = function() return lumen.gaussian_blur(x, 5) end }
 local bg = (backgrounds[p.background] or error("background must be test, zeros or blur, got " .. p.background, 0))()
-local attr, target = lumen.explain.gradient_shap(model, x, { target = recipe.opt(p.target), background = bg, n = p.n,
+local attr, target = lumen.explain.gradient_shap(model, x, { target = recipe.target(model, p, x), background = bg, n = p.n,
                                                              stdevs = p.stdevs, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 local fx = lumen.no_grad(model.forward, model, x, { logits = true }):get { 1, target }

@@ -9,13 +9,13 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
-                       mode = "guided", out = "out/guided_backprop", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
+                       mode = "guided", out = "out/guided_backprop", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local methods = { guided = "guided_backprop", deconvnet = "deconvnet" }
 local method = methods[p.mode] or error("mode must be guided or deconvnet, got " .. p.mode, 0)
-local g, targets = lumen.explain[method](model, x, { target = recipe.opt(p.target) })
+local g, targets = lumen.explain[method](model, x, { target = recipe.target(model, p, x) })
 local name = recipe.label(model, targets[1], true)
 print(("%s for class %d (%s)"):format(method, targets[1], name))
 

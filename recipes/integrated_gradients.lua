@@ -10,12 +10,12 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
-                       steps = 50, baseline = "zeros", batch_size = 10, out = "out/integrated_gradients", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
+                       steps = 50, baseline = "zeros", batch_size = 10, out = "out/integrated_gradients", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local attr, gap, target = lumen.explain.integrated_gradients(model, x, {
-  target = recipe.opt(p.target), steps = p.steps, baseline = p.baseline, batch_size = p.batch_size })
+  target = recipe.target(model, p, x), steps = p.steps, baseline = p.baseline, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 print(("integrated gradients for class %d (%s), %d steps from %s: completeness gap %.4g"):format(
   target, name, p.steps, p.baseline, gap))

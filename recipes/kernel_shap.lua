@@ -10,16 +10,16 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
                        segments = 30, compactness = 10.0, nsamples = 2048, baseline = "zeros", batch_size = 64,
-                       out = "out/kernel_shap", seed = 0 }
+                       out = "out/kernel_shap", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local rgb = lumen.image.to_rgb(img)
 local segments = viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
 local baselines = { zeros = lumen.zeros_like(x), blur = lumen.gaussian_blur(x, 5) }
 local baseline = baselines[p.baseline] or error("baseline must be zeros or blur, got " .. p.baseline, 0)
-local phi, base, values, target = lumen.explain.kernel_shap(model, x, { target = recipe.opt(p.target),
+local phi, base, values, target = lumen.explain.kernel_shap(model, x, { target = recipe.target(model, p, x),
   baseline = baseline, features = segments, nsamples = p.nsamples, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 local total = 0

@@ -9,14 +9,14 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
                        segments = 30, compactness = 10.0, num_samples = 1000, top = 5, batch_size = 50,
-                       out = "out/lime", seed = 0 }
+                       out = "out/lime", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local rgb = lumen.image.to_rgb(img)
 local segments = viz.slic(rgb, { n_segments = p.segments, compactness = p.compactness })
-local weights, _, r2, _, target = lumen.explain.lime(model, x, { target = recipe.opt(p.target), segments = segments,
+local weights, _, r2, _, target = lumen.explain.lime(model, x, { target = recipe.target(model, p, x), segments = segments,
                                                         num_samples = p.num_samples, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 print(("LIME for class %d (%s): %d superpixels, weighted R^2 of the fit %.3f"):format(target, name, #weights, r2))

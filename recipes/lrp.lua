@@ -13,16 +13,16 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
                        rules = "epsilon,gamma,alphabeta,composite", epsilon = 1e-6, gamma = 0.25, alpha = 2.0, beta = 1.0,
-                       out = "out/lrp", seed = 0 }
+                       out = "out/lrp", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
 local composite = { first = "zbox", dense = "epsilon", Conv2d = "gamma" }
 
 local cells, names, conservation = { viz.enlarge(img) }, { "input" }, {}
 for rule in p.rules:gmatch("[^,]+") do
-  local R, targets, scores = lumen.explain.lrp(model, x, { target = recipe.opt(p.target), epsilon = p.epsilon,
+  local R, targets, scores = lumen.explain.lrp(model, x, { target = recipe.target(model, p, x), epsilon = p.epsilon,
     gamma = p.gamma, alpha = p.alpha, beta = p.beta, rule = rule == "composite" and composite or rule })
   local total = R:sum_all()
   print(("%-10s class %d (%s): input relevance %.4g of score %.4g (%.1f%% conserved)"):format(rule, targets[1],

@@ -7,11 +7,11 @@
 local lumen = require "lumen"
 local recipe = lumen.recipe
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
-                       patch = 6, stride = 2, fill = 0.0, batch_size = 32, out = "out/occlusion", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
+                       patch = 6, stride = 2, fill = 0.0, batch_size = 32, out = "out/occlusion", seed = 0 })
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local map, target, score = lumen.explain.occlusion(model, x, { target = recipe.opt(p.target), patch = p.patch,
+local map, target, score = lumen.explain.occlusion(model, x, { target = recipe.target(model, p, x), patch = p.patch,
                                                                stride = p.stride, fill = p.fill, batch_size = p.batch_size })
 local name = recipe.label(model, target, true)
 print(("occlusion for class %d (%s), score %.3f: largest drop %.3f, largest rise %.3f"):format(

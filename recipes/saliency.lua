@@ -9,13 +9,13 @@ local lumen = require "lumen"
 local recipe = lumen.recipe
 local viz = lumen.viz
 
-local p = lumen.args {
-  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
+local p = lumen.args(recipe.image_args {
+  model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
   n = 50, noise = 0.15, batch_size = 10, out = "out/saliency", seed = 0,
-}
+})
 lumen.seed(p.seed)
 local model, img, x = recipe.load(p)
-local grad, targets = lumen.explain.saliency(model, x, { target = recipe.opt(p.target), abs = false })
+local grad, targets = lumen.explain.saliency(model, x, { target = recipe.target(model, p, x), abs = false })
 local sg = lumen.explain.smoothgrad(model, x, { target = targets[1], n = p.n, noise = p.noise, batch_size = p.batch_size })
 local name = recipe.label(model, targets[1], true)
 print(("saliency and smoothgrad for class %d (%s)"):format(targets[1], name))

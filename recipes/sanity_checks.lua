@@ -2,7 +2,7 @@
 -- replaced by random ones layer by layer from the top, and each method's map is compared with the
 -- original (Spearman rank correlation of |map|). A map that stays the same does not explain the model.
 --   lumen run recipes/sanity_checks.lua [index=1] [methods=gradcam,saliency,guided_backprop,integrated_gradients]
---   lumen run recipes/sanity_checks.lua model=../shared/data/models/mobilenet_v1_0.5_160_float.onnx \
+--   lumen run recipes/sanity_checks.lua model=../shared/data/models/mobilenet_v1_0.5_160_float.onnx preset=tflite \
 --     labels=../shared/data/models/imagenet_labels.txt image=../shared/data/images/cat.png methods=gradcam,saliency
 -- Prints the table (rows: layers randomised so far; columns: methods); writes sanity_checks.png (one row
 -- per method: the original map, then the map after each layer's randomisation, at most `columns` of
@@ -12,8 +12,8 @@ local recipe = lumen.recipe
 local viz = lumen.viz
 local E = lumen.explain
 
-local p = lumen.args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = 0,
-                       methods = "gradcam,saliency,guided_backprop,integrated_gradients", columns = 11, out = "out/sanity_checks", seed = 0 }
+local p = lumen.args(recipe.image_args { model = recipe.FASHION_MODEL, image = "", index = 1, labels = "", target = "",
+                       methods = "gradcam,saliency,guided_backprop,integrated_gradients", columns = 11, out = "out/sanity_checks", seed = 0 })
 lumen.seed(p.seed)
 local model, _, x = recipe.load(p)
 local maps = {
@@ -22,7 +22,7 @@ local maps = {
   guided_backprop = function(m, xi, o) return viz.pixel_map((E.guided_backprop(m, xi, o))) end,
   integrated_gradients = function(m, xi, o) return viz.pixel_map((E.integrated_gradients(m, xi, o))) end,
 }
-local target = recipe.opt(p.target) or lumen.argmax(lumen.no_grad(model.forward, model, x, { logits = true }), 2):get { 1 }
+local target = recipe.target(model, p, x) or lumen.argmax(lumen.no_grad(model.forward, model, x, { logits = true }), 2):get { 1 }
 local names, columns, layers, rows = {}, {}, nil, {}
 for name in p.methods:gmatch("[^,]+") do
   local fn = maps[name] or error("unknown method " .. name .. " (gradcam, saliency, guided_backprop, integrated_gradients)", 0)

@@ -1,8 +1,9 @@
 -- recipes/train_textcnn.lua: the seed lecture's text CNN (lumen.models.textcnn: frozen GloVe embedding,
 -- three Conv1D/MaxPooling1D stages, two Dense layers) trained on the fortunes corpus (Debian package
 -- fortunes: one category per file, texts separated by lines holding "%"), one class per category.
--- Prints the test accuracy; writes OUT/textcnn_fortunes.lumen and its vocabulary (one word per line).
---   lumen run recipes/train_textcnn.lua [glove=PATH] [length=200] [epochs=6] [categories=a,b,...]
+-- Prints the test accuracy; writes OUT/textcnn_fortunes.lumen and its vocabulary (one word per line)
+-- with a manifest. It never writes into data/models: to ship a new model, copy both files there.
+--   lumen run recipes/train_textcnn.lua [glove=PATH] [length=200] [epochs=6] [categories=a,b,...] [out=out/train_textcnn]
 local lumen = require "lumen"
 local data = lumen.data
 local p = lumen.args {
@@ -10,7 +11,7 @@ local p = lumen.args {
   categories = "people,definitions,cookie,computers,songs-poems,politics,miscellaneous,work,science,men-women,"
     .. "zippy,knghtbrd,platitudes,art,fortunes,wisdom,linux,disclaimer,perl,literature",
   length = 200, min_count = 2, epochs = 6, batch_size = 32, lr = 0.001, test_fraction = 0.2, seed = 0,
-  out = "data/models",
+  out = "out/train_textcnn",
 }
 lumen.seed(p.seed)
 
@@ -47,6 +48,7 @@ print(("test loss %.4f, accuracy %.2f%% on %d texts (chance %.2f%%)"):format(los
 model.labels = names
 model.input_spec.vocabulary = "textcnn_fortunes.vocab.txt"
 lumen.mkdir(p.out)
-assert(vocab:save(p.out .. "/" .. model.input_spec.vocabulary))
-model:save(p.out .. "/textcnn_fortunes.lumen")
+assert(vocab:save(lumen.output(p.out, model.input_spec.vocabulary)))
+model:save(lumen.output(p.out, "textcnn_fortunes.lumen"))
+lumen.manifest(p.out, { test_loss = loss, test_accuracy = acc, texts = #texts, classes = names, vocabulary = vocab:size() })
 print("wrote " .. p.out .. "/textcnn_fortunes.lumen")

@@ -23,6 +23,7 @@ void lm_set_threads(int n) {
 int lm_get_threads(void) { return n_threads > 0 ? n_threads : openblas_get_num_threads(); }
 
 const char *lm_blas_corename(void) { return openblas_get_corename(); }
+const char *lm_blas_config(void) { return openblas_get_config(); }
 
 /* OpenBLAS builds older than the CPU fall back to their generic "Prescott" kernels, several times
  * slower than the CPU can do. This names the kernel set the CPU does support, or NULL when OpenBLAS's

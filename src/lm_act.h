@@ -7,10 +7,10 @@
  *   lm_tensor *s = lm_softmax_forward(logits, 1, 0, &err);                 // (N, K), over dim 1
  *   lm_tensor *u = lm_upsample_forward(x, 2 * H, 2 * W, LM_UPSAMPLE_BILINEAR, 0, &err);
  *
- * Files: act.c (pointwise activations, dropout), norm.c (softmax, log-softmax, NLL loss, batch norm),
- * resample.c (upsampling, Gaussian blur). Every forward returns a new tensor; every backward ADDS into
- * the gradient tensors it is given (NULL = not wanted) and returns 0, or -1 with err set. Dimensions
- * and class ids are 0-based. Inputs are float32 unless said otherwise.
+ * Files: act.c (pointwise activations, dropout), norm.c (softmax, log-softmax, NLL loss, batch norm, layer norm),
+ * resample.c (the one resampler behind upsampling and image resizing, Gaussian blur). Every forward
+ * returns a new tensor; every backward ADDS into the gradient tensors it is given (NULL = not wanted)
+ * and returns 0, or -1 with err set. Dimensions and class ids are 0-based. Inputs are float32 unless said otherwise.
  */
 #ifndef LM_ACT_H
 #define LM_ACT_H
@@ -59,7 +59,7 @@ lm_tensor *lm_dropout_forward(const lm_tensor *x, float p, lm_tensor **mask, lm_
 /* gx += gy * mask. */
 int lm_dropout_backward(const lm_tensor *gy, const lm_tensor *mask, lm_tensor *gx, lm_error *err);
 
-/* ---- softmax, losses, batch norm (norm.c) ---- */
+/* ---- softmax, losses, batch norm, layer norm (norm.c) ---- */
 
 /* softmax (as_log = 0) or log-softmax (as_log = 1) of x along dim, numerically stable (max subtracted). */
 lm_tensor *lm_softmax_forward(const lm_tensor *x, int dim, int as_log, lm_error *err);
@@ -91,13 +91,46 @@ int lm_batch_norm_backward(const lm_tensor *x, const lm_tensor *weight, const lm
                            const lm_tensor *invstd, const lm_tensor *gy, int training, lm_tensor *gx,
                            lm_tensor *gweight, lm_tensor *gbias, lm_error *err);
 
-/* ---- differentiable resampling (resample.c) ---- */
+/* Layer normalisation of x over its last k dims (D values per row, M rows):
+ * y = (x - mean) * rstd * weight + bias, mean and biased variance per row (in double),
+ * rstd = 1 / sqrt(var + eps). weight and bias (D elements, any shape) may be NULL (1 and 0).
+ * *mean and *rstd (M) receive the statistics, for the backward; either may be NULL. */
+lm_tensor *lm_layer_norm_forward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *bias, float eps,
+                                 lm_tensor **mean, lm_tensor **rstd, lm_error *err);
+/* gx (x's shape), gweight, gbias (D elements) += gradients; any may be NULL. */
+int lm_layer_norm_backward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *mean,
+                           const lm_tensor *rstd, const lm_tensor *gy, lm_tensor *gx, lm_tensor *gweight,
+                           lm_tensor *gbias, lm_error *err);
+
+/* ---- resampling (resample.c) ----
+ * One separable resampler of the last two dims serves the differentiable upsample ops below and the
+ * picture resizing of lm_viz.h (lm_image_resize): each output position reads a few source positions
+ * with fixed weights, along W then along H, and the backward is the exact adjoint of the same taps. */
+
+typedef enum { LM_RESAMPLE_NEAREST, LM_RESAMPLE_BILINEAR, LM_RESAMPLE_AREA } lm_resample_filter;
+
+typedef struct lm_resample {
+  lm_resample_filter filter; /* nearest: source floor(o * in / out) (F.interpolate "nearest");
+                                bilinear: F.interpolate "bilinear" with align_corners;
+                                area: box average with fractional overlaps (cv2 INTER_AREA, PIL BOX) */
+  int align_corners;         /* bilinear only */
+  int antialias;             /* bilinear when shrinking: PIL's triangle filter stretched by in / out
+                                (PIL's Image.resize(BILINEAR), F.interpolate(antialias=True)); enlarging
+                                is plain bilinear, which is what PIL does there too */
+  const char *name;          /* names the operation in messages ("resize", "upsample_bilinear") */
+} lm_resample;
+
+/* x (..., H, W) float32 -> (..., oh, ow), each (H, W) plane separately; oh, ow >= 1. A same-size
+ * resampling (without antialiasing) copies. */
+lm_tensor *lm_resample_forward(const lm_tensor *x, int64_t oh, int64_t ow, const lm_resample *r, lm_error *err);
+/* gx (..., H, W) += the adjoint of the same resampling applied to gy (..., oh, ow). */
+int lm_resample_backward(const lm_tensor *gy, const lm_resample *r, lm_tensor *gx, lm_error *err);
 
 typedef enum { LM_UPSAMPLE_NEAREST, LM_UPSAMPLE_BILINEAR } lm_upsample_mode;
 
 /* x (N, C, H, W) -> (N, C, oh, ow), as PyTorch's F.interpolate(size = (oh, ow)) with mode "nearest"
  * (source floor(i * H / oh)) or "bilinear" (align_corners as given; ignored for nearest). Any sizes
- * >= 1, so it also downsamples (without antialiasing). */
+ * >= 1, so it also downsamples (without antialiasing). lm_resample_forward underneath. */
 lm_tensor *lm_upsample_forward(const lm_tensor *x, int64_t oh, int64_t ow, lm_upsample_mode mode, int align_corners,
                                lm_error *err);
 /* gx (N, C, H, W) += the adjoint of the same resampling applied to gy (N, C, oh, ow). */

@@ -1,4 +1,4 @@
-/* lm_io.h — file formats: PNG (png.c), .npy (npy.c), safetensors (safetensors.c), whole-file
+/* lm_io.h — file formats: PNG (png.c), JPEG (jpeg.c), .npy (npy.c), safetensors (safetensors.c), whole-file
  * reads and writes with transparent gunzip (gz.c). Included by lumen.h.
  *
  *   lm_error err = {0};
@@ -56,7 +56,8 @@ lm_tensor *lm_tensor_from_raw(lm_raw_type type, int ndim, const int64_t *shape, 
 /* ---- PNG (png.c: the only file that includes png.h) ----
  * Reading keeps the file's channels: gray 1, gray+alpha 2, RGB 3, RGBA 4; palettes expand to RGB,
  * tRNS to an alpha channel; 8-bit samples become v/255, 16-bit v/65535. Interlacing is handled.
- * Images over LM_PNG_MAX_VALUES samples (width * height * channels) are refused before allocating. */
+ * Images over the image_pixels limit (width x height, lm_limit_get(LM_LIMIT_IMAGE_PIXELS)) are
+ * refused before allocating; the writer takes at most LM_PNG_MAX_VALUES samples. */
 #define LM_PNG_MAX_VALUES ((int64_t)1 << 28)
 lm_tensor *lm_png_decode(const char *name, const void *data, size_t len, lm_error *err); // (C, H, W)
 lm_tensor *lm_png_read(const char *path, lm_error *err);                                 // (C, H, W)
@@ -64,6 +65,26 @@ lm_tensor *lm_png_read(const char *path, lm_error *err);                        
  * stored as (uint8)(v * 255 + 0.5), NaN as 0. Returns a malloc'd buffer; fails only on a bad tensor. */
 void *lm_png_encode(const lm_tensor *t, size_t *len, lm_error *err);
 int lm_png_write(const char *path, const lm_tensor *t, lm_error *err);
+
+/* ---- JPEG (jpeg.c: the only file that includes jpeglib.h) ----
+ * Baseline, progressive and arithmetic-coded 8-bit files. Gray gives 1 channel; YCbCr and RGB give 3;
+ * CMYK and YCCK are converted to RGB (R = (1 - C)(1 - K), Adobe's inverted samples understood). The
+ * EXIF orientation tag is applied, so a phone photo comes out upright. Samples become v/255, decoded
+ * as libjpeg does by default (islow DCT, fancy upsampling), the same pixels PIL gives. Images over
+ * the image_pixels limit (width x height, lm_limit_get) are refused before anything is allocated for
+ * them, progressive files with more than the jpeg_scans limit of scans while decoding; corrupt data
+ * (a truncated file, a bad Huffman code) is an error, not a grey patch. */
+lm_tensor *lm_jpeg_decode(const char *name, const void *data, size_t len, lm_error *err); // (C, H, W)
+lm_tensor *lm_jpeg_read(const char *path, lm_error *err);                                 // (C, H, W)
+/* Baseline JPEG of a float32 (C, H, W) tensor, C = 1 (gray) or 3 (RGB), or (H, W); values clamped to
+ * [0, 1] and stored as (uint8)(v * 255 + 0.5), NaN as 0; YCbCr 4:2:0 at quality 1..100 (libjpeg's
+ * scale, as PIL's quality=). Returns a malloc'd buffer; fails only on a bad tensor or quality. */
+void *lm_jpeg_encode(const lm_tensor *t, int quality, size_t *len, lm_error *err);
+int lm_jpeg_write(const char *path, const lm_tensor *t, int quality, lm_error *err);
+
+/* ---- PNG or JPEG, told apart by the first bytes (jpeg.c) ---- */
+lm_tensor *lm_image_decode(const char *name, const void *data, size_t len, lm_error *err); // (C, H, W)
+lm_tensor *lm_image_read(const char *path, lm_error *err);                                 // (C, H, W)
 
 /* ---- .npy (npy.c) ----
  * Versions 1.0, 2.0, 3.0; C order; dtypes <f4, <f8, |u1, |b1 (-> float32) and <i4, <i8 (-> int64).

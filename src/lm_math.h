@@ -80,6 +80,7 @@ lm_tensor *lm_binary_scalar_forward(lm_binary_op op, const lm_tensor *a, float s
 
 typedef enum {
   LM_OP_NEG, LM_OP_EXP, LM_OP_LOG, LM_OP_SQRT, LM_OP_ABS, LM_OP_SIGN, LM_OP_SQUARE, LM_OP_RECIPROCAL,
+  LM_OP_ERF, LM_OP_FLOOR, /* erf(x); floor(x) (its gradient is 0) */
   LM_UNARY_COUNT
 } lm_unary_op;
 extern const char *const lm_unary_names[LM_UNARY_COUNT]; /* "neg", "exp", ... */

@@ -1,5 +1,6 @@
 /* lm_nn.h — the nn kernels: convolution (1-D, 2-D, transposed), pooling (max with switches,
- * unpooling, average, adaptive average), linear and embedding. Included by lumen.h.
+ * unpooling, average, adaptive average), linear, embedding, and the recurrent LSTM and GRU layers.
+ * Included by lumen.h.
  *
  *   lm_conv_params p = lm_conv_params_default();       // stride 1, no padding, dilation 1, groups 1
  *   p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = 1;     // (top, left, bottom, right)
@@ -117,5 +118,33 @@ int lm_linear_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *
 lm_tensor *lm_embedding_forward(const lm_tensor *ids, const lm_tensor *weight, lm_error *err);
 /* gw (V, D) += gy (..., D) scattered to the rows named by ids. */
 int lm_embedding_backward(const lm_tensor *ids, const lm_tensor *gy, lm_tensor *gw, lm_error *err);
+
+/* ---- recurrent layers (rnn.c) ---- */
+
+typedef enum { LM_RNN_LSTM, LM_RNN_GRU } lm_rnn_cell;
+
+typedef struct lm_rnn_params {
+  lm_rnn_cell cell;
+  int reverse;             /* run from the last step to the first (y stays in time order) */
+  int linear_before_reset; /* GRU: 1 = PyTorch's n = tanh(.. + r * (h W_hn^T + b_hn)); 0 = ONNX's default
+                              n = tanh(.. + (r * h) W_hn^T + b_hn) */
+} lm_rnn_params;
+
+/* One layer, one direction, over a whole sequence. Gates in PyTorch's order and layout: LSTM (i, f, g, o),
+ * GRU (r, z, n); G = 4 (LSTM) or 3 (GRU).
+ * x (T, N, I), w_ih (G*H, I), w_hh (G*H, H), b_ih and b_hh (G*H) or NULL, h0 (N, H) or NULL (zeros),
+ * c0 (N, H) or NULL (zeros; LSTM only) -> y (T, N, H): the hidden state after each step, in time order.
+ * *c_n (N, H) gets the LSTM's last cell state (zeros for the GRU); *saved gets what the backward needs
+ * (an opaque float32 tensor). Either may be NULL when not wanted. */
+lm_tensor *lm_rnn_forward(const lm_rnn_params *p, const lm_tensor *x, const lm_tensor *w_ih, const lm_tensor *w_hh,
+                          const lm_tensor *b_ih, const lm_tensor *b_hh, const lm_tensor *h0, const lm_tensor *c0,
+                          lm_tensor **c_n, lm_tensor **saved, lm_error *err);
+/* Backpropagation through time from the forward's y and saved: gy (T, N, H) is the gradient of every
+ * hidden output (the last hidden state is one of them), gc_n (N, H) of the last cell state or NULL.
+ * Adds into gx, gw_ih, gw_hh, gb_ih, gb_hh, gh0, gc0 (each NULL when not wanted). */
+int lm_rnn_backward(const lm_rnn_params *p, const lm_tensor *x, const lm_tensor *w_ih, const lm_tensor *w_hh,
+                    const lm_tensor *h0, const lm_tensor *c0, const lm_tensor *y, const lm_tensor *saved,
+                    const lm_tensor *gy, const lm_tensor *gc_n, lm_tensor *gx, lm_tensor *gw_ih, lm_tensor *gw_hh,
+                    lm_tensor *gb_ih, lm_tensor *gb_hh, lm_tensor *gh0, lm_tensor *gc0, lm_error *err);
 
 #endif

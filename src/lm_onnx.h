@@ -82,6 +82,8 @@ typedef struct lm_onnx_model {
   int n_inits;
   lm_onnx_node *nodes; /* in file order (ONNX requires topological order) */
   int n_nodes;
+  const char **meta_keys, **meta_values; /* metadata_props, n_meta of them ("" for an absent key or value) */
+  int n_meta;
   void *pb;             /* the protobuf-c message the strings point into */
 } lm_onnx_model;
 
@@ -90,6 +92,11 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
 /* Reads path (gzip-compressed or not) and parses it. */
 lm_onnx_model *lm_onnx_load(const char *path, lm_error *err);
 void lm_onnx_free(lm_onnx_model *m); /* NULL-safe */
+/* Writes a copy of the ONNX file `in` (plain or gzipped) to `out` as plain ONNX, with the n
+ * metadata_props entries keys[i] = values[i] set (an entry with the same key is replaced, the others
+ * kept). Every other field of the file, including those lumen does not read, is copied as it is. */
+int lm_onnx_write_metadata(const char *in, const char *out, int n, const char *const *keys,
+                           const char *const *values, lm_error *err);
 /* "float", "int64", ... for a TensorProto.DataType; "unknown" for others. */
 const char *lm_onnx_dtype_name(int elem_type);
 

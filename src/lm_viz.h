@@ -17,12 +17,20 @@
 
 /* ---- resampling and colour (viz.c) ---- */
 
-typedef enum { LM_RESIZE_BILINEAR = 0, LM_RESIZE_AREA = 1, LM_RESIZE_NEAREST = 2 } lm_resize_mode;
+typedef enum {
+  LM_RESIZE_BILINEAR = 0,
+  LM_RESIZE_AREA = 1,
+  LM_RESIZE_NEAREST = 2,
+  LM_RESIZE_ANTIALIAS = 3 /* bilinear, antialiased when shrinking (PIL's BILINEAR) */
+} lm_resize_mode;
 
-/* (..., H, W) -> (..., h, w) for any tensor of 2 or more dims; each (H, W) plane separately.
+/* (..., H, W) -> (..., h, w) for any tensor of 2 or more dims; each (H, W) plane separately, by the
+ * resampler of lm_act.h (resample.c), which the upsample ops share.
  * bilinear: F.interpolate(mode="bilinear", antialias=False) with the given align_corners;
- * area: box averaging with fractional overlaps (cv2 INTER_AREA, PIL BOX); nearest: source
- * pixel floor(i * H / h), as F.interpolate(mode="nearest"). Same size returns a copy. */
+ * antialias: bilinear whose triangle filter is stretched by H / h (W / w) when shrinking, so every
+ * source pixel counts (PIL's Image.resize(BILINEAR), F.interpolate(antialias=True)); when enlarging
+ * the same as bilinear; area: box averaging with fractional overlaps (cv2 INTER_AREA, PIL BOX);
+ * nearest: source pixel floor(i * H / h), as F.interpolate(mode="nearest"). Same size returns a copy. */
 lm_tensor *lm_image_resize(const lm_tensor *img, int64_t h, int64_t w, lm_resize_mode mode, int align_corners,
                            lm_error *err);
 /* (..., H, W) -> (..., h, w): the window with top-left (y, x), 0-based, which must lie inside. */

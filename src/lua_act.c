@@ -177,6 +177,43 @@ static int l_batch_norm_backward(lua_State *L) {
   return 3;
 }
 
+/* ---- layer_norm ---- */
+
+/* layer_norm(x, k, weight, bias, eps) -> y, mean, rstd: over the last k dims; weight, bias may be nil. */
+static int l_layer_norm(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  int k = (int)luaL_checkinteger(L, 2);
+  lm_tensor *w = opt_f32(L, 3), *b = opt_f32(L, 4);
+  float eps = (float)luaL_optnumber(L, 5, 1e-5);
+  lmL_Tensor *uy = lmL_newtensor(L), *um = lmL_newtensor(L), *ur = lmL_newtensor(L); /* handles first */
+  lm_tensor *mean = NULL, *rstd = NULL;
+  lm_error err = {0};
+  lm_tensor *y = lm_layer_norm_forward(x, k, w, b, eps, &mean, &rstd, &err);
+  if (!y) return lmL_raise(L, &err);
+  lmL_attach(L, uy, y, &err);
+  lmL_attach(L, um, mean, &err);
+  lmL_attach(L, ur, rstd, &err);
+  return 3;
+}
+
+/* layer_norm_backward(x, k, weight, mean, rstd, gy, want_x, want_weight, want_bias) -> gx, gweight, gbias
+ * (nil where not wanted; gweight and gbias shaped like weight). */
+static int l_layer_norm_backward(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1);
+  int k = (int)luaL_checkinteger(L, 2);
+  lm_tensor *w = opt_f32(L, 3), *mean = lmL_check_f32(L, 4), *rstd = lmL_check_f32(L, 5), *gy = lmL_check_f32(L, 6);
+  lm_tensor *g[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < 3; i++) {
+    if (lua_toboolean(L, 7 + i) && (i == 0 || w))
+      g[i] = push_zeros_like(L, i == 0 ? x : w);
+    else
+      lua_pushnil(L);
+  }
+  lm_error err = {0};
+  if (lm_layer_norm_backward(x, k, w, mean, rstd, gy, g[0], g[1], g[2], &err)) return lmL_raise(L, &err);
+  return 3;
+}
+
 /* ---- resampling ---- */
 
 static lm_upsample_mode mode_arg(lua_State *L, int idx) {
@@ -237,6 +274,8 @@ static const luaL_Reg fns[] = {
     {"nll_loss_backward", l_nll_loss_backward},
     {"batch_norm", l_batch_norm},
     {"batch_norm_backward", l_batch_norm_backward},
+    {"layer_norm", l_layer_norm},
+    {"layer_norm_backward", l_layer_norm_backward},
     {"upsample", l_upsample},
     {"upsample_backward", l_upsample_backward},
     {"gaussian_blur", l_gaussian_blur},

@@ -1,18 +1,26 @@
-/* lua_io.c — binding for the file formats: PNG, .npy, safetensors, gunzip.
+/* lua_io.c — binding for the file formats: PNG, JPEG, .npy, safetensors, gunzip; folder listings.
  *
+ *   core.image_load(path)          -> (C, H, W) tensor | nil, "path: reason"   (PNG or JPEG, by content)
  *   core.png_load(path)            -> (C, H, W) tensor | nil, "path: reason"
  *   core.png_save(t, path)         -> true | nil, msg      (raises on a tensor that is not an image)
+ *   core.jpeg_load(path)           -> (C, H, W) tensor | nil, "path: reason"
+ *   core.jpeg_save(t, path [, quality = 90]) -> true | nil, msg  (raises on a bad tensor or quality)
  *   core.npy_read(path)            -> tensor | nil, msg
  *   core.npy_write(path, t)        -> true | nil, msg
  *   core.safetensors_read(path)    -> {name = tensor}, {key = value} | nil, msg
  *   core.safetensors_write(path, {name = tensor} [, {key = value}]) -> true | nil, msg
  *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg
+ *   core.list_dir(path)            -> sorted array of the names in a folder (no "." or "..") | nil, msg
+ *   core.is_dir(path)              -> true when path is a folder
  *
  * Values in files are plain values: int64 tensors are not index-shifted. Results that C hands
  * over (a safetensors set, a gunzipped buffer) sit in a box (lmL_push_box) made before the C call,
  * so that a Lua error (out of memory) while converting them cannot leak them. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lumen_lua.h"
 
@@ -27,13 +35,18 @@ static int ok(lua_State *L) {
   return 1;
 }
 
-static int l_png_load(lua_State *L) {
+/* A reader's result: the tensor, or nil and its message. */
+static int push_read(lua_State *L, lm_tensor *(*read)(const char *, lm_error *)) {
   const char *path = luaL_checkstring(L, 1);
   lmL_Tensor *u = lmL_newtensor(L); /* the handle first: see lumen_lua.h */
   lm_error err = {0};
-  u->t = lm_png_read(path, &err);
+  u->t = read(path, &err);
   return u->t ? 1 : fail(L, &err);
 }
+
+static int l_image_load(lua_State *L) { return push_read(L, lm_image_read); }
+static int l_png_load(lua_State *L) { return push_read(L, lm_png_read); }
+static int l_jpeg_load(lua_State *L) { return push_read(L, lm_jpeg_read); }
 
 static int l_png_save(lua_State *L) {
   lm_tensor *t = lmL_check(L, 1);
@@ -42,6 +55,22 @@ static int l_png_save(lua_State *L) {
   size_t len;
   lmL_Box *b = lmL_push_box(L, free);
   b->p = lm_png_encode(t, &len, &err);
+  if (!b->p) return luaL_argerror(L, 1, err.msg);
+  const void *bufs[1] = {b->p};
+  int rc = lm_write_file(path, 1, bufs, &len, &err);
+  lmL_box_release(b);
+  return rc ? fail(L, &err) : ok(L);
+}
+
+static int l_jpeg_save(lua_State *L) {
+  lm_tensor *t = lmL_check(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  lua_Integer quality = luaL_optinteger(L, 3, 90);
+  luaL_argcheck(L, quality >= 1 && quality <= 100, 3, "JPEG quality must be in [1, 100]");
+  lm_error err = {0};
+  size_t len;
+  lmL_Box *b = lmL_push_box(L, free);
+  b->p = lm_jpeg_encode(t, (int)quality, &len, &err);
   if (!b->p) return luaL_argerror(L, 1, err.msg);
   const void *bufs[1] = {b->p};
   int rc = lm_write_file(path, 1, bufs, &len, &err);
@@ -157,7 +186,51 @@ static int l_gunzip_file(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"png_load", l_png_load},
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void release_dir(void *p) { closedir(p); }
+
+static int l_list_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lmL_Box *b = lmL_push_box(L, release_dir);
+  DIR *d = b->p = opendir(path);
+  if (!d) return lua_pushnil(L), lua_pushfstring(L, "%s: cannot open folder (%s)", path, strerror(errno)), 2;
+  lua_newtable(L);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  lmL_box_release(b);
+  /* sort by strcmp through a userdata array of the (table-anchored) strings */
+  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    names[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  qsort(names, (size_t)n, sizeof *names, cmp_names);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int l_is_dir(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISDIR(st.st_mode));
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"image_load", l_image_load},
+                               {"jpeg_load", l_jpeg_load},
+                               {"jpeg_save", l_jpeg_save},
+                               {"list_dir", l_list_dir},
+                               {"is_dir", l_is_dir},
+                               {"png_load", l_png_load},
                                {"png_save", l_png_save},
                                {"npy_read", l_npy_read},
                                {"npy_write", l_npy_write},

@@ -1,4 +1,4 @@
-/* lua_nn.c — binding for the nn kernels (lm_nn.h): convolution, pooling, linear, embedding.
+/* lua_nn.c — binding for the nn kernels (lm_nn.h): convolution, pooling, linear, embedding, LSTM and GRU.
  *
  * Raw kernels, no autograd (lua/lumen/ops_nn.lua wraps them). Options come as a normalized table
  * (ops_nn.lua builds it); each entry may also be a single number for every dimension:
@@ -316,6 +316,61 @@ static int l_embedding_backward(lua_State *L) {
   return rc ? lmL_raise(L, &err) : 1;
 }
 
+/* ---- recurrent layers ---- */
+
+static lm_tensor *opt_f32_arg(lua_State *L, int idx) { return lua_isnoneornil(L, idx) ? NULL : lmL_check_f32(L, idx); }
+
+/* The cell name at idx and the flags at idx + 1 (reverse), idx + 2 (linear_before_reset). */
+static lm_rnn_params rnn_params(lua_State *L, int idx) {
+  static const char *const cells[] = {"lstm", "gru", NULL};
+  lm_rnn_params p = {(lm_rnn_cell)luaL_checkoption(L, idx, NULL, cells), lua_toboolean(L, idx + 1),
+                     lua_toboolean(L, idx + 2)};
+  return p;
+}
+
+/* rnn(x, w_ih, w_hh, b_ih, b_hh, h0, c0, cell, reverse, linear_before_reset) -> y, c_n, saved;
+ * biases and initial states may be nil. */
+static int l_rnn(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1), *wi = lmL_check_f32(L, 2), *wh = lmL_check_f32(L, 3);
+  lm_tensor *bi = opt_f32_arg(L, 4), *bh = opt_f32_arg(L, 5), *h0 = opt_f32_arg(L, 6), *c0 = opt_f32_arg(L, 7);
+  lm_rnn_params p = rnn_params(L, 8);
+  lmL_Tensor *uy = lmL_newtensor(L), *uc = lmL_newtensor(L), *us = lmL_newtensor(L); /* handles first */
+  lm_tensor *cn = NULL, *saved = NULL;
+  lm_error err = {0};
+  lm_tensor *y = lm_rnn_forward(&p, x, wi, wh, bi, bh, h0, c0, &cn, &saved, &err);
+  if (!y) return lmL_raise(L, &err);
+  lmL_attach(L, uy, y, &err);
+  lmL_attach(L, uc, cn, &err);
+  lmL_attach(L, us, saved, &err);
+  return 3;
+}
+
+/* rnn_backward(x, w_ih, w_hh, h0, c0, y, saved, gy, gc_n, cell, reverse, linear_before_reset, wants)
+ * -> gx, gw_ih, gw_hh, gb_ih, gb_hh, gh0, gc0; wants is an array of 7 booleans (nil where not wanted). */
+static int l_rnn_backward(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1), *wi = lmL_check_f32(L, 2), *wh = lmL_check_f32(L, 3);
+  lm_tensor *h0 = opt_f32_arg(L, 4), *c0 = opt_f32_arg(L, 5), *y = lmL_check_f32(L, 6), *saved = lmL_check_f32(L, 7);
+  lm_tensor *gy = lmL_check_f32(L, 8), *gcn = opt_f32_arg(L, 9);
+  lm_rnn_params p = rnn_params(L, 10);
+  luaL_checktype(L, 13, LUA_TTABLE);
+  int want[7];
+  for (int i = 0; i < 7; i++) {
+    lua_rawgeti(L, 13, i + 1);
+    want[i] = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  int64_t gh = wh->shape[0], nh[2] = {x->ndim == 3 ? x->shape[1] : 0, wh->ndim == 2 ? wh->shape[1] : 0};
+  lua_settop(L, 13); /* the gradients take slots 14..20 */
+  lm_tensor *g[7] = {push_grad(L, want[0], x->ndim, x->shape), push_grad(L, want[1], wi->ndim, wi->shape),
+                     push_grad(L, want[2], wh->ndim, wh->shape), push_grad(L, want[3], 1, &gh),
+                     push_grad(L, want[4], 1, &gh), push_grad(L, want[5] && h0, 2, nh),
+                     push_grad(L, want[6] && c0, 2, nh)};
+  lm_error err = {0};
+  if (lm_rnn_backward(&p, x, wi, wh, h0, c0, y, saved, gy, gcn, g[0], g[1], g[2], g[3], g[4], g[5], g[6], &err))
+    return lmL_raise(L, &err);
+  return 7;
+}
+
 static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"conv2d_backward", l_conv2d_backward},
                                {"conv1d", l_conv1d},
@@ -336,6 +391,8 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"linear_backward", l_linear_backward},
                                {"embedding", l_embedding},
                                {"embedding_backward", l_embedding_backward},
+                               {"rnn", l_rnn},
+                               {"rnn_backward", l_rnn_backward},
                                {NULL, NULL}};
 
 void lmL_open_nn(lua_State *L) { luaL_setfuncs(L, fns, 0); }

@@ -5,9 +5,12 @@
  *     outputs = { ... },                                                      -- shape nil = unknown rank
  *     initializers = { [name] = Tensor },
  *     nodes = { {op_type =, name =, domain =, inputs = {...}, outputs = {...},
- *                attrs = {[k] = number | string | Tensor | {numbers}}} } }     -- "" = omitted input
+ *                attrs = {[k] = number | string | Tensor | {numbers}}} },      -- "" = omitted input
+ *     metadata = { [key] = value } }                                          -- metadata_props
+ * lumen.core.onnx_write_metadata(in, out, {key = value}) -> true | nil, msg: a copy of the file with
+ *   those metadata_props set (lm_onnx_write_metadata).
  *
- * Attributes of types lumen does not read (graphs, sparse tensors, string lists) are left out.
+ * Attributes of types lumen does not read (graphs, sparse tensors, string lists) are false.
  * Names and values are the file's own: nothing here is an index, so nothing is shifted to 1-based.
  */
 #include "lumen_lua.h"
@@ -42,7 +45,8 @@ static void push_values(lua_State *L, const lm_onnx_value *v, int n) {
   }
 }
 
-/* Pushes the attribute's value; returns 0 (pushing nothing) for kinds lumen does not read. */
+/* Pushes the attribute's value; kinds lumen does not read (graphs, lists of strings, ...) push false, so
+ * a converter can tell an attribute it cannot see from an absent one. */
 static int push_attr(lua_State *L, const lm_onnx_attr *a) {
   switch (a->kind) {
     case LM_ONNX_ATTR_FLOAT: lua_pushnumber(L, a->f); return 1;
@@ -60,7 +64,7 @@ static int push_attr(lua_State *L, const lm_onnx_attr *a) {
         lua_rawseti(L, -2, (lua_Integer)k + 1);
       }
       return 1;
-    default: return 0;
+    default: lua_pushboolean(L, 0); return 1;
   }
 }
 
@@ -108,6 +112,12 @@ static void push_model(lua_State *L, const lm_onnx_model *m) {
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "nodes");
+  lua_createtable(L, 0, m->n_meta);
+  for (int i = 0; i < m->n_meta; i++) {
+    lua_pushstring(L, m->meta_values[i]);
+    lua_setfield(L, -2, m->meta_keys[i]);
+  }
+  lua_setfield(L, -2, "metadata");
 }
 
 static void *load(const char *path, lm_error *err) { return lm_onnx_load(path, err); }
@@ -116,6 +126,30 @@ static void push(lua_State *L, void *m) { push_model(L, m); }
 
 static int c_onnx_load(lua_State *L) { return lmL_load_with(L, luaL_checkstring(L, 1), load, release, push); }
 
-static const luaL_Reg fns[] = {{"onnx_load", c_onnx_load}, {NULL, NULL}};
+/* onnx_write_metadata(in, out, {key = value}) */
+static int c_onnx_write_metadata(lua_State *L) {
+  const char *in = luaL_checkstring(L, 1), *out = luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  int n = 0;
+  for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) n++;
+  const char **kv = lua_newuserdatauv(L, sizeof *kv * (size_t)(2 * n + 1), 0); /* keys, then values */
+  int i = 0;
+  for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1), i++) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "onnx_write_metadata: keys and values must be strings");
+    kv[i] = lua_tostring(L, -2), kv[n + i] = lua_tostring(L, -1); /* the table keeps them alive */
+  }
+  lm_error err = {0};
+  if (lm_onnx_write_metadata(in, out, n, kv, kv + n, &err)) {
+    lua_pushnil(L);
+    lua_pushstring(L, err.msg);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"onnx_load", c_onnx_load}, {"onnx_write_metadata", c_onnx_write_metadata}, {NULL, NULL}};
 
 void lmL_open_onnx(lua_State *L) { luaL_setfuncs(L, fns, 0); }

@@ -1,7 +1,11 @@
 /* lua_sys.c — the few operating-system and process services recipes need: a wall clock, tty
- * detection, directories, SHA-256 of strings and files, threads, tensor memory, the BLAS kernels in
- * use, and the readers' limits. */
+ * detection, directories and file types (for output folders and manifests), SHA-256 of strings and
+ * files, threads, tensor memory, the readers' limits, and what this build is (compiler, sanitizers,
+ * BLAS kernels). */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -145,9 +149,142 @@ static int s_limits(lua_State *L) {
   return 2;
 }
 
+/* lstat(path) -> {type = "file" | "directory" | "link" | "fifo" | "socket" | "device", size = bytes},
+ * or nil, "path: reason". Never follows a symbolic link and never opens the file. stat(path) follows. */
+static int push_stat(lua_State *L, const char *path, const struct stat *st) {
+  const char *type = S_ISREG(st->st_mode)    ? "file"
+                     : S_ISDIR(st->st_mode)  ? "directory"
+                     : S_ISLNK(st->st_mode)  ? "link"
+                     : S_ISFIFO(st->st_mode) ? "fifo"
+                     : S_ISSOCK(st->st_mode) ? "socket"
+                                             : "device";
+  (void)path;
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st->st_size);
+  lua_setfield(L, -2, "size");
+  return 1;
+}
+
+static int stat_fail(lua_State *L, const char *path) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(errno));
+  return 2;
+}
+
+static int s_lstat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (lstat(path, &st) != 0) return stat_fail(L, path);
+  return push_stat(L, path, &st);
+}
+
+static int s_stat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return stat_fail(L, path);
+  return push_stat(L, path, &st);
+}
+
+/* listdir(path) -> sorted array of the names in a directory (without . and ..), or nil, msg. */
+static int s_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) return stat_fail(L, path);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int s_getcwd(lua_State *L) {
+  char buf[PATH_MAX];
+  if (!getcwd(buf, sizeof buf)) return luaL_error(L, "getcwd: %s", strerror(errno));
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* realpath(path) -> the absolute path with every link and . / .. resolved, or nil, msg. */
+static int s_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  if (!realpath(path, buf)) return stat_fail(L, path);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* mkdtemp(prefix) -> a new private directory $TMPDIR/prefixXXXXXX (TMPDIR or /tmp), or nil, msg. */
+static int s_mkdtemp(lua_State *L) {
+  const char *prefix = luaL_optstring(L, 1, "lumen_");
+  const char *dir = getenv("TMPDIR");
+  if (!dir || !*dir) dir = "/tmp";
+  if (strchr(prefix, '/')) return luaL_argerror(L, 1, "prefix must not contain '/'");
+  char buf[PATH_MAX];
+  int n = snprintf(buf, sizeof buf, "%s/%sXXXXXX", dir, prefix);
+  if (n < 0 || (size_t)n >= sizeof buf) return luaL_argerror(L, 1, "temporary path too long");
+  if (!mkdtemp(buf)) return stat_fail(L, buf);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* build() -> {compiler =, optimized =, sanitizers =, dnnl =, blas = OpenBLAS's build string}. */
+static int s_build(lua_State *L) {
+  lua_createtable(L, 0, 5);
+#if defined(__clang__)
+  lua_pushfstring(L, "clang %s", __clang_version__);
+#elif defined(__GNUC__)
+  lua_pushfstring(L, "gcc %s", __VERSION__);
+#else
+  lua_pushstring(L, "unknown");
+#endif
+  lua_setfield(L, -2, "compiler");
+#ifdef __OPTIMIZE__
+  lua_pushboolean(L, 1);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  lua_setfield(L, -2, "optimized");
+#if defined(__SANITIZE_ADDRESS__)
+  lua_pushstring(L, "address,undefined");
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  lua_pushstring(L, "address,undefined");
+#else
+  lua_pushstring(L, "none");
+#endif
+#else
+  lua_pushstring(L, "none");
+#endif
+  lua_setfield(L, -2, "sanitizers");
+#ifdef LUMEN_HAVE_DNNL
+  lua_pushboolean(L, 1);
+#else
+  lua_pushboolean(L, 0);
+#endif
+  lua_setfield(L, -2, "dnnl");
+  const char *blas = lm_blas_config();
+  lua_pushstring(L, blas ? blas : "unknown");
+  lua_setfield(L, -2, "blas");
+  return 1;
+}
+
 static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
                                {"live_bytes", s_live_bytes}, {"set_threads", s_set_threads}, {"get_threads", s_get_threads},
+                               {"lstat", s_lstat}, {"stat", s_stat}, {"listdir", s_listdir}, {"getcwd", s_getcwd},
+                               {"realpath", s_realpath}, {"mkdtemp", s_mkdtemp}, {"build", s_build},
                                {NULL, NULL}};
 
 void lmL_open_sys(lua_State *L) { luaL_setfuncs(L, fns, 0); }

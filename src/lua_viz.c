@@ -37,11 +37,11 @@ static lm_cmap check_cmap(lua_State *L, int idx) {
   return (lm_cmap)c;
 }
 
-/* image_resize(t, h, w [, method [, align_corners]]) */
+/* image_resize(t, h, w [, method [, align_corners]]): method "bilinear", "area", "nearest" or "antialias" */
 static int v_resize(lua_State *L) {
   lm_tensor *t = lmL_check_f32(L, 1);
   lua_Integer h = luaL_checkinteger(L, 2), w = luaL_checkinteger(L, 3);
-  static const char *const methods[] = {"bilinear", "area", "nearest", NULL};
+  static const char *const methods[] = {"bilinear", "area", "nearest", "antialias", NULL}; /* lm_resize_mode */
   int mode = luaL_checkoption(L, 4, "bilinear", methods);
   lm_error err = {0};
   return push_or_raise(L, lm_image_resize(t, h, w, (lm_resize_mode)mode, lua_toboolean(L, 5), &err), &err);

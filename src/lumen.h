@@ -74,6 +74,7 @@ typedef enum {
   LM_LIMIT_TENSOR_BYTES,   /* bytes of one tensor a file declares (1 GiB) */
   LM_LIMIT_MODEL_NODES,    /* nodes / operators / layers of a model file (100,000) */
   LM_LIMIT_MODEL_TENSORS,  /* tensors / initializers / buffers of a model file (100,000) */
+  LM_LIMIT_JPEG_SCANS,     /* scans of a progressive JPEG (1,000) */
   LM_LIMIT_COUNT
 } lm_limit;
 int64_t lm_limit_get(lm_limit k);
@@ -129,6 +130,7 @@ int lm_get_threads(void);
  * (parallel.c). fn must only write what its own range owns. */
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 const char *lm_blas_corename(void); /* the OpenBLAS kernel set in use, e.g. "Haswell" */
+const char *lm_blas_config(void);   /* OpenBLAS's build: "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
 /* When OpenBLAS fell back to generic kernels on a CPU it does not know: the core type to set in
  * OPENBLAS_CORETYPE before it loads (the `lumen` program re-executes itself with it). Else NULL. */
 const char *lm_blas_better_coretype(void);

@@ -7,7 +7,9 @@
 
 const char *const lm_binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                        "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
-const char *const lm_unary_names[] = {"neg", "exp", "log", "sqrt", "abs", "sign", "square", "reciprocal"};
+const char *const lm_unary_names[] = {"neg", "exp", "log", "sqrt", "abs", "sign", "square", "reciprocal",
+                                      "erf", "floor"};
+_Static_assert(sizeof lm_unary_names / sizeof *lm_unary_names == LM_UNARY_COUNT, "one name per unary op");
 
 /* A row of o = f(x, y) where x steps through a with stride sa and y through b with sb, each 0 or 1
  * (after lm_iter's merging the row dimension is either broadcast or contiguous; both are 0 only in
@@ -125,6 +127,8 @@ lm_tensor *lm_unary_forward(lm_unary_op op, const lm_tensor *t, lm_error *err) {
   case LM_OP_SIGN: UNARY_LOOP((float)((v > 0.0f) - (v < 0.0f)));
   case LM_OP_SQUARE: UNARY_LOOP(v * v);
   case LM_OP_RECIPROCAL: UNARY_LOOP(1.0f / v);
+  case LM_OP_ERF: UNARY_LOOP(erff(v));
+  case LM_OP_FLOOR: UNARY_LOOP(floorf(v));
   default: break;
   }
   return out;

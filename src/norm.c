@@ -291,3 +291,101 @@ int lm_batch_norm_backward(const lm_tensor *x, const lm_tensor *weight, const lm
   }
   return 0;
 }
+
+/* ---- layer normalisation ---- */
+
+/* x (..., D) with D the product of the last k dims; weight, bias (D elements) or NULL. *M gets the
+ * number of rows. */
+static int check_ln(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *bias, int64_t *M, int64_t *D,
+                    lm_error *err) {
+  char a[128], c[128];
+  if (x->dtype != LM_F32) return lm_fail(err, "layer_norm: input must be float32, got int64");
+  if (k < 1 || k > x->ndim)
+    return lm_fail(err, "layer_norm: cannot normalise the last %d dimensions of a %s input", k,
+                   lm_shape_str(x, a, sizeof a));
+  *D = 1;
+  for (int i = x->ndim - k; i < x->ndim; i++) *D *= x->shape[i];
+  *M = *D ? x->numel / *D : 0;
+  const lm_tensor *vs[2] = {weight, bias};
+  const char *names[2] = {"weight", "bias"};
+  for (int i = 0; i < 2; i++)
+    if (vs[i] && (vs[i]->dtype != LM_F32 || vs[i]->numel != *D))
+      return lm_fail(err, "layer_norm: %s %s must be float32 with %lld elements (the last %d dims of input %s)",
+                     names[i], lm_shape_str(vs[i], a, sizeof a), (long long)*D, k, lm_shape_str(x, c, sizeof c));
+  return 0;
+}
+
+lm_tensor *lm_layer_norm_forward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *bias, float eps,
+                                 lm_tensor **mean, lm_tensor **rstd, lm_error *err) {
+  int64_t M, D;
+  if (check_ln(x, k, weight, bias, &M, &D, err)) return NULL;
+  if (!(eps >= 0)) return lm_fail_null(err, "layer_norm: eps must be >= 0, got %g", (double)eps);
+  lm_tensor *y = lm_tensor_empty(LM_F32, x->ndim, x->shape, err); // (..., D)
+  lm_tensor *mt = y ? lm_tensor_empty(LM_F32, 1, &M, err) : NULL;  // (M)
+  lm_tensor *rt = mt ? lm_tensor_empty(LM_F32, 1, &M, err) : NULL; // (M)
+  if (!rt) {
+    lm_tensor_release(y);
+    lm_tensor_release(mt);
+    return NULL;
+  }
+  const float *w = weight ? lm_f32(weight) : NULL, *b = bias ? lm_f32(bias) : NULL;
+  for (int64_t m = 0; m < M; m++) {
+    const float *xr = lm_f32(x) + m * D; // (D)
+    float *yr = lm_f32(y) + m * D;
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < D; i++) s += xr[i];
+    double mu = s / (double)D;
+    for (int64_t i = 0; i < D; i++) ss += (xr[i] - mu) * (xr[i] - mu);
+    float fm = (float)mu, r = (float)(1.0 / sqrt(ss / (double)D + eps));
+    lm_f32(mt)[m] = fm;
+    lm_f32(rt)[m] = r;
+    for (int64_t i = 0; i < D; i++) {
+      float v = (xr[i] - fm) * r;
+      yr[i] = (w ? v * w[i] : v) + (b ? b[i] : 0.0f);
+    }
+  }
+  if (mean)
+    *mean = mt;
+  else
+    lm_tensor_release(mt);
+  if (rstd)
+    *rstd = rt;
+  else
+    lm_tensor_release(rt);
+  return y;
+}
+
+int lm_layer_norm_backward(const lm_tensor *x, int k, const lm_tensor *weight, const lm_tensor *mean,
+                           const lm_tensor *rstd, const lm_tensor *gy, lm_tensor *gx, lm_tensor *gweight,
+                           lm_tensor *gbias, lm_error *err) {
+  int64_t M, D;
+  if (check_ln(x, k, weight, NULL, &M, &D, err) || check_ln(x, k, gweight, gbias, &M, &D, err)) return -1;
+  if (!mean || !rstd || mean->numel != M || rstd->numel != M || mean->dtype != LM_F32 || rstd->dtype != LM_F32)
+    return lm_fail(err, "layer_norm backward: needs the forward's mean and rstd (%lld values each)", (long long)M);
+  if (gy->dtype != LM_F32 || !lm_same_shape(x, gy) || (gx && (gx->dtype != LM_F32 || !lm_same_shape(x, gx)))) {
+    char a[128], b[128];
+    return lm_fail(err, "layer_norm backward: grad_output %s and grad_input must be float32 of the input's shape %s",
+                   lm_shape_str(gy, a, sizeof a), lm_shape_str(x, b, sizeof b));
+  }
+  const float *w = weight ? lm_f32(weight) : NULL;
+  for (int64_t m = 0; m < M; m++) {
+    const float *xr = lm_f32(x) + m * D, *gr = lm_f32(gy) + m * D; // (D)
+    float mu = lm_f32(mean)[m], r = lm_f32(rstd)[m];
+    double sg = 0, sgx = 0; /* sum g, sum g * xhat, with g = gy * weight */
+    for (int64_t i = 0; i < D; i++) {
+      float xh = (xr[i] - mu) * r, g = w ? gr[i] * w[i] : gr[i];
+      sg += g;
+      sgx += (double)g * xh;
+      if (gweight) lm_f32(gweight)[i] += gr[i] * xh;
+      if (gbias) lm_f32(gbias)[i] += gr[i];
+    }
+    if (!gx) continue;
+    float mg = (float)(sg / (double)D), mgx = (float)(sgx / (double)D);
+    float *gxr = lm_f32(gx) + m * D;
+    for (int64_t i = 0; i < D; i++) {
+      float xh = (xr[i] - mu) * r, g = w ? gr[i] * w[i] : gr[i];
+      gxr[i] += r * (g - mg - xh * mgx);
+    }
+  }
+  return 0;
+}

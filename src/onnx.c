@@ -294,6 +294,15 @@ static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *er
     m->n_nodes = (int)i + 1;
     if (node_from_proto(g->node[i], (int)i, &m->nodes[i], file, err)) return -1;
   }
+  if (mp->n_metadata_props > INT_MAX) return lm_fail(err, "%s: too many metadata_props", file);
+  m->meta_keys = calloc(mp->n_metadata_props + 1, sizeof *m->meta_keys);
+  m->meta_values = calloc(mp->n_metadata_props + 1, sizeof *m->meta_values);
+  if (!m->meta_keys || !m->meta_values) return lm_fail(err, "%s: out of memory", file);
+  for (size_t i = 0; i < mp->n_metadata_props; i++) {
+    m->meta_keys[i] = str(mp->metadata_props[i]->key);
+    m->meta_values[i] = str(mp->metadata_props[i]->value);
+  }
+  m->n_meta = (int)mp->n_metadata_props;
   return 0;
 }
 
@@ -339,7 +348,63 @@ void lm_onnx_free(lm_onnx_model *m) {
   free(m->outputs);
   free(m->inits);
   free(m->nodes);
+  free(m->meta_keys);
+  free(m->meta_values);
   if (m->pb) onnx__model_proto__free_unpacked(m->pb, NULL);
   free((char *)m->file);
   free(m);
+}
+
+int lm_onnx_write_metadata(const char *in, const char *out, int n, const char *const *keys,
+                           const char *const *values, lm_error *err) {
+  size_t len = 0;
+  uint8_t *bytes = lm_read_file_maybe_gz(in, &len, err);
+  if (!bytes) return -1;
+  Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, bytes) : NULL;
+  free(bytes);
+  if (!mp) return lm_fail(err, "%s: not an ONNX model (protobuf data is truncated or corrupted)", in);
+  if (!mp->graph) {
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return lm_fail(err, "%s: not an ONNX model (no graph)", in);
+  }
+  /* the kept entries, then the new ones (which point at the caller's strings) */
+  size_t kept = 0, total = mp->n_metadata_props + (size_t)n;
+  Onnx__StringStringEntryProto **props = malloc((total ? total : 1) * sizeof *props);
+  Onnx__StringStringEntryProto *fresh = malloc((n ? (size_t)n : 1) * sizeof *fresh);
+  uint8_t *packed = NULL;
+  int rc = -1;
+  if (!props || !fresh) {
+    lm_fail(err, "%s: out of memory", in);
+    goto done;
+  }
+  for (size_t i = 0; i < mp->n_metadata_props; i++) {
+    int replaced = 0;
+    for (int k = 0; k < n; k++) replaced |= !strcmp(str(mp->metadata_props[i]->key), keys[k]);
+    if (!replaced) props[kept++] = mp->metadata_props[i];
+  }
+  for (int k = 0; k < n; k++) {
+    fresh[k] = (Onnx__StringStringEntryProto)ONNX__STRING_STRING_ENTRY_PROTO__INIT;
+    fresh[k].key = (char *)keys[k];
+    fresh[k].value = (char *)values[k];
+    props[kept++] = &fresh[k];
+  }
+  Onnx__StringStringEntryProto **own = mp->metadata_props;
+  size_t n_own = mp->n_metadata_props;
+  mp->metadata_props = props, mp->n_metadata_props = kept;
+  size_t size = onnx__model_proto__get_packed_size(mp);
+  packed = malloc(size ? size : 1);
+  if (packed) onnx__model_proto__pack(mp, packed);
+  mp->metadata_props = own, mp->n_metadata_props = n_own; /* so free_unpacked frees only its own */
+  if (!packed) {
+    lm_fail(err, "%s: out of memory packing %zu bytes", out, size);
+    goto done;
+  }
+  const void *bufs[1] = {packed};
+  rc = lm_write_file(out, 1, bufs, &size, err);
+done:
+  free(packed);
+  free(props);
+  free(fresh);
+  onnx__model_proto__free_unpacked(mp, NULL);
+  return rc;
 }

@@ -65,10 +65,11 @@ static int decode_rows(png_structp png, png_infop info, png_job *j) {
   j->h = png_get_image_height(png, info);
   j->channels = png_get_channels(png, info);
   j->depth = png_get_bit_depth(png, info);
-  int64_t values = (int64_t)j->w * j->h * j->channels;
-  if (values > LM_PNG_MAX_VALUES)
-    return lm_fail(j->err, "%s: image too large (%u x %u x %d = %lld values, limit %lld)", j->name, (unsigned)j->w,
-                   (unsigned)j->h, j->channels, (long long)values, (long long)LM_PNG_MAX_VALUES);
+  int64_t pixels = (int64_t)j->w * j->h, limit = lm_limit_get(LM_LIMIT_IMAGE_PIXELS);
+  if (pixels > limit)
+    return lm_fail(j->err, "%s: image is %u x %u = %lld pixels, over the image_pixels limit of %lld "
+                   "(lumen.limits{image_pixels = n} raises it)", j->name, (unsigned)j->w, (unsigned)j->h,
+                   (long long)pixels, (long long)limit);
   if ((j->depth != 8 && j->depth != 16) || j->channels < 1 || j->channels > 4)
     return lm_fail(j->err, "%s: unsupported PNG layout (%d channels of %d bits)", j->name, j->channels, j->depth);
   if (alloc_rows(j, png_get_rowbytes(png, info)))

@@ -38,59 +38,7 @@ static lm_tensor *with_channels(const lm_tensor *t, int64_t c, lm_error *err) {
 
 static float luma(const float rgb[3]) { return 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2]; }
 
-/* ---- resampling: one separable pass per axis with per-output taps ---- */
-
-typedef struct {
-  int64_t *first; /* (out,) first source index */
-  int *count;     /* (out,) number of taps */
-  float *w;       /* (out, maxtaps) tap weights */
-  int maxtaps;
-} axis_taps;
-
-static void taps_free(axis_taps *a) {
-  free(a->first);
-  free(a->count);
-  free(a->w);
-  *a = (axis_taps){0};
-}
-
-static int taps_make(axis_taps *a, int64_t in, int64_t out, lm_resize_mode mode, int align, lm_error *err) {
-  a->maxtaps = mode == LM_RESIZE_AREA ? (int)((in + out - 1) / out) + 1 : 2;
-  a->first = malloc((size_t)out * sizeof *a->first);
-  a->count = malloc((size_t)out * sizeof *a->count);
-  a->w = malloc((size_t)out * (size_t)a->maxtaps * sizeof *a->w);
-  if (!a->first || !a->count || !a->w) return taps_free(a), lm_fail(err, "resize: out of memory");
-  for (int64_t o = 0; o < out; o++) {
-    float *w = a->w + o * a->maxtaps;
-    if (mode == LM_RESIZE_BILINEAR) { /* PyTorch's source index, clamped at 0 */
-      double src = align ? (out > 1 ? (double)o * (double)(in - 1) / (double)(out - 1) : 0.0)
-                         : ((double)o + 0.5) * (double)in / (double)out - 0.5;
-      if (src < 0) src = 0;
-      int64_t i0 = (int64_t)src < in - 1 ? (int64_t)src : in - 1;
-      float l1 = (float)(src - (double)i0);
-      a->first[o] = i0;
-      a->count[o] = (i0 < in - 1 && l1 > 0) ? 2 : 1;
-      w[0] = a->count[o] == 2 ? 1.0f - l1 : 1.0f;
-      w[1] = l1;
-    } else if (mode == LM_RESIZE_NEAREST) { /* PyTorch: floor(o * (float)(in / out)) */
-      float scale = (float)in / (float)out;
-      int64_t i = (int64_t)floorf((float)o * scale);
-      a->first[o] = i < in - 1 ? i : in - 1;
-      a->count[o] = 1;
-      w[0] = 1.0f;
-    } else { /* area: output o covers [o*in, (o+1)*in) in units of 1/out; exact integer overlaps */
-      int64_t lo = o * in, hi = (o + 1) * in;
-      int64_t j0 = lo / out, j1 = (hi + out - 1) / out;
-      a->first[o] = j0;
-      a->count[o] = (int)(j1 - j0);
-      for (int64_t j = j0; j < j1; j++) {
-        int64_t a0 = lo > j * out ? lo : j * out, a1 = hi < (j + 1) * out ? hi : (j + 1) * out;
-        w[j - j0] = (float)((double)(a1 - a0) / (double)in);
-      }
-    }
-  }
-  return 0;
-}
+/* ---- resizing: the resampler of resample.c ---- */
 
 lm_tensor *lm_image_resize(const lm_tensor *img, int64_t h, int64_t w, lm_resize_mode mode, int align_corners,
                            lm_error *err) {
@@ -98,49 +46,16 @@ lm_tensor *lm_image_resize(const lm_tensor *img, int64_t h, int64_t w, lm_resize
   if (check_f32(img, "resize", "image", err)) return NULL;
   if (img->ndim < 2)
     return lm_fail_null(err, "resize: expected a tensor (..., H, W), got shape %s", lm_shape_str(img, b, sizeof b));
-  if ((int)mode < LM_RESIZE_BILINEAR || (int)mode > LM_RESIZE_NEAREST)
-    return lm_fail_null(err, "resize: unknown method %d", (int)mode);
+  static const lm_resample_filter filters[] = {LM_RESAMPLE_BILINEAR, LM_RESAMPLE_AREA, LM_RESAMPLE_NEAREST,
+                                               LM_RESAMPLE_BILINEAR};
+  if ((unsigned)mode >= sizeof filters / sizeof *filters) return lm_fail_null(err, "resize: unknown method %d", (int)mode);
   int64_t H = img->shape[img->ndim - 2], W = img->shape[img->ndim - 1];
   if (h <= 0 || w <= 0)
     return lm_fail_null(err, "resize: output size %lldx%lld must be positive", (long long)h, (long long)w);
   if (H <= 0 || W <= 0) return lm_fail_null(err, "resize: input of shape %s is empty", lm_shape_str(img, b, sizeof b));
   if (h == H && w == W) return lm_tensor_clone(img, err);
-  int64_t shape[LM_MAX_DIMS];
-  memcpy(shape, img->shape, sizeof shape);
-  shape[img->ndim - 2] = h;
-  shape[img->ndim - 1] = w;
-  lm_tensor *out = lm_tensor_empty(LM_F32, img->ndim, shape, err);
-  if (!out) return NULL;
-  axis_taps ty = {0}, tx = {0};
-  float *tmp = malloc((size_t)(H * w) * sizeof *tmp); // (H, w)
-  if (!tmp || taps_make(&ty, H, h, mode, align_corners, err) || taps_make(&tx, W, w, mode, align_corners, err)) {
-    if (!tmp) lm_fail(err, "resize: out of memory");
-    free(tmp), taps_free(&ty), taps_free(&tx), lm_tensor_release(out);
-    return NULL;
-  }
-  int64_t planes = img->numel / (H * W);
-  for (int64_t p = 0; p < planes; p++) {
-    const float *src = lm_f32(img) + p * H * W; // (H, W)
-    float *dst = lm_f32(out) + p * h * w;       // (h, w)
-    for (int64_t y = 0; y < H; y++)
-      for (int64_t x = 0; x < w; x++) {
-        const float *row = src + y * W + tx.first[x], *wt = tx.w + x * tx.maxtaps;
-        float s = 0;
-        for (int k = 0; k < tx.count[x]; k++) s += wt[k] * row[k];
-        tmp[y * w + x] = s;
-      }
-    for (int64_t y = 0; y < h; y++) {
-      const float *wt = ty.w + y * ty.maxtaps;
-      float *d = dst + y * w;
-      for (int64_t x = 0; x < w; x++) d[x] = 0;
-      for (int k = 0; k < ty.count[y]; k++) {
-        const float *row = tmp + (ty.first[y] + k) * w;
-        for (int64_t x = 0; x < w; x++) d[x] += wt[k] * row[x];
-      }
-    }
-  }
-  free(tmp), taps_free(&ty), taps_free(&tx);
-  return out;
+  lm_resample r = {filters[mode], align_corners, mode == LM_RESIZE_ANTIALIAS, "resize"};
+  return lm_resample_forward(img, h, w, &r, err);
 }
 
 lm_tensor *lm_image_crop(const lm_tensor *img, int64_t y, int64_t x, int64_t h, int64_t w, lm_error *err) {

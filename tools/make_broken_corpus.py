@@ -11,8 +11,10 @@ tests/fixtures/npy/*             .npy files written by numpy (each dtype, versio
                                  a safetensors file laid out as the reference writer does, gzip files.
 tests/fixtures/broken/*          small broken files made from the valid ones (truncated, flipped bytes,
                                  bad magic, huge or overflowing shapes, lengths past the end, bad dtypes,
-                                 bad JSON, overlapping offsets, ...). Every reader must refuse every one
-                                 with a message naming the file; the extension says which reader.
+                                 bad JSON, overlapping offsets, damaged JPEG markers and scans, ...).
+                                 Every reader must refuse every one with a message naming the file; the
+                                 extension says which reader. The JPEGs are made from
+                                 tests/fixtures/jpeg/{rgb420,progressive}.jpg (tools/make_image_fixtures.py).
 
 The values the tests expect of the npy and safetensors fixtures are written next to each file
 below. The output is deterministic: running this again gives the same bytes.
@@ -437,6 +439,69 @@ def broken_gz(payload):
     return out
 
 
+def jpeg_segments(data):
+    """[(marker, payload)] from SOI up to the first SOS, and the rest (SOS payload + scan data + EOI)."""
+    assert data[:2] == b"\xff\xd8"
+    pos, segs = 2, []
+    while True:
+        marker = data[pos + 1]
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker == 0xDA:
+            return segs, data[pos:]
+        segs.append((marker, data[pos + 4:pos + 2 + length]))
+        pos += 2 + length
+
+
+def jpeg_join(segs, rest):
+    return b"\xff\xd8" + b"".join(b"\xff" + bytes([m]) + struct.pack(">H", len(p) + 2) + p for m, p in segs) + rest
+
+
+def with_segment(segs, marker, payload):
+    return [(m, payload if m == marker else p) for m, p in segs]
+
+
+def broken_jpeg(jpg, progressive):
+    """tests/fixtures/jpeg/rgb420.jpg (baseline) and progressive.jpg (from tools/make_image_fixtures.py), damaged."""
+    out = {}
+    n = len(jpg)
+    segs, rest = jpeg_segments(jpg)
+    sos = n - len(rest)
+    for cut in sorted({0, 2, 3, 4, 20, 100, sos - 1, sos + 5, sos + 20, (sos + n) // 2, n - 10, n - 2, n - 1}):
+        out[f"jpeg_truncated_{cut:03d}.jpg"] = jpg[:cut]
+    out["jpeg_bad_signature.jpg"] = b"\xff\xd9\xff" + jpg[3:]
+    out["jpeg_png_magic.jpg"] = b"\x89PNG\r\n\x1a\n" + jpg[8:]
+    sof = dict(segs)[0xC0]
+    p, h, w, nc = struct.unpack(">BHHB", sof[:6])
+    out["jpeg_huge_65500x65500.jpg"] = jpeg_join(with_segment(segs, 0xC0, struct.pack(">BHHB", p, 65500, 65500, nc) + sof[6:]), rest)
+    out["jpeg_huge_60000x1000.jpg"] = jpeg_join(with_segment(segs, 0xC0, struct.pack(">BHHB", p, 1000, 60000, nc) + sof[6:]), rest)
+    out["jpeg_width0.jpg"] = jpeg_join(with_segment(segs, 0xC0, struct.pack(">BHHB", p, h, 0, nc) + sof[6:]), rest)
+    out["jpeg_precision12.jpg"] = jpeg_join(with_segment(segs, 0xC0, struct.pack(">BHHB", 12, h, w, nc) + sof[6:]), rest)
+    out["jpeg_two_components.jpg"] = jpeg_join(with_segment(segs, 0xC0, struct.pack(">BHHB", p, h, w, 2) + sof[6:12]), rest)
+    out["jpeg_sampling_0.jpg"] = jpeg_join(with_segment(segs, 0xC0, sof[:7] + b"\x00" + sof[8:]), rest)
+    out["jpeg_no_sof.jpg"] = jpeg_join([s for s in segs if s[0] != 0xC0], rest)
+    out["jpeg_no_dqt.jpg"] = jpeg_join([s for s in segs if s[0] != 0xDB], rest)
+    dht = dict(segs)[0xC4]
+    out["jpeg_dht_counts_too_big.jpg"] = jpeg_join(with_segment(segs, 0xC4, dht[:1] + b"\xff" * 16 + dht[17:]), rest)
+    out["jpeg_segment_past_eof.jpg"] = jpg[:2] + b"\xff\xe0\xff\xf0" + jpg[6:]
+    out["jpeg_sos_bad_component.jpg"] = jpeg_join(segs, rest[:5] + b"\x09" + rest[6:])
+    scan = sos + 4 + struct.unpack(">H", rest[2:4])[0] - 2  # first byte of entropy-coded data
+    out["jpeg_eoi_in_scan.jpg"] = jpg[:scan + 20] + b"\xff\xd9" + jpg[scan + 20:]
+    out["jpeg_bad_huffman_code.jpg"] = jpg[:scan + 8] + b"\xff\x00" * 24 + jpg[scan + 56:]
+    out["jpeg_empty.jpg"] = b""
+    # a progressive file whose second scan is sent twice: an inconsistent progression
+    psegs, prest = jpeg_segments(progressive)
+    scans, pos = [], 0
+    while True:
+        at = prest.find(b"\xff\xda", pos + 2)
+        if at < 0:
+            break
+        scans.append(at)
+        pos = at
+    second, third = scans[0], scans[1]
+    out["jpeg_progressive_repeated_scan.jpg"] = jpeg_join(psegs, prest[:third] + prest[second:third] + prest[third:])
+    return out
+
+
 def main():
     for d in (IMAGES, NPY, BROKEN):
         os.makedirs(d, exist_ok=True)
@@ -450,6 +515,9 @@ def main():
     corpus.update(broken_npy(base_npy))
     corpus.update(broken_safetensors(entries))
     corpus.update(broken_gz(base_npy))
+    jpeg_dir = os.path.join(ROOT, "jpeg")  # written by tools/make_image_fixtures.py
+    with open(os.path.join(jpeg_dir, "rgb420.jpg"), "rb") as f, open(os.path.join(jpeg_dir, "progressive.jpg"), "rb") as g:
+        corpus.update(broken_jpeg(f.read(), g.read()))
     for name, data in corpus.items():
         assert len(data) < 8192, name
         write(os.path.join(BROKEN, name), data)

@@ -4,4 +4,4 @@ set -e
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 tools/build.sh
-./build/lumen run recipes/demo.lua
+./build/lumen run recipes/demo.lua overwrite=true # out/demo: replaced when setup runs again

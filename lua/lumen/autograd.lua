@@ -5,9 +5,10 @@
 -- and a tensor argument requires grad, a node {op, ctx, inputs} is attached to the output. The tape is
 -- the graph of these nodes: it lives exactly as long as the tensors that reach it.
 --
--- `grad(outputs, inputs [, grad_outputs])` walks the nodes between outputs and inputs in reverse
--- topological order and returns d(sum outputs*grad_outputs)/d(inputs) for any tensors, leaves or
--- intermediate. `with_rules({relu = fn}, body)` swaps backward rules per op kind for the duration of
+-- `grad(outputs, inputs [, grad_outputs] [, {allow_unused =}])` walks the nodes between outputs and
+-- inputs in reverse topological order and returns d(sum outputs*grad_outputs)/d(inputs) for any
+-- tensors, leaves or intermediate. An input the tape does not lead to from the outputs (never marked
+-- with `x.requires_grad = true`, or not used) is an error naming it unless allow_unused = true. `with_rules({relu = fn}, body)` swaps backward rules per op kind for the duration of
 -- body: fn(ctx, grad_output) gets the same ctx as the default backward, plus ctx.inputs (the tensor
 -- arguments, by position), ctx.args (all arguments), ctx.output and ctx.default (the built-in rule).
 -- ctx.needs[i] tells a backward whether argument i needs a gradient at all in this sweep.
@@ -233,25 +234,79 @@ local function sweep(outputs, grad_outputs, targets)
   end)
   enabled = prev
   if not ok then error(err, 0) end
-  return grads
+  return grads, reaches
 end
 
--- grad(outputs, inputs [, grad_outputs]) -> gradient(s) shaped like inputs (zeros where unreached).
-function M.grad(outputs, inputs, grad_outputs)
+-- Options of grad() and backward(): a table with string keys (grad_outputs lists have integer keys).
+local grad_options = { allow_unused = true, grad_outputs = true }
+local function is_options(t)
+  if type(t) ~= "table" or core.is_tensor(t) then return false end
+  for k in pairs(t) do
+    if type(k) == "string" then return true end
+  end
+  return false
+end
+local function check_options(opts, fn)
+  for k in pairs(opts) do
+    if not grad_options[k] then
+      error(("%s: unknown option '%s' (known: allow_unused, grad_outputs)"):format(fn, tostring(k)), 3)
+    end
+  end
+  return opts
+end
+
+-- Why input i of grad() is not on the tape that leads to the outputs: one line naming it.
+local function unused_message(i, t, outs)
+  local head = ("lumen.grad: input %d is not on the tape"):format(i)
+  if not M.requires_grad(t) then
+    return head .. ": mark it with x.requires_grad = true before computing the output from it"
+      .. " (or pass {allow_unused = true} to get zeros)"
+  end
+  for k, o in ipairs(outs) do
+    if not M.requires_grad(o) then
+      return ("%s: output %d was computed off the tape (under lumen.no_grad, or from tensors that do not"
+        .. " require grad)"):format(head, k)
+    end
+  end
+  return head .. ": the output does not depend on it (or it was marked after the output was computed);"
+    .. " pass {allow_unused = true} to get zeros"
+end
+
+-- grad(outputs, inputs [, grad_outputs] [, opts]) -> gradient(s) shaped like inputs. An input the
+-- outputs do not reach through the tape is an error naming it, unless opts.allow_unused = true (then
+-- its gradient is zeros). An input that is reached but gets no gradient (say, through a comparison)
+-- gets zeros. opts may also carry grad_outputs: lumen.grad(y, x, {grad_outputs = g, allow_unused = true}).
+function M.grad(outputs, inputs, grad_outputs, opts)
+  if opts == nil and is_options(grad_outputs) then grad_outputs, opts = nil, grad_outputs end
+  opts = check_options(opts or {}, "lumen.grad")
+  if grad_outputs == nil then grad_outputs = opts.grad_outputs end
   local outs = as_list(outputs)
   local ins, single = as_list(inputs)
   local gos = grad_outputs and as_list(grad_outputs) or nil
   local targets = {}
   for _, t in ipairs(ins) do targets[t] = true end
-  local grads = sweep(outs, gos, targets)
+  local grads, reaches = sweep(outs, gos, targets)
   local res = {}
-  for i, t in ipairs(ins) do res[i] = grads[t] or M.lumen.zeros_like(t) end
+  for i, t in ipairs(ins) do
+    if not reaches[t] and not opts.allow_unused then error(unused_message(i, t, outs), 2) end
+    res[i] = grads[t] or M.lumen.zeros_like(t)
+  end
   if single then return res[1] end
   return res
 end
 
--- t:backward([g]): accumulates into .grad of every leaf that requires grad.
-function M.backward(t, g)
+-- t:backward([g] [, opts]): accumulates into .grad of every leaf that requires grad. A t that is not
+-- on the tape (nothing it was computed from requires grad) is an error, since no .grad would be set,
+-- unless opts.allow_unused = true.
+function M.backward(t, g, opts)
+  if opts == nil and is_options(g) then g, opts = nil, g end
+  opts = check_options(opts or {}, "backward")
+  if g == nil then g = opts.grad_outputs end
+  if not M.requires_grad(t) then
+    if opts.allow_unused then return end
+    error("backward: the tensor is not on the tape (computed under lumen.no_grad, or from tensors that do not"
+      .. " require grad), so no .grad would be set: mark the inputs with x.requires_grad = true first", 2)
+  end
   local grads = sweep({ t }, g and { g } or nil, nil)
   for x, gx in pairs(grads) do
     local f = fields(x)

@@ -49,6 +49,9 @@ function Builder:add(spec)
   self.probe[spec.name] = y
 end
 
+-- The probe value of a graph value (a tensor), or nil when unknown.
+function Builder:value(name) return self.probe[name] end
+
 -- The probed shape of a graph value, or nil when unknown.
 function Builder:shape(name)
   local t = self.probe[name]

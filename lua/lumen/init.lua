@@ -42,7 +42,7 @@ setmetatable(lumen, {
 require "lumen.util"(lumen)
 
 -- Tensor methods that live in lazily loaded modules.
-function lumen.Tensor.save(t, path) return lumen.image.save(t, path) end
+function lumen.Tensor.save(t, path, opts) return lumen.image.save(t, path, opts) end
 
 -- Models: lumen.load_model(path) reads ONNX (.onnx, .onnx.gz), TFLite and lumen checkpoints;
 -- lumen.labels(path) reads a label file, one label per line.

@@ -13,6 +13,9 @@
 --   batch_norm   batch_norm(x (N, C, ...), running_mean, running_var, weight, bias,
 --                {training = false, momentum = 0.1, eps = 1e-5}): training normalises with the batch
 --                statistics and updates the running ones in place; differentiable in x, weight, bias
+--   layer_norm   layer_norm(x, normalized_shape, weight, bias, eps = 1e-5): normalise over the trailing
+--                dims normalized_shape names (a number: the last dim), as F.layer_norm; weight, bias
+--                shaped normalized_shape or nil; differentiable in x, weight, bias
 --   dropout      dropout(x, p = 0.5, training = true): inverted dropout on lumen's RNG; x itself when
 --                not training or p = 0
 --   resampling   upsample_bilinear(x (N, C, H, W), {oh, ow}, align_corners = false) (also
@@ -140,6 +143,37 @@ return function(lumen)
       return gx, nil, nil, gw, gb
     end,
   }))
+
+  ---------------------------------------------------------------- layer norm
+
+  local layer_norm = def("layer_norm", {
+    forward = function(ctx, x, k, weight, bias, eps)
+      local y, mean, rstd = core.layer_norm(x, k, weight, bias, eps)
+      ctx.x, ctx.k, ctx.weight, ctx.mean, ctx.rstd = x, k, weight, mean, rstd
+      return y
+    end,
+    backward = function(ctx, g)
+      local need = ctx.needs or ctx.inputs
+      local gx, gw, gb = core.layer_norm_backward(ctx.x, ctx.k, ctx.weight, ctx.mean, ctx.rstd, g,
+        need[1], need[3], need[4])
+      return gx, nil, gw, gb
+    end,
+  })
+
+  export("layer_norm", function(x, normalized_shape, weight, bias, eps)
+    if not is_tensor(x) then error("layer_norm: input must be a lumen.Tensor, got " .. type(x), 2) end
+    local ns = type(normalized_shape) == "number" and { normalized_shape } or normalized_shape
+    local s = core.shape(x)
+    local ok = type(ns) == "table" and #ns >= 1 and #ns <= #s
+    for i = 1, ok and #ns or 0 do ok = ok and ns[i] == s[#s - #ns + i] end
+    if not ok then
+      local got = type(ns) == "table" and ("{" .. table.concat(ns, ", ") .. "}") or tostring(normalized_shape)
+      error(("layer_norm: normalized_shape %s does not match the trailing dims of input %s"):format(got,
+        lumen.shape_str(x)), 2)
+    end
+    if eps ~= nil and type(eps) ~= "number" then error("layer_norm: eps must be a number", 2) end
+    return layer_norm(x, #ns, weight, bias, eps or 1e-5)
+  end)
 
   ---------------------------------------------------------------- dropout
 

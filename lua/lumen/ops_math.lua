@@ -3,13 +3,18 @@
 -- Every op is both `lumen.name(t, ...)` and the method `t:name(...)`.
 --
 --   elementwise  add sub mul div pow maximum minimum (NumPy broadcasting, numbers on either side),
---                neg exp log sqrt abs sign square reciprocal clamp where; eq ne lt le gt ge give
---                0/1 float masks (not differentiable); sum_to(t, shape) sums a broadcast back
+--                neg exp log sqrt abs sign square reciprocal erf floor clamp where; eq ne lt le gt ge
+--                give 0/1 float masks (not differentiable); sum_to(t, shape) sums a broadcast back;
+--                remainder(a, b) (the sign of b, as Python and torch.remainder) and fmod(a, b) (the sign
+--                of a, as C), composed of differentiable ops
 --   reductions   sum mean max min amax amin argmax argmin norm var std cumsum, over dims given as a
 --                number or a table, 1-based, negative from the end; keepdim as in PyTorch
 --   shapes       reshape/view flatten permute transpose t narrow select select1 index_select gather
 --                scatter_add cat stack squeeze unsqueeze expand/broadcast_to flip pad contiguous clone
---   products     matmul (1-D, 2-D and batched like NumPy) bmm dot
+--                tile(t, reps) (torch.tile); scatter_nd(t, idx, updates): a copy of t with the slices that
+--                the rows of idx (..., k) name (1-based) replaced by updates (ONNX ScatterND)
+--   products     matmul (1-D, 2-D and batched like NumPy) bmm dot; einsum(eq, a [, b]) for one or two
+--                operands ("bhid,bhjd->bhij", "...ij,...jk->...ik", "ij->ji"), by permute/reshape/matmul
 --   sorting      sort topk -> values, 1-based int64 indices
 --   helpers      allclose max_abs_diff rel_l2 sum_all mean_all min_all max_all dot64 normalize01
 --                (Lua numbers or plain tensors, not differentiable)
@@ -124,6 +129,16 @@ return function(lumen)
   unary("sign", function(x) return core.zeros(shape(x)) end)
   unary("square", function(x, _, g) return core.mul(g, core.mul(x, 2)) end)
   unary("reciprocal", function(_, y, g) return core.neg(core.mul(g, core.square(y))) end)
+  local two_over_sqrt_pi = 2 / math.sqrt(math.pi)
+  unary("erf", function(x, _, g) return core.mul(g, core.mul(core.exp(core.neg(core.square(x))), two_over_sqrt_pi)) end)
+  unary("floor", function(x) return core.zeros(shape(x)) end)
+
+  -- remainder(a, b) = a - b * floor(a / b); fmod(a, b) = a - b * trunc(a / b). Either may be a number.
+  export("remainder", function(a, b) return lumen.sub(a, lumen.mul(b, lumen.floor(lumen.div(a, b)))) end)
+  export("fmod", function(a, b)
+    local q = lumen.div(a, b)
+    return lumen.sub(a, lumen.mul(b, lumen.mul(lumen.sign(q), lumen.floor(lumen.abs(q)))))
+  end)
 
   -- The gradient passes where min <= x <= max.
   export("clamp", def("clamp", {
@@ -505,6 +520,87 @@ return function(lumen)
     backward = function(ctx, g) return core.flip(g, ctx.dims) end,
   }))
 
+  -- tile(t, reps): t repeated reps[d] times along each dimension d (torch.tile: a shorter reps is
+  -- padded with leading 1s, a longer one adds leading dimensions), as reshape + expand + reshape.
+  export("tile", function(x, reps)
+    if type(reps) == "number" then reps = { reps } end
+    local s = shape(x)
+    local n = math.max(#s, #reps)
+    local mid, big, out = {}, {}, {}
+    for d = 1, n do
+      local size = s[d - (n - #s)] or 1
+      local r = math.tointeger(reps[d - (n - #reps)] or 1)
+      if r == nil or r < 0 then error(("tile: repeats must be non-negative integers, got %s"):format(
+        tostring(reps[d - (n - #reps)])), 2) end
+      mid[#mid + 1], mid[#mid + 2] = 1, size
+      big[#big + 1], big[#big + 2] = r, size
+      out[d] = r * size
+    end
+    return reshape(lumen.expand(reshape(x, mid), big), out)
+  end)
+
+  -- scatter_nd(t, idx, updates): idx int64 (..., k), 1-based, each row naming a slice t[i1, .., ik];
+  -- updates (..., t.shape[k+1:]) replaces those slices. Rows must not repeat.
+  local function nd_positions(s, idx)
+    local is = shape(idx)
+    local k = is[#is]
+    if k == nil or k < 1 or k > #s then
+      error(("scatter_nd: index rows of length %s for a %d-d tensor"):format(tostring(k), #s), 4)
+    end
+    local strides, inner = {}, 1
+    for d = #s, 1, -1 do strides[d] = inner; inner = inner * s[d] end
+    local slice = 1
+    for d = k + 1, #s do slice = slice * s[d] end
+    local rows, pos, seen = numel(idx) // k, {}, {}
+    for r = 0, rows - 1 do
+      local base = 0
+      for j = 1, k do
+        local v = math.tointeger(core.flat_get(idx, r * k + j))
+        if v == nil or v < 1 or v > s[j] then
+          error(("scatter_nd: index %s out of range for dimension %d of size %d"):format(tostring(v), j, s[j]), 4)
+        end
+        base = base + (v - 1) * strides[j]
+      end
+      if seen[base] then error("scatter_nd: the same slice is named twice", 4) end
+      seen[base] = true
+      for e = 1, slice do pos[#pos + 1] = base + e end
+    end
+    local want = {}
+    for d = 1, #is - 1 do want[#want + 1] = is[d] end
+    for d = k + 1, #s do want[#want + 1] = s[d] end
+    return core.from_table(pos, "int64"), want
+  end
+
+  local scatter_nd = def("scatter_nd", {
+    forward = function(ctx, x, idx, upd)
+      local s = shape(x)
+      local p, want = nd_positions(s, idx)
+      if not same(shape(upd), want) then
+        error(("scatter_nd: updates must be %s, got %s"):format("(" .. table.concat(want, ", ") .. ")",
+          lumen.shape_str(upd)), 3)
+      end
+      ctx.p, ctx.s, ctx.us = p, s, shape(upd)
+      local flat = core.clone(view(x, { numel(x) }))
+      if numel(p) > 0 then
+        core.index_add_(flat, 1, p, core.sub(view(upd, { numel(p) }), core.index_select(flat, 1, p)))
+      end
+      return view(flat, s)
+    end,
+    backward = function(ctx, g)
+      local flat = view(g, { numel(g) })
+      if numel(ctx.p) == 0 then return g, nil, core.zeros(ctx.us) end
+      local picked = core.index_select(flat, 1, ctx.p)
+      local gx = core.index_add_(core.clone(flat), 1, ctx.p, core.neg(picked))
+      return view(gx, ctx.s), nil, view(picked, ctx.us)
+    end,
+  })
+  export("scatter_nd", function(x, idx, upd)
+    if core.dtype(x) == "int64" then -- shape arithmetic: through float32, exact for these sizes
+      return core.to_dtype(scatter_nd(core.to_dtype(x, "float32"), idx, core.to_dtype(upd, "float32")), "int64")
+    end
+    return scatter_nd(x, idx, upd)
+  end)
+
   ---------------------------------------------------------------- products
 
   local matmul = def("matmul", {
@@ -544,6 +640,163 @@ return function(lumen)
       error(("dot: expected two 1-D tensors, got %s and %s"):format(lumen.shape_str(a), lumen.shape_str(b)), 2)
     end
     return lumen.matmul(a, b)
+  end)
+
+  -- einsum(eq, a [, b]): one or two operands. Letters of one operand missing from the output are
+  -- summed first; with two operands, letters in both and in the output are batch dimensions (size-1
+  -- sizes broadcast), letters in both but not in the output are contracted by one batched matmul.
+  -- "..." stands for the leading dimensions not named. A letter repeated within one operand (a
+  -- diagonal) is not supported.
+  local function einsum_fail(eq, fmt, ...) error(("einsum '%s': " .. fmt):format(eq, ...), 3) end
+
+  -- The letters of one operand term for a tensor of n dims ("..." -> capital letters), as an array.
+  local function einsum_letters(eq, term, n, ell)
+    local pre, post = term:match("^(.-)%.%.%.(.*)$")
+    local named = (pre or term):len() + (post or ""):len()
+    local out = {}
+    local function add(part)
+      for c in part:gmatch(".") do
+        if not c:match("%l") then einsum_fail(eq, "'%s' is not a lowercase letter", c) end
+        out[#out + 1] = c
+      end
+    end
+    if pre then
+      if n < named then einsum_fail(eq, "'%s' names %d dimensions of a %d-d operand", term, named, n) end
+      add(pre)
+      for k = 1, n - named do out[#out + 1] = ell[#ell - (n - named) + k] end
+      add(post)
+    else
+      if named ~= n then einsum_fail(eq, "'%s' names %d dimensions of a %d-d operand", term, named, n) end
+      add(term)
+    end
+    local seen = {}
+    for _, c in ipairs(out) do
+      if seen[c] then einsum_fail(eq, "letter '%s' repeats within one operand (diagonals are not supported)", c) end
+      seen[c] = true
+    end
+    return out
+  end
+
+  local function index_of(list)
+    local r = {}
+    for i, c in ipairs(list) do r[c] = i end
+    return r
+  end
+
+  -- Sums x (letters ls) over the letters not in keep; returns x, the remaining letters.
+  local function einsum_reduce(x, ls, keep)
+    local dims, rest = {}, {}
+    for i, c in ipairs(ls) do
+      if keep[c] then rest[#rest + 1] = c else dims[#dims + 1] = i end
+    end
+    if #dims > 0 then x = lumen.sum(x, dims) end
+    return x, rest
+  end
+
+  -- x with letters ls permuted into the order of `order` (every letter of ls in it).
+  local function einsum_order(x, ls, order)
+    local at, p = index_of(ls), {}
+    for i, c in ipairs(order) do p[i] = at[c] end
+    local identity = true
+    for i = 1, #p do identity = identity and p[i] == i end
+    if identity then return x end
+    return permute(x, p)
+  end
+
+  export("einsum", function(eq, a, b)
+    if type(eq) ~= "string" then error("einsum: expected an equation string", 2) end
+    local spec = eq:gsub("%s", "")
+    local lhs, rhs = spec:match("^(.-)%->(.*)$")
+    lhs = lhs or spec
+    local terms = {}
+    for t in (lhs .. ","):gmatch("([^,]*),") do terms[#terms + 1] = t end
+    local ops = { a, b }
+    if #terms ~= (b and 2 or 1) then einsum_fail(eq, "%d operand terms for %d tensors", #terms, b and 2 or 1) end
+    local nmax = 0
+    for i = 1, #terms do nmax = math.max(nmax, ndim(ops[i])) end
+    local ell = {}
+    for k = 1, nmax do ell[k] = string.char(64 + k) end -- "A", "B", ...: the dims "..." covers
+    local ls, count = {}, {}
+    for i = 1, #terms do
+      ls[i] = einsum_letters(eq, terms[i], ndim(ops[i]), ell)
+      for _, c in ipairs(ls[i]) do count[c] = (count[c] or 0) + 1 end
+    end
+    local out
+    if rhs then
+      local n_ell = 0
+      for i = 1, #terms do
+        local pre, post = terms[i]:match("^(.-)%.%.%.(.*)$")
+        if pre then n_ell = math.max(n_ell, ndim(ops[i]) - #pre - #post) end
+      end
+      out = einsum_letters(eq, rhs, rhs:find("...", 1, true) and (#rhs - 3 + n_ell) or #rhs, ell)
+      for _, c in ipairs(out) do
+        if not count[c] then einsum_fail(eq, "output letter '%s' is in no operand", c) end
+      end
+    else -- implicit output: "..." first, then the letters seen once, in alphabetical order
+      out = {}
+      for _, c in ipairs(ell) do if count[c] then out[#out + 1] = c end end
+      local once = {}
+      for c, k in pairs(count) do if k == 1 and c:match("%l") then once[#once + 1] = c end end
+      table.sort(once)
+      for _, c in ipairs(once) do out[#out + 1] = c end
+    end
+    local keep_out = index_of(out)
+    if not b then
+      local x, rest = einsum_reduce(a, ls[1], keep_out)
+      return einsum_order(x, rest, out)
+    end
+    -- two operands: first sum letters only one side has and the output lacks
+    local in_a, in_b = index_of(ls[1]), index_of(ls[2])
+    local keep_a, keep_b = {}, {}
+    for c in pairs(in_a) do keep_a[c] = keep_out[c] or in_b[c] end
+    for c in pairs(in_b) do keep_b[c] = keep_out[c] or in_a[c] end
+    local x, la = einsum_reduce(a, ls[1], keep_a)
+    local y, lb = einsum_reduce(b, ls[2], keep_b)
+    in_a, in_b = index_of(la), index_of(lb)
+    local sa, sb = shape(x), shape(y)
+    local B, K, Mi, Ni = {}, {}, {}, {}
+    for _, c in ipairs(out) do
+      if in_a[c] and in_b[c] then B[#B + 1] = c elseif in_a[c] then Mi[#Mi + 1] = c else Ni[#Ni + 1] = c end
+    end
+    for _, c in ipairs(la) do if in_b[c] and not keep_out[c] then K[#K + 1] = c end end
+    -- sizes: batch letters broadcast (1 against n), contracted ones must agree
+    local size = {}
+    for _, c in ipairs(la) do size[c] = sa[in_a[c]] end
+    for _, c in ipairs(lb) do
+      local n = sb[in_b[c]]
+      if size[c] and size[c] ~= n then
+        if keep_out[c] and (size[c] == 1 or n == 1) then
+          size[c] = math.max(size[c], n)
+        else
+          einsum_fail(eq, "letter '%s' has size %d in one operand and %d in the other", c, size[c], n)
+        end
+      else
+        size[c] = size[c] or n
+      end
+    end
+    local function grow(t, ls_, at)
+      local s, want, differ = shape(t), {}, false
+      for i, c in ipairs(ls_) do want[i] = size[c]; differ = differ or want[i] ~= s[at[c]] end
+      return differ and lumen.expand(t, want) or t
+    end
+    x, y = grow(x, la, in_a), grow(y, lb, in_b)
+    local function prod_of(list)
+      local n = 1
+      for _, c in ipairs(list) do n = n * size[c] end
+      return n
+    end
+    local oa, ob = {}, {}
+    for _, l in ipairs { B, Mi, K } do for _, c in ipairs(l) do oa[#oa + 1] = c end end
+    for _, l in ipairs { B, K, Ni } do for _, c in ipairs(l) do ob[#ob + 1] = c end end
+    local bn, mn, kn, nn = prod_of(B), prod_of(Mi), prod_of(K), prod_of(Ni)
+    x = reshape(einsum_order(x, la, oa), { bn, mn, kn })
+    y = reshape(einsum_order(y, lb, ob), { bn, kn, nn })
+    local r = matmul(x, y) -- (B, M, N)
+    local ls_r, s_r = {}, {}
+    for _, l in ipairs { B, Mi, Ni } do
+      for _, c in ipairs(l) do ls_r[#ls_r + 1] = c; s_r[#s_r + 1] = size[c] end
+    end
+    return einsum_order(reshape(r, s_r), ls_r, out)
   end)
 
   ---------------------------------------------------------------- sorting

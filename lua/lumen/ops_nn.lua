@@ -10,6 +10,13 @@
 --   global_max_pool1d(x (N, C, L)) -> (N, C)
 --   linear(x (..., in), w (out, in) [, b (out)]) -> (..., out)
 --   embedding(ids (...) int64 1-based, weight (V, D)) -> (..., D)
+--   lstm(x (T, N, I), w_ih (4H, I), w_hh (4H, H) [, b_ih, b_hh (4H), h0, c0 (N, H), opts])
+--                                                  -> y (T, N, H), h_n (N, H), c_n (N, H)
+--   gru(x (T, N, I), w_ih (3H, I), w_hh (3H, H) [, b_ih, b_hh (3H), h0 (N, H), opts]) -> y, h_n
+--       one layer, one direction, PyTorch's gate order (i, f, g, o / r, z, n); nil biases and states
+--       are zeros. opts: reverse [false] (run from the last step; y stays in time order, h_n is the
+--       state after the first step), linear_before_reset [true] (GRU: PyTorch's form; false is
+--       ONNX's default). Every output is differentiable in every input.
 -- Options (each size a number or a pair; defaults in brackets):
 --   conv: stride [1], dilation [1], groups [1], padding [0]: n, {ph, pw}, {top, left, bottom, right}
 --         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
@@ -322,4 +329,62 @@ return function(lumen)
       return nil, core.embedding_backward(ctx.args[1], gy, core.shape(w)[1])
     end,
   })
+
+  ---- recurrent layers ----
+
+  -- The op: for the LSTM its output packs y and the last cell state as (T + 1, N, H), so that both
+  -- are differentiable (the tape differentiates an op's first output); lstm() unpacks them.
+  local rnn = def("rnn", {
+    forward = function(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, cell, reverse, lbr)
+      local y, cn, saved = core.rnn(x, w_ih, w_hh, b_ih, b_hh, h0, c0, cell, reverse, lbr)
+      ctx.y, ctx.saved, ctx.cell, ctx.reverse, ctx.lbr = y, saved, cell, reverse, lbr
+      if cell ~= "lstm" then return y end
+      local s = core.shape(cn)
+      return core.cat({ y, core.view(cn, { 1, s[1], s[2] }) }, 1)
+    end,
+    backward = function(ctx, g)
+      local a, need = ctx.args, ctx.needs or ctx.inputs
+      local gy, gcn = g, nil
+      if ctx.cell == "lstm" then
+        local T = core.shape(g)[1] - 1
+        gy, gcn = core.narrow(g, 1, 1, T), core.view(core.narrow(g, 1, T + 1, 1), { core.shape(g)[2], core.shape(g)[3] })
+      end
+      local wants = {}
+      for i = 1, 7 do wants[i] = need[i] == true end
+      return core.rnn_backward(a[1], a[2], a[3], a[6], a[7], ctx.y, ctx.saved, gy, gcn, ctx.cell, ctx.reverse,
+        ctx.lbr, wants)
+    end,
+  })
+
+  local function rnn_opts(op, opts)
+    opts = opts or {}
+    if type(opts) ~= "table" then error(op .. ": options must be a table", 3) end
+    for k in pairs(opts) do
+      if k ~= "reverse" and k ~= "linear_before_reset" then error(("%s: unknown option '%s'"):format(op, tostring(k)), 3) end
+    end
+    return opts.reverse == true, opts.linear_before_reset ~= false
+  end
+
+  local function last_state(y, reverse)
+    local s = core.shape(y)
+    if s[1] == 0 then return nil end
+    return lumen.select(y, 1, reverse and 1 or s[1])
+  end
+
+  function lumen.lstm(x, w_ih, w_hh, b_ih, b_hh, h0, c0, opts)
+    need("lstm", 1, "input", x)
+    local reverse = rnn_opts("lstm", opts)
+    local packed = rnn(x, w_ih, w_hh, b_ih, b_hh, h0, c0, "lstm", reverse, false)
+    local T = core.shape(x)[1]
+    local y = lumen.narrow(packed, 1, 1, T)
+    return y, last_state(y, reverse) or h0 or lumen.zeros(core.shape(packed)[2], core.shape(packed)[3]),
+      lumen.select(packed, 1, T + 1)
+  end
+
+  function lumen.gru(x, w_ih, w_hh, b_ih, b_hh, h0, opts)
+    need("gru", 1, "input", x)
+    local reverse, lbr = rnn_opts("gru", opts)
+    local y = rnn(x, w_ih, w_hh, b_ih, b_hh, h0, nil, "gru", reverse, lbr)
+    return y, last_state(y, reverse) or h0 or lumen.zeros(core.shape(y)[2], core.shape(y)[3])
+  end
 end

@@ -1,20 +1,45 @@
 -- lumen.recipe: what recipes share — loading the model and one input the same way everywhere, and
 -- writing pictures, raw values (.npy) and the manifest with every file checked and registered.
--- Inputs: `image=path.png` (resized and scaled as model.input_spec says), or, for the shipped
--- Fashion-MNIST CNN, `index=k` into the Fashion-MNIST test set from Debian's dataset-fashion-mnist.
+-- Inputs: `image=photo.jpg` (PNG or JPEG, preprocessed as the model file records or as preset= and the
+-- other image keys say; see recipe.image_args), or, for the shipped Fashion-MNIST CNN, `index=k` into
+-- the Fashion-MNIST test set from Debian's dataset-fashion-mnist.
 local lumen = require "lumen"
+local models = require "lumen.models"
 
 local M = {}
 
 M.FASHION_DIR = "/usr/share/datasets/fashion-mnist" -- where Debian's dataset-fashion-mnist puts it
 M.FASHION_MODEL = "data/models/fashion_cnn.lumen"
--- The input range of models whose file does not say it (ONNX): the shared MobileNets' convention.
-M.DEFAULT_SCALE = { -1, 1 }
+
+-- The keys every image recipe (and `lumen explain`) takes, as lumen.args defaults meaning "not given":
+-- preset, size, crop, resize, mean, std, scale (lumen.image.input_spec) and label_offset.
+M.IMAGE_KEYS = { preset = "", size = "", crop = "", resize = "", mean = "", std = "", scale = "", label_offset = 0 }
+
+-- image_args(defaults) -> defaults with the image keys added, for lumen.args:
+--   local p = lumen.args(recipe.image_args { model = ..., image = "", target = "", ... })
+function M.image_args(defaults)
+  local t = {}
+  for k, v in pairs(M.IMAGE_KEYS) do t[k] = v end
+  for k, v in pairs(defaults) do t[k] = v end
+  return t
+end
+
+-- The preprocessing keys of the parameters p (what lumen.image.input_spec takes).
+function M.image_opts(p)
+  local o = {}
+  for k in pairs(M.IMAGE_KEYS) do
+    if k ~= "label_offset" then o[k] = p[k] end
+  end
+  return o
+end
 
 -- The Fashion-MNIST test set (cached): images (N, 1, 28, 28), labels (N) 1-based.
 local test_set
 function M.fashion_test(dir)
   if not test_set then
+    for _, f in ipairs(lumen.core.listdir(dir or M.FASHION_DIR) or {}) do -- hashed into the manifest
+      if f:match("^t10k%-") then lumen.input((dir or M.FASHION_DIR) .. "/" .. f, "fashion-mnist/" .. f) end
+    end
     local X, y = lumen.data.load_mnist(dir or M.FASHION_DIR, "test")
     test_set = { X = X, y = y }
   end
@@ -36,41 +61,71 @@ function M.ints(s)
   return t
 end
 
--- load_model(p) -> the model of p.model, with p.labels (a label file, may be "") as its labels and an
--- input scale when the file gives none.
-function M.load_model(p)
-  local model = lumen.load_model(p.model)
-  if p.labels and p.labels ~= "" then model.labels = assert(lumen.labels(p.labels)) end
-  if model.input_spec and model.input_spec.size and not model.input_spec.scale then
-    model.input_spec.scale = M.DEFAULT_SCALE
+-- The labels of p.labels (a file; "" = none) or the ones the model file records, checked against the
+-- model's class count (from x, or a probe input) with p.label_offset: the wrong length is an error
+-- naming both counts.
+function M.attach_labels(model, p, x)
+  local given = p.labels and p.labels ~= ""
+  local offset = p.label_offset or 0
+  if not given and not model.labels then
+    if offset ~= 0 then error(("label_offset=%s: there are no labels to offset (give labels=FILE)"):format(offset), 0) end
+    return model
   end
+  local lines = model.labels
+  if given then
+    local err
+    lines, err = lumen.labels(p.labels)
+    if not lines then error("labels=" .. p.labels .. ": " .. tostring(err), 0) end
+  end
+  model.labels = models.check_labels(lines, models.classes(model, x), { offset = offset,
+    path = given and p.labels or (p.model .. "'s recorded labels"), model = p.model })
   return model
 end
 
--- load(p [, size]) -> model, img (C, H, W) as shown, x (1, C, H, W) as the model takes it, true label
--- or nil. Reads p.model, p.labels, p.image (may be "") and p.index (the Fashion-MNIST test image
--- otherwise). size = {h, w} resizes a photo to that instead of the model's input size.
-function M.load(p, size)
-  local model = M.load_model(p)
-  if p.image and p.image ~= "" then
-    local img, err = lumen.image.load(p.image)
-    if not img then error(err, 2) end
-    local spec = setmetatable({ size = size }, { __index = model.input_spec })
-    local x = lumen.image.preprocess(img, spec)
-    return model, M.to_image(model, x), x, nil
-  end
-  local X, y = M.fashion_test()
-  local x = X:narrow(1, p.index, 1)
-  return model, x:squeeze(1), x, y:get { p.index }
+-- load_model(p) -> the model of p.model with its labels (p.labels, p.label_offset; see attach_labels).
+function M.load_model(p)
+  return M.attach_labels(lumen.load_model(p.model), p)
 end
 
--- The picture (C, H, W) in [0, 1] of a model input (1, C, H, W): preprocess's scaling undone.
+-- load(p) -> model, img (C, H, W) as the model sees it (resized and cropped, in [0, 1]), x (1, C, H, W)
+-- as the model takes it, the true label or nil. A photo when p.image is set: PNG or JPEG, preprocessed
+-- by lumen.models.input_spec (the file's record or p.preset and the other image keys; model.input_spec
+-- becomes that spec); otherwise Fashion-MNIST test image p.index (1-based), where image keys are an error.
+function M.load(p)
+  if p.image and p.image ~= "" then
+    local model = lumen.load_model(p.model)
+    local spec = models.input_spec(model, M.image_opts(p), p.model)
+    local img, err = lumen.image.load(p.image)
+    if not img then error(err, 0) end
+    model.input_spec = spec
+    local x, shown = lumen.image.preprocess(img, spec)
+    M.attach_labels(model, p, x)
+    return model, shown, x, nil
+  end
+  for k, v in pairs(M.image_opts(p)) do
+    if v ~= nil and v ~= "" then error(("%s=%s applies to photos (image=); the test images are used as they are"):format(k, v), 0) end
+  end
+  local model = M.load_model(p)
+  local X, y = M.fashion_test()
+  local n, i = X.shape[1], p.index
+  if math.type(i) ~= "integer" or i < 1 then error(("index=%s: images are numbered from 1"):format(tostring(i)), 0) end
+  if i > n then error(("index=%d: the test set has %d images"):format(i, n), 0) end
+  local x = X:narrow(1, i, 1)
+  return model, x:squeeze(1), x, y:get { i }
+end
+
+-- target(model, p [, x]) -> the class p.target names (an id or a label name, "" = the top class: nil).
+function M.target(model, p, x)
+  local t = p.target
+  if t == nil or t == "" or t == 0 then return nil end
+  -- an id above the class count is caught by the method's own target check, before its main work:
+  -- no extra pass here to count the classes
+  return models.class_id(model, t, model.labels and #model.labels or nil)
+end
+
+-- The picture (C, H, W) in [0, 1] of a model input (1, C, H, W): model.input_spec's scaling undone.
 function M.to_image(model, x)
-  local s = model.input_spec or {}
-  local img = x:squeeze(1)
-  if s.mean or s.std then img = lumen.image.denormalize(img, s.mean or 0, s.std or 1) end
-  local lo, hi = table.unpack(s.scale or { 0, 1 })
-  return ((img - lo) / (hi - lo)):clamp(0, 1)
+  return lumen.image.unprocess(x, model.input_spec)
 end
 
 -- The class name of a 1-based class id, or its number; short: only up to the first comma (captions).
@@ -102,48 +157,13 @@ function M.save_map(dir, name, img, map, opts)
   M.save_npy(dir, name .. ".npy", map)
 end
 
--- A line chart (3, h, w): curves = {{values = {...}, color = {r, g, b}, name =}, ...}, each drawn over
--- x in [0, 1] with its values spread evenly, y in [0, 1] (clipped); a title above, axes, a legend below.
--- opts: title, height = 200 (of the plot area), width = 300.
-function M.plot(curves, opts)
-  opts = opts or {}
-  local w, margin, top = opts.width or 300, 12, opts.title and 16 or 0
-  local h = top + (opts.height or 200) -- the plot area's bottom edge
-  local canvas = lumen.ones { 3, h + 10 * #curves, w }
-  local function dot(y, x, color, size)
-    for c = 1, 3 do canvas:fill_box_({ c, y, x }, { 1, size, size }, color[c]) end
-  end
-  local gray = { 0.5, 0.5, 0.5 }
-  for y = top + margin, h - margin do dot(y, margin, gray, 1) end
-  for x = margin, w - margin do dot(h - margin, x, gray, 1) end
-  local ph, pw = h - top - 2 * margin - 2, w - 2 * margin - 2
-  local function px(i, n, val) -- pixel (y, x) of point i of n with value val
-    local y = h - margin - 1 - math.floor(math.max(0, math.min(1, val)) * ph + 0.5)
-    return math.max(1, y - 1), margin + 1 + math.floor((i - 1) / (n - 1) * pw + 0.5)
-  end
-  for k, curve in ipairs(curves) do
-    local v, n = curve.values, #curve.values
-    for i = 1, n - 1 do -- each segment as a run of 2x2 dots, one per pixel of its longer side
-      local y0, x0 = px(i, n, v[i])
-      local y1, x1 = px(i + 1, n, v[i + 1])
-      local steps = math.max(1, math.abs(y1 - y0), math.abs(x1 - x0))
-      for s = 0, steps do
-        dot(y0 + math.floor((y1 - y0) * s / steps + 0.5), x0 + math.floor((x1 - x0) * s / steps + 0.5), curve.color, 2)
-      end
-    end
-    canvas = lumen.viz.label(canvas, curve.name:upper(), { y = h + 10 * (k - 1), x = margin, scale = 1,
-                                                           color = curve.color, bg = false })
-  end
-  if opts.title then canvas = lumen.viz.label(canvas, opts.title:upper(), { y = 2, x = margin, color = { 0, 0, 0 }, bg = false }) end
-  return canvas
-end
-
--- finish(p, info): writes p.out/manifest.json (info plus the model file's SHA-256) and says where.
+-- finish(p, info): writes p.out/manifest.json (info; the model and other input files are hashed there)
+-- and says where.
 function M.finish(p, info)
   info = info or {}
-  if p.model and p.model ~= "" then info.model_sha256 = lumen.sha256_file(p.model) end
   lumen.manifest(p.out, info)
   print("wrote " .. p.out)
+  if p.report then print("wrote " .. require("lumen.report").write(p.out)) end -- report=true (lumen.args)
 end
 
 return M

@@ -121,7 +121,7 @@ return function(lumen)
   methods.clone = function(t) return lumen.clone(t) end
   methods.detach = function(t) return lumen.autograd.detach(t) end
   methods.requires_grad_ = function(t, on) return lumen.autograd.set_requires_grad(t, on) end
-  methods.backward = function(t, g) return lumen.autograd.backward(t, g) end
+  methods.backward = function(t, g, opts) return lumen.autograd.backward(t, g, opts) end
   methods.zero_grad = function(t) fields(t, true).grad = nil end
   methods.to = function(t, dtype) return core.to_dtype(t, dtype) end
   methods.float = function(t) return core.to_dtype(t, "float32") end

@@ -234,4 +234,118 @@ function viz.mark_boundaries(img, segments, color)
   return core.mark_boundaries(img, segments, color)
 end
 
+-- viz.chart(series [, opts]) -> (3, H, W): a line chart with axes, ticks, tick labels, a title, axis
+-- labels and a legend, in lumen's 5x7 font (capitals).
+-- series: {{name =, y = {...}, x = {...} (default: evenly spread over [0, 1]), color = {r, g, b}
+--   (default: a palette)}, ...}; values outside the y range are clipped to it.
+-- opts: title, xlabel, ylabel, xlim = {lo, hi} and ylim = {lo, hi} (default: the data's range widened
+--   to whole ticks), ticks = 5 (about how many per axis), width = 360, height = 240 (the whole
+--   picture), scale = 1 (text size; 2 doubles it), legend = true (below the plot, one entry per series).
+viz.palette = { { 0.84, 0.15, 0.16 }, { 0.12, 0.47, 0.71 }, { 0.17, 0.63, 0.17 }, { 1.0, 0.5, 0.05 },
+                { 0.58, 0.4, 0.74 }, { 0.55, 0.34, 0.29 }, { 0.89, 0.47, 0.76 }, { 0.5, 0.5, 0.5 },
+                { 0.74, 0.74, 0.13 }, { 0.09, 0.75, 0.81 } }
+
+-- A tick step of about range / n: 1, 2 or 5 times a power of ten; and the decimals it needs.
+local function nice_step(range, n)
+  if range <= 0 then range = 1 end
+  local raw = range / math.max(1, n)
+  local p = 10 ^ math.floor(math.log(raw, 10))
+  local m = raw / p
+  local step = (m < 1.5 and 1 or m < 3.5 and 2 or m < 7.5 and 5 or 10) * p
+  return step, math.max(0, -math.floor(math.log(step, 10) + 1e-9))
+end
+
+local function axis_range(lim, lo, hi, n)
+  if lim then return lim[1], lim[2], nice_step(lim[2] - lim[1], n) end
+  if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+  local step, digits = nice_step(hi - lo, n)
+  return math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step, step, digits
+end
+
+function viz.chart(series, opts)
+  opts = opts or {}
+  if type(series) ~= "table" or #series == 0 then error("viz.chart: expected a list of series {name =, y = {...}}", 2) end
+  local W, H, sc = opts.width or 360, opts.height or 240, opts.scale or 1
+  local ch, cw = 9 * sc, 6 * sc -- a line of text, a character
+  local xlo, xhi, ylo, yhi = math.huge, -math.huge, math.huge, -math.huge
+  for k, s in ipairs(series) do
+    local y = s.y
+    if type(y) ~= "table" or #y < 1 then error(("viz.chart: series %d has no y values"):format(k), 2) end
+    if s.x and #s.x ~= #y then error(("viz.chart: series %d has %d x and %d y values"):format(k, #s.x, #y), 2) end
+    for i, v in ipairs(y) do
+      local x = s.x and s.x[i] or (#y > 1 and (i - 1) / (#y - 1) or 0)
+      xlo, xhi, ylo, yhi = math.min(xlo, x), math.max(xhi, x), math.min(ylo, v), math.max(yhi, v)
+    end
+  end
+  local nt = opts.ticks or 5
+  local x0, x1, xstep, xdig = axis_range(opts.xlim, xlo, xhi, nt)
+  local y0, y1, ystep, ydig = axis_range(opts.ylim, ylo, yhi, nt)
+  local function label(v, d) return ("%." .. d .. "f"):format(math.abs(v) < 1e-12 and 0 or v) end
+  -- Layout: title, y label; plot area with tick labels left and below; x label; legend rows.
+  local ywidth = 0
+  for v = y0, y1 + ystep / 2, ystep do ywidth = math.max(ywidth, #label(v, ydig)) end
+  local left = ywidth * cw + 6 * sc
+  local top = (opts.title and ch + 4 * sc or 0) + (opts.ylabel and ch + 2 * sc or 0) + ch // 2
+  local legend_rows, row_w, rows = {}, 0, 1
+  for k, s in ipairs(series) do
+    local w = (4 + #tostring(s.name or k)) * cw
+    if row_w + w > W - left and row_w > 0 then rows, row_w = rows + 1, 0 end
+    legend_rows[k] = { rows, left + row_w }
+    row_w = row_w + w
+  end
+  local bottom = ch + 4 * sc + (opts.xlabel and ch or 0) + (opts.legend == false and 0 or rows * ch + 2 * sc)
+  local pw, ph = W - left - 3 * cw, H - top - bottom
+  if pw < 20 or ph < 20 then error(("viz.chart: %dx%d is too small for its labels"):format(W, H), 2) end
+  local canvas = core.full({ 3, H, W }, 1)
+  local function box(y, x, h, w, c)
+    for k = 1, 3 do core.fill_box_(canvas, { k, y, x }, { 1, h, w }, c[k]) end
+  end
+  local function text(t, y, x, c) core.image_draw_text_(canvas, tostring(t):upper(), y, x, { scale = sc, color = c or { 0, 0, 0 }, bg = false }) end
+  local function px(x) return left + math.floor((x - x0) / (x1 - x0) * (pw - 1) + 0.5) end
+  local function py(y) return top + ph - 1 - math.floor((math.max(y0, math.min(y1, y)) - y0) / (y1 - y0) * (ph - 1) + 0.5) end
+  local grid, axis = { 0.9, 0.9, 0.9 }, { 0.25, 0.25, 0.25 }
+  for v = y0, y1 + ystep / 2, ystep do -- horizontal grid lines, y ticks and their labels
+    local y = py(v)
+    box(y, left, 1, pw, grid)
+    box(y, left - 3 * sc, 1, 3 * sc, axis)
+    local t = label(v, ydig)
+    text(t, y - ch // 2, left - 4 * sc - #t * cw - sc, axis)
+  end
+  for v = x0, x1 + xstep / 2, xstep do
+    local x = px(v)
+    box(top, x, ph, 1, grid)
+    box(top + ph, x, 3 * sc, 1, axis)
+    local t = label(v, xdig)
+    text(t, top + ph + 3 * sc, x - (#t * cw) // 2, axis)
+  end
+  box(top, left, ph, 1, axis)
+  box(top + ph - 1, left, 1, pw, axis)
+  for k, s in ipairs(series) do
+    local y, color = s.y, s.color or viz.palette[(k - 1) % #viz.palette + 1]
+    local t = 2 * sc -- line thickness
+    local function pt(i) return py(y[i]), px(s.x and s.x[i] or (#y > 1 and (i - 1) / (#y - 1) or 0)) end
+    for i = 1, math.max(1, #y - 1) do -- each segment as a run of dots, one per pixel of its longer side
+      local ya, xa = pt(i)
+      local yb, xb = pt(math.min(i + 1, #y))
+      local steps = math.max(1, math.abs(yb - ya), math.abs(xb - xa))
+      for j = 0, steps do
+        box(ya + math.floor((yb - ya) * j / steps + 0.5) - t // 2, xa + math.floor((xb - xa) * j / steps + 0.5) - t // 2, t, t, color)
+      end
+    end
+    if opts.legend ~= false then
+      local row, x = legend_rows[k][1], legend_rows[k][2]
+      local ly = H - bottom + ch + 4 * sc + (opts.xlabel and ch or 0) + (row - 1) * ch + 2 * sc
+      box(ly + 3 * sc, x, 3 * sc, 2 * cw, color)
+      text(s.name or k, ly, x + 2 * cw + sc, color)
+    end
+  end
+  if opts.title then text(opts.title, 1, left, { 0, 0, 0 }) end
+  if opts.ylabel then text(opts.ylabel, top - ch - ch // 2 - sc, math.max(1, left - 4 * sc - ywidth * cw), axis) end
+  if opts.xlabel then
+    local t = tostring(opts.xlabel)
+    text(t, top + ph + ch + 4 * sc, left + (pw - #t * cw) // 2, axis)
+  end
+  return canvas
+end
+
 return viz

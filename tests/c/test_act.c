@@ -269,6 +269,47 @@ static void test_upsample(void) {
   lm_tensor_release(x);
 }
 
+/* The shared resampler: every filter's backward is its adjoint, on 3-D and 5-D tensors too; antialiased
+ * shrinking keeps a constant constant and sums each output's weights to 1. */
+static void test_resample(void) {
+  lm_error err = {0};
+  int64_t s3[3] = {2, 13, 17}, s5[5] = {2, 1, 2, 9, 6};
+  lm_tensor *xs[2] = {randn(3, s3), randn(5, s5)};
+  const lm_resample rs[] = {{LM_RESAMPLE_BILINEAR, 0, 1, "aa"}, {LM_RESAMPLE_AREA, 0, 0, "area"},
+                            {LM_RESAMPLE_NEAREST, 0, 0, "nearest"}, {LM_RESAMPLE_BILINEAR, 1, 0, "corners"}};
+  const int64_t sizes[][2] = {{4, 5}, {1, 1}, {3, 20}, {9, 6}, {30, 2}};
+  for (int t = 0; t < 2; t++)
+    for (size_t r = 0; r < sizeof rs / sizeof *rs; r++)
+      for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        lm_tensor *x = xs[t];
+        lm_tensor *y = lm_resample_forward(x, sizes[k][0], sizes[k][1], &rs[r], &err);
+        CHECK(y, "resample %s: %s", rs[r].name, err.msg);
+        if (!y) continue;
+        lm_tensor *gy = randn(y->ndim, y->shape), *gx = lm_tensor_like(x, &err);
+        CHECK(lm_resample_backward(gy, &rs[r], gx, &err) == 0, "%s", err.msg);
+        double a = dot(y, gy), b = dot(x, gx);
+        CHECK(fabs(a - b) < 1e-4 * (1 + fabs(a)), "%s %d-D to %lldx%lld: <Rx, y> %g, <x, R'y> %g", rs[r].name, x->ndim,
+              (long long)sizes[k][0], (long long)sizes[k][1], a, b);
+        lm_tensor_release(y), lm_tensor_release(gy), lm_tensor_release(gx);
+      }
+  /* a constant stays constant under antialiased shrinking by any factor (weights sum to 1) */
+  int64_t sc[2] = {300, 97};
+  lm_tensor *c = lm_tensor_empty(LM_F32, 2, sc, &err);
+  for (int64_t i = 0; i < c->numel; i++) lm_f32(c)[i] = 0.75f;
+  lm_tensor *y = lm_resample_forward(c, 7, 3, &rs[0], &err);
+  int bad = 0;
+  for (int64_t i = 0; y && i < y->numel; i++) bad += fabsf(lm_f32(y)[i] - 0.75f) > 1e-6f;
+  CHECK(y && !bad, "antialiased shrink of a constant: %d values off", bad);
+  lm_tensor_release(y);
+  /* bad input names the operation */
+  CHECK(!lm_resample_forward(c, 0, 3, &rs[0], &err) && strstr(err.msg, "aa: sizes must be positive"), "'%s'", err.msg);
+  int64_t s1[1] = {5};
+  lm_tensor *v = randn(1, s1);
+  CHECK(!lm_resample_forward(v, 2, 2, &rs[1], &err) && strstr(err.msg, "area: expected a float32 tensor (..., H, W)"),
+        "'%s'", err.msg);
+  lm_tensor_release(v), lm_tensor_release(c), lm_tensor_release(xs[0]), lm_tensor_release(xs[1]);
+}
+
 static void test_blur(void) {
   lm_error err = {0};
   int64_t s[4] = {1, 2, 6, 5};
@@ -311,6 +352,7 @@ int main(void) {
   test_batch_norm();
   test_dropout();
   test_upsample();
+  test_resample();
   test_blur();
   if (lm_live_bytes() != 0) {
     fprintf(stderr, "FAIL: %lld bytes of tensor storage leaked\n", (long long)lm_live_bytes());

@@ -67,17 +67,18 @@ static void fix_png_crcs(unsigned char *b, size_t len) {
   }
 }
 
-typedef enum { PNG, NPY, SAFETENSORS, GZ } kind;
+typedef enum { PNG, NPY, SAFETENSORS, GZ, JPEG } kind;
 
 /* Decodes with the reader of `k`; returns 1 if it accepted. Checks the message otherwise. */
 static int decode(kind k, const unsigned char *b, size_t len) {
   lm_error err = {0};
   int accepted = 0;
-  if (k == PNG || k == NPY) {
-    lm_tensor *t = k == PNG ? lm_png_decode("fuzz", b, len, &err) : lm_npy_decode("fuzz", b, len, &err);
+  if (k == PNG || k == NPY || k == JPEG) {
+    lm_tensor *t = k == PNG ? lm_png_decode("fuzz", b, len, &err)
+                   : k == JPEG ? lm_jpeg_decode("fuzz", b, len, &err) : lm_npy_decode("fuzz", b, len, &err);
     accepted = t != NULL;
-    if (t && k == PNG && (t->ndim != 3 || t->shape[0] < 1 || t->shape[0] > 4)) {
-      fprintf(stderr, "png accepted with a bad shape\n");
+    if (t && k != NPY && (t->ndim != 3 || t->shape[0] < 1 || t->shape[0] > (k == PNG ? 4 : 3))) {
+      fprintf(stderr, "%s accepted with a bad shape\n", k == PNG ? "png" : "jpeg");
       failures++;
     }
     lm_tensor_release(t);
@@ -138,6 +139,12 @@ int main(void) {
   fuzz("tests/fixtures/npy/all_dtypes.safetensors", SAFETENSORS);
   fuzz("tests/fixtures/npy/f32_sorted.safetensors", SAFETENSORS);
   fuzz("tests/fixtures/npy/f4_2x3x4_two_members.npy.gz", GZ);
+  const char *jpegs[] = {"rgb420", "progressive", "cmyk", "orient_6"};
+  for (int i = 0; i < 4; i++) {
+    char path[128];
+    snprintf(path, sizeof path, "tests/fixtures/jpeg/%s.jpg", jpegs[i]);
+    fuzz(path, JPEG);
+  }
   if (lm_live_bytes() != live) {
     fprintf(stderr, "tensor bytes leaked: %lld\n", (long long)(lm_live_bytes() - live));
     failures++;

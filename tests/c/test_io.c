@@ -59,6 +59,11 @@ static int read_any(const char *path, lm_error *err) {
     lm_tensor_release(t);
     return t != NULL;
   }
+  if (ends_with(path, ".jpg")) {
+    lm_tensor *t = lm_jpeg_read(path, err);
+    lm_tensor_release(t);
+    return t != NULL;
+  }
   if (ends_with(path, ".npy")) {
     lm_tensor *t = lm_npy_read(path, err);
     lm_tensor_release(t);

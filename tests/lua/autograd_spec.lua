@@ -36,12 +36,52 @@ describe("lumen autograd", function()
       assert_values(lumen.grad(y, x), want)
     end)
 
-    it("returns one gradient per input, zeros for inputs the output does not reach", function()
+    it("returns one gradient per input; an input the output does not reach is an error naming it", function()
       local a, b, c = leaf { 1, 2 }, leaf { 3, 4 }, leaf { 5, 6 }
-      local ga, gb, gc = table.unpack(lumen.grad(lumen.mul(a, b), { a, b, c }))
+      local y = lumen.mul(a, b)
+      local ok, err = pcall(lumen.grad, y, { a, b, c })
+      assert.is_false(ok)
+      assert.truthy(err:find("input 3 is not on the tape: the output does not depend on it", 1, true), err)
+      assert.truthy(err:find("allow_unused", 1, true), err)
+      local ga, gb, gc = table.unpack(lumen.grad(y, { a, b, c }, { allow_unused = true }))
       assert_values(ga, { 3, 4 })
       assert_values(gb, { 1, 2 })
       assert_values(gc, { 0, 0 })
+    end)
+
+    it("an input that does not require grad is an error telling how to mark it", function()
+      local x = lumen.tensor { 1, 2, 3 } -- not marked: the tape records nothing
+      local ok, err = pcall(lumen.grad, lumen.tanh(x):sum(), x)
+      assert.is_false(ok)
+      assert.truthy(err:find("input 1 is not on the tape: mark it with x.requires_grad = true", 1, true), err)
+      assert_values(lumen.grad(lumen.tanh(x):sum(), x, { allow_unused = true }), { 0, 0, 0 })
+      x.requires_grad = true
+      assert_values(lumen.grad(lumen.tanh(x):sum(), x), { 1 - math.tanh(1) ^ 2, 1 - math.tanh(2) ^ 2, 1 - math.tanh(3) ^ 2 })
+    end)
+
+    it("an output computed under no_grad is named as off the tape", function()
+      local x = leaf { 1, 2 }
+      local y = lumen.no_grad(lumen.relu, x)
+      local ok, err = pcall(lumen.grad, y, x)
+      assert.is_false(ok)
+      assert.truthy(err:find("input 1 is not on the tape: output 1 was computed off the tape", 1, true), err)
+    end)
+
+    it("an input reached through an op that gives it no gradient gets zeros, not an error", function()
+      local x = leaf { -1, 2 }
+      local stop = lumen.Function { name = "stop_gradient", forward = function(_, t) return lumen.relu(t) end,
+                                    backward = function() return nil end }
+      assert_values(lumen.grad(stop(x):sum(), x), { 0, 0 })
+    end)
+
+    it("takes grad_outputs and options together, and rejects an unknown option", function()
+      local x = leaf { 1, 2, 3 }
+      local g = lumen.tensor { 5, -1, 0.5 }
+      assert_values(lumen.grad(lumen.relu(x), x, { g }, { allow_unused = true }), { 5, -1, 0.5 })
+      assert_values(lumen.grad(lumen.relu(x), x, { grad_outputs = { g } }), { 5, -1, 0.5 })
+      local ok, err = pcall(lumen.grad, lumen.relu(x), x, { allow_unsued = true })
+      assert.is_false(ok)
+      assert.truthy(err:find("unknown option 'allow_unsued'", 1, true), err)
     end)
 
     it("adds the gradients of every path to a tensor used twice", function()
@@ -94,6 +134,19 @@ describe("lumen autograd", function()
       assert_values(x.grad, { 0, 1, 4 })
       x:zero_grad()
       assert.is_nil(x.grad)
+    end)
+
+    it("is an error on a tensor that is not on the tape, instead of leaving .grad nil", function()
+      local x = lumen.tensor { 1, 2 } -- never marked
+      local ok, err = pcall(function() lumen.tanh(x):sum():backward() end)
+      assert.is_false(ok)
+      assert.truthy(err:find("backward: the tensor is not on the tape", 1, true), err)
+      assert.truthy(err:find("requires_grad = true", 1, true), err)
+      lumen.tanh(x):sum():backward { allow_unused = true } -- asked for: nothing to do
+      assert.is_nil(x.grad)
+      local w = leaf { 1, 2 }
+      ok = pcall(function() lumen.no_grad(lumen.mul, w, w):sum():backward() end)
+      assert.is_false(ok)
     end)
 
     it("leaves intermediate tensors without .grad", function()

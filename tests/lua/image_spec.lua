@@ -1,6 +1,7 @@
--- tests/lua/image_spec.lua — lumen.image: PNG round trips and failures, resizing against PyTorch's
--- F.interpolate (numbers from tools/ref_viz.py), exact area averages, crops, colour conversion,
--- normalisation and a model's preprocessing.
+-- tests/lua/image_spec.lua — lumen.image: PNG and JPEG loading (by content) and saving, resizing against
+-- PyTorch's F.interpolate with and without antialiasing (numbers from tools/ref_viz.py), exact area
+-- averages, crops, colour conversion, normalisation, and the preprocessing presets against torchvision's
+-- own transforms (fixtures from tools/make_image_fixtures.py).
 local lumen = require "lumen"
 local support = require "support"
 local values = support.values
@@ -21,7 +22,27 @@ local ref = {
   bilinear_up_corners = { size = { 5, 7 }, values = { 0, 0.35, 0.7, 0.5, 0.3, 0.65, 1, 0.3, 0.375, 0.45, 0.525, 0.6, 0.675, 0.75, 0.6, 0.4, 0.2, 0.55, 0.9, 0.7, 0.5, 0.35, 0.425, 0.5, 0.575, 0.65, 0.45, 0.25, 0.1, 0.45, 0.8, 0.6, 0.4, 0.2, 0, 0.7, 0.5, 0.3, 0.65, 1, 0.8, 0.6, 0.45, 0.525, 0.6, 0.675, 0.75, 0.55, 0.35, 0.2, 0.55, 0.9, 0.7, 0.5, 0.3, 0.1, 0.5, 0.575, 0.65, 0.45, 0.25, 0.325, 0.4, 0.8, 0.6, 0.4, 0.2, 0, 0.35, 0.7 } },
   nearest_up = { size = { 5, 7 }, values = { 0, 0, 0.7, 0.7, 0.3, 0.3, 1, 0, 0, 0.7, 0.7, 0.3, 0.3, 1, 0.6, 0.6, 0.2, 0.2, 0.9, 0.9, 0.5, 0.6, 0.6, 0.2, 0.2, 0.9, 0.9, 0.5, 0.1, 0.1, 0.8, 0.8, 0.4, 0.4, 0, 0.7, 0.7, 0.3, 0.3, 1, 1, 0.6, 0.7, 0.7, 0.3, 0.3, 1, 1, 0.6, 0.2, 0.2, 0.9, 0.9, 0.5, 0.5, 0.1, 0.2, 0.2, 0.9, 0.9, 0.5, 0.5, 0.1, 0.8, 0.8, 0.4, 0.4, 0, 0, 0.7 } },
   nearest_down = { size = { 2, 3 }, values = { 0, 0.7, 0.3, 0.6, 0.2, 0.9, 0.7, 0.3, 1, 0.2, 0.9, 0.5 } },
+  antialias_down = { size = { 2, 3 }, values = { 0.31125, 0.51875, 0.72625, 0.37375, 0.58125, 0.3075, 0.51625, 0.66875, 0.5325, 0.57875, 0.3875, 0.38875 } },
+  antialias_down_more = { size = { 1, 2 }, values = { 0.426531, 0.538776, 0.542857, 0.47551 } },
 }
+local JPEG = "tests/fixtures/jpeg/"
+local SHARED = "../shared/data/images/"
+local MEAN, STD = { 0.485, 0.456, 0.406 }, { 0.229, 0.224, 0.225 }
+
+-- mean |a - b| over two tensors of one shape
+local function mean_abs(a, b)
+  assert.same(b.shape, a.shape)
+  return (a - b):abs():mean_all()
+end
+
+local function copy_file(from, to)
+  local f = assert(io.open(from, "rb"))
+  local data = f:read("a")
+  f:close()
+  f = assert(io.open(to, "wb"))
+  f:write(data)
+  f:close()
+end
 local ref_input = from_values({ 1, 2, 3, 4 }, function(i) return ((7 * i) % 11) / 10 end)
 
 local function tmp_png()
@@ -68,12 +89,56 @@ describe("lumen.image", function()
       assert.equal(path .. ":", msg:sub(1, #path + 1))
     end)
 
-    it("names the extension it cannot handle", function()
-      local img, msg = image.load("photo.jpg")
+    it("reads JPEG too, telling the formats apart by content and not by name", function()
+      local a = assert(image.load(JPEG .. "rgb420.jpg"))
+      local misnamed = tmp_png()
+      copy_file(JPEG .. "rgb420.jpg", misnamed)
+      local b = assert(image.load(misnamed))
+      os.remove(misnamed)
+      assert.equal(0, lumen.max_abs_diff(a, b))
+      local img, msg = image.load("README.md")
       assert.is_nil(img)
-      assert.matches("^photo%.jpg: unsupported image format '%.jpg'", msg)
-      assert.has_error(function() image.save(lumen.zeros({ 3, 2, 2 }), "out.bmp") end)
+      assert.matches("^README%.md: not a PNG or JPEG image %(starts with 23 20", msg)
+      img, msg = image.load("photo.jpg")
+      assert.is_nil(img)
+      assert.matches("^photo%.jpg: cannot open", msg)
+    end)
+
+    it("decodes every JPEG layout to the pixels PIL's libjpeg gives, upright by EXIF", function()
+      for _, name in ipairs { "rgb420", "rgb422", "rgb444", "progressive", "gray", "cmyk", "orient_3", "orient_6", "orient_8" } do
+        local img = assert(image.load(JPEG .. name .. ".jpg"))
+        local want = lumen.read_npy(JPEG .. name .. ".npy") / 255
+        assert.same(want.shape, img.shape)
+        assert(lumen.max_abs_diff(img, want) <= 1 / 255 + 1e-6, name)
+      end
+    end)
+
+    it("loads a PNG and its quality-95 JPEG within mean abs 0.005, and writes JPEG at a quality", function()
+      local png, jpg = assert(image.load(JPEG .. "crop.png")), assert(image.load(JPEG .. "crop_q95.jpg"))
+      assert(mean_abs(png, jpg) <= 0.005, "PNG vs its quality-95 JPEG: " .. mean_abs(png, jpg))
+      local path = tmp_png():gsub("%.png$", ".jpg")
+      assert.is_true(png:save(path, { quality = 95 }))
+      local back = assert(image.load(path))
+      assert(mean_abs(png, back) <= 0.005, "lumen's quality-95 round trip: " .. mean_abs(png, back))
+      local f = assert(io.open(path, "rb"))
+      local big = #f:read("a")
+      f:close()
+      assert.is_true(image.save(png, path, { quality = 30 }))
+      f = assert(io.open(path, "rb"))
+      assert(#f:read("a") < big, "quality 30 is smaller than 95")
+      f:close()
+      os.remove(path)
+    end)
+
+    it("names the extension it cannot write, and refuses a bad quality or an alpha channel in JPEG", function()
+      assert.has_error(function() image.save(lumen.zeros({ 3, 2, 2 }), "out.bmp") end,
+        "image.save: out.bmp: unsupported image format '.bmp' (lumen writes .png, .jpg and .jpeg)")
       assert.has_error(function() image.save(lumen.zeros({ 2, 3, 2, 2 }), "out.png") end)
+      assert.has_error(function() image.save(lumen.zeros({ 3, 2, 2 }), "out.jpg", { quality = 0 }) end,
+        "image.save: quality must be an integer in [1, 100], got 0")
+      local ok, msg = pcall(image.save, lumen.zeros({ 4, 2, 2 }), "out.jpg")
+      assert.is_false(ok)
+      assert.truthy(msg:find("JPEG has no alpha channel", 1, true), msg)
     end)
   end)
 
@@ -118,6 +183,15 @@ describe("lumen.image", function()
       assert_close(values(image.resize(x, 1, 2, { method = "area" })), { (3 + 3) / 1.5, (3 + 9) / 1.5 }, 1e-6, "area")
     end)
 
+    it("antialiases when shrinking as F.interpolate(antialias=True) and PIL do", function()
+      for _, case in ipairs { ref.antialias_down, ref.antialias_down_more } do
+        local y = image.resize(ref_input, case.size[1], case.size[2], { antialias = true })
+        assert_close(values(y), case.values, 2e-6, "antialias " .. table.concat(case.size, "x"))
+      end
+      -- enlarging with antialias is plain bilinear
+      assert.equal(0, lumen.max_abs_diff(image.resize(ref_input, 5, 7, { antialias = true }), image.resize(ref_input, 5, 7)))
+    end)
+
     it("works on (C, H, W) and (N, C, H, W) and rejects an unknown method", function()
       assert.same({ 3, 8, 9 }, image.resize(lumen.zeros({ 3, 4, 5 }), 8, 9).shape)
       assert.same({ 2, 3, 2, 2 }, image.resize(lumen.zeros({ 2, 3, 4, 5 }), 2, 2, { method = "area" }).shape)
@@ -132,6 +206,13 @@ describe("lumen.image", function()
       assert.same({ { { 6, 7, 8 }, { 11, 12, 13 } } }, image.center_crop(x, 2, 3):totable())
       assert.same({ { { 1, 2 } } }, image.crop(x, 1, 2, 1, 2):totable())
       assert.has_error(function() image.center_crop(x, 5, 5) end)
+    end)
+
+    it("center_crop rounds a half offset to even, as torchvision's CenterCrop (Python's round)", function()
+      local x = from_values({ 1, 1, 8 }, function(i) return i end)
+      assert.same({ { { 2, 3, 4, 5, 6 } } }, image.center_crop(x, 1, 5):totable()) -- (8 - 5) / 2 = 1.5 -> 2
+      x = from_values({ 1, 1, 6 }, function(i) return i end)
+      assert.same({ { { 0, 1, 2, 3, 4 } } }, image.center_crop(x, 1, 5):totable()) -- (6 - 5) / 2 = 0.5 -> 0
     end)
   end)
 
@@ -187,11 +268,111 @@ describe("lumen.image", function()
       assert_close({ x:get({ 1, 1, 1, 1 }), x:get({ 1, 2, 1, 1 }), x:get({ 1, 3, 1, 1 }) }, { 2, 1, 0.5 }, 1e-6, "mean/std")
     end)
 
+    it("returns the picture the model sees (resized, cropped, before scaling) as a second value", function()
+      local img = from_values({ 3, 30, 40 }, function(i) return (i % 40) / 40 end)
+      local x, shown = image.preprocess(img, { size = { 10, 12 }, scale = { -1, 1 } })
+      assert.same({ 3, 10, 12 }, shown.shape)
+      assert_close(values(x:squeeze(1)), values(shown * 2 - 1), 1e-6, "x = 2 shown - 1")
+    end)
+
     it("to_batch shares storage", function()
       local img = lumen.zeros({ 3, 2, 2 })
       local b = image.to_batch(img)
       assert.same({ 1, 3, 2, 2 }, b.shape)
       assert.is_true(core.same_storage(b, img))
+    end)
+  end)
+
+  describe("presets", function()
+    -- torchvision's input tensor from the transform's uint8 picture (ToTensor + Normalize, exact)
+    local function torchvision_tensor(png) return image.normalize(assert(image.load(png)), MEAN, STD) end
+
+    it("preprocess(img, {preset = 'torchvision'}) is torchvision's eval transform within mean abs 0.01", function()
+      local img = assert(image.load(JPEG .. "coffee.jpg"))
+      local x, shown = image.preprocess(img, { preset = "torchvision" })
+      assert.same({ 1, 3, 224, 224 }, x.shape)
+      assert.same({ 3, 224, 224 }, shown.shape)
+      local d = mean_abs(x:squeeze(1), torchvision_tensor(JPEG .. "coffee_torchvision.png"))
+      assert(d <= 0.01, "mean abs " .. d) -- measured 0.0048 (PIL rounds each resize pass to 8 bits)
+    end)
+
+    it("inception is torchvision's Resize(342) + CenterCrop(299) + Normalize within mean abs 0.01", function()
+      local x = image.preprocess(assert(image.load(JPEG .. "coffee.jpg")), { preset = "inception" })
+      assert.same({ 1, 3, 299, 299 }, x.shape)
+      local d = mean_abs(x:squeeze(1), torchvision_tensor(JPEG .. "coffee_inception.png"))
+      assert(d <= 0.01, "mean abs " .. d)
+    end)
+
+    it("agrees with torchvision on the shared photos, landscape and portrait, and only with antialiasing", function()
+      if not lumen.exists(SHARED .. "chelsea.png") then return pending("../shared/data/images is absent") end
+      for _, name in ipairs { "chelsea", "grace_hopper" } do
+        local img = assert(image.load(SHARED .. name .. ".png"))
+        local want = torchvision_tensor(JPEG .. "shared_" .. name .. "_torchvision.png")
+        local d = mean_abs(image.preprocess(img, { preset = "torchvision" }):squeeze(1), want)
+        assert(d <= 0.01, name .. ": mean abs " .. d)
+        local aliased = mean_abs(image.preprocess(img, { preset = "torchvision", antialias = false }):squeeze(1), want)
+        assert(aliased > 0.01, name .. ": without antialiasing too close to torchvision: " .. aliased)
+      end
+    end)
+
+    it("tflite squashes the whole picture to the model's size in [-1, 1]; raw keeps [0, 1]", function()
+      local img = assert(image.load(JPEG .. "coffee.jpg"))
+      local spec = image.input_spec({ preset = "tflite" }, { size = { 160, 160 }, channels = 3 })
+      assert.same({ 160, 160 }, spec.size)
+      assert.same({ -1, 1 }, spec.scale)
+      local x, shown = image.preprocess(img, spec)
+      assert.same({ 1, 3, 160, 160 }, x.shape)
+      local squashed = image.resize(img, 160, 160, { antialias = true })
+      assert_close(values(shown), values(squashed), 0, "shown")
+      assert_close(values(x:squeeze(1)), values(squashed * 2 - 1), 1e-6, "[-1, 1]")
+      local r = image.preprocess(img, image.input_spec({ preset = "raw" }, { size = { 32, 48 } }))
+      assert.same({ 1, 3, 32, 48 }, r.shape)
+      assert.equal(0, lumen.max_abs_diff(r:squeeze(1), image.resize(img, 32, 48, { antialias = true })))
+    end)
+
+    it("explicit keys override the preset: size, crop, resize, mean, std, scale (numbers or strings)", function()
+      local s = image.input_spec { preset = "torchvision", crop = "160", resize = 183, mean = "0.5", std = "0.25,0.5,1", scale = "-1,1" }
+      assert.same({ 160, 160 }, s.crop)
+      assert.same({ 160, 160 }, s.size)
+      assert.equal(183, s.resize)
+      assert.same({ 0.5 }, s.mean)
+      assert.same({ 0.25, 0.5, 1 }, s.std)
+      assert.same({ -1, 1 }, s.scale)
+      local x = image.preprocess(assert(image.load(JPEG .. "coffee.jpg")), s)
+      assert.same({ 1, 3, 160, 160 }, x.shape)
+      -- size= with a preset that squashes
+      assert.same({ 64, 80 }, image.input_spec({ preset = "tflite", size = "64,80" }, { size = { 224, 224 } }).size)
+      -- a model that records its size keeps it, unless told otherwise
+      assert.same({ 28, 28 }, image.input_spec({ scale = "0,1" }, { size = { 28, 28 }, channels = 1 }).size)
+    end)
+
+    it("names the preset, key or size that does not fit", function()
+      assert.has_error(function() image.input_spec { preset = "keras" } end,
+        "preset=keras: unknown preset (known: inception, raw, tflite, torchvision)")
+      assert.has_error(function() image.input_spec({ preset = "torchvision" }, { size = { 160, 160 } }) end,
+        "preset torchvision crops 224x224 but the model takes 160x160 (give crop=160 resize=183 for the same proportions)")
+      assert.has_error(function() image.input_spec { mean = "0.5,0.5" } end, "mean=0.5,0.5: expected 1 or 3 number(s), got 2")
+      assert.has_error(function() image.input_spec { size = "0" } end, "size: expected positive integers, got 0")
+      assert.has_error(function() image.input_spec { scale = "-1,x" } end, "scale=-1,x: 'x' is not a number")
+      assert.has_error(function() image.input_spec { sizes = 3 } end)
+      assert.has_error(function() image.input_spec({ preset = "torchvision" }, { size = { 224, 224 }, channels = 1 }) end,
+        "mean has 3 values but the model takes 1 channel(s)")
+      local ok, msg = pcall(image.preprocess, lumen.zeros({ 3, 100, 80 }), { preset = "torchvision", resize = 100 })
+      assert.is_false(ok)
+      assert.truthy(msg:find("crop 224x224 does not fit in the resized picture 125x100", 1, true), msg)
+    end)
+
+    it("lists every preset with a line of help, and each preset makes an input", function()
+      local names = image.preset_names()
+      assert.same({ "inception", "raw", "tflite", "torchvision" }, names)
+      local img = lumen.rand({ 3, 40, 50 })
+      for _, name in ipairs(names) do
+        assert.truthy(image.preset_help():find(name, 1, true))
+        local extra = image.presets[name].crop and { crop = 32, resize = 36 } or {}
+        local spec = image.input_spec({ preset = name, crop = extra.crop, resize = extra.resize }, { size = { 32, 32 }, channels = 3 })
+        local x = image.preprocess(img, spec)
+        assert.same({ 1, 3, 32, 32 }, x.shape, name)
+      end
     end)
   end)
 end)

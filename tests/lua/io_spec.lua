@@ -204,7 +204,7 @@ end)
 
 describe("the broken corpus", function()
   local readers = {
-    png = core.png_load, npy = lumen.read_npy, safetensors = lumen.read_safetensors, gz = core.gunzip_file,
+    png = core.png_load, jpg = core.jpeg_load, npy = lumen.read_npy, safetensors = lumen.read_safetensors, gz = core.gunzip_file,
   }
   it("is refused file by file with nil, 'path: reason'", function()
     local dir, count = FIX .. "broken", 0

@@ -133,7 +133,7 @@ describe("lumen.onnx", function()
                      coffee = "espresso" }
       for name, label in pairs(want) do
         local img = assert(lumen.image.load(SHARED .. "images/" .. name .. ".png"))
-        local x = lumen.image.to_batch(lumen.sub(lumen.mul(lumen.image.resize(img, 160, 160), 2), 1))
+        local x = lumen.image.to_batch(lumen.sub(lumen.mul(lumen.image.resize(img, 160, 160, { antialias = true }), 2), 1))
         assert.equal(0, lumen.max_abs_diff(x, model:preprocess(img)))
         local y = lumen.no_grad(model.forward, model, x)
         assert.equal(label, model.labels[lumen.argmax(y, 2):item()], name)

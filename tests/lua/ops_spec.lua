@@ -126,6 +126,25 @@ local CASES = {
     local _, idx = lumen.max_pool2d(distinct { 1, 2, 4, 4 }, 2)
     return function(y) return lumen.max_unpool2d(y, idx, { 4, 4 }) end, { randn { 1, 2, 2, 2 } }, { eps = 0.1 }
   end,
+  -- transformers and recurrent nets (values and torch agreement in transformer_spec)
+  erf = function() return lumen.erf, { randn { 2, 3 } } end,
+  floor = function() return lumen.floor, { lumen.rand { 10 } * 0.8 + 0.1 } end, -- away from the steps
+  scatter_nd = function()
+    local idx = ids { { 1, 2 }, { 2, 3 } }
+    return function(a, u) return lumen.scatter_nd(a, idx, u) end, { randn { 2, 3, 4 }, randn { 2, 4 } }
+  end,
+  layer_norm = function()
+    return function(t, w, b) return lumen.layer_norm(t, { 3, 4 }, w, b, 1e-3) end,
+      { randn { 2, 3, 4 }, randn { 3, 4 }, randn { 3, 4 } }
+  end,
+  rnn = function() -- one LSTM layer, reversed: the sequence, the last hidden and cell state all checked
+    local H = 2
+    return function(...)
+      local y, h, c = lumen.lstm(...)
+      return lumen.cat({ y, lumen.unsqueeze(h, 1), lumen.unsqueeze(c, 1) }, 1)
+    end, { randn { 4, 2, 3 }, randn { 4 * H, 3 }, randn { 4 * H, H }, randn { 4 * H }, randn { 4 * H },
+           randn { 2, H }, randn { 2, H }, { reverse = true } }
+  end,
 }
 
 -- The ops of lumen's own table, sorted (Function ops made by users are not part of it).

@@ -94,7 +94,7 @@ describe("recipes", function()
   it("`lumen rerun` reproduces a manifest's outputs and reports a file that differs", function()
     local manifest = tmp .. "/gradcam_1/manifest.json"
     local function rerun()
-      local f = assert(io.popen(("LUMEN_QUIET=1 %s rerun '%s' 2>&1"):format(LUMEN, manifest)))
+      local f = assert(io.popen(("TMPDIR='%s' LUMEN_QUIET=1 %s rerun '%s' 2>&1"):format(tmp, LUMEN, manifest))) -- kept reruns go in tmp
       local out = f:read("a")
       return f:close(), out
     end

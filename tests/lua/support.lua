@@ -108,4 +108,23 @@ function M.json_file(path)
   return lumen.json.decode(s)
 end
 
+-- A shell word for s (single-quoted).
+function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs a shell command; returns its output (stdout and stderr together) and its exit status.
+function M.sh(cmd)
+  local f = assert(io.popen(cmd .. " 2>&1; echo \"#status=$?\""))
+  local out = f:read("a")
+  f:close()
+  return out:gsub("#status=%d+%s*$", ""), tonumber(out:match("#status=(%d+)%s*$"))
+end
+
+-- The bytes of a file (nil if it cannot be read), and a file written with text.
+M.read = require("lumen.batch").read_file
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 return M

@@ -56,7 +56,7 @@ describe("lumen.tflite", function()
         local size = model.input_spec.size
         for photo, label in pairs(want) do
           local img = assert(lumen.image.load(SHARED .. "images/" .. photo .. ".png"))
-          local x = lumen.image.to_batch(lumen.sub(lumen.mul(lumen.image.resize(img, size[1], size[2]), 2), 1))
+          local x = lumen.image.to_batch(lumen.sub(lumen.mul(lumen.image.resize(img, size[1], size[2], { antialias = true }), 2), 1))
           assert.equal(0, lumen.max_abs_diff(x, model:preprocess(img)))
           local y = lumen.no_grad(model.forward, model, x)
           assert.same({ 1, 1001 }, y.shape)

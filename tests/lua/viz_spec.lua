@@ -272,7 +272,8 @@ describe("lumen.viz.html", function()
 
     it("colours backgrounds with ANSI 256 codes on a tty", function()
       local line = html.terminal({ "neg", "pos" }, { -1, 1 }, { tty = true })
-      assert.equal("\27[48;5;21m\27[38;5;231mneg\27[0m \27[48;5;196m\27[38;5;231mpos\27[0m", line)
+      assert.equal("\27[48;5;21m\27[38;5;231mneg\27[0m \27[48;5;196m\27[38;5;231mpos\27[0m  [Colours: blue -1, white 0,"
+        .. " red 1 (the largest |score| on this page).]", line)
     end)
   end)
 end)

@@ -8,6 +8,10 @@ local M = {}
 M.commands = {
   { "summary", "summary MODEL [C,H,W]      print the Keras-style summary of a model file" },
   { "rerun", "rerun DIR/manifest.json    rerun a recipe and check its outputs are the same bytes" },
+  { "explain", "explain METHOD MODEL INPUT explain a photo or a folder of them [key=value ...] (--list, --compare A,B)" },
+  { "spec", "spec MODEL preset=NAME      copy an ONNX model or checkpoint, recording its preprocessing [labels=FILE]" },
+  { "batch", "batch RECIPE inputs=DIR|LIST.txt [shard=K/N] [out=DIR] [key=value ...]  run a recipe once per input" },
+  { "report", "report DIR                 write DIR/index.html: every run under DIR, its pictures and numbers" },
 }
 
 local known = {}

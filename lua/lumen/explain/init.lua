@@ -51,6 +51,7 @@ local METHODS = {
   lrp = "lrp", class_model = "class_model", deepdream = "deepdream", deconv = "deconv", top_inputs = "deconv",
   deconv_grid = "deconv", lime_picture = "lime",
   deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
+  road = "road", road_impute = "road",
   hirescam = "cam_variants", layercam = "cam_variants", xgradcam = "cam_variants", eigencam = "eigencam",
   scorecam = "scorecam", ablationcam = "ablationcam", fullgrad = "fullgrad",
 }

@@ -17,12 +17,20 @@ local leaves = {
 for name, file in pairs(leaves) do nn[name] = require("lumen.nn." .. file) end
 local bn = require "lumen.nn.batchnorm"
 nn.BatchNorm1d, nn.BatchNorm2d = bn.BatchNorm1d, bn.BatchNorm2d
+-- Transformer and recurrent layers; the composite ones (TransformerEncoderLayer, LSTM, GRU) are
+-- containers of named children (lumen.nn.composite).
+nn.Composite = require "lumen.nn.composite"
+nn.LayerNorm = require "lumen.nn.layer_norm"
+nn.MultiheadAttention = require "lumen.nn.multihead_attention"
+nn.TransformerEncoderLayer = require "lumen.nn.transformer_encoder_layer"
+local rnn = require "lumen.nn.rnn"
+nn.LSTM, nn.GRU, nn.LSTMLayer, nn.GRULayer = rnn.LSTM, rnn.GRU, rnn.LSTMLayer, rnn.GRULayer
 
 -- The classes a checkpoint may name, by type.
 nn.classes = {}
 for k, v in pairs(nn) do
   if type(v) == "table" and v.type == k then nn.classes[k] = v end
 end
-nn.classes.Module, nn.classes.Container = nil, nil
+nn.classes.Module, nn.classes.Container, nn.classes.Composite = nil, nil, nil
 
 return nn

@@ -1,0 +1,291 @@
+-- lumen.batch: one recipe over many inputs, in shards that an existing scheduler (a Slurm job array,
+-- GNU parallel, a Kubernetes indexed Job) spreads over machines; `lumen batch` is its command line.
+--
+--   batch.run { recipe = "recipes/gradcam.lua", inputs = "photos/", out = "out/gradcam",
+--               shard = { 2, 4 }, params = { layer = "relu5" } }   -> done, skipped, failed (counts)
+--
+-- Inputs: the PNG and JPEG files (.png .jpg .jpeg, any case; not dot-files) of a folder in byte order
+-- of their names, or a list file with one path per line (relative paths from the current folder;
+-- blank lines and lines starting with # are skipped). Input i of n gets the folder <out>/<stem>: its
+-- file name without the extension, with characters other than letters, digits, '.', '-' and '_'
+-- made '_'; names that would clash (also by case) get _2, _3, ... in list order, so every shard
+-- names every input the same way.
+-- Shards: shard K/N (K = 1..N, 1-based like every index lumen shows) takes inputs K, K + N, K + 2N...
+-- Without shard, inside a Slurm job array, K and N come from SLURM_ARRAY_TASK_ID (counted from
+-- SLURM_ARRAY_TASK_MIN in steps of SLURM_ARRAY_TASK_STEP) and SLURM_ARRAY_TASK_COUNT.
+-- The recipe runs in this process once per input, with image=<input> out=<out>/<stem> and every other
+-- parameter passed through, through lumen.load_model's cache, so the model is read once. An input is
+-- skipped when its folder holds a complete run of the same recipe file with the same parameters
+-- (batch.complete); a failing input leaves its error in <out>/<stem>/error.txt and the rest go on.
+local lumen = require "lumen"
+
+local M = {}
+
+M.EXTENSIONS = { png = true, jpg = true, jpeg = true }
+
+-- A shell word for s (single-quoted).
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Whether path is a folder (opening a folder works on Linux, reading it fails with EISDIR).
+local function is_dir(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local ok, _, code = f:read(0)
+  f:close()
+  return ok == nil and code == 21
+end
+M.is_dir = is_dir
+
+-- The names in folder dir (no dot-files, no folders), in byte order; raises naming the folder if it
+-- cannot be read. Nothing is opened, so a named pipe among the inputs blocks only when its turn comes.
+function M.list_dir(dir)
+  local f = assert(io.popen(("find %s -mindepth 1 -maxdepth 1 ! -type d -print0 2>&1"):format(quote(dir))))
+  local text = f:read("a")
+  if not f:close() then error(("%s: cannot list the folder (%s)"):format(dir, text:gsub("%z", " "):gsub("%s+$", "")), 0) end
+  local names = {}
+  for path in text:gmatch("([^%z]+)%z") do
+    local name = path:match("([^/]+)$")
+    if name:sub(1, 1) ~= "." then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+-- inputs(spec) -> array of paths: the pictures of folder spec, or the lines of list file spec.
+function M.inputs(spec)
+  if type(spec) ~= "string" or spec == "" then error("batch: inputs= is required (a folder of pictures or a list file)", 0) end
+  local paths = {}
+  if is_dir(spec) then
+    local dir = spec:gsub("/+$", "")
+    for _, name in ipairs(M.list_dir(spec)) do
+      local ext = name:match("%.([^.]+)$")
+      if ext and M.EXTENSIONS[ext:lower()] then paths[#paths + 1] = dir .. "/" .. name end
+    end
+    if #paths == 0 then error(("batch: %s holds no .png, .jpg or .jpeg file"):format(spec), 0) end
+  else
+    local f, err = io.open(spec, "r")
+    if not f then error("batch: inputs=" .. err, 0) end
+    for line in f:lines() do
+      line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+      if line ~= "" and line:sub(1, 1) ~= "#" then paths[#paths + 1] = line end
+    end
+    f:close()
+    if #paths == 0 then error(("batch: %s lists no input"):format(spec), 0) end
+  end
+  return paths
+end
+
+-- stems(paths) -> array of unique folder names, one per path (see the header).
+function M.stems(paths)
+  local taken, out = { ["index.html"] = true }, {}
+  for i, path in ipairs(paths) do
+    local name = path:match("([^/]*)$"):gsub("%.[^.]*$", "")
+    local stem = name:gsub("[^%w%.%-_]", "_"):gsub("^%.", "_")
+    if stem == "" then stem = "input" end
+    local candidate, k = stem, 1
+    while taken[candidate:lower()] do
+      k = k + 1
+      candidate = ("%s_%d"):format(stem, k)
+    end
+    taken[candidate:lower()], out[i] = true, candidate
+  end
+  return out
+end
+
+-- parse_shard(text [, getenv]) -> K, N. text "K/N" (1 <= K <= N), or nil/"" for the Slurm array
+-- variables when they are set (else 1, 1).
+function M.parse_shard(text, getenv)
+  getenv = getenv or os.getenv
+  local K, N
+  if text and text ~= "" then
+    local k, n = tostring(text):match("^%s*(%-?%d+)%s*/%s*(%-?%d+)%s*$")
+    K, N = math.tointeger(tonumber(k)), math.tointeger(tonumber(n))
+    if not K then error(("batch: shard=%s is not K/N (for example shard=1/4)"):format(text), 0) end
+    if N < 1 then error(("batch: shard=%s: N must be at least 1"):format(text), 0) end
+    if K < 1 or K > N then
+      error(("batch: shard=%s: K must be 1..%d (shards are numbered from 1; for 0-based task ids such as " ..
+        "Slurm's --array=0-%d leave shard= out and lumen counts from SLURM_ARRAY_TASK_MIN)"):format(text, N, N - 1), 0)
+    end
+    return K, N
+  end
+  local id = getenv("SLURM_ARRAY_TASK_ID")
+  if not id or id == "" then return 1, 1 end
+  local function num(name, default)
+    local v = getenv(name)
+    if (not v or v == "") and default then return default end
+    return math.tointeger(tonumber(v)) or error(("batch: %s=%s is not an integer (a Slurm job array sets it)"):format(name, tostring(v)), 0)
+  end
+  local task, first, step, count = num("SLURM_ARRAY_TASK_ID"), num("SLURM_ARRAY_TASK_MIN", 0), num("SLURM_ARRAY_TASK_STEP", 1), num("SLURM_ARRAY_TASK_COUNT")
+  if step < 1 or (task - first) % step ~= 0 then
+    error(("batch: SLURM_ARRAY_TASK_ID=%d is not SLURM_ARRAY_TASK_MIN=%d plus a multiple of SLURM_ARRAY_TASK_STEP=%d " ..
+      "(use a range --array=A-B[:S], or give shard=K/N)"):format(task, first, step), 0)
+  end
+  K, N = (task - first) // step + 1, count
+  if K < 1 or K > N then
+    error(("batch: Slurm task %d is shard %d of SLURM_ARRAY_TASK_COUNT=%d (use a range --array=A-B, or give shard=K/N)"):format(task, K, N), 0)
+  end
+  return K, N
+end
+
+-- shard(n, K, N) -> the 1-based positions K, K + N, ... up to n.
+function M.shard(n, K, N)
+  local idx = {}
+  for i = K, n, N do idx[#idx + 1] = i end
+  return idx
+end
+
+-- The bytes of a file, or nil.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function read_json(path)
+  local text = M.read_file(path)
+  if not text then return nil, "no " .. path end
+  local ok, v = pcall(lumen.json.decode, text)
+  if not ok or type(v) ~= "table" then return nil, path .. " is not complete JSON" end
+  return v
+end
+M.read_json = read_json
+
+-- complete(dir, params, script_sha256 [, sha_of]) -> true, or false and why. A run in dir is complete
+-- when dir/manifest.json parses, was written by the recipe file whose SHA-256 is script_sha256, with
+-- the same parameters as params (out= aside), with the model file still the same bytes (when the
+-- manifest records model_sha256), and every file it lists is there with its recorded SHA-256.
+-- sha_of(path) hashes a file (a memo can be passed so the model is hashed once per batch).
+function M.complete(dir, params, script_sha256, sha_of)
+  sha_of = sha_of or lumen.sha256_file
+  local m, err = read_json(dir .. "/manifest.json")
+  if not m then return false, err end
+  if m.script_sha256 ~= script_sha256 then return false, "the recipe file has changed" end
+  local recorded = type(m.params) == "table" and m.params or {}
+  local keys = {}
+  for k in pairs(params) do keys[k] = true end
+  for k in pairs(recorded) do keys[k] = true end
+  for k in pairs(keys) do
+    if k ~= "out" and params[k] ~= recorded[k] then -- numbers by value: 1 == 1.0
+      return false, ("parameter %s was %s, now %s"):format(k, tostring(recorded[k]), tostring(params[k]))
+    end
+  end
+  local info = type(m.info) == "table" and m.info or {}
+  if info.model_sha256 and type(recorded.model) == "string" and recorded.model ~= "" and sha_of(recorded.model) ~= info.model_sha256 then
+    return false, "the model file has changed"
+  end
+  if type(m.files) ~= "table" then return false, "the manifest lists no files" end
+  for name, sha in pairs(m.files) do
+    if sha_of(dir .. "/" .. name) ~= sha then return false, name .. " is missing or changed" end
+  end
+  return true
+end
+
+-- The parameters a recipe declares: its chunk runs until it calls lumen.args{...}, which here stops it.
+local stop = setmetatable({}, { __name = "batch.stop" })
+function M.recipe_defaults(chunk, path)
+  local real = lumen.args
+  local defaults
+  lumen.args = function(d)
+    defaults = d
+    error(stop, 0)
+  end
+  local ok, err = pcall(chunk)
+  lumen.args = real
+  if defaults then return defaults end
+  if ok then error(("batch: %s never calls lumen.args{...}, so it takes no image= parameter"):format(path), 0) end
+  error(("batch: %s fails before lumen.args{...}: %s"):format(path, tostring(err)), 0)
+end
+
+local function write_file(path, text)
+  local f, err = io.open(path, "w")
+  if not f then error(err, 0) end
+  f:write(text)
+  f:close()
+end
+
+-- The argument words of one run: image=, out= and the passed-through parameters, sorted by key.
+local function words_of(params, image, out)
+  local w = { "image=" .. image, "out=" .. out }
+  local keys = {}
+  for k in pairs(params) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do w[#w + 1] = k .. "=" .. tostring(params[k]) end
+  return w
+end
+
+-- run{recipe =, inputs =, out =, shard = {K, N}, params = {k = v}, log = function(line)} -> done,
+-- skipped, failed, failures ({stem =, input =, error =}). Errors about the batch itself (no such
+-- recipe, a parameter it does not have) are raised before any input runs.
+function M.run(o)
+  local recipe = o.recipe
+  local chunk, lerr = loadfile(recipe)
+  if not chunk then error("batch: " .. lerr, 0) end
+  local script_sha = lumen.sha256_file(recipe)
+  local params = o.params or {}
+  for _, k in ipairs { "image", "out" } do
+    if params[k] ~= nil then error(("batch: %s= is set by batch for each input; give inputs= and out= instead"):format(k), 0) end
+  end
+  local defaults = M.recipe_defaults(chunk, recipe)
+  for _, k in ipairs { "image", "out" } do
+    if defaults[k] == nil then
+      local known = {}
+      for name in pairs(defaults) do known[#known + 1] = name end
+      table.sort(known)
+      error(("batch: %s has no %s= parameter, so it cannot run once per input (its parameters: %s)"):format(
+        recipe, k, table.concat(known, ", ")), 0)
+    end
+  end
+  local paths = M.inputs(o.inputs)
+  local stems = M.stems(paths)
+  local K, N = table.unpack(o.shard or { 1, 1 })
+  local mine = M.shard(#paths, K, N)
+  local out = (o.out or "out"):gsub("/+$", "")
+  local function args_of(i) return words_of(params, paths[i], out .. "/" .. stems[i]) end
+  -- Every parameter checked once, before any work (the words differ only in image= and out=).
+  local ok, err = pcall(lumen.args, defaults, args_of(mine[1] or 1))
+  if not ok then error("batch: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 0) end
+
+  local hashes = {}
+  local function sha_of(path)
+    if path:sub(1, #out + 1) ~= out .. "/" then -- inputs and models: once per batch
+      hashes[path] = hashes[path] or lumen.sha256_file(path) or false
+      return hashes[path]
+    end
+    return lumen.sha256_file(path)
+  end
+  local log = o.log or function(line) io.stderr:write(line, "\n") end
+  local done, skipped, failures = 0, 0, {}
+  local bar = lumen.progress(#mine, ("batch %d/%d"):format(K, N))
+  local saved_arg = _G.arg
+  for n, i in ipairs(mine) do
+    local dir, words = out .. "/" .. stems[i], args_of(i)
+    local p = lumen.args(defaults, words)
+    if M.complete(dir, p, script_sha, sha_of) then
+      skipped = skipped + 1
+    else
+      lumen.mkdir(dir)
+      os.remove(dir .. "/manifest.json")
+      os.remove(dir .. "/error.txt")
+      lumen.begin_run()
+      _G.arg = { [0] = recipe, table.unpack(words) }
+      local ran, msg = xpcall(chunk, debug.traceback, table.unpack(words))
+      if ran then
+        done = done + 1
+      else
+        msg = tostring(msg)
+        failures[#failures + 1] = { stem = stems[i], input = paths[i], error = msg }
+        write_file(dir .. "/error.txt", ("input: %s\nrecipe: %s\ncommand: lumen run %s %s\n\n%s\n"):format(
+          paths[i], recipe, recipe, table.concat(words, " "), msg))
+        log(("batch: %s failed: %s"):format(paths[i], msg:match("^[^\n]*")))
+      end
+    end
+    bar:update(n, stems[i])
+  end
+  _G.arg = saved_arg
+  bar:done()
+  return done, skipped, #failures, failures, { K = K, N = N, total = #paths, shard = #mine }
+end
+
+return M

@@ -1,0 +1,355 @@
+-- lumen explain METHOD MODEL INPUT [key=value ...]: explains a model's prediction on a photo, or on every
+-- PNG / JPEG in a folder, with no Lua written. Prints the top classes, then writes into out= (default
+-- out/<method>/<image stem>/) the input | map | overlay panel (<method>.png), the method's raw result
+-- (<method>.npy) and manifest.json, which `lumen rerun` reruns.
+--   lumen explain gradcam resnet18.onnx cat.jpg preset=torchvision labels=imagenet.txt label_offset=1
+--   lumen explain --compare gradcam,saliency,occlusion MODEL INPUT [key=value ...]   (one panel, out/compare/...)
+--   lumen explain --list                                                           (methods and presets)
+-- Keys for every method: target (a class id or a label name), labels, label_offset, out, seed, top, and
+-- the image keys preset, size, crop, resize, mean, std, scale (lumen.image.input_spec); each method adds
+-- its own options (see M.methods). An unknown key is an error listing the valid ones.
+--
+-- The method table M.methods is the one place that knows the methods: a new method (say a CAM variant)
+-- is one line there. `lumen rerun` runs this file as a script (`lumen run .../cli/explain.lua
+-- method=... model=... input=... key=value ...`), which is what manifest.json records.
+local lumen = require "lumen"
+local models = require "lumen.models"
+local recipe = require "lumen.recipe"
+
+local M = {}
+
+-- One line per method: name, kind (how its result becomes a per-pixel map: see KINDS), the position of
+-- the target among its return values, a description, and its options as key = default (typed by the
+-- default, as lumen.args does; "" = the method's own default). rename maps a key to the method's option.
+M.methods = {
+  { "gradcam", "cam", 2, "Grad-CAM (Selvaraju et al. 2017): activations of a conv layer weighted by the mean gradient", { layer = "" } },
+  { "gradcam_plus_plus", "cam", 2, "Grad-CAM++ (Chattopadhyay et al. 2018): Grad-CAM with higher-order weights", { layer = "" } },
+  { "cam", "cam", 2, "CAM (Zhou et al. 2016): the class's dense weights over the last feature maps (GAP + dense models)", {} },
+  { "guided_gradcam", "gradient", 2, "Guided Grad-CAM: guided backprop times the Grad-CAM map", { layer = "" } },
+  { "saliency", "gradient", 2, "Vanilla saliency (Simonyan et al. 2014): |d score / d pixel|, max over channels", {} },
+  { "smoothgrad", "gradient", 2, "SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies", { n = 50, noise = 0.15, batch_size = 10, variant = "mean" } },
+  { "guided_backprop", "gradient", 2, "Guided backpropagation (Springenberg et al. 2015): gradients through positive ReLU paths", {} },
+  { "integrated_gradients", "signed", 3, "Integrated Gradients (Sundararajan et al. 2017): gradients along a path from a baseline", { steps = 50, baseline = "zeros", batch_size = 10 } },
+  { "gradient_shap", "signed", 2, "GradientSHAP / expected gradients (Lundberg & Lee 2017): IG over sampled baselines", { n = 50, stdevs = 0.0, background = "zeros", batch_size = 10 } },
+  { "occlusion", "signed", 2, "Occlusion (Zeiler & Fergus 2014): the score drop when a patch is covered", { patch = 32, stride = 16, fill = 0.0, batch_size = 32 } },
+  { "lrp", "signed", 2, "Layer-wise relevance propagation (Bach et al. 2015; rules of Montavon et al. 2019)", { rule = "epsilon", epsilon = 1e-6, gamma = 0.25, alpha = 1.0, beta = 0.0 } },
+  { "lime", "segments", 5, "LIME (Ribeiro et al. 2016): a linear model of the score over SLIC superpixels", { segments = 50, compactness = 10.0, num_samples = 1000, batch_size = 50 } },
+  { "kernel_shap", "signed", 4, "KernelSHAP (Lundberg & Lee 2017): Shapley values of SLIC superpixels", { segments = 50, compactness = 10.0, nsamples = 1000, baseline = "zeros", batch_size = 64 }, { segments = "features" } },
+}
+local by_name = {}
+for _, m in ipairs(M.methods) do by_name[m[1]] = m end
+
+-- The values some options may take.
+local CHOICES = {
+  baseline = { "zeros", "blur" }, background = { "zeros", "blur" }, variant = { "mean", "squared", "vargrad" },
+  rule = { "epsilon", "zero", "gamma", "alphabeta", "zplus", "zbox", "composite" },
+}
+
+-- Keys every method takes, with their "not given" defaults; the image keys come from lumen.recipe.
+M.COMMON = { target = "", labels = "", out = "", overwrite = false, seed = 0, top = 5 }
+for k, v in pairs(recipe.IMAGE_KEYS) do M.COMMON[k] = v end
+
+local USAGE = "usage: lumen explain METHOD MODEL INPUT [key=value ...] | --compare A,B,... MODEL INPUT [key=value ...] | --list"
+
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
+local function method_names()
+  local n = {}
+  for i, m in ipairs(M.methods) do n[i] = m[1] end
+  return table.concat(n, ", ")
+end
+
+-- The text of `lumen explain --list`.
+function M.list()
+  local lines = { "methods (lumen explain METHOD MODEL INPUT [key=value ...]):" }
+  for _, m in ipairs(M.methods) do
+    local o = {}
+    for _, k in ipairs(sorted_keys(m[5])) do o[#o + 1] = ("%s=%s"):format(k, tostring(m[5][k])) end
+    lines[#lines + 1] = ("  %-22s %s"):format(m[1], m[4])
+    if #o > 0 then lines[#lines + 1] = ("  %-22s options: %s"):format("", table.concat(o, " ")) end
+  end
+  lines[#lines + 1] = "presets (preset=NAME; size=, crop=, resize=, mean=, std=, scale= override them):"
+  lines[#lines + 1] = lumen.image.preset_help()
+  lines[#lines + 1] = "every method also takes: " .. table.concat(sorted_keys(M.COMMON), ", ")
+  return table.concat(lines, "\n") .. "\n"
+end
+
+---------------------------------------------------------------- arguments
+
+-- The words after `explain` -> params: method(s), model, input and every key=value, typed and checked
+-- against the methods' options (an unknown key is an error listing the valid ones).
+function M.parse(words)
+  local p, pos = {}, {}
+  local i = 1
+  while i <= #words do
+    local w = words[i]
+    if w == "--compare" then
+      p.compare = words[i + 1] or error("--compare: give the methods, e.g. --compare gradcam,saliency", 0)
+      i = i + 1
+    elseif w == "--list" then
+      p.list = true
+    else
+      local k, v = w:match("^([%w_]+)=(.*)$")
+      if k then p[k] = v else pos[#pos + 1] = w end
+    end
+    i = i + 1
+  end
+  if p.list then return p end
+  local names = p.compare or p.method
+  if not names then names = table.remove(pos, 1) end
+  p.model = p.model or table.remove(pos, 1)
+  p.input = p.input or table.remove(pos, 1)
+  if #pos > 0 then error(("explain: unexpected argument '%s' (%s)"):format(pos[1], USAGE), 0) end
+  if not names or not p.model or not p.input then error(USAGE, 0) end
+  p.methods = {}
+  for name in names:gmatch("[^,%s]+") do
+    p.methods[#p.methods + 1] = by_name[name] or error(("explain: unknown method '%s' (known: %s)"):format(name, method_names()), 0)
+  end
+  if #p.methods == 0 then error(USAGE, 0) end
+  if #p.methods > 1 and not p.compare then p.compare = names end
+  -- the defaults: common keys, then every chosen method's options
+  local defaults = {}
+  for k, v in pairs(M.COMMON) do defaults[k] = v end
+  for _, m in ipairs(p.methods) do
+    for k, v in pairs(m[5]) do defaults[k] = v end
+  end
+  local given = {}
+  for k, v in pairs(p) do
+    if type(v) == "string" and k ~= "model" and k ~= "input" and k ~= "method" and k ~= "compare" then
+      local d = defaults[k]
+      if d == nil then
+        error(("explain: unknown key '%s' for %s (valid: %s)"):format(k, names, table.concat(sorted_keys(defaults), ", ")), 0)
+      end
+      given[k] = v
+    end
+  end
+  for k, d in pairs(defaults) do
+    local v = given[k]
+    if v == nil then p[k] = d
+    elseif type(d) == "number" then
+      local n = tonumber(v) or error(("explain: %s=%s is not a number"):format(k, v), 0)
+      if math.type(d) == "integer" then n = math.tointeger(n) or error(("explain: %s=%s is not an integer"):format(k, v), 0) end
+      p[k] = n
+    else
+      p[k] = v
+    end
+    if CHOICES[k] and p[k] ~= "" then
+      local ok = false
+      for _, c in ipairs(CHOICES[k]) do ok = ok or c == p[k] end
+      if not ok then error(("explain: %s=%s (one of: %s)"):format(k, p[k], table.concat(CHOICES[k], ", ")), 0) end
+    end
+  end
+  p.given = given
+  return p
+end
+
+---------------------------------------------------------------- running one method
+
+-- The method's options from the parameters: its own keys, "" left out, names renamed, and the values
+-- that stand for tensors (baselines, superpixels, LRP's composite) made from the input.
+local function method_opts(m, p, x, img)
+  local o = { target = p.class }
+  for k in pairs(m[5]) do
+    local v = p[k]
+    if v ~= "" then o[(m[6] or {})[k] or k] = v end
+  end
+  for _, k in ipairs { "baseline", "background" } do
+    if o[k] == "zeros" then o[k] = lumen.zeros_like(x) elseif o[k] == "blur" then o[k] = lumen.gaussian_blur(x, 5) end
+  end
+  local seg = o.segments and "segments" or o.features and "features"
+  if seg then
+    o[seg] = lumen.viz.slic(lumen.image.to_rgb(img), { n_segments = o[seg], compactness = o.compactness })
+    o.compactness = nil
+  end
+  if o.rule == "composite" then o.rule = { first = "zbox", Conv2d = "gamma", Linear = "epsilon" } end
+  return o
+end
+
+-- How a result becomes a per-pixel map (1, 1, H, W) and which colormap shows it.
+local KINDS = {
+  cam = function(r) return r[1], false end,                                    -- (1, 1, H, W) in [0, 1]
+  gradient = function(r) return (r[1]:abs():max(2, true)), false end,          -- max |g| over channels
+  signed = function(r) return r[1]:sum(2, true), true end,                     -- sum over channels
+  segments = function(r, x) -- LIME: each pixel carries its superpixel's weight
+    local seg = r[2]
+    return lumen.tensor(r[1]):index_select(1, seg:reshape { seg:numel() }):reshape { 1, 1, x.shape[3], x.shape[4] }, true
+  end,
+}
+
+-- run_method(m, model, x, img, p) -> {name, raw = the method's first result, map = (1, 1, H, W),
+-- signed, target, info}; m is an entry of M.methods (or its name).
+function M.run_method(m, model, x, img, p)
+  if type(m) == "string" then m = by_name[m] or error("explain: unknown method " .. m, 2) end
+  local r = table.pack(lumen.explain[m[1]](model, x, method_opts(m, p, x, img)))
+  local map, signed = KINDS[m[2]](r, x)
+  local t = r[m[3]]
+  local info = {}
+  if m[2] == "cam" then info.layer = r[3] end
+  -- the raw result is a tensor (LIME's is a list of superpixel weights: its per-pixel map stands for it)
+  local raw = lumen.is_tensor(r[1]) and r[1] or map
+  return { name = m[1], raw = raw, map = map, signed = signed, target = type(t) == "table" and t[1] or t, info = info }
+end
+
+---------------------------------------------------------------- pictures and files
+
+local function stem(path) return (path:match("([^/]+)$") or path):gsub("%.[^.]*$", "") end
+
+-- Whether a file is a PNG or a JPEG (by its first bytes).
+local function is_image(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(8) or ""
+  f:close()
+  return head == "\137PNG\r\n\26\n" or head:sub(1, 3) == "\255\216\255"
+end
+
+-- The images of INPUT: the file itself, or the PNG / JPEG files of a folder (sorted).
+local function inputs_of(input)
+  if not lumen.core.is_dir(input) then return { input } end
+  local names, err = lumen.core.list_dir(input)
+  if not names then error(err, 0) end
+  local files, skipped = {}, 0
+  for _, n in ipairs(names) do
+    local path = input:gsub("/$", "") .. "/" .. n
+    if is_image(path) then files[#files + 1] = path else skipped = skipped + 1 end
+  end
+  if #files == 0 then error(("%s: no PNG or JPEG files in this folder"):format(input), 0) end
+  if skipped > 0 then print(("%s: %d PNG/JPEG files (%d other files skipped)"):format(input, #files, skipped)) end
+  return files
+end
+
+-- Captions that fit a panel cell of the enlarged picture (the 5x7 font is drawn at scale h // 100).
+local function fitted(img, texts)
+  local cell = lumen.viz.enlarge(img)
+  local h, w = cell.shape[2], cell.shape[3]
+  local scale = math.max(1, h // 100)
+  local n = (w - 2 * scale) // (6 * scale)
+  local out = {}
+  for i, t in ipairs(texts) do out[i] = #t > n and (t:sub(1, n - 1) .. ".") or t end
+  return out
+end
+
+-- Writes one image's panel, maps and manifest into dir; returns the written file names.
+local function write_outputs(dir, results, img, model, compare)
+  lumen.mkdir(dir)
+  local files = {}
+  local function save(name, t, as_png)
+    local path = dir .. "/" .. name
+    local ok, err
+    if as_png then ok, err = lumen.image.save(t, path) else ok, err = lumen.write_npy(path, t) end
+    if not ok then error(err, 0) end
+    files[#files + 1] = name
+  end
+  if compare then
+    local cells, labels = { lumen.viz.enlarge(img) }, { "input" }
+    for _, r in ipairs(results) do
+      local m = lumen.viz.clip(r.map:reshape { r.map.shape[3], r.map.shape[4] })
+      cells[#cells + 1] = lumen.viz.enlarge(lumen.viz.overlay(img, m, { cmap = r.signed and "bwr" or "jet", alpha = 0.6 }))
+      labels[#labels + 1] = r.name
+      save(r.name .. ".npy", r.raw)
+    end
+    save("compare.png", lumen.viz.panel(cells, { labels = fitted(img, labels) }), true)
+  else
+    local r = results[1]
+    local labels = fitted(img, { "input", recipe.label(model, r.target, true), r.name })
+    save(r.name .. ".png", lumen.viz.map_panel(img, r.map, { signed = r.signed, labels = labels }), true)
+    save(r.name .. ".npy", r.raw)
+  end
+  return files
+end
+
+-- The script this file is, for manifests (`lumen rerun` runs it with `lumen run`).
+local function script_path()
+  local dir = rawget(_G, "LUMEN_LUA_DIR")
+  return dir and (dir .. "/lumen/cli/explain.lua") or package.searchpath("lumen.cli.explain", package.path)
+end
+
+-- Explains one image; returns the output folder.
+local function explain_image(path, model, spec, p, dir)
+  lumen.seed(p.seed)
+  local img, err = lumen.image.load(path)
+  if not img then error(err, 0) end
+  local x, shown = lumen.image.preprocess(img, spec)
+  if not p.labels_checked then
+    recipe.attach_labels(model, p, x)
+    p.labels_checked = true
+  end
+  p.class = models.class_id(model, p.target, model.labels and #model.labels or models.classes(model, x))
+  local ids, probs, labels = models.top(model, x, p.top)
+  print(("%s (%dx%d as %s):"):format(path, x.shape[3], x.shape[4], spec.preset or "the model records"))
+  local top = {}
+  for k = 1, #ids do
+    print(("  %d. %6.2f%%  %-5d %s"):format(k, 100 * probs[k], ids[k], labels[k]))
+    top[k] = { class = ids[k], probability = probs[k], label = labels[k] }
+  end
+  local results = {}
+  for _, m in ipairs(p.methods) do
+    local r = M.run_method(m, model, x, shown, p)
+    results[#results + 1] = r
+    print(("  %s for class %d (%s)%s"):format(r.name, r.target, recipe.label(model, r.target),
+      r.info.layer and (" at layer " .. r.info.layer) or ""))
+  end
+  local files = write_outputs(dir, results, shown, model, p.compare)
+  -- the manifest: the parameters that rerun exactly this image into dir
+  local params = { method = p.compare or p.methods[1][1], model = p.model, input = path, out = dir }
+  for k, v in pairs(p.given) do params[k] = v end
+  local words = { "lumen explain", p.compare and ("--compare " .. p.compare) or p.methods[1][1], p.model, path }
+  for _, k in ipairs(sorted_keys(p.given)) do if k ~= "out" then words[#words + 1] = k .. "=" .. p.given[k] end end
+  words[#words + 1] = "out=" .. dir
+  local info = { explain = table.concat(words, " "), top = top, input_spec = spec,
+                 model_sha256 = lumen.sha256_file(p.model), methods = {} }
+  for _, r in ipairs(results) do info.methods[r.name] = { target = r.target, label = recipe.label(model, r.target), layer = r.info.layer } end
+  local saved_params, saved_arg0 = lumen._params, _G.arg and _G.arg[0]
+  lumen._params = params
+  if _G.arg then _G.arg[0] = script_path() end
+  lumen.manifest(dir, info, files)
+  lumen._params = saved_params
+  if _G.arg then _G.arg[0] = saved_arg0 end
+  print(("  wrote %s/%s"):format(dir, p.compare and "compare.png" or (p.methods[1][1] .. ".png")))
+  return dir
+end
+
+-- main(words): `lumen explain ...`; returns the output folders.
+function M.main(words)
+  local p = M.parse(words)
+  if p.list then
+    io.write(M.list())
+    return {}
+  end
+  local model = lumen.load_model(p.model)
+  local spec = models.input_spec(model, recipe.image_opts(p), p.model)
+  model.input_spec = spec
+  if spec.size then -- labels checked before any picture is read (else on the first one)
+    recipe.attach_labels(model, p)
+    p.labels_checked = true
+  end
+  local files = inputs_of(p.input)
+  local name = p.compare and "compare" or p.methods[1][1]
+  local bar = #files > 1 and lumen.progress(#files, "explain " .. name) or nil
+  -- every output folder checked before any work: new, empty, or (overwrite=true) an earlier run's
+  local dirs = {}
+  for i, path in ipairs(files) do
+    local dir = p.out ~= "" and p.out or ("out/" .. name)
+    if #files > 1 or p.out == "" then dir = dir .. "/" .. stem(path) end
+    dirs[i] = dir
+    lumen.check_out(dir, p.overwrite)
+  end
+  local outs = {}
+  for i, path in ipairs(files) do
+    outs[i] = explain_image(path, model, spec, p, dirs[i])
+    if bar then bar:update(i) end
+  end
+  if bar then bar:done() end
+  return outs
+end
+
+-- As a module (`lumen explain ...` through lumen.cli) M is called with the words; as a script
+-- (`lumen run .../explain.lua key=value ...`, what lumen rerun does) it runs with the command line.
+local as_module = ... == "lumen.cli.explain"
+if not as_module then return M.main(_G.arg or {}) end
+return setmetatable(M, { __call = function(_, words) return M.main(words) end })

@@ -1,0 +1,267 @@
+-- Specs for lumen.batch and `lumen batch`: input lists, names and shards; the skip rule; one recipe run
+-- per input in one process with the model read once; and, as the command: three shards give the same
+-- files as one run, a second run skips everything, a killed shard resumes, GNU parallel runs two
+-- shards at once. (tests/lua/batch_slurm_spec.lua runs a Slurm job array.)
+local lumen = require "lumen"
+local batch = require "lumen.batch"
+local support = require "support"
+local q, sh, read, write = support.quote, support.sh, support.read, support.write
+
+local LUMEN = arg and arg[-1] or "lumen" -- the program running these specs (`lumen test ...`)
+local SAMPLES = "data/images/fashion"
+
+-- Every file under dir (relative names, sorted) with its bytes; manifest.json without its wall time.
+local function tree(dir)
+  local out = sh(("cd %s && find . -type f -print0 | tr '\\0' '\\n'"):format(q(dir)))
+  local files = {}
+  for name in out:gmatch("%./([^\n]+)") do
+    local bytes = read(dir .. "/" .. name)
+    if name:match("manifest%.json$") then bytes = bytes:gsub('\n  "seconds": [^\n]*', "") end
+    files[name] = bytes
+  end
+  return files
+end
+
+local function assert_same_tree(want, got, what)
+  for name in pairs(want) do
+    assert(got[name], ("%s: %s is missing"):format(what, name))
+    assert(got[name] == want[name], ("%s: %s differs"):format(what, name))
+  end
+  for name in pairs(got) do assert(want[name], ("%s: unexpected %s"):format(what, name)) end
+end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+describe("lumen.batch", function()
+  local tmp = lumen.tmpname("_batch")
+  lumen.mkdir(tmp)
+  teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+
+  describe("inputs, names and shards", function()
+    it("lists a folder's PNG and JPEG files in byte order, and a list file's lines", function()
+      local dir = tmp .. "/list"
+      lumen.mkdir(dir .. "/sub.png")
+      for _, name in ipairs { "b.PNG", "a.png", "c.jpeg", "d.jpg", "notes.txt", ".hidden.png", "B.png" } do write(dir .. "/" .. name, "x") end
+      assert.same({ dir .. "/B.png", dir .. "/a.png", dir .. "/b.PNG", dir .. "/c.jpeg", dir .. "/d.jpg" }, batch.inputs(dir))
+      write(tmp .. "/list.txt", "# inputs\nx/one.png\n\n  y/two.jpg  \r\n")
+      assert.same({ "x/one.png", "y/two.jpg" }, batch.inputs(tmp .. "/list.txt"))
+      assert.has_error(function() batch.inputs(tmp .. "/nothing") end)
+      lumen.mkdir(tmp .. "/empty")
+      assert.has_error(function() batch.inputs(tmp .. "/empty") end, "batch: " .. tmp .. "/empty holds no .png, .jpg or .jpeg file")
+    end)
+
+    it("names every input uniquely and safely, the same in every shard", function()
+      assert.same({ "cat", "cat_2", "Cat_3", "we_ird_name", "_hidden", "input", "index.html_2", "cat_2_2" },
+        batch.stems { "a/cat.png", "b/cat.png", "c/Cat.jpg", "d/we ird#name.png", "e/.hidden.png", "f/.png", "index.html.png", "cat_2.png" })
+    end)
+
+    it("takes every N-th input from K (1-based), and reads Slurm's array variables", function()
+      assert.same({ 2, 5 }, batch.shard(7, 2, 3))
+      local seen = {}
+      for k = 1, 3 do for _, i in ipairs(batch.shard(7, k, 3)) do assert.is_nil(seen[i]); seen[i] = k end end
+      assert.equal(7, count(seen))
+      assert.same({ 2, 3 }, { batch.parse_shard("2/3") })
+      assert.same({ 1, 1 }, { batch.parse_shard(nil, function() return nil end) })
+      local env = { SLURM_ARRAY_TASK_ID = "4", SLURM_ARRAY_TASK_MIN = "3", SLURM_ARRAY_TASK_COUNT = "2" }
+      assert.same({ 2, 2 }, { batch.parse_shard(nil, function(k) return env[k] end) })
+      env = { SLURM_ARRAY_TASK_ID = "0", SLURM_ARRAY_TASK_MIN = "0", SLURM_ARRAY_TASK_COUNT = "4" } -- --array=0-3
+      assert.same({ 1, 4 }, { batch.parse_shard(nil, function(k) return env[k] end) })
+      env = { SLURM_ARRAY_TASK_ID = "6", SLURM_ARRAY_TASK_MIN = "2", SLURM_ARRAY_TASK_STEP = "2", SLURM_ARRAY_TASK_COUNT = "3" }
+      assert.same({ 3, 3 }, { batch.parse_shard(nil, function(k) return env[k] end) })
+      assert.same({ 1, 2 }, { batch.parse_shard("1/2", function(k) return env[k] end) }) -- shard= wins
+      assert.has_error(function() batch.parse_shard("0/4") end,
+        "batch: shard=0/4: K must be 1..4 (shards are numbered from 1; for 0-based task ids such as Slurm's --array=0-3 leave shard= out and lumen counts from SLURM_ARRAY_TASK_MIN)")
+      assert.has_error(function() batch.parse_shard("5/4") end)
+      assert.has_error(function() batch.parse_shard("2-4") end, "batch: shard=2-4 is not K/N (for example shard=1/4)")
+    end)
+  end)
+
+  describe("run()", function()
+    -- A recipe that copies its input and records the model object it was given.
+    local recipe = tmp .. "/copy.lua"
+    write(recipe, [[
+local lumen = require "lumen"
+local recipe = lumen.recipe
+local p = lumen.args { model = recipe.FASHION_MODEL, image = "", fail = "", out = "out/copy", seed = 0 }
+local model = recipe.load_model(p)
+BATCH_MODELS[#BATCH_MODELS + 1] = model
+if p.fail ~= "" and p.image:find(p.fail, 1, true) then error("this input fails on purpose") end
+recipe.save_png(p.out, "copy.png", assert(lumen.image.load(p.image)))
+recipe.finish(p, { target = 1 })
+]])
+    local inputs = tmp .. "/inputs.txt"
+    local names = batch.inputs(SAMPLES)
+    write(inputs, table.concat({ names[1], names[2], names[3] }, "\n") .. "\n")
+    local stems = batch.stems(names)
+
+    it("runs the recipe once per input in this process, reading the model once", function()
+      _G.BATCH_MODELS = {}
+      local done, skipped, failed = batch.run { recipe = recipe, inputs = inputs, out = tmp .. "/run" }
+      assert.same({ 3, 0, 0 }, { done, skipped, failed })
+      local models = _G.BATCH_MODELS
+      assert.equal(3, #models)
+      assert.is_true(rawequal(models[1], models[2]) and rawequal(models[2], models[3]))
+      local m = support.json_file(tmp .. "/run/" .. stems[2] .. "/manifest.json")
+      assert.equal(names[2], m.params.image)
+      assert.same({ "copy.png" }, (function() local t = {} for k in pairs(m.files) do t[#t + 1] = k end return t end)())
+      assert.equal(read(names[2]), read(tmp .. "/run/" .. stems[2] .. "/copy.png")) -- 8-bit gray in, the same bytes out
+      local again = { batch.run { recipe = recipe, inputs = inputs, out = tmp .. "/run" } }
+      assert.same({ 0, 3, 0 }, { again[1], again[2], again[3] })
+    end)
+
+    it("records a failing input in its error.txt and goes on; a later success clears it", function()
+      _G.BATCH_MODELS = {}
+      local done, _, failed, failures = batch.run { recipe = recipe, inputs = inputs, out = tmp .. "/fail", params = { fail = stems[2] } }
+      assert.same({ 2, 1 }, { done, failed })
+      assert.equal(names[2], failures[1].input)
+      local err = read(tmp .. "/fail/" .. stems[2] .. "/error.txt")
+      assert.truthy(err:find("this input fails on purpose", 1, true), err)
+      assert.is_false(lumen.exists(tmp .. "/fail/" .. stems[2] .. "/manifest.json"))
+      local again = { batch.run { recipe = recipe, inputs = inputs, out = tmp .. "/fail" } } -- fail= changed: all run again
+      assert.same({ 3, 0, 0 }, { again[1], again[2], again[3] })
+      assert.is_false(lumen.exists(tmp .. "/fail/" .. stems[2] .. "/error.txt"))
+    end)
+
+    it("skips only a complete run of the same recipe file with the same parameters", function()
+      local dir = tmp .. "/run/" .. stems[1]
+      local m = support.json_file(dir .. "/manifest.json")
+      local sha = lumen.sha256_file(recipe)
+      assert.is_true(batch.complete(dir, m.params, sha))
+      local p = {}
+      for k, v in pairs(m.params) do p[k] = v end
+      p.seed = 1
+      assert.same({ false, "parameter seed was 0, now 1" }, { batch.complete(dir, p, sha) })
+      p.seed, p.out = 0, "elsewhere" -- out= itself does not count
+      assert.is_true(batch.complete(dir, p, sha))
+      assert.same({ false, "the recipe file has changed" }, { batch.complete(dir, m.params, ("0"):rep(64)) })
+      local png = read(dir .. "/copy.png")
+      write(dir .. "/copy.png", png:sub(1, 20)) -- a file cut short
+      assert.same({ false, "copy.png is missing or changed" }, { batch.complete(dir, m.params, sha) })
+      write(dir .. "/copy.png", png)
+      local manifest = read(dir .. "/manifest.json")
+      write(dir .. "/manifest.json", manifest:sub(1, #manifest // 2)) -- killed while writing it
+      assert.is_false(batch.complete(dir, m.params, sha))
+      write(dir .. "/manifest.json", manifest)
+    end)
+
+    it("refuses what it cannot do before any input runs, naming it", function()
+      assert.has_error(function() batch.run { recipe = "recipes/demo.lua", inputs = inputs, out = tmp .. "/x" } end)
+      local ok, err = pcall(batch.run, { recipe = "recipes/demo.lua", inputs = inputs, out = tmp .. "/x" })
+      assert.is_false(ok)
+      assert.truthy(err:find("recipes/demo.lua has no image= parameter", 1, true), err)
+      ok, err = pcall(batch.run, { recipe = recipe, inputs = inputs, out = tmp .. "/x", params = { nope = "1" } })
+      assert.truthy(tostring(err):find("unknown parameter 'nope'", 1, true), err)
+      ok, err = pcall(batch.run, { recipe = recipe, inputs = inputs, out = tmp .. "/x", params = { seed = "one" } })
+      assert.truthy(tostring(err):find("parameter seed: 'one' is not a number", 1, true), err)
+      assert.is_false(lumen.exists(tmp .. "/x"))
+    end)
+  end)
+
+  describe("lumen batch", function()
+    local inputs = tmp .. "/six"
+    lumen.mkdir(inputs)
+    local names = batch.inputs(SAMPLES)
+    for i = 1, 6 do write(("%s/%s.png"):format(inputs, string.char(96 + i)), read(names[i])) end
+    local function lumen_batch(args)
+      return sh(("LUMEN_QUIET=1 %s batch gradcam inputs=%s %s"):format(q(LUMEN), q(inputs), args))
+    end
+    local out = tmp .. "/gradcam"
+    local reference -- the files of one unsharded run
+
+    it("three shards over six inputs write the same files as one unsharded run, byte for byte", function()
+      local text, status = lumen_batch("out=" .. q(out))
+      assert.equal(0, status, text)
+      assert.truthy(text:find("batch: 6 of 6 inputs: 6 done, 0 skipped, 0 failed", 1, true), text)
+      reference = tree(out)
+      assert.equal(6 * 4, count(reference)) -- gradcam.png, gradcam.npy, raw.npy, manifest.json each
+      assert(os.rename(out, out .. "_one"))
+      for k = 1, 3 do
+        text, status = lumen_batch(("out=%s shard=%d/3"):format(q(out), k))
+        assert.equal(0, status, text)
+        assert.truthy(text:find(("batch: shard %d/3: 2 of 6 inputs: 2 done"):format(k), 1, true), text)
+      end
+      assert_same_tree(reference, tree(out), "three shards")
+    end)
+
+    it("a second run skips everything in well under a second", function()
+      local text, status = lumen_batch("out=" .. q(out))
+      assert.equal(0, status, text)
+      local seconds = tonumber(text:match("6 of 6 inputs: 0 done, 6 skipped, 0 failed in ([%d.]+) s"))
+      assert(seconds, text)
+      assert(seconds < 1, ("skipping took %g s"):format(seconds))
+      assert.is_nil(text:find("gradcam for class", 1, true)) -- no recipe ran
+    end)
+
+    it("a killed shard resumes where it stopped", function()
+      local killed = tmp .. "/killed"
+      -- Input c is a named pipe: the batch finishes a and b, then blocks opening c until it is killed.
+      local c = inputs .. "/c.png"
+      local real = read(c)
+      os.remove(c)
+      assert(os.execute("mkfifo " .. q(c)))
+      local pid = sh(("LUMEN_QUIET=1 %s batch gradcam inputs=%s out=%s > %s/killed.log 2>&1 & echo $!"):format(
+        q(LUMEN), q(inputs), q(killed), q(tmp))):match("%d+")
+      local waited = 0
+      while not lumen.exists(killed .. "/b/manifest.json") and waited < 200 do
+        os.execute("sleep 0.05")
+        waited = waited + 1
+      end
+      os.execute("sleep 0.2")
+      os.execute("kill -9 " .. pid)
+      os.execute("sleep 0.1")
+      os.remove(c)
+      write(c, real)
+      assert.is_true(lumen.exists(killed .. "/b/manifest.json"), read(tmp .. "/killed.log"))
+      assert.is_false(lumen.exists(killed .. "/c/manifest.json"))
+      assert.is_false(lumen.exists(killed .. "/d"))
+      local text, status = lumen_batch("out=" .. q(killed))
+      assert.equal(0, status, text)
+      assert.truthy(text:find("6 of 6 inputs: 4 done, 2 skipped, 0 failed", 1, true), text)
+      local want = {}
+      for name, bytes in pairs(reference) do want[name] = bytes:gsub(out:gsub("%p", "%%%0"), killed) end
+      assert_same_tree(want, tree(killed), "resumed")
+    end)
+
+    it("a failing input is recorded, the rest go on, and the exit status counts the failures", function()
+      local list = tmp .. "/with_missing.txt"
+      write(list, inputs .. "/a.png\n" .. tmp .. "/no_such.png\n" .. inputs .. "/b.png\n")
+      local text, status = sh(("LUMEN_QUIET=1 %s batch gradcam inputs=%s out=%s"):format(q(LUMEN), q(list), q(tmp .. "/missing")))
+      assert.equal(1, status, text)
+      assert.truthy(text:find("3 of 3 inputs: 2 done, 0 skipped, 1 failed", 1, true), text)
+      assert.truthy(read(tmp .. "/missing/no_such/error.txt"):find("no_such.png", 1, true))
+      text, status = sh(("%s batch gradcam inputs=%s shard=0/2"):format(q(LUMEN), q(list)))
+      assert.equal(1, status)
+      assert.truthy(text:find("K must be 1..2", 1, true), text)
+    end)
+
+    it("GNU parallel runs two shards at once ({%} is the 1-based shard)", function()
+      if os.execute("command -v parallel > /dev/null 2>&1") ~= true then
+        pending("GNU parallel is not installed (Debian package parallel)")
+        return
+      end
+      local par = tmp .. "/parallel"
+      lumen.mkdir(par)
+      local text, status = sh(("PARALLEL_HOME=%s LUMEN_QUIET=1 parallel --will-cite -j2 --joblog %s " ..
+        "%s batch gradcam inputs=%s out=%s 'shard={%%}/2' ::: 1 2"):format(q(par), q(par .. "/jobs.log"), q(LUMEN),
+        q(inputs), q(par .. "/out")))
+      assert.equal(0, status, text)
+      local jobs = {}
+      for line in io.lines(par .. "/jobs.log") do
+        local start, runtime, exit = line:match("^%d+%s+%S+%s+([%d.]+)%s+([%d.]+)%s+%d+%s+%d+%s+(%d+)")
+        if start then jobs[#jobs + 1] = { tonumber(start), tonumber(runtime), tonumber(exit) } end
+      end
+      assert.equal(2, #jobs)
+      local a, b = jobs[1], jobs[2]
+      assert.same({ 0, 0 }, { a[3], b[3] })
+      assert(a[1] < b[1] + b[2] and b[1] < a[1] + a[2],
+        ("the two shards did not overlap: %.3f+%.3f and %.3f+%.3f"):format(a[1], a[2], b[1], b[2]))
+      local want = {}
+      for name, bytes in pairs(reference) do want[name] = bytes:gsub(out:gsub("%p", "%%%0"), par .. "/out") end
+      assert_same_tree(want, tree(par .. "/out"), "parallel")
+    end)
+  end)
+end)

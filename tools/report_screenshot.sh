@@ -1,0 +1,19 @@
+#!/bin/sh
+# Makes docs/img/report.png: Grad-CAM and the faithfulness leaderboard over the ten sample pictures in
+# data/images/fashion (lumen batch), the leaderboard merged over them, `lumen report`, and a screenshot
+# of the page in headless Chromium (Debian chromium). Run from the repository root after tools/build.sh:
+#     tools/report_screenshot.sh [OUT]        (OUT: where the runs go, default out/report_demo)
+set -e
+out="${1:-out/report_demo}"
+methods=saliency,integrated_gradients,gradcam,occlusion,lrp
+export LUMEN_QUIET=1
+./build/lumen batch gradcam inputs=data/images/fashion out="$out/gradcam"
+./build/lumen batch benchmark_methods inputs=data/images/fashion out="$out/scores" methods=$methods
+./build/lumen run recipes/benchmark_methods.lua merge="$out/scores" out="$out/leaderboard" methods=$methods
+./build/lumen report "$out" title="lumen report: the Fashion-MNIST samples"
+profile=$(mktemp -d)
+chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+  --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars --window-size=1400,1700 \
+  --screenshot=docs/img/report.png "file://$(realpath "$out")/index.html" 2>/dev/null
+rm -rf "$profile"
+echo "wrote docs/img/report.png"
