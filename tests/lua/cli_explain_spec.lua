@@ -83,8 +83,8 @@ describe("lumen explain", function()
 
   it("names an unknown key with the valid ones, an unknown method with the methods, and a bad choice", function()
     local function err(words) return select(2, pcall(explain.parse, words)) end
-    assert.equal("explain: unknown key 'layr' for gradcam (valid: crop, label_offset, labels, layer, mean, out, "
-      .. "overwrite, preset, resize, scale, seed, size, std, target, top)", err { "gradcam", "m.onnx", "x.jpg", "layr=3" })
+    assert.equal("explain: unknown key 'layr' for gradcam (valid: crop, label_offset, labels, layer, layout, mean, "
+      .. "out, overwrite, preset, reshape, resize, scale, seed, size, std, target, top)", err { "gradcam", "m.onnx", "x.jpg", "layr=3" })
     assert.matches("^explain: unknown method 'gradcm' %(known: gradcam, gradcam_plus_plus, cam, ", err { "gradcm", "m", "x" })
     assert.equal("explain: baseline=black (one of: zeros, blur)", err { "integrated_gradients", "m", "x", "baseline=black" })
     assert.equal("explain: steps=ten is not a number", err { "integrated_gradients", "m", "x", "steps=ten" })

@@ -22,10 +22,17 @@ local M = {}
 -- the target among its return values, a description, and its options as key = default (typed by the
 -- default, as lumen.args does; "" = the method's own default). rename maps a key to the method's option.
 M.methods = {
-  { "gradcam", "cam", 2, "Grad-CAM (Selvaraju et al. 2017): activations of a conv layer weighted by the mean gradient", { layer = "" } },
-  { "gradcam_plus_plus", "cam", 2, "Grad-CAM++ (Chattopadhyay et al. 2018): Grad-CAM with higher-order weights", { layer = "" } },
+  { "gradcam", "cam", 2, "Grad-CAM (Selvaraju et al. 2017): activations of a conv layer weighted by the mean gradient", { layer = "", reshape = "", layout = "" } },
+  { "gradcam_plus_plus", "cam", 2, "Grad-CAM++ (Chattopadhyay et al. 2018): Grad-CAM with higher-order weights", { layer = "", reshape = "", layout = "" } },
   { "cam", "cam", 2, "CAM (Zhou et al. 2016): the class's dense weights over the last feature maps (GAP + dense models)", {} },
   { "guided_gradcam", "gradient", 2, "Guided Grad-CAM: guided backprop times the Grad-CAM map", { layer = "" } },
+  { "hirescam", "cam", 2, "HiResCAM (Draelos & Carin 2020): gradient times activation at each position, summed over channels", { layer = "", reshape = "", layout = "" } },
+  { "layercam", "cam", 2, "LayerCAM (Jiang et al. 2021): positive gradient times activation at each position", { layer = "", reshape = "", layout = "" } },
+  { "xgradcam", "cam", 2, "XGrad-CAM (Fu et al. 2020): channels weighted by their activation-normalised gradients", { layer = "", reshape = "", layout = "" } },
+  { "eigencam", "cam", 2, "EigenCAM (Muhammad & Yeasin 2020): a layer's first principal component (no gradient, no class)", { layer = "", reshape = "", layout = "" } },
+  { "scorecam", "cam", 2, "Score-CAM (Wang et al. 2020): channels weighted by the scores of the input masked by each", { layer = "", reshape = "", layout = "", batch_size = 32 } },
+  { "ablationcam", "cam", 2, "Ablation-CAM (Desai & Ramaswamy 2020): channels weighted by the score drop when each is zeroed", { layer = "", reshape = "", layout = "", batch_size = 32 } },
+  { "fullgrad", "cam", 2, "FullGrad (Srinivas & Fleuret 2019): input gradient and every layer's bias gradients", {} },
   { "saliency", "gradient", 2, "Vanilla saliency (Simonyan et al. 2014): |d score / d pixel|, max over channels", {} },
   { "smoothgrad", "gradient", 2, "SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies", { n = 50, noise = 0.15, batch_size = 10, variant = "mean" } },
   { "guided_backprop", "gradient", 2, "Guided backpropagation (Springenberg et al. 2015): gradients through positive ReLU paths", {} },
@@ -43,6 +50,7 @@ for _, m in ipairs(M.methods) do by_name[m[1]] = m end
 local CHOICES = {
   baseline = { "zeros", "blur" }, background = { "zeros", "blur" }, variant = { "mean", "squared", "vargrad" },
   rule = { "epsilon", "zero", "gamma", "alphabeta", "zplus", "zbox", "composite" },
+  layout = { "nchw", "nhwc", "tokens" },
 }
 
 -- Keys every method takes, with their "not given" defaults; the image keys come from lumen.recipe.
@@ -166,6 +174,7 @@ local function method_opts(m, p, x, img)
     o[seg] = lumen.viz.slic(lumen.image.to_rgb(img), { n_segments = o[seg], compactness = o.compactness })
     o.compactness = nil
   end
+  if o.reshape then o.reshape = recipe.ints(o.reshape) end -- reshape=14,14: a token layer's patch grid
   if o.rule == "composite" then o.rule = { first = "zbox", Conv2d = "gamma", Linear = "epsilon" } end
   return o
 end
@@ -189,7 +198,7 @@ function M.run_method(m, model, x, img, p)
   local map, signed = KINDS[m[2]](r, x)
   local t = r[m[3]]
   local info = {}
-  if m[2] == "cam" then info.layer = r[3] end
+  if m[2] == "cam" and type(r[3]) == "string" then info.layer = r[3] end -- (fullgrad's are many)
   -- the raw result is a tensor (LIME's is a list of superpixel weights: its per-pixel map stands for it)
   local raw = lumen.is_tensor(r[1]) and r[1] or map
   return { name = m[1], raw = raw, map = map, signed = signed, target = type(t) == "table" and t[1] or t, info = info }
