@@ -50,6 +50,8 @@ local PICTURES = {
   { "faithfulness.png", "recipes/faithfulness.lua", {}, "faithfulness.png" },
   { "sanity_checks.png", "recipes/sanity_checks.lua", {}, "sanity_checks.png" },
   { "permutation_importance.png", "recipes/permutation_importance.lua", {}, "permutation_importance.png" },
+  { "cam_family_cat.png", "recipes/cam_family.lua", { model = MOBILENET_V2, labels = LABELS, image = photo "cat" },
+    "cam_family.png" },
 }
 
 -- Lua files that write manifests and check pictures, not pictures: their changes make nothing stale.

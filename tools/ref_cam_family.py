@@ -13,7 +13,14 @@ LayerCAM, XGrad-CAM, EigenCAM, Score-CAM, Ablation-CAM and FullGrad. Two models:
   where the gradient varies over positions) and relu5 (96 x 7 x 7, before global average pooling);
 - the seeded ResNet-18 of tests/fixtures/torch (rebuilt and checked against the ONNX initializers, as
   tools/export_explain_fixtures.py does) on a seeded 96 x 96 input, at the outputs of layer3 (256 x 6 x 6)
-  and layer4 (512 x 3 x 3).
+  and layer4 (512 x 3 x 3);
+- the small ViT, Swin and ConvNeXt of tests/fixtures/torch (tools/export_transformers.py, rebuilt and
+  checked against their stored logits) on its batch of two 64 x 64 inputs: the ViT at its last block's
+  ln_1 (tokens (N, 17, 48), read as a 4 x 4 grid after the class token as pytorch-grad-cam's
+  vit_reshape_transform does), the Swin after its final norm (at `permute`, (N, 32, 8, 8)), the ConvNeXt
+  at its last stage's output (N, 32, 8, 8). Ablation-CAM zeroes a channel in every token, as
+  pytorch-grad-cam's AblationLayerVit (with 0, the paper's value: pytorch-grad-cam uses min - 1e7 for a
+  layer whose minimum is not 0, as a LayerNorm's).
 
 Everything goes into one safetensors file, cam_family.safetensors (float32): the inputs and the raw maps
 (at the layer's resolution after ReLU; FullGrad's at the input's size before the final normalisation),
@@ -33,6 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_fixtures as ef  # noqa: E402  (the seeded ResNet-18 and its checks)
+import export_transformers as et  # noqa: E402  (the seeded ViT, Swin and ConvNeXt)
 
 FASHION = os.path.join("data", "models", "fashion_cnn.lumen")
 FASHION_IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
@@ -343,6 +351,79 @@ def resnet_refs(w):
            pytorch_grad_cam_eps_rel_l2=rel_l2(fullgrad(model, x, target, 1e-7)[0], cam))
 
 
+def transformer_refs(w):
+    x = et.vision_input()
+    specs = {
+        "vit": (et.build_vit, lambda m: m.encoder.layers[-1].ln_1,
+                lambda t: t[:, 1:, :].reshape(t.shape[0], 4, 4, t.shape[2]).permute(0, 3, 1, 2),
+                "/encoder/layers/encoder_layer_1/ln_1/LayerNormalization_output_0"),
+        "swin": (et.build_swin, lambda m: m.permute, None, "/permute/Transpose_output_0"),
+        "convnext": (et.build_convnext, lambda m: m.features[-1], None, "/features/features.3/features.3.0/Add_output_0"),
+    }
+    w.save("vision_input", x, what="tests/fixtures/torch/vision_input.npy")
+    w.meta["transformers"] = {}
+    for name, (build, module_of, reshape, layer) in specs.items():
+        model = build()
+        with torch.no_grad():
+            logits = model(x)
+        stored = np.load(os.path.join("tests", "fixtures", "torch", f"{name}_logits.npy"))
+        assert np.abs(logits.numpy() - stored).max() < 1e-5, name  # the model of the ONNX fixture
+        module = module_of(model)
+        target = logits.argmax(1)
+        store = {}
+
+        def hook(m, i, out):
+            store["raw"] = out
+            return out
+
+        handle = module.register_forward_hook(hook)
+        try:
+            score = model(x)[torch.arange(2), target].sum()
+        finally:
+            handle.remove()
+        raw = store["raw"]
+        graw, = torch.autograd.grad(score, raw)
+        as_maps = reshape or (lambda t: t)
+        A, g = as_maps(raw.detach()), as_maps(graw)
+        gradcam = torch.relu((g.mean((2, 3), keepdim=True) * A).sum(1, keepdim=True))
+        w.save(f"{name}_gradcam", gradcam, model=name, layer=layer)
+        w.save(f"{name}_hirescam", hirescam(A, g), model=name, layer=layer)
+        w.save(f"{name}_layercam", layercam(A, g), model=name, layer=layer)
+        w.save(f"{name}_xgradcam", xgradcam(A, g)[0], model=name, layer=layer)
+        w.save(f"{name}_eigencam", eigencam(A)[0], model=name, layer=layer)
+        cam, alpha, _ = scorecam(model, x, A, target)
+        w.save(f"{name}_scorecam", cam, model=name, layer=layer)
+        w.save(f"{name}_scorecam_weights", alpha, model=name, layer=layer)
+        # Ablation-CAM: channel k zeroed in the layer's own output (every token of a token layer)
+        K = A.shape[1]
+        ablated = torch.zeros(2, K)
+        state = {}
+
+        def ablate(m, i, out):
+            out = out.clone()
+            if reshape:  # tokens (N, T, C): the channel in every token, the class token too
+                out[..., state["k"]] = 0
+            else:
+                out[:, state["k"]] = 0
+            return out
+
+        handle = module.register_forward_hook(ablate)
+        try:
+            with torch.no_grad():
+                for k in range(K):
+                    state["k"] = k
+                    ablated[:, k] = model(x)[torch.arange(2), target]
+        finally:
+            handle.remove()
+        y = logits[torch.arange(2), target][:, None]
+        wts = (y - ablated) / y
+        w.save(f"{name}_ablationcam", torch.relu((wts[:, :, None, None] * A).sum(1, keepdim=True)), model=name,
+               layer=layer)
+        w.save(f"{name}_ablationcam_weights", wts, model=name, layer=layer)
+        w.meta["transformers"][name] = {"layer": layer, "target": (target + 1).tolist(),
+                                        "reshape": [4, 4] if reshape else None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join("tests", "fixtures", "explain"))
@@ -353,6 +434,7 @@ def main():
     w = Writer(args.out)
     fashion_refs(w)
     resnet_refs(w)
+    transformer_refs(w)
     w.meta["torch"] = torch.__version__
     w.close()
     print(f"{len(w.tensors)} tensors; fashion targets {w.meta['fashion']['target']}, "

@@ -289,8 +289,11 @@ describe("lumen.explain CAM family agrees with PyTorch references of the papers"
   local TOL = 1e-4
 
   local function ref(name) return refs[name] or error("no reference " .. name) end
+  -- XGrad-CAM divides by each channel's sum; a LayerNorm's signed channels sum to as little as 0.026 over
+  -- 16 positions in the ViT, so float32 rounding of those sums (in either order) reaches 1e-4 there.
+  local LOOSER = { vit_xgradcam = 1e-3 }
   local function agrees(y, name)
-    support.assert_rel_l2(y, ref(name), TOL, name)
+    support.assert_rel_l2(y, ref(name), LOOSER[name] or TOL, name)
   end
 
   it("on the Fashion-MNIST CNN (2 test images): at relu3 (14x14) and relu5 (7x7)", function()
@@ -343,5 +346,32 @@ describe("lumen.explain CAM family agrees with PyTorch references of the papers"
     local fg, _, _, _, _, residual = explain.fullgrad(model, x, { raw = true, target = r.target })
     agrees(fg, "resnet18_fullgrad")
     assert.is_true(math.abs(residual[1]) < 1e-3, "residual " .. residual[1])
+  end)
+  it("on the ViT (tokens, reshape = {4, 4}), Swin and ConvNeXt fixtures: the default layer or its error", function()
+    local x = ref("vision_input")
+    local T = "tests/fixtures/torch/"
+    for _, name in ipairs { "vit", "swin", "convnext" } do
+      local info = meta.transformers[name]
+      local model = assert(lumen.load_model(T .. (name == "vit" and "vit_opset17" or name) .. ".onnx.gz"))
+      local o = { raw = true, target = info.target }
+      if name == "vit" then
+        -- no (N, C, h, w) map after the patch embedding: the default refuses, naming the last block's ln_1
+        local ok, err = pcall(explain.gradcam, model, x)
+        assert.is_false(ok)
+        assert.truthy(err:find("pass layer = '" .. info.layer .. "' ((2, 17, 48)) with reshape = {4, 4}", 1, true), err)
+        o.layer, o.reshape = info.layer, info.reshape
+      end
+      for _, method in ipairs { "gradcam", "hirescam", "layercam", "xgradcam", "eigencam", "scorecam", "ablationcam" } do
+        local map, _, layer, _, _, w = explain[method](model, x, o)
+        assert.equal(info.layer, layer, name .. " " .. method)
+        agrees(map, name .. "_" .. method)
+        if method == "scorecam" or method == "ablationcam" then agrees(w, name .. "_" .. method .. "_weights") end
+      end
+      if name == "swin" then -- the channels-last output of its norm, before the permute: the same maps
+        local at = { raw = true, target = info.target, layer = "/norm/Add_1_output_0" }
+        agrees(explain.hirescam(model, x, at), "swin_hirescam")
+        agrees(explain.eigencam(model, x, at), "swin_eigencam")
+      end
+    end
   end)
 end)

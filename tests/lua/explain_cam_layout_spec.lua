@@ -108,8 +108,13 @@ describe("CAM methods on token and channels-last layers", function()
   it("refuse a default layer for token and channels-last models, saying what to pass", function()
     assert.has_error(function() explain.gradcam(token_model(), x) end,
       "gradcam: the model's last spatial outputs are tokens (N, tokens, C), not (N, C, h, w) maps: pass layer = 'act' "
-      .. "((2, 17, 8)) with reshape = {4, 4}, or an earlier token layer (for a ViT the input of the last block's "
-      .. "attention: the class token alone reaches the head after it)")
+      .. "((2, 17, 8)) with reshape = {4, 4}, the last token layer whose patch tokens the score depends on (after it "
+      .. "only the class token reaches the head)")
+    -- with a ViT's head (the class token alone), the last layer before the tokens mix
+    assert.has_error(function() explain.layercam(token_model(true), x) end,
+      "layercam: the model's last spatial outputs are tokens (N, tokens, C), not (N, C, h, w) maps: pass layer = "
+      .. "'mix' ((2, 17, 8)) with reshape = {4, 4}, the last token layer whose patch tokens the score depends on "
+      .. "(after it only the class token reaches the head)")
     assert.has_error(function() explain.scorecam(channels_last_model(), x) end,
       "scorecam: the model's last spatial outputs are channels-last (N, h, w, C), not (N, C, h, w) maps: pass "
       .. "layer = 'act' ((2, 4, 4, 8)) with layout = 'nhwc'")

@@ -55,6 +55,7 @@ describe("recipes", function()
   local cases = {
     { "demo", { indices = "1", size = 28 }, { "demo.png", "1_cam.npy", "1_lrp.npy", "1_occlusion.npy" } },
     { "gradcam", { method = "gradcam_plus_plus", index = 2 }, { "gradcam_plus_plus.png", "gradcam_plus_plus.npy", "raw.npy" } },
+    { "cam_family", { index = 2, batch_size = 48 }, { "cam_family.png", "cam.npy", "scorecam.npy", "fullgrad.npy" } },
     { "saliency", { n = 4, batch_size = 2 }, { "saliency.png", "smoothgrad.npy", "gradient.npy" } },
     { "lime", { segments = 8, num_samples = 24, batch_size = 24 }, { "lime.png", "lime.npy", "segments.npy" } },
     { "class_model", { classes = "2,9", steps = 3 }, { "class_model.png", "class_2.npy", "class_9.npy" } },

@@ -424,10 +424,12 @@ function M.to_maps(t, form)
 end
 
 -- The default layer of a CAM-style method from a trace of the input x: for images the last (N, C, h, w)
--- output with h, w > 1 (fitting the input, see M.cam_form), provided no tokens (N, T, C) or channels-last
+-- output with h, w > 1 (fitting the input, see M.cam_form; N the input's batch), provided no tokens (N, T, C) or channels-last
 -- maps (N, h, w, C) come after it — then, and when there is none, an error that names the layer and the
--- reshape = / layout = to pass; for other inputs the last spatial output (M.spatial).
-function M.last_spatial_layer(trace, method, xs)
+-- reshape = / layout = to pass; for other inputs the last spatial output (M.spatial). For tokens the
+-- layer named is the last whose patch tokens the score depends on, when `reach(names, skip)` (given by
+-- cam_pass) finds it among the token layers; else the last token layer.
+function M.last_spatial_layer(trace, method, xs, reach)
   local layers = trace.layers
   if not (xs and #xs == 4) then
     for i = #layers, 1, -1 do
@@ -441,42 +443,74 @@ function M.last_spatial_layer(trace, method, xs)
     local s = l.shape
     if s and #s == 4 then flat[s[2] .. "x" .. s[3] * s[4]] = true end
   end
-  local later, how -- the last token or channels-last output
+  local later, how, tokens = nil, nil, {} -- the last token or channels-last output; the token layers
   for i = #layers, 1, -1 do
     local l = layers[i]
     local s = l.shape
+    if s and s[1] ~= xs[1] then s = nil end -- (batch x heads, ...) inside attention, windows of a Swin
     if s and #s == 4 and s[3] > 1 and s[4] > 1 and fits(s[3], s[4], H, W) then
       if not later then return l.name end
       break
     end
     if not later and s and #s == 4 and s[2] > 1 and s[3] > 1 and fits(s[2], s[3], H, W) then
       later, how = l, "layout = 'nhwc'"
-    elseif not later and s and #s == 3 and not flat[s[2] .. "x" .. s[3]] then
-      local g = token_grid(s[2])
-      if g then later, how = l, ("reshape = {%d, %d}"):format(g, g) end
+    elseif s and #s == 3 and not flat[s[2] .. "x" .. s[3]] then
+      local g, skip = token_grid(s[2])
+      if g and (not later or (#later.shape == 3 and later.shape[2] == s[2])) then
+        later, how = later or l, ("reshape = {%d, %d}"):format(g, g)
+        table.insert(tokens, 1, { name = l.name, shape = s, skip = skip })
+      end
     end
   end
-  if later then
-    local tokens = #later.shape == 3
-    error(("%s: the model's last spatial outputs are %s, not (N, C, h, w) maps: pass layer = '%s' (%s) with %s%s")
-      :format(method, tokens and "tokens (N, tokens, C)" or "channels-last (N, h, w, C)", later.name,
-        dims(later.shape), how, tokens and ", or an earlier token layer (for a ViT the input of the "
-        .. "last block's attention: the class token alone reaches the head after it)" or ""), 3)
+  if later and #later.shape == 3 then
+    local names = {}
+    for i, t in ipairs(tokens) do names[i] = t.name end
+    local found = reach and reach(names, tokens[1].skip)
+    local pick = later
+    for _, t in ipairs(tokens) do if t.name == found then pick = t end end
+    error(("%s: the model's last spatial outputs are tokens (N, tokens, C), not (N, C, h, w) maps: pass layer = "
+      .. "'%s' (%s) with %s%s"):format(method, pick.name, dims(pick.shape), how, found and (", the last token layer "
+      .. "whose patch tokens the score depends on (after it only the class token reaches the head)") or (", or an "
+      .. "earlier token layer if its patch tokens get no gradient (for a ViT the input of the last block's "
+      .. "attention)")), 3)
+  elseif later then
+    error(("%s: the model's last spatial outputs are channels-last (N, h, w, C), not (N, C, h, w) maps: pass layer "
+      .. "= '%s' (%s) with %s"):format(method, later.name, dims(later.shape), how), 3)
   end
   error(("%s: no layer with a spatial output (N, C, h, w), h, w > 1, found; pass layer = (and reshape = {h, w} "
     .. "for tokens, layout = 'nhwc' for channels-last maps)"):format(method), 3)
 end
 
+-- The last of the token layers `names` (outputs (N, T, C), `skip` leading tokens) whose patch tokens the
+-- target score depends on: one more pass and backward, only to word the default layer's error.
+local function reaching(model, x, o, method)
+  return function(names, skip)
+    local ok, found = pcall(function()
+      local tr = M.trace(model, M.on_tape(x), { capture = names }, o, method)
+      local outs = {}
+      for i, n in ipairs(names) do outs[i] = tr.captured[n] end
+      local gs = lumen.grad(M.target_score(tr.output, M.targets(tr.output, o.target, method)), outs)
+      local last
+      for i, g in ipairs(gs) do
+        if g:narrow(2, skip + 1, g.shape[2] - skip):abs():max_all() > 0 then last = names[i] end
+      end
+      return last
+    end)
+    return ok and found or nil
+  end
+end
+
 -- One traced pass for a CAM-style method (o from M.cam_options): the layer's output as maps A
 -- (N, K, h, w) (or (N, K, L)), detached; with `grad`, g = d(target scores)/dA shaped like A (one
 -- backward, stopping at the layer); the targets, the layer name, the form (M.cam_form), the output
--- as the layer gives it and the scores (N, classes), detached. Raises when a token layer's patch tokens get no gradient but its class token does.
+-- as the layer gives it and the scores (N, classes), detached. Raises when a token layer's patch tokens
+-- get no gradient but its class token does.
 function M.cam_pass(model, x, o, method, grad)
   need_input(x, method)
   local xin = grad and M.on_tape(x) or x
   local topts = { capture = o.layer and { o.layer } or "all" }
   local tr = grad and M.trace(model, xin, topts, o, method) or lumen.no_grad(M.trace, model, xin, topts, o, method)
-  local layer = o.layer or M.last_spatial_layer(tr, method, x.shape)
+  local layer = o.layer or M.last_spatial_layer(tr, method, x.shape, reaching(model, x, o, method))
   local out = tr.captured[layer]
   if not lumen.is_tensor(out) then error(("%s: layer '%s' gives no tensor"):format(method, layer), 3) end
   local form = M.cam_form(out.shape, x.shape, o, layer, method)

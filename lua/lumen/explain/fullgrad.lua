@@ -6,10 +6,11 @@
 -- channel to [0, 1] and upsamples it bilinearly to the input: psi per channel, as the paper's formula has
 -- it and pytorch-grad-cam computes it (normalised at the layer's resolution, then resized like its
 -- cv2.resize: align_corners = false); the authors' code normalises each layer over all its channels at once.
--- The bias layers: every layer with a `bias` of one value per channel (Conv2d, ConvTranspose2d, Linear,
--- Conv1d) and BatchNorm in eval mode, whose bias is bias - weight * running_mean / sqrt(running_var + eps);
--- fused relu, relu6, sigmoid and tanh activations are undone through their output. Biases of layers without
--- maps (Linear on (N, C)) enter the completeness but not the map. One forward and one backward.
+-- The bias layers: Conv1d, Conv2d, ConvTranspose2d (a bias per channel, dim 2), Linear and LayerNorm (along
+-- the last dim) with a bias, and BatchNorm in eval mode, whose bias is bias - weight * running_mean /
+-- sqrt(running_var + eps); fused relu, relu6, sigmoid and tanh activations are undone through their output.
+-- Biases of layers without (N, C, h, w) maps (Linear, LayerNorm) enter the decomposition but not the map;
+-- biases that graph function nodes add (an ONNX MatMul + Add) are not seen. One forward and one backward.
 -- opts: target = each sample's top class; raw = false (true: the first return is the summed map before
 --       the final normalisation); probabilities = false.
 -- Returns the map (N, 1, H, W) normalised to [0, 1] per sample (or raw), the targets (a Lua array), the
@@ -34,45 +35,47 @@ local UNDO = {
   tanh = function(y) return 1 - y * y end,
 }
 
--- The bias b (C) of a leaf layer, or nil; raises for what the decomposition cannot undo.
+-- Where each layer type adds its bias: along the channels (dim 2) or the last dim.
+local ALONG = { Conv1d = "channels", Conv2d = "channels", ConvTranspose2d = "channels", BatchNorm1d = "channels",
+                BatchNorm2d = "channels", Linear = "last", LayerNorm = "last" }
+
+-- The bias b (C) of a leaf layer and where it is added, or nil; raises for what the decomposition
+-- cannot undo.
 local function bias_of(m, name)
-  if type(m) ~= "table" then return nil end
-  local b
-  if m.running_mean and m.running_var and lumen.is_tensor(m.bias) then -- BatchNorm
+  local along = type(m) == "table" and ALONG[m.type]
+  if not along or not lumen.is_tensor(m.bias) or #m.bias.shape ~= 1 then return nil end
+  local b = m.bias:detach()
+  if m.running_mean then -- BatchNorm
     if m.training then
       error(("fullgrad: %s '%s' is in training mode (its bias depends on the batch); call model:eval()")
         :format(m.type, name), 4)
     end
     local scale = m.weight:detach() / (m.running_var:detach() + m.eps):sqrt()
-    b = m.bias:detach() - scale * m.running_mean:detach()
-  elseif lumen.is_tensor(m.bias) and #m.bias.shape == 1 then
-    b = m.bias:detach()
-  else
-    return nil
+    b = b - scale * m.running_mean:detach()
   end
   if m.activation and not UNDO[m.activation] then
     error(("fullgrad: layer '%s' fuses a %s activation, whose pre-activation gradient its output does not give")
       :format(name, m.activation), 4)
   end
-  return b
+  return b, along
 end
 
--- The bias b broadcast against a layer output of shape s: along dim 2 ((N, C, ...)), or the last dim for
--- Linear layers.
-local function broadcast(b, s, linear)
+-- The bias b broadcast against a layer output of shape s: along dim 2 ((N, C, ...)) or the last dim.
+local function broadcast(b, s, along)
   local shape = {}
   for d = 1, #s do shape[d] = 1 end
-  shape[linear and #s or 2] = b.shape[1]
+  shape[along == "last" and #s or 2] = b.shape[1]
   return b:reshape(shape)
 end
 
--- psi per channel: |t| (N, C, h, w) min-max normalised per sample and channel, summed over channels,
--- upsampled to (H, W): (N, 1, H, W).
+-- psi per channel: |t| (N, C, h, w) min-max normalised per sample and channel, upsampled to (H, W) and
+-- summed over channels: (N, 1, H, W). Upsampling is linear, so the channels are summed first.
 local function psi(t, H, W)
   local s = t.shape
   local m = t:abs():reshape { s[1] * s[2], 1, s[3], s[4] }:normalize01 { per_sample = true }
-  m = lumen.upsample_bilinear(m, { H, W }):reshape { s[1], s[2], H, W }
-  return m:sum(2, true)
+  m = m:reshape(s):sum(2, true)
+  if s[3] == H and s[4] == W then return m end
+  return lumen.upsample_bilinear(m, { H, W })
 end
 
 function M.fullgrad(model, x, opts)
@@ -85,8 +88,8 @@ function M.fullgrad(model, x, opts)
   local layers = {}
   for _, l in ipairs(model:layers()) do
     if not l.extra then
-      local b = bias_of(l.module, l.name)
-      if b then layers[#layers + 1] = { name = l.name, bias = b, module = l.module } end
+      local b, along = bias_of(l.module, l.name)
+      if b then layers[#layers + 1] = { name = l.name, bias = b, along = along, module = l.module } end
     end
   end
   local names = {}
@@ -106,14 +109,13 @@ function M.fullgrad(model, x, opts)
     local y, g = tr.captured[l.name]:detach(), grads[i + 1]
     if l.module.activation then g = g * UNDO[l.module.activation](y) end
     local s = y.shape
-    local linear = l.module.type == "Linear"
-    if s[1] ~= N or s[linear and #s or 2] ~= l.bias.shape[1] then
+    if s[1] ~= N or s[l.along == "last" and #s or 2] ~= l.bias.shape[1] then
       error(("fullgrad: layer '%s' has output %s and a bias of %d values"):format(l.name, lumen.shape_str(y),
         l.bias.shape[1]), 2)
     end
-    local gb = g * broadcast(l.bias, s, linear)
+    local gb = g * broadcast(l.bias, s, l.along)
     parts = parts + gb:flatten(2):sum(2)
-    if #s == 4 and not linear then
+    if #s == 4 and l.along == "channels" then
       raw = raw + psi(gb, H, W)
       mapped[#mapped + 1] = l.name
     end
