@@ -273,7 +273,8 @@ def write_safetensors(path, tensors):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
         data = tensors[name].astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -358,7 +359,8 @@ def transformer_refs(w):
                 lambda t: t[:, 1:, :].reshape(t.shape[0], 4, 4, t.shape[2]).permute(0, 3, 1, 2),
                 "/encoder/layers/encoder_layer_1/ln_1/LayerNormalization_output_0"),
         "swin": (et.build_swin, lambda m: m.permute, None, "/permute/Transpose_output_0"),
-        "convnext": (et.build_convnext, lambda m: m.features[-1], None, "/features/features.3/features.3.0/Add_output_0"),
+        "convnext": (et.build_convnext, lambda m: m.features[-1], None,
+                     "/features/features.3/features.3.0/Add_output_0"),
     }
     w.save("vision_input", x, what="tests/fixtures/torch/vision_input.npy")
     w.meta["transformers"] = {}

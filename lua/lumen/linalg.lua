@@ -101,7 +101,9 @@ function M.eigh(A)
   local n = #A
   local V, d, e = {}, {}, {}
   for i = 1, n do
-    if #A[i] ~= n then error(("eigh: expected a square matrix, row %d has %d entries for %d rows"):format(i, #A[i], n), 2) end
+    if #A[i] ~= n then
+      error(("eigh: expected a square matrix, row %d has %d entries for %d rows"):format(i, #A[i], n), 2)
+    end
     V[i] = {}
     for j = 1, n do V[i][j] = A[i][j] end
   end

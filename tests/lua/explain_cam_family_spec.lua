@@ -212,7 +212,8 @@ describe("lumen.explain CAM family", function()
       end
       assert.is_true(lumen.rel_l2(w0, w1) > 0.01)
       local zero = nn.Sequential { nn.Conv2d { in_channels = 3, out_channels = 2, kernel_size = 1, bias = false },
-                                   nn.GlobalAvgPool2d {}, nn.Linear { in_features = 2, out_features = 2, bias = false } }
+                                   nn.GlobalAvgPool2d {},
+                                   nn.Linear { in_features = 2, out_features = 2, bias = false } }
       assert.has_error(function() explain.ablationcam(zero, lumen.zeros { 1, 3, 4, 4 }) end,
         "ablationcam: the target score of sample 1 is 0, so its relative drop is undefined (try probabilities = true)")
     end)
@@ -246,7 +247,8 @@ describe("lumen.explain CAM family", function()
       local y = m:forward(x)
       for i = 1, 2 do
         local s = y:get { i, targets[i] }
-        assert.is_true(math.abs(residual[i]) < 1e-5 * (1 + math.abs(s)), ("residual %g of score %g"):format(residual[i], s))
+        assert.is_true(math.abs(residual[i]) < 1e-5 * (1 + math.abs(s)),
+          ("residual %g of score %g"):format(residual[i], s))
       end
       -- the fc bias is in the decomposition: without it the residual is that bias
       local fc = m:layer("fc")
@@ -274,7 +276,8 @@ describe("lumen.explain CAM family", function()
         "fullgrad: BatchNorm2d 'bn' is in training mode (its bias depends on the batch); call model:eval()")
       lumen.seed(1)
       local g = nn.Sequential { nn.Conv2d { in_channels = 3, out_channels = 2, kernel_size = 3, activation = "gelu",
-                                            name = "cg" }, nn.GlobalAvgPool2d {}, nn.Linear { in_features = 2, out_features = 2 } }
+                                            name = "cg" },
+                                nn.GlobalAvgPool2d {}, nn.Linear { in_features = 2, out_features = 2 } }
       assert.has_error(function() explain.fullgrad(g, x) end,
         "fullgrad: layer 'cg' fuses a gelu activation, whose pre-activation gradient its output does not give")
       assert.has_error(function() explain.fullgrad(g, lumen.randn { 1, 3, 8 }) end,
@@ -361,7 +364,8 @@ describe("lumen.explain CAM family agrees with PyTorch references of the papers"
         assert.truthy(err:find("pass layer = '" .. info.layer .. "' ((2, 17, 48)) with reshape = {4, 4}", 1, true), err)
         o.layer, o.reshape = info.layer, info.reshape
       end
-      for _, method in ipairs { "gradcam", "hirescam", "layercam", "xgradcam", "eigencam", "scorecam", "ablationcam" } do
+      for _, method in ipairs { "gradcam", "hirescam", "layercam", "xgradcam", "eigencam", "scorecam",
+                                "ablationcam" } do
         local map, _, layer, _, _, w = explain[method](model, x, o)
         assert.equal(info.layer, layer, name .. " " .. method)
         agrees(map, name .. "_" .. method)

@@ -22,7 +22,8 @@ local function token_model(cls_only)
   return nn.Graph { inputs = { "x" }, outputs = { "head" }, nodes = {
     { name = "patch", module = nn.Conv2d { in_channels = 3, out_channels = C, kernel_size = 2, stride = 2 },
       inputs = { "x" } },
-    { name = "tokens", fn = function(p) return p:flatten(3):transpose(2, 3) end, type = "Reshape", inputs = { "patch" } },
+    { name = "tokens", fn = function(p) return p:flatten(3):transpose(2, 3) end, type = "Reshape",
+      inputs = { "patch" } },
     { name = "cls", fn = function(t) return lumen.cat({ cls:expand { t.shape[1], 1, C }, t }, 2) end, type = "Concat",
       inputs = { "tokens" } },
     { name = "mix", module = nn.Linear { in_features = C, out_features = C }, inputs = { "cls" } },
@@ -163,14 +164,16 @@ describe("CAM methods on token and channels-last layers", function()
   it("check reshape and layout against the layer, naming the problem", function()
     local model = token_model()
     local cases = {
-      { { layer = "tokens", reshape = { 0, 4 } }, "gradcam: reshape must be {h, w} with integers >= 1 (the patch grid), got {0, 4}" },
-      { { layer = "tokens", reshape = { 4 } }, "gradcam: reshape must be {h, w} with integers >= 1 (the patch grid), got {4}" },
+      { { layer = "tokens", reshape = { 0, 4 } },
+        "gradcam: reshape must be {h, w} with integers >= 1 (the patch grid), got {0, 4}" },
+      { { layer = "tokens", reshape = { 4 } },
+        "gradcam: reshape must be {h, w} with integers >= 1 (the patch grid), got {4}" },
       { { layer = "cls", reshape = { 5, 5 } }, "gradcam: layer 'cls' has output (2, 17, 8); reshape = {5, 5} needs 25 "
         .. "patch tokens after at most 16 others, the layer has 17 tokens" },
-      { { layer = "patch", reshape = { 4, 4 } }, "gradcam: layer 'patch' has output (2, 8, 4, 4); reshape = {h, w} reads "
-        .. "tokens (N, tokens, C), and this is 4-D: pass layout = 'nchw' or 'nhwc' instead" },
-      { { layer = "patch", layout = "tokens" }, "gradcam: layer 'patch' has output (2, 8, 4, 4); layout = 'tokens' needs "
-        .. "(N, tokens, C)" },
+      { { layer = "patch", reshape = { 4, 4 } }, "gradcam: layer 'patch' has output (2, 8, 4, 4); reshape = {h, w} "
+        .. "reads tokens (N, tokens, C), and this is 4-D: pass layout = 'nchw' or 'nhwc' instead" },
+      { { layer = "patch", layout = "tokens" }, "gradcam: layer 'patch' has output (2, 8, 4, 4); layout = 'tokens' "
+        .. "needs (N, tokens, C)" },
       { { layer = "tokens", layout = "nhwc" }, "gradcam: layer 'tokens' has output (2, 16, 8); layout = 'nhwc' needs a "
         .. "4-D output" },
       { { layout = "nwhc" }, "gradcam: layout must be 'nchw', 'nhwc' or 'tokens', got 'nwhc'" },

@@ -418,14 +418,15 @@ function M.to_maps(t, form)
   if form.layout == "nhwc" then return t:permute { 1, 4, 2, 3 }:contiguous() end
   if form.layout == "tokens" then
     local s = t.shape
-    return t:narrow(2, form.skip + 1, form.h * form.w):transpose(2, 3):contiguous():reshape { s[1], s[3], form.h, form.w }
+    local patches = t:narrow(2, form.skip + 1, form.h * form.w) -- (N, h w, C)
+    return patches:transpose(2, 3):contiguous():reshape { s[1], s[3], form.h, form.w }
   end
   return t
 end
 
 -- The default layer of a CAM-style method from a trace of the input x: for images the last (N, C, h, w)
--- output with h, w > 1 (fitting the input, see M.cam_form; N the input's batch), provided no tokens (N, T, C) or channels-last
--- maps (N, h, w, C) come after it — then, and when there is none, an error that names the layer and the
+-- output with h, w > 1 (fitting the input, see M.cam_form; N the input's batch), provided no tokens
+-- (N, T, C) or channels-last maps (N, h, w, C) come after it — then, and when there is none, an error that names the layer and the
 -- reshape = / layout = to pass; for other inputs the last spatial output (M.spatial). For tokens the
 -- layer named is the last whose patch tokens the score depends on, when `reach(names, skip)` (given by
 -- cam_pass) finds it among the token layers; else the last token layer.
