@@ -260,6 +260,38 @@ end
 -- a kill or a failure is batch's proof that the input's folder holds only what batch wrote.
 M.STATE = ".lumen-batch"
 
+-- The id and start time (in clock ticks since boot) of process pid ("self" for this one), from Linux's
+-- /proc, and its state letter; nil elsewhere or when there is no such process. The pair names one
+-- process: ids are reused, start times with them are not.
+local function process(pid)
+  local text = M.read_file("/proc/" .. pid .. "/stat")
+  local rest = text and text:match("%)%s+(.*)$") -- after the command name, which may hold spaces
+  if not rest then return nil end
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  return text:match("^(%d+)"), fields[20], fields[1] -- fields 1, 22 and 3 (state) of proc(5)
+end
+local function hostname()
+  return ((M.read_file("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or ""):gsub("%s+$", ""))
+end
+
+-- The marker of an input batch is about to run, and whether a marker says the input is being run by
+-- another live process on this machine (then its folder must not be touched).
+local function marker_text(input, recipe)
+  local pid, start = process("self")
+  return ("input: %s\nrecipe: %s\nstarted: %s\nhost: %s\npid: %s\npid_start: %s\n"):format(input, recipe,
+    os.date("!%Y-%m-%dT%H:%M:%SZ"), hostname(), tostring(pid), tostring(start))
+end
+local function live_writer(marker)
+  local text = M.read_file(marker) or ""
+  local host, pid, start = text:match("\nhost: ([^\n]*)"), text:match("\npid: (%d+)"), text:match("\npid_start: (%d+)")
+  if not pid or host ~= hostname() or pid == process("self") then return nil end
+  local _, now, state = process(pid)
+  if now and now == start and state ~= "Z" and state ~= "X" then -- a zombie is dead, just not reaped yet
+    return ("process %s (started %s)"):format(pid, text:match("\nstarted: ([^\n]*)") or "?")
+  end
+end
+
 -- Drops the "file:line: " an error raised with a level may carry.
 local function message(err) return (tostring(err):gsub("^[^:\n]*:%d+: ", "")) end
 
@@ -271,7 +303,9 @@ local function message(err) return (tostring(err):gsub("^[^:\n]*:%d+: ", "")) en
 --   1. a complete run of the same recipe and parameters in its folder (M.complete): skipped;
 --   2. otherwise, a marker <out>/.lumen-batch/<stem>.running from an earlier attempt: batch wrote that
 --      folder and did not finish it (killed, or the recipe failed), so it removes the folder's regular
---      files (never through a link; error.txt too) and runs the input again;
+--      files (never through a link; error.txt too) and runs the input again. Unless the marker names a
+--      process on this machine that is still alive (its id and start time): then another lumen batch is
+--      running the input now, and it is refused;
 --   3. the folder must then pass lumen.check_out with the input's overwrite=: new, empty, or (only with
 --      overwrite=true) an earlier run's files and nothing else. Otherwise the input is refused: counted
 --      as failed, named in the summary, and its folder left as it is (no error.txt: it is not batch's);
@@ -346,9 +380,14 @@ function M.run(o)
       end
     else
       local dst = core.lstat(dir)
-      if ours and dst and dst.type == "directory" then runs.clear(dir) end
-      local okc, cerr = pcall(lumen.check_out, dir, p.overwrite)
-      if not okc then
+      local writer = ours and live_writer(marker)
+      if ours and not writer and dst and dst.type == "directory" then runs.clear(dir) end
+      local okc, cerr = true, nil
+      if not writer then okc, cerr = pcall(lumen.check_out, dir, p.overwrite) end
+      if writer then
+        refused = ("%s: %s on this machine is running this input now (%s); a shard runs once at a time")
+          :format(dir, writer, marker)
+      elseif not okc then
         refused = message(cerr)
         if core.lstat(dir .. "/" .. runs.MANIFEST) then refused = refused .. " (not skipped: " .. why .. ")" end
       else
@@ -356,7 +395,7 @@ function M.run(o)
         if not f then
           refused = ("%s: cannot write the marker %s (%s)"):format(dir, marker, ferr)
         else
-          f:write(("input: %s\nrecipe: %s\nstarted: %s\n"):format(paths[i], recipe, os.date("!%Y-%m-%dT%H:%M:%SZ")))
+          f:write(marker_text(paths[i], recipe))
           f:close()
         end
       end

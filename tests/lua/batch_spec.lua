@@ -11,35 +11,7 @@ local q, sh, read, write = support.quote, support.sh, support.read, support.writ
 local LUMEN = arg and arg[-1] or "lumen" -- the program running these specs (`lumen test ...`)
 local SAMPLES = "data/images/fashion"
 
--- Every regular file under dir (relative names) with its bytes.
-local function tree(dir)
-  local out = sh(("cd %s && find . -type f -print0 | tr '\\0' '\\n'"):format(q(dir)))
-  local files = {}
-  for name in out:gmatch("%./([^\n]+)") do files[name] = read(dir .. "/" .. name) end
-  return files
-end
-
--- The fields of a manifest that differ between two runs of the same thing into the same folder: the wall
--- time, and the checksum that covers it. Everything else (script, params, command, inputs with their
--- absolute and relative paths, environment, code, files, info) must be equal.
-local PER_RUN = { seconds = true, manifest_sha256 = true }
-
--- got holds the same files as want: every output byte for byte; every manifest.json with a valid
--- checksum and equal to want's field by field except PER_RUN.
-local function assert_same_tree(want, got, what)
-  for name in pairs(want) do
-    assert(got[name], ("%s: %s is missing"):format(what, name))
-    if name:match("manifest%.json$") then
-      local a, b = lumen.json.decode(want[name]), lumen.json.decode(got[name])
-      assert(runs.checksum(b) == b.manifest_sha256, ("%s: %s: checksum does not hold"):format(what, name))
-      for k in pairs(PER_RUN) do a[k], b[k] = nil, nil end
-      assert.same(a, b, ("%s: %s differs beyond its wall time"):format(what, name))
-    else
-      assert(got[name] == want[name], ("%s: %s differs"):format(what, name))
-    end
-  end
-  for name in pairs(got) do assert(want[name], ("%s: unexpected %s"):format(what, name)) end
-end
+local tree, assert_same_tree = support.tree, support.assert_same_runs
 
 local function count(t)
   local n = 0
@@ -186,6 +158,20 @@ recipe.finish(p, { target = 1 })
       assert.equal("keep", read(tmp .. "/foreign_target/keep.txt"))
       assert.same({ "link" }, batch.list_dir(out .. "/" .. stems[2])) -- copy.png and sub/part.bin gone
       assert.is_false(lumen.exists(out .. "/" .. stems[2] .. "/sub"))
+      -- A marker of a process that is alive on this machine: another batch is running the input now.
+      local pid = sh("sleep 30 > /dev/null 2>&1 & echo $!"):match("%d+")
+      local start = read("/proc/" .. pid .. "/stat"):match("%)%s+(.*)$"):match(("%S+%s+"):rep(19) .. "(%d+)")
+      local host = read("/proc/sys/kernel/hostname"):gsub("%s+$", "")
+      write(out .. "/.lumen-batch/" .. stems[3] .. ".running", ("input: x\nhost: %s\npid: %s\npid_start: %s\n"):format(host, pid, start))
+      os.remove(out .. "/" .. stems[3] .. "/manifest.json")
+      done, skipped, failed, failures = batch.run { recipe = recipe, inputs = inputs, out = out }
+      os.execute("kill " .. pid)
+      assert.same({ 0, 0, 3 }, { done, skipped, failed })
+      assert.truthy(failures[3].error:find(("process %s (started ?) on this machine is running this input now"):format(pid), 1, true), failures[3].error)
+      assert.is_true(lumen.exists(out .. "/" .. stems[3] .. "/copy.png")) -- untouched
+      os.execute("sleep 0.05")
+      done, skipped, failed = batch.run { recipe = recipe, inputs = inputs, out = out } -- it is gone: cleared and run
+      assert.same({ 1, 0, 2 }, { done, skipped, failed })
       local ok, err = pcall(batch.run, { recipe = recipe, inputs = inputs, out = out .. "/" .. stems[3] })
       assert.is_false(ok)
       assert.truthy(err:find("is the folder of one run", 1, true), err)
@@ -249,8 +235,8 @@ recipe.finish(p, { target = 1 })
     local reference -- the files of one unsharded run
 
     -- The runs compared here all write into the same absolute folder `out` (the one before is moved
-    -- aside), so their manifests must be equal in every field but the wall time and the checksum
-    -- (assert_same_tree), and every other file byte for byte.
+    -- aside), so every output is compared byte for byte and every manifest field by field, equal in all
+    -- but the wall time (`seconds`) and the checksum that covers it (support.assert_same_runs).
     it("three shards over six inputs write the same files as one unsharded run, byte for byte", function()
       local text, status = lumen_batch("out=" .. q(out))
       assert.equal(0, status, text)
