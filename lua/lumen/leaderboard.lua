@@ -226,18 +226,18 @@ function M.chart(rows, s)
   return lumen.viz.grid(charts, { ncol = 2, pad = 6 })
 end
 
--- The parameters that decide what a score measures: runs with different values are not merged.
-M.MERGE_PARAMS = { "steps", "noise" }
+-- The parameters that decide what the scores are: runs with different values are not merged.
+M.MERGE_PARAMS = { "methods", "steps", "noise" }
 
--- read_scores(dir [, skip [, model]]) -> rows, runs: the rows of every scores.json under dir (runs of the recipe,
+-- read_scores(dir [, skip [, want]]) -> rows, runs: the rows of every scores.json under dir (runs of the recipe,
 -- e.g. the per-input folders of lumen batch), in path order, and the run folders they came from;
 -- folders under skip are left out. Each scores.json must belong to a complete run: its folder's
 -- manifest.json (lumen.runs.read, manifest_version 2 with a checksum that holds) lists it with its
 -- SHA-256, so the scores of a run that was killed, failed or edited are never merged. The runs must
--- share the model file's bytes (inputs.model.sha256), which must be those of the file model when it
--- is given (the merged run's own model= parameter, so that its manifest names the right model), and
--- the parameters in MERGE_PARAMS. Raises naming the folder otherwise.
-function M.read_scores(dir, skip, model_path)
+-- share the model file's bytes (inputs.model.sha256) and the parameters in MERGE_PARAMS, and when
+-- want is given (the merged run's own parameters: want.model a path, want.methods, ...) agree with it,
+-- so that the merged run's manifest tells what was merged. Raises naming the folder otherwise.
+function M.read_scores(dir, skip, want)
   local runs = require "lumen.runs"
   local f = assert(io.popen(("find '%s' -name scores.json -type f -print0 2>/dev/null"):format(dir:gsub("'", "'\\''"))))
   local text = f:read("a")
@@ -263,10 +263,15 @@ function M.read_scores(dir, skip, model_path)
     local params = type(m.params) == "table" and m.params or {}
     if not first then
       first = { folder = folder, model = model, params = params }
-      local want = model_path and lumen.sha256_file(model_path)
-      if model_path and model ~= want then
+      local sha = want and type(want.model) == "string" and lumen.sha256_file(want.model)
+      if want and want.model and model ~= sha then
         bad("made with another model file than model=%s (sha256 %s, not %s): give the model the runs used",
-          model_path, tostring(model):sub(1, 12), tostring(want):sub(1, 12))
+          want.model, tostring(model):sub(1, 12), tostring(sha):sub(1, 12))
+      end
+      for _, k in ipairs(M.MERGE_PARAMS) do
+        if want and want[k] ~= nil and params[k] ~= want[k] then
+          bad("made with %s=%s, not %s=%s: give the merge the runs' %s=", k, tostring(params[k]), k, tostring(want[k]), k)
+        end
       end
     else
       if model ~= first.model then

@@ -70,13 +70,15 @@ describe("lumen.leaderboard", function()
     assert.equal(3, #m.info.faithfulness) -- saliency, gradcam, random
     -- Only complete runs of one model and the same settings are merged.
     local runs_dir = tmp .. "/runs"
-    assert.equal(#rows, #board.read_scores(runs_dir, runs_dir .. "/merged", lumen.recipe.FASHION_MODEL))
+    local want = { model = lumen.recipe.FASHION_MODEL, methods = "saliency,gradcam", steps = 4, noise = 0.01 }
+    assert.equal(#rows, #board.read_scores(runs_dir, runs_dir .. "/merged", want))
     local function fails(want, ...)
       local ok, err = pcall(board.read_scores, runs_dir, runs_dir .. "/merged", ...)
       assert.is_false(ok)
       assert.truthy(tostring(err):find(want, 1, true), err)
     end
-    fails("made with another model file than model=data/images/fashion/0019_bag.png", "data/images/fashion/0019_bag.png")
+    fails("made with another model file than model=data/images/fashion/0019_bag.png", { model = "data/images/fashion/0019_bag.png" })
+    fails(runs_dir .. "/a: made with steps=4, not steps=5: give the merge the runs' steps=", { steps = 5 })
     os.execute(("cp -r %s %s"):format(q(runs_dir .. "/b"), q(runs_dir .. "/c")))
     local manifest = read(runs_dir .. "/c/manifest.json")
     os.remove(runs_dir .. "/c/manifest.json") -- a run killed before its manifest
