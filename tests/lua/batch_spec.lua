@@ -72,6 +72,7 @@ local recipe = lumen.recipe
 local p = lumen.args { model = recipe.FASHION_MODEL, image = "", fail = "", out = "out/copy", seed = 0 }
 local model = recipe.load_model(p)
 BATCH_MODELS[#BATCH_MODELS + 1] = model
+lumen.input(p.image, "copied " .. p.image:match("[^/]*$")) -- an input that is not a parameter
 recipe.save_png(p.out, "copy.png", assert(lumen.image.load(p.image)))
 if p.fail ~= "" and p.image:find(p.fail, 1, true) then error("this input fails on purpose") end -- after an output
 recipe.finish(p, { target = 1 })
@@ -92,6 +93,10 @@ recipe.finish(p, { target = 1 })
       assert.equal(names[2], m.params.image)
       assert.same({ "copy.png" }, (function() local t = {} for k in pairs(m.files) do t[#t + 1] = k end return t end)())
       assert.equal(read(names[2]), read(tmp .. "/run/" .. stems[2] .. "/copy.png")) -- 8-bit gray in, the same bytes out
+      local keys = {} -- each run's own inputs only: lumen.begin_run forgets those of the run before
+      for k in pairs(m.inputs) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same({ "copied " .. names[2]:match("[^/]*$"), "image", "model" }, keys)
       local again = { batch.run { recipe = recipe, inputs = inputs, out = tmp .. "/run" } }
       assert.same({ 0, 3, 0 }, { again[1], again[2], again[3] })
     end)
