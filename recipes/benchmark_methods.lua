@@ -18,7 +18,7 @@ local p = lumen.args { model = recipe.FASHION_MODEL, labels = "", image = "", in
 local names = board.method_list(p.methods)
 local rows, model, x = {}, nil, nil
 if p.merge ~= "" then
-  rows = board.read_scores(p.merge, p.out)
+  rows = board.read_scores(p.merge, p.out, p) -- complete runs of this model, methods, steps and noise
 else
   model, _, x = recipe.load(p)
   local inputs = { { p.image ~= "" and p.image or ("test image " .. p.index), x } }

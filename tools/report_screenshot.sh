@@ -7,9 +7,10 @@ set -e
 out="${1:-out/report_demo}"
 methods=saliency,integrated_gradients,gradcam,occlusion,lrp
 export LUMEN_QUIET=1
-./build/lumen batch gradcam inputs=data/images/fashion out="$out/gradcam"
-./build/lumen batch benchmark_methods inputs=data/images/fashion out="$out/scores" methods=$methods
-./build/lumen run recipes/benchmark_methods.lua merge="$out/scores" out="$out/leaderboard" methods=$methods
+# overwrite=true: made again, the runs replace the earlier ones (unchanged runs are skipped).
+./build/lumen batch gradcam inputs=data/images/fashion out="$out/gradcam" overwrite=true
+./build/lumen batch benchmark_methods inputs=data/images/fashion out="$out/scores" methods=$methods overwrite=true
+./build/lumen run recipes/benchmark_methods.lua merge="$out/scores" out="$out/leaderboard" methods=$methods overwrite=true
 ./build/lumen report "$out" title="lumen report: the Fashion-MNIST samples"
 profile=$(mktemp -d)
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \

@@ -226,9 +226,19 @@ function M.chart(rows, s)
   return lumen.viz.grid(charts, { ncol = 2, pad = 6 })
 end
 
--- read_scores(dir [, skip]) -> the rows of every scores.json under dir (runs of the recipe, e.g. the
--- per-input folders of lumen batch), in path order; folders under skip are left out.
-function M.read_scores(dir, skip)
+-- The parameters that decide what the scores are: runs with different values are not merged.
+M.MERGE_PARAMS = { "methods", "steps", "noise" }
+
+-- read_scores(dir [, skip [, want]]) -> rows, runs: the rows of every scores.json under dir (runs of the recipe,
+-- e.g. the per-input folders of lumen batch), in path order, and the run folders they came from;
+-- folders under skip are left out. Each scores.json must belong to a complete run: its folder's
+-- manifest.json (lumen.runs.read, manifest_version 2 with a checksum that holds) lists it with its
+-- SHA-256, so the scores of a run that was killed, failed or edited are never merged. The runs must
+-- share the model file's bytes (inputs.model.sha256) and the parameters in MERGE_PARAMS, and when
+-- want is given (the merged run's own parameters: want.model a path, want.methods, ...) agree with it,
+-- so that the merged run's manifest tells what was merged. Raises naming the folder otherwise.
+function M.read_scores(dir, skip, want)
+  local runs = require "lumen.runs"
   local f = assert(io.popen(("find '%s' -name scores.json -type f -print0 2>/dev/null"):format(dir:gsub("'", "'\\''"))))
   local text = f:read("a")
   f:close()
@@ -237,16 +247,52 @@ function M.read_scores(dir, skip)
     if not (skip and path:sub(1, #skip + 1) == skip:gsub("/+$", "") .. "/") then paths[#paths + 1] = path end
   end
   table.sort(paths)
-  local rows = {}
+  local rows, folders, first = {}, {}, nil
   for _, path in ipairs(paths) do
+    local folder = path:match("^(.*)/[^/]*$")
+    local function bad(why, ...) error(("leaderboard: %s: " .. why):format(folder, ...), 0) end
+    if not lumen.exists(folder .. "/" .. runs.MANIFEST) then
+      bad("scores.json but no %s: the run did not finish (run it again, e.g. the same lumen batch line)", runs.MANIFEST)
+    end
+    local ok, m, _, sum_ok = pcall(runs.read, folder .. "/" .. runs.MANIFEST)
+    if not ok then bad("%s", m) end
+    if sum_ok ~= true then bad("its %s %s", runs.MANIFEST, sum_ok == nil and "has no checksum (written by an older lumen): run it again"
+      or "was edited after the run (the checksum does not match)") end
+    if m.files["scores.json"] ~= lumen.sha256_file(path) then bad("scores.json is not the one its %s lists", runs.MANIFEST) end
+    local model = type(m.inputs) == "table" and type(m.inputs.model) == "table" and m.inputs.model.sha256 or nil
+    local params = type(m.params) == "table" and m.params or {}
+    if not first then
+      first = { folder = folder, model = model, params = params }
+      local sha = want and type(want.model) == "string" and lumen.sha256_file(want.model)
+      if want and want.model and model ~= sha then
+        bad("made with another model file than model=%s (sha256 %s, not %s): give the model the runs used",
+          want.model, tostring(model):sub(1, 12), tostring(sha):sub(1, 12))
+      end
+      for _, k in ipairs(M.MERGE_PARAMS) do
+        if want and want[k] ~= nil and params[k] ~= want[k] then
+          bad("made with %s=%s, not %s=%s: give the merge the runs' %s=", k, tostring(params[k]), k, tostring(want[k]), k)
+        end
+      end
+    else
+      if model ~= first.model then
+        bad("made with another model file than %s (sha256 %s, not %s): a leaderboard compares methods on one model",
+          first.folder, tostring(model):sub(1, 12), tostring(first.model):sub(1, 12))
+      end
+      for _, k in ipairs(M.MERGE_PARAMS) do
+        if params[k] ~= first.params[k] then
+          bad("made with %s=%s, %s with %s=%s: merge runs of the same settings", k, tostring(params[k]), first.folder, k, tostring(first.params[k]))
+        end
+      end
+    end
     local g = assert(io.open(path, "rb"))
-    local ok, t = pcall(lumen.json.decode, g:read("a"))
+    local okj, t = pcall(lumen.json.decode, g:read("a"))
     g:close()
-    if not ok or type(t) ~= "table" then error(("leaderboard: %s is not valid JSON (%s)"):format(path, tostring(t)), 2) end
+    if not okj or type(t) ~= "table" then error(("leaderboard: %s is not valid JSON (%s)"):format(path, tostring(t)), 2) end
     for _, r in ipairs(t) do rows[#rows + 1] = r end
+    folders[#folders + 1] = folder
   end
   if #rows == 0 then error(("leaderboard: no scores.json under %s (run the recipe there first, e.g. with lumen batch)"):format(dir), 2) end
-  return rows
+  return rows, folders
 end
 
 return M

@@ -33,17 +33,20 @@ function M.image_opts(p)
   return o
 end
 
--- The Fashion-MNIST test set (cached): images (N, 1, 28, 28), labels (N) 1-based.
-local test_set
+-- The Fashion-MNIST test set (cached per folder): images (N, 1, 28, 28), labels (N) 1-based. Its files are
+-- declared inputs of the run on every call, so each run's manifest hashes them (lumen.begin_run, between
+-- the runs of lumen batch, forgets the inputs; the cache stays).
+local test_sets = {}
 function M.fashion_test(dir)
-  if not test_set then
-    for _, f in ipairs(lumen.core.listdir(dir or M.FASHION_DIR) or {}) do -- hashed into the manifest
-      if f:match("^t10k%-") then lumen.input((dir or M.FASHION_DIR) .. "/" .. f, "fashion-mnist/" .. f) end
-    end
-    local X, y = lumen.data.load_mnist(dir or M.FASHION_DIR, "test")
-    test_set = { X = X, y = y }
+  dir = dir or M.FASHION_DIR
+  for _, f in ipairs(lumen.core.listdir(dir) or {}) do
+    if f:match("^t10k%-") then lumen.input(dir .. "/" .. f, "fashion-mnist/" .. f) end
   end
-  return test_set.X, test_set.y
+  if not test_sets[dir] then
+    local X, y = lumen.data.load_mnist(dir, "test")
+    test_sets[dir] = { X = X, y = y }
+  end
+  return test_sets[dir].X, test_sets[dir].y
 end
 
 -- A parameter's "not set" values ("" and 0) as nil: `layer = recipe.opt(p.layer)`.

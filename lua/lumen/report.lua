@@ -15,6 +15,7 @@
 -- plain JavaScript.
 local lumen = require "lumen"
 local batch = require "lumen.batch"
+local runs_mod = require "lumen.runs"
 
 local M = {}
 
@@ -70,7 +71,10 @@ local function faithfulness_rows(info)
 end
 
 -- collect(dir) -> runs: array of {rel, recipe, method, class, target, predicted, input, params (sorted
--- {k, v}), seconds, pictures, files, faithfulness, leaderboard, error}, in folder order.
+-- {k, v}; out=, overwrite= and report= left out, the model file's SHA-256 added as model_sha256),
+-- model, model_sha256, seconds, pictures, files, faithfulness, leaderboard, error, edited (the
+-- manifest's checksum does not hold)}, in folder order. Reads manifest_version 2 (script {path, ...},
+-- inputs.model.sha256) and 1.
 function M.collect(dir)
   dir = dir:gsub("/+$", "")
   local runs = {}
@@ -82,15 +86,24 @@ function M.collect(dir)
     if m then
       local p = type(m.params) == "table" and m.params or {}
       local info = type(m.info) == "table" and m.info or {}
-      run.recipe = m.script and tostring(m.script):match("([^/]+)$"):gsub("%.lua$", "") or "?"
+      local inputs = type(m.inputs) == "table" and m.inputs or {}
+      local script = type(m.script) == "table" and m.script.path or m.script -- manifest_version 2, or 1
+      run.recipe = type(script) == "string" and script:match("([^/]*)$"):gsub("%.lua$", "") or "?"
       run.method = type(p.method) == "string" and p.method ~= "" and p.method or run.recipe
       run.target = info.target
       run.class = info.label or (info.target and tostring(info.target)) or ""
       run.predicted = info.predicted_label or info.predicted
-      if run.predicted == nil and info.target and (p.target == nil or p.target == 0) then run.predicted = run.class end
+      if run.predicted == nil and info.target and (p.target == nil or p.target == 0 or p.target == "") then run.predicted = run.class end
       run.input = (type(p.image) == "string" and p.image ~= "") and p.image or (p.index and ("test image " .. tostring(p.index))) or ""
       for k, v in pairs(p) do
-        if k ~= "out" and k ~= "image" and type(v) ~= "table" then run.params[#run.params + 1] = { k, tostring(v) } end
+        if k ~= "image" and not batch.IGNORED[k] and type(v) ~= "table" then run.params[#run.params + 1] = { k, tostring(v) } end
+      end
+      -- The model's bytes, as a parameter: runs of one model path with different files do not look alike.
+      local model = type(inputs.model) == "table" and inputs.model or {}
+      run.model = type(model.path) == "string" and model.path or type(p.model) == "string" and p.model or nil
+      if type(model.sha256) == "string" then
+        run.model_sha256 = model.sha256
+        run.params[#run.params + 1] = { "model_sha256", model.sha256:sub(1, 12) }
       end
       table.sort(run.params, function(a, b) return a[1] < b[1] end)
       run.seconds = type(m.seconds) == "number" and m.seconds or nil
@@ -105,6 +118,7 @@ function M.collect(dir)
       run.faithfulness = faithfulness_rows(info)
       run.leaderboard = type(info.leaderboard) == "table" and info.leaderboard or nil
       run.has_manifest = true
+      if m.manifest_sha256 ~= nil then run.edited = runs_mod.checksum(m) ~= m.manifest_sha256 end
     end
     if err then
       run.error = err
@@ -227,7 +241,7 @@ function M.html(runs, title)
     n_pics = n_pics + #r.pictures
     total = total + (r.seconds or 0)
   end
-  local h = { "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+  local h = { "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">", runs_mod.REPORT_TAG,
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
     ("<title>%s</title><style>%s</style></head><body>"):format(esc(title), STYLE),
     ("<h1>%s</h1>"):format(esc(title)) }
@@ -270,7 +284,8 @@ function M.html(runs, title)
     '<th>predicted</th><th>input</th><th>parameters</th><th>seconds</th><th>faithfulness</th><th>files</th></tr></thead><tbody>'
   for _, r in ipairs(runs) do
     local cells = {}
-    cells[1] = "<td>" .. (r.has_manifest and link(r.rel, "manifest.json", r.rel) or esc(r.rel)) .. "</td>"
+    cells[1] = "<td>" .. (r.has_manifest and link(r.rel, "manifest.json", r.rel) or esc(r.rel)) ..
+      (r.edited and ' <small class="err" title="its checksum does not match: changed after the run">manifest edited</small>' or "") .. "</td>"
     local pics = {}
     for _, pic in ipairs(r.pictures) do
       local href = esc(url(r.rel == "." and pic or r.rel .. "/" .. pic))

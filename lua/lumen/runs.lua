@@ -72,6 +72,47 @@ function M.tree(dir)
   return files, others
 end
 
+-- A run folder may also hold the page `lumen report` writes over it (report=true on a recipe): a view
+-- of the run, not an output, so the manifest does not list it. is_report(dir, name) says whether
+-- dir/name is such a page: index.html, a regular file, starting with the report's generator tag.
+M.REPORT = "index.html"
+M.REPORT_TAG = '<meta name="generator" content="lumen report">'
+function M.is_report(dir, name)
+  if name ~= M.REPORT then return false end
+  local st = core.lstat(dir .. "/" .. name)
+  if not st or st.type ~= "file" then return false end
+  local f = io.open(dir .. "/" .. name, "rb")
+  if not f then return false end
+  local head = f:read(512) or ""
+  f:close()
+  return head:find(M.REPORT_TAG, 1, true) ~= nil
+end
+
+-- clear(dir) -> the entries left: removes every regular file under dir and every folder that is then
+-- empty, never following a link; links, FIFOs, sockets and devices stay and are listed ("name (type)").
+-- Only for a folder lumen itself was writing (lumen batch, after a kill or a failure).
+function M.clear(dir)
+  local left = {}
+  local function walk(rel)
+    local names = core.listdir(rel == "" and dir or (dir .. "/" .. rel)) or {}
+    for _, n in ipairs(names) do
+      local r = rel == "" and n or (rel .. "/" .. n)
+      local st = core.lstat(dir .. "/" .. r)
+      local ty = st and st.type or "gone"
+      if ty == "file" then
+        if not os.remove(dir .. "/" .. r) then left[#left + 1] = r end
+      elseif ty == "directory" then
+        walk(r)
+        if #(core.listdir(dir .. "/" .. r) or { 1 }) == 0 then os.remove(dir .. "/" .. r) end
+      elseif ty ~= "gone" then
+        left[#left + 1] = ("%s (%s)"):format(r, ty)
+      end
+    end
+  end
+  walk("")
+  return left
+end
+
 -- A short list of names for a message: the first few, then how many more.
 function M.some(list, n)
   n = n or 5

@@ -14,8 +14,11 @@ return function(lumen)
   -- are errors that list the known keys. `help` prints the parameters and exits. When the defaults
   -- have an `out` folder, `overwrite = false` is a parameter too and the folder is checked here,
   -- before any work (lumen.check_out); an empty out= is left to the command, which picks the folder.
-  function lumen.args(defaults, argv)
+  -- opts.check_out = false parses without checking the folder, for a caller that checks it itself at
+  -- the right moment (lumen batch, which may first skip or clear a folder it wrote).
+  function lumen.args(defaults, argv, opts)
     argv = argv or _G.arg or {}
+    opts = opts or {}
     local p, given = {}, {}
     local accepted = {}
     for k, v in pairs(defaults) do p[k], accepted[k] = v, v end
@@ -54,7 +57,7 @@ return function(lumen)
         p[k] = v
       end
     end
-    if type(p.out) == "string" and p.out ~= "" then -- "" leaves the folder to the command (lumen explain)
+    if type(p.out) == "string" and p.out ~= "" and opts.check_out ~= false then -- "" leaves the folder to the command (lumen explain)
       local ok, err = pcall(lumen.check_out, p.out, p.overwrite)
       if not ok then error(err, 2) end
     end
@@ -188,8 +191,8 @@ return function(lumen)
         .. " replace them, or choose another out= folder"):format(dir, runs.MANIFEST, #files - 1), 2)
     end
     local extra = {}
-    for _, f in ipairs(files) do
-      if f ~= runs.MANIFEST and not m.files[f] then extra[#extra + 1] = f end
+    for _, f in ipairs(files) do -- a page lumen report wrote (report=true) is a view of the run: replaced too
+      if f ~= runs.MANIFEST and not m.files[f] and not runs.is_report(d, f) then extra[#extra + 1] = f end
     end
     if #extra > 0 then
       error(("out=%s: overwrite=true replaces only a run's own files, and the folder also holds %s, which its"
@@ -263,7 +266,10 @@ return function(lumen)
     local present, others = runs.tree(d)
     local extra = {}
     for _, f in ipairs(present) do
-      if f ~= runs.MANIFEST and not set[f] then extra[#extra + 1] = f end
+      if f ~= runs.MANIFEST and not set[f] then
+        if replacing[d] and runs.is_report(d, f) then os.remove(d .. "/" .. f) -- the earlier run's page
+        else extra[#extra + 1] = f end
+      end
     end
     for _, o in ipairs(others) do extra[#extra + 1] = o end
     if #extra > 0 then
@@ -317,9 +323,10 @@ return function(lumen)
     return m
   end
   lumen._start = core.now()
-  -- lumen.begin_run(): forgets the outputs reported so far and restarts the clock, so that a script run
-  -- again in the same Lua state (lumen batch) writes the manifest of its own run only.
+  -- lumen.begin_run(): forgets the outputs and inputs reported so far (and any folder being replaced)
+  -- and restarts the clock, so that a script run again in the same Lua state (lumen batch) writes the
+  -- manifest of its own run only.
   function lumen.begin_run()
-    outputs, lumen._params, lumen._start = {}, nil, core.now()
+    outputs, inputs, replacing, lumen._params, lumen._start = {}, {}, {}, nil, core.now()
   end
 end

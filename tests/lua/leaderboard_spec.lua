@@ -68,6 +68,30 @@ describe("lumen.leaderboard", function()
     local m = lumen.json.decode(read(tmp .. "/runs/merged/manifest.json"))
     assert.equal(2, m.info.leaderboard.inputs)
     assert.equal(3, #m.info.faithfulness) -- saliency, gradcam, random
+    -- Only complete runs of one model and the same settings are merged.
+    local runs_dir = tmp .. "/runs"
+    local want = { model = lumen.recipe.FASHION_MODEL, methods = "saliency,gradcam", steps = 4, noise = 0.01 }
+    assert.equal(#rows, #board.read_scores(runs_dir, runs_dir .. "/merged", want))
+    local function fails(want, ...)
+      local ok, err = pcall(board.read_scores, runs_dir, runs_dir .. "/merged", ...)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(want, 1, true), err)
+    end
+    fails("made with another model file than model=data/images/fashion/0019_bag.png", { model = "data/images/fashion/0019_bag.png" })
+    fails(runs_dir .. "/a: made with steps=4, not steps=5: give the merge the runs' steps=", { steps = 5 })
+    os.execute(("cp -r %s %s"):format(q(runs_dir .. "/b"), q(runs_dir .. "/c")))
+    local manifest = read(runs_dir .. "/c/manifest.json")
+    os.remove(runs_dir .. "/c/manifest.json") -- a run killed before its manifest
+    fails("leaderboard: " .. runs_dir .. "/c: scores.json but no manifest.json: the run did not finish")
+    local edited = manifest:gsub('"steps": 4', '"steps": 5')
+    support.write(runs_dir .. "/c/manifest.json", edited)
+    fails(runs_dir .. "/c: its manifest.json was edited after the run")
+    local m2 = lumen.json.decode(edited)
+    m2.manifest_sha256 = require("lumen.runs").checksum(m2) -- the same run, made with steps=5
+    support.write(runs_dir .. "/c/manifest.json", lumen.json.encode(m2))
+    fails(runs_dir .. "/c: made with steps=5, " .. runs_dir .. "/a with steps=4")
+    support.write(runs_dir .. "/c/scores.json", "[]")
+    fails(runs_dir .. "/c: scores.json is not the one its manifest.json lists")
   end)
 end)
 

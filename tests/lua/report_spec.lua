@@ -6,17 +6,27 @@ local lumen = require "lumen"
 local support = require "support"
 local q, sh, read, write = support.quote, support.sh, support.read, support.write
 local report = require "lumen.report"
+local runs = require "lumen.runs"
 
 local LUMEN = lumen.core.exe_path()
 local CHROMIUM = "/usr/bin/chromium"
 
--- A fake run: a picture and a manifest as lumen.manifest writes them.
-local function fake_run(dir, params, info)
+-- A fake run: a picture and a manifest with the fields lumen.manifest writes (manifest_version 2, with
+-- its checksum), or as an older lumen wrote them (version = 1: the script a string, no checksum).
+local function fake_run(dir, params, info, version)
   lumen.mkdir(dir)
   assert(lumen.image.save(lumen.rand { 3, 8, 8 }, dir .. "/map.png"))
   assert(lumen.write_npy(dir .. "/map.npy", lumen.zeros { 2 }))
-  write(dir .. "/manifest.json", lumen.json.encode({ script = "recipes/gradcam.lua", params = params, info = info, seconds = 1.5,
-    files = { ["map.png"] = lumen.sha256_file(dir .. "/map.png"), ["map.npy"] = lumen.sha256_file(dir .. "/map.npy") } }))
+  local m = { params = params, info = info, seconds = 1.5,
+    files = { ["map.png"] = lumen.sha256_file(dir .. "/map.png"), ["map.npy"] = lumen.sha256_file(dir .. "/map.npy") } }
+  if version == 1 then
+    m.script = "recipes/gradcam.lua"
+  else
+    m.manifest_version, m.script = 2, { path = "recipes/gradcam.lua", sha256 = ("a"):rep(64) }
+    m.inputs = { model = { path = "data/models/fashion_cnn.lumen", sha256 = ("b"):rep(64) } }
+    m.manifest_sha256 = runs.checksum(m)
+  end
+  write(dir .. "/manifest.json", lumen.json.encode(m))
 end
 
 -- Runs headless Chromium as the issue prescribes, with a fresh profile; returns its output and status.
@@ -55,9 +65,10 @@ describe("lumen.report", function()
 
   it("collects every run under a folder, its pictures, files, numbers and errors", function()
     local dir = tmp .. "/collect"
-    fake_run(dir .. "/a", { image = "in/a.png", layer = "relu5", out = dir .. "/a", target = 0 }, { target = 3, label = "Pullover" })
+    fake_run(dir .. "/a", { image = "in/a.png", layer = "relu5", out = dir .. "/a", overwrite = false, target = "" },
+      { target = 3, label = "Pullover" })
     fake_run(dir .. "/nested/b", { method = "gradcam_plus_plus", index = 4, out = "x", target = 2 },
-      { target = 2, label = "Trouser", faithfulness = { { method = "gradcam", deletion = 0.25, insertion = 0.5 } } })
+      { target = 2, label = "Trouser", faithfulness = { { method = "gradcam", deletion = 0.25, insertion = 0.5 } } }, 1)
     lumen.mkdir(dir .. "/c")
     write(dir .. "/c/error.txt", "input: in/c.png\nrecipe: recipes/saliency.lua\ncommand: lumen run ...\n\nin/c.png: not a PNG file\n")
     local runs = report.collect(dir)
@@ -66,12 +77,19 @@ describe("lumen.report", function()
     assert.same({ "a", "gradcam", "Pullover", 3, "Pullover", "in/a.png" }, { a.rel, a.method, a.class, a.target, a.predicted, a.input })
     assert.same({ "map.png" }, a.pictures)
     assert.same({ "map.npy" }, a.files)
-    assert.same({ { "layer", "relu5" }, { "target", "0" } }, a.params)
-    assert.same({ "nested/b", "gradcam_plus_plus", "test image 4" }, { b.rel, b.method, b.input })
+    assert.same({ { "layer", "relu5" }, { "model_sha256", ("b"):rep(12) }, { "target", "" } }, a.params) -- no out=, overwrite=
+    assert.same({ "data/models/fashion_cnn.lumen", ("b"):rep(64), false }, { a.model, a.model_sha256, a.edited })
+    assert.same({ "nested/b", "gradcam_plus_plus", "test image 4" }, { b.rel, b.method, b.input }) -- manifest_version 1
+    assert.is_nil(b.edited) -- no checksum to check
     assert.is_nil(b.predicted) -- target=2 was asked for, so the predicted class is unknown
     assert.same({ { "deletion", 0.25 }, { "insertion", 0.5 } }, b.faithfulness[1].metrics)
     assert.same({ "c", "saliency", "in/c.png" }, { c.rel, c.method, c.input })
     assert.truthy(c.error:find("not a PNG file", 1, true))
+    local text = read(dir .. "/a/manifest.json") -- a manifest edited after the run is flagged
+    write(dir .. "/a/manifest.json", (text:gsub('"relu5"', '"relu4"')))
+    local edited = report.collect(dir)[1]
+    assert.same({ { "layer", "relu4" }, true }, { edited.params[1], edited.edited })
+    assert.truthy(report.html(report.collect(dir), "t"):find("manifest edited", 1, true))
   end)
 
   it("escapes names and encodes links, and writes index.html with the summary counts", function()
@@ -97,6 +115,17 @@ describe("lumen.report", function()
     assert(status == 0, text)
     assert.truthy(text:find("wrote " .. out .. "/index.html", 1, true), text)
     assert.truthy(read(out .. "/index.html"):find('id="n-ok">1<', 1, true))
+    -- The page is a view of the run, not an output: overwrite=true replaces it with the run's files,
+    -- while an index.html lumen did not write is refused like any other file.
+    local cmd = ("LUMEN_QUIET=1 %s run recipes/gradcam.lua image=data/images/fashion/0001_ankle_boot.png out=%s report=true overwrite=true")
+      :format(q(LUMEN), q(out))
+    text, status = sh(cmd)
+    assert(status == 0, text)
+    assert.truthy(read(out .. "/index.html"):find("0001_ankle_boot.png", 1, true))
+    write(out .. "/index.html", "<p>my notes</p>")
+    text, status = sh(cmd)
+    assert.equal(1, status, text)
+    assert.truthy(text:find("also holds index.html, which its manifest.json does not list", 1, true), text)
     text, status = sh(("%s report %s/nope"):format(q(LUMEN), q(tmp)))
     assert.equal(1, status)
     assert.truthy(text:find("report: " .. tmp .. "/nope is not a folder", 1, true), text)

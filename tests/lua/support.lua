@@ -127,4 +127,36 @@ function M.write(path, text)
   f:close()
 end
 
+-- Every regular file under dir (relative names) with its bytes.
+function M.tree(dir)
+  local out = M.sh(("cd %s && find . -type f -print0 | tr '\\0' '\\n'"):format(M.quote(dir)))
+  local files = {}
+  for name in out:gmatch("%./([^\n]+)") do files[name] = M.read(dir .. "/" .. name) end
+  return files
+end
+
+-- The manifest fields that differ between two runs of the same thing into the same folder: the wall
+-- time, and the checksum that covers it.
+M.PER_RUN = { seconds = true, manifest_sha256 = true }
+
+-- got (M.tree) holds the same run files as want: every file but the manifests byte for byte; every
+-- manifest.json with a checksum that holds, and equal to want's field by field except M.PER_RUN
+-- (script, params, command, inputs with their absolute and relative paths, environment, code, files
+-- and info all equal; so both runs must have written into the same absolute folder).
+function M.assert_same_runs(want, got, what)
+  local checksum = require("lumen.runs").checksum
+  for name in pairs(want) do
+    assert(got[name], ("%s: %s is missing"):format(what, name))
+    if name:match("manifest%.json$") then
+      local a, b = lumen.json.decode(want[name]), lumen.json.decode(got[name])
+      assert(checksum(b) == b.manifest_sha256, ("%s: %s: its checksum does not hold"):format(what, name))
+      for k in pairs(M.PER_RUN) do a[k], b[k] = nil, nil end
+      assert.same(a, b, ("%s: %s differs beyond its wall time"):format(what, name))
+    else
+      assert(got[name] == want[name], ("%s: %s differs"):format(what, name))
+    end
+  end
+  for name in pairs(got) do assert(want[name], ("%s: unexpected %s"):format(what, name)) end
+end
+
 return M

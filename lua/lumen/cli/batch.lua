@@ -1,9 +1,11 @@
 -- lumen batch RECIPE inputs=DIR|LIST.txt [shard=K/N] [out=DIR] [report=true] [key=value ...]: runs
 -- RECIPE once per input into <out>/<stem>/ (lumen.batch says how inputs, names, shards and skipping
 -- work). RECIPE is a recipe file, or the name of one in recipes/. out defaults to out/<recipe name>.
--- report=true writes <out>/index.html (lumen report) when the shard is done. Prints one line per
--- failed input and a summary; the exit status is 0 when no input failed, else the number that failed
--- (at most 125). A usage error stops before any work with status 1.
+-- report=true writes <out>/index.html (lumen report) when the shard is done. Prints a summary and one
+-- line per failed input (its error.txt) or refused one (its folder is not one batch may write into:
+-- another run's, which overwrite=true replaces, or files lumen did not write); the exit status is 0
+-- when no input failed, else the number that failed or were refused (at most 125). A usage error stops
+-- before any work with status 1.
 local usage = "usage: lumen batch RECIPE inputs=DIR|LIST.txt [shard=K/N] [out=DIR] [report=true] [key=value ...]"
 
 return function(arg)
@@ -30,9 +32,15 @@ return function(arg)
   local t0 = lumen.now()
   local done, skipped, failed, failures, s = batch.run(o)
   local shard = s.N > 1 and (" shard %d/%d:"):format(s.K, s.N) or ""
-  io.stdout:write(("batch:%s %d of %d inputs: %d done, %d skipped, %d failed in %.1f s -> %s\n"):format(
-    shard, s.shard, s.total, done, skipped, failed, lumen.now() - t0, o.out))
-  for _, f in ipairs(failures) do io.stdout:write(("  failed: %s (%s/%s/error.txt)\n"):format(f.input, o.out, f.stem)) end
+  local refused = 0
+  for _, f in ipairs(failures) do refused = refused + (f.refused and 1 or 0) end
+  io.stdout:write(("batch:%s %d of %d inputs: %d done, %d skipped, %d failed%s in %.1f s -> %s\n"):format(
+    shard, s.shard, s.total, done, skipped, failed, refused > 0 and (" (%d refused)"):format(refused) or "",
+    lumen.now() - t0, o.out))
+  for _, f in ipairs(failures) do
+    if f.refused then io.stdout:write(("  refused: %s: %s\n"):format(f.input, f.error))
+    else io.stdout:write(("  failed: %s (%s/%s/error.txt)\n"):format(f.input, o.out, f.stem)) end
+  end
   if report then io.stdout:write("wrote ", require("lumen.report").write(o.out), "\n") end
   io.stdout:flush()
   if failed > 0 then os.exit(math.min(failed, 125), true) end
