@@ -330,11 +330,13 @@ describe("lumen.explain CAM family agrees with PyTorch references of the papers"
     for i = 1, 2 do assert.is_true(math.abs(residual[i]) < 1e-4, "residual " .. residual[i]) end
   end)
 
-  it("on the ResNet-18 fixture (96x96): layer3 (6x6) and layer4 (3x3), Ablation-CAM and FullGrad", function()
+  -- (the fixture also holds layer4's maps; layer3, where the gradient varies over positions, is the
+  -- stronger test, and each ResNet-18 pass costs a second under ASan)
+  it("on the ResNet-18 fixture (96x96): layer3 (6x6), Ablation-CAM at layer4 (3x3) and FullGrad", function()
     local model = assert(lumen.load_model("tests/fixtures/torch/resnet18.onnx.gz"))
     local x = ref("resnet18_input")
     local r = meta.resnet18
-    for _, layer in ipairs { "layer3", "layer4" } do
+    for _, layer in ipairs { "layer3" } do
       local o = { layer = r.layers[layer], raw = true, target = r.target }
       local pre = "resnet18_" .. layer .. "_"
       agrees(explain.hirescam(model, x, o), pre .. "hirescam")
