@@ -6,7 +6,7 @@
  *   core.npy_write(path, t)        -> true | nil, msg
  *   core.safetensors_read(path)    -> {name = tensor}, {key = value} | nil, msg
  *   core.safetensors_write(path, {name = tensor} [, {key = value}]) -> true | nil, msg
- *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg
+ *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg (max_bytes 0 or absent: the inflated_bytes limit)
  *
  * Values in files are plain values: int64 tensors are not index-shifted. Results that C hands
  * over (a safetensors set, a gunzipped buffer) sit in a box (lmL_push_box) made before the C call,
@@ -147,7 +147,7 @@ static int l_safetensors_write(lua_State *L) {
 
 static int l_gunzip_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)LM_GZ_MAX_BYTES);
+  lua_Integer max = luaL_optinteger(L, 2, 0); /* 0: the inflated_bytes limit */
   luaL_argcheck(L, max >= 0, 2, "must be non-negative");
   lm_error err = {0};
   size_t len;

@@ -256,6 +256,9 @@ lm_tensor *lm_npy_decode(const char *name, const void *data, size_t len, lm_erro
   int64_t numel;
   lm_dtype out = h.type == LM_RAW_I32 || h.type == LM_RAW_I64 ? LM_I64 : LM_F32;
   if (lm_shape_check(out, h.ndim, h.shape, &numel, &shape_err)) return lm_fail_null(err, "%s: %s", name, shape_err.msg);
+  if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, numel * (int64_t)lm_dtype_size(out), err, name, "the array (%lld elements)",
+                     (long long)numel))
+    return NULL;
   uint64_t need = (uint64_t)numel * lm_raw_size(h.type), have = len - prefix - hlen;
   if (have != need)
     return lm_fail_null(err, "%s: %s: the shape needs %llu bytes of data, the file holds %llu", name,
@@ -268,7 +271,7 @@ lm_tensor *lm_npy_decode(const char *name, const void *data, size_t len, lm_erro
 
 lm_tensor *lm_npy_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)LM_MAX_BYTES + 4096, err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_tensor *t = lm_npy_decode(path, data, len, err);
   free(data);
