@@ -2,10 +2,12 @@
  * output so that a small hostile file cannot make us allocate gigabytes. The readers' defaults are
  * the limits file_bytes and inflated_bytes (limits.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "lumen.h"
@@ -22,15 +24,26 @@ static void *too_large(const char *path, size_t max_len, int limit, uint64_t siz
   return NULL;
 }
 
-static void *read_file(const char *path, size_t *len, size_t max_len, int limit, lm_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return lm_fail_null(err, "%s: cannot open: %s", path, strerror(errno));
+/* Opened without blocking (a FIFO nobody writes to would block open() for ever), then read blocking:
+ * such a FIFO then reads as empty. regular_only refuses devices and pipes before reading. */
+static void *read_file(const char *path, size_t *len, size_t max_len, int limit, int regular_only, lm_error *err) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return lm_fail_null(err, "%s: cannot open: %s", path, strerror(e));
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   struct stat st;
   if (fstat(fileno(f), &st) != 0)
     st.st_size = 0;
   else if (S_ISDIR(st.st_mode)) {
     fclose(f);
     return lm_fail_null(err, "%s: is a directory", path);
+  } else if (regular_only && !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return lm_fail_null(err, "%s: not a regular file", path);
   } else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_len) {
     fclose(f);
     return too_large(path, max_len, limit, (uint64_t)st.st_size, err);
@@ -73,11 +86,15 @@ static void *read_file(const char *path, size_t *len, size_t max_len, int limit,
 }
 
 void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err) {
-  return read_file(path, len, max_len, -1, err);
+  return read_file(path, len, max_len, -1, 0, err);
 }
 
 void *lm_read_file_limited(const char *path, size_t *len, lm_error *err) {
-  return read_file(path, len, (size_t)lm_limit_get(LM_LIMIT_FILE_BYTES), LM_LIMIT_FILE_BYTES, err);
+  return read_file(path, len, (size_t)lm_limit_get(LM_LIMIT_FILE_BYTES), LM_LIMIT_FILE_BYTES, 0, err);
+}
+
+void *lm_read_text(const char *path, size_t *len, lm_error *err) {
+  return read_file(path, len, (size_t)lm_limit_get(LM_LIMIT_TEXT_BYTES), LM_LIMIT_TEXT_BYTES, 1, err);
 }
 
 int lm_write_file(const char *path, int n, const void *const *bufs, const size_t *lens, lm_error *err) {

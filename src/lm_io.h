@@ -27,6 +27,8 @@
 void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err);
 /* lm_read_file within the file_bytes limit, naming it when the file is larger. */
 void *lm_read_file_limited(const char *path, size_t *len, lm_error *err);
+/* A text file read whole (label files): regular files only, within the text_bytes limit. */
+void *lm_read_text(const char *path, size_t *len, lm_error *err);
 /* Writes the n buffers one after another to path; on failure removes the partial file. */
 int lm_write_file(const char *path, int n, const void *const *bufs, const size_t *lens, lm_error *err);
 /* Decompresses gzip data (one or more members, CRC and length checked) into a malloc'd buffer,

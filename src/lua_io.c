@@ -7,6 +7,7 @@
  *   core.safetensors_read(path)    -> {name = tensor}, {key = value} | nil, msg
  *   core.safetensors_write(path, {name = tensor} [, {key = value}]) -> true | nil, msg
  *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg (max_bytes 0 or absent: the inflated_bytes limit)
+ *   core.read_text(path) -> string | nil, msg (regular files only, within the text_bytes limit)
  *
  * Values in files are plain values: int64 tensors are not index-shifted. Results that C hands
  * over (a safetensors set, a gunzipped buffer) sit in a box (lmL_push_box) made before the C call,
@@ -159,7 +160,20 @@ static int l_gunzip_file(lua_State *L) {
   return 1;
 }
 
+static int l_read_text(lua_State *L) { /* read_text(path) -> string | nil, msg: regular files, text_bytes */
+  const char *path = luaL_checkstring(L, 1);
+  lm_error err = {0};
+  size_t len;
+  lmL_Box *b = lmL_push_box(L, free);
+  b->p = lm_read_text(path, &len, &err);
+  if (!b->p) return fail(L, &err);
+  lua_pushlstring(L, b->p, len);
+  lmL_box_release(b);
+  return 1;
+}
+
 static const luaL_Reg fns[] = {{"png_load", l_png_load},
+                               {"read_text", l_read_text},
                                {"png_save", l_png_save},
                                {"npy_read", l_npy_read},
                                {"npy_write", l_npy_write},
