@@ -153,7 +153,10 @@ static int s_limit_check(lua_State *L) {
   int64_t v = big_integer(L, 2);
   const char *what = luaL_checkstring(L, 3), *file = luaL_optstring(L, 4, NULL);
   lm_error err = {0};
-  if (lm_limit_check(k, v, &err, file, "%s", what)) return lmL_raise(L, &err);
+  if (lm_limit_check(k, v, &err, file, "%s", what)) { /* no position: the message is the user's */
+    lua_pushstring(L, err.msg);
+    return lua_error(L);
+  }
   return 0;
 }
 

@@ -144,7 +144,7 @@ static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *fil
     return lm_fail_null(err, "%s: %s: %s", file, what, e.msg);
   int64_t nbytes = numel * (is_float_type(t) ? 4 : 8); /* as float32 or int64 */
   if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, nbytes, err, file, "%s (%lld elements)", what, (long long)numel) ||
-      lm_limit_check(LM_LIMIT_MODEL_BYTES, *decoded + nbytes, err, file, "the model's tensors (%lld bytes with %s)",
+      lm_limit_check(LM_LIMIT_MODEL_BYTES, *decoded + nbytes, err, file, "the size of the model's tensors (%lld bytes, with %s)",
                      (long long)(*decoded + nbytes), what))
     return NULL;
   *decoded += nbytes;
@@ -274,9 +274,9 @@ static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *er
   if (!g) return lm_fail(err, "%s: not an ONNX model (no graph)", file);
   /* The scan before unpacking checked these; the unpacked message is what counts. */
   size_t n_tensors = g->n_initializer + g->n_input + g->n_output;
-  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)g->n_node, err, file, "the graph's %zu nodes", g->n_node) ||
+  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)g->n_node, err, file, "the number of nodes (%zu)", g->n_node) ||
       lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)n_tensors, err, file,
-                     "the graph's %zu initializers, inputs and outputs", n_tensors))
+                     "the number of initializers, inputs and outputs (%zu)", n_tensors))
     return -1;
   if (g->n_node > INT_MAX || g->n_initializer > INT_MAX || g->n_input > INT_MAX || g->n_output > INT_MAX)
     return lm_fail(err, "%s: graph too large", file);
@@ -495,12 +495,12 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
   scan_est est = {0};
   if (scan_message(&onnx__model_proto__descriptor, bytes, bytes + len, 0, &est)) return lm_fail_null(err, corrupt, name);
   uint64_t cap = (uint64_t)lm_limit_get(LM_LIMIT_MODEL_BYTES);
-  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)est.nodes, err, name, "the graph's %llu nodes",
+  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)est.nodes, err, name, "the number of nodes (%llu)",
                      (unsigned long long)est.nodes) ||
       lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)est.tensors, err, name,
-                     "the graph's %llu initializers, inputs and outputs", (unsigned long long)est.tensors) ||
+                     "the number of initializers, inputs and outputs (%llu)", (unsigned long long)est.tensors) ||
       lm_limit_check(LM_LIMIT_MODEL_BYTES, est.bytes > INT64_MAX ? INT64_MAX : (int64_t)est.bytes, err, name,
-                     "the parsed model (about %llu bytes for a %zu-byte file)", (unsigned long long)est.bytes, len))
+                     "the size of the parsed model (about %llu bytes, for a %zu-byte file)", (unsigned long long)est.bytes, len))
     return NULL;
   lm_onnx_model *m = calloc(1, sizeof *m);
   char *file = malloc(strlen(name) + 1);
@@ -515,7 +515,7 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
   box->mp = onnx__model_proto__unpack(&box->alloc.a, len, bytes);
   if (!box->mp) {
     if (box->alloc.refused)
-      lm_limit_fail(err, LM_LIMIT_MODEL_BYTES, (int64_t)cap + 1, name, "the parsed model (more than %llu bytes)",
+      lm_limit_fail(err, LM_LIMIT_MODEL_BYTES, (int64_t)cap + 1, name, "the size of the parsed model (more than %llu bytes)",
                     (unsigned long long)cap);
     else
       lm_fail(err, corrupt, name);

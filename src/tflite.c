@@ -34,7 +34,7 @@ typedef struct fb {
 /* Charges n bytes (what: for the message) to the model_bytes limit. */
 static int fb_charge(fb *f, int64_t n, const char *what) {
   f->decoded += n;
-  return lm_limit_check(LM_LIMIT_MODEL_BYTES, f->decoded, f->err, f->file, "the decoded model (%lld bytes with %s)",
+  return lm_limit_check(LM_LIMIT_MODEL_BYTES, f->decoded, f->err, f->file, "the size of the decoded model (%lld bytes, with %s)",
                         (long long)f->decoded, what);
 }
 
@@ -404,7 +404,7 @@ static int read_opcodes(parse_state *s, const fb_table *model) {
   fb *f = &s->f;
   size_t start;
   if (fb_vector(f, model, 1, 4, "operator codes", &start, &s->n_codes) ||
-      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)s->n_codes, f->err, f->file, "the model's %zu operator codes",
+      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)s->n_codes, f->err, f->file, "the number of operator codes (%zu)",
                      s->n_codes))
     return -1;
   s->codes = calloc(s->n_codes + 1, sizeof *s->codes);
@@ -593,8 +593,8 @@ static int read_model(parse_state *s) {
   if (fb_vector_table(f, subgraphs, 0, "subgraph", &sg) || fb_vector(f, &sg, 0, 4, "tensors", &tensors, &n_tensors) ||
       fb_vector(f, &sg, 3, 4, "operators", &ops, &n_ops))
     return -1;
-  if (lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)n_tensors, f->err, f->file, "the subgraph's %zu tensors", n_tensors) ||
-      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)n_ops, f->err, f->file, "the subgraph's %zu operators", n_ops) ||
+  if (lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)n_tensors, f->err, f->file, "the number of tensors (%zu)", n_tensors) ||
+      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)n_ops, f->err, f->file, "the number of operators (%zu)", n_ops) ||
       fb_charge(f, (int64_t)n_tensors * ((int64_t)sizeof *m->tensors + 300) + (int64_t)n_ops * (int64_t)sizeof *m->ops,
                 "tensors and operators"))
     return -1;

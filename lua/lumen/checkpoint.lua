@@ -172,7 +172,7 @@ function M.load(path)
   local a = decode(path, meta, "lumen.arch")
   if not a then error(path .. ": checkpoint has no lumen.arch metadata", 0) end
   local n = count_layers(a)
-  local ok0, err0 = pcall(lumen.core.limit_check, "model_nodes", n, ("the architecture's %d layers"):format(n), path)
+  local ok0, err0 = pcall(lumen.core.limit_check, "model_nodes", n, ("the number of layers (%d)"):format(n), path)
   if not ok0 then error(err0, 0) end
   local total, largest = 0.0, 0
   for _, t in pairs(tensors) do

@@ -56,13 +56,20 @@ function M.check_const(shape, dtype, what)
 end
 
 -- Runs fn(...) with every tensor made meanwhile capped at `bytes` (named by limit `name`, or larger than
--- `why`), restoring the cap before; errors pass through.
+-- `why`), restoring the cap before; errors pass through, a limit's without the Lua position the op that
+-- met it added ("ops_math.lua:377: a tensor of shape ... exceeds the probe_bytes limit ...").
 function M.capped(bytes, name, why, fn, ...)
   local prev = table.pack(core.tensor_cap())
   core.tensor_cap(bytes, name, why or "")
   local res = table.pack(pcall(fn, ...))
   core.tensor_cap(prev[1], prev[2], prev[3])
-  if not res[1] then error(res[2], 0) end
+  if not res[1] then
+    local msg = res[2]
+    if type(msg) == "string" and (msg:find(" limit of ", 1, true) or msg:find("is larger than the largest tensor", 1, true)) then
+      msg = msg:gsub("^[^%s:]+%.lua:%d+: ", "")
+    end
+    error(msg, 0)
+  end
   return table.unpack(res, 2, res.n)
 end
 
@@ -163,7 +170,7 @@ end
 local Builder = {}
 Builder.__index = Builder
 
-local COLLECT_BYTES = 64 * 2 ^ 20 -- dropped probe bytes that make the builder collect garbage
+local COLLECT_BYTES = 16 * 2 ^ 20 -- dropped probe bytes (or the live ones, if more) that make the builder collect
 
 function M.builder()
   local lim = lumen.limits()
@@ -177,7 +184,7 @@ function Builder:hold(name, t)
   local n = self.holders[t] or 0
   if n == 0 then
     local b = bytes_of(t)
-    M.limit("probe_bytes", self.live + b, ("the probe tensors alive (%.0f bytes, with '%s' of shape %s)"):format(
+    M.limit("probe_bytes", self.live + b, ("the size of the probe tensors alive (%.0f bytes, with '%s' of shape %s)"):format(
       self.live + b, name, shape_str(t.shape)))
     self.live = self.live + b
   end
@@ -195,7 +202,7 @@ function Builder:drop(name)
   if n > 0 then return end
   local b = bytes_of(t)
   self.live, self.dropped = self.live - b, self.dropped + b
-  if self.dropped >= COLLECT_BYTES then
+  if self.dropped >= math.max(COLLECT_BYTES, self.live) then
     collectgarbage()
     self.dropped = 0
   end
@@ -231,7 +238,7 @@ end
 -- layers counts n times), within model_bytes.
 function Builder:count_weights(bytes, what)
   self.weights = self.weights + bytes
-  M.limit("model_bytes", self.weights, ("the weights of the built layers (%.0f bytes, with %s)"):format(self.weights, what))
+  M.limit("model_bytes", self.weights, ("the size of the built layers' weights (%.0f bytes, with %s)"):format(self.weights, what))
 end
 
 local function spec_weights(spec)
@@ -248,7 +255,7 @@ end
 -- Counts a node's operations (estimated by M.work from the probe shapes) within probe_ops.
 function Builder:count_ops(ops, what)
   self.ops = self.ops + ops
-  M.limit("probe_ops", self.ops, ("the shape probe (%.0f operations with %s)"):format(self.ops, what))
+  M.limit("probe_ops", self.ops, ("the work of the shape probe (%.0f operations, with %s)"):format(self.ops, what))
 end
 
 -- Runs spec on args the way the probe does: its work counted before, every tensor it makes capped at
@@ -279,6 +286,7 @@ function Builder:add(spec)
     end
   end
   local y = self:evaluate(spec, args, self.limits.probe_bytes, "probe_bytes", "'" .. tostring(spec.name) .. "'")
+  if spec.module and spec.module.indices then spec.module.indices = nil end -- MaxPool2d's switches of the probe
   self:hold(spec.name, y)
 end
 

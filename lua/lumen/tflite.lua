@@ -68,15 +68,27 @@ function Op:check_strides()
   end
 end
 
--- The weight of a convolution in lumen's layout, made once per file tensor (operators may share one).
+-- The weight of a convolution in lumen's layout, made once per file tensor (operators may share one);
+-- second, whether an earlier operator already had it.
 local function layout(c, w, perm)
   local key = c.op.inputs[2] .. ":" .. table.concat(perm, ",")
   local t = c.env.permuted[key]
-  if not t then
-    t = lumen.permute(w, perm)
-    c.env.permuted[key] = t
-  end
-  return t
+  if t then return t, true end
+  t = lumen.permute(w, perm)
+  c.env.permuted[key] = t
+  return t, false
+end
+
+-- A module whose tensors are all given: built without drawing an initial weight when `shared` (its
+-- weight is another operator's), so 1,000 operators on one weight cost no 1,000 random draws of it.
+local function with_tensors(Module, cfg, tensors, shared)
+  local Base = require "lumen.nn.module"
+  local before = Base.skip_init
+  Base.skip_init = before or shared
+  local ok, m = pcall(Module, cfg)
+  Base.skip_init = before
+  if not ok then error(m, 0) end
+  return common.set_tensors(m, tensors)
 end
 
 local function conv(c, depthwise)
@@ -90,18 +102,19 @@ local function conv(c, depthwise)
     c:fail("weight %s and input %s must both be 4-D", lumen.shape_str(w), common.shape_str(c:tensor(1).shape))
   end
   local kh, kw = s[2], s[3]
+  local shared
   local cfg = { kernel_size = { kh, kw }, stride = { o.stride_h, o.stride_w }, bias = b ~= nil,
                 dilation = { o.dilation_h, o.dilation_w }, padding = c:pads(kh, kw) }
   if depthwise then
     if s[1] ~= 1 or s[4] % cin ~= 0 then c:fail("depthwise weight %s does not fit %d input channels", lumen.shape_str(w), cin) end
     cfg.in_channels, cfg.out_channels, cfg.groups = cin, s[4], cin
-    w = layout(c, w, { 4, 1, 2, 3 })                    -- (C*M, 1, KH, KW): output c*M + m reads input c
+    w, shared = layout(c, w, { 4, 1, 2, 3 })            -- (C*M, 1, KH, KW): output c*M + m reads input c
   else
     if s[4] < 1 or cin % s[4] ~= 0 then c:fail("weight %s does not fit %d input channels", lumen.shape_str(w), cin) end
     cfg.in_channels, cfg.out_channels, cfg.groups = cin, s[1], cin // s[4]
-    w = layout(c, w, { 1, 4, 2, 3 })                    -- (O, I, KH, KW)
+    w, shared = layout(c, w, { 1, 4, 2, 3 })            -- (O, I, KH, KW)
   end
-  return { module = common.set_tensors(lumen.nn.Conv2d(cfg), { weight = w, bias = b }) }
+  return { module = with_tensors(lumen.nn.Conv2d, cfg, { weight = w, bias = b }, shared) }
 end
 
 -- A constant operand of an elementwise op, in the runtime layout (4-D NHWC -> NCHW; a vector of

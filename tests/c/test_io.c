@@ -79,28 +79,52 @@ static int read_any(const char *path, lm_error *err) {
   return 1;
 }
 
+/* The piece of the message expected.txt gives for file `name`, or NULL (into buf). */
+static const char *expected_piece(const char *dir, const char *name, char *buf, size_t n) {
+  char path[512], line[1024];
+  snprintf(path, sizeof path, "%s/expected.txt", dir);
+  FILE *f = fopen(path, "r");
+  const char *found = NULL;
+  while (f && !found && fgets(line, sizeof line, f)) {
+    char *tab = strchr(line, '\t');
+    if (line[0] == '#' || !tab) continue;
+    *tab = 0;
+    if (strcmp(line, name)) continue;
+    line[strcspn(tab + 1, "\n") + (size_t)(tab + 1 - line)] = 0;
+    snprintf(buf, n, "%s", tab + 1);
+    found = buf;
+  }
+  if (f) fclose(f);
+  return found;
+}
+
 static void test_broken_corpus(void) {
   const char *dir = "tests/fixtures/broken";
   DIR *d = opendir(dir);
   CHECK(d, "cannot open %s (run from the repo root)", dir);
   if (!d) return;
-  int count = 0, verbose = getenv("LUMEN_TEST_VERBOSE") != NULL;
+  int count = 0, hostile = 0, verbose = getenv("LUMEN_TEST_VERBOSE") != NULL;
   int64_t live = lm_live_bytes();
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[512];
+    if (e->d_name[0] == '.' || !strcmp(e->d_name, "expected.txt")) continue;
+    char path[512], piece[512];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     lm_error err = {0};
     int accepted = read_any(path, &err);
     CHECK(!accepted, "%s was accepted (%s)", path, err.msg);
     CHECK(strstr(err.msg, path) == err.msg && strlen(err.msg) > strlen(path) + 4,
           "%s: message does not start with the file name: '%s'", path, err.msg);
+    if (expected_piece(dir, e->d_name, piece, sizeof piece)) {
+      CHECK(strstr(err.msg, piece), "%s: expected '%s' in '%s'", path, piece, err.msg);
+      hostile++;
+    }
     if (verbose) printf("%s\n", err.msg);
     count++;
   }
   closedir(d);
   CHECK(count >= 200, "only %d files in %s (regenerate with tools/make_broken_corpus.py)", count, dir);
+  CHECK(hostile >= 5, "expected.txt names only %d files of %s", hostile, dir);
   CHECK(lm_live_bytes() == live, "tensor bytes leaked on error paths: %lld", (long long)(lm_live_bytes() - live));
   printf("broken corpus: %d files refused\n", count);
 }
