@@ -25,7 +25,8 @@ static void *too_large(const char *path, size_t max_len, int limit, uint64_t siz
 }
 
 /* Opened without blocking (a FIFO nobody writes to would block open() for ever), then read blocking:
- * such a FIFO then reads as empty. regular_only refuses devices and pipes before reading. */
+ * such a FIFO then reads as empty. Devices (/dev/zero) are refused before reading, and pipes too when
+ * regular_only. */
 static void *read_file(const char *path, size_t *len, size_t max_len, int limit, int regular_only, lm_error *err) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
@@ -41,9 +42,9 @@ static void *read_file(const char *path, size_t *len, size_t max_len, int limit,
   else if (S_ISDIR(st.st_mode)) {
     fclose(f);
     return lm_fail_null(err, "%s: is a directory", path);
-  } else if (regular_only && !S_ISREG(st.st_mode)) {
+  } else if (!S_ISREG(st.st_mode) && (regular_only || !S_ISFIFO(st.st_mode))) { /* /dev/zero never ends */
     fclose(f);
-    return lm_fail_null(err, "%s: not a regular file", path);
+    return lm_fail_null(err, "%s: not a regular file%s", path, regular_only ? "" : " or a pipe");
   } else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_len) {
     fclose(f);
     return too_large(path, max_len, limit, (uint64_t)st.st_size, err);

@@ -23,7 +23,8 @@
 /* ---- files (gz.c) ----
  * The readers hold files to the limits file_bytes and gzip output to inflated_bytes (limits.c). */
 
-/* The whole file in a malloc'd buffer (free() it), NUL-terminated one past *len. Fails past max_len bytes. */
+/* The whole file in a malloc'd buffer (free() it), NUL-terminated one past *len. Fails past max_len bytes,
+ * and for devices (regular files and pipes only). */
 void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err);
 /* lm_read_file within the file_bytes limit, naming it when the file is larger. */
 void *lm_read_file_limited(const char *path, size_t *len, lm_error *err);

@@ -393,8 +393,9 @@ static uint64_t packed_count(const ProtobufCFieldDescriptor *fd, const uint8_t *
  * not a well-formed message (protobuf-c would refuse them too). */
 static int scan_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end, int depth,
                         scan_est *est) {
-  uint64_t counts[64] = {0}, occurrences = 0, unknown = 0;
+  uint64_t counts[64], occurrences = 0, unknown = 0; /* per field of desc */
   if (depth > MAX_NESTING || desc->n_fields > 64) return -1;
+  memset(counts, 0, desc->n_fields * sizeof *counts); /* not all 64: empty messages come by the million */
   est->bytes += desc->sizeof_message + ALLOC_COST;
   while (p < end) {
     uint64_t tag, len = 0;

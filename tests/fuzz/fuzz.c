@@ -36,6 +36,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+#ifdef FUZZ_TARGET_png
+#include <zlib.h>
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+
+/* PNG chunks carry CRCs, which random mutations break: every other mutation rewrites them, so the
+ * damage reaches past libpng's CRC check into IHDR's sizes and the image data. */
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+  size = LLVMFuzzerMutate(data, size, max_size);
+  for (size_t pos = 8; (seed & 1) && pos + 12 <= size;) {
+    size_t n = (size_t)data[pos] << 24 | (size_t)data[pos + 1] << 16 | (size_t)data[pos + 2] << 8 | data[pos + 3];
+    if (n > size - pos - 12) break;
+    uLong crc = crc32(0, data + pos + 4, (uInt)n + 4);
+    for (int i = 0; i < 4; i++) data[pos + 8 + n + (size_t)i] = (uint8_t)(crc >> (24 - 8 * i));
+    pos += 12 + n;
+  }
+  return size;
+}
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   RUN(FUZZ_TARGET)(data, len);
   return 0;

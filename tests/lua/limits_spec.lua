@@ -127,6 +127,7 @@ describe("every reader holds to the limits, naming the file, the limit and how t
     assert.is_nil(t)
     assert.equals("/dev/zero: not a regular file", msg)
     assert.equals("tests/fixtures: is a directory", select(2, lumen.labels("tests/fixtures")))
+    assert.equals("/dev/zero: not a regular file or a pipe", select(2, lumen.read_npy("/dev/zero")))
     local fifo = lumen.tmpname(".fifo")
     if os.execute("mkfifo " .. fifo .. " 2>/dev/null") then
       assert.equals(fifo .. ": not a regular file", select(2, lumen.labels(fifo))) -- and no hang opening it
@@ -158,26 +159,30 @@ describe("hostile files", function()
   write(script, [[
 local lumen = require "lumen"
 local p = lumen.args { path = "", kind = "" }
-local t0 = lumen.core.now()
+local t0 = os.clock() -- CPU time: the machine may be busy
 local readers = { png = lumen.core.png_load, npy = lumen.read_npy, safetensors = lumen.read_safetensors }
 local ok, a, b
 if readers[p.kind] then ok, a, b = true, readers[p.kind](p.path) if a == nil then ok, a = false, b end
 elseif p.path:match("%.tflite%.gz$") then ok, a = pcall(lumen.tflite.load, p.path) -- load_model takes .gz for ONNX
 else ok, a = pcall(lumen.load_model, p.path) end
-local dt = lumen.core.now() - t0
+local dt = os.clock() - t0
 local f = io.open("/proc/self/status")
 local hwm = f and tonumber(f:read("a"):match("VmHWM:%s*(%d+)")) or -1
 if f then f:close() end
 print(("%s\t%d\t%.3f\t%s"):format(ok and "ok" or "error", hwm, dt, ok and "" or tostring(a):gsub("\n", " ")))
 ]])
-  local function run(path, kind)
-    local h = assert(io.popen(("%q run %q path=%q kind=%q 2>&1"):format(exe, script, path, kind or "model")))
+  -- Starts a child reading path; finish(child) -> status, peak RSS in KiB, CPU seconds, message.
+  local function start(path, kind)
+    return assert(io.popen(("%q run %q path=%q kind=%q 2>&1"):format(exe, script, path, kind or "model")))
+  end
+  local function finish(h)
     local out = h:read("a")
     h:close()
     local status, kb, dt, msg = out:match("(%a+)\t(%-?%d+)\t([%d.]+)\t([^\n]*)")
     assert(status, "no report from the child: " .. out)
     return status, tonumber(kb), tonumber(dt), msg
   end
+  local function run(path, kind) return finish(start(path, kind)) end
   local asan = os.getenv("ASAN_OPTIONS") ~= nil
   local baseline = select(2, run(FIX .. "npy/f4_2x3x4.npy", "npy"))
   local BOUND_KB = 512 * 1024 -- peak RSS over the child's own baseline: refused before allocating, or bounded
@@ -197,10 +202,15 @@ print(("%s\t%d\t%.3f\t%s"):format(ok and "ok" or "error", hwm, dt, ok and "" or 
 
   it("is a named error (or a load, for the two valid ones) in bounded memory and time", function()
     assert(#cases >= 23, "only " .. #cases .. " hostile files")
-    local report = {}
-    for _, c in ipairs(cases) do
+    local report, children = {}, {}
+    for i, c in ipairs(cases) do -- four children at a time
       local kind = (c.kind == "png" or c.kind == "npy" or c.kind == "safetensors") and c.kind or "model"
-      local status, kb, dt, msg = run(c.path, kind)
+      children[i] = start(c.path, kind)
+      if i > 4 then cases[i - 4].result = table.pack(finish(children[i - 4])) end
+    end
+    for i = math.max(#cases - 3, 1), #cases do cases[i].result = table.pack(finish(children[i])) end
+    for _, c in ipairs(cases) do
+      local status, kb, dt, msg = table.unpack(c.result, 1, 4)
       if c.piece then
         assert.equals("error", status, c.path)
         assert(msg:sub(1, #c.path + 2) == c.path .. ": ", c.path .. ": message does not name the file: " .. msg)
@@ -208,20 +218,20 @@ print(("%s\t%d\t%.3f\t%s"):format(ok and "ok" or "error", hwm, dt, ok and "" or 
       else
         assert.equals("ok", status, c.path .. ": " .. msg)
       end
-      assert(dt < 20, ("%s took %.1f s"):format(c.path, dt))
+      assert(dt < 10, ("%s took %.1f s of CPU"):format(c.path, dt))
       if kb >= 0 and not asan then
         assert(kb - baseline < (c.bound or BOUND_KB), ("%s: peak RSS %d MiB over the baseline"):format(c.path, (kb - baseline) // 1024))
       end
-      report[#report + 1] = ("%-58s %6.1f MiB %6.2f s"):format(c.path, (kb - baseline) / 1024, dt)
+      report[#report + 1] = ("%-58s %6.1f MiB %6.2f s CPU"):format(c.path, (kb - baseline) / 1024, dt)
     end
     if os.getenv("LUMEN_TEST_VERBOSE") then print("\n" .. table.concat(report, "\n")) end
   end)
 
   it("parses 300,000 inputs against 300,000 initializers without a quadratic lookup", function()
     with_limits({ model_tensors = 1000000 }, function()
-      local t0 = lumen.core.now()
+      local t0 = os.clock()
       local msg = err_of(lumen.load_model, FIX .. "broken_models/inputs_300k.onnx.gz")
-      assert(lumen.core.now() - t0 < 15, "took " .. (lumen.core.now() - t0) .. " s")
+      assert(os.clock() - t0 < 10, "took " .. (os.clock() - t0) .. " s of CPU") -- quadratic: minutes
       assert.matches("inputs_300k.onnx.gz: ", msg, 1, true)
     end)
   end)
