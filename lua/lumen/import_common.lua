@@ -209,9 +209,11 @@ function Builder:drop(name)
 end
 
 -- A graph input of `shape` (nil when unknown) and dtype "float32" (probed with zeros) or "int64" (ones:
--- 1-based ids). The probe is made only once its size is known to fit probe_bytes.
+-- 1-based ids). The probe is made only once its size is known to fit probe_bytes. (A probe tensor in
+-- place of the shape is taken as it is.)
 function Builder:input(name, shape, dtype)
   self.inputs[#self.inputs + 1] = name
+  if lumen.is_tensor(shape) then return self:hold(name, shape) end -- a probe made by the caller
   if not shape then return end
   self.shapes[name] = shape
   local b = numel(shape) * (dtype == "int64" and 8 or 4)

@@ -524,6 +524,56 @@ static void test_gzip(void) {
   free(want);
 }
 
+/* ---- limits ---- */
+
+static void test_limits(void) {
+  lm_error err = {0};
+  CHECK(lm_limit_check(LM_LIMIT_IMAGE_PIXELS, 10, &err, "x.png", "ten") == 0, "within the limit");
+  CHECK(lm_image_check_size("big.png", 30000, 30000, &err) == -1 &&
+            !strcmp(err.msg, "big.png: image of 30000 x 30000 = 900000000 pixels exceeds the image_pixels limit of "
+                             "50000000 (lumen.limits{image_pixels = 900000000} raises it)"),
+        "%s", err.msg);
+  CHECK(lm_limit_fail(&err, LM_LIMIT_TENSOR_BYTES, 14400000000LL, NULL, "a tensor") == -1 &&
+            !strcmp(err.msg, "a tensor exceeds the tensor_bytes limit of 1073741824 (1 GiB) "
+                             "(lumen.limits{tensor_bytes = 14400000000} raises it)"),
+        "%s", err.msg);
+  /* sizes: the non-zero ones are bounded even when one is 0 */
+  int64_t zero_huge[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62}, numel = -1;
+  CHECK(lm_shape_check(LM_F32, 3, zero_huge, &numel, &err) == -1 && strstr(err.msg, "tensor too large"), "%s", err.msg);
+  int64_t empty[2] = {0, 1 << 20};
+  CHECK(lm_shape_check(LM_F32, 2, empty, &numel, &err) == 0 && numel == 0, "(0, 2^20) is a fine empty tensor");
+  /* the tensor cap, named by a limit or by what it is */
+  int64_t big[2] = {1000, 1000}, small[2] = {10, 10};
+  lm_tensor_cap_set(1000, LM_LIMIT_PROBE_BYTES, NULL);
+  lm_tensor *t = lm_tensor_new(LM_F32, 2, big, &err);
+  CHECK(!t && !strcmp(err.msg, "a tensor of shape (1000, 1000) (4000000 bytes) exceeds the probe_bytes limit of "
+                               "536870912 (512 MiB) (lumen.limits{probe_bytes = 4000000} raises it)"),
+        "%s", err.msg);
+  t = lm_tensor_new(LM_F32, 2, small, &err);
+  CHECK(t, "a 400-byte tensor under a 1000-byte cap: %s", err.msg);
+  lm_tensor_release(t);
+  lm_tensor_cap_set(16, -1, "the largest tensor in the file (16 bytes)");
+  CHECK(!lm_tensor_new(LM_F32, 2, small, &err) && strstr(err.msg, "is larger than the largest tensor in the file (16 bytes)"),
+        "%s", err.msg);
+  lm_tensor_cap_set(0, -1, NULL);
+  t = lm_tensor_new(LM_F32, 2, big, &err);
+  CHECK(t, "no cap: %s", err.msg);
+  lm_tensor_release(t);
+  /* each reader names its limit */
+  lm_limit_set(LM_LIMIT_INFLATED_BYTES, 100, &err);
+  size_t n;
+  CHECK(!lm_read_file_maybe_gz("tests/fixtures/npy/f4_2x3x4.npy.gz", &n, &err) &&
+            strstr(err.msg, "f4_2x3x4.npy.gz: the decompressed data (more than 100 bytes) exceeds the inflated_bytes limit"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_INFLATED_BYTES, (int64_t)1 << 30, &err);
+  CHECK(!lm_read_file_limited("/dev/zero", &n, &err) && !strcmp(err.msg, "/dev/zero: not a regular file or a pipe"),
+        "%s", err.msg);
+  CHECK(!lm_read_text("/dev/zero", &n, &err) && !strcmp(err.msg, "/dev/zero: not a regular file"), "%s", err.msg);
+  lm_safetensors *st = lm_safetensors_read("tests/fixtures/npy/empty.safetensors", &err);
+  CHECK(st && st->n == 0, "a safetensors file without tensors: %s", err.msg);
+  lm_safetensors_free(st);
+}
+
 int main(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmpdir, sizeof tmpdir, "%s/lumen_test_io_XXXXXX", base && *base ? base : "/tmp");
@@ -543,6 +593,7 @@ int main(void) {
   test_safetensors_read();
   test_safetensors_write();
   test_gzip();
+  test_limits();
   const char *files[] = {"round.png", "gray.png", "clamp.png", "w.npy", "r.npy", "w.safetensors", "r.safetensors"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) remove(tmp_path(files[i]));
   rmdir(tmpdir);

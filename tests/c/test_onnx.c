@@ -307,8 +307,47 @@ static void test_real_model(void) {
   lm_onnx_free(m);
 }
 
+/* The scan before unpacking: its estimate of a real model is close to the file, a bomb of empty
+ * entries is refused before protobuf-c runs, and counts are checked on the wire. */
+static void test_limits(void) {
+  lm_error err = {0};
+  size_t len;
+  uint8_t *seed = read_all(TEXTCNN, &len);
+  if (!seed) return;
+  /* a 4 KB model: about 21 KB of structs (a weight-heavy one is within 1% of its size: resnet18 46.95 MB
+   * for 46.81 MB) */
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)len + 32768, &err);
+  lm_onnx_model *m = lm_onnx_parse(seed, len, "textcnn.onnx", &err);
+  CHECK(m, "within its size + 32 KB: %s", err.msg);
+  lm_onnx_free(m);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)len / 2, &err);
+  CHECK(!lm_onnx_parse(seed, len, "textcnn.onnx", &err) && strstr(err.msg, "the size of the parsed model (about"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)1 << 30, &err);
+  /* 200,000 empty opset entries (2 bytes each) after the model: about 20 MB inside protobuf-c */
+  size_t extra = 400000;
+  uint8_t *bomb = malloc(len + extra);
+  memcpy(bomb, seed, len);
+  for (size_t i = 0; i < extra; i += 2) bomb[len + i] = 0x42, bomb[len + i + 1] = 0;
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, 8 << 20, &err);
+  CHECK(!lm_onnx_parse(bomb, len + extra, "bomb.onnx", &err) && strstr(err.msg, "bomb.onnx: the size of the parsed model") &&
+            strstr(err.msg, "model_bytes limit of 8388608 (8 MiB)"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)1 << 30, &err);
+  m = lm_onnx_parse(bomb, len + extra, "bomb.onnx", &err);
+  CHECK(m, "the same within 1 GiB: %s", err.msg);
+  lm_onnx_free(m);
+  free(bomb);
+  lm_limit_set(LM_LIMIT_MODEL_NODES, 3, &err);
+  CHECK(!lm_onnx_parse(seed, len, "textcnn.onnx", &err) &&
+            strstr(err.msg, "the number of nodes (10) exceeds the model_nodes limit of 3"), "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_NODES, 100000, &err);
+  free(seed);
+}
+
 int main(void) {
   int64_t live = lm_live_bytes();
+  test_limits();
   test_textcnn();
   test_tensor_types();
   test_bad_tensors();
