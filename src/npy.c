@@ -48,10 +48,10 @@ lm_tensor *lm_tensor_from_raw(lm_raw_type type, int ndim, const int64_t *shape, 
   int64_t *q = is_int ? lm_i64(t) : NULL;
   switch (type) {
   case LM_RAW_F32:
-    memcpy(f, p, (size_t)n * 4);
+    if (n) memcpy(f, p, (size_t)n * 4); /* an empty tensor's bytes may be NULL (found by fuzzing) */
     break;
   case LM_RAW_I64:
-    memcpy(q, p, (size_t)n * 8);
+    if (n) memcpy(q, p, (size_t)n * 8);
     break;
   case LM_RAW_F64:
     for (int64_t i = 0; i < n; i++) {

@@ -121,6 +121,21 @@ static void expect_error(Onnx__TensorProto *t, const char *piece, const char *wh
   lm_onnx_free(m);
 }
 
+/* Empty tensors: raw_data present but empty arrives as a NULL pointer from protobuf-c (the onnx fuzz
+ * target found memcpy(dst, NULL, 0), which UBSan reports). */
+static void test_empty_tensors(void) {
+  int64_t d0x4[] = {0, 4};
+  static const int types[] = {1, 6, 7, 16}; /* float, int32, int64, bfloat16 */
+  for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+    int type = types[k];
+    Onnx__TensorProto t = raw_tensor(type, d0x4, 2, NULL, 0);
+    lm_error err = {0};
+    lm_onnx_model *m = parse_tensor(&t, &err);
+    CHECK(m && m->inits[0].t->numel == 0 && m->inits[0].t->shape[1] == 4, "empty tensor of type %d: %s", type, err.msg);
+    lm_onnx_free(m);
+  }
+}
+
 static void test_tensor_types(void) {
   int64_t d3[] = {3}, d2x2[] = {2, 2};
   uint8_t i8[] = {0xfd, 0x7f, 0x80};
@@ -348,6 +363,7 @@ static void test_limits(void) {
 int main(void) {
   int64_t live = lm_live_bytes();
   test_limits();
+  test_empty_tensors();
   test_textcnn();
   test_tensor_types();
   test_bad_tensors();
