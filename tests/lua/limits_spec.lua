@@ -197,7 +197,7 @@ print(("%s\t%d\t%.3f\t%s"):format(ok and "ok" or "error", hwm, dt, ok and "" or 
       end
     end
   end
-  cases[#cases + 1] = { path = FIX .. "broken_models/pools_400.onnx", bound = 96 * 1024 } -- valid: loads, 300 MB kept before
+  cases[#cases + 1] = { path = FIX .. "broken_models/pools_400.onnx.gz", bound = 96 * 1024 } -- valid: loads, 300 MB kept before
   cases[#cases + 1] = { path = FIX .. "broken_models/shared_buffer.tflite.gz" }     -- valid: loads
 
   it("is a named error (or a load, for the two valid ones) in bounded memory and time", function()
