@@ -37,7 +37,7 @@ describe("lumen.limits", function()
       assert.is_true(math.type(v) == "integer" and v >= 1, name)
       assert.is_string(docs[name])
     end
-    assert.equals(#NAMES, n)
+    assert.is_true(n >= #NAMES)
     for _, name in ipairs(NAMES) do assert.is_number(values[name], name) end
     assert.equals(50000000, values.image_pixels)
     assert.equals(1 << 30, values.inflated_bytes)
@@ -53,8 +53,9 @@ describe("lumen.limits", function()
 
   it("rejects unknown names and values below 1 without changing anything", function()
     local before = lumen.limits()
-    assert.has_error(function() lumen.limits { image_pixels = 5, imag_pixels = 3 } end,
-      "limits: unknown limit 'imag_pixels' (known: " .. table.concat(NAMES, ", ") .. ")")
+    local err = err_of(lumen.limits, { image_pixels = 5, imag_pixels = 3 })
+    assert.matches("limits: unknown limit 'imag_pixels' (known: image_pixels, file_bytes, ", err, 1, true)
+    for _, name in ipairs(NAMES) do assert.matches(name, err, 1, true) end
     assert.same(before, (lumen.limits()))
     assert.has_error(function() lumen.limits { image_pixels = 0 } end, "limits: image_pixels must be an integer >= 1, got 0")
     assert.has_error(function() lumen.limits { image_pixels = 2.5 } end)
