@@ -1,26 +1,53 @@
 /* gz.c — whole files in and out of memory, and gzip decompression (zlib) with a cap on the
- * output so that a small hostile file cannot make us allocate gigabytes. */
+ * output so that a small hostile file cannot make us allocate gigabytes. The readers' defaults are
+ * the limits file_bytes and inflated_bytes (limits.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "lumen.h"
 
-void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return lm_fail_null(err, "%s: cannot open: %s", path, strerror(errno));
+/* The message for a file over max_len bytes (size: its size, or 0 when it does not tell), naming
+ * the limit when max_len is one. */
+static void *too_large(const char *path, size_t max_len, int limit, uint64_t size, lm_error *err) {
+  if (limit < 0) return lm_fail_null(err, "%s: file is larger than the %zu-byte limit", path, max_len);
+  if (size)
+    lm_limit_fail(err, (lm_limit)limit, size > INT64_MAX ? INT64_MAX : (int64_t)size, path, "the file (%llu bytes)",
+                  (unsigned long long)size);
+  else
+    lm_limit_fail(err, (lm_limit)limit, (int64_t)max_len + 1, path, "the file (more than %zu bytes)", max_len);
+  return NULL;
+}
+
+/* Opened without blocking (a FIFO nobody writes to would block open() for ever), then read blocking:
+ * such a FIFO then reads as empty. Devices (/dev/zero) are refused before reading, and pipes too when
+ * regular_only. */
+static void *read_file(const char *path, size_t *len, size_t max_len, int limit, int regular_only, lm_error *err) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+  if (!f) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return lm_fail_null(err, "%s: cannot open: %s", path, strerror(e));
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   struct stat st;
   if (fstat(fileno(f), &st) != 0)
     st.st_size = 0;
   else if (S_ISDIR(st.st_mode)) {
     fclose(f);
     return lm_fail_null(err, "%s: is a directory", path);
+  } else if (!S_ISREG(st.st_mode) && (regular_only || !S_ISFIFO(st.st_mode))) { /* /dev/zero never ends */
+    fclose(f);
+    return lm_fail_null(err, "%s: not a regular file%s", path, regular_only ? "" : " or a pipe");
   } else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_len) {
     fclose(f);
-    return lm_fail_null(err, "%s: file is larger than the %zu-byte limit", path, max_len);
+    return too_large(path, max_len, limit, (uint64_t)st.st_size, err);
   }
   /* Regular files tell their size; pipes and devices grow the buffer as they go. */
   size_t cap = (st.st_size > 0 && (uint64_t)st.st_size <= max_len) ? (size_t)st.st_size + 1 : 65536;
@@ -52,11 +79,23 @@ void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err)
   }
   if (n > max_len) {
     free(buf);
-    return lm_fail_null(err, "%s: file is larger than the %zu-byte limit", path, max_len);
+    return too_large(path, max_len, limit, 0, err);
   }
   buf[n] = 0; /* n < cap always holds here */
   *len = n;
   return buf;
+}
+
+void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err) {
+  return read_file(path, len, max_len, -1, 0, err);
+}
+
+void *lm_read_file_limited(const char *path, size_t *len, lm_error *err) {
+  return read_file(path, len, (size_t)lm_limit_get(LM_LIMIT_FILE_BYTES), LM_LIMIT_FILE_BYTES, 0, err);
+}
+
+void *lm_read_text(const char *path, size_t *len, lm_error *err) {
+  return read_file(path, len, (size_t)lm_limit_get(LM_LIMIT_TEXT_BYTES), LM_LIMIT_TEXT_BYTES, 1, err);
 }
 
 int lm_write_file(const char *path, int n, const void *const *bufs, const size_t *lens, lm_error *err) {
@@ -87,7 +126,8 @@ static size_t first_capacity(const unsigned char *data, size_t len, size_t max_l
   return hint > max_len ? max_len + 1 : hint + 1; /* +1: room to notice the cap and to NUL-terminate */
 }
 
-void *lm_gunzip(const char *name, const void *data, size_t len, size_t *out_len, size_t max_len, lm_error *err) {
+static void *gunzip(const char *name, const void *data, size_t len, size_t *out_len, size_t max_len, int limit,
+                    lm_error *err) {
   const unsigned char *in = data;
   if (len < 2 || in[0] != 0x1f || in[1] != 0x8b) return lm_fail_null(err, "%s: not a gzip file (bad magic)", name);
   size_t cap = first_capacity(in, len, max_len), n = 0, pos = 0;
@@ -138,6 +178,11 @@ void *lm_gunzip(const char *name, const void *data, size_t len, size_t *out_len,
   inflateEnd(&z);
   if (!why && n > max_len) {
     free(out);
+    if (limit >= 0) {
+      lm_limit_fail(err, (lm_limit)limit, (int64_t)max_len + 1, name, "the decompressed data (more than %zu bytes)",
+                    max_len);
+      return NULL;
+    }
     return lm_fail_null(err, "%s: decompressed size exceeds the %zu-byte limit", name, max_len);
   }
   if (!why && n == cap) { /* room for the terminating NUL */
@@ -156,24 +201,32 @@ void *lm_gunzip(const char *name, const void *data, size_t len, size_t *out_len,
   return out;
 }
 
+void *lm_gunzip(const char *name, const void *data, size_t len, size_t *out_len, size_t max_len, lm_error *err) {
+  return gunzip(name, data, len, out_len, max_len, -1, err);
+}
+
+void *lm_gunzip_limited(const char *name, const void *data, size_t len, size_t *out_len, lm_error *err) {
+  return gunzip(name, data, len, out_len, (size_t)lm_limit_get(LM_LIMIT_INFLATED_BYTES), LM_LIMIT_INFLATED_BYTES, err);
+}
+
 void *lm_gunzip_file(const char *path, size_t *len, size_t max_len, lm_error *err) {
   size_t n;
-  void *raw = lm_read_file(path, &n, max_len, err);
+  void *raw = lm_read_file_limited(path, &n, err);
   if (!raw) return NULL;
-  void *out = lm_gunzip(path, raw, n, len, max_len, err);
+  void *out = max_len ? lm_gunzip(path, raw, n, len, max_len, err) : lm_gunzip_limited(path, raw, n, len, err);
   free(raw);
   return out;
 }
 
 void *lm_read_file_maybe_gz(const char *path, size_t *len, lm_error *err) {
   size_t n;
-  unsigned char *raw = lm_read_file(path, &n, LM_GZ_MAX_BYTES, err);
+  unsigned char *raw = lm_read_file_limited(path, &n, err);
   if (!raw) return NULL;
   if (n < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
     *len = n;
     return raw;
   }
-  void *out = lm_gunzip(path, raw, n, len, LM_GZ_MAX_BYTES, err);
+  void *out = lm_gunzip_limited(path, raw, n, len, err);
   free(raw);
   return out;
 }

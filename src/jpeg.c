@@ -147,11 +147,7 @@ static int decode_pixels(struct jpeg_decompress_struct *d, jpeg_job *j, const vo
   jpeg_mem_src(d, (const unsigned char *)data, (unsigned long)len);
   jpeg_save_markers(d, JPEG_APP0 + 1, 0xffff);
   jpeg_read_header(d, TRUE);
-  int64_t pixels = (int64_t)d->image_width * d->image_height, limit = lm_limit_get(LM_LIMIT_IMAGE_PIXELS);
-  if (pixels > limit)
-    return lm_fail(j->e.err, "%s: image is %u x %u = %lld pixels, over the image_pixels limit of %lld "
-                   "(lumen.limits{image_pixels = n} raises it)", j->e.name, d->image_width, d->image_height,
-                   (long long)pixels, (long long)limit);
+  if (lm_image_check_size(j->e.name, d->image_width, d->image_height, j->e.err)) return -1;
   switch (d->jpeg_color_space) {
     case JCS_GRAYSCALE: d->out_color_space = JCS_GRAYSCALE; break;
     case JCS_YCbCr:

@@ -22,19 +22,28 @@
 #error "lumen's file formats assume a little-endian host"
 #endif
 
-/* ---- files (gz.c) ---- */
-#define LM_GZ_MAX_BYTES ((size_t)1 << 32) /* default cap on decompressed output: 4 GiB */
+/* ---- files (gz.c) ----
+ * The readers hold files to the limits file_bytes and gzip output to inflated_bytes (limits.c). */
 
-/* The whole file in a malloc'd buffer (free() it), NUL-terminated one past *len. Fails past max_len bytes. */
+/* The whole file in a malloc'd buffer (free() it), NUL-terminated one past *len. Fails past max_len bytes,
+ * and for devices (regular files and pipes only). */
 void *lm_read_file(const char *path, size_t *len, size_t max_len, lm_error *err);
+/* lm_read_file within the file_bytes limit, naming it when the file is larger. */
+void *lm_read_file_limited(const char *path, size_t *len, lm_error *err);
+/* A text file read whole (label files): regular files only, within the text_bytes limit. */
+void *lm_read_text(const char *path, size_t *len, lm_error *err);
 /* Writes the n buffers one after another to path; on failure removes the partial file. */
 int lm_write_file(const char *path, int n, const void *const *bufs, const size_t *lens, lm_error *err);
 /* Decompresses gzip data (one or more members, CRC and length checked) into a malloc'd buffer,
  * failing if the output would exceed max_len bytes. `name` prefixes error messages. */
 void *lm_gunzip(const char *name, const void *data, size_t len, size_t *out_len, size_t max_len, lm_error *err);
-/* lm_read_file + lm_gunzip; fails if the file does not start with the gzip magic (1f 8b). */
+/* lm_gunzip within the inflated_bytes limit, naming it when the output would be larger. */
+void *lm_gunzip_limited(const char *name, const void *data, size_t len, size_t *out_len, lm_error *err);
+/* lm_read_file_limited + lm_gunzip (max_len 0: lm_gunzip_limited); fails if the file does not start
+ * with the gzip magic (1f 8b). */
 void *lm_gunzip_file(const char *path, size_t *len, size_t max_len, lm_error *err);
-/* The file's bytes, decompressed when it starts with the gzip magic (at most LM_GZ_MAX_BYTES). */
+/* The file's bytes (within file_bytes), decompressed (within inflated_bytes) when it starts with the
+ * gzip magic. */
 void *lm_read_file_maybe_gz(const char *path, size_t *len, lm_error *err);
 
 /* ---- raw little-endian elements (npy.c) ----
@@ -56,9 +65,8 @@ lm_tensor *lm_tensor_from_raw(lm_raw_type type, int ndim, const int64_t *shape, 
 /* ---- PNG (png.c: the only file that includes png.h) ----
  * Reading keeps the file's channels: gray 1, gray+alpha 2, RGB 3, RGBA 4; palettes expand to RGB,
  * tRNS to an alpha channel; 8-bit samples become v/255, 16-bit v/65535. Interlacing is handled.
- * Images over the image_pixels limit (width x height, lm_limit_get(LM_LIMIT_IMAGE_PIXELS)) are
- * refused before allocating; the writer takes at most LM_PNG_MAX_VALUES samples. */
-#define LM_PNG_MAX_VALUES ((int64_t)1 << 28)
+ * Images over the image_pixels limit (width * height) are refused before anything is allocated, and
+ * decoding needs the result and one row (no whole-image buffer). */
 lm_tensor *lm_png_decode(const char *name, const void *data, size_t len, lm_error *err); // (C, H, W)
 lm_tensor *lm_png_read(const char *path, lm_error *err);                                 // (C, H, W)
 /* 8-bit PNG of a float32 (C, H, W) tensor, C in 1..4, or (H, W) as gray; values clamped to [0, 1],

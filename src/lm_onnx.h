@@ -9,6 +9,9 @@
  * The parser checks what protobuf-c cannot: every tensor's data length against its dims and data
  * type, dims within LM_MAX_DIMS and LM_MAX_BYTES, node/graph strings present. Tensors stored in
  * external files are rejected. It does not interpret operators: that is lua/lumen/onnx.lua's job.
+ * Limits (limits.c), checked before the work they bound: model_nodes and model_tensors (counted on
+ * the wire before unpacking), model_bytes (the unpacked message, estimated first and then enforced
+ * by protobuf-c's allocator; the decoded tensors), tensor_bytes (each tensor).
  *
  * Tensors (initializers, tensor attributes) become lumen tensors: float32 for float, double,
  * float16 and bfloat16 data (the half types from raw_data only), int64 for every integer type

@@ -8,6 +8,10 @@
  *
  * Only subgraph 0 is read. Every offset, vtable and vector is checked against the file before it
  * is read, and the reader never recurses, so a corrupted file gives "file: reason", never a crash.
+ * Limits (limits.c): model_tensors and model_nodes on the counts, tensor_bytes on each constant,
+ * model_bytes on every copy the parse makes (strings, index lists, dequantized constants, and the
+ * binding's Lua tables of them); constants with the same bytes, type and per-tensor quantization share
+ * one tensor (views of it), so many tensors on one buffer cost one decode.
  *
  * Constant tensors come out dequantized: real = scale * (q - zero_point), per channel along
  * `quant_dim` where the file gives one scale per channel. int32 biases of convolutions without

@@ -9,7 +9,8 @@
  *   core.npy_write(path, t)        -> true | nil, msg
  *   core.safetensors_read(path)    -> {name = tensor}, {key = value} | nil, msg
  *   core.safetensors_write(path, {name = tensor} [, {key = value}]) -> true | nil, msg
- *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg
+ *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg (max_bytes 0 or absent: the inflated_bytes limit)
+ *   core.read_text(path) -> string | nil, msg (regular files only, within the text_bytes limit)
  *   core.list_dir(path)            -> sorted array of the names in a folder (no "." or "..") | nil, msg
  *   core.is_dir(path)              -> true when path is a folder
  *
@@ -174,7 +175,7 @@ static int l_safetensors_write(lua_State *L) {
 
 static int l_gunzip_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Integer max = luaL_optinteger(L, 2, (lua_Integer)LM_GZ_MAX_BYTES);
+  lua_Integer max = luaL_optinteger(L, 2, 0); /* 0: the inflated_bytes limit */
   luaL_argcheck(L, max >= 0, 2, "must be non-negative");
   lm_error err = {0};
   size_t len;
@@ -225,12 +226,25 @@ static int l_is_dir(lua_State *L) {
   return 1;
 }
 
+static int l_read_text(lua_State *L) { /* read_text(path) -> string | nil, msg: regular files, text_bytes */
+  const char *path = luaL_checkstring(L, 1);
+  lm_error err = {0};
+  size_t len;
+  lmL_Box *b = lmL_push_box(L, free);
+  b->p = lm_read_text(path, &len, &err);
+  if (!b->p) return fail(L, &err);
+  lua_pushlstring(L, b->p, len);
+  lmL_box_release(b);
+  return 1;
+}
+
 static const luaL_Reg fns[] = {{"image_load", l_image_load},
                                {"jpeg_load", l_jpeg_load},
                                {"jpeg_save", l_jpeg_save},
                                {"list_dir", l_list_dir},
                                {"is_dir", l_is_dir},
                                {"png_load", l_png_load},
+                               {"read_text", l_read_text},
                                {"png_save", l_png_save},
                                {"npy_read", l_npy_read},
                                {"npy_write", l_npy_write},

@@ -280,7 +280,55 @@ static int s_build(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
+/* An integer from a Lua number that may exceed int64 (sizes computed in floats): saturates. */
+static int64_t big_integer(lua_State *L, int idx) {
+  if (lua_isinteger(L, idx)) return lua_tointeger(L, idx);
+  lua_Number v = luaL_checknumber(L, idx);
+  return v >= 9.2e18 ? INT64_MAX : v <= 0 ? 0 : (int64_t)v;
+}
+
+static lm_limit check_limit_name(lua_State *L, int idx) {
+  const char *name = luaL_checkstring(L, idx);
+  int k = lm_limit_find(name);
+  if (k < 0) luaL_argerror(L, idx, lua_pushfstring(L, "no limit named '%s'", name));
+  return (lm_limit)k;
+}
+
+/* limit_check(name, value, what [, file]): nothing when value is within the limit `name`, else raises
+ * "[file: ]what exceeds the name limit of ... (lumen.limits{name = value} raises it)". */
+static int s_limit_check(lua_State *L) {
+  lm_limit k = check_limit_name(L, 1);
+  int64_t v = big_integer(L, 2);
+  const char *what = luaL_checkstring(L, 3), *file = luaL_optstring(L, 4, NULL);
+  lm_error err = {0};
+  if (lm_limit_check(k, v, &err, file, "%s", what)) { /* no position: the message is the user's */
+    lua_pushstring(L, err.msg);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+/* tensor_cap([bytes, limit_name | nil, why]) -> the previous bytes, limit name (or nil), why; with
+ * arguments sets the cap on every tensor made from now on (bytes 0: none). See lm_tensor_cap_set. */
+static int s_tensor_cap(lua_State *L) {
+  int limit;
+  const char *why;
+  lua_pushinteger(L, lm_tensor_cap_get(&limit, &why));
+  if (limit >= 0)
+    lua_pushstring(L, lm_limit_name((lm_limit)limit));
+  else
+    lua_pushnil(L);
+  lua_pushstring(L, why);
+  if (lua_gettop(L) > 3) {
+    int64_t bytes = big_integer(L, 1);
+    int k = lua_isnoneornil(L, 2) ? -1 : (int)check_limit_name(L, 2);
+    lm_tensor_cap_set(bytes, k, luaL_optstring(L, 3, ""));
+  }
+  return 3;
+}
+
+static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"limit_check", s_limit_check},
+                               {"tensor_cap", s_tensor_cap}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
                                {"live_bytes", s_live_bytes}, {"set_threads", s_set_threads}, {"get_threads", s_get_threads},
                                {"lstat", s_lstat}, {"stat", s_stat}, {"listdir", s_listdir}, {"getcwd", s_getcwd},

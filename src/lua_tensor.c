@@ -339,7 +339,7 @@ static int t_view(lua_State *L) { /* view(t, shape) shares storage; -1 infers on
       } else {
         if (v < 0) return luaL_error(L, "reshape: negative size %I", (lua_Integer)v);
         shape[i] = v;
-        known *= v;
+        known = v && known > INT64_MAX / v ? INT64_MAX : known * v; /* saturates: lm_tensor_view refuses it */
       }
     }
     if (infer >= 0) {

@@ -71,10 +71,14 @@ typedef enum {
   LM_LIMIT_IMAGE_PIXELS,   /* width x height of a decoded image (default 50 million) */
   LM_LIMIT_FILE_BYTES,     /* bytes of a file read whole (2 GiB) */
   LM_LIMIT_INFLATED_BYTES, /* bytes a gzip stream may inflate to (1 GiB) */
-  LM_LIMIT_TENSOR_BYTES,   /* bytes of one tensor a file declares (1 GiB) */
+  LM_LIMIT_TENSOR_BYTES,   /* bytes of one tensor a file declares, or made while building from it (1 GiB) */
   LM_LIMIT_MODEL_NODES,    /* nodes / operators / layers of a model file (100,000) */
   LM_LIMIT_MODEL_TENSORS,  /* tensors / initializers / buffers of a model file (100,000) */
   LM_LIMIT_JPEG_SCANS,     /* scans of a progressive JPEG (1,000) */
+  LM_LIMIT_MODEL_BYTES,    /* bytes a model file decodes to: parsed structure, weights as tensors (1 GiB) */
+  LM_LIMIT_PROBE_BYTES,    /* bytes of probe tensors alive during an importer's shape probe (512 MiB) */
+  LM_LIMIT_PROBE_OPS,      /* operations of an importer's shape probe, in all (2e10) */
+  LM_LIMIT_TEXT_BYTES,     /* bytes of a text file read whole into lines (16 MiB) */
   LM_LIMIT_COUNT
 } lm_limit;
 int64_t lm_limit_get(lm_limit k);
@@ -82,6 +86,23 @@ int lm_limit_set(lm_limit k, int64_t value, lm_error *err); /* value >= 1 */
 const char *lm_limit_name(lm_limit k);                       /* "image_pixels" */
 const char *lm_limit_doc(lm_limit k);                        /* one line for docs and errors */
 int lm_limit_find(const char *name);                         /* the lm_limit, or -1 */
+/* The one form of a limit error, returning -1:
+ *   "<file>: <what> exceeds the <name> limit of <value> (lumen.limits{<name> = <needed>} raises it)"
+ * `what` is printf-formatted; file may be NULL (no prefix). */
+int lm_limit_fail(lm_error *err, lm_limit k, int64_t needed, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* 0 when value is within the limit, else lm_limit_fail(err, k, value, file, fmt, ...). */
+int lm_limit_check(lm_limit k, int64_t value, lm_error *err, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* image_pixels for an image of width x height, before anything is allocated (the PNG and JPEG
+ * readers): "cat.png: image of 30000 x 30000 = 900000000 pixels exceeds the image_pixels limit ...". */
+int lm_image_check_size(const char *file, int64_t width, int64_t height, lm_error *err);
+/* The tensor cap: while set (bytes > 0), lm_shape_check refuses any tensor over `bytes`, naming the
+ * limit `limit` (an lm_limit) or, when limit is -1, saying it is larger than `why`. Loaders set it
+ * while they build a model from a file and restore the previous cap after. */
+void lm_tensor_cap_set(int64_t bytes, int limit, const char *why);
+int64_t lm_tensor_cap_get(int *limit, const char **why); /* bytes (0: none) */
+int lm_tensor_cap_check(int64_t nbytes, const char *shape, lm_error *err); /* 0 when within */
 
 /* ---- memory (tensor.c) ----
  * Storage bytes go through one allocator with lua_Alloc's signature, so an embedding
@@ -107,7 +128,8 @@ lm_tensor *lm_tensor_narrow0(lm_tensor *t, int64_t start, int64_t len, lm_error 
 lm_tensor *lm_tensor_retain(lm_tensor *t);
 void lm_tensor_release(lm_tensor *t); /* NULL-safe */
 lm_tensor *lm_tensor_to_dtype(const lm_tensor *t, lm_dtype dtype, lm_error *err);
-/* Checks ndim/shape and computes numel with overflow and LM_MAX_BYTES checks. */
+/* Checks ndim/shape and computes numel: sizes non-negative, the product of the non-zero sizes within
+ * LM_MAX_BYTES (so strides cannot overflow even when numel is 0), and the bytes within the tensor cap. */
 int lm_shape_check(lm_dtype dtype, int ndim, const int64_t *shape, int64_t *numel, lm_error *err);
 int lm_same_shape(const lm_tensor *a, const lm_tensor *b);
 /* "(2, 3, 4)" into buf. */

@@ -48,10 +48,10 @@ lm_tensor *lm_tensor_from_raw(lm_raw_type type, int ndim, const int64_t *shape, 
   int64_t *q = is_int ? lm_i64(t) : NULL;
   switch (type) {
   case LM_RAW_F32:
-    memcpy(f, p, (size_t)n * 4);
+    if (n) memcpy(f, p, (size_t)n * 4); /* an empty tensor's bytes may be NULL (found by fuzzing) */
     break;
   case LM_RAW_I64:
-    memcpy(q, p, (size_t)n * 8);
+    if (n) memcpy(q, p, (size_t)n * 8);
     break;
   case LM_RAW_F64:
     for (int64_t i = 0; i < n; i++) {
@@ -256,6 +256,9 @@ lm_tensor *lm_npy_decode(const char *name, const void *data, size_t len, lm_erro
   int64_t numel;
   lm_dtype out = h.type == LM_RAW_I32 || h.type == LM_RAW_I64 ? LM_I64 : LM_F32;
   if (lm_shape_check(out, h.ndim, h.shape, &numel, &shape_err)) return lm_fail_null(err, "%s: %s", name, shape_err.msg);
+  if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, numel * (int64_t)lm_dtype_size(out), err, name, "the array (%lld elements)",
+                     (long long)numel))
+    return NULL;
   uint64_t need = (uint64_t)numel * lm_raw_size(h.type), have = len - prefix - hlen;
   if (have != need)
     return lm_fail_null(err, "%s: %s: the shape needs %llu bytes of data, the file holds %llu", name,
@@ -268,7 +271,7 @@ lm_tensor *lm_npy_decode(const char *name, const void *data, size_t len, lm_erro
 
 lm_tensor *lm_npy_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)LM_MAX_BYTES + 4096, err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_tensor *t = lm_npy_decode(path, data, len, err);
   free(data);

@@ -1,6 +1,12 @@
 /* onnx.c — ONNX ModelProto -> lm_onnx_model. protobuf-c does the wire format (every length
  * checked against the buffer); this file checks what the schema cannot: each tensor's payload
- * against its dims and data type, ranks and sizes, names present, external data refused. */
+ * against its dims and data type, ranks and sizes, names present, external data refused.
+ *
+ * protobuf-c allocates for every element of every repeated field as it unpacks (about 100 bytes for
+ * a 2-byte empty entry), so a small file could ask for gigabytes. Before unpacking, a scan of the
+ * wire format driven by protobuf-c's own descriptors counts the graph's nodes and tensors and
+ * estimates what unpacking will allocate; those are held to the limits model_nodes, model_tensors
+ * and model_bytes, and unpacking itself runs on an allocator that stops at model_bytes. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +122,10 @@ static lm_tensor *typed_tensor(const Onnx__TensorProto *tp, int t, lm_error *err
   return r;
 }
 
-/* A lumen tensor from a TensorProto. `what` names it in messages ("initializer 'fc.weight'"). */
-static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *file, const char *what, lm_error *err) {
+/* A lumen tensor from a TensorProto. `what` names it in messages ("initializer 'fc.weight'");
+ * *decoded counts the bytes of the model's tensors so far, held to model_bytes. */
+static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *file, const char *what, int64_t *decoded,
+                                    lm_error *err) {
   if ((tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
       tp->n_external_data > 0)
     return lm_fail_null(err, "%s: %s keeps its data in an external file, which lumen does not read "
@@ -134,6 +142,12 @@ static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *fil
   lm_error e = {0};
   if (lm_shape_check(is_float_type(t) ? LM_F32 : LM_I64, (int)tp->n_dims, tp->dims, &numel, &e))
     return lm_fail_null(err, "%s: %s: %s", file, what, e.msg);
+  int64_t nbytes = numel * (is_float_type(t) ? 4 : 8); /* as float32 or int64 */
+  if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, nbytes, err, file, "%s (%lld elements)", what, (long long)numel) ||
+      lm_limit_check(LM_LIMIT_MODEL_BYTES, *decoded + nbytes, err, file, "the size of the model's tensors (%lld bytes, with %s)",
+                     (long long)(*decoded + nbytes), what))
+    return NULL;
+  *decoded += nbytes;
   char shp[160];
   /* Sizes are checked before anything is allocated: a lying header cannot make us allocate. */
   if (tp->has_raw_data && (tp->raw_data.len / esize != (size_t)numel || tp->raw_data.len % esize))
@@ -192,7 +206,7 @@ static lm_onnx_attr_kind attr_kind(const Onnx__AttributeProto *a) {
 }
 
 static int attr_from_proto(const Onnx__AttributeProto *a, lm_onnx_attr *out, const char *file, const char *node,
-                           lm_error *err) {
+                           int64_t *decoded, lm_error *err) {
   if (!a->name || !*a->name) return lm_fail(err, "%s: node '%s' has an attribute without a name", file, node);
   out->name = a->name;
   out->kind = attr_kind(a);
@@ -207,7 +221,7 @@ static int attr_from_proto(const Onnx__AttributeProto *a, lm_onnx_attr *out, con
     if (!a->t) return lm_fail(err, "%s: node '%s': tensor attribute '%s' holds no tensor", file, node, a->name);
     char what[300];
     snprintf(what, sizeof what, "attribute '%s' of node '%s'", a->name, node);
-    out->t = tensor_from_proto(a->t, file, what, err);
+    out->t = tensor_from_proto(a->t, file, what, decoded, err);
     if (!out->t) return -1;
   }
   return 0;
@@ -219,7 +233,8 @@ static const char *node_label(const Onnx__NodeProto *n) {
   return n->n_output ? str(n->output[0]) : "";
 }
 
-static int node_from_proto(const Onnx__NodeProto *n, int index, lm_onnx_node *out, const char *file, lm_error *err) {
+static int node_from_proto(const Onnx__NodeProto *n, int index, lm_onnx_node *out, const char *file, int64_t *decoded,
+                           lm_error *err) {
   if (!n->op_type || !*n->op_type) return lm_fail(err, "%s: node %d has no operator type", file, index + 1);
   const char *label = node_label(n);
   if (n->n_output == 0 || !*n->output[0])
@@ -237,7 +252,7 @@ static int node_from_proto(const Onnx__NodeProto *n, int index, lm_onnx_node *ou
   if (!out->attrs) return lm_fail(err, "%s: out of memory", file);
   for (size_t a = 0; a < n->n_attribute; a++) {
     out->n_attrs = (int)a + 1; /* so lm_onnx_free releases what was made */
-    if (attr_from_proto(n->attribute[a], &out->attrs[a], file, label, err)) return -1;
+    if (attr_from_proto(n->attribute[a], &out->attrs[a], file, label, decoded, err)) return -1;
   }
   return 0;
 }
@@ -251,16 +266,18 @@ static int64_t default_opset(const Onnx__ModelProto *mp) {
   return 0;
 }
 
-static int is_initializer(const Onnx__GraphProto *g, const char *name) {
-  for (size_t i = 0; i < g->n_initializer; i++)
-    if (!strcmp(str(g->initializer[i]->name), name)) return 1;
-  return 0;
-}
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *err) {
   const char *file = m->file;
   const Onnx__GraphProto *g = mp->graph;
   if (!g) return lm_fail(err, "%s: not an ONNX model (no graph)", file);
+  /* The scan before unpacking checked these; the unpacked message is what counts. */
+  size_t n_tensors = g->n_initializer + g->n_input + g->n_output;
+  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)g->n_node, err, file, "the number of nodes (%zu)", g->n_node) ||
+      lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)n_tensors, err, file,
+                     "the number of initializers, inputs and outputs (%zu)", n_tensors))
+    return -1;
   if (g->n_node > INT_MAX || g->n_initializer > INT_MAX || g->n_input > INT_MAX || g->n_output > INT_MAX)
     return lm_fail(err, "%s: graph too large", file);
   m->ir_version = mp->ir_version;
@@ -270,29 +287,46 @@ static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *er
   m->outputs = calloc(g->n_output + 1, sizeof *m->outputs);
   m->inits = calloc(g->n_initializer + 1, sizeof *m->inits);
   m->nodes = calloc(g->n_node + 1, sizeof *m->nodes);
-  if (!m->inputs || !m->outputs || !m->inits || !m->nodes) return lm_fail(err, "%s: out of memory", file);
+  char **names = calloc(g->n_initializer + 1, sizeof *names); /* sorted, to tell initializers among inputs */
+  if (!m->inputs || !m->outputs || !m->inits || !m->nodes || !names) {
+    free(names);
+    return lm_fail(err, "%s: out of memory", file);
+  }
+  int64_t decoded = 0;
   for (size_t i = 0; i < g->n_initializer; i++) {
     const Onnx__TensorProto *tp = g->initializer[i];
-    if (!tp->name || !*tp->name) return lm_fail(err, "%s: initializer %zu has no name", file, i + 1);
+    if (!tp->name || !*tp->name) {
+      free(names);
+      return lm_fail(err, "%s: initializer %zu has no name", file, i + 1);
+    }
     char what[300];
     snprintf(what, sizeof what, "initializer '%s'", tp->name);
-    m->inits[i].name = tp->name;
-    m->inits[i].t = tensor_from_proto(tp, file, what, err);
-    if (!m->inits[i].t) return -1;
+    m->inits[i].name = names[i] = tp->name;
+    m->inits[i].t = tensor_from_proto(tp, file, what, &decoded, err);
+    if (!m->inits[i].t) {
+      free(names);
+      return -1;
+    }
     m->n_inits = (int)i + 1;
   }
+  if (g->n_initializer > 1) qsort(names, g->n_initializer, sizeof *names, cmp_names);
   for (size_t i = 0; i < g->n_input; i++) { /* IR < 4 lists initializers as inputs too */
-    if (g->input[i]->name && is_initializer(g, g->input[i]->name)) continue;
-    if (value_from_proto(g->input[i], &m->inputs[m->n_inputs], file, err)) return -1;
+    const char *name = g->input[i]->name;
+    if (name && g->n_initializer && bsearch(&name, names, g->n_initializer, sizeof *names, cmp_names)) continue;
+    if (value_from_proto(g->input[i], &m->inputs[m->n_inputs], file, err)) {
+      free(names);
+      return -1;
+    }
     m->n_inputs++;
   }
+  free(names);
   for (size_t i = 0; i < g->n_output; i++) {
     if (value_from_proto(g->output[i], &m->outputs[i], file, err)) return -1;
     m->n_outputs = (int)i + 1;
   }
   for (size_t i = 0; i < g->n_node; i++) {
     m->n_nodes = (int)i + 1;
-    if (node_from_proto(g->node[i], (int)i, &m->nodes[i], file, err)) return -1;
+    if (node_from_proto(g->node[i], (int)i, &m->nodes[i], file, &decoded, err)) return -1;
   }
   if (mp->n_metadata_props > INT_MAX) return lm_fail(err, "%s: too many metadata_props", file);
   m->meta_keys = calloc(mp->n_metadata_props + 1, sizeof *m->meta_keys);
@@ -306,22 +340,203 @@ static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *er
   return 0;
 }
 
+/* ---- before unpacking: a scan of the wire format ---- */
+
+#define ALLOC_COST 16  /* bytes malloc adds to each allocation, about */
+#define SCANNED_COST 32 /* protobuf-c's per-field scan record, held while a message unpacks */
+#define MAX_NESTING 32  /* deeper than any ONNX schema (the canonical protobuf limit is 100) */
+
+typedef struct {
+  uint64_t bytes;          /* what protobuf-c will allocate, about */
+  uint64_t nodes, tensors; /* in graphs: nodes; initializers, inputs and outputs */
+} scan_est;
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t x = 0;
+  for (int shift = 0; shift < 70; shift += 7) {
+    if (*p == end) return -1;
+    uint8_t b = *(*p)++;
+    x |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 0);
+    if (!(b & 0x80)) {
+      *v = x;
+      return 0;
+    }
+  }
+  return -1; /* more than 10 bytes */
+}
+
+/* Bytes of one element of a repeated field in protobuf-c's arrays. */
+static size_t element_size(const ProtobufCFieldDescriptor *fd) {
+  switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE: return 8;
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    default: return 4;
+  }
+}
+
+/* Elements in a packed run of n bytes of scalars of fd's type. */
+static uint64_t packed_count(const ProtobufCFieldDescriptor *fd, const uint8_t *p, uint64_t n) {
+  switch (fd->type) {
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32: return n / 4;
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64: return n / 8;
+    default: {
+      uint64_t c = 0;
+      for (uint64_t i = 0; i < n; i++) c += !(p[i] & 0x80);
+      return c;
+    }
+  }
+}
+
+/* Adds what unpacking the message of type desc in [p, end) allocates to est; -1 when the bytes are
+ * not a well-formed message (protobuf-c would refuse them too). */
+static int scan_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, const uint8_t *end, int depth,
+                        scan_est *est) {
+  uint64_t counts[64], occurrences = 0, unknown = 0; /* per field of desc */
+  if (depth > MAX_NESTING || desc->n_fields > 64) return -1;
+  memset(counts, 0, desc->n_fields * sizeof *counts); /* not all 64: empty messages come by the million */
+  est->bytes += desc->sizeof_message + ALLOC_COST;
+  while (p < end) {
+    uint64_t tag, len = 0;
+    if (read_varint(&p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff) return -1;
+    int wire = (int)(tag & 7);
+    const uint8_t *payload = p;
+    switch (wire) {
+      case 0:
+        if (read_varint(&p, end, &len)) return -1;
+        len = 0;
+        break;
+      case 1:
+      case 5:
+        len = wire == 1 ? 8 : 4;
+        if ((uint64_t)(end - p) < len) return -1;
+        p += len;
+        break;
+      case 2:
+        if (read_varint(&p, end, &len) || len > (uint64_t)(end - p)) return -1;
+        payload = p;
+        p += len;
+        break;
+      default: return -1; /* groups and invalid wire types: protobuf-c refuses them */
+    }
+    occurrences++;
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));
+    if (!fd) { /* kept by protobuf-c as an unknown field, its bytes copied */
+      unknown++;
+      est->bytes += len + ALLOC_COST;
+      continue;
+    }
+    size_t k = (size_t)(fd - desc->fields);
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+      counts[k] += wire == 2 && fd->type != PROTOBUF_C_TYPE_MESSAGE && fd->type != PROTOBUF_C_TYPE_STRING &&
+                           fd->type != PROTOBUF_C_TYPE_BYTES
+                       ? packed_count(fd, payload, len)
+                       : 1;
+    if (wire != 2) continue;
+    if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+      if (scan_message(fd->descriptor, payload, payload + len, depth + 1, est)) return -1;
+    } else if (fd->type == PROTOBUF_C_TYPE_STRING || fd->type == PROTOBUF_C_TYPE_BYTES) {
+      est->bytes += len + 1 + ALLOC_COST;
+    }
+  }
+  est->bytes += occurrences * SCANNED_COST;
+  for (unsigned k = 0; k < desc->n_fields; k++)
+    if (counts[k]) est->bytes += counts[k] * element_size(&desc->fields[k]) + ALLOC_COST;
+  if (unknown) est->bytes += unknown * sizeof(ProtobufCMessageUnknownField) + ALLOC_COST;
+  if (desc == &onnx__graph_proto__descriptor) {
+    for (unsigned k = 0; k < desc->n_fields; k++) {
+      const char *f = desc->fields[k].name;
+      if (!strcmp(f, "node")) est->nodes += counts[k];
+      if (!strcmp(f, "initializer") || !strcmp(f, "input") || !strcmp(f, "output")) est->tensors += counts[k];
+    }
+  }
+  return 0;
+}
+
+/* ---- unpacking on an allocator held to model_bytes ---- */
+
+typedef struct {
+  ProtobufCAllocator a;
+  uint64_t used, cap;
+  int refused; /* set when an allocation would pass cap */
+} capped_alloc;
+
+static void *capped_malloc(void *data, size_t size) {
+  capped_alloc *c = data;
+  if (size > c->cap - c->used || size > SIZE_MAX - 16) {
+    c->refused = 1;
+    return NULL;
+  }
+  size_t *p = malloc(size + 16); /* the size, then the block (16 keeps the alignment) */
+  if (!p) return NULL;
+  *p = size;
+  c->used += size;
+  return (char *)p + 16;
+}
+
+static void capped_free(void *data, void *ptr) {
+  capped_alloc *c = data;
+  if (!ptr) return;
+  size_t *p = (size_t *)((char *)ptr - 16);
+  c->used -= *p;
+  free(p);
+}
+
+/* The unpacked message and its allocator, freed together (lm_onnx_model.pb). */
+typedef struct {
+  capped_alloc alloc;
+  Onnx__ModelProto *mp;
+} pb_box;
+
 lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name, lm_error *err) {
   name = name ? name : "model.onnx";
   if (len == 0) return lm_fail_null(err, "%s: empty file", name);
-  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, bytes);
-  if (!mp) return lm_fail_null(err, "%s: not an ONNX model (protobuf data is truncated or corrupted)", name);
+  static const char *corrupt = "%s: not an ONNX model (protobuf data is truncated or corrupted)";
+  scan_est est = {0};
+  if (scan_message(&onnx__model_proto__descriptor, bytes, bytes + len, 0, &est)) return lm_fail_null(err, corrupt, name);
+  uint64_t cap = (uint64_t)lm_limit_get(LM_LIMIT_MODEL_BYTES);
+  if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)est.nodes, err, name, "the number of nodes (%llu)",
+                     (unsigned long long)est.nodes) ||
+      lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)est.tensors, err, name,
+                     "the number of initializers, inputs and outputs (%llu)", (unsigned long long)est.tensors) ||
+      lm_limit_check(LM_LIMIT_MODEL_BYTES, est.bytes > INT64_MAX ? INT64_MAX : (int64_t)est.bytes, err, name,
+                     "the size of the parsed model (about %llu bytes, for a %zu-byte file)", (unsigned long long)est.bytes, len))
+    return NULL;
   lm_onnx_model *m = calloc(1, sizeof *m);
   char *file = malloc(strlen(name) + 1);
-  if (!m || !file) {
+  pb_box *box = calloc(1, sizeof *box);
+  if (!m || !file || !box) {
     free(m);
     free(file);
-    onnx__model_proto__free_unpacked(mp, NULL);
+    free(box);
     return lm_fail_null(err, "%s: out of memory", name);
   }
+  box->alloc = (capped_alloc){{capped_malloc, capped_free, &box->alloc}, 0, cap, 0};
+  box->mp = onnx__model_proto__unpack(&box->alloc.a, len, bytes);
+  if (!box->mp) {
+    if (box->alloc.refused)
+      lm_limit_fail(err, LM_LIMIT_MODEL_BYTES, (int64_t)cap + 1, name, "the size of the parsed model (more than %llu bytes)",
+                    (unsigned long long)cap);
+    else
+      lm_fail(err, corrupt, name);
+    free(m);
+    free(file);
+    free(box);
+    return NULL;
+  }
   m->file = strcpy(file, name);
-  m->pb = mp;
-  if (fill_model(m, mp, err)) {
+  m->pb = box;
+  if (fill_model(m, box->mp, err)) {
     lm_onnx_free(m);
     return NULL;
   }
@@ -350,7 +565,9 @@ void lm_onnx_free(lm_onnx_model *m) {
   free(m->nodes);
   free(m->meta_keys);
   free(m->meta_values);
-  if (m->pb) onnx__model_proto__free_unpacked(m->pb, NULL);
+  pb_box *box = m->pb;
+  if (box) onnx__model_proto__free_unpacked(box->mp, &box->alloc.a);
+  free(box);
   free((char *)m->file);
   free(m);
 }

@@ -17,8 +17,9 @@ typedef struct {
   size_t in_len, in_pos;
   unsigned char *out; /* writing: the PNG being built */
   size_t out_len, out_cap;
-  unsigned char *pixels; /* interleaved samples, (H, W, C) */
-  png_bytep *rows;       /* H pointers into pixels */
+  unsigned char *pixels; /* writing: interleaved samples, (H, W, C); reading: one row */
+  png_bytep *rows;       /* writing: H pointers into pixels */
+  lm_tensor *t;          /* reading: the result, (C, H, W) */
   png_uint_32 w, h;
   int channels, depth;
 } png_job;
@@ -53,28 +54,54 @@ static int alloc_rows(png_job *j, size_t rowbytes) {
   return 0;
 }
 
-/* Runs libpng over the file into j->pixels. On failure j->err is set and buffers stay in j. */
+/* Row `row` of `pass` (samples (cols, C), 16-bit ones big-endian) into the (C, H, W) result. */
+static void put_row(png_job *j, const unsigned char *row, int pass, png_uint_32 r, png_uint_32 cols) {
+  int64_t C = j->channels, H = j->h, W = j->w;
+  int64_t y = pass < 0 ? r : PNG_ROW_FROM_PASS_ROW(r, pass);
+  float *dst = lm_f32(j->t); // (C, H, W)
+  for (png_uint_32 c = 0; c < cols; c++) {
+    int64_t x = pass < 0 ? c : PNG_COL_FROM_PASS_COL(c, pass);
+    for (int64_t ch = 0; ch < C; ch++) {
+      int64_t k = (int64_t)c * C + ch;
+      dst[(ch * H + y) * W + x] =
+          j->depth == 16 ? (float)(row[2 * k] << 8 | row[2 * k + 1]) / 65535.0f : (float)row[k] / 255.0f;
+    }
+  }
+}
+
+/* Runs libpng over the file into j->t, one row at a time: the image size is checked against the
+ * image_pixels limit before anything is allocated, and nothing but the result and one row is (an
+ * interlaced image is read pass by pass, each pass's rows put straight into place). On failure
+ * j->err is set and what was allocated stays in j. */
 static int decode_rows(png_structp png, png_infop info, png_job *j) {
   if (setjmp(png_jmpbuf(png))) return -1;
   png_set_read_fn(png, j, read_bytes);
   png_read_info(png, info);
+  if (lm_image_check_size(j->name, png_get_image_width(png, info), png_get_image_height(png, info), j->err)) return -1;
+  int interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
   png_set_expand(png); /* palette -> RGB, gray below 8 bits -> 8 bits, tRNS -> alpha */
-  png_set_interlace_handling(png);
   png_read_update_info(png, info);
   j->w = png_get_image_width(png, info);
   j->h = png_get_image_height(png, info);
   j->channels = png_get_channels(png, info);
   j->depth = png_get_bit_depth(png, info);
-  int64_t pixels = (int64_t)j->w * j->h, limit = lm_limit_get(LM_LIMIT_IMAGE_PIXELS);
-  if (pixels > limit)
-    return lm_fail(j->err, "%s: image is %u x %u = %lld pixels, over the image_pixels limit of %lld "
-                   "(lumen.limits{image_pixels = n} raises it)", j->name, (unsigned)j->w, (unsigned)j->h,
-                   (long long)pixels, (long long)limit);
   if ((j->depth != 8 && j->depth != 16) || j->channels < 1 || j->channels > 4)
     return lm_fail(j->err, "%s: unsupported PNG layout (%d channels of %d bits)", j->name, j->channels, j->depth);
-  if (alloc_rows(j, png_get_rowbytes(png, info)))
-    return lm_fail(j->err, "%s: out of memory for a %u x %u image", j->name, (unsigned)j->w, (unsigned)j->h);
-  png_read_image(png, j->rows);
+  int64_t shape[3] = {j->channels, j->h, j->w};
+  lm_error e = {0};
+  j->t = lm_tensor_empty(LM_F32, 3, shape, &e);
+  if (!j->t) return lm_fail(j->err, "%s: %s", j->name, e.msg);
+  j->pixels = malloc(png_get_rowbytes(png, info) + 1);
+  if (!j->pixels) return lm_fail(j->err, "%s: out of memory for a row of %u pixels", j->name, (unsigned)j->w);
+  for (int pass = 0; pass < (interlaced ? 7 : 1); pass++) {
+    png_uint_32 rows = interlaced ? PNG_PASS_ROWS(j->h, pass) : j->h;
+    png_uint_32 cols = interlaced ? PNG_PASS_COLS(j->w, pass) : j->w;
+    if (rows == 0 || cols == 0) continue; /* libpng skips empty passes too */
+    for (png_uint_32 r = 0; r < rows; r++) {
+      png_read_row(png, j->pixels, NULL);
+      put_row(j, j->pixels, interlaced ? pass : -1, r, cols);
+    }
+  }
   png_read_end(png, NULL); /* checks the rest of the file up to IEND */
   return 0;
 }
@@ -87,29 +114,17 @@ lm_tensor *lm_png_decode(const char *name, const void *data, size_t len, lm_erro
   png_infop info = png ? png_create_info_struct(png) : NULL;
   int rc = info ? decode_rows(png, info, &j) : lm_fail(err, "%s: out of memory starting libpng", name);
   png_destroy_read_struct(png ? &png : NULL, info ? &info : NULL, NULL);
-  lm_tensor *t = NULL;
-  if (rc == 0) {
-    int64_t C = j.channels, H = j.h, W = j.w, shape[3] = {C, H, W};
-    t = lm_tensor_empty(LM_F32, 3, shape, err);
-    float *dst = t ? lm_f32(t) : NULL; // (C, H, W)
-    for (int64_t y = 0; dst && y < H; y++) {
-      const unsigned char *row = j.rows[y]; // (W, C) samples, 16-bit ones big-endian
-      for (int64_t x = 0; x < W; x++)
-        for (int64_t c = 0; c < C; c++) {
-          int64_t k = x * C + c;
-          dst[(c * H + y) * W + x] =
-              j.depth == 16 ? (float)(row[2 * k] << 8 | row[2 * k + 1]) / 65535.0f : (float)row[k] / 255.0f;
-        }
-    }
-  }
-  free(j.rows);
   free(j.pixels);
-  return t;
+  if (rc) {
+    lm_tensor_release(j.t);
+    return NULL;
+  }
+  return j.t;
 }
 
 lm_tensor *lm_png_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)LM_MAX_BYTES, err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_tensor *t = lm_png_decode(path, data, len, err);
   free(data);
@@ -154,7 +169,7 @@ void *lm_png_encode(const lm_tensor *t, size_t *len, lm_error *err) {
         err, "cannot write a tensor of shape %s as PNG (expected (C, H, W) with C = 1, 2, 3 or 4, or (H, W))",
         lm_shape_str(t, s, sizeof s));
   int64_t C = three ? t->shape[0] : 1, H = t->shape[three], W = t->shape[three + 1];
-  if (H < 1 || W < 1 || H > PNG_UINT_31_MAX || W > PNG_UINT_31_MAX || C * H * W > LM_PNG_MAX_VALUES)
+  if (H < 1 || W < 1 || H > PNG_UINT_31_MAX || W > PNG_UINT_31_MAX)
     return lm_fail_null(err, "cannot write a tensor of shape %s as PNG (size out of range)",
                         lm_shape_str(t, s, sizeof s));
   png_job j = {.err = err, .w = (png_uint_32)W, .h = (png_uint_32)H, .channels = (int)C};

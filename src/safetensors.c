@@ -188,6 +188,11 @@ static int json_uint_array(parser *ps, int64_t *v, int max, int *n) {
 /* ---- the header ---- */
 
 static int push_entry(parser *ps, char *name) {
+  if (ps->n == lm_limit_get(LM_LIMIT_MODEL_TENSORS)) {
+    free(name);
+    return lm_limit_fail(ps->err, LM_LIMIT_MODEL_TENSORS, ps->n + 1, ps->file, "the number of tensors (more than %lld)",
+                         (long long)ps->n);
+  }
   if (ps->n == ps->cap) {
     int64_t cap = ps->cap ? ps->cap * 2 : 16;
     entry *e = realloc(ps->e, (size_t)cap * sizeof *e);
@@ -248,6 +253,12 @@ static int parse_entry(parser *ps) {
 }
 
 static int push_meta(parser *ps, char *k, char *v) {
+  if (ps->nm == lm_limit_get(LM_LIMIT_MODEL_TENSORS)) {
+    free(k);
+    free(v);
+    return lm_limit_fail(ps->err, LM_LIMIT_MODEL_TENSORS, ps->nm + 1, ps->file,
+                         "the number of __metadata__ entries (more than %lld)", (long long)ps->nm);
+  }
   if (ps->nm == ps->mcap) {
     int64_t cap = ps->mcap ? ps->mcap * 2 : 8;
     char **nk = realloc(ps->keys, (size_t)cap * sizeof *nk);
@@ -332,7 +343,7 @@ static char ***sort_names(char **names, int64_t n, const char **dup) {
   *dup = NULL;
   if (!order) return NULL;
   for (int64_t i = 0; i < n; i++) order[i] = &names[i];
-  qsort(order, (size_t)n, sizeof *order, cmp_slots);
+  if (n > 1) qsort(order, (size_t)n, sizeof *order, cmp_slots);
   for (int64_t i = 1; i < n && !*dup; i++)
     if (!strcmp(*order[i - 1], *order[i])) *dup = *order[i];
   return order;
@@ -364,6 +375,9 @@ static int check_offsets(parser *ps, int64_t data_len) {
     lm_dtype out = e->type == LM_RAW_I32 || e->type == LM_RAW_I64 ? LM_I64 : LM_F32;
     if (lm_shape_check(out, e->ndim, e->shape, &numel, &shape_err))
       return lm_fail(ps->err, "%s: tensor '%.64s': %s", ps->file, e->name, shape_err.msg);
+    if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, numel * (int64_t)lm_dtype_size(out), ps->err, ps->file,
+                       "tensor '%.64s' (%lld elements)", e->name, (long long)numel))
+      return -1;
     int64_t need = numel * (int64_t)lm_raw_size(e->type);
     if (e->end < e->begin || e->end - e->begin != need)
       return lm_fail(
@@ -373,7 +387,7 @@ static int check_offsets(parser *ps, int64_t data_len) {
       return lm_fail(ps->err, "%s: tensor '%.64s': data_offsets end %lld is past the end of the data (%lld bytes)",
                      ps->file, e->name, (long long)e->end, (long long)data_len);
   }
-  qsort(ps->e, (size_t)ps->n, sizeof *ps->e, cmp_offsets);
+  if (ps->n > 1) qsort(ps->e, (size_t)ps->n, sizeof *ps->e, cmp_offsets); /* ps->e is NULL when n is 0 */
   int64_t pos = 0;
   for (int64_t i = 0; i < ps->n; i++) {
     entry *e = &ps->e[i];
@@ -487,7 +501,7 @@ lm_safetensors *lm_safetensors_decode(const char *name, const void *data, size_t
 
 lm_safetensors *lm_safetensors_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)LM_MAX_BYTES + HEADER_MAX + 8, err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_safetensors *st = lm_safetensors_decode(path, data, len, err);
   free(data);

@@ -80,14 +80,30 @@ int64_t lm_live_bytes(void) { return live_bytes; }
 int lm_shape_check(lm_dtype dtype, int ndim, const int64_t *shape, int64_t *numel, lm_error *err) {
   if (ndim < 0 || ndim > LM_MAX_DIMS)
     return lm_fail(err, "tensor has %d dimensions (at most %d allowed)", ndim, LM_MAX_DIMS);
-  int64_t n = 1;
+  /* The product of the non-zero sizes bounds every stride and index, so it is held to the limit even
+   * when a zero size makes the tensor empty: (0, 2^62, 2^62) would overflow stride arithmetic. */
+  int64_t n = 1, nonzero = 1, zero = 0;
   int64_t limit = LM_MAX_BYTES / (int64_t)lm_dtype_size(dtype);
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) return lm_fail(err, "dimension %d has negative size %lld", i + 1, (long long)shape[i]);
-    if (shape[i] != 0 && n > limit / shape[i])
+    if (shape[i] == 0) {
+      zero = 1;
+      continue;
+    }
+    if (nonzero > limit / shape[i])
       return lm_fail(err, "tensor too large (dimension %d of size %lld overflows the %lld-byte limit)", i + 1,
                      (long long)shape[i], (long long)LM_MAX_BYTES);
-    n *= shape[i];
+    nonzero *= shape[i];
+  }
+  n = zero ? 0 : nonzero;
+  int64_t nbytes = n * (int64_t)lm_dtype_size(dtype);
+  if (lm_tensor_cap_get(NULL, NULL) && nbytes > lm_tensor_cap_get(NULL, NULL)) {
+    char s[160];
+    size_t k = (size_t)snprintf(s, sizeof s, "(");
+    for (int i = 0; i < ndim && k < sizeof s; i++)
+      k += (size_t)snprintf(s + k, sizeof s - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < sizeof s) snprintf(s + k, sizeof s - k, ndim == 1 ? ",)" : ")");
+    return lm_tensor_cap_check(nbytes, s, err);
   }
   if (numel) *numel = n;
   return 0;

@@ -5,7 +5,12 @@
  * inside its table) before a byte of it is read. Reads are byte-wise little-endian, so unaligned
  * or hostile offsets cannot fault. Nothing recurses: the schema's depth is fixed.
  * The second half walks Model -> subgraphs[0] -> tensors / operators, resolves operator codes,
- * decodes the builtin options lumen uses and dequantizes constant tensors. */
+ * decodes the builtin options lumen uses and dequantizes constant tensors.
+ *
+ * A flatbuffer may point many fields at one object: 100,000 tensors at one buffer, or operators at
+ * one long input list. So the counts are held to model_tensors / model_nodes, constants that decode
+ * to the same values share one tensor, and every copy the parse makes (strings, index lists,
+ * tensors, and the Lua tables the binding makes of them) is charged to the model_bytes limit. */
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +26,17 @@ typedef struct fb {
   size_t len;
   const char *file;
   lm_error *err;
+  int64_t decoded; /* bytes the parse and the binding's tables take so far, held to model_bytes */
 } fb;
+
+#define LUA_COST 32 /* bytes of a Lua value beside the C copy, about: each copy is charged twice over */
+
+/* Charges n bytes (what: for the message) to the model_bytes limit. */
+static int fb_charge(fb *f, int64_t n, const char *what) {
+  f->decoded += n;
+  return lm_limit_check(LM_LIMIT_MODEL_BYTES, f->decoded, f->err, f->file, "the size of the decoded model (%lld bytes, with %s)",
+                        (long long)f->decoded, what);
+}
 
 typedef struct fb_table {
   size_t pos;     /* where the table starts (its soffset to the vtable) */
@@ -139,7 +154,7 @@ static int fb_vector_table(fb *f, size_t start, size_t k, const char *what, fb_t
 static int fb_string(fb *f, const fb_table *t, int i, const char *what, char **s) {
   size_t start, n;
   *s = NULL;
-  if (fb_vector(f, t, i, 1, what, &start, &n)) return -1;
+  if (fb_vector(f, t, i, 1, what, &start, &n) || fb_charge(f, 2 * (int64_t)n + LUA_COST, what)) return -1;
   *s = malloc(n + 1);
   if (!*s) return lm_fail(f->err, "%s: out of memory", f->file);
   if (n) memcpy(*s, f->b + start, n);
@@ -229,6 +244,7 @@ static int read_indices(parse_state *s, const fb_table *t, int field, int lo, co
   size_t start, count;
   if (fb_vector(&s->f, t, field, 4, what, &start, &count)) return -1;
   if (count > INT_MAX / 2) return fb_corrupt(&s->f, what, start);
+  if (fb_charge(&s->f, (int64_t)count * (4 + LUA_COST / 2), what)) return -1;
   *out = malloc((count + 1) * sizeof **out);
   if (!*out) return lm_fail(s->f.err, "%s: out of memory", s->f.file);
   *n = (int)count;
@@ -257,6 +273,7 @@ static int read_quant(parse_state *s, int i, const fb_table *q) {
   t->quant_dim = nsc > 1 ? dim : 0;
   if (nzp != 0 && nzp != 1 && nzp != nsc)
     return fail_tensor(s, i, "%zu zero points for %zu quantization scales", nzp, nsc);
+  if (fb_charge(f, (int64_t)nsc * (12 + LUA_COST), "quantization scales")) return -1;
   t->scale = malloc(nsc * sizeof *t->scale);
   t->zero_point = malloc(nsc * sizeof *t->zero_point);
   if (!t->scale || !t->zero_point) return lm_fail(f->err, "%s: out of memory", f->file);
@@ -304,6 +321,8 @@ static int read_tensor(parse_state *s, int i, const fb_table *t) {
     tt->shape[d] = (int32_t)rd32(f->b + shp + 4 * d);
     if (tt->shape[d] < 0) return fail_tensor(s, i, "negative size %lld", (long long)tt->shape[d]);
   }
+  lm_error se = {0};
+  if (lm_shape_check(LM_F32, tt->ndim, tt->shape, NULL, &se)) return fail_tensor(s, i, "%s", se.msg);
   fb_table qt;
   if (fb_ref(f, t, 4, "tensor quantization", &q)) return -1;
   if (q && (fb_table_at(f, q, &qt, "tensor quantization") || read_quant(s, i, &qt))) return -1;
@@ -384,7 +403,10 @@ static int read_options(parse_state *s, int index, lm_tflite_op *op, int opt_typ
 static int read_opcodes(parse_state *s, const fb_table *model) {
   fb *f = &s->f;
   size_t start;
-  if (fb_vector(f, model, 1, 4, "operator codes", &start, &s->n_codes)) return -1;
+  if (fb_vector(f, model, 1, 4, "operator codes", &start, &s->n_codes) ||
+      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)s->n_codes, f->err, f->file, "the number of operator codes (%zu)",
+                     s->n_codes))
+    return -1;
   s->codes = calloc(s->n_codes + 1, sizeof *s->codes);
   s->versions = calloc(s->n_codes + 1, sizeof *s->versions);
   s->customs = calloc(s->n_codes + 1, sizeof *s->customs);
@@ -417,6 +439,7 @@ static int read_operator(parse_state *s, int index, const fb_table *t) {
   size_t c = (uint32_t)code_index;
   op->code = s->codes[c];
   op->version = s->versions[c];
+  if (fb_charge(f, 2 * (int64_t)strlen(s->customs[c]) + 1000, what)) return -1; /* the op's tables in Lua, too */
   op->custom = malloc(strlen(s->customs[c]) + 1);
   if (!op->custom) return lm_fail(f->err, "%s: out of memory", f->file);
   strcpy(op->custom, s->customs[c]);
@@ -469,6 +492,11 @@ static int make_data(parse_state *s, int i) {
   const uint8_t *p = s->raw[i];
   int is_float = t->type == LM_TFL_FLOAT32 || t->n_quant > 0;
   lm_error e = {0};
+  int64_t numel = (int64_t)(s->raw_len[i] / type_size(t->type)), nbytes = numel * (is_float ? 4 : 8);
+  if (lm_limit_check(LM_LIMIT_TENSOR_BYTES, nbytes, s->f.err, s->f.file, "tensor %d '%s' (%lld elements)", i, t->name,
+                     (long long)numel) ||
+      fb_charge(&s->f, nbytes, t->name))
+    return -1;
   t->data = lm_tensor_empty(is_float ? LM_F32 : LM_I64, t->ndim, t->shape, &e);
   if (!t->data) return fail_tensor(s, i, "%s", e.msg);
   int64_t n = t->data->numel, inner = 1;
@@ -487,6 +515,68 @@ static int make_data(parse_state *s, int i) {
   return 0;
 }
 
+/* Constants with the same bytes, type and per-tensor quantization decode to the same values: sorted
+ * by those, each run decodes once and the others are views of it (their shapes differ at most). */
+typedef struct {
+  const uint8_t *p;
+  size_t len;
+  int type, n_quant;
+  uint32_t scale; /* bits */
+  int64_t zero_point;
+  int i; /* the tensor */
+} decode_key;
+
+static int cmp_decode(const void *a, const void *b) {
+  const decode_key *x = a, *y = b;
+#define CMP(f) \
+  if (x->f != y->f) return x->f < y->f ? -1 : 1
+  CMP(p);
+  CMP(len);
+  CMP(type);
+  CMP(n_quant);
+  CMP(scale);
+  CMP(zero_point);
+  CMP(i); /* the first in the file decodes */
+#undef CMP
+  return 0;
+}
+
+static int same_values(const decode_key *x, const decode_key *y) {
+  return x->p == y->p && x->len == y->len && x->type == y->type && x->n_quant == y->n_quant &&
+         x->scale == y->scale && x->zero_point == y->zero_point;
+}
+
+static int make_constants(parse_state *s) {
+  lm_tflite_model *m = s->m;
+  decode_key *keys = malloc(((size_t)m->n_tensors + 1) * sizeof *keys);
+  int n = 0, rc = 0;
+  if (!keys) return lm_fail(s->f.err, "%s: out of memory", s->f.file);
+  for (int i = 0; i < m->n_tensors && !rc; i++) {
+    const lm_tflite_tensor *t = &m->tensors[i];
+    if (!s->raw[i]) continue;
+    if (t->n_quant > 1) { /* per channel: the values depend on the shape */
+      rc = make_data(s, i);
+      continue;
+    }
+    decode_key k = {s->raw[i], s->raw_len[i], t->type, t->n_quant, 0, t->n_quant ? t->zero_point[0] : 0, i};
+    if (t->n_quant) memcpy(&k.scale, t->scale, 4);
+    keys[n++] = k;
+  }
+  if (!rc && n > 1) qsort(keys, (size_t)n, sizeof *keys, cmp_decode);
+  for (int k = 0; k < n && !rc; k++) {
+    if (k == 0 || !same_values(&keys[k - 1], &keys[k])) {
+      rc = make_data(s, keys[k].i);
+      continue;
+    }
+    lm_tflite_tensor *t = &m->tensors[keys[k].i];
+    lm_error e = {0};
+    t->data = lm_tensor_view(m->tensors[keys[k - 1].i].data, t->ndim, t->shape, &e);
+    if (!t->data) rc = fail_tensor(s, keys[k].i, "%s", e.msg);
+  }
+  free(keys);
+  return rc;
+}
+
 static int read_model(parse_state *s) {
   fb *f = &s->f;
   lm_tflite_model *m = s->m;
@@ -502,6 +592,11 @@ static int read_model(parse_state *s) {
   if (n_subgraphs == 0) return lm_fail(f->err, "%s: the model has no subgraph", f->file);
   if (fb_vector_table(f, subgraphs, 0, "subgraph", &sg) || fb_vector(f, &sg, 0, 4, "tensors", &tensors, &n_tensors) ||
       fb_vector(f, &sg, 3, 4, "operators", &ops, &n_ops))
+    return -1;
+  if (lm_limit_check(LM_LIMIT_MODEL_TENSORS, (int64_t)n_tensors, f->err, f->file, "the number of tensors (%zu)", n_tensors) ||
+      lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)n_ops, f->err, f->file, "the number of operators (%zu)", n_ops) ||
+      fb_charge(f, (int64_t)n_tensors * ((int64_t)sizeof *m->tensors + 300) + (int64_t)n_ops * (int64_t)sizeof *m->ops,
+                "tensors and operators"))
     return -1;
   m->tensors = calloc(n_tensors + 1, sizeof *m->tensors);
   m->ops = calloc(n_ops + 1, sizeof *m->ops);
@@ -522,9 +617,7 @@ static int read_model(parse_state *s) {
     if (fb_vector_table(f, ops, k, "operator", &t) || read_operator(s, (int)k, &t)) return -1;
   }
   if (infer_bias_scales(s)) return -1;
-  for (int i = 0; i < m->n_tensors; i++)
-    if (s->raw[i] && make_data(s, i)) return -1;
-  return 0;
+  return make_constants(s);
 }
 
 lm_tflite_model *lm_tflite_parse(const uint8_t *bytes, size_t len, const char *name, lm_error *err) {

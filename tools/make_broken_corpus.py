@@ -15,6 +15,9 @@ tests/fixtures/broken/*          small broken files made from the valid ones (tr
                                  Every reader must refuse every one with a message naming the file; the
                                  extension says which reader. The JPEGs are made from
                                  tests/fixtures/jpeg/{rgb420,progressive}.jpg (tools/make_image_fixtures.py).
+                                 The hostile ones (images that decode to gigabytes, sizes whose product
+                                 overflows strides) are listed in broken/expected.txt with a piece of the
+                                 message they must give (the limit they exceed).
 
 The values the tests expect of the npy and safetensors fixtures are written next to each file
 below. The output is deterministic: running this again gives the same bytes.
@@ -245,6 +248,8 @@ def make_safetensors():
     sorted_entries = [("bias", "F32", (3,), np.array([1, 2, 3], "<f4").tobytes()),
                       ("weight", "F32", (2, 3), np.arange(6, dtype="<f4").tobytes())]
     write(os.path.join(NPY, "f32_sorted.safetensors"), safetensors(sorted_entries, {"format": "pt"}))
+    # empty.safetensors: no tensors at all (valid: the reader must not sort a NULL array).
+    write(os.path.join(NPY, "empty.safetensors"), safetensors([]))
     return entries, sorted_entries
 
 
@@ -294,7 +299,23 @@ def broken_png(rgb8, palette2):
     out["png_palette_missing_plte.png"] = palette2[:plte_at] + palette2[plte_at + 12 + plte_len:]
     out["png_palette_empty_plte.png"] = palette2[:plte_at] + chunk(b"PLTE", b"") + palette2[plte_at + 12 + plte_len:]
     out["png_empty.png"] = b""
+    # Bombs just under the old cap of 2^28 samples: 268 MB of rows and 1.07 GB of floats before. The
+    # IDAT holds only the first rows (the size is refused from IHDR, before any of it is needed).
+    out["png_bomb_16384x16384.png"] = png_with_ihdr(16384, 16384, 8, 0, idat=zlib.compress(b"\0" * 16385 * 64, 9))
+    out["png_bomb_268x1000000.png"] = png_with_ihdr(268, 1000000, 8, 0, idat=zlib.compress(b"\0" * 269 * 4096, 9))
+    out["png_bomb_adam7_8000x8000_rgba16.png"] = png_with_ihdr(8000, 8000, 16, 6, interlace=1,
+                                                              idat=zlib.compress(b"\0" * 4096, 9))
     return out
+
+
+# Pieces of the message each hostile file must give (broken/expected.txt).
+EXPECTED = {
+    "png_bomb_16384x16384.png": "image of 16384 x 16384 = 268435456 pixels exceeds the image_pixels limit",
+    "png_bomb_268x1000000.png": "image of 268 x 1000000 = 268000000 pixels exceeds the image_pixels limit",
+    "png_bomb_adam7_8000x8000_rgba16.png": "exceeds the image_pixels limit",
+    "npy_shape_zero_huge.npy": "tensor too large",
+    "st_shape_zero_huge.safetensors": "tensor too large",
+}
 
 
 def broken_npy(base):
@@ -336,6 +357,8 @@ def broken_npy(base):
         out[f"npy_shape_{tag}.npy"] = npy_header(f4 % shape, data)
     out["npy_trailing_bytes.npy"] = base + b"\0\0\0\0"
     out["npy_empty.npy"] = b""
+    # numel 0 but the other sizes overflow int64 strides: no data needed, so it was accepted.
+    out["npy_shape_zero_huge.npy"] = npy_header(f4 % "(0, 4611686018427387904, 4611686018427387904)", b"")
     return out
 
 
@@ -400,6 +423,8 @@ def broken_safetensors(entries):
         "shape_overflow_product": '{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,24]}}',
         "shape_overflow_digits": '{"a":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,24]}}',
         "shape_huge": '{"a":{"dtype":"F32","shape":[100000,100000],"data_offsets":[0,24]}}',
+        "shape_zero_huge": '{"a":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]},'
+                           '"b":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}}',
         "shape_too_small": '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,24]}}',
         "dtype_f8": '{"a":{"dtype":"F8","shape":[2,3],"data_offsets":[0,24]}}',
         "dtype_lowercase": '{"a":{"dtype":"f32","shape":[2,3],"data_offsets":[0,24]}}',
@@ -521,6 +546,11 @@ def main():
     for name, data in corpus.items():
         assert len(data) < 8192, name
         write(os.path.join(BROKEN, name), data)
+    with open(os.path.join(BROKEN, "expected.txt"), "w") as fh:
+        fh.write("# file<TAB>a piece of the error message lumen must give for it (made by tools/make_broken_corpus.py)\n")
+        for name in sorted(EXPECTED):
+            assert name in corpus, name
+            fh.write(f"{name}\t{EXPECTED[name]}\n")
     print(f"wrote {len(corpus)} broken files to {BROKEN}")
 
 

@@ -26,10 +26,18 @@ seeds/ holds valid models with reference outputs (the corrupted files are made f
                          SAME_LOWER, global pools of 3-D values, Dropout, Cast); forms_input.npy and
                          forms_opset<N>_<output>.npy from NumPy.
 The other files are broken on purpose; expected.txt lists, per file, a piece of the error message the
-importer must give (tab-separated).
+importer must give (tab-separated). Among them the hostile ones (issue 11): files of a few hundred bytes
+to a few KB that made lumen allocate gigabytes or run for hours before it checked the limits of
+src/limits.c (a 30000x30000 input probe, ConstantOfShape / Pad to 14 GB, a 1024x1024 pool on 2048x2048,
+300,000 inputs looked up quadratically, 12 million empty opset entries for protobuf-c, 150,000 TFLite
+tensors, a checkpoint declaring Linear(60000, 60000)). Two hostile files load (their fix is bounded
+memory, not an error): pools_400.onnx.gz (400 pools whose probe outputs were all kept, 100 MB) and
+shared_buffer.tflite.gz (2,000 tensors dequantizing one 4 MB buffer, 32 GB of copies before).
 """
 import argparse
+import gzip
 import io
+import json
 import os
 import struct
 import warnings
@@ -556,6 +564,164 @@ def broken_onnx(seed):
     ]
 
 
+def onnx_model(nodes, inputs, outputs, inits=(), opset=13):
+    graph = helper.make_graph(nodes, "hostile", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+
+def float_input(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def float_output(name):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+
+
+def ints_init(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def hostile_onnx():
+    """(name, bytes, expected message piece) for the ONNX files of issue 11, and the valid 400-pool model."""
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    out = []
+    out.append(("big_input.onnx", onnx_model([relu], [float_input("x", [1, 3, 30000, 30000])], [float_output("y")]),
+                "the probe of input 'x' of shape (1, 3, 30000, 30000) (10800000000 bytes) exceeds the probe_bytes limit"))
+    out.append(("constant_of_shape.onnx", onnx_model(
+        [helper.make_node("ConstantOfShape", ["shape"], ["c"], name="cos"),
+         helper.make_node("Add", ["x", "c"], ["y"], name="add")],
+        [float_input("x", [1, 1])], [float_output("y")], [ints_init("shape", [60000, 60000])]),
+        "node 'cos' (ConstantOfShape): the constant of shape (60000, 60000) (14400000000 bytes) exceeds the tensor_bytes limit"))
+    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
+    out.append(("pad_constant.onnx", onnx_model(
+        [helper.make_node("Pad", ["w", "pads"], ["p"], name="pad"), helper.make_node("Add", ["x", "p"], ["y"], name="add")],
+        [float_input("x", [1, 1])], [float_output("y")], [w, ints_init("pads", [0, 0, 60000, 60000])]),
+        "node 'pad' (Pad): the padded constant of shape (60002, 60002) (14400960016 bytes) exceeds the tensor_bytes limit"))
+    out.append(("pad_probe.onnx", onnx_model(
+        [helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")],
+        [float_input("x", [1, 1, 4, 4])], [float_output("y")], [ints_init("pads", [0, 0, 30000, 30000, 0, 0, 30000, 30000])]),
+        "node 'pad' (Pad): a tensor of shape (1, 1, 60004, 60004) (14401920064 bytes) exceeds the probe_bytes limit"))
+    out.append(("reshape_2e40.onnx", onnx_model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")],
+        [float_input("x", [1, 4])], [float_output("y")], [ints_init("shape", [2**40, 2**40])]),
+        "node 'reshape' (Reshape): cannot reshape (1, 4) to (1099511627776, 1099511627776)"))
+    for op in ("MaxPool", "AveragePool"):
+        out.append((f"{op.lower()}_1024_on_2048.onnx", onnx_model(
+            [helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[1024, 1024])],
+            [float_input("x", [1, 1, 2048, 2048])], [float_output("y")]),
+            "node 'pool' (%s): the work of the shape probe (1101660160000 operations, with 'y') exceeds the probe_ops limit" % op))
+    zero = TensorProto()
+    zero.name, zero.data_type, zero.raw_data = "w", TensorProto.FLOAT, b""
+    zero.dims.extend([0, 2**62, 2**62])
+    out.append(("zero_huge_initializer.onnx", onnx_model([relu], [float_input("x", [1, 2])], [float_output("y")], [zero]),
+                "initializer 'w': tensor too large"))
+    out.append(("conv_rank1.onnx", onnx_model(
+        [helper.make_node("Conv", ["x", "w1"], ["y"], name="conv")], [float_input("x", [1, 2, 3, 3])], [float_output("y")],
+        [numpy_helper.from_array(np.ones(4, np.float32), "w1")]),
+        "node 'conv' (Conv): weight of shape (4,): a convolution weight has rank 3 or more"))
+    out.append(("flatten_axis_1000.onnx", onnx_model(
+        [helper.make_node("Flatten", ["x"], ["y"], name="flatten", axis=1000)], [float_input("x", [1, 2, 3, 3])],
+        [float_output("y")]), "node 'flatten' (Flatten): axis 1000 is out of range for an input of rank 4"))
+    # 300,000 inputs named y, none of them among the 300,000 initializers named x: each input was
+    # looked up in every initializer (9e10 string comparisons).
+    seed = onnx_model([relu], [float_input("x", [1, 2])], [float_output("y")])
+    graph_inputs = (b"\x5a\x03\x0a\x01y") * 300000
+    init = TensorProto()
+    init.name, init.data_type, init.raw_data = "x", TensorProto.FLOAT, b"\0\0\0\0"
+    init.dims.extend([1])
+    ib = init.SerializeToString()
+    graph_inits = (b"\x2a" + varint(len(ib)) + ib) * 300000
+    model = onnx.load_from_string(seed)
+    g = model.graph.SerializeToString() + graph_inputs + graph_inits
+    model.ClearField("graph")
+    body = model.SerializeToString() + b"\x3a" + varint(len(g)) + g
+    out.append(("inputs_300k.onnx.gz", gzip.compress(body, 9, mtime=0),
+                "the number of initializers, inputs and outputs (600002) exceeds the model_tensors limit"))
+    # 12 million empty opset_import entries (field 8, 2 bytes each): about 100 bytes each inside protobuf-c.
+    out.append(("opset_bomb.onnx.gz", gzip.compress(seed + b"\x42\x00" * 12000000, 9, mtime=0),
+                "exceeds the model_bytes limit"))
+    # Valid: 400 pools in a chain; every probe output was kept (256 KB each, 100 MB in all; the same
+    # with a (1, 64, 256, 256) input took 6.4 GB).
+    nodes = [helper.make_node("MaxPool", ["x" if k == 0 else "p%d" % (k - 1)], ["p%d" % k if k < 399 else "y"],
+                              name="pool%d" % k, kernel_shape=[1, 1]) for k in range(400)]
+    pools = onnx_model(nodes, [float_input("x", [1, 4, 128, 128])], [float_output("y")])
+    return out, pools
+
+
+def tflite_tensor(shape, ttype, buffer=0, q=None, name=""):
+    f = [field(0, "obj", Vec("i", shape)), field(1, "b", ttype), field(2, "I", buffer), field(3, "obj", Str(name))]
+    if q is not None:
+        f.append(field(4, "obj", q))
+    return table(*f)
+
+
+def tflite_model(tensors, ops, opcodes, inputs, outputs, buffers, tensor_vec=None):
+    subgraph = table(field(0, "obj", tensor_vec or Vec("obj", tensors)), field(1, "obj", Vec("i", inputs)),
+                     field(2, "obj", Vec("i", outputs)), field(3, "obj", Vec("obj", ops)), field(4, "obj", Str("main")))
+    model = table(field(0, "I", 3), field(1, "obj", Vec("obj", opcodes)), field(2, "obj", Vec("obj", [subgraph])),
+                  field(3, "obj", Str("hostile")),
+                  field(4, "obj", Vec("obj", [table(field(0, "obj", Vec("B", list(b), 16))) for b in buffers])))
+    return Writer().finish(model)
+
+
+def softmax_op(inp, out):
+    return table(field(0, "I", 0), field(1, "obj", Vec("i", [inp])), field(2, "obj", Vec("i", [out])),
+                 field(3, "B", 9), field(4, "obj", table(field(0, "f", 1.0))))
+
+
+def hostile_tflite():
+    """(name, bytes, expected piece) for the TFLite files of issue 11, and the valid shared_buffer.tflite.gz."""
+    softmax_code = [table(field(0, "b", SOFTMAX), field(2, "i", 1), field(3, "i", SOFTMAX))]
+    out = []
+    out.append(("big_input.tflite", tflite_model(
+        [tflite_tensor([1, 30000, 30000, 3], FLOAT32, name="image"), tflite_tensor([1, 30000, 30000, 3], FLOAT32, name="prob")],
+        [softmax_op(0, 1)], softmax_code, [0], [1], [b""]),
+        "the probe of input 'image' of shape (1, 3, 30000, 30000) (10800000000 bytes) exceeds the probe_bytes limit"))
+    # 150,000 tensor slots: refused from the count, before any slot is read.
+    many = tflite_model([], [softmax_op(0, 1)], softmax_code, [0], [1], [b""], tensor_vec=Vec("I", [0] * 150000))
+    out.append(("tensors_150k.tflite.gz", gzip.compress(many, 9, mtime=0),
+                "the number of tensors (150000) exceeds the model_tensors limit"))
+    # 1,000 1x1 convolutions in a chain, all reading one 1024x1024 int8 weight (1 MB, 4 MB as float):
+    # each layer made its own float copy (4 GB).
+    q = table(field(2, "obj", Vec("f", [0.01])), field(3, "obj", Vec("q", [0])), field(6, "i", 0))
+    n = 1000
+    tensors = [tflite_tensor([1, 1, 1, 1024], FLOAT32) for _ in range(n + 1)]
+    tensors.append(tflite_tensor([1024, 1, 1, 1024], INT8, 1, q, name="shared/weights"))
+    conv_code = [table(field(0, "b", CONV_2D), field(2, "i", 1), field(3, "i", CONV_2D))]
+    conv_opt = lambda: table(field(0, "b", VALID), field(1, "i", 1), field(2, "i", 1), field(3, "b", 0))
+    ops = [table(field(0, "I", 0), field(1, "obj", Vec("i", [k, n + 1, -1])), field(2, "obj", Vec("i", [k + 1])),
+                 field(3, "B", 1), field(4, "obj", conv_opt())) for k in range(n)]
+    chain = tflite_model(tensors, ops, conv_code, [0], [n], [b"", bytes(1024 * 1024)])
+    out.append(("shared_weight_1000_ops.tflite.gz", gzip.compress(chain, 9, mtime=0), "exceeds the model_bytes limit"))
+    # Valid: 2,000 tensors dequantizing one 4 MB uint8 buffer (16 MB as float each, 32 GB in all).
+    qu = table(field(2, "obj", Vec("f", [0.5])), field(3, "obj", Vec("q", [3])), field(6, "i", 0))
+    shared = [tflite_tensor([1, 1, 1, 4], FLOAT32, name="image"), tflite_tensor([1, 1, 1, 4], FLOAT32, name="prob")]
+    shared += [tflite_tensor([1, 4 * 1024 * 1024], UINT8, 1, qu) for _ in range(2000)]
+    shared_model = tflite_model(shared, [softmax_op(0, 1)], softmax_code, [0], [1], [b"", bytes(4 * 1024 * 1024)])
+    return out, gzip.compress(shared_model, 9, mtime=0)
+
+
+def hostile_checkpoint():
+    """A 192-byte lumen checkpoint whose architecture declares Linear(60000, 60000) and holds no tensor."""
+    meta = {"lumen.format": "lumen-checkpoint-1",
+            "lumen.arch": json.dumps({"type": "Linear", "name": "dense",
+                                      "config": {"in_features": 60000, "out_features": 60000}}, separators=(",", ":"))}
+    h = json.dumps({"__metadata__": meta}, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return [("linear_60000.lumen", struct.pack("<Q", len(h)) + h,
+             "is larger than the largest tensor in the checkpoint (0 bytes)")]
+
+
 def broken_tflite():
     ok = tiny_tflite()
     bad_ident = ok[:4] + b"XXXX" + ok[8:]
@@ -599,10 +765,15 @@ def main():
     write_forms(seeds)
     seed_onnx = small_onnx()
     lines = []
-    for name, data, expect in broken_onnx(seed_onnx) + broken_tflite():
+    hostile, pools = hostile_onnx()
+    hostile_t, shared = hostile_tflite()
+    for name, data, expect in broken_onnx(seed_onnx) + broken_tflite() + hostile + hostile_t + hostile_checkpoint():
         with open(os.path.join(out, name), "wb") as fh:
             fh.write(data)
         lines.append("%s\t%s\n" % (name, expect))
+    for name, data in (("pools_400.onnx.gz", gzip.compress(pools, 9, mtime=0)), ("shared_buffer.tflite.gz", shared)):
+        with open(os.path.join(out, name), "wb") as fh:
+            fh.write(data)
     with open(os.path.join(out, "expected.txt"), "w") as fh:
         fh.write("# file<TAB>a piece of the error message lumen must give for it (made by tools/make_broken_models.py)\n")
         fh.writelines(lines)

@@ -5,7 +5,10 @@
 --                        {type = "Graph", inputs, outputs, nodes = [{name, inputs, module | op, args, type}]}
 --   "lumen.labels"     = JSON array (optional), "lumen.input_spec" = JSON object (optional).
 -- Loading parses the JSON (no Lua code is ever loaded), builds only known nn classes and autograd ops,
--- and checks every tensor's presence, shape and dtype.
+-- and checks every tensor's presence, shape and dtype. The architecture is held to what the file holds
+-- before it is built: at most model_nodes layers, no layer tensor larger than the file's largest tensor
+-- (the cap is set while layers are made, so a declared Linear(60000, 60000) is refused before its
+-- 14 GB are allocated), and no more layer bytes in all than the file's tensors.
 local lumen = require "lumen"
 local json = require "lumen.json"
 
@@ -84,7 +87,31 @@ local function plain(v)
   return t
 end
 
-local function build(a, tensors, where)
+-- Layer entries in an architecture (containers, their layers and graph nodes), counted without
+-- recursion so a deep file cannot overflow the stack.
+local function count_layers(a)
+  local n, stack = 0, { a }
+  while #stack > 0 do
+    local e = table.remove(stack)
+    n = n + 1
+    if type(e) == "table" then
+      for _, c in ipairs(type(e.modules) == "table" and e.modules or {}) do stack[#stack + 1] = c end
+      for _, c in ipairs(type(e.nodes) == "table" and e.nodes or {}) do
+        stack[#stack + 1] = type(c) == "table" and c.module or false
+      end
+    end
+  end
+  return n
+end
+
+local function state_bytes(m)
+  local b = 0.0
+  for _, s in ipairs(m:state()) do b = b + s.tensor:numel() * (s.tensor:dtype() == "int64" and 8 or 4) end
+  return b
+end
+
+-- budget = {left = bytes of the file's tensors not yet matched by layer tensors}.
+local function build(a, tensors, where, budget)
   local nn = lumen.nn
   if type(a) ~= "table" or type(a.type) ~= "string" then error(where .. ": layer entry without a type", 0) end
   local cls = nn.classes[a.type]
@@ -92,13 +119,13 @@ local function build(a, tensors, where)
   local here = where .. "/" .. tostring(a.name)
   if a.type == "Sequential" then
     local mods = { name = a.name }
-    for i, c in ipairs(a.modules or {}) do mods[i] = build(c, tensors, here) end
+    for i, c in ipairs(a.modules or {}) do mods[i] = build(c, tensors, here, budget) end
     return nn.Sequential(mods)
   elseif a.type == "Graph" then
     local nodes = {}
     for i, n in ipairs(a.nodes or {}) do
       if n.module then
-        nodes[i] = { name = n.name, inputs = n.inputs, module = build(n.module, tensors, here) }
+        nodes[i] = { name = n.name, inputs = n.inputs, module = build(n.module, tensors, here, budget) }
       else
         if not known_op(n.op) then error(("%s: node '%s': unknown op '%s'"):format(here, tostring(n.name), tostring(n.op)), 0) end
         local args = {}
@@ -116,7 +143,13 @@ local function build(a, tensors, where)
   end
   local cfg = type(a.config) == "table" and a.config or {}
   cfg.name = a.name
-  return cls(cfg)
+  local m = cls(cfg)
+  budget.left = budget.left - state_bytes(m)
+  if budget.left < 0 then
+    error(("%s (%s): the layers declare more tensor bytes than the checkpoint holds (%.0f)"):format(here, a.type,
+      budget.total), 0)
+  end
+  return m
 end
 
 local function decode(path, meta, key)
@@ -138,10 +171,21 @@ function M.load(path)
   end
   local a = decode(path, meta, "lumen.arch")
   if not a then error(path .. ": checkpoint has no lumen.arch metadata", 0) end
+  local n = count_layers(a)
+  local ok0, err0 = pcall(lumen.core.limit_check, "model_nodes", n, ("the number of layers (%d)"):format(n), path)
+  if not ok0 then error(err0, 0) end
+  local total, largest = 0.0, 0
+  for _, t in pairs(tensors) do
+    local b = t:numel() * (t:dtype() == "int64" and 8 or 4)
+    total, largest = total + b, math.max(largest, b)
+  end
   -- Build without drawing random numbers: every tensor is replaced from the file.
   local Module = require "lumen.nn.module"
   Module.skip_init = true
-  local ok, model = pcall(build, a, tensors, path)
+  local common = require "lumen.import_common"
+  local ok, model = pcall(common.capped, math.max(largest, 1), nil,
+    ("the largest tensor in the checkpoint (%d bytes): the architecture does not match its tensors"):format(largest),
+    build, a, tensors, path, { left = total, total = total })
   Module.skip_init = false
   if not ok then error((tostring(model):find(path, 1, true) and "" or path .. ": ") .. tostring(model), 0) end
   for _, s in ipairs(model:state()) do

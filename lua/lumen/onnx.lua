@@ -155,6 +155,7 @@ ops.Conv = function(n)
   local w = n:need_const(2, "weight")
   local b = n:const(3)
   local s = w.shape
+  if #s < 3 then n:fail("weight of shape %s: a convolution weight has rank 3 or more (out, in / group, kernel...)", common.shape_str(s)) end
   local k = { table.unpack(s, 3) }
   local strides, dilations, pads = n:window(k)
   local groups = n:attr("group", 1)
@@ -438,6 +439,10 @@ ops.ConstantOfShape = function(n)
   local v = n.attrs.value
   local dtype = v and v:dtype() or "float32"
   if #shape == 0 then return { const = lumen.tensor(v and v:flat_get(1) or 0, dtype) } end
+  for i, d in ipairs(shape) do
+    if d < 0 then n:fail("negative size %d at position %d of the shape", d, i) end
+  end
+  common.check_const(shape, dtype, "the constant")
   return { const = lumen.full(shape, v and v:flat_get(1) or 0, dtype) }
 end
 
@@ -494,10 +499,13 @@ end
 
 ops.Flatten = function(n)
   local axis = n:attr("axis", 1)
+  local r = n:rank(1)
+  if r and (axis < -r or axis > r) then n:fail("axis %d is out of range for an input of rank %d", axis, r) end
   if axis == 1 then return { module = lumen.nn.Flatten { start_dim = 2 } } end
   return { fn = function(x)
     local s = x.shape
     local a = axis < 0 and axis + #s or axis
+    if a < 0 or a > #s then error(("Flatten: axis %d is out of range for an input of rank %d"):format(axis, #s), 0) end
     local outer = 1
     for i = 1, a do outer = outer * s[i] end
     return lumen.reshape(x, { outer, -1 })
@@ -515,9 +523,10 @@ ops.Reshape = function(n)
   end
   -- The usual flatten before a classifier: a batch-generic nn.Flatten.
   local s = n:shape(1)
-  if s and #s > 2 and #target == 2 and not n:const(1) then
-    local y = common.batch_reshape(lumen.zeros(s), target).shape
-    if y[1] == s[1] then return { module = lumen.nn.Flatten { start_dim = 2 } } end
+  if s then
+    local y, why = common.reshape_shape(s, target)
+    if not y then n:fail("cannot reshape %s to %s: %s", common.shape_str(s), common.shape_str(target), why) end
+    if #s > 2 and #y == 2 and y[1] == s[1] and not n:const(1) then return { module = lumen.nn.Flatten { start_dim = 2 } } end
   end
   return { fn = function(x) return common.batch_reshape(x, target) end, inputs = { n.inputs[1] } }
 end
@@ -580,6 +589,16 @@ ops.Pad = function(n)
     if n:has(4) then n:fail("the axes input is not supported") end
   end
   local r = #pads // 2
+  local s = n:shape(1)
+  if s then
+    if #pads ~= 2 * #s then n:fail("%d pads for an input of rank %d", #pads, #s) end
+    local out = {}
+    for d = 1, #s do
+      out[d] = s[d] + pads[d] + pads[r + d]
+      if out[d] < 0 then n:fail("pads %d, %d leave dimension %d of size %d negative", pads[d], pads[r + d], d, s[d]) end
+    end
+    if n:const(1) then common.check_const(out, n:const(1):dtype(), "the padded constant") end
+  end
   local torch = {}
   for d = r, 1, -1 do
     torch[#torch + 1], torch[#torch + 2] = pads[d], pads[r + d]
@@ -1280,7 +1299,11 @@ end
 -- a constant when both probes agree on it.
 local function emit(env, node, spec, out)
   if env.produced[out] or env.consts[out] or env.alias[out] then error(("output '%s' is computed twice"):format(out), 0) end
-  if spec.const then env.consts[out] = spec.const return end
+  if spec.const then
+    env.b:count_weights(spec.const:numel() * (spec.const:dtype() == "int64" and 8 or 4), "constant '" .. out .. "'")
+    env.consts[out] = spec.const
+    return
+  end
   if spec.alias then
     local src = env.alias[spec.alias] or spec.alias
     if env.consts[src] then env.consts[out] = env.consts[src] else env.alias[out] = src end
@@ -1297,7 +1320,7 @@ local function emit(env, node, spec, out)
   if constant then
     local args = {}
     for i, name in ipairs(spec.inputs) do args[i] = env.consts[name] end
-    env.consts[out] = lumen.no_grad(common.run, spec, args, #spec.inputs)
+    env.consts[out] = env.b:fold(spec, args, "constant '" .. out .. "'")
     return
   end
   for i, name in ipairs(spec.inputs) do spec.inputs[i] = env.alias[name] or name end
@@ -1348,8 +1371,8 @@ local function convert(env, node)
   emit(env, node, spec, node.outputs[1])
 end
 
--- The probe tensor of a graph input: zeros (floats) or ones (1-based ids), symbolic batch -> 1 (or
--- `batch`).
+-- The probe shape and dtype of a graph input (zeros for floats, ones for 1-based ids), symbolic batch
+-- -> 1 (or `batch`).
 local function probe_input(v, given, batch)
   local shape = given or v.shape
   if not shape then return nil end
@@ -1358,8 +1381,7 @@ local function probe_input(v, given, batch)
     if d < 0 and i > 1 then return nil end
     s[i] = d < 0 and (batch or 1) or d
   end
-  if v.elem_type == "int64" or v.elem_type == "int32" then return lumen.ones(s):long() end
-  return lumen.zeros(s)
+  return s, (v.elem_type == "int64" or v.elem_type == "int32") and "int64" or "float32"
 end
 
 -- model.input_spec from an image-like input (N, C, H, W) with known sizes.
@@ -1403,16 +1425,37 @@ local function build(desc, opts)
     env.b:input(v.name, probe_input(v, given))
     -- a symbolic batch size: shapes computed from it are found with a second probe at batch 2
     local first = (given or v.shape or {})[1]
-    if first and first < 0 then env.dynamic, env.inputs2[v.name] = true, probe_input(v, given, 2) end
+    if first and first < 0 then
+      local s2, dtype = probe_input(v, given, 2)
+      env.dynamic = true
+      if s2 then
+        local bytes = dtype == "int64" and 8.0 or 4.0
+        for _, d in ipairs(s2) do bytes = bytes * d end
+        common.limit("probe_bytes", bytes, ("the batch-2 probe of input '%s'"):format(v.name))
+        env.inputs2[v.name] = dtype == "int64" and lumen.ones(s2):long() or lumen.zeros(s2)
+      end
+    end
   end
   local nodes = fuse(desc)
+  -- How many nodes read each value, so the probe frees each value after its last reader.
+  local readers = {}
   for _, node in ipairs(nodes) do
-    for _, name in ipairs(node.inputs) do env.used[name] = true end
+    for _, name in ipairs(node.inputs) do
+      env.used[name] = true
+      if name ~= "" then readers[name] = (readers[name] or 0) + 1 end
+    end
   end
-  for _, o in ipairs(desc.outputs) do env.used[o.name] = true end
+  for _, o in ipairs(desc.outputs) do env.used[o.name], readers[o.name] = true, math.huge end
+  for _, v in ipairs(desc.inputs) do env.b:readers(v.name, readers[v.name] or 0) end
   for _, node in ipairs(nodes) do
     local ok, err = pcall(convert, env, node)
     if not ok then error(("node '%s' (%s): %s"):format(node_label(node), node.op_type, tostring(err)), 0) end
+    for _, out in ipairs(node.outputs) do -- several for Split, LSTM, GRU
+      if out ~= "" and (env.produced[out] or env.alias[out]) then env.b:readers(env.alias[out] or out, readers[out] or 0) end
+    end
+    for _, name in ipairs(node.inputs) do
+      if name ~= "" and not env.consts[name] then env.b:read(env.alias[name] or name) end
+    end
   end
   local outputs = {}
   for k, o in ipairs(desc.outputs) do

@@ -68,6 +68,29 @@ function Op:check_strides()
   end
 end
 
+-- The weight of a convolution in lumen's layout, made once per file tensor (operators may share one);
+-- second, whether an earlier operator already had it.
+local function layout(c, w, perm)
+  local key = c.op.inputs[2] .. ":" .. table.concat(perm, ",")
+  local t = c.env.permuted[key]
+  if t then return t, true end
+  t = lumen.permute(w, perm)
+  c.env.permuted[key] = t
+  return t, false
+end
+
+-- A module whose tensors are all given: built without drawing an initial weight when `shared` (its
+-- weight is another operator's), so 1,000 operators on one weight cost no 1,000 random draws of it.
+local function with_tensors(Module, cfg, tensors, shared)
+  local Base = require "lumen.nn.module"
+  local before = Base.skip_init
+  Base.skip_init = before or shared
+  local ok, m = pcall(Module, cfg)
+  Base.skip_init = before
+  if not ok then error(m, 0) end
+  return common.set_tensors(m, tensors)
+end
+
 local function conv(c, depthwise)
   c:check_strides()
   local o = c.op.options
@@ -75,19 +98,23 @@ local function conv(c, depthwise)
   local b = c.op.inputs[3] and c.op.inputs[3] > 0 and c:const(3, "bias") or nil
   local cin = c:tensor(1).shape[4]
   local s = w.shape
+  if #s ~= 4 or #c:tensor(1).shape ~= 4 then
+    c:fail("weight %s and input %s must both be 4-D", lumen.shape_str(w), common.shape_str(c:tensor(1).shape))
+  end
   local kh, kw = s[2], s[3]
+  local shared
   local cfg = { kernel_size = { kh, kw }, stride = { o.stride_h, o.stride_w }, bias = b ~= nil,
                 dilation = { o.dilation_h, o.dilation_w }, padding = c:pads(kh, kw) }
   if depthwise then
     if s[1] ~= 1 or s[4] % cin ~= 0 then c:fail("depthwise weight %s does not fit %d input channels", lumen.shape_str(w), cin) end
     cfg.in_channels, cfg.out_channels, cfg.groups = cin, s[4], cin
-    w = lumen.permute(w, { 4, 1, 2, 3 })                -- (C*M, 1, KH, KW): output c*M + m reads input c
+    w, shared = layout(c, w, { 4, 1, 2, 3 })            -- (C*M, 1, KH, KW): output c*M + m reads input c
   else
-    if cin % s[4] ~= 0 then c:fail("weight %s does not fit %d input channels", lumen.shape_str(w), cin) end
+    if s[4] < 1 or cin % s[4] ~= 0 then c:fail("weight %s does not fit %d input channels", lumen.shape_str(w), cin) end
     cfg.in_channels, cfg.out_channels, cfg.groups = cin, s[1], cin // s[4]
-    w = lumen.permute(w, { 1, 4, 2, 3 })                -- (O, I, KH, KW)
+    w, shared = layout(c, w, { 1, 4, 2, 3 })            -- (O, I, KH, KW)
   end
-  return { module = common.set_tensors(lumen.nn.Conv2d(cfg), { weight = w, bias = b }) }
+  return { module = with_tensors(lumen.nn.Conv2d, cfg, { weight = w, bias = b }, shared) }
 end
 
 -- A constant operand of an elementwise op, in the runtime layout (4-D NHWC -> NCHW; a vector of
@@ -185,8 +212,8 @@ local function add_inputs(desc, b, env)
     if t.data then error(("input %d ('%s') is a constant"):format(k, env.value_names[id]), 0) end
     local name = env.value_names[id]
     env.names[id] = name
-    local probe = #s == 4 and lumen.zeros { s[1], s[4], s[2], s[3] } or lumen.zeros(s)
-    b:input(name, probe)
+    b:input(name, #s == 4 and { s[1], s[4], s[2], s[3] } or s, "float32")
+    b:readers(name, env.readers[id] or 0)
     if k == 1 and #s == 4 then spec = { size = { s[2], s[3] }, channels = s[4], scale = input_scale(t) } end
   end
   return spec
@@ -199,19 +226,41 @@ local function add_op(desc, env, b, op)
   local o = op.options
   local act = op.op ~= "RESHAPE" and op.op ~= "SOFTMAX" and o.activation ~= "NONE" and o.activation or nil
   if act and not activations[act] then c:fail("unsupported fused activation %s", act) end
+  if env.names[op.outputs[1]] then c:fail("its output (tensor %d) is computed by an earlier operator too", op.outputs[1]) end
   local spec = convert(c)
   local out = env.value_names[op.outputs[1]]
   spec.inputs = spec.inputs or { c:value(1) }
   spec.name = act and (out .. "/pre_activation") or out
   if not spec.module then spec.type = spec.type or (op.op:sub(1, 1) .. op.op:sub(2):lower()) end
   b:add(spec)
-  if act then b:add { name = out, inputs = { spec.name }, module = activations[act]() } end
+  if act then
+    b:readers(spec.name, 1)
+    b:add { name = out, inputs = { spec.name }, module = activations[act]() }
+    b:read(spec.name)
+  end
   env.names[op.outputs[1]] = out
+  b:readers(out, env.readers[op.outputs[1]] or 0)
+  for _, id in ipairs(op.inputs) do
+    if id > 0 and not desc.tensors[id].data then b:read(env.names[id]) end
+  end
+end
+
+-- How many operators read each tensor (graph outputs: always kept), so the probe frees each value after
+-- its last reader.
+local function count_readers(desc)
+  local readers = {}
+  for _, op in ipairs(desc.operators) do
+    for _, id in ipairs(op.inputs) do
+      if id > 0 then readers[id] = (readers[id] or 0) + 1 end
+    end
+  end
+  for _, id in ipairs(desc.outputs) do readers[id] = math.huge end
+  return readers
 end
 
 local function build(desc, opts)
   if #desc.inputs == 0 or #desc.outputs == 0 then error("the model has no inputs or outputs", 0) end
-  local env = { value_names = value_names(desc), names = {} }
+  local env = { value_names = value_names(desc), names = {}, permuted = {}, readers = count_readers(desc) }
   local b = common.builder()
   local spec = add_inputs(desc, b, env)
   for index, op in ipairs(desc.operators) do

@@ -76,7 +76,7 @@ static int read_any(const char *path, lm_error *err) {
   }
   if (ends_with(path, ".gz")) {
     size_t len;
-    void *p = lm_gunzip_file(path, &len, LM_GZ_MAX_BYTES, err);
+    void *p = lm_gunzip_file(path, &len, 0, err);
     free(p);
     return p != NULL;
   }
@@ -84,28 +84,52 @@ static int read_any(const char *path, lm_error *err) {
   return 1;
 }
 
+/* The piece of the message expected.txt gives for file `name`, or NULL (into buf). */
+static const char *expected_piece(const char *dir, const char *name, char *buf, size_t n) {
+  char path[512], line[1024];
+  snprintf(path, sizeof path, "%s/expected.txt", dir);
+  FILE *f = fopen(path, "r");
+  const char *found = NULL;
+  while (f && !found && fgets(line, sizeof line, f)) {
+    char *tab = strchr(line, '\t');
+    if (line[0] == '#' || !tab) continue;
+    *tab = 0;
+    if (strcmp(line, name)) continue;
+    line[strcspn(tab + 1, "\n") + (size_t)(tab + 1 - line)] = 0;
+    snprintf(buf, n, "%s", tab + 1);
+    found = buf;
+  }
+  if (f) fclose(f);
+  return found;
+}
+
 static void test_broken_corpus(void) {
   const char *dir = "tests/fixtures/broken";
   DIR *d = opendir(dir);
   CHECK(d, "cannot open %s (run from the repo root)", dir);
   if (!d) return;
-  int count = 0, verbose = getenv("LUMEN_TEST_VERBOSE") != NULL;
+  int count = 0, hostile = 0, verbose = getenv("LUMEN_TEST_VERBOSE") != NULL;
   int64_t live = lm_live_bytes();
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    char path[512];
+    if (e->d_name[0] == '.' || !strcmp(e->d_name, "expected.txt")) continue;
+    char path[512], piece[512];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     lm_error err = {0};
     int accepted = read_any(path, &err);
     CHECK(!accepted, "%s was accepted (%s)", path, err.msg);
     CHECK(strstr(err.msg, path) == err.msg && strlen(err.msg) > strlen(path) + 4,
           "%s: message does not start with the file name: '%s'", path, err.msg);
+    if (expected_piece(dir, e->d_name, piece, sizeof piece)) {
+      CHECK(strstr(err.msg, piece), "%s: expected '%s' in '%s'", path, piece, err.msg);
+      hostile++;
+    }
     if (verbose) printf("%s\n", err.msg);
     count++;
   }
   closedir(d);
   CHECK(count >= 200, "only %d files in %s (regenerate with tools/make_broken_corpus.py)", count, dir);
+  CHECK(hostile >= 5, "expected.txt names only %d files of %s", hostile, dir);
   CHECK(lm_live_bytes() == live, "tensor bytes leaked on error paths: %lld", (long long)(lm_live_bytes() - live));
   printf("broken corpus: %d files refused\n", count);
 }
@@ -476,7 +500,7 @@ static void test_gzip(void) {
   size_t n_plain, n;
   char *want = lm_read_file(plain, &n_plain, 1 << 20, &err);
   for (int k = 0; k < 2; k++) {
-    char *got = lm_gunzip_file(gzs[k], &n, LM_GZ_MAX_BYTES, &err);
+    char *got = lm_gunzip_file(gzs[k], &n, 0, &err);
     CHECK(got && want && n == n_plain && !memcmp(got, want, n), "%s (%s)", gzs[k], err.msg);
     free(got);
     got = lm_read_file_maybe_gz(gzs[k], &n, &err);
@@ -505,6 +529,56 @@ static void test_gzip(void) {
   free(want);
 }
 
+/* ---- limits ---- */
+
+static void test_limits(void) {
+  lm_error err = {0};
+  CHECK(lm_limit_check(LM_LIMIT_IMAGE_PIXELS, 10, &err, "x.png", "ten") == 0, "within the limit");
+  CHECK(lm_image_check_size("big.png", 30000, 30000, &err) == -1 &&
+            !strcmp(err.msg, "big.png: image of 30000 x 30000 = 900000000 pixels exceeds the image_pixels limit of "
+                             "50000000 (lumen.limits{image_pixels = 900000000} raises it)"),
+        "%s", err.msg);
+  CHECK(lm_limit_fail(&err, LM_LIMIT_TENSOR_BYTES, 14400000000LL, NULL, "a tensor") == -1 &&
+            !strcmp(err.msg, "a tensor exceeds the tensor_bytes limit of 1073741824 (1 GiB) "
+                             "(lumen.limits{tensor_bytes = 14400000000} raises it)"),
+        "%s", err.msg);
+  /* sizes: the non-zero ones are bounded even when one is 0 */
+  int64_t zero_huge[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62}, numel = -1;
+  CHECK(lm_shape_check(LM_F32, 3, zero_huge, &numel, &err) == -1 && strstr(err.msg, "tensor too large"), "%s", err.msg);
+  int64_t empty[2] = {0, 1 << 20};
+  CHECK(lm_shape_check(LM_F32, 2, empty, &numel, &err) == 0 && numel == 0, "(0, 2^20) is a fine empty tensor");
+  /* the tensor cap, named by a limit or by what it is */
+  int64_t big[2] = {1000, 1000}, small[2] = {10, 10};
+  lm_tensor_cap_set(1000, LM_LIMIT_PROBE_BYTES, NULL);
+  lm_tensor *t = lm_tensor_new(LM_F32, 2, big, &err);
+  CHECK(!t && !strcmp(err.msg, "a tensor of shape (1000, 1000) (4000000 bytes) exceeds the probe_bytes limit of "
+                               "536870912 (512 MiB) (lumen.limits{probe_bytes = 4000000} raises it)"),
+        "%s", err.msg);
+  t = lm_tensor_new(LM_F32, 2, small, &err);
+  CHECK(t, "a 400-byte tensor under a 1000-byte cap: %s", err.msg);
+  lm_tensor_release(t);
+  lm_tensor_cap_set(16, -1, "the largest tensor in the file (16 bytes)");
+  CHECK(!lm_tensor_new(LM_F32, 2, small, &err) && strstr(err.msg, "is larger than the largest tensor in the file (16 bytes)"),
+        "%s", err.msg);
+  lm_tensor_cap_set(0, -1, NULL);
+  t = lm_tensor_new(LM_F32, 2, big, &err);
+  CHECK(t, "no cap: %s", err.msg);
+  lm_tensor_release(t);
+  /* each reader names its limit */
+  lm_limit_set(LM_LIMIT_INFLATED_BYTES, 100, &err);
+  size_t n;
+  CHECK(!lm_read_file_maybe_gz("tests/fixtures/npy/f4_2x3x4.npy.gz", &n, &err) &&
+            strstr(err.msg, "f4_2x3x4.npy.gz: the decompressed data (more than 100 bytes) exceeds the inflated_bytes limit"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_INFLATED_BYTES, (int64_t)1 << 30, &err);
+  CHECK(!lm_read_file_limited("/dev/zero", &n, &err) && !strcmp(err.msg, "/dev/zero: not a regular file or a pipe"),
+        "%s", err.msg);
+  CHECK(!lm_read_text("/dev/zero", &n, &err) && !strcmp(err.msg, "/dev/zero: not a regular file"), "%s", err.msg);
+  lm_safetensors *st = lm_safetensors_read("tests/fixtures/npy/empty.safetensors", &err);
+  CHECK(st && st->n == 0, "a safetensors file without tensors: %s", err.msg);
+  lm_safetensors_free(st);
+}
+
 int main(void) {
   const char *base = getenv("TMPDIR");
   snprintf(tmpdir, sizeof tmpdir, "%s/lumen_test_io_XXXXXX", base && *base ? base : "/tmp");
@@ -524,6 +598,7 @@ int main(void) {
   test_safetensors_read();
   test_safetensors_write();
   test_gzip();
+  test_limits();
   const char *files[] = {"round.png", "gray.png", "clamp.png", "w.npy", "r.npy", "w.safetensors", "r.safetensors"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) remove(tmp_path(files[i]));
   rmdir(tmpdir);

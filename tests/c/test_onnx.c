@@ -121,6 +121,21 @@ static void expect_error(Onnx__TensorProto *t, const char *piece, const char *wh
   lm_onnx_free(m);
 }
 
+/* Empty tensors: raw_data present but empty arrives as a NULL pointer from protobuf-c (the onnx fuzz
+ * target found memcpy(dst, NULL, 0), which UBSan reports). */
+static void test_empty_tensors(void) {
+  int64_t d0x4[] = {0, 4};
+  static const int types[] = {1, 6, 7, 16}; /* float, int32, int64, bfloat16 */
+  for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+    int type = types[k];
+    Onnx__TensorProto t = raw_tensor(type, d0x4, 2, NULL, 0);
+    lm_error err = {0};
+    lm_onnx_model *m = parse_tensor(&t, &err);
+    CHECK(m && m->inits[0].t->numel == 0 && m->inits[0].t->shape[1] == 4, "empty tensor of type %d: %s", type, err.msg);
+    lm_onnx_free(m);
+  }
+}
+
 static void test_tensor_types(void) {
   int64_t d3[] = {3}, d2x2[] = {2, 2};
   uint8_t i8[] = {0xfd, 0x7f, 0x80};
@@ -307,8 +322,48 @@ static void test_real_model(void) {
   lm_onnx_free(m);
 }
 
+/* The scan before unpacking: its estimate of a real model is close to the file, a bomb of empty
+ * entries is refused before protobuf-c runs, and counts are checked on the wire. */
+static void test_limits(void) {
+  lm_error err = {0};
+  size_t len;
+  uint8_t *seed = read_all(TEXTCNN, &len);
+  if (!seed) return;
+  /* a 4 KB model: about 21 KB of structs (a weight-heavy one is within 1% of its size: resnet18 46.95 MB
+   * for 46.81 MB) */
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)len + 32768, &err);
+  lm_onnx_model *m = lm_onnx_parse(seed, len, "textcnn.onnx", &err);
+  CHECK(m, "within its size + 32 KB: %s", err.msg);
+  lm_onnx_free(m);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)len / 2, &err);
+  CHECK(!lm_onnx_parse(seed, len, "textcnn.onnx", &err) && strstr(err.msg, "the size of the parsed model (about"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)1 << 30, &err);
+  /* 200,000 empty opset entries (2 bytes each) after the model: about 20 MB inside protobuf-c */
+  size_t extra = 400000;
+  uint8_t *bomb = malloc(len + extra);
+  memcpy(bomb, seed, len);
+  for (size_t i = 0; i < extra; i += 2) bomb[len + i] = 0x42, bomb[len + i + 1] = 0;
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, 8 << 20, &err);
+  CHECK(!lm_onnx_parse(bomb, len + extra, "bomb.onnx", &err) && strstr(err.msg, "bomb.onnx: the size of the parsed model") &&
+            strstr(err.msg, "model_bytes limit of 8388608 (8 MiB)"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)1 << 30, &err);
+  m = lm_onnx_parse(bomb, len + extra, "bomb.onnx", &err);
+  CHECK(m, "the same within 1 GiB: %s", err.msg);
+  lm_onnx_free(m);
+  free(bomb);
+  lm_limit_set(LM_LIMIT_MODEL_NODES, 3, &err);
+  CHECK(!lm_onnx_parse(seed, len, "textcnn.onnx", &err) &&
+            strstr(err.msg, "the number of nodes (10) exceeds the model_nodes limit of 3"), "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_NODES, 100000, &err);
+  free(seed);
+}
+
 int main(void) {
   int64_t live = lm_live_bytes();
+  test_limits();
+  test_empty_tensors();
   test_textcnn();
   test_tensor_types();
   test_bad_tensors();

@@ -140,8 +140,35 @@ static void test_real_models(void) {
   }
 }
 
+/* 2,000 tensors dequantizing one 4 MB buffer decode it once (views of one storage); the copies the
+ * parse makes are charged to model_bytes; the counts are held to their limits. */
+static void test_limits(void) {
+  const char *path = "tests/fixtures/broken_models/shared_buffer.tflite.gz";
+  lm_error err = {0};
+  int64_t live = lm_live_bytes();
+  lm_tflite_model *m = lm_tflite_load(path, &err);
+  CHECK(m && m->n_tensors == 2002, "%s", err.msg);
+  if (m) {
+    const lm_tensor *a = m->tensors[2].data, *b = m->tensors[2001].data;
+    CHECK(a && b && a->storage == b->storage && a->numel == 4 << 20, "the constants share one decoded storage");
+    CHECK(lm_live_bytes() - live <= (int64_t)(16 << 20) + 4096, "decoded %lld bytes", (long long)(lm_live_bytes() - live));
+    CHECK(lm_f32(b)[0] == -1.5f, "0.5 * (0 - 3) = %g", lm_f32(b)[0]);
+  }
+  lm_tflite_free(m);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, 8 << 20, &err);
+  CHECK(!lm_tflite_load(path, &err) && strstr(err.msg, "the size of the decoded model (") &&
+            strstr(err.msg, "exceeds the model_bytes limit of 8388608 (8 MiB)"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_BYTES, (int64_t)1 << 30, &err);
+  lm_limit_set(LM_LIMIT_MODEL_TENSORS, 1000, &err);
+  CHECK(!lm_tflite_load(path, &err) && strstr(err.msg, "the number of tensors (2002) exceeds the model_tensors limit"),
+        "%s", err.msg);
+  lm_limit_set(LM_LIMIT_MODEL_TENSORS, 100000, &err);
+}
+
 int main(void) {
   int64_t live = lm_live_bytes();
+  test_limits();
   test_tiny();
   test_corpus();
   test_real_models();

@@ -119,6 +119,67 @@ describe("lumen checkpoints", function()
       assert.matches("tensor 'weight' is float32 (2, 4), expected float32 (2, 3)", err, 1, true)
     end)
 
+    it("refuses the hostile checkpoints of the corpus before building their layers", function()
+      local dir, n = "tests/fixtures/broken_models/", 0
+      for line in io.lines(dir .. "expected.txt") do
+        local file, piece = line:match("^([^#\t][^\t]*)\t(.+)$")
+        if file and file:match("%.lumen$") then
+          local ok, err = pcall(lumen.load_model, dir .. file)
+          assert.is_false(ok, file .. " loaded")
+          assert.equal(dir .. file .. ": ", err:sub(1, #dir + #file + 2), err)
+          assert(err:find(piece, 1, true), ("%s: expected '%s' in '%s'"):format(file, piece, err))
+          n = n + 1
+        end
+      end
+      assert(n >= 1, "expected.txt lists no checkpoint")
+    end)
+
+    it("refuses layers that declare more bytes in all than the file's tensors", function()
+      local _, meta = lumen.read_safetensors(path)
+      local arch = { type = "Sequential", name = "m", modules = {} }
+      for i = 1, 50 do
+        arch.modules[i] = { type = "Linear", name = "fc" .. i, config = { in_features = 3, out_features = 2 } }
+      end
+      meta["lumen.arch"] = require("lumen.json").encode(arch)
+      assert(lumen.write_safetensors(path, { ["fc1.weight"] = lumen.zeros { 2, 3 }, ["fc1.bias"] = lumen.zeros { 2 } }, meta))
+      local err = select(2, pcall(lumen.load_model, path))
+      assert.matches("m/fc2 (Linear): the layers declare more tensor bytes than the checkpoint holds (32)", err, 1, true)
+    end)
+
+    it("holds the architecture to model_nodes", function()
+      local before = lumen.limits { model_nodes = 1 }
+      local ok, err = pcall(lumen.load_model, path)
+      lumen.limits(before)
+      assert.is_false(ok)
+      assert.matches(path .. ": the number of layers (2) exceeds the model_nodes limit of 1", err, 1, true)
+    end)
+
+    it("loads a graph whose 2,000 nodes come in reverse order", function()
+      local nodes, N = {}, 2000
+      for i = 1, N do nodes[i] = { name = "n" .. (N - i + 1), inputs = { i == N and "x" or ("n" .. (N - i)) }, op = "relu" } end
+      nn.Graph { inputs = { "x" }, outputs = { "n" .. N }, nodes = nodes }:save(path)
+      local m = lumen.load_model(path)
+      assert.same({ 0, 2 }, m:forward(lumen.tensor { -1, 2 }):totable())
+      assert.equal("n1", m.nodes[1].name)
+    end)
+  end)
+
+  describe("nn.Graph's sort", function()
+    it("orders 120,000 nodes given in reverse without recursing (the recursive sort overflowed at 100,000)", function()
+      local recs, N = {}, 120000
+      for i = 1, N do recs[i] = { name = "n" .. (N - i + 1), inputs = { i == N and "x" or ("n" .. (N - i)) } } end
+      local order = nn.Graph._toposort(recs, { "x" })
+      assert.equal(N, #order)
+      for i = 1, N, 997 do assert.equal("n" .. i, order[i].name) end
+    end)
+
+    it("still names the path of a cycle", function()
+      local recs = { { name = "a", inputs = { "c" } }, { name = "b", inputs = { "a" } }, { name = "c", inputs = { "b" } } }
+      assert.has_error(function() nn.Graph._toposort(recs, { "x" }) end, "Graph: cycle through node 'a' (a -> c -> b)")
+    end)
+  end)
+
+  describe("bad files, continued", function()
     it("rejects safetensors files that are not lumen checkpoints", function()
       assert(lumen.write_safetensors(path, { w = lumen.zeros { 2 } }, { format = "pt" }))
       local ok, err = pcall(lumen.load_model, path)

@@ -207,9 +207,13 @@ describe("the broken corpus", function()
     png = core.png_load, jpg = core.jpeg_load, npy = lumen.read_npy, safetensors = lumen.read_safetensors, gz = core.gunzip_file,
   }
   it("is refused file by file with nil, 'path: reason'", function()
-    local dir, count = FIX .. "broken", 0
+    local dir, count, expected, hostile = FIX .. "broken", 0, {}, 0
+    for line in io.lines(dir .. "/expected.txt") do
+      local file, piece = line:match("^([^#\t][^\t]*)\t(.+)$")
+      if file then expected[file] = piece end
+    end
     for name in lfs.dir(dir) do
-      if name:sub(1, 1) ~= "." then
+      if name:sub(1, 1) ~= "." and name ~= "expected.txt" then
         local path = dir .. "/" .. name
         local read = readers[name:match("%.(%w+)$")]
         assert(read, "no reader for " .. name)
@@ -217,9 +221,14 @@ describe("the broken corpus", function()
         assert(v == nil, path .. " was accepted")
         assert(type(msg) == "string" and msg:sub(1, #path + 2) == path .. ": " and #msg > #path + 4,
                path .. ": bad message " .. tostring(msg))
+        if expected[name] then
+          assert(msg:find(expected[name], 1, true), ("%s: expected '%s' in '%s'"):format(name, expected[name], msg))
+          hostile = hostile + 1
+        end
         count = count + 1
       end
     end
     assert(count >= 200, "only " .. count .. " broken files")
+    assert(hostile >= 5, "expected.txt names only " .. hostile .. " files")
   end)
 end)

@@ -80,7 +80,7 @@ describe("lumen.tflite", function()
       local n = 0
       for line in io.lines(BROKEN .. "expected.txt") do
         local file, piece = line:match("^([^#\t][^\t]*)\t(.+)$")
-        if file and file:match("%.tflite$") then
+        if file and (file:match("%.tflite$") or file:match("%.tflite%.gz$")) then
           local ok, err = pcall(lumen.tflite.load, BROKEN .. file)
           assert.is_false(ok, file .. " loaded")
           assert.equal(BROKEN .. file .. ": ", err:sub(1, #BROKEN + #file + 2), err)

@@ -95,11 +95,12 @@ end
 
 -- labels(path) -> array of every line of the file (a final newline ends the last line), or nil, msg.
 function M.labels(path)
-  local f, err = io.open(path, "r")
-  if not f then return nil, err end
+  local text, err = require("lumen").core.read_text(path) -- regular files within text_bytes (gz.c)
+  if not text then return nil, err end
   local res = {}
-  for line in f:lines() do res[#res + 1] = line:gsub("\r$", "") end
-  f:close()
+  for line in text:gmatch("([^\n]*)\n") do res[#res + 1] = line:gsub("\r$", "") end
+  local last = text:match("[^\n]+$")
+  if last then res[#res + 1] = last:gsub("\r$", "") end
   return res
 end
 
