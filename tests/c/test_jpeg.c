@@ -104,9 +104,9 @@ static void test_limits(void) {
   int64_t pixels = lm_limit_get(LM_LIMIT_IMAGE_PIXELS), scans = lm_limit_get(LM_LIMIT_JPEG_SCANS);
   lm_limit_set(LM_LIMIT_IMAGE_PIXELS, 1000, &err);
   CHECK(!lm_jpeg_read(DIR "rgb420.jpg", &err) &&
-            strstr(err.msg, "rgb420.jpg: image is 37 x 29 = 1073 pixels, over the image_pixels limit of 1000"),
+            strstr(err.msg, "rgb420.jpg: image of 37 x 29 = 1073 pixels exceeds the image_pixels limit of 1000"),
         "'%s'", err.msg);
-  CHECK(!lm_png_read(DIR "crop.png", &err) && strstr(err.msg, "crop.png: image is 256 x 192 = 49152 pixels, over "
+  CHECK(!lm_png_read(DIR "crop.png", &err) && strstr(err.msg, "crop.png: image of 256 x 192 = 49152 pixels exceeds "
                                                               "the image_pixels limit of 1000"),
         "'%s'", err.msg);
   lm_limit_set(LM_LIMIT_IMAGE_PIXELS, pixels, &err);

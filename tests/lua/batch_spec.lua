@@ -233,8 +233,22 @@ recipe.finish(p, { target = 1 })
     lumen.mkdir(inputs)
     local names = batch.inputs(SAMPLES)
     for i = 1, 6 do write(("%s/%s.png"):format(inputs, string.char(96 + i)), read(names[i])) end
+    -- recipes/gradcam.lua with a way to stop inside one input: while the file LUMEN_TEST_HOLD names
+    -- exists, the run whose image= is that name without ".hold" waits (the kill test kills it there).
+    -- Every run of this block uses it, so their manifests name the same script.
+    local recipe = tmp .. "/gradcam_hold.lua"
+    write(recipe, [[
+do
+  local hold = os.getenv("LUMEN_TEST_HOLD")
+  for _, a in ipairs(hold and arg or {}) do
+    if a == "image=" .. hold:gsub("%.hold$", "") then
+      while os.rename(hold, hold) do os.execute("sleep 0.05") end -- rename to itself: true while it exists
+    end
+  end
+end
+]] .. read("recipes/gradcam.lua"))
     local function lumen_batch(args)
-      return sh(("LUMEN_QUIET=1 %s batch gradcam inputs=%s %s"):format(q(LUMEN), q(inputs), args))
+      return sh(("LUMEN_QUIET=1 %s batch %s inputs=%s %s"):format(q(LUMEN), q(recipe), q(inputs), args))
     end
     local out = tmp .. "/gradcam"
     local reference -- the files of one unsharded run
@@ -268,13 +282,11 @@ recipe.finish(p, { target = 1 })
 
     it("a killed shard resumes where it stopped, clearing the input it was writing", function()
       assert(os.rename(out, out .. "_shards"))
-      -- Input c is a named pipe: the batch finishes a and b, then blocks opening c until it is killed.
+      -- Input c is held (see recipe above): the batch finishes a and b, then waits inside c until killed.
       local c = inputs .. "/c.png"
-      local real = read(c)
-      os.remove(c)
-      assert(os.execute("mkfifo " .. q(c)))
-      local pid = sh(("LUMEN_QUIET=1 %s batch gradcam inputs=%s out=%s > %s/killed.log 2>&1 & echo $!"):format(
-        q(LUMEN), q(inputs), q(out), q(tmp))):match("%d+")
+      write(c .. ".hold", "")
+      local pid = sh(("LUMEN_TEST_HOLD=%s LUMEN_QUIET=1 %s batch %s inputs=%s out=%s > %s/killed.log 2>&1 & echo $!")
+        :format(q(c .. ".hold"), q(LUMEN), q(recipe), q(inputs), q(out), q(tmp))):match("%d+")
       local waited = 0
       while not lumen.exists(out .. "/.lumen-batch/c.running") and waited < 200 do
         os.execute("sleep 0.05")
@@ -283,8 +295,7 @@ recipe.finish(p, { target = 1 })
       os.execute("sleep 0.2")
       os.execute("kill -9 " .. pid)
       os.execute("sleep 0.1")
-      os.remove(c)
-      write(c, real)
+      os.remove(c .. ".hold")
       assert.is_true(lumen.exists(out .. "/b/manifest.json"), read(tmp .. "/killed.log"))
       assert.is_true(lumen.exists(out .. "/.lumen-batch/c.running")) -- c was started and not finished
       assert.is_false(lumen.exists(out .. "/c/manifest.json"))
@@ -328,8 +339,8 @@ recipe.finish(p, { target = 1 })
       lumen.mkdir(par)
       assert(os.rename(out, out .. "_killed"))
       local text, status = sh(("PARALLEL_HOME=%s LUMEN_QUIET=1 parallel --will-cite -j2 --joblog %s " ..
-        "%s batch gradcam inputs=%s out=%s 'shard={%%}/2' ::: 1 2"):format(q(par), q(par .. "/jobs.log"), q(LUMEN),
-        q(inputs), q(out)))
+        "%s batch %s inputs=%s out=%s 'shard={%%}/2' ::: 1 2"):format(q(par), q(par .. "/jobs.log"), q(LUMEN),
+        q(recipe), q(inputs), q(out)))
       assert.equal(0, status, text)
       local jobs = {}
       for line in io.lines(par .. "/jobs.log") do
