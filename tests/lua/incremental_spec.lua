@@ -159,6 +159,8 @@ describe("lumen.nn.incremental", function()
     local inc = incremental.new(m, lumen.randn { 1, 3, 16, 16 })
     assert.has_error(function() inc:forward({ { 1, 1, 4, 4 } }, lumen.zeros { 1, 3, 2, 2 }) end,
       "incremental: values (1, 3, 2, 2) do not fit box 1 (4 x 4)")
+    assert.has_error(function() inc:forward({ { 1, 1, 0, 4 } }, 0) end,
+      "incremental: box 1 must be {top, left, height, width} (integers, sizes >= 1)")
   end)
 end)
 

@@ -419,10 +419,15 @@ end
 function Inc:forward(boxes, values)
   local n = #boxes
   if n == 0 then error("incremental: no boxes", 2) end
+  for j, b in ipairs(boxes) do
+    local ok = type(b) == "table" and #b == 4
+    for k = 1, 4 do ok = ok and math.type(b[k]) == "integer" and (k < 3 or b[k] >= 1) end
+    if not ok then error(("incremental: box %d must be {top, left, height, width} (integers, sizes >= 1)"):format(j), 2) end
+  end
   if lumen.is_tensor(values) then
     local s = values.shape
     for j, b in ipairs(boxes) do
-      if s[1] ~= n or b[3] ~= s[3] or b[4] ~= s[4] then
+      if #s ~= 4 or s[1] ~= n or s[2] ~= self.shapes[self.input][2] or b[3] ~= s[3] or b[4] ~= s[4] then
         error(("incremental: values %s do not fit box %d (%d x %d)"):format(lumen.shape_str(values), j, b[3], b[4]), 2)
       end
     end
