@@ -3,7 +3,7 @@
 # ROUNDS rounds runs the sgemm limit and, for each bench, the lumen side and the torch side (alternating
 # which goes first), and prints bench/report.py's table of medians and ratios.
 #
-# usage: bench/run.sh [conv] [model] [explain]          (default: all three)
+# usage: bench/run.sh [conv] [model] [explain] [occlusion]    (default: the first three)
 # env:   ROUNDS=3  LUMEN=./build/lumen  PYTHON=/usr/bin/python3  OUT=file.jsonl (keep the raw lines)
 #        CONV_ARGS / MODEL_ARGS / EXPLAIN_ARGS: key=value pairs given to both sides, e.g. CONV_ARGS="batches=1"
 # OPENBLAS_NUM_THREADS is set to 2 and torch uses 2 threads; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left
@@ -61,6 +61,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for b in $BENCHES; do
     var="$(echo "$b" | tr '[:lower:]' '[:upper:]')_ARGS"
     read -r -a args <<<"${!var:-}"
+    [ "$b" = occlusion ] && args+=("map=$work/occlusion") # each side compares its map with the other's
     if [ $((round % 2)) = 1 ]; then order="lumen torch"; else order="torch lumen"; fi
     for side in $order; do run_side "$side" "$b" ${args[@]+"${args[@]}"}; done
   done

@@ -131,6 +131,9 @@ local function active_rule(op)
   end
   return nil
 end
+-- The backward rule with_rules has swapped in for `op` right now, or nil (lumen.nn.fold keeps a layer
+-- as its own op while one is active, so the rule applies to it).
+M.active_rule = active_rule
 
 function M.with_rules(rules, body, ...)
   assert(type(rules) == "table", "with_rules: expected a table of rules by op name")

@@ -11,7 +11,8 @@
 --   same_pads(...)       SAME padding as TensorFlow / ONNX SAME_UPPER compute it (odd extra at the end).
 --   batch_reshape(t, x)  a reshape where a leading 1 (the batch of the exporting run) follows x's batch;
 --   reshape_shape(s, x)  the shape it gives for an input of shape s, without a tensor.
---   finish(b, ...)       the nn.Graph, in eval mode, with labels and input_spec.
+--   finish(b, ...)       the nn.Graph, in eval mode (so BatchNorm folded: lumen.nn.fold), with labels and
+--                        input_spec.
 --   named_errors(path, fn, ...)  fn(...), its errors prefixed with the file when they do not name it.
 --   loader(format, read, build)  a format's load(path [, opts]): read the file, build the graph, every
 --                        tensor made meanwhile held to tensor_bytes.
@@ -349,7 +350,7 @@ function M.reshape_shape(s, target)
   return out
 end
 
--- The nn.Graph of a builder, in eval mode, with opts.labels (a path or an array) and an input_spec
+-- The nn.Graph of a builder, in eval mode (eval() folds each BatchNorm into its convolution), with opts.labels (a path or an array) and an input_spec
 -- made of `spec` (what the file says) overridden by opts.input_spec.
 function M.finish(b, outputs, spec, opts)
   local model = lumen.nn.Graph { inputs = b.inputs, outputs = outputs, nodes = b.nodes }

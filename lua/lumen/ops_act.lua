@@ -12,7 +12,9 @@
 --                "mean" (default), "sum" or "none" (-> (N)); mean and sum give a 0-d tensor
 --   batch_norm   batch_norm(x (N, C, ...), running_mean, running_var, weight, bias,
 --                {training = false, momentum = 0.1, eps = 1e-5}): training normalises with the batch
---                statistics and updates the running ones in place; differentiable in x, weight, bias
+--                statistics and updates the running ones in place; differentiable in x, weight, bias;
+--                batch_norm_fold(t, running_mean, running_var, weight, bias, {eps =}): the same affine map
+--                along t's first dimension, to fold a BatchNorm into the weights of the layer before it
 --   layer_norm   layer_norm(x, normalized_shape, weight, bias, eps = 1e-5): normalise over the trailing
 --                dims normalized_shape names (a number: the last dim), as F.layer_norm; weight, bias
 --                shaped normalized_shape or nil; differentiable in x, weight, bias
@@ -174,6 +176,68 @@ return function(lumen)
     if eps ~= nil and type(eps) ~= "number" then error("layer_norm: eps must be a number", 2) end
     return layer_norm(x, #ns, weight, bias, eps or 1e-5)
   end)
+  -- batch_norm_fold(t (O, ...), running_mean | nil, running_var, weight, bias | nil, {eps = 1e-5 [, cached]}):
+  -- an eval-mode BatchNorm applied along t's first dimension, (t[o] - mean[o]) * weight[o] /
+  -- sqrt(var[o] + eps) + bias[o] (a nil mean or bias is 0). It folds a BatchNorm into the layer before it:
+  -- w' = batch_norm_fold(w, nil, var, gamma, nil), b' = batch_norm_fold(b, mean, var, gamma, beta).
+  -- The scale is computed per row in double precision. opts.cached is the result computed before from
+  -- the same tensors (lumen.nn.fold keeps it): returned as a view, so a folded layer records the tape
+  -- node that carries gradients back to t, weight and bias without redoing the work. Differentiable in
+  -- t, weight and bias.
+  local function fold_scale(running_var, weight, eps)
+    local n = core.numel(running_var)
+    local s = {}
+    for o = 1, n do s[o] = core.flat_get(weight, o) / math.sqrt(core.flat_get(running_var, o) + eps) end
+    return core.from_table(s)
+  end
+
+  local function rows_shape(t) -- (O, 1, 1, ...) to broadcast a per-row vector against t
+    local s = core.shape(t)
+    for d = 2, #s do s[d] = 1 end
+    return s
+  end
+
+  export("batch_norm_fold", def("batch_norm_fold", {
+    forward = function(ctx, t, running_mean, running_var, weight, bias, opts)
+      opts = opts or {}
+      local eps = opts.eps or 1e-5
+      local rows = core.shape(t)[1]
+      for _, v in ipairs { running_var, weight, running_mean or running_var, bias or running_var } do
+        if not is_tensor(v) or core.numel(v) ~= rows then
+          error(("batch_norm_fold: statistics must be tensors of %d values (the rows of t)"):format(rows), 3)
+        end
+      end
+      ctx.t, ctx.mean, ctx.var, ctx.weight, ctx.eps = t, running_mean, running_var, weight, eps
+      if opts.cached then return core.view(opts.cached, core.shape(t)) end
+      local s = fold_scale(running_var, weight, eps)
+      local shift = {}
+      for o = 1, rows do
+        local m = running_mean and core.flat_get(running_mean, o) or 0
+        shift[o] = (bias and core.flat_get(bias, o) or 0) - m * core.flat_get(s, o)
+      end
+      local rs = rows_shape(t)
+      return core.add(core.mul(t, core.view(s, rs)), core.view(core.from_table(shift), rs))
+    end,
+    backward = function(ctx, g)
+      local need = ctx.needs or ctx.inputs
+      local rs = rows_shape(ctx.t)
+      local dims = {}
+      for d = 2, #rs do dims[#dims + 1] = d end
+      local function per_row(v) -- sum over every dimension but the first -> (O)
+        if #dims == 0 then return v end
+        return core.view(core.sum(v, dims, false), { rs[1] })
+      end
+      local gt, gw, gb
+      if need[1] then gt = core.mul(g, core.view(fold_scale(ctx.var, ctx.weight, ctx.eps), rs)) end
+      if need[4] then
+        local c = ctx.t
+        if ctx.mean then c = core.sub(c, core.view(ctx.mean, rs)) end
+        gw = core.mul(per_row(core.mul(g, c)), fold_scale(ctx.var, core.full(core.shape(ctx.weight), 1), ctx.eps))
+      end
+      if need[5] then gb = per_row(g) end
+      return gt, nil, nil, gw, gb
+    end,
+  }))
 
   ---------------------------------------------------------------- dropout
 

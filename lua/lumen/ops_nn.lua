@@ -18,7 +18,8 @@
 --       state after the first step), linear_before_reset [true] (GRU: PyTorch's form; false is
 --       ONNX's default). Every output is differentiable in every input.
 -- Options (each size a number or a pair; defaults in brackets):
---   conv: stride [1], dilation [1], groups [1], padding [0]: n, {ph, pw}, {top, left, bottom, right}
+--   conv: stride [1], dilation [1], groups [1], activation [none]: "relu" | "relu6" applied to the output
+--         in the same op (a post-op); padding [0]: n, {ph, pw}, {top, left, bottom, right}
 --         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
 --         extra row/column at the bottom/right). conv1d: padding n, {left, right}, "same" or "valid".
 --         conv_transpose2d also takes output_padding [0] (PyTorch semantics).
@@ -145,17 +146,38 @@ return function(lumen)
              padding = pad2(op, o.padding or 0, spatial(x, 1), spatial(w, 1), stride, dilation) }
   end
 
+  -- The activations a convolution may apply to its output in the same op (opts.activation, a post-op:
+  -- the fused Conv+BN+ReLU of lumen.nn.fold). The backward masks the gradient by the output, which is
+  -- exact for these two: relu's y > 0 and relu6's 0 < y < 6 are where the pre-activation was inside.
+  local POST_OPS = { relu = true, relu6 = true }
+
+  -- The op's output with its post-op applied. A kernel that fuses the activation into the convolution
+  -- replaces the two calls here (the only place that computes a post-op).
+  local function post(y, act)
+    if act == nil then return y end
+    return core[act](y)
+  end
+
   -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b).
+  -- ctx.opts never holds the activation (passing it back reproduces the convolution alone);
+  -- ctx.activation and ctx.y keep the post-op and the output its backward needs.
   local function conv_op(name, make_opts, fwd, bwd)
     return def(name, {
       forward = function(ctx, x, w, b, opts)
         need(name, 1, "input", x)
         need(name, 2, "weight", w)
         b, opts = bias_opts(b, opts)
+        local act = opts.activation
+        if act ~= nil and not POST_OPS[act] then
+          error(("%s: activation must be 'relu' or 'relu6', got %s"):format(name, show(act)), 0)
+        end
         ctx.opts = make_opts(x, w, opts)
-        return fwd(x, w, b, ctx.opts)
+        local y = post(fwd(x, w, b, ctx.opts), act)
+        if act then ctx.activation, ctx.y = act, y end
+        return y
       end,
       backward = function(ctx, gy)
+        if ctx.activation then gy = core[ctx.activation .. "_backward"](ctx.y, gy) end
         local b = bias_arg(ctx)
         return bwd(ctx.args[1], ctx.args[2], gy, ctx.opts, wants(ctx, 1), wants(ctx, 2), b ~= nil and wants(ctx, 3))
       end,

@@ -39,9 +39,19 @@ return function(lumen)
   end
 
   -- Plain accessors from the core.
-  for _, name in ipairs { "dim", "numel", "get", "set", "item", "totable", "flat_get", "flat_set",
-                          "fill_", "fill_box_", "copy_", "is_freed", "bytes", "dtype" } do
+  for _, name in ipairs { "dim", "numel", "get", "item", "totable", "flat_get", "is_freed", "bytes", "dtype" } do
     methods[name] = core[name]
+  end
+  -- Writers in place. Each bumps t.version when t has autograd fields (parameters do), so what is
+  -- computed from a tensor and kept (BatchNorm folded into a convolution) sees that it changed.
+  for _, name in ipairs { "set", "flat_set", "fill_", "fill_box_", "copy_" } do
+    local write = core[name]
+    methods[name] = function(t, ...)
+      local r = write(t, ...)
+      local f = fields(t)
+      if f then f.version = (f.version or 0) + 1 end
+      return r
+    end
   end
   methods.free = core.free
   methods.size = function(t, d)

@@ -93,6 +93,11 @@ local CASES = {
     local rm, rv = randn { 3 }, positive { 3 }
     return function(x, w, b) return lumen.batch_norm(x, rm, rv, w, b) end, { randn { 2, 3, 2 }, randn { 3 }, randn { 3 } }
   end,
+  batch_norm_fold = function()
+    local rm, rv = randn { 3 }, positive { 3 }
+    return function(t, w, b) return lumen.batch_norm_fold(t, rm, rv, w, b, { eps = 1e-3 }) end,
+      { randn { 3, 2, 2 }, randn { 3 }, randn { 3 } }
+  end,
   dropout = function()
     return function(t) lumen.seed(5); return lumen.dropout(t, 0.4) end, { randn { 4, 5 } }
   end,

@@ -10,6 +10,7 @@
 --   stop      {name =, reached =} for stop_at;  root  the container the pass started from
 --   rec       {shapes = {name -> shape}, layers = {{name, type, shape}, ...}}: what trace() returns
 --   logits    (per container) whether this container's final Softmax is skipped
+--   fold      group -> how it runs in this pass, for the folded Conv+BN+ReLU groups (lumen.nn.fold)
 -- A subclass's _run calls self:call_child(m, Container.sub_ctx(ctx, logits), ...) for each child and
 -- Container.stops_after(ctx, name) after it; call_child does the rest (replace, capture, shapes, extras).
 --
@@ -18,6 +19,7 @@
 -- and listed by layers() as "<layer name>:<key>". A class may declare them up front (`extras = {"attention"}`).
 local lumen = require "lumen"
 local Module = require "lumen.nn.module"
+local fold = require "lumen.nn.fold"
 
 local Container = Module.class("Container")
 Container.is_container = true
@@ -99,6 +101,8 @@ function Container:call_child(m, ctx, ...)
     local ok
     ok, y, extra = pcall(function(...)
       if m.is_container then return m:_run(ctx, ...) end
+      local g = m._fold and fold.group_of(self, m)
+      if g then return fold.call(g, m, ctx, ...) end
       return m:forward(...)
     end, ...)
     if not ok then error(("%s (%s): %s"):format(name, m.type, strip_position(y)), 0) end
@@ -118,7 +122,7 @@ end
 -- The context for a nested container: the same pass state; logits only when asked.
 function Container.sub_ctx(ctx, logits)
   return { want = ctx.want, captured = ctx.captured, replace = ctx.replace, stop = ctx.stop, rec = ctx.rec,
-           root = ctx.root, ran = ctx.ran, logits = logits }
+           root = ctx.root, ran = ctx.ran, logits = logits, fold = ctx.fold }
 end
 
 -- Whether the forward should end after layer `name` (opts.stop_at); marks it reached.
@@ -217,7 +221,7 @@ function Container:_pass(x, opts, tracing, level)
   if logits ~= nil and type(logits) ~= "boolean" then
     error(("%s: logits must be true, false or nil, got %s"):format(self.name or self.type, tostring(logits)), level)
   end
-  local ctx = { logits = logits == true, root = self }
+  local ctx = { logits = logits == true, root = self, fold = {} }
   local function check(n)
     if not self:knows(n) then self:no_layer(n, level + 1) end
   end
@@ -532,9 +536,20 @@ function Container:set_state(name, t)
   error(("%s: no tensor named '%s'"):format(self.name or self.type, name), 0)
 end
 
+-- train() / eval(): eval() also folds each BatchNorm into the convolution before it (lumen.nn.fold),
+-- train() unfolds.
 function Container:train(on)
   self.training = on ~= false
   for _, m in ipairs(self:children()) do m:train(on) end
+  if self.training then fold.unfold(self) else fold.fold(self) end
+  return self
+end
+
+-- fold() -> {{conv =, bn =, act = names}, ...}: folds the model's Conv+BN[+ReLU] groups (eval() does);
+-- unfold() undoes it (eval mode stays) and returns the model. See lumen.nn.fold.
+function Container:fold() return fold.tree(self, true) end
+function Container:unfold()
+  fold.tree(self, false)
   return self
 end
 

@@ -1,0 +1,258 @@
+-- lumen.nn.fold: BatchNorm folded into the convolution before it, and Conv+BN+ReLU fused, for models
+-- in eval mode. A container's eval() folds (lumen.load_model ends with eval(), so every loaded or
+-- imported model is folded), train() unfolds; model:fold() / model:unfold() do it by hand.
+--
+-- A group is a Conv2d (or Conv1d over (N, C, L)) whose output feeds only a BatchNorm of the same
+-- container, plus the ReLU or ReLU6 that alone reads the BatchNorm, if there is one. Folding changes no
+-- layer, name or tensor of the model: the convolution keeps its weights, the BatchNorm its statistics.
+-- The group keeps w' = w * s and b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps) (per output
+-- channel, in double precision), and in a pass the convolution computes conv(x, w', b') with the ReLU
+-- as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
+-- output, the input gradient and the weights' gradients agree with the unfolded layers within float32
+-- error (tests/lua/fold_spec.lua).
+--
+-- Names keep their meaning. Per pass, each group runs
+--   "fuse"  conv(x, w', b', relu) — nobody asks for the BatchNorm's output or the convolution's;
+--   "fold"  conv(x, w', b') and the ReLU as its own op — the pass captures the BatchNorm's output (or
+--           stops there), or a swapped backward rule (lumen.with_rules) is active for relu/relu6: the
+--           BatchNorm's name answers with the folded convolution's output, the ReLU obeys the rule;
+--   "off"   the three layers as they are — the pass captures, replaces or stops at the convolution,
+--           replaces the BatchNorm, captures every layer ("all"), the BatchNorm is in training mode,
+--           or a rule is active for the convolution or batch_norm (LRP folds BatchNorm itself).
+-- The folded weights are kept and recomputed when a source tensor changes: another tensor set in its
+-- place (set_state, assignment), or one written in place through its methods (t.version; in-place
+-- writes through a reshaped view of a weight are not seen: call model:fold() again after those).
+-- On the tape, w' and b' are the outputs of a batch_norm_fold op that returns the kept values, so
+-- gradients reach the convolution's and the BatchNorm's parameters as without folding.
+local lumen = require "lumen"
+
+local M = {}
+
+local BN_OF = { Conv2d = "BatchNorm2d", Conv1d = "BatchNorm1d" }
+local ACT_OP = { ReLU = "relu", ReLU6 = "relu6" }
+local CONV_OP = { Conv2d = "conv2d", Conv1d = "conv1d" }
+
+local Group = {}
+Group.__index = Group
+
+-- The tensors w', b' are made from, in a fixed order.
+local function sources(g)
+  local c, bn = g.conv, g.bn
+  return { c.weight, c.bias or false, bn.weight, bn.bias, bn.running_mean, bn.running_var }
+end
+
+-- Whether the kept w', b' were made from the tensors the layers hold now, unchanged since.
+local function fresh(g)
+  local src = sources(g)
+  local kept = g.kept
+  if not kept or kept.eps ~= g.bn.eps then return false end
+  for i, t in ipairs(src) do
+    if kept.src[i] ~= t or (t and kept.version[i] ~= t.version) then return false end
+  end
+  return true
+end
+
+-- (Re)computes w' and b' from the layers' tensors.
+function Group:refresh()
+  if fresh(self) then return self.kept end
+  local c, bn = self.conv, self.bn
+  local src = sources(self)
+  local version = {}
+  for i, t in ipairs(src) do
+    if t then
+      if t.version == nil then t.version = 0 end
+      version[i] = t.version
+    end
+  end
+  local fold = lumen.batch_norm_fold
+  local eps = { eps = bn.eps }
+  local zero = lumen.zeros(bn.running_mean.shape)
+  self.kept = lumen.no_grad(function()
+    return { src = src, version = version, eps = bn.eps, zero = zero,
+             w = fold(c.weight, nil, bn.running_var, bn.weight, nil, eps),
+             b = fold(c.bias or zero, bn.running_mean, bn.running_var, bn.weight, bn.bias, eps) }
+  end)
+  return self.kept
+end
+
+-- w', b' for a pass: the kept tensors, or on the tape the batch_norm_fold nodes that return them.
+function Group:weights()
+  local k = self:refresh()
+  local c, bn = self.conv, self.bn
+  if not lumen.autograd.is_enabled() then return k.w, k.b end
+  local fold = lumen.batch_norm_fold
+  return fold(c.weight, nil, bn.running_var, bn.weight, nil, { eps = bn.eps, cached = k.w }),
+    fold(c.bias or k.zero, bn.running_mean, bn.running_var, bn.weight, bn.bias, { eps = bn.eps, cached = k.b })
+end
+
+-- The convolution's options with the activation as a post-op when fused (padding may be overridden,
+-- for the incremental forward's slabs).
+function Group:options(mode, padding)
+  local o = {}
+  for k, v in pairs(self.conv.opts) do o[k] = v end
+  if padding ~= nil then o.padding = padding end
+  if mode == "fuse" then o.activation = ACT_OP[self.act.type] end
+  return o
+end
+
+-- The group's output for input x in a pass of the given mode ("fold" or "fuse").
+function Group:run(x, mode, padding)
+  local w, b = self:weights()
+  return lumen[CONV_OP[self.conv.type]](x, w, b, self:options(mode, padding))
+end
+
+-- Whether the group's layers still sit together in their container.
+function Group:intact()
+  return self.check(self)
+end
+
+local function wants(ctx, name)
+  if not ctx then return false end
+  if ctx.want == true then return true end
+  if ctx.want and ctx.want[name] then return true end
+  return ctx.stop ~= nil and ctx.stop.name == name
+end
+
+-- How the group runs in a pass (ctx: the container pass state, or nil for a pass that asks nothing).
+function Group:mode(ctx)
+  local rule = lumen.autograd.active_rule
+  local c, bn, act = self.conv, self.bn, self.act
+  if bn.training or not self:intact() then return "off" end
+  if rule(CONV_OP[c.type]) or rule("batch_norm") then return "off" end
+  local rep = ctx and ctx.replace or {}
+  if wants(ctx, c.name) or rep[c.name] ~= nil or rep[bn.name] ~= nil then return "off" end
+  if not act or wants(ctx, bn.name) or rule(ACT_OP[act.type]) then return "fold" end
+  return "fuse"
+end
+
+---------------------------------------------------------------- finding groups
+
+local function convertible(conv, bn)
+  if BN_OF[conv.type] ~= bn.type or conv.activation or conv.channels_last then return false end
+  local w, mean = conv.weight, bn.running_mean
+  return lumen.is_tensor(w) and lumen.is_tensor(mean) and lumen.is_tensor(bn.weight) and lumen.is_tensor(bn.bias)
+    and lumen.is_tensor(bn.running_var) and w.shape[1] == mean:numel()
+end
+
+local function new_group(owner, conv, bn, act, check)
+  local g = setmetatable({ owner = owner, conv = conv, bn = bn, act = act, check = check }, Group)
+  g.role = { [conv] = "conv", [bn] = "bn" }
+  if act then g.role[act] = "act" end
+  return g
+end
+
+-- The groups among a Sequential's modules: consecutive Conv, BatchNorm [, ReLU].
+local function sequential_groups(seq)
+  local ms, res = seq.modules, {}
+  local i = 1
+  while i < #ms do
+    local c, bn, act = ms[i], ms[i + 1], ms[i + 2]
+    if not c.is_container and not bn.is_container and convertible(c, bn) then
+      if not (act and ACT_OP[act.type] and not act.is_container) then act = nil end
+      local k = i
+      res[#res + 1] = new_group(seq, c, bn, act, function(g)
+        return seq.modules[k] == g.conv and seq.modules[k + 1] == g.bn and (not g.act or seq.modules[k + 2] == g.act)
+      end)
+      i = i + (act and 3 or 2)
+    else
+      i = i + 1
+    end
+  end
+  return res
+end
+
+-- The groups among a Graph's nodes: a Conv node read only by a BatchNorm node (and not an output),
+-- the BatchNorm read only by a ReLU node, if any.
+local function graph_groups(graph)
+  local readers, is_out = {}, {}
+  for _, o in ipairs(graph.outputs) do is_out[o] = true end
+  for _, rec in ipairs(graph.nodes) do
+    for _, inp in ipairs(rec.inputs) do
+      readers[inp] = readers[inp] or {}
+      table.insert(readers[inp], rec)
+    end
+  end
+  local function only_reader(name)
+    local r = readers[name]
+    if is_out[name] or not r or #r ~= 1 or #r[1].inputs ~= 1 then return nil end
+    return r[1].module
+  end
+  local res = {}
+  for _, rec in ipairs(graph.nodes) do
+    local c = rec.module
+    local bn = c and not c.is_container and only_reader(rec.name)
+    if bn and not bn.is_container and convertible(c, bn) then
+      local act = only_reader(bn.name)
+      if not (act and ACT_OP[act.type] and not act.is_container) then act = nil end
+      res[#res + 1] = new_group(graph, c, bn, act, function() return true end) -- a Graph's nodes are fixed
+    end
+  end
+  return res
+end
+
+-- Folds the groups among container's own children (nested containers fold their own): marks their
+-- layers and computes w', b'. Returns the groups.
+function M.fold(container)
+  M.unfold(container)
+  local groups = container.type == "Sequential" and container.modules and sequential_groups(container)
+    or container.nodes and graph_groups(container) or {}
+  for _, g in ipairs(groups) do
+    for m in pairs(g.role) do m._fold = g end
+    g:refresh()
+  end
+  container._folds = groups
+  return groups
+end
+
+-- Undoes M.fold for container's own children.
+function M.unfold(container)
+  for _, g in ipairs(container._folds or {}) do
+    for m in pairs(g.role) do
+      if m._fold == g then m._fold = nil end
+    end
+  end
+  container._folds = nil
+end
+
+-- Folds (on = true) or unfolds container and the containers nested in it; returns the folded groups
+-- as {conv =, bn =, act = names}.
+function M.tree(container, on)
+  local res = {}
+  for _, m in ipairs(container:children()) do
+    if m.is_container then
+      for _, r in ipairs(M.tree(m, on)) do res[#res + 1] = r end
+    end
+  end
+  if not on then
+    M.unfold(container)
+    return res
+  end
+  for _, g in ipairs(M.fold(container)) do
+    res[#res + 1] = { conv = g.conv.name, bn = g.bn.name, act = g.act and g.act.name or nil }
+  end
+  return res
+end
+
+-- The group m belongs to in container (folded there and still in place), or nil.
+function M.group_of(container, m)
+  local g = m._fold
+  if g and g.owner == container then return g end
+  return nil
+end
+
+-- Container:call_child's hook for a layer of a folded group: runs it as the pass's mode says.
+-- pass: the table the pass keeps its groups' modes in.
+function M.call(g, m, ctx, x, ...)
+  local role, pass = g.role[m], ctx.fold
+  if role == "conv" then
+    local mode = g:mode(ctx)
+    if pass then pass[g] = mode end
+    if mode == "off" then return m:forward(x, ...) end
+    return g:run(x, mode)
+  end
+  local mode = pass and pass[g]
+  if mode == "fuse" or (mode == "fold" and role == "bn") then return x end
+  return m:forward(x, ...)
+end
+
+return M

@@ -1,0 +1,258 @@
+-- Specs for lumen.nn.fold: BatchNorm folded into the convolution before it and Conv+BN+ReLU fused in
+-- eval mode — the same logits, input gradients and weight gradients as the unfolded layers, names that
+-- keep their meaning (capture, replace, stop_at), swapped backward rules that still apply, train()
+-- unfolding, weights changed after folding, imported models folded at load; and the conv post-op.
+local lumen = require "lumen"
+local nn = lumen.nn
+local support = require "support"
+
+-- Random BatchNorm statistics, so a fold that ignored one would show.
+local function randomize(bn)
+  local n = bn.running_mean:numel()
+  bn:set_state("running_mean", lumen.randn { n })
+  bn:set_state("running_var", lumen.rand { n } + 0.5)
+  bn:set_state("weight", lumen.randn { n })
+  bn:set_state("bias", lumen.randn { n })
+  return bn
+end
+
+-- conv1 -> bn1 -> relu1 -> conv2 (stride 2, groups 2) -> bn2 -> relu6 -> conv3 (depthwise, no bias)
+-- -> bn3 -> gap -> fc: three groups, the last without an activation.
+local function seq_net()
+  lumen.seed(11)
+  local m = nn.Sequential {
+    nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1, name = "conv1" },
+    randomize(nn.BatchNorm2d { num_features = 4, name = "bn1" }), nn.ReLU { name = "relu1" },
+    nn.Conv2d { in_channels = 4, out_channels = 6, kernel_size = 3, stride = 2, padding = 1, groups = 2, name = "conv2" },
+    randomize(nn.BatchNorm2d { num_features = 6, name = "bn2" }), nn.ReLU6 { name = "relu2" },
+    nn.Conv2d { in_channels = 6, out_channels = 6, kernel_size = 3, padding = 1, groups = 6, bias = false, name = "conv3" },
+    randomize(nn.BatchNorm2d { num_features = 6, name = "bn3" }),
+    nn.GlobalAvgPool2d { name = "gap" }, nn.Linear { in_features = 6, out_features = 5, name = "fc" },
+  }
+  return m:eval()
+end
+
+-- A residual block as a Graph: stem conv -> bn -> relu; conv_a -> bn_a -> relu_a -> conv_b -> bn_b;
+-- add(bn_b, relu) -> relu_out -> gap -> fc. bn_b feeds the Add (no activation to fuse); "tap" reads
+-- conv_t's output beside its BatchNorm, so conv_t is not folded.
+local function graph_net()
+  lumen.seed(12)
+  local function conv(cin, cout, name) return nn.Conv2d { in_channels = cin, out_channels = cout, kernel_size = 3, padding = 1, name = name } end
+  local function bn(c, name) return randomize(nn.BatchNorm2d { num_features = c, name = name }) end
+  return nn.Graph { inputs = { "x" }, outputs = { "fc" }, nodes = {
+    { name = "stem", module = conv(3, 4), inputs = { "x" } },
+    { name = "stem_bn", module = bn(4), inputs = { "stem" } },
+    { name = "stem_relu", module = nn.ReLU {}, inputs = { "stem_bn" } },
+    { name = "conv_a", module = conv(4, 4), inputs = { "stem_relu" } },
+    { name = "bn_a", module = bn(4), inputs = { "conv_a" } },
+    { name = "relu_a", module = nn.ReLU {}, inputs = { "bn_a" } },
+    { name = "conv_b", module = conv(4, 4), inputs = { "relu_a" } },
+    { name = "bn_b", module = bn(4), inputs = { "conv_b" } },
+    { name = "add", op = "add", inputs = { "bn_b", "stem_relu" } },
+    { name = "relu_out", module = nn.ReLU {}, inputs = { "add" } },
+    { name = "conv_t", module = conv(4, 4), inputs = { "relu_out" } },
+    { name = "bn_t", module = bn(4), inputs = { "conv_t" } },
+    { name = "tap", op = "mul", inputs = { "bn_t", "conv_t" } },
+    { name = "gap", module = nn.GlobalAvgPool2d {}, inputs = { "tap" } },
+    { name = "fc", module = nn.Linear { in_features = 4, out_features = 3 }, inputs = { "gap" } },
+  } }:eval()
+end
+
+-- max |a - b| relative to max |b|.
+local function rel(a, b) return lumen.max_abs_diff(a, b) / math.max(b:abs():max_all(), 1e-30) end
+local function assert_rel(a, b, tol, what)
+  local e = rel(a, b)
+  assert(e <= tol, ("%s: relative difference %g (tolerance %g)"):format(what, e, tol))
+end
+
+-- fn(model) run folded and unfolded (the same model, unfolded by hand): both results.
+local function both(model, fn)
+  model:fold()
+  local folded = table.pack(fn(model))
+  model:unfold()
+  local plain = table.pack(fn(model))
+  model:fold()
+  return folded, plain
+end
+
+local function input_gradient(model, x, opts)
+  local xg = x:detach()
+  xg.requires_grad = true
+  local y, cap = model:forward(xg, opts)
+  local score = y:select(2, 1):sum()
+  return y, lumen.grad(score, xg), cap
+end
+
+describe("lumen.nn.fold", function()
+  it("eval() folds each Conv+BN and fuses the ReLU or ReLU6 that alone reads the BatchNorm", function()
+    local m = seq_net()
+    assert.same({ { conv = "conv1", bn = "bn1", act = "relu1" }, { conv = "conv2", bn = "bn2", act = "relu2" },
+                  { conv = "conv3", bn = "bn3" } }, m:fold())
+    local g = graph_net()
+    assert.same({ { conv = "stem", bn = "stem_bn", act = "stem_relu" }, { conv = "conv_a", bn = "bn_a", act = "relu_a" },
+                  { conv = "conv_b", bn = "bn_b" } }, g:fold())
+    m:train()
+    assert.same({}, m._folds or {})
+  end)
+
+  it("gives the unfolded logits and input gradients within 1e-6, running one op per group", function()
+    for _, make in ipairs { seq_net, graph_net } do
+      local m = make()
+      local x = lumen.randn { 2, 3, 9, 9 }
+      local bns = {}
+      local f, p = both(m, function(model)
+        lumen.autograd.reset_counts()
+        local y, g = input_gradient(model, x)
+        bns[#bns + 1] = lumen.autograd.counts().batch_norm
+        return y, g
+      end)
+      assert_rel(f[1], p[1], 1e-6, "logits")
+      assert_rel(f[2], p[2], 1e-6, "input gradient")
+      assert.equal(#m:fold(), bns[2] - bns[1]) -- the folded pass runs only the BatchNorms it could not fold
+    end
+    local m = seq_net()
+    lumen.autograd.reset_counts()
+    lumen.no_grad(function() m:forward(lumen.randn { 1, 3, 8, 8 }) end)
+    local c = lumen.autograd.counts()
+    assert.same({ 3, 0, 0, 0 }, { c.conv2d, c.batch_norm, c.relu, c.relu6 })
+  end)
+
+  it("lets gradients reach the convolution's and the BatchNorm's parameters as without folding", function()
+    local m = graph_net()
+    local x = lumen.randn { 2, 3, 6, 6 }
+    local names = { "stem.weight", "stem.bias", "stem_bn.weight", "stem_bn.bias", "conv_b.weight", "bn_b.bias" }
+    local function grads(model)
+      for _, p in ipairs(model:parameters()) do p.tensor:zero_grad() end
+      model:forward(x):sum():backward()
+      local res = {}
+      for _, p in ipairs(model:parameters()) do res[p.name] = p.tensor.grad end
+      return res
+    end
+    local f, p = both(m, grads)
+    for _, n in ipairs(names) do
+      assert(f[1][n], n .. ": no gradient through the folded layers")
+      assert_rel(f[1][n], p[1][n], 1e-5, n)
+    end
+    local w = m:layer("conv_a").weight
+    local gw = lumen.grad(m:forward(x):sum(), w)
+    assert_rel(gw, p[1]["conv_a.weight"], 1e-5, "lumen.grad of a folded weight")
+  end)
+
+  it("keeps the meaning of names: capture, replace and stop_at give the unfolded tensors", function()
+    local m = seq_net()
+    local x = lumen.randn { 2, 3, 8, 8 }
+    for _, name in ipairs { "conv1", "bn1", "relu1", "bn2", "relu2", "bn3" } do
+      local f, p = both(m, function(model) return input_gradient(model, x, { capture = { name } }) end)
+      assert_rel(f[3][name], p[3][name], 1e-6, "capture " .. name)
+      assert_rel(f[2], p[2], 1e-6, "input gradient with " .. name .. " captured")
+      if name == "conv1" then assert.equal(0, lumen.max_abs_diff(f[3][name], p[3][name])) end -- run unfolded
+    end
+    local r = lumen.randn { 2, 4, 8, 8 }
+    for _, name in ipairs { "conv1", "bn1", "relu1" } do
+      local f, p = both(m, function(model) return model:forward(x, { replace = { [name] = r } }) end)
+      assert_rel(f[1], p[1], 1e-6, "replace " .. name)
+    end
+    for _, name in ipairs { "conv2", "bn2", "relu2" } do
+      local f, p = both(m, function(model) return model:forward(x, { stop_at = name }) end)
+      assert_rel(f[1], p[1], 1e-6, "stop_at " .. name)
+    end
+    local f = both(m, function(model) return model:trace(x, { capture = "all" }) end)
+    assert.same({ 2, 4, 8, 8 }, f[1].captured.conv1.shape)
+    lumen.autograd.reset_counts()
+    m:forward(x, { capture = { "bn1" } })
+    assert.equal(1, lumen.autograd.counts().relu) -- the ReLU after a captured BatchNorm is its own op
+  end)
+
+  it("keeps a ReLU its own op while a rule is swapped for it, and the whole group while LRP runs", function()
+    local m = graph_net()
+    local x = lumen.randn { 1, 3, 8, 8 }
+    for _, method in ipairs { "guided_backprop", "deconvnet", "lrp" } do
+      local f, p = both(m, function(model) return lumen.explain[method](model, x, { target = 2 }) end)
+      assert_rel(f[1], p[1], 1e-5, method)
+    end
+    local seen = 0
+    lumen.with_rules({ relu = function(ctx, g) seen = seen + 1; return ctx.default(ctx, g) end }, function()
+      local xg = x:detach()
+      xg.requires_grad = true
+      lumen.grad(m:forward(xg):sum(), xg)
+    end)
+    assert.equal(3, seen) -- stem_relu, relu_a, relu_out: every ReLU of the model
+  end)
+
+  it("train() unfolds (BatchNorm learns from the batch) and eval() folds the new statistics", function()
+    local m = seq_net()
+    local x = lumen.randn { 4, 3, 8, 8 }
+    m:train()
+    lumen.autograd.reset_counts()
+    m:forward(x)
+    assert.equal(3, lumen.autograd.counts().batch_norm)
+    m:eval()
+    local f, p = both(m, function(model) return model:forward(x) end)
+    assert_rel(f[1], p[1], 1e-6, "after training")
+  end)
+
+  it("follows weights changed after folding: set_state, in-place writes, a BatchNorm back in training", function()
+    local m = graph_net()
+    local x = lumen.randn { 1, 3, 6, 6 }
+    local before = m:forward(x)
+    m:set_state("stem.weight", lumen.randn { 4, 3, 3, 3 })
+    m:layer("bn_a").running_var:copy_(lumen.rand { 4 } + 2)
+    m:layer("bn_a").weight:set({ 2 }, 3.5)
+    m:layer("conv_b").bias:fill_(0.25)
+    local after = m:forward(x)
+    assert(rel(after, before) > 1e-2, "the changes make no difference")
+    local _, p = both(m, function(model) return model:forward(x) end)
+    assert_rel(after, p[1], 1e-6, "changed weights")
+    m:layer("bn_a"):train()
+    lumen.autograd.reset_counts()
+    m:forward(lumen.randn { 2, 3, 6, 6 })
+    assert.equal(2, lumen.autograd.counts().batch_norm) -- bn_a, and bn_t (conv_t is read twice: never folded)
+  end)
+
+  it("stays correct when a folded Sequential is rearranged", function()
+    local m = seq_net()
+    local x = lumen.randn { 1, 3, 8, 8 }
+    m.modules[2] = nn.ReLU { name = "bn1" } -- the BatchNorm replaced by hand
+    local f, p = both(m, function(model) return model:forward(x) end)
+    assert_rel(f[1], p[1], 1e-6, "conv1 without its BatchNorm")
+  end)
+
+  it("folds imported models at load (MobileNet v2 ONNX: 52 groups, 35 with ReLU6)", function()
+    local m = lumen.load_model("tests/fixtures/torch/mobilenet_v2.onnx.gz")
+    local groups = m:fold()
+    local fused = 0
+    for _, g in ipairs(groups) do fused = fused + (g.act and 1 or 0) end
+    assert.same({ 52, 35 }, { #groups, fused })
+    local x = support.npy("tests/fixtures/torch/input.npy")
+    local f, p = both(m, function(model) return model:forward(x) end)
+    -- float32 rounding through 52 layers: the same size as lumen's unfolded forward against PyTorch's
+    support.assert_rel_l2(f[1], p[1], 5e-6, "folded MobileNet v2")
+    support.assert_rel_l2(f[1], support.npy("tests/fixtures/torch/mobilenet_v2_logits.npy"), 1e-4, "PyTorch")
+  end)
+
+  it("saves the original weights: a checkpoint reloads to the same bytes", function()
+    local m = graph_net()
+    local path = os.tmpname()
+    m:save(path)
+    local back = lumen.load_model(path)
+    os.remove(path)
+    local x = lumen.randn { 1, 3, 6, 6 }
+    assert.equal(0, lumen.max_abs_diff(back:forward(x), m:forward(x)))
+    assert.equal(0, lumen.max_abs_diff(back:layer("bn_a").running_var, m:layer("bn_a").running_var))
+  end)
+end)
+
+describe("conv2d's activation post-op", function()
+  it("equals the activation after the convolution, with its gradients", function()
+    lumen.seed(3)
+    local x, w, b = lumen.randn { 1, 2, 5, 5 }, lumen.randn { 3, 2, 3, 3 }, lumen.randn { 3 }
+    for _, act in ipairs { "relu", "relu6" } do
+      local o = { padding = 1, activation = act }
+      local y = lumen.conv2d(x * 4, w, b, o)
+      assert.equal(0, lumen.max_abs_diff(y, lumen[act](lumen.conv2d(x * 4, w, b, { padding = 1 }))))
+      support.assert_gradcheck(function(xx, ww, bb) return lumen.conv2d(xx, ww, bb, o) end, { x, w, b }, { eps = 0.01 })
+    end
+    assert.has_error(function() lumen.conv2d(x, w, b, { activation = "gelu" }) end,
+      "conv2d: activation must be 'relu' or 'relu6', got gelu")
+  end)
+end)
