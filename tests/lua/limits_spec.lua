@@ -24,7 +24,7 @@ describe("lumen.limits", function()
   it("rejects unknown names and values below 1 without changing anything", function()
     local before = lumen.limits()
     assert.has_error(function() lumen.limits { image_pixels = 5, imag_pixels = 3 } end,
-      "limits: unknown limit 'imag_pixels' (known: image_pixels, file_bytes, inflated_bytes, tensor_bytes, model_nodes, model_tensors)")
+      "limits: unknown limit 'imag_pixels' (known: image_pixels, file_bytes, inflated_bytes, tensor_bytes, model_nodes, model_tensors, cache_bytes)")
     assert.same(before, (lumen.limits()))
     assert.has_error(function() lumen.limits { image_pixels = 0 } end, "limits: image_pixels must be an integer >= 1, got 0")
     assert.has_error(function() lumen.limits { image_pixels = 2.5 } end)
