@@ -11,6 +11,7 @@
  * and each picks one of three paths: 1x1 stride-1 unpadded convs are one GEMM per image and group,
  * depthwise convs (groups == C > 1, O a multiple of C) a direct loop, the rest im2col + GEMM per image
  * with a workspace kept between calls. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,11 +307,14 @@ static void out_shape(const conv_geom *g, int nd, int64_t *shape) {
     shape[2] = g->win.OW;
 }
 
+static int fusable(lm_act_op op) {
+  return op == LM_ACT_RELU || op == LM_ACT_LEAKY_RELU || op == LM_ACT_RELU6 || op == LM_ACT_CLIP;
+}
+
 /* The post-ops lumen can fuse: NULL or valid, else an error naming op. */
 static int check_post(const char *op, const lm_conv_post *post, int nd, const int64_t *yshape, lm_error *err) {
   if (!post) return 0;
-  if (post->has_act && post->act != LM_ACT_RELU && post->act != LM_ACT_LEAKY_RELU && post->act != LM_ACT_RELU6 &&
-      post->act != LM_ACT_CLIP)
+  if (post->has_act && !fusable(post->act))
     return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6 or clip)", op,
                    (unsigned)post->act < LM_ACT_COUNT ? lm_act_names[post->act] : "?");
   const lm_tensor *a = post->add;
@@ -324,25 +328,32 @@ static int check_post(const char *op, const lm_conv_post *post, int nd, const in
   return 0;
 }
 
-/* y = act(y) in place, for the fused activations. */
-static void apply_act(const lm_conv_post *post, float *y, int64_t n) {
-  if (!post || !post->has_act) return;
-  float lo = 0.0f, hi = 0.0f, slope = 0.0f;
-  switch (post->act) {
+/* y = act(y) for the fusable activations; p as in lm_act_params (NULL: the defaults). */
+static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
+  float lo = 0.0f, hi = 0.0f, slope = p ? p->a : 0.01f;
+  switch (op) {
   case LM_ACT_RELU:
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
     return;
   case LM_ACT_LEAKY_RELU:
-    slope = post->p.a;
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : slope * y[i];
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? slope * y[i] : y[i];
     return;
   case LM_ACT_RELU6:
     lo = 0.0f, hi = 6.0f;
     break;
   default:
-    lo = post->p.a, hi = post->p.b;
+    lo = p ? p->a : -INFINITY, hi = p ? p->b : INFINITY;
   }
   for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
+}
+
+int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err) {
+  if (!fusable(op))
+    return lm_fail(err, "%s: no in-place form (relu, leaky_relu, relu6 and clip have one)",
+                   (unsigned)op < LM_ACT_COUNT ? lm_act_names[op] : "activation");
+  if (x->dtype != LM_F32) return lm_fail(err, "%s: expected a float32 tensor, got int64", lm_act_names[op]);
+  apply_act(op, p, lm_f32(x), x->numel);
+  return 0;
 }
 
 static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
@@ -364,7 +375,7 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
       for (int64_t i = 0; i < y->numel; i++) lm_f32(y)[i] += a[i];
     }
     rc = conv_apply(&g, lm_f32(x), lm_f32(w), lm_f32(y), err) ? -1 : 1;
-    apply_act(post, lm_f32(y), y->numel);
+    if (post && post->has_act) apply_act(post->act, &post->p, lm_f32(y), y->numel);
   }
   if (rc < 0) {
     lm_tensor_release(y);

@@ -75,6 +75,9 @@ typedef struct lm_conv_post {
 } lm_conv_post;
 lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
                                   const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
+/* x = act(x) in place, for the same four activations (p NULL: PyTorch's defaults). The caller makes sure
+ * nothing else needs x's old values (lua/lumen/ops_act.lua: only outside the tape). */
+int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err);
 /* flags for lm_conv2d_backward_ex: LM_GRAD_OVERWRITE writes the gradients instead of adding into them
  * (they may then be uninitialised, as from lm_tensor_empty). */
 enum { LM_GRAD_OVERWRITE = 1 };

@@ -203,6 +203,29 @@ static int l_conv_backend(lua_State *L) {
   return 2;
 }
 
+/* act_inplace(name, x [, a, b]) -> x, after x = act(x) in place: relu, leaky_relu (a = slope), relu6,
+ * clip (a, b = bounds; nil = none). No autograd: ops_act.lua decides when it is safe. */
+static int l_act_inplace(lua_State *L) {
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
+  lm_act_op op = ops[luaL_checkoption(L, 1, NULL, names)];
+  lm_tensor *x = lmL_check_f32(L, 2);
+  lm_act_params p = {(float)luaL_optnumber(L, 3, op == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY),
+                     (float)luaL_optnumber(L, 4, INFINITY)};
+  lm_error err = {0};
+  if (lm_act_forward_inplace(op, &p, x, &err)) return lmL_raise(L, &err);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* release_caches(): frees the convolution workspaces, oneDNN's cached primitives and the tensor blocks
+ * kept for reuse (benchmarks measure peak memory from a clean start with it). */
+static int l_release_caches(lua_State *L) {
+  lm_conv_workspace_free();
+  lm_cache_release();
+  return 0;
+}
+
 /* ---- pooling ---- */
 
 /* max_pool2d(x, opts) / max_pool1d -> y, indices (1-based within each plane) */
@@ -400,6 +423,8 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"conv_transpose2d", l_conv_transpose2d},
                                {"conv_transpose2d_backward", l_conv_transpose2d_backward},
                                {"conv_backend", l_conv_backend},
+                               {"release_caches", l_release_caches},
+                               {"act_inplace", l_act_inplace},
                                {"max_pool2d", l_max_pool2d},
                                {"max_pool1d", l_max_pool1d},
                                {"max_pool_backward", l_max_pool_backward},
