@@ -104,6 +104,14 @@ def main():
               f" {fmt(ratio(med, 'lumen', 'ort'), '.2f', 6)} {fmt(ratio(med, 'lumen', 'before'), '.2f', 8)}"
               f" {fmt(pct.get('lumen'), '.0f', 6)} {fmt(pct.get('torch'), '.0f', 6)}  "
               + "/".join(fmt(rss.get(s), ".0f") for s in ("lumen", "torch", "ort")))
+    scaling = {}
+    for key, med, pct, rss, g in rows:
+        scaling.setdefault(key[:4], {})[key[4]] = med.get("lumen")
+    pairs = [(k, v[1], v[2]) for k, v in scaling.items() if v.get(1) and v.get(2)]
+    if pairs:
+        slower = [k for k, one, two in pairs if two >= one]
+        print(f"\nlumen, 2 threads / 1 thread: {min(t / o for _, o, t in pairs):.2f}-{max(t / o for _, o, t in pairs):.2f}"
+              f" over {len(pairs)} workloads; not faster on 2: {', '.join(f'{k[1]} {k[3]} N={k[2]}' for k in slower) or 'none'}")
     print("\nlumen/torch > 1: lumen slower; range: the per-round ratios. %lim: GFLOP/s as a percentage of the best"
           " sgemm above. rss: peak resident MiB of the workload's process (model bench: one network per process).")
 

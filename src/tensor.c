@@ -2,17 +2,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lumen.h"
 
 /* The block cache. Every tensor's storage and every transient buffer of the kernels (oneDNN's blocked
  * copies, its scratchpad) comes from here. Blocks of 64 KiB and more are rounded up to a size class (eight
- * classes per power of two, so at most 12.5 % is wasted) and, when freed, kept on their class's free list
- * for the next request of that class: a network allocates the same shapes at every pass, and fresh pages
- * from the system cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes
- * are kept (lumen.limits{cache_bytes = n}); lm_cache_release frees them. Smaller blocks go to malloc.
- * Blocks are 64-byte aligned (whole AVX-512 vectors). Off under AddressSanitizer, so that it still sees
- * every use after free. Not thread-safe: tensors are made and freed on the calling thread only. */
+ * classes per power of two, so at most 12.5 % is wasted), mapped from the system directly (mmap, so a block
+ * given back leaves the process at once) and, when freed, kept on their class's free list for the next
+ * request of that class: a network allocates the same shapes at every pass, and fresh pages from the system
+ * cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes are kept
+ * (lumen.limits{cache_bytes = n}); lm_cache_release frees them. A request the cache cannot serve gives back
+ * as many kept bytes of other classes (the largest first) as it maps anew, so that what a previous workload
+ * left (a model import's buffers, another batch size) is traded for what this one needs instead of adding
+ * to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
+ * AddressSanitizer, so that it still sees every use after free. Not thread-safe: tensors are made and freed
+ * on the calling thread only. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CACHE_ON 0
 #else
@@ -30,31 +35,52 @@ static free_block *free_lists[N_CLASSES];
 static size_t cache_bytes = 0;
 
 /* The class of an n-byte block (n >= 64 KiB) and its size; -1 when n is too large for a class. */
-static int size_class(size_t n, size_t *class_bytes) {
+static int size_class(size_t n, size_t *out_bytes) {
   int bits = 63 - __builtin_clzll((unsigned long long)n); /* 2^bits <= n < 2^(bits+1) */
   size_t step = (size_t)1 << (bits - 3);
   size_t steps = (n + step - 1) / step; /* 8..16 */
   int c = (bits - CLASS_MIN_BITS) * CLASS_STEPS + (int)(steps - CLASS_STEPS);
   if (steps == 2 * CLASS_STEPS) c = (bits + 1 - CLASS_MIN_BITS) * CLASS_STEPS; /* the next power of two */
   if (c < 0 || c >= N_CLASSES) return -1;
-  *class_bytes = steps * step;
+  *out_bytes = steps * step;
   return c;
+}
+
+static size_t class_bytes(int c) {
+  int bits = c / CLASS_STEPS + CLASS_MIN_BITS;
+  return ((size_t)(CLASS_STEPS + c % CLASS_STEPS)) << (bits - 3);
+}
+
+static void unmap(void *p, size_t n) { munmap(p, n); }
+
+/* Gives back kept blocks, the largest classes first, until at least `want` bytes went (or none is left). */
+static void cache_trim(size_t want) {
+  size_t freed = 0;
+  for (int c = N_CLASSES - 1; c >= 0 && freed < want; c--)
+    while (free_lists[c] && freed < want) {
+      free_block *b = free_lists[c];
+      free_lists[c] = b->next;
+      size_t cb = class_bytes(c);
+      unmap(b, cb);
+      cache_bytes -= cb;
+      freed += cb;
+    }
 }
 
 void *lm_mem_alloc(size_t n) {
   if (n == 0) n = 1;
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
-  if (c >= 0) {
-    free_block *b = free_lists[c];
-    if (b) {
-      free_lists[c] = b->next;
-      cache_bytes -= cb;
-      return b;
-    }
-    n = cb;
+  if (c < 0) return aligned_alloc(64, (n + 63) & ~(size_t)63);
+  free_block *b = free_lists[c];
+  if (b) {
+    free_lists[c] = b->next;
+    cache_bytes -= cb;
+    return b;
   }
-  return aligned_alloc(64, (n + 63) & ~(size_t)63);
+  if (cache_bytes) cache_trim(cb);
+  void *p = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
 }
 
 void lm_mem_free(void *p, size_t n) {
@@ -62,25 +88,19 @@ void lm_mem_free(void *p, size_t n) {
   if (n == 0) n = 1;
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
-  if (c >= 0 && cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES)) {
+  if (c < 0) {
+    free(p);
+  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES)) {
     free_block *b = p;
     b->next = free_lists[c];
     free_lists[c] = b;
     cache_bytes += cb;
-    return;
+  } else {
+    unmap(p, cb);
   }
-  free(p);
 }
 
-void lm_cache_release(void) {
-  for (int c = 0; c < N_CLASSES; c++)
-    while (free_lists[c]) {
-      free_block *b = free_lists[c];
-      free_lists[c] = b->next;
-      free(b);
-    }
-  cache_bytes = 0;
-}
+void lm_cache_release(void) { cache_trim((size_t)-1); }
 
 int64_t lm_cache_bytes(void) { return (int64_t)cache_bytes; }
 
