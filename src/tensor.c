@@ -13,9 +13,9 @@
  * request of that class: a network allocates the same shapes at every pass, and fresh pages from the system
  * cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes are kept
  * (lumen.limits{cache_bytes = n}); lm_cache_release frees them. A request the cache cannot serve gives back
- * as many kept bytes of other classes (the largest first) as it maps anew, so that what a previous workload
- * left (a model import's buffers, another batch size) is traded for what this one needs instead of adding
- * to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
+ * as many stale kept bytes (not reused for STALE_TICKS allocations) as it maps anew, so that what an earlier
+ * workload left (a model import's buffers, another batch size) is traded for what this one needs instead of
+ * adding to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
  * AddressSanitizer, so that it still sees every use after free. Not thread-safe: tensors are made and freed
  * on the calling thread only. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -27,12 +27,19 @@
 #define CLASS_STEPS 8     /* classes per power of two */
 #define N_CLASSES ((40 - CLASS_MIN_BITS) * CLASS_STEPS)
 
+/* A kept block that was not reused within this many cached-size allocations is stale: a miss may give it
+ * back. Above the allocations of one pass of the networks lumen runs, so a pass never trades away blocks
+ * the next pass needs (which would page-fault every pass). */
+#define STALE_TICKS 4096
+
 typedef struct free_block {
   struct free_block *next;
+  uint64_t freed_at; /* ticks when it was freed */
 } free_block;
 
 static free_block *free_lists[N_CLASSES];
 static size_t cache_bytes = 0;
+static uint64_t ticks = 0; /* cached-size allocations so far */
 
 /* The class of an n-byte block (n >= 64 KiB) and its size; -1 when n is too large for a class. */
 static int size_class(size_t n, size_t *out_bytes) {
@@ -53,13 +60,18 @@ static size_t class_bytes(int c) {
 
 static void unmap(void *p, size_t n) { munmap(p, n); }
 
-/* Gives back kept blocks, the largest classes first, until at least `want` bytes went (or none is left). */
-static void cache_trim(size_t want) {
+/* Gives back kept blocks older than `age` ticks, the largest classes first, until at least `want` bytes
+ * went (or none is left). */
+static void cache_trim(size_t want, uint64_t age) {
   size_t freed = 0;
   for (int c = N_CLASSES - 1; c >= 0 && freed < want; c--)
-    while (free_lists[c] && freed < want) {
-      free_block *b = free_lists[c];
-      free_lists[c] = b->next;
+    for (free_block **link = &free_lists[c]; *link && freed < want;) {
+      free_block *b = *link;
+      if (ticks - b->freed_at < age) {
+        link = &b->next;
+        continue;
+      }
+      *link = b->next;
       size_t cb = class_bytes(c);
       unmap(b, cb);
       cache_bytes -= cb;
@@ -72,13 +84,14 @@ void *lm_mem_alloc(size_t n) {
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
   if (c < 0) return aligned_alloc(64, (n + 63) & ~(size_t)63);
+  ticks++;
   free_block *b = free_lists[c];
   if (b) {
     free_lists[c] = b->next;
     cache_bytes -= cb;
     return b;
   }
-  if (cache_bytes) cache_trim(cb);
+  if (cache_bytes) cache_trim(cb, STALE_TICKS);
   void *p = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
@@ -92,6 +105,7 @@ void lm_mem_free(void *p, size_t n) {
     free(p);
   } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES)) {
     free_block *b = p;
+    b->freed_at = ticks;
     b->next = free_lists[c];
     free_lists[c] = b;
     cache_bytes += cb;
@@ -100,7 +114,7 @@ void lm_mem_free(void *p, size_t n) {
   }
 }
 
-void lm_cache_release(void) { cache_trim((size_t)-1); }
+void lm_cache_release(void) { cache_trim((size_t)-1, 0); }
 
 int64_t lm_cache_bytes(void) { return (int64_t)cache_bytes; }
 
