@@ -48,17 +48,20 @@ function B.read_json(name)
 end
 
 -- Wall-clock milliseconds of fn() for each of reps runs, after warmup runs. The garbage of the
--- previous run is collected before each timed run, outside the timing.
+-- previous run is collected before each timed run, outside the timing. B.last_cpu gets the process CPU
+-- milliseconds of the same runs (all threads): at one thread, a figure that holds on a loaded machine.
 function B.measure(fn, reps, warmup)
   for _ = 1, warmup or 1 do fn() end
-  local out = {}
+  local out, cpu = {}, {}
   for r = 1, reps do
     collectgarbage()
-    local t0 = lumen.now()
+    local t0, c0 = lumen.now(), os.clock()
     fn()
     out[r] = math.floor((lumen.now() - t0) * 1e7 + 0.5) / 1e4
+    cpu[r] = math.floor((os.clock() - c0) * 1e7 + 0.5) / 1e4
   end
   collectgarbage()
+  B.last_cpu = cpu
   return out
 end
 
@@ -66,7 +69,9 @@ function B.emit(bench, case, batch, pass, ms, flop, rss)
   local conv = lumen.core.conv_backend and lumen.core.conv_backend() or "im2col"
   io.stdout:write(lumen.json.encode { bench = bench, side = os.getenv("LUMEN_BENCH_SIDE") or "lumen", case = case,
                                       batch = batch, pass = pass, ms = ms, flop = flop, threads = lumen.threads(),
-                                      rss_mib = rss, core = lumen.core.blas_core(), conv = conv }, "\n")
+                                      rss_mib = rss, cpu_ms = B.last_cpu, core = lumen.core.blas_core(),
+                                      conv = conv }, "\n")
+  B.last_cpu = nil
   io.stdout:flush()
 end
 

@@ -57,15 +57,21 @@ def int_list(s):
     return [int(v) for v in s.split(",") if v]
 
 
+LAST_CPU = []
+
+
 def measure(fn, reps, warmup=1):
-    """Wall-clock milliseconds of fn() for each of reps runs, after warmup runs."""
+    """Wall-clock milliseconds of fn() for each of reps runs, after warmup runs; LAST_CPU gets the process
+    CPU milliseconds of the same runs (all threads)."""
     for _ in range(warmup):
         fn()
-    out = []
+    out, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         out.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    LAST_CPU[:] = cpu
     return out
 
 
@@ -76,6 +82,9 @@ def emit(bench, case, batch, pass_, ms, flop=None, rss=None):
         rec["flop"] = flop
     if rss is not None:
         rec["rss_mib"] = rss
+    if LAST_CPU:
+        rec["cpu_ms"] = [round(v, 4) for v in LAST_CPU]
+        LAST_CPU.clear()
     print(json.dumps(rec), flush=True)
 
 

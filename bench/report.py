@@ -1,6 +1,7 @@
 """Reads the JSON lines of a bench run (bench/run.sh) and prints the table: per case and thread count, the median
 time of each side over all its samples, lumen's ratio to PyTorch (with the range of the per-round ratios: each
-round is one process per side), to onnxruntime and to an older lumen ("before", when run.sh had LUMEN_BEFORE),
+round is one process per side; and the same ratios in process CPU time, which at one thread hold on a loaded
+machine), to onnxruntime and to an older lumen ("before", when run.sh had LUMEN_BEFORE),
 GFLOP/s as a fraction of the sgemm limit (the best sgemm GFLOP/s measured), and the peak resident memory of each
 side's workload (MiB, the median over rounds). Run: /usr/bin/python3 bench/report.py [--markdown] results.jsonl ..."""
 import json
@@ -20,7 +21,7 @@ def read(paths):
                 r = json.loads(line)
                 key = (r["bench"], r["case"], r["batch"], r["pass"], r.get("threads", 2))
                 if key not in groups:
-                    groups[key] = {"flop": None, "ms": {}, "rounds": {}, "rss": {}}
+                    groups[key] = {"flop": None, "ms": {}, "rounds": {}, "rss": {}, "cpu": {}}
                     order.append(key)
                 if r.get("core"):
                     cores.setdefault(r["side"], set()).add(r["core"])
@@ -28,6 +29,8 @@ def read(paths):
                 g["flop"] = g["flop"] or r.get("flop")
                 g["ms"].setdefault(r["side"], []).extend(r["ms"])
                 g["rounds"].setdefault(r["side"], []).append(statistics.median(r["ms"]))
+                if r.get("cpu_ms"):
+                    g["cpu"].setdefault(r["side"], []).extend(r["cpu_ms"])
                 if r.get("rss_mib") is not None:
                     g["rss"].setdefault(r["side"], []).append(r["rss_mib"])
     return groups, order, cores
@@ -77,6 +80,7 @@ def main():
         gf = {s: g["flop"] / m / 1e6 if g["flop"] and m else None for s, m in med.items()}
         pct = {s: 100 * v / limit if v and limit else None for s, v in gf.items()}
         rss = {s: statistics.median(v) for s, v in g["rss"].items()}
+        g["cpu_med"] = {s: statistics.median(v) for s, v in g["cpu"].items()}
         rows.append((key, med, pct, rss, g))
     has = {s: any(s in r[1] for r in rows) for s in SIDES}
     if markdown:
@@ -96,12 +100,15 @@ def main():
             print("| " + " | ".join(cells) + " |")
         return
     print(f"\n{'bench':<8} {'case':<34} {'N':>3} {'pass':<11} {'thr':>3} " + " ".join(f"{s + ' ms':>10}" for s in SIDES if has[s])
-          + f" {'l/torch':>8} {'range':>10} {'l/ort':>6} {'l/before':>8} {'l %lim':>6} {'t %lim':>6}  rss MiB l/t/o")
+          + f" {'l/torch':>8} {'range':>10} {'cpu l/t':>7} {'l/ort':>6} {'l/before':>8} {'cpu l/b':>7} {'l %lim':>6}"
+          f" {'t %lim':>6}  rss MiB l/t/o")
     for key, med, pct, rss, g in rows:
         print(f"{key[0]:<8} {key[1]:<34} {key[2]:>3} {key[3]:<11} {key[4]:>3} "
               + " ".join(fmt(med.get(s), ".2f", 10) for s in SIDES if has[s])
               + f" {fmt(ratio(med, 'lumen', 'torch'), '.2f', 8)} {spread(g, 'lumen', 'torch'):>10}"
+              f" {fmt(ratio(g['cpu_med'], 'lumen', 'torch'), '.2f', 7)}"
               f" {fmt(ratio(med, 'lumen', 'ort'), '.2f', 6)} {fmt(ratio(med, 'lumen', 'before'), '.2f', 8)}"
+              f" {fmt(ratio(g['cpu_med'], 'lumen', 'before'), '.2f', 7)}"
               f" {fmt(pct.get('lumen'), '.0f', 6)} {fmt(pct.get('torch'), '.0f', 6)}  "
               + "/".join(fmt(rss.get(s), ".0f") for s in ("lumen", "torch", "ort")))
     scaling = {}
@@ -112,7 +119,8 @@ def main():
         slower = [k for k, one, two in pairs if two >= one]
         print(f"\nlumen, 2 threads / 1 thread: {min(t / o for _, o, t in pairs):.2f}-{max(t / o for _, o, t in pairs):.2f}"
               f" over {len(pairs)} workloads; not faster on 2: {', '.join(f'{k[1]} {k[3]} N={k[2]}' for k in slower) or 'none'}")
-    print("\nlumen/torch > 1: lumen slower; range: the per-round ratios. %lim: GFLOP/s as a percentage of the best"
+    print("\nlumen/torch > 1: lumen slower; range: the per-round ratios; cpu l/t, cpu l/b: the same ratios in"
+          " process CPU time (at 1 thread the load-proof figure). %lim: GFLOP/s as a percentage of the best"
           " sgemm above. rss: peak resident MiB of the workload's process (model bench: one network per process).")
 
 

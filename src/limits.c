@@ -19,7 +19,7 @@ static limit_entry limits[] = {
     [LM_LIMIT_TENSOR_BYTES] = {"tensor_bytes", (int64_t)1 << 30, "bytes of one tensor declared by a file"},
     [LM_LIMIT_MODEL_NODES] = {"model_nodes", 100000, "operators / nodes / layers in a model file"},
     [LM_LIMIT_MODEL_TENSORS] = {"model_tensors", 100000, "tensors (initializers, buffers, inputs) in a model file"},
-    [LM_LIMIT_CACHE_BYTES] = {"cache_bytes", (int64_t)1 << 30, "bytes of freed tensor memory kept for reuse"},
+    [LM_LIMIT_CACHE_BYTES] = {"cache_bytes", (int64_t)4 << 30, "bytes of freed tensor memory kept for reuse"},
 };
 _Static_assert(sizeof limits / sizeof limits[0] == LM_LIMIT_COUNT, "one entry per lm_limit");
 

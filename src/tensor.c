@@ -11,8 +11,9 @@
  * classes per power of two, so at most 12.5 % is wasted), mapped from the system directly (mmap, so a block
  * given back leaves the process at once) and, when freed, kept on their class's free list for the next
  * request of that class: a network allocates the same shapes at every pass, and fresh pages from the system
- * cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes are kept
- * (lumen.limits{cache_bytes = n}); lm_cache_release frees them. A request the cache cannot serve gives back
+ * cost a page fault and a clearing each. The cache keeps at most as many bytes as were ever handed out at
+ * once (the largest working set so far: what a pass needs again), and never more than
+ * lm_limit_get(LM_LIMIT_CACHE_BYTES) (lumen.limits{cache_bytes = n}, 4 GiB); lm_cache_release frees them. A request the cache cannot serve gives back
  * as many stale kept bytes (not reused for STALE_TICKS allocations) as it maps anew, so that what an earlier
  * workload left (a model import's buffers, another batch size) is traded for what this one needs instead of
  * adding to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
@@ -40,6 +41,8 @@ typedef struct free_block {
 static free_block *free_lists[N_CLASSES];
 static size_t cache_bytes = 0;
 static uint64_t ticks = 0; /* cached-size allocations so far */
+static size_t in_use = 0, in_use_peak = 0; /* bytes of cached-size blocks handed out now, and at most so far */
+static int64_t live_bytes = 0;                /* tensor storage alive now */
 
 /* The class of an n-byte block (n >= 64 KiB) and its size; -1 when n is too large for a class. */
 static int size_class(size_t n, size_t *out_bytes) {
@@ -89,11 +92,14 @@ void *lm_mem_alloc(size_t n) {
   if (b) {
     free_lists[c] = b->next;
     cache_bytes -= cb;
-    return b;
+  } else {
+    if (cache_bytes) cache_trim(cb, STALE_TICKS);
+    b = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) return NULL;
   }
-  if (cache_bytes) cache_trim(cb, STALE_TICKS);
-  void *p = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  in_use += cb;
+  if (in_use > in_use_peak) in_use_peak = in_use;
+  return b;
 }
 
 void lm_mem_free(void *p, size_t n) {
@@ -101,9 +107,11 @@ void lm_mem_free(void *p, size_t n) {
   if (n == 0) n = 1;
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
+  if (c >= 0) in_use -= cb;
   if (c < 0) {
     free(p);
-  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES)) {
+  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES) &&
+             cache_bytes + cb <= in_use_peak) {
     free_block *b = p;
     b->freed_at = ticks;
     b->next = free_lists[c];
@@ -117,8 +125,6 @@ void lm_mem_free(void *p, size_t n) {
 void lm_cache_release(void) { cache_trim((size_t)-1, 0); }
 
 int64_t lm_cache_bytes(void) { return (int64_t)cache_bytes; }
-
-static int64_t live_bytes = 0;
 
 int64_t lm_live_bytes(void) { return live_bytes; }
 
