@@ -85,9 +85,8 @@ int lm_limit_find(const char *name);                         /* the lm_limit, or
 
 /* ---- memory (tensor.c) ----
  * Tensor storage and the kernels' transient buffers come from one block cache: blocks of 64 KiB and more
- * are rounded up to a size class (8 per power of two) and kept for reuse when freed, up to the largest
- * amount of tensor storage alive at once so far and lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes, so repeated
- * passes of a network page-fault almost nothing. Blocks are 64-byte aligned. Not thread-safe (the calling thread allocates). */
+ * are rounded up to a size class (8 per power of two) and kept for reuse when freed, up to
+ * lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes in all, so repeated passes of a network page-fault almost nothing. Blocks are 64-byte aligned. Not thread-safe (the calling thread allocates). */
 void *lm_mem_alloc(size_t n);         /* NULL when out of memory */
 void lm_mem_free(void *p, size_t n); /* n: the size asked for; NULL-safe */
 /* Frees the blocks kept for reuse. */

@@ -11,9 +11,10 @@
  * classes per power of two, so at most 12.5 % is wasted), mapped from the system directly (mmap, so a block
  * given back leaves the process at once) and, when freed, kept on their class's free list for the next
  * request of that class: a network allocates the same shapes at every pass, and fresh pages from the system
- * cost a page fault and a clearing each. The cache keeps at most as many bytes as were ever handed out at
- * once (the largest working set so far: what a pass needs again), and never more than
- * lm_limit_get(LM_LIMIT_CACHE_BYTES) (lumen.limits{cache_bytes = n}, 4 GiB); lm_cache_release frees them. A request the cache cannot serve gives back
+ * cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes are kept
+ * (lumen.limits{cache_bytes = n}, 4 GiB; a pass larger than the bound page-faults again every time, and a
+ * tighter bound than the sum of what each class needs makes the classes evict each other); lm_cache_release
+ * frees them. A request the cache cannot serve gives back
  * as many stale kept bytes (not reused for STALE_TICKS allocations) as it maps anew, so that what an earlier
  * workload left (a model import's buffers, another batch size) is traded for what this one needs instead of
  * adding to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
@@ -41,8 +42,7 @@ typedef struct free_block {
 static free_block *free_lists[N_CLASSES];
 static size_t cache_bytes = 0;
 static uint64_t ticks = 0; /* cached-size allocations so far */
-static size_t in_use = 0, in_use_peak = 0; /* bytes of cached-size blocks handed out now, and at most so far */
-static int64_t live_bytes = 0;                /* tensor storage alive now */
+static int64_t live_bytes = 0; /* tensor storage alive now */
 
 /* The class of an n-byte block (n >= 64 KiB) and its size; -1 when n is too large for a class. */
 static int size_class(size_t n, size_t *out_bytes) {
@@ -97,8 +97,6 @@ void *lm_mem_alloc(size_t n) {
     b = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED) return NULL;
   }
-  in_use += cb;
-  if (in_use > in_use_peak) in_use_peak = in_use;
   return b;
 }
 
@@ -107,11 +105,9 @@ void lm_mem_free(void *p, size_t n) {
   if (n == 0) n = 1;
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
-  if (c >= 0) in_use -= cb;
   if (c < 0) {
     free(p);
-  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES) &&
-             cache_bytes + cb <= in_use_peak) {
+  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES) ) {
     free_block *b = p;
     b->freed_at = ticks;
     b->next = free_lists[c];
