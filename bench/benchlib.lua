@@ -1,17 +1,37 @@
--- bench/benchlib.lua: what the lumen bench scripts share: arguments, 2 threads, wall-clock timing
--- (lumen.now) and the JSON lines that bench/report.py reads: {"bench", "side": "lumen", "case", "batch",
--- "pass", "ms": [...], "flop"}. Mirrors bench/benchlib.py on the PyTorch side.
+-- bench/benchlib.lua: what the lumen bench scripts share: arguments (threads = 2 unless given), wall-clock
+-- timing (lumen.now), peak RSS per workload, and the JSON lines that bench/report.py reads: {"bench",
+-- "side": "lumen", "case", "batch", "pass", "ms": [...], "flop", "threads", "rss_mib"}. Mirrors
+-- bench/benchlib.py on the PyTorch side and bench/ort.js on onnxruntime's.
 -- Load it from a bench script with: local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 local lumen = require "lumen"
 
 local B = { dir = arg[0]:match("^(.*)/") or "." }
 
--- lumen.args with 2 threads for lumen's own loops and a fixed seed.
+-- lumen.args (plus threads = 2: lumen.threads(n) sets OpenBLAS, oneDNN and lumen's own loops) and a fixed seed.
 function B.args(defaults)
+  defaults.threads = defaults.threads or 2
   local p = lumen.args(defaults)
-  lumen.threads(2)
+  lumen.threads(p.threads)
   lumen.seed(0)
   return p
+end
+
+-- Peak resident memory per workload: B.rss_reset() before it (drops lumen's caches of freed blocks and
+-- resets the kernel's high-water mark), B.rss_peak() after it, in MiB (nil where /proc is missing).
+function B.rss_reset()
+  collectgarbage()
+  collectgarbage()
+  if lumen.core.release_caches then lumen.core.release_caches() end -- (older builds: LUMEN_BEFORE)
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then f:write("5") f:close() end
+end
+
+function B.rss_peak()
+  local f = io.open("/proc/self/status")
+  if not f then return nil end
+  local kb = f:read("a"):match("VmHWM:%s*(%d+)")
+  f:close()
+  return kb and math.floor(tonumber(kb) / 1024 + 0.5)
 end
 
 function B.int_list(s)
@@ -28,24 +48,30 @@ function B.read_json(name)
 end
 
 -- Wall-clock milliseconds of fn() for each of reps runs, after warmup runs. The garbage of the
--- previous run is collected before each timed run, outside the timing.
+-- previous run is collected before each timed run, outside the timing. B.last_cpu gets the process CPU
+-- milliseconds of the same runs (all threads): at one thread, a figure that holds on a loaded machine.
 function B.measure(fn, reps, warmup)
   for _ = 1, warmup or 1 do fn() end
-  local out = {}
+  local out, cpu = {}, {}
   for r = 1, reps do
     collectgarbage()
-    local t0 = lumen.now()
+    local t0, c0 = lumen.now(), os.clock()
     fn()
     out[r] = math.floor((lumen.now() - t0) * 1e7 + 0.5) / 1e4
+    cpu[r] = math.floor((os.clock() - c0) * 1e7 + 0.5) / 1e4
   end
   collectgarbage()
+  B.last_cpu = cpu
   return out
 end
 
-function B.emit(bench, case, batch, pass, ms, flop)
-  io.stdout:write(lumen.json.encode { bench = bench, side = "lumen", case = case, batch = batch, pass = pass,
-                                      ms = ms, flop = flop, threads = lumen.threads(),
-                                      core = lumen.core.blas_core() }, "\n")
+function B.emit(bench, case, batch, pass, ms, flop, rss)
+  local conv = lumen.core.conv_backend and lumen.core.conv_backend() or "im2col"
+  io.stdout:write(lumen.json.encode { bench = bench, side = os.getenv("LUMEN_BENCH_SIDE") or "lumen", case = case,
+                                      batch = batch, pass = pass, ms = ms, flop = flop, threads = lumen.threads(),
+                                      rss_mib = rss, cpu_ms = B.last_cpu, core = lumen.core.blas_core(),
+                                      conv = conv }, "\n")
+  B.last_cpu = nil
   io.stdout:flush()
 end
 

@@ -1,33 +1,52 @@
-"""PyTorch side of the model bench: ResNet-18 (torchvision, weights from the same ONNX file lumen loads)
-forward, and forward + backward to the input (parameters frozen, as explanation methods need), at each
-batch size. Run: /usr/bin/python3 bench/model_torch.py [batches=1,32 reps=5 reps_big=2
-model=tests/fixtures/torch/resnet18.onnx.gz]. Twin: bench/model.lua. FLOPs: the forward's conv + linear
-multiply-adds x 2; forward+backward-to-input counts 2x that (nominal: d/dx of each layer costs its forward)."""
+"""PyTorch side of the model bench: each network of bench/models.json as a torch module holding the weights of
+the same ONNX file lumen loads (benchlib.model_of), forward, and forward + backward to the input (parameters
+frozen, as explanation methods need), at each of its batch sizes, with the peak resident memory of each
+workload. Run: /usr/bin/python3 bench/model_torch.py [models=all reps=5 reps_big=2 batches=<from models.json>
+threads=2]. Twins: bench/model.lua, bench/ort.js. FLOPs: the forward's conv + linear multiply-adds x 2;
+forward+backward-to-input counts 2x that (nominal: d/dx of each layer costs its forward)."""
+import gc
+
 import torch
 
 import benchlib
 
 
 def main():
-    p = benchlib.args({"batches": "1,32", "reps": 5, "reps_big": 2, "model": "tests/fixtures/torch/resnet18.onnx.gz"})
-    model = benchlib.resnet18_from_onnx(p["model"])
-    for batch in benchlib.int_list(p["batches"]):
-        reps = p["reps"] if batch == 1 else p["reps_big"]
-        x = torch.randn(batch, 3, 224, 224)
-        flop = benchlib.forward_flop(model, x.shape)
+    p = benchlib.args({"models": "all", "batches": "", "reps": 5, "reps_big": 2})
+    for spec in benchlib.read_models():
+        if p["models"] != "all" and spec["name"] not in p["models"].split(","):
+            continue
+        model = benchlib.model_of(spec)
+        if model is None:
+            continue
+        batches = benchlib.int_list(p["batches"]) if p["batches"] else spec["batches"]
+        case = f"{spec['name']} {spec['size']}"
+        for batch in batches:
+            reps = p["reps"] if batch == 1 else p["reps_big"]
+            x = torch.randn(batch, 3, spec["size"], spec["size"])
+            flop = benchlib.forward_flop(model, x.shape)
 
-        def fwd():
+            def fwd():
+                with torch.no_grad():
+                    model(x)
+
+            xg = x.clone().requires_grad_(True)
             with torch.no_grad():
-                model(x)
+                g = torch.randn_like(model(x))
 
-        xg = x.clone().requires_grad_(True)
-        g = torch.randn(batch, 1000)
+            def fwdbwd():
+                torch.autograd.grad(model(xg), xg, g)
 
-        def fwdbwd():
-            torch.autograd.grad(model(xg), xg, g)
-
-        benchlib.emit("model", "resnet18 224", batch, "fwd", benchlib.measure(fwd, reps), flop)
-        benchlib.emit("model", "resnet18 224", batch, "fwd+bwd(x)", benchlib.measure(fwdbwd, reps), 2 * flop)
+            gc.collect()
+            benchlib.rss_reset()
+            ms = benchlib.measure(fwd, reps)
+            benchlib.emit("model", case, batch, "fwd", ms, flop, benchlib.rss_peak())
+            gc.collect()
+            benchlib.rss_reset()
+            ms = benchlib.measure(fwdbwd, reps)
+            benchlib.emit("model", case, batch, "fwd+bwd(x)", ms, 2 * flop, benchlib.rss_peak())
+        del model
+        gc.collect()
 
 
 if __name__ == "__main__":

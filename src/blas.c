@@ -2,7 +2,7 @@
 #include <cblas.h>
 #include <strings.h>
 
-#include "lumen.h"
+#include "conv_impl.h"
 
 void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -18,6 +18,7 @@ void lm_set_threads(int n) {
   if (n < 1) n = 1;
   n_threads = n;
   openblas_set_num_threads(n);
+  lm_dnnl_set_threads(n); /* oneDNN's OpenMP pool */
 }
 
 int lm_get_threads(void) { return n_threads > 0 ? n_threads : openblas_get_num_threads(); }

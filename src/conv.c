@@ -1,5 +1,9 @@
 /* conv.c — 1-D, 2-D and transposed convolution, forward and backward side by side.
  *
+ * Each of the three computations below goes first to oneDNN (dnnl.c), which declines when the build has
+ * no oneDNN, LUMEN_CONV=im2col is set or it has no primitive for the shape; then the portable kernels here
+ * do it. Those are also the reference the tests hold oneDNN to.
+ *
  * Three kernels carry everything, each on an explicit geometry (input plane -> output plane):
  *   conv_apply   y  += conv(x, w)             (conv forward, conv_transpose grad input)
  *   conv_adjoint gx += conv^T(gy, w)          (conv grad input, conv_transpose forward)
@@ -7,21 +11,17 @@
  * and each picks one of three paths: 1x1 stride-1 unpadded convs are one GEMM per image and group,
  * depthwise convs (groups == C > 1, O a multiple of C) a direct loop, the rest im2col + GEMM per image
  * with a workspace kept between calls. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lumen.h"
+#include "conv_impl.h"
 
 /* The inner loops rely on GCC's loop vectorizer, which the project's -O2 leaves (nearly) off: 3x on
  * the depthwise loop. Drop this once the build uses -O3 or -ftree-vectorize. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
 #endif
-
-typedef struct conv_geom {
-  int64_t N, C, O, groups; /* input channels C, output channels O */
-  lm_window win;           /* (H, W) -> (OH, OW) */
-} conv_geom;
 
 /* ---- workspace ---- */
 
@@ -42,6 +42,7 @@ void lm_conv_workspace_free(void) {
   free(ws);
   ws = NULL;
   ws_cap = 0;
+  lm_dnnl_release();
 }
 
 /* ---- paths ---- */
@@ -306,24 +307,91 @@ static void out_shape(const conv_geom *g, int nd, int64_t *shape) {
     shape[2] = g->win.OW;
 }
 
+static int fusable(lm_act_op op) {
+  return op == LM_ACT_RELU || op == LM_ACT_LEAKY_RELU || op == LM_ACT_RELU6 || op == LM_ACT_CLIP;
+}
+
+/* The post-ops lumen can fuse: NULL or valid, else an error naming op. */
+static int check_post(const char *op, const lm_conv_post *post, int nd, const int64_t *yshape, lm_error *err) {
+  if (!post) return 0;
+  if (post->has_act && !fusable(post->act))
+    return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6 or clip)", op,
+                   (unsigned)post->act < LM_ACT_COUNT ? lm_act_names[post->act] : "?");
+  const lm_tensor *a = post->add;
+  if (a && (a->dtype != LM_F32 || a->ndim != nd + 2 || memcmp(a->shape, yshape, (size_t)(nd + 2) * sizeof *yshape))) {
+    lm_tensor want = {.ndim = nd + 2};
+    memcpy(want.shape, yshape, (size_t)(nd + 2) * sizeof *yshape);
+    char s1[96], s2[96];
+    return lm_fail(err, "%s: the tensor to add has shape %s, expected float32 %s (the output)", op,
+                   lm_shape_str(a, s1, sizeof s1), lm_shape_str(&want, s2, sizeof s2));
+  }
+  return 0;
+}
+
+/* y = act(y) for the fusable activations; p as in lm_act_params (NULL: the defaults). */
+static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
+  float lo = 0.0f, hi = 0.0f, slope = p ? p->a : 0.01f;
+  switch (op) {
+  case LM_ACT_RELU:
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
+    return;
+  case LM_ACT_LEAKY_RELU:
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? slope * y[i] : y[i];
+    return;
+  case LM_ACT_RELU6:
+    lo = 0.0f, hi = 6.0f;
+    break;
+  default:
+    lo = p ? p->a : -INFINITY, hi = p ? p->b : INFINITY;
+  }
+  for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
+}
+
+int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err) {
+  if (!fusable(op))
+    return lm_fail(err, "%s: no in-place form (relu, leaky_relu, relu6 and clip have one)",
+                   (unsigned)op < LM_ACT_COUNT ? lm_act_names[op] : "activation");
+  if (x->dtype != LM_F32) return lm_fail(err, "%s: expected a float32 tensor, got int64", lm_act_names[op]);
+  apply_act(op, p, lm_f32(x), x->numel);
+  return 0;
+}
+
 static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
-                               const lm_conv_params *p, lm_error *err) {
+                               const lm_conv_params *p, const lm_conv_post *post, lm_error *err) {
   conv_geom g;
   if (conv_setup(op, nd, x, w, b, p, &g, err)) return NULL;
   int64_t shape[4];
   out_shape(&g, nd, shape);
+  if (check_post(op, post, nd, shape, err)) return NULL;
   lm_tensor *y = lm_tensor_empty(LM_F32, nd + 2, shape, err); // (N, O, OH, OW)
   if (!y) return NULL;
-  bias_fill(lm_f32(y), b, g.N, g.O, g.win.OH * g.win.OW);
-  if (conv_apply(&g, lm_f32(x), lm_f32(w), lm_f32(y), err)) {
+  const float *bias = b ? lm_f32(b) : NULL;
+  int rc = lm_dnnl_conv_forward(&g, lm_f32(x), lm_f32(w), bias, post, lm_f32(y), 0, err);
+  if (rc == 0) {
+    const int64_t P = g.win.OH * g.win.OW;
+    bias_fill(lm_f32(y), b, g.N, g.O, P);
+    if (post && post->add) {
+      const float *a = lm_f32(post->add);
+      for (int64_t i = 0; i < y->numel; i++) lm_f32(y)[i] += a[i];
+    }
+    rc = conv_apply(&g, lm_f32(x), lm_f32(w), lm_f32(y), err) ? -1 : 1;
+    if (post && post->has_act) apply_act(post->act, &post->p, lm_f32(y), y->numel);
+  }
+  if (rc < 0) {
     lm_tensor_release(y);
     return NULL;
   }
   return y;
 }
 
+/* Zeroes t when the gradients are to be overwritten: the portable kernels add. */
+static void clear_if(lm_tensor *t, int overwrite) {
+  if (t && overwrite) memset(lm_f32(t), 0, (size_t)t->numel * sizeof(float));
+}
+
 static int conv_backward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy,
-                         const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
+                         const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags,
+                         lm_error *err) {
   conv_geom g;
   if (conv_setup(op, nd, x, w, NULL, p, &g, err)) return -1;
   int64_t yshape[4];
@@ -332,30 +400,57 @@ static int conv_backward(const char *op, int nd, const lm_tensor *x, const lm_te
       check_grad(op, "grad_input", gx, x->ndim, x->shape, err) ||
       check_grad(op, "grad_weight", gw, w->ndim, w->shape, err) || check_grad(op, "grad_bias", gb, 1, &g.O, err))
     return -1;
+  const int over = (flags & LM_GRAD_OVERWRITE) != 0;
+  clear_if(gb, over);
   if (gb) bias_grad(lm_f32(gy), g.N, g.O, g.win.OH * g.win.OW, lm_f32(gb));
-  if (gw && conv_wgrad(&g, lm_f32(x), lm_f32(gy), lm_f32(gw), err)) return -1;
-  if (gx && conv_adjoint(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), err)) return -1;
+  if (gw) {
+    int rc = lm_dnnl_conv_backward_weights(&g, lm_f32(x), lm_f32(gy), lm_f32(gw), !over, err);
+    if (rc < 0) return -1;
+    clear_if(rc ? NULL : gw, over);
+    if (!rc && conv_wgrad(&g, lm_f32(x), lm_f32(gy), lm_f32(gw), err)) return -1;
+  }
+  if (gx) {
+    int rc = lm_dnnl_conv_backward_data(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), !over, err);
+    if (rc < 0) return -1;
+    clear_if(rc ? NULL : gx, over);
+    if (!rc && conv_adjoint(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), err)) return -1;
+  }
   return 0;
 }
 
 lm_tensor *lm_conv2d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
                              lm_error *err) {
-  return conv_forward("conv2d", 2, x, w, b, p, err);
+  return conv_forward("conv2d", 2, x, w, b, p, NULL, err);
+}
+
+lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
+                                  const lm_conv_params *p, const lm_conv_post *post, lm_error *err) {
+  return conv_forward("conv2d", 2, x, w, b, p, post, err);
 }
 
 int lm_conv2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
-  return conv_backward("conv2d", 2, x, w, gy, p, gx, gw, gb, err);
+  return conv_backward("conv2d", 2, x, w, gy, p, gx, gw, gb, 0, err);
+}
+
+int lm_conv2d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                          lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err) {
+  return conv_backward("conv2d", 2, x, w, gy, p, gx, gw, gb, flags, err);
 }
 
 lm_tensor *lm_conv1d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
                              lm_error *err) {
-  return conv_forward("conv1d", 1, x, w, b, p, err);
+  return conv_forward("conv1d", 1, x, w, b, p, NULL, err);
 }
 
 int lm_conv1d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
-  return conv_backward("conv1d", 1, x, w, gy, p, gx, gw, gb, err);
+  return conv_backward("conv1d", 1, x, w, gy, p, gx, gw, gb, 0, err);
+}
+
+int lm_conv1d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                          lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err) {
+  return conv_backward("conv1d", 1, x, w, gy, p, gx, gw, gb, flags, err);
 }
 
 /* ---- conv_transpose2d: the adjoint of conv2d from an (OH', OW') plane onto the (H, W) input ---- */
@@ -405,16 +500,28 @@ lm_tensor *lm_conv_transpose2d_forward(const lm_tensor *x, const lm_tensor *w, c
   int64_t shape[4] = {g.N, g.C, g.win.H, g.win.W};
   lm_tensor *y = lm_tensor_empty(LM_F32, 4, shape, err); // (N, O, H', W')
   if (!y) return NULL;
-  bias_fill(lm_f32(y), b, g.N, g.C, g.win.H * g.win.W);
-  if (conv_adjoint(&g, lm_f32(x), lm_f32(w), lm_f32(y), err)) {
+  const int64_t P = g.win.H * g.win.W;
+  int rc = lm_dnnl_conv_backward_data(&g, lm_f32(x), lm_f32(w), lm_f32(y), 0, err);
+  if (rc == 1 && b) {
+    for (int64_t n = 0; n < g.N; n++)
+      for (int64_t c = 0; c < g.C; c++) {
+        float *q = lm_f32(y) + (n * g.C + c) * P, v = lm_f32(b)[c];
+        for (int64_t i = 0; i < P; i++) q[i] += v;
+      }
+  } else if (rc == 0) {
+    bias_fill(lm_f32(y), b, g.N, g.C, P);
+    rc = conv_adjoint(&g, lm_f32(x), lm_f32(w), lm_f32(y), err) ? -1 : 1;
+  }
+  if (rc < 0) {
     lm_tensor_release(y);
     return NULL;
   }
   return y;
 }
 
-int lm_conv_transpose2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
-                                 lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
+int lm_conv_transpose2d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy,
+                                    const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags,
+                                    lm_error *err) {
   const char *op = "conv_transpose2d";
   conv_geom g;
   if (convt_setup(x, w, NULL, p, &g, err)) return -1;
@@ -422,10 +529,27 @@ int lm_conv_transpose2d_backward(const lm_tensor *x, const lm_tensor *w, const l
   if (check_grad(op, "grad_output", gy, 4, yshape, err) || check_grad(op, "grad_input", gx, 4, x->shape, err) ||
       check_grad(op, "grad_weight", gw, 4, w->shape, err) || check_grad(op, "grad_bias", gb, 1, &g.C, err))
     return -1;
+  const int over = (flags & LM_GRAD_OVERWRITE) != 0;
+  clear_if(gb, over);
   if (gb) bias_grad(lm_f32(gy), g.N, g.C, g.win.H * g.win.W, lm_f32(gb));
-  if (gw && conv_wgrad(&g, lm_f32(gy), lm_f32(x), lm_f32(gw), err)) return -1;
-  if (gx && conv_apply(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), err)) return -1;
+  if (gw) {
+    int rc = lm_dnnl_conv_backward_weights(&g, lm_f32(gy), lm_f32(x), lm_f32(gw), !over, err);
+    if (rc < 0) return -1;
+    clear_if(rc ? NULL : gw, over);
+    if (!rc && conv_wgrad(&g, lm_f32(gy), lm_f32(x), lm_f32(gw), err)) return -1;
+  }
+  if (gx) {
+    int rc = lm_dnnl_conv_forward(&g, lm_f32(gy), lm_f32(w), NULL, NULL, lm_f32(gx), !over, err);
+    if (rc < 0) return -1;
+    clear_if(rc ? NULL : gx, over);
+    if (!rc && conv_apply(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), err)) return -1;
+  }
   return 0;
+}
+
+int lm_conv_transpose2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                                 lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
+  return lm_conv_transpose2d_backward_ex(x, w, gy, p, gx, gw, gb, 0, err);
 }
 
 lm_conv_params lm_conv_params_default(void) {

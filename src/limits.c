@@ -35,6 +35,7 @@ static limit_entry limits[] = {
     [LM_LIMIT_PROBE_OPS] = {"probe_ops", 20000000000,
                             "operations (multiply-adds, window elements) of an importer's shape probe in all"},
     [LM_LIMIT_TEXT_BYTES] = {"text_bytes", (int64_t)16 << 20, "bytes of a text file read whole into lines (labels)"},
+    [LM_LIMIT_CACHE_BYTES] = {"cache_bytes", (int64_t)4 << 30, "bytes of freed tensor memory kept for reuse"},
 };
 _Static_assert(sizeof limits / sizeof limits[0] == LM_LIMIT_COUNT, "one entry per lm_limit");
 

@@ -22,6 +22,8 @@
 
 #include <stdint.h>
 
+#include "lm_act.h" /* lm_act_op, lm_act_params: the activations a convolution can fuse */
+
 /* ---- sliding windows (im2col.c) ---- */
 
 /* A window sliding over one (H, W) plane, producing an (OH, OW) plane: output (oh, ow) looks at input
@@ -57,24 +59,60 @@ typedef struct lm_conv_params {
 lm_conv_params lm_conv_params_default(void);
 
 /* x (N, C, H, W), w (O, C/groups, kh, kw), b (O) or NULL -> (N, O, OH, OW).
- * 1x1 stride-1 unpadded convs go straight to GEMM; depthwise convs (groups == C, O a multiple of C)
- * use a direct loop; the rest use im2col + GEMM per image and group, with a reused workspace. */
+ * Two backends (lm_conv_backend): oneDNN when the build has it (primitives cached by shape, its blocked
+ * layouts inside, plain NCHW outside), else im2col + sgemm (1x1 stride-1 unpadded convs straight to GEMM,
+ * depthwise convs by a direct loop). The environment variable LUMEN_CONV=im2col forces the second. */
 lm_tensor *lm_conv2d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
                              lm_error *err);
 int lm_conv2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
+
+/* Fused post-ops: y = act(conv(x, w) + b + add), in one pass over y where the backend can (oneDNN fuses
+ * them into the convolution). For Conv+BN+ReLU fold the BN into w and b first; for a residual block pass the
+ * shortcut as `add`. act is one of LM_ACT_RELU, LM_ACT_LEAKY_RELU (slope p.a), LM_ACT_RELU6, LM_ACT_CLIP
+ * (bounds p.a, p.b), applied when has_act. The backward of such a conv is the activation's backward on y
+ * followed by lm_conv2d_backward: lm_act_backward with y as its input gives the right mask for relu, leaky
+ * relu and relu6 (strict bounds); for clip mask by a < y < b yourself (clip's own backward is inclusive, and
+ * y sits on the bound wherever x passed it). lumen.nn.fold fuses relu and relu6 only. */
+typedef struct lm_conv_post {
+  int has_act;
+  lm_act_op act;
+  lm_act_params p;
+  const lm_tensor *add; /* NULL, or float32 shaped like the output */
+} lm_conv_post;
+lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
+                                  const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
+/* x = act(x) in place, for the same four activations (p NULL: PyTorch's defaults). The caller makes sure
+ * nothing else needs x's old values (lua/lumen/ops_act.lua: only outside the tape). */
+int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err);
+/* flags for lm_conv2d_backward_ex: LM_GRAD_OVERWRITE writes the gradients instead of adding into them
+ * (they may then be uninitialised, as from lm_tensor_empty). */
+enum { LM_GRAD_OVERWRITE = 1 };
+int lm_conv2d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                          lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err);
+
+/* "onednn" or "im2col": the backend convolutions use now. lm_conv_set_backend switches (for tests and
+ * comparisons; fails for "onednn" in a build without it); lm_conv_have_onednn tells whether it is built in. */
+const char *lm_conv_backend(void);
+int lm_conv_set_backend(const char *name, lm_error *err);
+int lm_conv_have_onednn(void);
 /* x (N, C, L), w (O, C/groups, k), b (O) or NULL -> (N, O, OL). */
 lm_tensor *lm_conv1d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
                              lm_error *err);
 int lm_conv1d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
+int lm_conv1d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
+                          lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err);
 /* The adjoint of conv2d (PyTorch's conv_transpose2d): x (N, C, H, W), w (C, O/groups, kh, kw), b (O) or NULL
  * -> (N, O, (H-1)*sh - pt - pb + dh*(kh-1) + out_pad + 1, likewise W). */
 lm_tensor *lm_conv_transpose2d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
                                        const lm_conv_params *p, lm_error *err);
 int lm_conv_transpose2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                                  lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err);
-/* Frees the convolution workspace (it is otherwise kept and grown as needed). */
+int lm_conv_transpose2d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy,
+                                    const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags,
+                                    lm_error *err);
+/* Frees the convolution workspaces and oneDNN's cached primitives (they are otherwise kept for reuse). */
 void lm_conv_workspace_free(void);
 
 /* ---- pooling (pool.c) ---- */

@@ -5,10 +5,15 @@
  *   conv:  {stride = {sh, sw}, padding = {top, left, bottom, right}, dilation = {dh, dw}, groups = g,
  *           output_padding = {oh, ow}}         -- 1-D: stride = s, padding = {left, right}, dilation = d
  *   pools: {kernel_size = {kh, kw}, stride =, padding =, dilation =, ceil_mode =, count_include_pad =}
- * Backward functions take booleans saying which gradients to compute and return them (nil where not asked).
+ * conv2d also takes fused post-ops (lm_conv2d_forward_post): activation = "relu" | "leaky_relu" | "relu6" |
+ * "clip" with alpha (slope, or the lower bound) and beta (the upper bound), and add = a tensor shaped like
+ * the output, added before the activation. No autograd for those here.
+ * Backward functions take booleans saying which gradients to compute and return them (nil where not asked),
+ * written into fresh uninitialised tensors (LM_GRAD_OVERWRITE).
  * Switches (max-pool indices) and ids are 1-based here, 0-based in C. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lumen_lua.h"
 
@@ -84,6 +89,16 @@ static lm_tensor *push_grad(lua_State *L, int want, int ndim, const int64_t *sha
   return NULL;
 }
 
+/* The same, uninitialised: for kernels that overwrite their gradients (LM_GRAD_OVERWRITE). */
+static lm_tensor *push_grad_empty(lua_State *L, int want, int ndim, const int64_t *shape) {
+  if (!want) {
+    lua_pushnil(L);
+    return NULL;
+  }
+  lm_error err = {0};
+  return lmL_push(L, lm_tensor_empty(LM_F32, ndim, shape, &err), &err);
+}
+
 /* A zeroed float32 gradient for the shape table at idx, pushed. */
 static lm_tensor *grad_of_shape(lua_State *L, int idx, const char *what) {
   int64_t shape[LM_MAX_DIMS];
@@ -96,7 +111,7 @@ static lm_tensor *grad_of_shape(lua_State *L, int idx, const char *what) {
 typedef lm_tensor *(*conv_fwd_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *,
                                   lm_error *);
 typedef int (*conv_bwd_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *, lm_tensor *,
-                           lm_tensor *, lm_tensor *, lm_error *);
+                           lm_tensor *, lm_tensor *, int, lm_error *);
 
 /* f(x, w, b|nil, opts) -> y */
 static int conv_forward(lua_State *L, int nd, conv_fwd_fn f) {
@@ -107,6 +122,41 @@ static int conv_forward(lua_State *L, int nd, conv_fwd_fn f) {
   return 1;
 }
 
+/* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
+static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
+  memset(post, 0, sizeof *post);
+  lua_getfield(L, idx, "activation");
+  if (!lua_isnil(L, -1)) {
+    const char *a = lua_tostring(L, -1);
+    int k = 0;
+    while (names[k] && (!a || strcmp(names[k], a))) k++;
+    if (!names[k])
+      luaL_error(L, "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6' or 'clip', got %s",
+                 a ? a : luaL_typename(L, -1));
+    post->has_act = 1, post->act = ops[k];
+    post->p.a = (float)lmL_opt_field_num(L, idx, "alpha", ops[k] == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY);
+    post->p.b = (float)lmL_opt_field_num(L, idx, "beta", INFINITY);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "add");
+  if (!lua_isnil(L, -1)) post->add = lmL_check_f32(L, -1);
+  lua_pop(L, 1);
+  return post->has_act || post->add;
+}
+
+/* conv2d(x, w, b|nil, opts) -> y, with the fused post-ops when opts asks for them */
+static int l_conv2d(lua_State *L) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *b = lmL_opt(L, 3);
+  lm_conv_params p = check_conv_params(L, 4, 2);
+  lm_conv_post post;
+  int fused = check_conv_post(L, 4, &post);
+  lm_error err = {0};
+  lmL_push(L, lm_conv2d_forward_post(x, w, b, &p, fused ? &post : NULL, &err), &err);
+  return 1;
+}
+
 /* f(x, w, gy, opts, want_x, want_w, want_b) -> gx, gw, gb. The bias has w.shape[1] * groups entries for
  * a transposed conv, w.shape[0] otherwise (the kernel checks w's rank). */
 static int conv_backward(lua_State *L, int nd, conv_bwd_fn f, int transposed) {
@@ -114,20 +164,56 @@ static int conv_backward(lua_State *L, int nd, conv_bwd_fn f, int transposed) {
   lm_conv_params p = check_conv_params(L, 4, nd);
   int64_t nb = transposed ? w->shape[1] * p.groups : w->shape[0];
   int want_x = lua_toboolean(L, 5), want_w = lua_toboolean(L, 6), want_b = lua_toboolean(L, 7);
-  lm_tensor *gx = push_grad(L, want_x, x->ndim, x->shape);
-  lm_tensor *gw = push_grad(L, want_w, w->ndim, w->shape);
-  lm_tensor *gb = push_grad(L, want_b, 1, &nb);
+  lm_tensor *gx = push_grad_empty(L, want_x, x->ndim, x->shape);
+  lm_tensor *gw = push_grad_empty(L, want_w, w->ndim, w->shape);
+  lm_tensor *gb = push_grad_empty(L, want_b, 1, &nb);
   lm_error err = {0};
-  if (f(x, w, gy, &p, gx, gw, gb, &err)) return lmL_raise(L, &err);
+  if (f(x, w, gy, &p, gx, gw, gb, LM_GRAD_OVERWRITE, &err)) return lmL_raise(L, &err);
   return 3;
 }
 
-static int l_conv2d(lua_State *L) { return conv_forward(L, 2, lm_conv2d_forward); }
-static int l_conv2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv2d_backward, 0); }
+static int l_conv2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv2d_backward_ex, 0); }
 static int l_conv1d(lua_State *L) { return conv_forward(L, 1, lm_conv1d_forward); }
-static int l_conv1d_backward(lua_State *L) { return conv_backward(L, 1, lm_conv1d_backward, 0); }
+static int l_conv1d_backward(lua_State *L) { return conv_backward(L, 1, lm_conv1d_backward_ex, 0); }
 static int l_conv_transpose2d(lua_State *L) { return conv_forward(L, 2, lm_conv_transpose2d_forward); }
-static int l_conv_transpose2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv_transpose2d_backward, 1); }
+static int l_conv_transpose2d_backward(lua_State *L) {
+  return conv_backward(L, 2, lm_conv_transpose2d_backward_ex, 1);
+}
+
+/* conv_backend([name]) -> the backend in use ("onednn" or "im2col"), after switching to name if given;
+ * also whether this build has oneDNN. */
+static int l_conv_backend(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    lm_error err = {0};
+    if (lm_conv_set_backend(luaL_checkstring(L, 1), &err)) return lmL_raise(L, &err);
+  }
+  lua_pushstring(L, lm_conv_backend());
+  lua_pushboolean(L, lm_conv_have_onednn());
+  return 2;
+}
+
+/* act_inplace(name, x [, a, b]) -> x, after x = act(x) in place: relu, leaky_relu (a = slope), relu6,
+ * clip (a, b = bounds; nil = none). No autograd: ops_act.lua decides when it is safe. */
+static int l_act_inplace(lua_State *L) {
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
+  lm_act_op op = ops[luaL_checkoption(L, 1, NULL, names)];
+  lm_tensor *x = lmL_check_f32(L, 2);
+  lm_act_params p = {(float)luaL_optnumber(L, 3, op == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY),
+                     (float)luaL_optnumber(L, 4, INFINITY)};
+  lm_error err = {0};
+  if (lm_act_forward_inplace(op, &p, x, &err)) return lmL_raise(L, &err);
+  lua_settop(L, 2);
+  return 1;
+}
+
+/* release_caches(): frees the convolution workspaces, oneDNN's cached primitives and the tensor blocks
+ * kept for reuse (benchmarks measure peak memory from a clean start with it). */
+static int l_release_caches(lua_State *L) {
+  lm_conv_workspace_free();
+  lm_cache_release();
+  return 0;
+}
 
 /* ---- pooling ---- */
 
@@ -377,6 +463,9 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"conv1d_backward", l_conv1d_backward},
                                {"conv_transpose2d", l_conv_transpose2d},
                                {"conv_transpose2d_backward", l_conv_transpose2d_backward},
+                               {"conv_backend", l_conv_backend},
+                               {"release_caches", l_release_caches},
+                               {"act_inplace", l_act_inplace},
                                {"max_pool2d", l_max_pool2d},
                                {"max_pool1d", l_max_pool1d},
                                {"max_pool_backward", l_max_pool_backward},

@@ -79,6 +79,7 @@ typedef enum {
   LM_LIMIT_PROBE_BYTES,    /* bytes of probe tensors alive during an importer's shape probe (512 MiB) */
   LM_LIMIT_PROBE_OPS,      /* operations of an importer's shape probe, in all (2e10) */
   LM_LIMIT_TEXT_BYTES,     /* bytes of a text file read whole into lines (16 MiB) */
+  LM_LIMIT_CACHE_BYTES,    /* bytes of freed blocks kept for reuse (tensor.c's block cache; 4 GiB) */
   LM_LIMIT_COUNT
 } lm_limit;
 int64_t lm_limit_get(lm_limit k);
@@ -105,14 +106,15 @@ int64_t lm_tensor_cap_get(int *limit, const char **why); /* bytes (0: none) */
 int lm_tensor_cap_check(int64_t nbytes, const char *shape, lm_error *err); /* 0 when within */
 
 /* ---- memory (tensor.c) ----
- * Storage bytes go through one allocator with lua_Alloc's signature, so an embedding
- * program (the Lua binding) can route them through its own and have its GC see them. */
-typedef void *(*lm_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
-void lm_set_allocator(lm_alloc_fn fn, void *ud);
-/* Frees the blocks the default allocator keeps for reuse (freed tensors of 1 MiB and more, up to
- * 512 MiB in all). */
+ * Tensor storage and the kernels' transient buffers come from one block cache: blocks of 64 KiB and more
+ * are rounded up to a size class (8 per power of two) and kept for reuse when freed, up to
+ * lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes in all, so repeated passes of a network page-fault almost nothing. Blocks are 64-byte aligned. Not thread-safe (the calling thread allocates). */
+void *lm_mem_alloc(size_t n);         /* NULL when out of memory */
+void lm_mem_free(void *p, size_t n); /* n: the size asked for; NULL-safe */
+/* Frees the blocks kept for reuse. */
 void lm_cache_release(void);
-/* Bytes of tensor storage currently alive (for tests and progress). */
+/* Bytes kept for reuse now; bytes of tensor storage alive now (for tests and progress). */
+int64_t lm_cache_bytes(void);
 int64_t lm_live_bytes(void);
 
 /* ---- tensors (tensor.c) ---- */

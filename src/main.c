@@ -419,7 +419,20 @@ static void tune_blas(char **argv) {
   unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with what we have */
 }
 
+/* oneDNN's convolutions run on OpenMP (libgomp), which reads OMP_WAIT_POLICY once, when it loads: its idle
+ * threads would otherwise spin and take the cores from OpenBLAS's and lumen's own threads (DESIGN.md,
+ * Threads). Unless the user chose a policy, start again with passive waiting, and tune_blas's choice of
+ * kernels on the same restart. */
+static void tune_threads(char **argv) {
+  if (getenv("OMP_WAIT_POLICY") || !lm_conv_have_onednn()) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  tune_blas(argv); /* restarts when OpenBLAS wants other kernels too */
+  execv("/proc/self/exe", argv);
+  unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on with what we have */
+}
+
 int main(int argc, char **argv) {
+  tune_threads(argv);
   tune_blas(argv);
   const char *trace = getenv("LUMEN_TRACE");
   trace_all = trace && *trace && strcmp(trace, "0") != 0;

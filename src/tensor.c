@@ -2,78 +2,125 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lumen.h"
 
-/* Freed blocks of 1 MiB and more are kept (up to 512 MiB in all) and handed out again for the same
- * size: a network allocates the same shapes at every forward, and fresh pages from the system cost a
- * page fault and a clearing each. Off under AddressSanitizer, so it still sees every use after free. */
+/* The block cache. Every tensor's storage and every transient buffer of the kernels (oneDNN's blocked
+ * copies, its scratchpad) comes from here. Blocks of 64 KiB and more are rounded up to a size class (eight
+ * classes per power of two, so at most 12.5 % is wasted), mapped from the system directly (mmap, so a block
+ * given back leaves the process at once) and, when freed, kept on their class's free list for the next
+ * request of that class: a network allocates the same shapes at every pass, and fresh pages from the system
+ * cost a page fault and a clearing each. At most lm_limit_get(LM_LIMIT_CACHE_BYTES) bytes are kept
+ * (lumen.limits{cache_bytes = n}, 4 GiB; a pass larger than the bound page-faults again every time, and a
+ * tighter bound than the sum of what each class needs makes the classes evict each other); lm_cache_release
+ * frees them. A request the cache cannot serve gives back
+ * as many stale kept bytes (not reused for STALE_TICKS allocations) as it maps anew, so that what an earlier
+ * workload left (a model import's buffers, another batch size) is traded for what this one needs instead of
+ * adding to it. Smaller blocks go to malloc. Blocks are 64-byte aligned (whole AVX-512 vectors). Off under
+ * AddressSanitizer, so that it still sees every use after free. Not thread-safe: tensors are made and freed
+ * on the calling thread only. */
 #if defined(__SANITIZE_ADDRESS__)
-#define CACHE_SLOTS 0
+#define CACHE_ON 0
 #else
-#define CACHE_SLOTS 64
+#define CACHE_ON 1
 #endif
-#define CACHE_MIN_BYTES ((size_t)1 << 20)
-#define CACHE_MAX_BYTES ((size_t)512 << 20)
+#define CLASS_MIN_BITS 16 /* 64 KiB */
+#define CLASS_STEPS 8     /* classes per power of two */
+#define N_CLASSES ((40 - CLASS_MIN_BITS) * CLASS_STEPS)
 
-static struct {
-  void *p;
-  size_t n;
-} cache[CACHE_SLOTS + 1];
+/* A kept block that was not reused within this many cached-size allocations is stale: a miss may give it
+ * back. Above the allocations of one pass of the networks lumen runs, so a pass never trades away blocks
+ * the next pass needs (which would page-fault every pass). */
+#define STALE_TICKS 4096
+
+typedef struct free_block {
+  struct free_block *next;
+  uint64_t freed_at; /* ticks when it was freed */
+} free_block;
+
+static free_block *free_lists[N_CLASSES];
 static size_t cache_bytes = 0;
+static uint64_t ticks = 0; /* cached-size allocations so far */
+static int64_t live_bytes = 0; /* tensor storage alive now */
 
-static int cache_put(void *p, size_t n) {
-  if (n < CACHE_MIN_BYTES || cache_bytes + n > CACHE_MAX_BYTES) return 0;
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (!cache[i].p) {
-      cache[i].p = p, cache[i].n = n;
-      cache_bytes += n;
-      return 1;
+/* The class of an n-byte block (n >= 64 KiB) and its size; -1 when n is too large for a class. */
+static int size_class(size_t n, size_t *out_bytes) {
+  int bits = 63 - __builtin_clzll((unsigned long long)n); /* 2^bits <= n < 2^(bits+1) */
+  size_t step = (size_t)1 << (bits - 3);
+  size_t steps = (n + step - 1) / step; /* 8..16 */
+  int c = (bits - CLASS_MIN_BITS) * CLASS_STEPS + (int)(steps - CLASS_STEPS);
+  if (steps == 2 * CLASS_STEPS) c = (bits + 1 - CLASS_MIN_BITS) * CLASS_STEPS; /* the next power of two */
+  if (c < 0 || c >= N_CLASSES) return -1;
+  *out_bytes = steps * step;
+  return c;
+}
+
+static size_t class_bytes(int c) {
+  int bits = c / CLASS_STEPS + CLASS_MIN_BITS;
+  return ((size_t)(CLASS_STEPS + c % CLASS_STEPS)) << (bits - 3);
+}
+
+static void unmap(void *p, size_t n) { munmap(p, n); }
+
+/* Gives back kept blocks older than `age` ticks, the largest classes first, until at least `want` bytes
+ * went (or none is left). */
+static void cache_trim(size_t want, uint64_t age) {
+  size_t freed = 0;
+  for (int c = N_CLASSES - 1; c >= 0 && freed < want; c--)
+    for (free_block **link = &free_lists[c]; *link && freed < want;) {
+      free_block *b = *link;
+      if (ticks - b->freed_at < age) {
+        link = &b->next;
+        continue;
+      }
+      *link = b->next;
+      size_t cb = class_bytes(c);
+      unmap(b, cb);
+      cache_bytes -= cb;
+      freed += cb;
     }
-  return 0;
 }
 
-static void *cache_take(size_t n) {
-  if (n < CACHE_MIN_BYTES) return NULL;
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (cache[i].p && cache[i].n == n) {
-      void *p = cache[i].p;
-      cache[i].p = NULL;
-      cache_bytes -= n;
-      return p;
-    }
-  return NULL;
-}
-
-static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  if (nsize == 0) {
-    if (!cache_put(ptr, osize)) free(ptr);
-    return NULL;
+void *lm_mem_alloc(size_t n) {
+  if (n == 0) n = 1;
+  size_t cb;
+  int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
+  if (c < 0) return aligned_alloc(64, (n + 63) & ~(size_t)63);
+  ticks++;
+  free_block *b = free_lists[c];
+  if (b) {
+    free_lists[c] = b->next;
+    cache_bytes -= cb;
+  } else {
+    if (cache_bytes) cache_trim(cb, STALE_TICKS);
+    b = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) return NULL;
   }
-  if (!ptr) {
-    void *p = cache_take(nsize);
-    if (p) return p;
+  return b;
+}
+
+void lm_mem_free(void *p, size_t n) {
+  if (!p) return;
+  if (n == 0) n = 1;
+  size_t cb;
+  int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
+  if (c < 0) {
+    free(p);
+  } else if (cache_bytes + cb <= (size_t)lm_limit_get(LM_LIMIT_CACHE_BYTES) ) {
+    free_block *b = p;
+    b->freed_at = ticks;
+    b->next = free_lists[c];
+    free_lists[c] = b;
+    cache_bytes += cb;
+  } else {
+    unmap(p, cb);
   }
-  return realloc(ptr, nsize);
 }
 
-void lm_cache_release(void) {
-  for (int i = 0; i < CACHE_SLOTS; i++) {
-    free(cache[i].p);
-    cache[i].p = NULL;
-  }
-  cache_bytes = 0;
-}
+void lm_cache_release(void) { cache_trim((size_t)-1, 0); }
 
-static lm_alloc_fn alloc_fn = default_alloc;
-static void *alloc_ud = NULL;
-static int64_t live_bytes = 0;
-
-void lm_set_allocator(lm_alloc_fn fn, void *ud) {
-  alloc_fn = fn ? fn : default_alloc;
-  alloc_ud = fn ? ud : NULL;
-}
+int64_t lm_cache_bytes(void) { return (int64_t)cache_bytes; }
 
 int64_t lm_live_bytes(void) { return live_bytes; }
 
@@ -115,11 +162,11 @@ static lm_tensor *tensor_alloc(lm_dtype dtype, int ndim, const int64_t *shape, i
   lm_tensor *t = calloc(1, sizeof *t);
   lm_storage *s = calloc(1, sizeof *s);
   size_t nbytes = (size_t)numel * lm_dtype_size(dtype);
-  void *data = alloc_fn(alloc_ud, NULL, 0, nbytes ? nbytes : 1);
+  void *data = lm_mem_alloc(nbytes ? nbytes : 1);
   if (!t || !s || !data) {
     free(t);
     free(s);
-    if (data) alloc_fn(alloc_ud, data, nbytes ? nbytes : 1, 0);
+    lm_mem_free(data, nbytes ? nbytes : 1);
     return lm_fail_null(err, "out of memory allocating %zu bytes", nbytes);
   }
   if (zero) memset(data, 0, nbytes);
@@ -203,7 +250,7 @@ void lm_tensor_release(lm_tensor *t) {
   lm_storage *s = t->storage;
   if (s && --s->refcount == 0) {
     live_bytes -= (int64_t)s->nbytes;
-    alloc_fn(alloc_ud, s->data, s->nbytes, 0);
+    lm_mem_free(s->data, s->nbytes);
     free(s);
   }
   free(t);

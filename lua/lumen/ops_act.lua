@@ -3,6 +3,10 @@
 -- Every op is both `lumen.name(x, ...)` and the method `x:name(...)`.
 --
 --   activations  relu(x), leaky_relu(x, slope = 0.01), relu6(x), clip(x, min, max) (either bound nil),
+--                and in place: relu_(x), leaky_relu_(x, slope), relu6_(x), clip_(x, min, max), which overwrite x
+--                and return it when grad mode is off (lumen.no_grad), and are relu(x) etc. (a new tensor)
+--                otherwise, since a recorded node may need x's values; use the result either way. Only for a
+--                tensor nothing else holds (such as the fresh output of the layer before).
 --                sigmoid(x), tanh(x), gelu(x) (erf form), hardswish(x), softplus(x, beta = 1, threshold = 20),
 --                elu(x, alpha = 1), hardsigmoid(x, alpha = 1/6, beta = 0.5): clip(alpha * x + beta, 0, 1);
 --                alpha may also be "pytorch" (1/6, 0.5), "onnx" (0.2, 0.5) or a table {alpha =, beta =}
@@ -61,6 +65,17 @@ return function(lumen)
     return v
   end
 
+  -- name_(x, ...): in place outside the tape (see the header), else the ordinary op.
+  local function inplace(name, params)
+    local op = lumen[name]
+    export(name .. "_", function(x, ...)
+      if lumen.autograd.is_enabled() then return op(x, ...) end
+      local a, b
+      if params then a, b = params(...) end
+      return core.act_inplace(name, x, a, b)
+    end)
+  end
+
   for _, name in ipairs { "relu", "relu6", "sigmoid", "tanh", "gelu", "hardswish" } do activation(name) end
   activation("leaky_relu", function(slope) return number_or("leaky_relu", "slope", slope, 0.01), 0 end)
   activation("clip", function(lo, hi)
@@ -70,6 +85,10 @@ return function(lumen)
     return number_or("softplus", "beta", beta, 1), number_or("softplus", "threshold", threshold, 20)
   end)
   activation("elu", function(alpha) return number_or("elu", "alpha", alpha, 1), 0 end)
+  inplace("relu")
+  inplace("relu6")
+  inplace("leaky_relu", function(slope) return number_or("leaky_relu_", "slope", slope, 0.01) end)
+  inplace("clip", function(lo, hi) return number_or("clip_", "min", lo, -math.huge), number_or("clip_", "max", hi, math.huge) end)
 
   local hardsigmoid_forms = { pytorch = { 1 / 6, 0.5 }, onnx = { 0.2, 0.5 } }
   activation("hardsigmoid", function(alpha, beta)

@@ -160,8 +160,9 @@ return function(lumen)
 
   -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b).
   -- ctx.opts never holds the activation (passing it back reproduces the convolution alone);
-  -- ctx.activation and ctx.y keep the post-op and the output its backward needs.
-  local function conv_op(name, make_opts, fwd, bwd)
+  -- ctx.activation and ctx.y keep the post-op and the output its backward needs. With `fused`, fwd
+  -- takes the activation itself (core.conv2d: a post-op of the convolution kernel, no second pass).
+  local function conv_op(name, make_opts, fwd, bwd, fused)
     return def(name, {
       forward = function(ctx, x, w, b, opts)
         need(name, 1, "input", x)
@@ -172,7 +173,12 @@ return function(lumen)
           error(("%s: activation must be 'relu' or 'relu6', got %s"):format(name, show(act)), 0)
         end
         ctx.opts = make_opts(x, w, opts)
-        local y = post(fwd(x, w, b, ctx.opts), act)
+        local y
+        if act and fused then
+          y = fwd(x, w, b, setmetatable({ activation = act }, { __index = ctx.opts }))
+        else
+          y = post(fwd(x, w, b, ctx.opts), act)
+        end
         if act then ctx.activation, ctx.y = act, y end
         return y
       end,
@@ -185,7 +191,7 @@ return function(lumen)
   end
 
   lumen.conv2d = conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
-                         core.conv2d, core.conv2d_backward)
+                         core.conv2d, core.conv2d_backward, true)
   lumen.conv1d = conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward)
   lumen.conv_transpose2d = conv_op("conv_transpose2d",
                                    function(x, w, o) return conv2d_opts("conv_transpose2d", x, w, o, true) end,

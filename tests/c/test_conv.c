@@ -1,11 +1,15 @@
 /* test_conv.c — conv1d/conv2d/conv_transpose2d kernels against a naive direct convolution (forward and
- * all three gradients), on shapes that reach every path: im2col, 1x1 GEMM, depthwise loop. */
+ * all three gradients), on shapes that reach every path: im2col, 1x1 GEMM, depthwise loop, and each of them
+ * again through oneDNN when the build has it (its blocked layouts, its 1x1 GEMM, its depthwise kernels),
+ * checking that oneDNN really ran them. Also: gradients written instead of added (LM_GRAD_OVERWRITE), and
+ * the fused post-ops (bias, ReLU / leaky ReLU / ReLU6 / clip, a residual add) against conv + separate ops. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "lumen.h"
 #include "check.h"
+#include "conv_impl.h"
+#include "lumen.h"
 
 static lm_tensor *randn(int ndim, const int64_t *shape) {
   lm_tensor *t = lm_tensor_empty(LM_F32, ndim, shape, NULL);
@@ -108,6 +112,18 @@ static void check_conv(const cfg *c, int nd) {
       CHECK(fabs(s - lm_f32(gb)[o]) < 1e-3, "%s: grad bias[%lld] = %g, expected %g", c->name, (long long)o,
             (double)lm_f32(gb)[o], s);
     }
+  /* Overwriting: the buffers start as garbage. */
+  for (int64_t i = 0; i < gx->numel; i++) lm_f32(gx)[i] = 1e9f;
+  for (int64_t i = 0; i < gw->numel; i++) lm_f32(gw)[i] = -1e9f;
+  for (int64_t i = 0; gb && i < gb->numel; i++) lm_f32(gb)[i] = 1e9f;
+  rc = nd == 2 ? lm_conv2d_backward_ex(x, w, gy, &p, gx, gw, gb, LM_GRAD_OVERWRITE, &err)
+               : lm_conv1d_backward_ex(x, w, gy, &p, gx, gw, gb, LM_GRAD_OVERWRITE, &err);
+  CHECK(rc == 0, "%s: backward (overwrite) failed: %s", c->name, err.msg);
+  CHECK(max_abs_diff(lm_f32(gx), rgx, x->numel) < 1e-4, "%s: overwritten grad input differs by %g", c->name,
+        max_abs_diff(lm_f32(gx), rgx, x->numel));
+  CHECK(max_abs_diff(lm_f32(gw), rgw, w->numel) < 1e-3, "%s: overwritten grad weight differs by %g", c->name,
+        max_abs_diff(lm_f32(gw), rgw, w->numel));
+  CHECK(!gb || fabs(lm_f32(gb)[0]) < 1e8, "%s: overwritten grad bias kept its old value", c->name);
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y);
   lm_tensor_release(gy), lm_tensor_release(gx), lm_tensor_release(gw), lm_tensor_release(gb);
 }
@@ -205,8 +221,54 @@ static void check_adjoint(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(y), lm_tensor_release(r), lm_tensor_release(xt);
 }
 
+/* lm_conv2d_forward_post against conv2d followed by the add and the activation, for each fusable one. */
+static void check_post(void) {
+  lm_error err = {0};
+  lm_conv_params p = lm_conv_params_default();
+  p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = 1;
+  int64_t xs[4] = {2, 16, 9, 9}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
+  lm_tensor *y = lm_conv2d_forward(x, w, b, &p, &err);
+  lm_tensor *r = randn(4, y->shape);
+  static const struct {
+    lm_act_op act;
+    float a, b;
+  } acts[] = {{LM_ACT_RELU, 0, 0}, {LM_ACT_LEAKY_RELU, 0.1f, 0}, {LM_ACT_RELU6, 0, 0}, {LM_ACT_CLIP, -2, 3}};
+  for (int k = 0; k < 4; k++)
+    for (int with_add = 0; with_add < 2; with_add++) {
+      lm_conv_post post = {.has_act = 1, .act = acts[k].act, .p = {acts[k].a, acts[k].b}, .add = with_add ? r : NULL};
+      lm_tensor *f = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      CHECK(f != NULL, "post %s: %s", lm_act_names[acts[k].act], err.msg);
+      if (!f) continue;
+      double m = 0.0;
+      for (int64_t i = 0; i < y->numel; i++) {
+        float v = lm_f32(y)[i] + (with_add ? lm_f32(r)[i] : 0.0f);
+        float lo = acts[k].act == LM_ACT_CLIP ? acts[k].a : 0.0f, hi = acts[k].act == LM_ACT_RELU6 ? 6.0f : acts[k].b;
+        float want = acts[k].act == LM_ACT_RELU         ? fmaxf(v, 0.0f)
+                     : acts[k].act == LM_ACT_LEAKY_RELU ? (v > 0 ? v : acts[k].a * v)
+                                                        : fminf(fmaxf(v, lo), hi);
+        m = fmax(m, fabs(lm_f32(f)[i] - want));
+      }
+      CHECK(m < 1e-4, "post %s (add %d): differs from conv + act by %g", lm_act_names[acts[k].act], with_add, m);
+      lm_tensor_release(f);
+    }
+  lm_conv_post bad = {.has_act = 1, .act = LM_ACT_SIGMOID};
+  check_error(lm_conv2d_forward_post(x, w, b, &p, &bad, &err), &err,
+              "conv2d: cannot fuse activation 'sigmoid' (relu, leaky_relu, relu6 or clip)");
+  lm_conv_post wrong = {.add = x};
+  check_error(lm_conv2d_forward_post(x, w, b, &p, &wrong, &err), &err,
+              "conv2d: the tensor to add has shape (2, 16, 9, 9), expected float32 (2, 32, 9, 9) (the output)");
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
+}
+
 int main(void) {
   lm_seed(7);
+  const char *backends[] = {"im2col", "onednn"};
+  for (int be = 0; be < 1 + lm_conv_have_onednn(); be++) {
+  lm_error err = {0};
+  CHECK(lm_conv_set_backend(backends[be], &err) == 0, "set backend %s: %s", backends[be], err.msg);
+  CHECK(!strcmp(lm_conv_backend(), backends[be]), "backend is %s, expected %s", lm_conv_backend(), backends[be]);
+  int64_t runs0 = lm_dnnl_runs();
   /* name, N, C, H, W, O, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, opad_h, opad_w, bias */
   static const cfg convs[] = {
       {"3x3 pad 1", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
@@ -222,6 +284,11 @@ int main(void) {
       {"1x1 stride 2", 1, 3, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
       {"1x1 padded", 1, 3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
       {"single input channel", 2, 1, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+      /* channel counts that fill oneDNN's 16-wide blocks */
+      {"3x3 32->32", 2, 32, 10, 10, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+      {"3x3/2 16->48", 2, 16, 11, 11, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0},
+      {"depthwise 32 stride 2", 2, 32, 12, 12, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 32, 0, 0, 1},
+      {"1x1 32->16", 3, 32, 7, 7, 16, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1},
   };
   for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) check_conv(&convs[i], 2);
   static const cfg conv1ds[] = {
@@ -241,6 +308,15 @@ int main(void) {
   for (size_t i = 0; i < sizeof convts / sizeof convts[0]; i++) check_conv_transpose(&convts[i]);
   check_adjoint();
   check_errors();
+  check_post();
+  int64_t ran = lm_dnnl_runs() - runs0;
+  /* oneDNN must have run every convolution above (129 calls); im2col none. */
+  if (be == 0)
+    CHECK(ran == 0, "im2col backend: oneDNN still ran %lld convolutions", (long long)ran);
+  else
+    CHECK(ran >= 129, "onednn backend: oneDNN ran only %lld convolutions", (long long)ran);
+  printf("%s: oneDNN ran %lld convolutions\n", backends[be], (long long)ran);
+  }
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)

@@ -1,5 +1,7 @@
-/* test_tensor.c — the tensor core from C alone: lifetime, views, and the block cache of the default
- * allocator (a reused block comes back zeroed from lm_tensor_new; live bytes count only live tensors). */
+/* test_tensor.c — the tensor core from C alone: lifetime, views, and the block cache (a reused block comes
+ * back zeroed from lm_tensor_new; live bytes count only live tensors; sizes in one class share blocks; a
+ * miss gives back blocks of other classes; the cache_bytes limit bounds what is kept). */
+#include <stdint.h>
 #include <string.h>
 
 #include "lumen.h"
@@ -38,7 +40,38 @@ int main(void) {
   int64_t bad[] = {1 << 20, 1 << 20, 1 << 20};
   CHECK(lm_tensor_new(LM_F32, 3, bad, &err) == NULL && strstr(err.msg, "too large"), "absurd sizes fail: %s", err.msg);
 
+#if !defined(__SANITIZE_ADDRESS__)
   lm_cache_release();
+  void *p = lm_mem_alloc((2 << 20) + 100);
+  lm_mem_free(p, (2 << 20) + 100);
+  CHECK(lm_cache_bytes() >= (2 << 20), "a freed block is kept: %lld bytes", (long long)lm_cache_bytes());
+  void *q = lm_mem_alloc((2 << 20) + 5000); /* the same class (2 MiB .. 2.25 MiB) */
+  CHECK(q == p && lm_cache_bytes() == 0, "a block serves any size of its class");
+  void *r = lm_mem_alloc(8 << 20);
+  lm_mem_free(q, (2 << 20) + 5000);
+  int64_t kept = lm_cache_bytes();
+  void *t = lm_mem_alloc(3 << 20); /* another class: the kept block is fresh, so it stays */
+  CHECK(kept > 0 && lm_cache_bytes() == kept, "a miss keeps fresh blocks (%lld -> %lld)", (long long)kept,
+        (long long)lm_cache_bytes());
+  lm_mem_free(t, 3 << 20);
+  for (int i = 0; i < 5000; i++) lm_mem_free(lm_mem_alloc(1 << 20), 1 << 20); /* 5000 allocations later */
+  t = lm_mem_alloc(3 << 20); /* a hit */
+  lm_mem_free(lm_mem_alloc(5 << 20), 5 << 20);  /* a miss: the stale 2.25 MiB block is given back */
+  CHECK(lm_cache_bytes() == (int64_t)(1 << 20) + (5 << 20), "a miss gives back stale blocks: %lld kept",
+        (long long)lm_cache_bytes());
+  int64_t limit = lm_limit_get(LM_LIMIT_CACHE_BYTES);
+  CHECK(lm_limit_set(LM_LIMIT_CACHE_BYTES, 1 << 20, &err) == 0, "%s", err.msg);
+  int64_t before_r = lm_cache_bytes();
+  lm_mem_free(r, 8 << 20);
+  CHECK(lm_cache_bytes() == before_r, "a block above the cache_bytes limit is not kept");
+  lm_limit_set(LM_LIMIT_CACHE_BYTES, limit, &err);
+  lm_mem_free(t, 3 << 20);
+  float *small = lm_mem_alloc(100);
+  CHECK(((uintptr_t)small & 63) == 0 && ((uintptr_t)t & 63) == 0, "blocks are 64-byte aligned");
+  lm_mem_free(small, 100);
+#endif
+  lm_cache_release();
+  CHECK(lm_cache_bytes() == 0, "lm_cache_release keeps nothing");
   CHECK(lm_live_bytes() == 0, "no tensor bytes left alive: %lld", (long long)lm_live_bytes());
   return failures != 0;
 }

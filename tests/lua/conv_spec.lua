@@ -345,3 +345,107 @@ describe("lumen.conv_transpose2d", function()
     assert.truthy(err:find("output_padding (2, 2) must be smaller than stride (2, 2) or dilation (1, 1)", 1, true))
   end)
 end)
+
+describe("convolution backends", function()
+  local core = lumen.core
+  local backend, have_onednn = core.conv_backend()
+
+  it("names the backend in use", function()
+    assert.is_true(backend == "onednn" or backend == "im2col")
+    assert.is_boolean(have_onednn)
+    assert.has_error(function() core.conv_backend("winograd") end,
+      "conv backend 'winograd': expected 'onednn' or 'im2col'")
+  end)
+
+  -- Every configuration on both backends: forward and all three gradients agree.
+  local cases = {
+    { "3x3 pad 1", { 2, 8, 9, 9 }, { 16, 8, 3, 3 }, { padding = 1 } },
+    { "stride 2, asymmetric padding", { 1, 3, 10, 11 }, { 5, 3, 3, 3 }, { stride = 2, padding = { 0, 1, 2, 1 } } },
+    { "dilation", { 1, 4, 9, 9 }, { 4, 4, 3, 3 }, { padding = 2, dilation = 2 } },
+    { "groups", { 2, 8, 7, 7 }, { 12, 4, 3, 3 }, { padding = 1, groups = 2 } },
+    { "depthwise", { 2, 32, 8, 8 }, { 32, 1, 3, 3 }, { padding = 1, groups = 32 } },
+    { "depthwise x2, stride 2", { 1, 4, 9, 9 }, { 8, 1, 3, 3 }, { padding = 1, stride = 2, groups = 4 } },
+    { "1x1", { 3, 16, 5, 5 }, { 8, 16, 1, 1 }, {} },
+    { "1x1 stride 2", { 1, 16, 6, 6 }, { 32, 16, 1, 1 }, { stride = 2 } },
+  }
+  -- Within 1e-5 of the largest magnitude: the two sum in different orders.
+  local function agree(a, o, what)
+    local scale = math.max(1, a:abs():max():item())
+    local d = max_diff(a, o)
+    assert(d <= 1e-5 * scale, ("%s differs by %g (scale %g)"):format(what, d, scale))
+  end
+  local function run(name, x, w, b, opts, op)
+    local prev = core.conv_backend()
+    core.conv_backend(name)
+    local ok, res = pcall(function()
+      local xg, wg, bg = x:clone(), w:clone(), b:clone()
+      xg.requires_grad, wg.requires_grad, bg.requires_grad = true, true, true
+      local y = op(xg, wg, bg, opts)
+      local g = gen(y.shape, 0.5)
+      return { y, table.unpack(lumen.grad(y, { xg, wg, bg }, g)) }
+    end)
+    core.conv_backend(prev)
+    assert(ok, res)
+    return res
+  end
+  for _, c in ipairs(cases) do
+    it("agree on " .. c[1] .. " (forward and the three gradients)", function()
+      if not have_onednn then pending("this build has no oneDNN") return end
+      local x, w = gen(c[2], 0.3), gen(c[3], 0.2)
+      local b = gen({ c[3][1] }, 0.1)
+      local a, o = run("im2col", x, w, b, c[4], lumen.conv2d), run("onednn", x, w, b, c[4], lumen.conv2d)
+      for i = 1, 4 do agree(a[i], o[i], c[1] .. ": result " .. i) end
+    end)
+  end
+  it("agree on conv1d and conv_transpose2d", function()
+    if not have_onednn then pending("this build has no oneDNN") return end
+    local x1, w1, b1 = gen({ 2, 4, 13 }, 0.3), gen({ 6, 2, 3 }, 0.2), gen({ 6 }, 0.1)
+    local o1 = { padding = 1, stride = 2, groups = 2 }
+    local a, o = run("im2col", x1, w1, b1, o1, lumen.conv1d), run("onednn", x1, w1, b1, o1, lumen.conv1d)
+    for i = 1, 4 do agree(a[i], o[i], "conv1d result " .. i) end
+    local xt, wt, bt = gen({ 2, 4, 5, 5 }, 0.3), gen({ 4, 3, 3, 3 }, 0.2), gen({ 3 }, 0.1)
+    local ot = { stride = 2, padding = 1, output_padding = 1 }
+    a, o = run("im2col", xt, wt, bt, ot, lumen.conv_transpose2d), run("onednn", xt, wt, bt, ot, lumen.conv_transpose2d)
+    for i = 1, 4 do agree(a[i], o[i], "conv_transpose2d result " .. i) end
+  end)
+
+  it("fuses an activation and a residual add into the raw kernel", function()
+    local x, w, b = gen({ 2, 16, 6, 6 }, 0.3), gen({ 16, 16, 3, 3 }, 0.2), gen({ 16 }, 0.1)
+    local r = gen({ 2, 16, 6, 6 }, 0.7)
+    local p = { padding = { 1, 1, 1, 1 }, stride = { 1, 1 }, dilation = { 1, 1 }, groups = 1 }
+    local plain = core.conv2d(x, w, b, p)
+    local want = lumen.clip(plain + r, -0.5, 1.5)
+    p.activation, p.alpha, p.beta, p.add = "clip", -0.5, 1.5, r
+    assert.is_true(max_diff(core.conv2d(x, w, b, p), want) < 1e-5)
+    p.activation, p.alpha, p.beta, p.add = "relu6", nil, nil, nil
+    assert.is_true(max_diff(core.conv2d(x, w, b, p), lumen.relu6(plain)) < 1e-5)
+    p.activation = "gelu"
+    assert.has_error(function() core.conv2d(x, w, b, p) end,
+      "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6' or 'clip', got gelu")
+  end)
+end)
+
+describe("in-place activations", function()
+  it("overwrite their input outside the tape", function()
+    local x = gen({ 3, 4 }, 1)
+    local want = lumen.relu6(x * 5)
+    local x5 = x * 5
+    local y = lumen.no_grad(function() return x5:relu6_() end)
+    assert.is_true(rawequal(x5, y))
+    assert.is_true(max_diff(y, want) == 0)
+    local z = gen({ 3, 4 }, 1)
+    local lz = lumen.no_grad(function() return z:leaky_relu_(0.2) end)
+    assert.is_true(max_diff(lz, lumen.leaky_relu(gen({ 3, 4 }, 1), 0.2)) == 0)
+  end)
+  it("leave the input alone while the tape records, and differentiate as the ordinary op", function()
+    local x = gen({ 3, 4 }, 1)
+    x.requires_grad = true
+    local before = x:clone()
+    local y = x:clip_(-0.5, 0.5)
+    assert.is_false(rawequal(x, y))
+    assert.is_true(max_diff(x, before) == 0)
+    local g = lumen.grad(y, x, lumen.ones_like(y))
+    local want = lumen.grad(lumen.clip(x, -0.5, 0.5), x, lumen.ones_like(y))
+    assert.is_true(max_diff(g, want) == 0)
+  end)
+end)

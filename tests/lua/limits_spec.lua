@@ -5,7 +5,7 @@ local lumen = require "lumen"
 
 local FIX = "tests/fixtures/"
 local NAMES = { "image_pixels", "file_bytes", "inflated_bytes", "tensor_bytes", "model_nodes", "model_tensors",
-                "model_bytes", "probe_bytes", "probe_ops", "text_bytes", "jpeg_scans" }
+                "model_bytes", "probe_bytes", "probe_ops", "text_bytes", "jpeg_scans", "cache_bytes" }
 
 -- Runs body with some limits changed, restoring them after (also on error).
 local function with_limits(t, body)

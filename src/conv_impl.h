@@ -1,0 +1,33 @@
+/* conv_impl.h — what conv.c and dnnl.c share (internal; not part of lumen.h): a convolution's
+ * geometry and the oneDNN entry points. Only dnnl.c includes dnnl.h. */
+#ifndef LM_CONV_IMPL_H
+#define LM_CONV_IMPL_H
+
+#include "lumen.h"
+
+typedef struct conv_geom {
+  int64_t N, C, O, groups; /* input channels C, output channels O */
+  lm_window win;           /* (H, W) -> (OH, OW) */
+} conv_geom;
+
+/* Each returns 1 when oneDNN did the work, 0 when it declined (not built in, switched off by
+ * LUMEN_CONV=im2col, or no primitive for this shape: the caller uses im2col + sgemm), -1 on error
+ * (err set). `add` = 1 adds into the output (lumen's backward convention), 0 overwrites it.
+ *   forward:          y (N, O, OH, OW) [+]= act(conv(x, w) + b [+ post->add])
+ *   backward_data:    gx (N, C, H, W) [+]= conv^T(gy, w)
+ *   backward_weights: gw (O, C/groups, kh, kw) [+]= d<conv(x, w), gy>/dw */
+int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
+                         const lm_conv_post *post, float *y, int add, lm_error *err);
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
+                               lm_error *err);
+int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
+                                  lm_error *err);
+/* "onednn" or "im2col": what lm_dnnl_conv_* do now. */
+const char *lm_dnnl_backend(void);
+void lm_dnnl_set_threads(int n);
+/* Frees the cached primitives. */
+void lm_dnnl_release(void);
+/* How many convolutions oneDNN has run (tests check that a backend really did the work). */
+int64_t lm_dnnl_runs(void);
+
+#endif

@@ -1,0 +1,422 @@
+/* dnnl.c — convolutions through oneDNN (Debian libdnnl-dev), the only file that includes dnnl.h.
+ *
+ * lumen's tensors stay plain NCHW at the boundary. Each convolution shape gets a plan, made once and kept
+ * (up to PLANS of them, least recently used out): the oneDNN primitive, chosen with "any" layouts so that
+ * oneDNN picks its blocked ones (nChw16c and friends, where its direct and depthwise kernels run), the
+ * reorders between those and NCHW, and the memory objects. 1x1 convolutions keep the plain layouts
+ * (oneDNN's GEMM path there beats blocked kernels plus two reorders: bench/README.md). Blocked buffers and
+ * the scratchpad come from lumen's block cache (lm_mem_alloc), so a second pass allocates nothing new.
+ * oneDNN runs on OpenMP (libgomp); lm_set_threads sets its thread count with OpenBLAS's and lumen's.
+ * Without LUMEN_HAVE_DNNL every entry point declines and conv.c does the work with im2col + sgemm. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_impl.h"
+
+/* ---- the backend switch (also without oneDNN) ---- */
+
+static int backend = -1; /* -1: not read from LUMEN_CONV yet; 0: im2col; 1: oneDNN */
+
+#ifdef LUMEN_HAVE_DNNL
+#define HAVE 1
+#else
+#define HAVE 0
+#endif
+
+static int backend_get(lm_error *err) {
+  if (backend < 0) {
+    const char *env = getenv("LUMEN_CONV");
+    if (!env || !*env || !strcmp(env, "onednn"))
+      backend = HAVE;
+    else if (!strcmp(env, "im2col"))
+      backend = 0;
+    else
+      return lm_fail(err, "LUMEN_CONV=%s: expected 'onednn' or 'im2col'", env);
+  }
+  return backend;
+}
+
+int lm_conv_set_backend(const char *name, lm_error *err) {
+  if (!strcmp(name, "im2col")) {
+    backend = 0;
+    return 0;
+  }
+  if (!strcmp(name, "onednn")) {
+    if (!HAVE) return lm_fail(err, "conv backend 'onednn': this build has no oneDNN (built without libdnnl-dev)");
+    backend = 1;
+    return 0;
+  }
+  return lm_fail(err, "conv backend '%s': expected 'onednn' or 'im2col'", name);
+}
+
+const char *lm_conv_backend(void) {
+  lm_error err;
+  return backend_get(&err) == 1 ? "onednn" : "im2col";
+}
+
+int lm_conv_have_onednn(void) { return HAVE; }
+
+static int64_t runs = 0;
+
+int64_t lm_dnnl_runs(void) { return runs; }
+
+#ifndef LUMEN_HAVE_DNNL
+
+int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
+                         const lm_conv_post *post, float *y, int add, lm_error *err) {
+  return backend_get(err) < 0 ? -1 : 0;
+}
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
+                               lm_error *err) {
+  return backend_get(err) < 0 ? -1 : 0;
+}
+int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
+                                  lm_error *err) {
+  return backend_get(err) < 0 ? -1 : 0;
+}
+void lm_dnnl_set_threads(int n) { (void)n; }
+void lm_dnnl_release(void) {}
+
+#else
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+enum { FWD, BWD_DATA, BWD_WEIGHTS };
+enum { SRC, WEI, DST }; /* the three tensors: (N, C, H, W), weights, (N, O, OH, OW) */
+enum { PLANS = 128 };
+
+/* Everything a plan depends on; compared with memcmp, so always built from a zeroed struct. */
+typedef struct plan_key {
+  int64_t N, C, O, G, H, W, kh, kw, OH, OW, sh, sw, pt, pl, pb, pr, dh, dw;
+  int kind, bias, sum, act, plain, threads;
+  float a, b;
+} plan_key;
+
+typedef struct plan {
+  plan_key k;
+  dnnl_primitive_t prim;
+  dnnl_memory_desc_t umd[3], imd[3]; /* user (plain) and the primitive's own layouts */
+  dnnl_primitive_t reorder[3];       /* inputs: user -> own; the output: own -> user; NULL when equal */
+  dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
+  size_t ibytes[3], scratch_bytes;
+  dnnl_memory_t umem[3], imem[3], bmem, smem;
+  uint64_t used;
+} plan;
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static plan *plans[PLANS];
+static uint64_t clock_now = 0;
+static int n_threads = 0;
+
+static int ok(dnnl_status_t s) { return s == dnnl_success; }
+
+static int init_engine(lm_error *err) {
+  if (engine) return 0;
+  if (!ok(dnnl_engine_create(&engine, dnnl_cpu, 0)) ||
+      !ok(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags)))
+    return lm_fail(err, "conv: cannot start oneDNN's CPU engine");
+  return 0;
+}
+
+void lm_dnnl_set_threads(int n) {
+  n_threads = n;
+  omp_set_num_threads(n);
+}
+
+static void plan_free(plan *p) {
+  if (!p) return;
+  dnnl_primitive_destroy(p->prim);
+  for (int i = 0; i < 3; i++) {
+    dnnl_primitive_destroy(p->reorder[i]);
+    dnnl_memory_destroy(p->umem[i]);
+    dnnl_memory_destroy(p->imem[i]);
+  }
+  dnnl_primitive_destroy(p->dst_in);
+  dnnl_memory_destroy(p->bmem);
+  dnnl_memory_destroy(p->smem);
+  free(p);
+}
+
+void lm_dnnl_release(void) {
+  for (int i = 0; i < PLANS; i++) {
+    plan_free(plans[i]);
+    plans[i] = NULL;
+  }
+}
+
+static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+  dnnl_primitive_desc_t pd;
+  if (!ok(dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL))) return 0;
+  int good = ok(dnnl_primitive_create(r, pd));
+  dnnl_primitive_desc_destroy(pd);
+  return good;
+}
+
+static int init_conv_desc(dnnl_convolution_desc_t *cd, int kind, const plan_key *k, const dnnl_memory_desc_t *s,
+                          const dnnl_memory_desc_t *w, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *d) {
+  dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh - 1, k->dw - 1}, pl = {k->pt, k->pl}, pr = {k->pb, k->pr};
+  dnnl_alg_kind_t alg = dnnl_convolution_direct;
+  switch (kind) {
+  case FWD:
+    return ok(dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_training, alg, s, w, b, d, strides, dil,
+                                                         pl, pr));
+  case BWD_DATA:
+    return ok(dnnl_dilated_convolution_backward_data_desc_init(cd, alg, s, w, d, strides, dil, pl, pr));
+  default:
+    return ok(dnnl_dilated_convolution_backward_weights_desc_init(cd, alg, s, w, NULL, d, strides, dil, pl, pr));
+  }
+}
+
+static dnnl_primitive_attr_t make_attr(const plan_key *k) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t po = NULL;
+  if (!ok(dnnl_primitive_attr_create(&attr))) return NULL;
+  int good = ok(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+  if (good && (k->sum || k->act >= 0)) {
+    good = ok(dnnl_post_ops_create(&po));
+    if (good && k->sum) good = ok(dnnl_post_ops_append_sum(po, 1.0f));
+    if (good && k->act >= 0) {
+      dnnl_alg_kind_t alg = k->act == LM_ACT_RELU || k->act == LM_ACT_LEAKY_RELU ? dnnl_eltwise_relu : dnnl_eltwise_clip;
+      float alpha = k->act == LM_ACT_LEAKY_RELU ? k->a : k->act == LM_ACT_RELU ? 0.0f : k->a;
+      good = ok(dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, k->b));
+    }
+    if (good) good = ok(dnnl_primitive_attr_set_post_ops(attr, po));
+    dnnl_post_ops_destroy(po);
+  }
+  if (!good) {
+    dnnl_primitive_attr_destroy(attr);
+    return NULL;
+  }
+  return attr;
+}
+
+/* The plan for k, or NULL when oneDNN has no primitive for it. */
+static plan *plan_make(const plan_key *k) {
+  plan *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->k = *k;
+  dnnl_dims_t sd = {k->N, k->C, k->H, k->W}, dd = {k->N, k->O, k->OH, k->OW};
+  dnnl_dims_t wd1 = {k->O, k->C, k->kh, k->kw}, wdg = {k->G, k->O / k->G, k->C / k->G, k->kh, k->kw};
+  int grouped = k->G > 1, good = 1;
+  good = ok(dnnl_memory_desc_init_by_tag(&p->umd[SRC], 4, sd, dnnl_f32, dnnl_nchw)) &&
+         ok(dnnl_memory_desc_init_by_tag(&p->umd[DST], 4, dd, dnnl_f32, dnnl_nchw)) &&
+         ok(dnnl_memory_desc_init_by_tag(&p->umd[WEI], grouped ? 5 : 4, grouped ? wdg : wd1, dnnl_f32,
+                                         grouped ? dnnl_goihw : dnnl_oihw));
+  dnnl_memory_desc_t any[3], bmd;
+  for (int i = 0; good && i < 3; i++) {
+    any[i] = p->umd[i];
+    if (!k->plain)
+      good = ok(dnnl_memory_desc_init_by_tag(&any[i], p->umd[i].ndims, p->umd[i].dims, dnnl_f32,
+                                             dnnl_format_tag_any));
+  }
+  dnnl_dims_t bd = {k->O};
+  if (good) good = ok(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x));
+  dnnl_primitive_attr_t attr = good ? make_attr(k) : NULL;
+  dnnl_primitive_desc_t pd = NULL, hint = NULL;
+  dnnl_convolution_desc_t cd;
+  good = attr != NULL;
+  if (good && k->kind != FWD) { /* backward primitives want the forward one as a hint */
+    good = init_conv_desc(&cd, FWD, k, &any[SRC], &any[WEI], NULL, &any[DST]) &&
+           ok(dnnl_primitive_desc_create(&hint, &cd, NULL, engine, NULL));
+  }
+  if (good)
+    good = init_conv_desc(&cd, k->kind, k, &any[SRC], &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
+           ok(dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint));
+  dnnl_primitive_attr_destroy(attr);
+  dnnl_primitive_desc_destroy(hint);
+  if (good) {
+    static const dnnl_query_t q[3][3] = {{dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md},
+                                         {dnnl_query_diff_src_md, dnnl_query_weights_md, dnnl_query_diff_dst_md},
+                                         {dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md}};
+    for (int i = 0; i < 3; i++) p->imd[i] = *dnnl_primitive_desc_query_md(pd, q[k->kind][i], 0);
+    p->scratch_bytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    good = ok(dnnl_primitive_create(&p->prim, pd)) &&
+           ok(dnnl_memory_create(&p->smem, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), engine,
+                                 DNNL_MEMORY_NONE)) &&
+           ok(dnnl_memory_create(&p->bmem, &bmd, engine, DNNL_MEMORY_NONE));
+  }
+  dnnl_primitive_desc_destroy(pd);
+  static const int is_out[3][3] = {{0, 0, 1}, {1, 0, 0}, {0, 1, 0}};
+  for (int i = 0; good && i < 3; i++) {
+    good = ok(dnnl_memory_create(&p->umem[i], &p->umd[i], engine, DNNL_MEMORY_NONE));
+    if (good && !dnnl_memory_desc_equal(&p->imd[i], &p->umd[i])) {
+      p->ibytes[i] = dnnl_memory_desc_get_size(&p->imd[i]);
+      good = ok(dnnl_memory_create(&p->imem[i], &p->imd[i], engine, DNNL_MEMORY_NONE)) &&
+             (is_out[k->kind][i] ? make_reorder(&p->reorder[i], &p->imd[i], &p->umd[i])
+                                 : make_reorder(&p->reorder[i], &p->umd[i], &p->imd[i]));
+      if (good && k->sum && i == DST) good = make_reorder(&p->dst_in, &p->umd[DST], &p->imd[DST]);
+    }
+  }
+  if (!good) {
+    plan_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* The cached plan for k (made on first use), or NULL: oneDNN has none (the caller falls back). */
+static plan *plan_get(const plan_key *k) {
+  int oldest = 0;
+  clock_now++;
+  for (int i = 0; i < PLANS; i++) {
+    if (plans[i] && !memcmp(&plans[i]->k, k, sizeof *k)) {
+      plans[i]->used = clock_now;
+      return plans[i];
+    }
+    if (!plans[i] || (plans[oldest] && plans[i]->used < plans[oldest]->used)) oldest = i;
+  }
+  plan *p = plan_make(k);
+  if (!p) return NULL;
+  plan_free(plans[oldest]);
+  plans[oldest] = p;
+  p->used = clock_now;
+  return p;
+}
+
+static int exec2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+  dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  return ok(dnnl_primitive_execute(r, stream, 2, a));
+}
+
+/* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
+ * slot is written. With p->k.sum the output slot's current content is added (FWD only). */
+static int plan_run(plan *p, float *u[3], const float *b, lm_error *err) {
+  static const int args[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                                 {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
+                                 {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
+  static const int out[3] = {DST, SRC, WEI};
+  const int kind = p->k.kind, o = out[kind];
+  void *buf[3] = {NULL, NULL, NULL}, *scratch = NULL;
+  int good = 1;
+  dnnl_memory_t use[3];
+  for (int i = 0; i < 3; i++) {
+    good = good && ok(dnnl_memory_set_data_handle(p->umem[i], u[i]));
+    use[i] = p->umem[i];
+    if (good && p->reorder[i]) {
+      buf[i] = lm_mem_alloc(p->ibytes[i]);
+      good = buf[i] && ok(dnnl_memory_set_data_handle(p->imem[i], buf[i]));
+      use[i] = p->imem[i];
+      if (good && i != o) good = exec2(p->reorder[i], p->umem[i], p->imem[i]);
+      if (good && i == o && p->k.sum) good = exec2(p->dst_in, p->umem[i], p->imem[i]);
+    }
+  }
+  if (good && p->scratch_bytes) {
+    scratch = lm_mem_alloc(p->scratch_bytes);
+    good = scratch != NULL;
+  }
+  if (good) good = ok(dnnl_memory_set_data_handle(p->smem, scratch));
+  if (good) {
+    dnnl_exec_arg_t a[5] = {{args[kind][0], use[SRC]}, {args[kind][1], use[WEI]}, {args[kind][2], use[DST]},
+                            {DNNL_ARG_SCRATCHPAD, p->smem}};
+    int n = 4;
+    if (b) {
+      good = ok(dnnl_memory_set_data_handle(p->bmem, (void *)b));
+      a[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bmem};
+    }
+    good = good && ok(dnnl_primitive_execute(p->prim, stream, n, a));
+  }
+  if (good && p->reorder[o]) good = exec2(p->reorder[o], p->imem[o], p->umem[o]);
+  if (good) good = ok(dnnl_stream_wait(stream));
+  runs += good;
+  for (int i = 0; i < 3; i++) lm_mem_free(buf[i], p->ibytes[i]);
+  lm_mem_free(scratch, p->scratch_bytes);
+  return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
+}
+
+static plan_key key_of(const conv_geom *g, int kind) {
+  plan_key k;
+  memset(&k, 0, sizeof k);
+  const lm_window *v = &g->win;
+  k.N = g->N, k.C = g->C, k.O = g->O, k.G = g->groups;
+  k.H = v->H, k.W = v->W, k.kh = v->kh, k.kw = v->kw, k.OH = v->OH, k.OW = v->OW;
+  k.sh = v->sh, k.sw = v->sw, k.pt = v->pt, k.pl = v->pl, k.pb = v->pb, k.pr = v->pr, k.dh = v->dh, k.dw = v->dw;
+  k.kind = kind;
+  k.act = -1;
+  k.threads = n_threads;
+  /* Pointwise convolutions: oneDNN's GEMM on the plain layouts beats its blocked kernels plus reorders. */
+  k.plain = v->kh == 1 && v->kw == 1 && g->groups == 1;
+  return k;
+}
+
+/* oneDNN's output size must agree with lumen's (a transposed conv's output_padding can make it differ). */
+static int sizes_agree(const lm_window *v) {
+  int64_t eh = (v->kh - 1) * v->dh + 1, ew = (v->kw - 1) * v->dw + 1;
+  return (v->H + v->pt + v->pb - eh) / v->sh + 1 == v->OH && (v->W + v->pl + v->pr - ew) / v->sw + 1 == v->OW;
+}
+
+/* 1 when oneDNN should try; 0 to decline; -1 on a bad LUMEN_CONV. */
+static int usable(const conv_geom *g, lm_error *err) {
+  int b = backend_get(err);
+  if (b <= 0) return b;
+  if (g->N < 1 || !sizes_agree(&g->win) || init_engine(err)) return 0;
+  if (!n_threads) lm_dnnl_set_threads(lm_get_threads());
+  return 1;
+}
+
+static void add_into(float *dst, const float *src, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Runs kind with the output into a temporary plain buffer and adds it into out (n floats). */
+static int run_added(plan *p, float *u[3], int o, int64_t n, lm_error *err) {
+  float *user = u[o], *tmp = lm_mem_alloc((size_t)n * sizeof *tmp);
+  if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
+  u[o] = tmp;
+  int rc = plan_run(p, u, NULL, err);
+  if (rc == 1) add_into(user, tmp, n);
+  lm_mem_free(tmp, (size_t)n * sizeof *tmp);
+  return rc;
+}
+
+int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
+                         const lm_conv_post *post, float *y, int add, lm_error *err) {
+  int use = usable(g, err);
+  if (use <= 0) return use;
+  plan_key k = key_of(g, FWD);
+  k.bias = b != NULL;
+  const float *extra = post && post->add ? lm_f32(post->add) : NULL;
+  k.sum = add || extra;
+  if (post && post->has_act) {
+    k.act = post->act;
+    k.a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
+    k.b = post->act == LM_ACT_RELU6 ? 6.0f : post->act == LM_ACT_CLIP ? post->p.b : 0.0f;
+    if (post->act == LM_ACT_RELU6) k.act = LM_ACT_CLIP;
+  }
+  plan *p = plan_get(&k);
+  if (!p) return 0;
+  const int64_t ny = g->N * g->O * g->win.OH * g->win.OW;
+  if (extra && add)
+    add_into(y, extra, ny);
+  else if (extra && extra != y)
+    memcpy(y, extra, (size_t)ny * sizeof *y);
+  float *u[3] = {(float *)x, (float *)w, y};
+  return plan_run(p, u, b, err);
+}
+
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
+                               lm_error *err) {
+  int use = usable(g, err);
+  if (use <= 0) return use;
+  plan_key k = key_of(g, BWD_DATA);
+  plan *p = plan_get(&k);
+  if (!p) return 0;
+  float *u[3] = {gx, (float *)w, (float *)gy};
+  if (add) return run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, err);
+  return plan_run(p, u, NULL, err);
+}
+
+int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
+                                  lm_error *err) {
+  int use = usable(g, err);
+  if (use <= 0) return use;
+  plan_key k = key_of(g, BWD_WEIGHTS);
+  plan *p = plan_get(&k);
+  if (!p) return 0;
+  float *u[3] = {(float *)x, gw, (float *)gy};
+  if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, err);
+  return plan_run(p, u, NULL, err);
+}
+
+#endif
