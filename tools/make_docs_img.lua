@@ -24,13 +24,21 @@ local core = lumen.core
 
 local p = lumen.args { only = "", check = false, recompute = "", docs = "docs/img" }
 
+local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local function at_root(path) return path:sub(1, 1) == "/" and path or (root .. "/" .. path) end
+
 local SHARED = "../shared/data"
 local MOBILENET_V2 = SHARED .. "/models/mobilenet_v2_1.0_224_quant.tflite"
 local MOBILENET_V1_ONNX = SHARED .. "/models/mobilenet_v1_0.5_160_float.onnx"
 local LABELS = SHARED .. "/models/imagenet_labels.txt"
 local function photo(name) return SHARED .. "/images/" .. name .. ".png" end
 
--- { picture in docs/img, recipe, parameters (besides out), the output file it copies }
+-- { picture in docs/img, recipe, parameters (besides out), the output file it copies [, prepare =
+-- function() that makes the run's input files] }, or { picture, shell = script, output = file }: a shell
+-- script run as `sh script DIR DIR/file` that makes several runs under DIR and writes the picture (a
+-- screenshot); its record takes the code and inputs of every run under DIR.
+local JPEG = "out/docs_img/chelsea.jpg" -- a phone-like JPEG of chelsea.png, for the `lumen explain` picture
 local PICTURES = {
   { "demo.png", "recipes/demo.lua", {}, "demo.png" },
   { "gradcam_cat.png", "recipes/gradcam.lua", { model = MOBILENET_V2, labels = LABELS, image = photo "cat" }, "gradcam.png" },
@@ -49,18 +57,24 @@ local PICTURES = {
   { "class_model.png", "recipes/class_model.lua", {}, "class_model.png" },
   { "faithfulness.png", "recipes/faithfulness.lua", {}, "faithfulness.png" },
   { "sanity_checks.png", "recipes/sanity_checks.lua", {}, "sanity_checks.png" },
-  { "permutation_importance.png", "recipes/permutation_importance.lua", {}, "permutation_importance.png" },
   { "cam_family_cat.png", "recipes/cam_family.lua", { model = MOBILENET_V2, labels = LABELS, image = photo "cat" },
     "cam_family.png" },
+  { "permutation_importance.png", "recipes/permutation_importance.lua", {}, "permutation_importance.png" },
+  { "explain_chelsea.png", "lua/lumen/cli/explain.lua", { method = "gradcam,integrated_gradients,occlusion",
+    model = MOBILENET_V1_ONNX, input = JPEG, preset = "tflite", labels = LABELS, baseline = "blur", patch = 24,
+    stride = 8 }, "compare.png",
+    prepare = function()
+      local img = assert(lumen.image.load(at_root(photo "chelsea")))
+      lumen.mkdir(at_root("out/docs_img"))
+      assert(lumen.image.save(img, at_root(JPEG), { quality = 90 }))
+    end },
+  { "report.png", shell = "tools/report_screenshot.sh", output = "report.png" },
 }
 
 -- Lua files that write manifests and check pictures, not pictures: their changes make nothing stale.
 local MACHINERY = { ["lumen/util.lua"] = true, ["lumen/json.lua"] = true, ["lumen/runs.lua"] = true,
                     ["lumen/compare.lua"] = true, ["lumen/gradcheck.lua"] = true }
 
-local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function at_root(path) return path:sub(1, 1) == "/" and path or (root .. "/" .. path) end
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -78,6 +92,7 @@ end
 
 -- The command line of a picture (run from the repository root, out= added by the tool).
 local function command(entry)
+  if entry.shell then return "sh " .. entry.shell end
   local kv = {}
   for k, v in pairs(entry[3]) do kv[#kv + 1] = ("%s=%s"):format(k, tostring(v)) end
   table.sort(kv)
@@ -86,24 +101,54 @@ end
 
 local function stem(entry) return (entry[1]:gsub("%.png$", "")) end
 
--- Runs a picture's recipe into out/docs_img/<stem> (or dir) and returns the folder and its manifest.
+-- The manifests of every run under dir, merged into one: the shell script as the script, the union of
+-- the runs' inputs and code, the first run's environment.
+local function merged_manifest(entry, dir)
+  local m = { script = { sha256 = core.sha256_file(at_root(entry.shell)) }, inputs = {}, code = {} }
+  local function walk(d)
+    for _, name in ipairs(core.listdir(d) or {}) do
+      local path = d .. "/" .. name
+      local st = core.lstat(path)
+      if name == runs.MANIFEST then
+        local r = runs.read(path)
+        m.environment = m.environment or r.environment
+        for k, v in pairs(r.inputs or {}) do m.inputs[k .. "@" .. path:sub(#dir + 2)] = v end
+        for k, v in pairs(r.code or {}) do m.code[k] = v end
+      elseif st and st.type == "directory" then
+        walk(path)
+      end
+    end
+  end
+  walk(dir)
+  return m
+end
+
+-- Runs a picture's recipe (or shell script) into out/docs_img/<stem> (or dir) and returns the folder and
+-- its manifest.
 local function make(entry, dir)
   dir = dir or ("out/docs_img/" .. stem(entry))
-  local words = { q(core.exe_path()), "run", q(entry[2]), q("out=" .. dir), "overwrite=true" }
-  for k, v in pairs(entry[3]) do words[#words + 1] = q(k .. "=" .. tostring(v)) end
+  local words
+  if entry.shell then
+    words = { "sh", q(entry.shell), q(dir), q(dir .. "/" .. entry.output) }
+  else
+    if entry.prepare then entry.prepare() end
+    words = { q(core.exe_path()), "run", q(entry[2]), q("out=" .. dir), "overwrite=true" }
+    for k, v in pairs(entry[3]) do words[#words + 1] = q(k .. "=" .. tostring(v)) end
+  end
   lumen.mkdir(at_root("out/docs_img"))
   local log = "out/docs_img/" .. stem(entry) .. ".log"
   local t0 = core.now()
-  local ok = os.execute(("cd %s && LUMEN_QUIET=1 %s > %s 2>&1"):format(q(root), table.concat(words, " "), q(log)))
+  local ok = os.execute(("cd %s && LUMEN_QUIET=1 LUMEN=%s %s > %s 2>&1"):format(q(root), q(core.exe_path()),
+    table.concat(words, " "), q(log)))
   if not ok then error(("%s: %s failed; see %s\n%s"):format(entry[1], command(entry), log, read(at_root(log)) or ""), 0) end
-  local m = runs.read(at_root(dir) .. "/manifest.json")
+  local m = entry.shell and merged_manifest(entry, at_root(dir)) or runs.read(at_root(dir) .. "/manifest.json")
   return at_root(dir), m, core.now() - t0
 end
 
 -- The record of a picture made by a run with manifest m.
 local function record(entry, m, picture_sha)
   local r = { command = command(entry), sha256 = picture_sha, script_sha256 = m.script.sha256, inputs = {}, code = {},
-              environment = m.environment, output = entry[4] }
+              environment = m.environment, output = entry[4] or entry.output }
   for name, inp in pairs(m.inputs or {}) do r.inputs[name] = { path = inp.path, sha256 = inp.sha256 } end
   for file, sha in pairs(m.code or {}) do
     if not MACHINERY[file] then r.code[file] = sha end
@@ -136,7 +181,8 @@ if not p.check then
       io.write(("%-28s %s ... "):format(e[1], command(e)))
       io.flush()
       local dir, m, secs = make(e)
-      local bytes = assert(read(dir .. "/" .. e[4]), dir .. "/" .. e[4] .. " missing")
+      local out = e[4] or e.output
+      local bytes = assert(read(dir .. "/" .. out), dir .. "/" .. out .. " missing")
       local target = at_root(p.docs .. "/" .. e[1])
       local before = core.sha256_file(target)
       write(target, bytes)
@@ -169,7 +215,8 @@ for _, e in ipairs(PICTURES) do
   else
     if core.sha256_file(at_root(p.docs .. "/" .. name)) ~= r.sha256 then why[#why + 1] = "the picture is not the one recorded" end
     if r.command ~= command(e) then why[#why + 1] = ("made by '%s', now '%s'"):format(r.command, command(e)) end
-    if sha_here(e[2]) ~= r.script_sha256 then why[#why + 1] = e[2] .. " changed" end
+    local script = e.shell or e[2]
+    if sha_here(script) ~= r.script_sha256 then why[#why + 1] = script .. " changed" end
     for file, sha in pairs(r.code or {}) do
       if sha_here("lua/" .. file) ~= sha then why[#why + 1] = "lua/" .. file .. " changed" end
     end
@@ -189,7 +236,7 @@ for _, e in ipairs(PICTURES) do
       for _, f in ipairs(runs.ENV_FIELDS) do
         if tostring((m.environment or {})[f]) ~= tostring((r.environment or {})[f]) then env_same = false end
       end
-      local c = compare.files(at_root(p.docs .. "/" .. name), dir .. "/" .. e[4])
+      local c = compare.files(at_root(p.docs .. "/" .. name), dir .. "/" .. (e[4] or e.output))
       if not c.same and env_same then
         why[#why + 1] = "made again in the recorded environment, it differs: " .. c.detail
       elseif not c.close then
