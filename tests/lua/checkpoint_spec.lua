@@ -4,7 +4,7 @@ local nn = lumen.nn
 local models = require "lumen.models"
 
 local support = require "support"
-local tmp, read, write = support.tmp, support.read_file, support.write_file
+local tmp, read, write = support.tmp, support.read_file, support.write
 
 describe("lumen checkpoints", function()
   local path

@@ -5,6 +5,7 @@
 -- is explained file by file; --compare puts methods side by side; --list lists them.
 local lumen = require "lumen"
 local explain = require "lumen.cli.explain"
+local support = require "support"
 
 local LUMEN = arg and arg[-1] or "lumen"
 local RESNET = "tests/fixtures/torch/resnet18.onnx.gz"
@@ -19,13 +20,11 @@ local function lumen_cmd(words)
   return f:close(), out
 end
 
-local function manifest(dir) return require("support").json_file(dir .. "/manifest.json") end
+local function manifest(dir) return support.json_file(dir .. "/manifest.json") end
 
 describe("lumen explain", function()
-  local tmp = os.tmpname()
-  os.remove(tmp)
-  lumen.mkdir(tmp)
-  teardown(function() os.execute(("rm -rf '%s'"):format(tmp)) end)
+  local tmp = support.tmp_dir("cli_explain")
+  teardown(function() support.remove(tmp) end)
 
   it("explains a JPEG with a torchvision ResNet-18 ONNX export: top 5, panel, raw map, manifest", function()
     local out = tmp .. "/resnet"
@@ -70,10 +69,9 @@ describe("lumen explain", function()
 
   it("refuses a 1001-line label file on a 1000-class model, naming 1001 and 1000", function()
     local labels = tmp .. "/imagenet_1001.txt"
-    local f = assert(io.open(labels, "w"))
-    f:write("background\n")
-    for i = 1, 1000 do f:write("class ", i, "\n") end
-    f:close()
+    local lines = { "background" }
+    for i = 1, 1000 do lines[#lines + 1] = "class " .. i end
+    support.write(labels, table.concat(lines, "\n") .. "\n")
     local ok, text = lumen_cmd(("explain saliency %s %scoffee.jpg preset=torchvision labels=%s out=%s/labels")
       :format(MOBILENET, JPEG, labels, tmp))
     assert.is_falsy(ok)
@@ -120,15 +118,8 @@ describe("lumen explain", function()
   it("explains every PNG and JPEG of a folder into out/<stem>, and --compare puts methods in one panel", function()
     local dir = tmp .. "/photos"
     lumen.mkdir(dir)
-    for _, n in ipairs { "rgb420.jpg", "crop.png" } do
-      local f, g = assert(io.open(JPEG .. n, "rb")), assert(io.open(dir .. "/" .. n, "wb"))
-      g:write(f:read("a"))
-      f:close()
-      g:close()
-    end
-    local f = assert(io.open(dir .. "/notes.txt", "w"))
-    f:write("not a picture\n")
-    f:close()
+    for _, n in ipairs { "rgb420.jpg", "crop.png" } do support.write(dir .. "/" .. n, support.read_file(JPEG .. n)) end
+    support.write(dir .. "/notes.txt", "not a picture\n")
     local out = tmp .. "/folder"
     local ok, text = lumen_cmd(("explain --compare gradcam,saliency data/models/fashion_cnn.lumen %s out=%s target=bag")
       :format(dir, out))

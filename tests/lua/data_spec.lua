@@ -3,7 +3,7 @@ local lumen = require "lumen"
 local data = lumen.data
 
 local support = require "support"
-local tmp, write = support.tmp, support.write_file
+local tmp, write = support.tmp, support.write
 
 -- An idx file of unsigned bytes with the given dims and values.
 local function idx(dims, values, ty)

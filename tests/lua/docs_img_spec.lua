@@ -3,28 +3,14 @@
 -- naming the picture and the cause, when a picture is stale (its recipe or Lua code changed, its bytes
 -- were replaced) or unknown. The headline demo is also made again and compared.
 local lumen = require "lumen"
-
-local LUMEN = lumen.core.exe_path()
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local support = require "support"
+local LUMEN, q, read, write = support.LUMEN, support.quote, support.read_file, support.write
 
 local function check(...)
   local p = io.popen(("LUMEN_QUIET=1 %s run tools/make_docs_img.lua check=true %s 2>&1"):format(q(LUMEN),
     table.concat({ ... }, " ")))
   local out = p:read("a")
   return p:close(), out
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
 end
 
 describe("docs/img", function()
@@ -35,8 +21,8 @@ describe("docs/img", function()
   end)
 
   describe("a stale picture fails the check, named with its cause", function()
-    local tmp = assert(lumen.core.mkdtemp("lumen_docs_img_spec_"))
-    teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+    local tmp = support.tmp_dir("docs_img_spec")
+    teardown(function() support.remove(tmp) end)
     local records = lumen.json.decode(read("docs/img/pictures.json"))
     local function copy(edit)
       os.execute(("rm -rf %s/* && cp docs/img/*.png docs/img/pictures.json %s/"):format(q(tmp), q(tmp)))

@@ -2,30 +2,21 @@
 -- (an error raised on purpose with error() or assert(v, message)) is one line `lumen: <message>` and
 -- exit status 1; an internal error (a Lua runtime error, a C function's error, an error object,
 -- assert without a message) keeps its traceback; LUMEN_TRACE=1 shows the traceback for every error.
-local lumen = require "lumen"
+local support = require "support"
 
-local LUMEN = arg and arg[-1] or "lumen" -- the program running these specs (`lumen test ...`)
-
-local tmp = os.tmpname()
-os.remove(tmp)
-lumen.mkdir(tmp)
+local LUMEN = support.LUMEN
+local tmp = support.tmp_dir("errors_spec")
 
 -- Runs `lumen <args>` (with LUMEN_TRACE as given, unset otherwise); returns stderr+stdout, exit status.
 local function lumen_run(args, trace)
   local env = trace and ("LUMEN_TRACE=" .. trace) or "env -u LUMEN_TRACE"
-  local f = assert(io.popen(("LUMEN_QUIET=1 %s %s %s 2>&1; echo \"exit=$?\""):format(env, LUMEN, args)))
-  local out = f:read("a")
-  f:close()
-  local text, status = out:match("^(.-)exit=(%d+)\n$")
-  return text, tonumber(status)
+  return support.sh(("LUMEN_QUIET=1 %s %s %s"):format(env, support.quote(LUMEN), args))
 end
 
 -- A script in the temporary folder.
 local function script(name, code)
   local path = tmp .. "/" .. name
-  local f = assert(io.open(path, "w"))
-  f:write(code)
-  f:close()
+  support.write(path, code)
   return path
 end
 
@@ -40,7 +31,7 @@ local function one_line(out, want)
 end
 
 describe("the lumen program", function()
-  teardown(function() os.execute(("rm -rf '%s'"):format(tmp)) end)
+  teardown(function() support.remove(tmp) end)
 
   describe("a user's mistake", function()
     it("in a recipe's parameters is one line, exit 1", function()

@@ -14,19 +14,7 @@ local explain = lumen.explain
 
 local OURS = "tests/fixtures/explain/"
 
--- (N, 3, 8, 8) -> conv -> relu -> maxpool -> conv (K channels) -> relu ("features", 4x4) -> GAP -> fc (3).
-local function gap_net(K)
-  lumen.seed(9)
-  local m = nn.Sequential {
-    nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1, name = "conv1" },
-    nn.ReLU { name = "relu1" }, nn.MaxPool2d { kernel_size = 2 },
-    nn.Conv2d { in_channels = 4, out_channels = K or 6, kernel_size = 3, padding = 1, name = "conv2" },
-    nn.ReLU { name = "features" },
-    nn.GlobalAvgPool2d {}, nn.Linear { in_features = K or 6, out_features = 3, name = "fc" },
-  }
-  m:eval()
-  return m
-end
+local gap_net = support.gap_net -- (N, 3, 8, 8) -> ... -> relu ("features", K x 4 x 4) -> GAP -> fc (3)
 
 -- The features A (N, K, 4, 4) of gap_net and g_k = W[c_i, k] / 16 as (N, K, 1, 1): the gradient of the
 -- target score at every position of the GAP layer.

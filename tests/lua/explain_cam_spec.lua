@@ -11,17 +11,7 @@ local explain = lumen.explain
 
 local SHARED = "../shared/data/"
 
--- (N, 3, 8, 8) -> conv -> relu -> maxpool -> conv (K channels) -> relu ("features", 4x4) -> GAP -> fc (3).
-local function gap_net(K)
-  lumen.seed(9)
-  return nn.Sequential {
-    nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1, name = "conv1" }, nn.ReLU {},
-    nn.MaxPool2d { kernel_size = 2 },
-    nn.Conv2d { in_channels = 4, out_channels = K or 6, kernel_size = 3, padding = 1, name = "conv2" },
-    nn.ReLU { name = "features" },
-    nn.GlobalAvgPool2d {}, nn.Linear { in_features = K or 6, out_features = 3, name = "fc" },
-  }
-end
+local gap_net = support.gap_net -- (N, 3, 8, 8) -> ... -> relu ("features", K x 4 x 4) -> GAP -> fc (3)
 
 -- The features (N, K, 4, 4) and fc weight (3, K) of gap_net.
 local function parts(model, x)

@@ -35,21 +35,10 @@ local function mean_abs(a, b)
   return (a - b):abs():mean_all()
 end
 
-local function copy_file(from, to)
-  local f = assert(io.open(from, "rb"))
-  local data = f:read("a")
-  f:close()
-  f = assert(io.open(to, "wb"))
-  f:write(data)
-  f:close()
-end
+local function copy_file(from, to) support.write(to, support.read_file(from)) end
 local ref_input = from_values({ 1, 2, 3, 4 }, function(i) return ((7 * i) % 11) / 10 end)
 
-local function tmp_png()
-  local name = os.tmpname()
-  os.remove(name)
-  return name .. ".png"
-end
+local function tmp_png() return lumen.tmpname(".png") end
 
 describe("lumen.image", function()
   describe("load() and save()", function()

@@ -2,26 +2,14 @@
 -- write_safetensors, core.png_load / png_save, core.gunzip_file. Fixtures come from
 -- tools/make_broken_corpus.py; every file in tests/fixtures/broken must give nil, "path: reason".
 local lumen = require "lumen"
-local lfs = require "lfs"
 local core = lumen.core
+local read_bytes = require("support").read_file
+local tmp = lumen.tmpname -- tmp(".npy"): a fresh temporary path with that suffix
 
 local FIX = "tests/fixtures/"
 
-local function tmp(suffix)
-  local name = os.tmpname()
-  os.remove(name)
-  return name .. suffix
-end
-
 local function same(a, b)
   return a:dtype() == b:dtype() and lumen.same_shape(a, b) and a:bytes() == b:bytes()
-end
-
-local function read_bytes(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 local function ramp(shape)
@@ -212,7 +200,7 @@ describe("the broken corpus", function()
       local file, piece = line:match("^([^#\t][^\t]*)\t(.+)$")
       if file then expected[file] = piece end
     end
-    for name in lfs.dir(dir) do
+    for _, name in ipairs(assert(core.listdir(dir))) do
       if name:sub(1, 1) ~= "." and name ~= "expected.txt" then
         local path = dir .. "/" .. name
         local read = readers[name:match("%.(%w+)$")]

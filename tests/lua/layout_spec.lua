@@ -2,20 +2,14 @@
 -- go one way (no file includes its own includer; no circle of calls between binding files), the
 -- binding is split like Lua's own (helpers, the Tensor type, libraries, assembly), and only the
 -- binding and the program include lua.h.
-local lfs = require "lfs"
+local lumen = require "lumen"
+local read = require("support").read_file
 
 local SRC = "src/"
 
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 local function sources(pattern)
   local files = {}
-  for name in lfs.dir(SRC) do
+  for _, name in ipairs(assert(lumen.core.listdir(SRC))) do
     if name:match(pattern) then files[#files + 1] = name end
   end
   table.sort(files)

@@ -2,6 +2,7 @@
 -- hostile files of issue 11 (tests/fixtures/broken*/expected.txt): each is a named error, or for the
 -- two that are valid a load, in bounded memory and time, measured in a child process.
 local lumen = require "lumen"
+local support = require "support"
 
 local FIX = "tests/fixtures/"
 local NAMES = { "image_pixels", "file_bytes", "inflated_bytes", "tensor_bytes", "model_nodes", "model_tensors",
@@ -15,12 +16,7 @@ local function with_limits(t, body)
   if not ok then error(err, 0) end
 end
 
--- The error of fn(...), which must fail.
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "did not fail")
-  return tostring(err)
-end
+local err_of = support.error_of
 
 -- nil, msg readers: the message.
 local function msg_of(v, msg)

@@ -9,24 +9,14 @@ local recipe = lumen.recipe
 
 local SMALL = "tests/fixtures/broken_models/seeds/ops_opset13.onnx" -- (N, 3, 8, 8) -> 20 classes
 local JPEG = "tests/fixtures/jpeg/"
-
-local function tmp(suffix)
-  local name = os.tmpname()
-  os.remove(name)
-  return name .. suffix
-end
+local tmp = lumen.tmpname -- tmp(".txt"): a fresh temporary path with that suffix
 
 local function write_lines(path, n, first)
   local f = assert(io.open(path, "w"))
   for i = 1, n do f:write(i == 1 and first or ("label " .. i), "\n") end
   f:close()
 end
-
-local function error_of(fn, ...)
-  local ok, msg = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(msg)
-end
+local error_of = support.error_of
 
 describe("lumen.models", function()
   describe("input_spec()", function()

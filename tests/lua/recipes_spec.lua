@@ -3,27 +3,12 @@
 -- manifest lists, with the right hashes, and running them twice with the same seed gives the same bytes.
 local lumen = require "lumen"
 local recipe = lumen.recipe
-
-local LUMEN = arg and arg[-1] or "lumen" -- the program running these specs (`lumen test ...`)
-
--- Runs `lumen run recipes/<name>.lua k=v ...`; returns its output, raising with it on failure.
-local function run(name, params)
-  local args = {}
-  for k, v in pairs(params) do args[#args + 1] = ("'%s=%s'"):format(k, v) end
-  table.sort(args)
-  local cmd = ("LUMEN_QUIET=1 %s run recipes/%s.lua %s 2>&1"):format(LUMEN, name, table.concat(args, " "))
-  local f = assert(io.popen(cmd))
-  local out = f:read("a")
-  local ok = f:close()
-  assert(ok, cmd .. "\n" .. out)
-  return out
-end
+local support = require "support"
+local run, q = support.run_recipe, support.quote
 
 -- The manifest of an output folder, checked against the files on disk: name -> sha256.
 local function files_of(dir)
-  local f = assert(io.open(dir .. "/manifest.json"))
-  local m = lumen.json.decode(f:read("a"))
-  f:close()
+  local m = support.json_file(dir .. "/manifest.json")
   for name, sha in pairs(m.files) do
     assert.equal(sha, lumen.sha256_file(dir .. "/" .. name), dir .. "/" .. name)
   end
@@ -38,9 +23,7 @@ describe("recipes", function()
     return
   end
 
-  local tmp = os.tmpname()
-  os.remove(tmp)
-  lumen.mkdir(tmp)
+  local tmp = support.tmp_dir("recipes_spec")
   lumen.seed(0)
   local fashion = tmp .. "/fashion_cnn.lumen"
   lumen.models.fashion_cnn {}:save(fashion)
@@ -49,7 +32,7 @@ describe("recipes", function()
   text.labels, text.input_spec.vocabulary = { "a", "b", "c" }, "words.txt"
   text:save(tmp .. "/textcnn.lumen")
   assert(lumen.data.Vocabulary(words):save(tmp .. "/words.txt"))
-  teardown(function() os.execute(("rm -rf '%s'"):format(tmp)) end)
+  teardown(function() support.remove(tmp) end)
 
   -- Each case: a recipe, tiny parameters, files its manifest must list.
   local cases = {
@@ -95,19 +78,13 @@ describe("recipes", function()
   it("`lumen rerun` reproduces a manifest's outputs and reports a file that differs", function()
     local manifest = tmp .. "/gradcam_1/manifest.json"
     local function rerun()
-      local f = assert(io.popen(("TMPDIR='%s' LUMEN_QUIET=1 %s rerun '%s' 2>&1"):format(tmp, LUMEN, manifest))) -- kept reruns go in tmp
-      local out = f:read("a")
-      return f:close(), out
+      local out, status = support.sh(("TMPDIR=%s LUMEN_QUIET=1 %s rerun %s"):format(q(tmp), q(support.LUMEN), q(manifest))) -- kept reruns go in tmp
+      return status == 0, out
     end
     local ok, out = rerun()
     assert(ok, out)
     assert.truthy(out:find("3 of 3 files reproduced byte for byte", 1, true), out)
-    local f = assert(io.open(manifest))
-    local text = f:read("a"):gsub('"raw.npy": "%x+"', '"raw.npy": "' .. ("0"):rep(64) .. '"')
-    f:close()
-    f = assert(io.open(manifest, "w"))
-    f:write(text)
-    f:close()
+    support.write(manifest, (support.read_file(manifest):gsub('"raw.npy": "%x+"', '"raw.npy": "' .. ("0"):rep(64) .. '"')))
     ok, out = rerun()
     assert.is_falsy(ok)
     assert.truthy(out:find("DIFFERENT  raw.npy", 1, true), out)
@@ -120,9 +97,7 @@ describe("recipes", function()
   end)
 
   it("text pages carry every token", function()
-    local f = assert(io.open(tmp .. "/text_saliency_1/saliency.html"))
-    local page = f:read("a")
-    f:close()
+    local page = support.read_file(tmp .. "/text_saliency_1/saliency.html")
     for _, tok in ipairs { "the", "computer", "crashed", "!" } do
       assert.is_truthy(page:find(">" .. tok .. "</span>", 1, true), tok)
     end

@@ -3,39 +3,14 @@
 -- text_saliency.lua shows the prediction, marks unknown words and flags a near-zero Grad-CAM.
 local lumen = require "lumen"
 local recipe = lumen.recipe
+local support = require "support"
+local LUMEN, q, run, read, write = support.LUMEN, support.quote, support.run_recipe, support.read_file, support.write
 
-local LUMEN = lumen.core.exe_path()
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(name, params)
-  local args = {}
-  for k, v in pairs(params) do args[#args + 1] = q(k .. "=" .. v) end
-  table.sort(args)
-  local p = io.popen(("LUMEN_QUIET=1 %s run recipes/%s.lua %s 2>&1"):format(q(LUMEN), name, table.concat(args, " ")))
-  local out = p:read("a")
-  local ok = p:close()
-  assert(ok, name .. ": " .. out)
-  return out
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function manifest(dir) return lumen.json.decode(read(dir .. "/manifest.json")) end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local function manifest(dir) return support.json_file(dir .. "/manifest.json") end
 
 describe("recipes and their outputs", function()
-  local tmp = assert(lumen.core.mkdtemp("lumen_recipes_trust_"))
-  teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+  local tmp = support.tmp_dir("recipes_trust")
+  teardown(function() support.remove(tmp) end)
 
   it("training recipes write to out/, never to data/models, by default", function()
     for _, name in ipairs { "train_fashion_mnist", "train_textcnn" } do

@@ -15,7 +15,7 @@ local function sh(cmd)
   return out, ok
 end
 
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local quote = require("support").quote
 
 describe("lumen.repl.format", function()
   it("shows a tensor as print(t) does", function()

@@ -4,23 +4,9 @@
 -- comparison is numeric as well as by bytes, and the exit status says whether the run reproduced.
 -- The "recipe" is a tiny script written here, so nothing needs the datasets.
 local lumen = require "lumen"
+local support = require "support"
 local json = lumen.json
-
-local LUMEN = lumen.core.exe_path()
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local LUMEN, q, read, write = support.LUMEN, support.quote, support.read_file, support.write
 
 -- values.npy: seeded random values plus LUMEN_TEST_NOISE plus the size of input=; summary.txt: their sum
 -- printed with %.4g; square.png: a fixed picture. LUMEN_TEST_FAIL makes it fail; every run is logged.
@@ -43,8 +29,8 @@ lumen.manifest(p.out, {})
 ]]
 
 describe("lumen rerun", function()
-  local root = assert(lumen.core.mkdtemp("lumen_rerun_spec_"))
-  teardown(function() os.execute("rm -rf " .. q(root)) end)
+  local root = support.tmp_dir("rerun_spec")
+  teardown(function() support.remove(root) end)
   local tmpdir = root .. "/tmp" -- TMPDIR of every rerun: must be empty again after each
   lumen.mkdir(tmpdir)
   local home = root .. "/home"

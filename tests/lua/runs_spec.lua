@@ -6,21 +6,8 @@ local lumen = require "lumen"
 local runs = require "lumen.runs"
 local json = lumen.json
 
-local LUMEN = lumen.core.exe_path() -- the program running these specs, absolute
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read_json(path)
-  local f = assert(io.open(path, "rb"))
-  local m = json.decode(f:read("a"))
-  f:close()
-  return m
-end
+local support = require "support"
+local LUMEN, q, write, read_json = support.LUMEN, support.quote, support.write, support.json_file
 
 -- A script with an out= folder that writes values.npy (and more.npy with more=true), reads input=
 -- when given, and counts its runs in a log next to it.
@@ -37,8 +24,8 @@ lumen.manifest(p.out, { n = p.n })
 ]]
 
 describe("run folders", function()
-  local tmp = assert(lumen.core.mkdtemp("lumen_runs_spec_"))
-  teardown(function() os.execute("rm -rf " .. q(tmp)) end)
+  local tmp = support.tmp_dir("runs_spec")
+  teardown(function() support.remove(tmp) end)
   local script = tmp .. "/script.lua"
   write(script, SCRIPT)
 

@@ -54,6 +54,22 @@ function M.assert_matches_torch(y, ref, tol, what)
   end
 end
 
+-- A small CAM network in eval mode, seeded: (N, 3, 8, 8) -> conv1 -> relu1 -> maxpool -> conv2 (K = 6
+-- channels) -> relu ("features", 4x4) -> GAP -> fc (3 classes).
+function M.gap_net(K)
+  local nn = lumen.nn
+  lumen.seed(9)
+  local m = nn.Sequential {
+    nn.Conv2d { in_channels = 3, out_channels = 4, kernel_size = 3, padding = 1, name = "conv1" },
+    nn.ReLU { name = "relu1" }, nn.MaxPool2d { kernel_size = 2 },
+    nn.Conv2d { in_channels = 4, out_channels = K or 6, kernel_size = 3, padding = 1, name = "conv2" },
+    nn.ReLU { name = "features" },
+    nn.GlobalAvgPool2d {}, nn.Linear { in_features = K or 6, out_features = 3, name = "fc" },
+  }
+  m:eval()
+  return m
+end
+
 -- A plain-function model that records the batch size of every call: fn', sizes.
 function M.recording(fn)
   local sizes = {}
@@ -61,6 +77,13 @@ function M.recording(fn)
     sizes[#sizes + 1] = batch.shape[1]
     return fn(batch)
   end, sizes
+end
+
+-- The message of the error fn(...) raises; fails when fn(...) does not raise.
+function M.error_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return tostring(err)
 end
 
 -- lumen.gradcheck(fn, inputs, opts) passes (opts: a table, or a number: the step eps).
@@ -85,28 +108,32 @@ function M.distinct(shape)
   return t
 end
 
--- A fresh temporary path ending in "_<name>"; whole-file read and write (binary).
+-- The program running these specs (`lumen test ...`), as an absolute path, for child processes.
+M.LUMEN = lumen.core.exe_path()
+
+-- A fresh temporary path ending in "_<name>"; a new private folder $TMPDIR/lumen_<name>_XXXXXX;
+-- remove(path) deletes a file or a whole folder (rm -rf).
 function M.tmp(name) return lumen.tmpname("_" .. name) end
-function M.read_file(path)
-  local f = assert(io.open(path, "rb"))
+function M.tmp_dir(name) return assert(lumen.core.mkdtemp("lumen_" .. name .. "_")) end
+function M.remove(path) os.execute("rm -rf " .. M.quote(path)) end
+
+-- The bytes of a file, or nil and "path: reason"; read_file raises instead. write(path, bytes).
+function M.read(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
   local s = f:read("a")
   f:close()
   return s
 end
-function M.write_file(path, s)
+function M.read_file(path) return assert(M.read(path)) end
+function M.write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)
   f:close()
 end
 
 function M.npy(path) return assert(lumen.read_npy(path)) end
-
-function M.json_file(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return lumen.json.decode(s)
-end
+function M.json_file(path) return lumen.json.decode(M.read_file(path)) end
 
 -- A shell word for s (single-quoted).
 function M.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -119,19 +146,29 @@ function M.sh(cmd)
   return out:gsub("#status=%d+%s*$", ""), tonumber(out:match("#status=(%d+)%s*$"))
 end
 
--- The bytes of a file (nil if it cannot be read), and a file written with text.
-M.read = require("lumen.batch").read_file
-function M.write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+-- Runs `lumen run recipes/<name>.lua k=v ...` (LUMEN_QUIET=1) in a child process; returns its output,
+-- raising with the command and the output when it fails.
+function M.run_recipe(name, params)
+  local args = {}
+  for k, v in pairs(params) do args[#args + 1] = M.quote(k .. "=" .. tostring(v)) end
+  table.sort(args)
+  local cmd = ("LUMEN_QUIET=1 %s run recipes/%s.lua %s"):format(M.quote(M.LUMEN), name, table.concat(args, " "))
+  local out, status = M.sh(cmd)
+  assert(status == 0, cmd .. "\n" .. out)
+  return out
 end
 
 -- Every regular file under dir (relative names) with its bytes.
 function M.tree(dir)
-  local out = M.sh(("cd %s && find . -type f -print0 | tr '\\0' '\\n'"):format(M.quote(dir)))
   local files = {}
-  for name in out:gmatch("%./([^\n]+)") do files[name] = M.read(dir .. "/" .. name) end
+  local function walk(path, rel)
+    for _, name in ipairs(assert(lumen.core.listdir(path))) do
+      local st = lumen.core.lstat(path .. "/" .. name)
+      if st and st.type == "directory" then walk(path .. "/" .. name, rel .. name .. "/")
+      elseif st and st.type == "file" then files[rel .. name] = M.read(path .. "/" .. name) end
+    end
+  end
+  walk(dir, "")
   return files
 end
 

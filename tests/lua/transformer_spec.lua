@@ -15,11 +15,7 @@ local function grad_ok(op, fn, inputs, opts)
   assert(ok, op .. ": " .. tostring(msg))
 end
 
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local err_of = support.error_of
 
 describe("transformer and recurrent ops", function()
   lumen.seed(11)
