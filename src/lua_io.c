@@ -1,4 +1,4 @@
-/* lua_io.c — binding for the file formats: PNG, JPEG, .npy, safetensors, gunzip; folder listings.
+/* lua_io.c — binding for the file formats: PNG, JPEG, .npy, safetensors, gunzip, text files.
  *
  *   core.image_load(path)          -> (C, H, W) tensor | nil, "path: reason"   (PNG or JPEG, by content)
  *   core.png_load(path)            -> (C, H, W) tensor | nil, "path: reason"
@@ -11,17 +11,12 @@
  *   core.safetensors_write(path, {name = tensor} [, {key = value}]) -> true | nil, msg
  *   core.gunzip_file(path [, max_bytes]) -> string | nil, msg (max_bytes 0 or absent: the inflated_bytes limit)
  *   core.read_text(path) -> string | nil, msg (regular files only, within the text_bytes limit)
- *   core.list_dir(path)            -> sorted array of the names in a folder (no "." or "..") | nil, msg
- *   core.is_dir(path)              -> true when path is a folder
  *
  * Values in files are plain values: int64 tensors are not index-shifted. Results that C hands
  * over (a safetensors set, a gunzipped buffer) sit in a box (lmL_push_box) made before the C call,
  * so that a Lua error (out of memory) while converting them cannot leak them. */
-#include <dirent.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lumen_lua.h"
 
@@ -187,45 +182,6 @@ static int l_gunzip_file(lua_State *L) {
   return 1;
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void release_dir(void *p) { closedir(p); }
-
-static int l_list_dir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lmL_Box *b = lmL_push_box(L, release_dir);
-  DIR *d = b->p = opendir(path);
-  if (!d) return lua_pushnil(L), lua_pushfstring(L, "%s: cannot open folder (%s)", path, strerror(errno)), 2;
-  lua_newtable(L);
-  int n = 0;
-  for (struct dirent *e; (e = readdir(d));) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    lua_pushstring(L, e->d_name);
-    lua_rawseti(L, -2, ++n);
-  }
-  lmL_box_release(b);
-  /* sort by strcmp through a userdata array of the (table-anchored) strings */
-  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
-  for (int i = 0; i < n; i++) {
-    lua_rawgeti(L, -2, i + 1);
-    names[i] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  qsort(names, (size_t)n, sizeof *names, cmp_names);
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushstring(L, names[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
-static int l_is_dir(lua_State *L) {
-  struct stat st;
-  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISDIR(st.st_mode));
-  return 1;
-}
-
 static int l_read_text(lua_State *L) { /* read_text(path) -> string | nil, msg: regular files, text_bytes */
   const char *path = luaL_checkstring(L, 1);
   lm_error err = {0};
@@ -241,8 +197,6 @@ static int l_read_text(lua_State *L) { /* read_text(path) -> string | nil, msg: 
 static const luaL_Reg fns[] = {{"image_load", l_image_load},
                                {"jpeg_load", l_jpeg_load},
                                {"jpeg_save", l_jpeg_save},
-                               {"list_dir", l_list_dir},
-                               {"is_dir", l_is_dir},
                                {"png_load", l_png_load},
                                {"read_text", l_read_text},
                                {"png_save", l_png_save},

@@ -187,25 +187,38 @@ static int s_stat(lua_State *L) {
   return push_stat(L, path, &st);
 }
 
-/* listdir(path) -> sorted array of the names in a directory (without . and ..), or nil, msg. */
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void release_dir(void *p) { closedir(p); }
+
+/* listdir(path) -> the names in a directory (without . and ..) in byte order (strcmp, whatever the
+ * locale), or nil, "path: reason". Nothing in it is opened or stat'ed. The DIR sits in a box, so an
+ * error while the names are pushed cannot leak it. */
 static int s_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  DIR *d = opendir(path);
+  lmL_Box *b = lmL_push_box(L, release_dir);
+  DIR *d = b->p = opendir(path);
   if (!d) return stat_fail(L, path);
-  lua_newtable(L);
-  lua_Integer n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
+  lua_newtable(L); /* the names as read: they anchor the strings sorted below */
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     lua_pushstring(L, e->d_name);
     lua_rawseti(L, -2, ++n);
   }
-  closedir(d);
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, -3);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  lmL_box_release(b);
+  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    names[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  qsort(names, (size_t)n, sizeof *names, cmp_names);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
   return 1;
 }
 

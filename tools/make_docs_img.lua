@@ -75,14 +75,7 @@ local PICTURES = {
 local MACHINERY = { ["lumen/util.lua"] = true, ["lumen/json.lua"] = true, ["lumen/runs.lua"] = true,
                     ["lumen/compare.lua"] = true, ["lumen/gradcheck.lua"] = true }
 
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = runs.read_file -- the bytes of a file, or nil
 
 local function write(path, s)
   local f = assert(io.open(path, "wb"))
@@ -105,21 +98,14 @@ local function stem(entry) return (entry[1]:gsub("%.png$", "")) end
 -- the runs' inputs and code, the first run's environment.
 local function merged_manifest(entry, dir)
   local m = { script = { sha256 = core.sha256_file(at_root(entry.shell)) }, inputs = {}, code = {} }
-  local function walk(d)
-    for _, name in ipairs(core.listdir(d) or {}) do
-      local path = d .. "/" .. name
-      local st = core.lstat(path)
-      if name == runs.MANIFEST then
-        local r = runs.read(path)
-        m.environment = m.environment or r.environment
-        for k, v in pairs(r.inputs or {}) do m.inputs[k .. "@" .. path:sub(#dir + 2)] = v end
-        for k, v in pairs(r.code or {}) do m.code[k] = v end
-      elseif st and st.type == "directory" then
-        walk(path)
-      end
+  runs.walk(dir, function(rel)
+    if rel:match("([^/]+)$") == runs.MANIFEST then
+      local r = runs.read(dir .. "/" .. rel)
+      m.environment = m.environment or r.environment
+      for k, v in pairs(r.inputs or {}) do m.inputs[k .. "@" .. rel] = v end
+      for k, v in pairs(r.code or {}) do m.code[k] = v end
     end
-  end
-  walk(dir)
+  end)
   return m
 end
 

@@ -27,31 +27,17 @@ local M = {}
 
 M.EXTENSIONS = { png = true, jpg = true, jpeg = true }
 
--- A shell word for s (single-quoted).
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Whether path is a folder (opening a folder works on Linux, reading it fails with EISDIR).
-local function is_dir(path)
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local ok, _, code = f:read(0)
-  f:close()
-  return ok == nil and code == 21
-end
-M.is_dir = is_dir
-
--- The names in folder dir (no dot-files, no folders), in byte order; raises naming the folder if it
--- cannot be read. Nothing is opened, so a named pipe among the inputs blocks only when its turn comes.
+-- The names in folder dir (no dot-files, no folders; a link to a folder counts as a file), in byte
+-- order; raises naming the folder if it cannot be read. Nothing is opened (lstat only), so a named pipe
+-- among the inputs blocks only when its turn comes.
 function M.list_dir(dir)
-  local f = assert(io.popen(("find %s -mindepth 1 -maxdepth 1 ! -type d -print0 2>&1"):format(quote(dir))))
-  local text = f:read("a")
-  if not f:close() then error(("%s: cannot list the folder (%s)"):format(dir, text:gsub("%z", " "):gsub("%s+$", "")), 0) end
+  local all, err = core.listdir(dir)
+  if not all then error(("%s: cannot list the folder (%s)"):format(dir, err:sub(#dir + 3)), 0) end
   local names = {}
-  for path in text:gmatch("([^%z]+)%z") do
-    local name = path:match("([^/]+)$")
-    if name:sub(1, 1) ~= "." then names[#names + 1] = name end
+  for _, name in ipairs(all) do
+    local st = name:sub(1, 1) ~= "." and core.lstat(dir .. "/" .. name)
+    if st and st.type ~= "directory" then names[#names + 1] = name end
   end
-  table.sort(names)
   return names
 end
 
@@ -59,7 +45,8 @@ end
 function M.inputs(spec)
   if type(spec) ~= "string" or spec == "" then error("batch: inputs= is required (a folder of pictures or a list file)", 0) end
   local paths = {}
-  if is_dir(spec) then
+  local st = core.stat(spec)
+  if st and st.type == "directory" then
     local dir = spec:gsub("/+$", "")
     for _, name in ipairs(M.list_dir(spec)) do
       local ext = name:match("%.([^.]+)$")
@@ -137,24 +124,6 @@ function M.shard(n, K, N)
   for i = K, n, N do idx[#idx + 1] = i end
   return idx
 end
-
--- The bytes of a file, or nil.
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function read_json(path)
-  local text = M.read_file(path)
-  if not text then return nil, "no " .. path end
-  local ok, v = pcall(lumen.json.decode, text)
-  if not ok or type(v) ~= "table" then return nil, path .. " is not complete JSON" end
-  return v
-end
-M.read_json = read_json
 
 -- Parameters that do not decide a run's outputs: where they go, whether an earlier run there may be
 -- replaced, whether a report page is written next to them.
@@ -264,7 +233,7 @@ M.STATE = ".lumen-batch"
 -- /proc, and its state letter; nil elsewhere or when there is no such process. The pair names one
 -- process: ids are reused, start times with them are not.
 local function process(pid)
-  local text = M.read_file("/proc/" .. pid .. "/stat")
+  local text = runs.read_file("/proc/" .. pid .. "/stat")
   local rest = text and text:match("%)%s+(.*)$") -- after the command name, which may hold spaces
   if not rest then return nil end
   local fields = {}
@@ -272,7 +241,7 @@ local function process(pid)
   return text:match("^(%d+)"), fields[20], fields[1] -- fields 1, 22 and 3 (state) of proc(5)
 end
 local function hostname()
-  return ((M.read_file("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or ""):gsub("%s+$", ""))
+  return ((runs.read_file("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or ""):gsub("%s+$", ""))
 end
 
 -- The marker of an input batch is about to run, and whether a marker says the input is being run by
@@ -283,7 +252,7 @@ local function marker_text(input, recipe)
     os.date("!%Y-%m-%dT%H:%M:%SZ"), hostname(), tostring(pid), tostring(start))
 end
 local function live_writer(marker)
-  local text = M.read_file(marker) or ""
+  local text = runs.read_file(marker) or ""
   local host, pid, start = text:match("\nhost: ([^\n]*)"), text:match("\npid: (%d+)"), text:match("\npid_start: (%d+)")
   if not pid or host ~= hostname() or pid == process("self") then return nil end
   local _, now, state = process(pid)

@@ -239,13 +239,14 @@ M.MERGE_PARAMS = { "methods", "steps", "noise" }
 -- so that the merged run's manifest tells what was merged. Raises naming the folder otherwise.
 function M.read_scores(dir, skip, want)
   local runs = require "lumen.runs"
-  local f = assert(io.popen(("find '%s' -name scores.json -type f -print0 2>/dev/null"):format(dir:gsub("'", "'\\''"))))
-  local text = f:read("a")
-  f:close()
-  local paths = {}
-  for path in text:gmatch("([^%z]+)%z") do
-    if not (skip and path:sub(1, #skip + 1) == skip:gsub("/+$", "") .. "/") then paths[#paths + 1] = path end
-  end
+  local base, paths = dir:gsub("/+$", ""), {}
+  runs.walk(base, function(rel, ty)
+    local path = base .. "/" .. rel
+    if ty == "file" and rel:match("([^/]+)$") == "scores.json"
+      and not (skip and path:sub(1, #skip + 1) == skip:gsub("/+$", "") .. "/") then
+      paths[#paths + 1] = path
+    end
+  end)
   table.sort(paths)
   local rows, folders, first = {}, {}, nil
   for _, path in ipairs(paths) do

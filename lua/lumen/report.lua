@@ -36,19 +36,28 @@ local function num(v, digits)
 end
 
 
--- The run folders under dir (dir itself included): those holding manifest.json or error.txt, sorted.
+-- The run folders under dir (dir itself included): those holding a regular file manifest.json or
+-- error.txt, sorted. A folder under dir that cannot be read is an error naming it.
 local function run_folders(dir)
-  local f = assert(io.popen(("find '%s' \\( -name manifest.json -o -name error.txt \\) -type f -print0 2>/dev/null")
-    :format(dir:gsub("'", "'\\''"))))
-  local text = f:read("a")
-  f:close()
   local seen, list = {}, {}
-  for path in text:gmatch("([^%z]+)%z") do
-    local folder = path:match("^(.*)/[^/]+$")
-    if not seen[folder] then seen[folder], list[#list + 1] = true, folder end
-  end
+  runs_mod.walk(dir, function(rel, ty)
+    local sub, name = rel:match("^(.-)/?([^/]+)$")
+    if ty == "file" and (name == runs_mod.MANIFEST or name == "error.txt") then
+      local folder = sub == "" and dir or (dir .. "/" .. sub)
+      if not seen[folder] then seen[folder], list[#list + 1] = true, folder end
+    end
+  end)
   table.sort(list)
   return list
+end
+
+-- The JSON object in a file, or nil and why.
+local function read_json(path)
+  local text = runs_mod.read_file(path)
+  if not text then return nil, "no " .. path end
+  local ok, v = pcall(lumen.json.decode, text)
+  if not ok or type(v) ~= "table" then return nil, path .. " is not complete JSON" end
+  return v
 end
 
 -- Faithfulness rows of a manifest's info: {method =, <metric> = number, ...} from info.faithfulness
@@ -80,8 +89,8 @@ function M.collect(dir)
   local runs = {}
   for _, folder in ipairs(run_folders(dir)) do
     local rel = folder == dir and "." or folder:sub(#dir + 2)
-    local m = batch.read_json(folder .. "/manifest.json")
-    local err = batch.read_file(folder .. "/error.txt")
+    local m = read_json(folder .. "/manifest.json")
+    local err = runs_mod.read_file(folder .. "/error.txt")
     local run = { rel = rel, pictures = {}, files = {}, params = {} }
     if m then
       local p = type(m.params) == "table" and m.params or {}
@@ -334,7 +343,8 @@ end
 -- write(dir [, title]) -> the path of dir/index.html (written to a temporary name, then renamed, so
 -- shards finishing together never leave a half-written page).
 function M.write(dir, title)
-  if not batch.is_dir(dir) then error(("report: %s is not a folder"):format(dir), 2) end
+  local st = lumen.core.stat(dir)
+  if not (st and st.type == "directory") then error(("report: %s is not a folder"):format(dir), 2) end
   dir = dir:gsub("/+$", "")
   local runs = M.collect(dir)
   local page = M.html(runs, title or ("lumen report: " .. dir))

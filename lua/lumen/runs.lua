@@ -43,6 +43,35 @@ function M.normalize_dir(dir)
   return s == "" and "." or s
 end
 
+-- The bytes of a file, or nil.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- walk(dir, fn): calls fn(rel, type) for every entry under dir: rel its path relative to dir, type
+-- what lstat says ("file", "directory", "link", "fifo", "socket", "device", or "gone" when it vanished
+-- meanwhile). Names in byte order; a folder's entries before the folder itself; folders are entered,
+-- never through a link. A folder that cannot be listed is an error "path: reason". Nothing is opened,
+-- so a FIFO in the tree never blocks.
+function M.walk(dir, fn)
+  local function visit(rel)
+    local names, err = core.listdir(rel == "" and dir or (dir .. "/" .. rel))
+    if not names then error(err, 0) end
+    for _, n in ipairs(names) do
+      local r = rel == "" and n or (rel .. "/" .. n)
+      local st = core.lstat(dir .. "/" .. r)
+      local ty = st and st.type or "gone"
+      if ty == "directory" then visit(r) end
+      fn(r, ty)
+    end
+  end
+  visit("")
+end
+
 -- tree(dir) -> files, others: the regular files under dir as sorted relative names, and every
 -- entry that is not a regular file or a folder (links, FIFOs, sockets, devices) as "name (type)".
 -- Folders are walked but never followed through a link; more than MAX_ENTRIES entries is an error
@@ -50,24 +79,14 @@ end
 M.MAX_ENTRIES = 100000
 function M.tree(dir)
   local files, others, seen = {}, {}, 0
-  local function walk(rel)
-    local here = rel == "" and dir or (dir .. "/" .. rel)
-    local names, err = core.listdir(here)
-    if not names then error(err, 0) end
-    seen = seen + #names
+  M.walk(dir, function(r, ty)
+    seen = seen + 1
     if seen > M.MAX_ENTRIES then
       error(("%s: more than %d entries, not a run folder"):format(dir, M.MAX_ENTRIES), 0)
     end
-    for _, n in ipairs(names) do
-      local r = rel == "" and n or (rel .. "/" .. n)
-      local st = core.lstat(dir .. "/" .. r)
-      local ty = st and st.type or "gone"
-      if ty == "file" then files[#files + 1] = r
-      elseif ty == "directory" then walk(r)
-      else others[#others + 1] = ("%s (%s)"):format(r, ty) end
-    end
-  end
-  walk("")
+    if ty == "file" then files[#files + 1] = r
+    elseif ty ~= "directory" then others[#others + 1] = ("%s (%s)"):format(r, ty) end
+  end)
   table.sort(files)
   return files, others
 end

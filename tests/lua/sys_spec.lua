@@ -70,3 +70,17 @@ describe("lumen.sha256_file", function()
     os.remove(dir)
   end)
 end)
+
+describe("lumen.core.listdir", function()
+  it("gives a folder's names in byte order, without . and ..; nil, 'path: reason' for a missing folder", function()
+    local support = require "support"
+    local dir = support.tmp_dir("listdir")
+    for _, n in ipairs { "b", "a", "B", "\xc3\xa9", "_", "a.png" } do support.write(dir .. "/" .. n, "") end
+    assert(lumen.core.mkdir_p(dir .. "/sub"))
+    assert.same({ "B", "_", "a", "a.png", "b", "sub", "\xc3\xa9" }, lumen.core.listdir(dir))
+    local none, msg = lumen.core.listdir(dir .. "/nothing")
+    assert.is_nil(none)
+    assert.equal(dir .. "/nothing: No such file or directory", msg)
+    support.remove(dir)
+  end)
+end)

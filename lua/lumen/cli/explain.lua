@@ -219,9 +219,11 @@ end
 
 -- The images of INPUT: the file itself, or the PNG / JPEG files of a folder (sorted).
 local function inputs_of(input)
-  if not lumen.core.is_dir(input) then return { input } end
-  local names, err = lumen.core.list_dir(input)
-  if not names then error(err, 0) end
+  local core = lumen.core
+  local st = core.stat(input)
+  if not (st and st.type == "directory") then return { input } end
+  local names, err = core.listdir(input)
+  if not names then error(("%s: cannot open folder (%s)"):format(input, err:sub(#input + 3)), 0) end
   local files, skipped = {}, 0
   for _, n in ipairs(names) do
     local path = input:gsub("/$", "") .. "/" .. n
