@@ -115,6 +115,16 @@ describe("lumen explain", function()
     end
   end)
 
+  it("takes a folder's regular PNG / JPEG files in byte order, skipping a named pipe without opening it", function()
+    local dir = tmp .. "/with_fifo"
+    lumen.mkdir(dir)
+    support.write(dir .. "/b.png", support.read_file(JPEG .. "crop.png"))
+    support.write(dir .. "/a.jpg", support.read_file(JPEG .. "rgb420.jpg"))
+    assert(os.execute("mkfifo " .. support.quote(dir .. "/0.png"))) -- opening it would wait for a writer
+    assert.same({ dir .. "/a.jpg", dir .. "/b.png" }, explain.inputs(dir))
+    assert.same({ "x.jpg" }, explain.inputs("x.jpg"))
+  end)
+
   it("explains every PNG and JPEG of a folder into out/<stem>, and --compare puts methods in one panel", function()
     local dir = tmp .. "/photos"
     lumen.mkdir(dir)

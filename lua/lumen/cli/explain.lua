@@ -217,8 +217,9 @@ local function is_image(path)
   return head == "\137PNG\r\n\26\n" or head:sub(1, 3) == "\255\216\255"
 end
 
--- The images of INPUT: the file itself, or the PNG / JPEG files of a folder (sorted).
-local function inputs_of(input)
+-- The images of INPUT: the file itself, or the PNG / JPEG files of a folder (sorted; only regular
+-- files are opened, so a named pipe in the folder is skipped, not waited on).
+function M.inputs(input)
   local core = lumen.core
   local st = core.stat(input)
   if not (st and st.type == "directory") then return { input } end
@@ -227,7 +228,8 @@ local function inputs_of(input)
   local files, skipped = {}, 0
   for _, n in ipairs(names) do
     local path = input:gsub("/$", "") .. "/" .. n
-    if is_image(path) then files[#files + 1] = path else skipped = skipped + 1 end
+    local f = core.stat(path)
+    if f and f.type == "file" and is_image(path) then files[#files + 1] = path else skipped = skipped + 1 end
   end
   if #files == 0 then error(("%s: no PNG or JPEG files in this folder"):format(input), 0) end
   if skipped > 0 then print(("%s: %d PNG/JPEG files (%d other files skipped)"):format(input, #files, skipped)) end
@@ -339,7 +341,7 @@ function M.main(words)
     recipe.attach_labels(model, p)
     p.labels_checked = true
   end
-  local files = inputs_of(p.input)
+  local files = M.inputs(p.input)
   local name = p.compare and "compare" or p.methods[1][1]
   local bar = #files > 1 and lumen.progress(#files, "explain " .. name) or nil
   -- every output folder checked before any work: new, empty, or (overwrite=true) an earlier run's
