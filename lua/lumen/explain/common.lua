@@ -281,6 +281,22 @@ function M.single(x, method)
   end
 end
 
+-- The order in which perturbation metrics (deletion / insertion, ROAD) change pixels: a float tensor
+-- (n) of ranks, 1 = first, by decreasing value of the n values given (a tensor), or a random order
+-- (lumen.randperm) when values is nil.
+function M.pixel_ranks(values, n)
+  local idx
+  if values then
+    local _, sorted = values:reshape { n }:sort(1, true)
+    idx = sorted:totable()
+  else
+    idx = lumen.randperm(n)
+  end
+  local rank = {}
+  for i, p in ipairs(idx) do rank[p] = i end
+  return lumen.tensor(rank)
+end
+
 -- Points k = first-1 .. first+count-2 of the trapezoid rule on [0, 1] with `steps` intervals
 -- (steps + 1 points in all): alphas k/steps and weights 1/steps, halved at both ends.
 function M.trapezoid(first, count, steps)

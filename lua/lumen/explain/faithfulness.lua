@@ -37,19 +37,11 @@ end
 local SANITY = common.options("sanity_check", { target = { nil, "integer >= 1" }, layers = { nil, "table" },
                                                 abs = { true, "boolean" } })
 
--- Pixel ranks (a float tensor (H*W), 1 = first to change) by decreasing map value, or random.
+-- Pixel ranks (a float tensor (H*W), 1 = first to change) by decreasing map value (|map| summed over
+-- channels), or random.
 local function pixel_ranks(map, hw, order)
-  local idx
-  if order == "random" then
-    idx = lumen.randperm(hw)
-  else
-    local m = map:numel() == hw and map or map:abs():sum(2)
-    local _, sorted = m:reshape { hw }:sort(1, true)
-    idx = sorted:totable()
-  end
-  local rank = {}
-  for i, p in ipairs(idx) do rank[p] = i end
-  return lumen.tensor(rank)
+  if order == "random" then return common.pixel_ranks(nil, hw) end
+  return common.pixel_ranks(map:numel() == hw and map or map:abs():sum(2), hw)
 end
 
 function M.auc(curve)

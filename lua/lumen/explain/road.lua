@@ -108,21 +108,13 @@ end
 
 -- The pixel ranks (float (H*W), 1 = most relevant) of a map, as the reference orders them.
 local function ranks(map, hw, opts)
-  local idx
-  if opts.order == "random" then
-    idx = lumen.randperm(hw)
-  else
-    local m = map:numel() == hw and map:reshape { hw } or map:sum(2):reshape { hw } -- (1, C, H, W): channels summed
-    local lo, hi = m:min_all(), m:max_all()
-    m = (m - lo) / (hi - lo + 1e-5)
-    local tie = opts.tie_noise
-    if tie > 0 then m = m + lumen.randn { hw } * tie end
-    local _, sorted = m:sort(1, true)
-    idx = sorted:totable()
-  end
-  local rank = {}
-  for i, p in ipairs(idx) do rank[p] = i end
-  return lumen.tensor(rank)
+  if opts.order == "random" then return common.pixel_ranks(nil, hw) end
+  local m = map:numel() == hw and map:reshape { hw } or map:sum(2):reshape { hw } -- (1, C, H, W): channels summed
+  local lo, hi = m:min_all(), m:max_all()
+  m = (m - lo) / (hi - lo + 1e-5)
+  local tie = opts.tie_noise
+  if tie > 0 then m = m + lumen.randn { hw } * tie end
+  return common.pixel_ranks(m, hw)
 end
 
 function M.road(model, x, map, opts)
