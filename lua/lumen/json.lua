@@ -179,6 +179,17 @@ function M.decode(s)
     return v
   end
 
+  -- After an element of an object or array: true (and past it) when `close` ends the container,
+  -- false (and past the ',') when another element follows.
+  local function closes(close)
+    ws()
+    local d = peek()
+    if d == close then pos = pos + 1; return true end
+    if d ~= "," then fail(d == "" and "unexpected end of input" or ("expected ',' or '" .. close .. "'")) end
+    pos = pos + 1
+    return false
+  end
+
   local value
   function value(depth)
     if depth > 200 then fail("nested too deep") end
@@ -188,31 +199,25 @@ function M.decode(s)
       local t = {}
       pos = pos + 1; ws()
       if peek() == "}" then pos = pos + 1; return t end
-      while true do
+      repeat
         ws()
         if peek() == "" then fail("unexpected end of input") end
         if peek() ~= '"' then fail("expected a string key") end
         local k = str(); ws()
         if peek() ~= ":" then fail(peek() == "" and "unexpected end of input" or "expected ':'") end
         pos = pos + 1
-        t[k] = value(depth + 1); ws()
-        local d = peek()
-        if d == "}" then pos = pos + 1; return t end
-        if d ~= "," then fail(d == "" and "unexpected end of input" or "expected ',' or '}'") end
-        pos = pos + 1
-      end
+        t[k] = value(depth + 1)
+      until closes("}")
+      return t
     elseif c == "[" then
       local t, n = M.array(), 0
       pos = pos + 1; ws()
       if peek() == "]" then pos = pos + 1; return t end
-      while true do
+      repeat
         n = n + 1
-        t[n] = value(depth + 1); ws()
-        local d = peek()
-        if d == "]" then pos = pos + 1; return t end
-        if d ~= "," then fail(d == "" and "unexpected end of input" or "expected ',' or ']'") end
-        pos = pos + 1
-      end
+        t[n] = value(depth + 1)
+      until closes("]")
+      return t
     elseif c == '"' then return str()
     elseif s:find("^true", pos) then pos = pos + 4; return true
     elseif s:find("^false", pos) then pos = pos + 5; return false
