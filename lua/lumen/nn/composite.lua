@@ -79,30 +79,9 @@ function Composite:_flow(flow, inputs)
   return { self.name }
 end
 
--- Tensor names relative to the composite: the children's own names lose "<composite>.".
-local function relative(self, method)
-  local res = {}
-  for _, m in ipairs(self:children()) do
-    local prefix = m.is_container and (m.local_name .. ".") or ""
-    for _, p in ipairs(m[method](m)) do
-      local n = p.name
-      if not m.is_container then n = m.local_name .. n:sub(#m.name + 1) end
-      p.name = prefix .. n
-      res[#res + 1] = p
-    end
-  end
-  return res
-end
-function Composite:parameters() return relative(self, "parameters") end
-function Composite:state() return relative(self, "state") end
-
-function Composite:set_state(name, t)
-  for _, m in ipairs(self:children()) do
-    local l = m.local_name
-    if name:sub(1, #l + 1) == l .. "." then return m:set_state(name:sub(#l + 2), t) end
-  end
-  error(("%s: no tensor named '%s'"):format(self.name or self.type, name), 0)
-end
+-- Tensor names relative to the composite: a child's tensors go under its local name, so
+-- Container's parameters(), state() and set_state() give "self_attn.in_proj_weight".
+function Composite:tensor_prefix(m) return m.local_name end
 
 -- The pass options every container takes; the others are the composite's own (initial states, masks),
 -- which forward(x, opts) hands to _run as self._opts.

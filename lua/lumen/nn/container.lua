@@ -505,13 +505,19 @@ function Container:final_softmax()
   return n and SOFTMAX[n.type] or false
 end
 
--- Collects child entries of `method` ("parameters" or "state"), nested containers' names prefixed.
+-- The name child m's tensors go under in this container's tensor names ("<prefix>.weight"): its layer
+-- name (nn.Composite uses the child's local name instead).
+function Container:tensor_prefix(m) return m.name end
+
+-- Collects child entries of `method` ("parameters" or "state") under each child's tensor_prefix: a
+-- leaf's own "<m.name>.weight" re-prefixed, a nested container's names prefixed.
 local function collect(self, method)
   local res = {}
   for _, m in ipairs(self:children()) do
-    local prefix = m.is_container and (m.name .. ".") or ""
+    local prefix = self:tensor_prefix(m)
     for _, p in ipairs(m[method](m)) do
-      p.name = prefix .. p.name
+      if m.is_container then p.name = prefix .. "." .. p.name
+      elseif prefix ~= m.name then p.name = prefix .. p.name:sub(#m.name + 1) end
       res[#res + 1] = p
     end
   end
@@ -523,8 +529,9 @@ function Container:state() return collect(self, "state") end
 -- Replaces the tensor of state name "a.b.weight" (see Module:set_state).
 function Container:set_state(name, t)
   for _, m in ipairs(self:children()) do
-    local n = #m.name
-    if name:sub(1, n + 1) == m.name .. "." then
+    local prefix = self:tensor_prefix(m)
+    local n = #prefix
+    if name:sub(1, n + 1) == prefix .. "." then
       local rest = name:sub(n + 2)
       if m.is_container then return m:set_state(rest, t) end
       local ok = false
