@@ -12,11 +12,11 @@ Integrated Gradients. It also exports a tiny 1-D text CNN with its logits.
 tests/fixtures/torch/README.md describes each file.
 """
 import argparse
-import gzip
 import io
 import json
 import math
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -24,6 +24,9 @@ import onnx
 from onnx import numpy_helper
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixturelib import save_npy, write_gz  # noqa: E402
 
 SEED = 1234
 IG_STEPS = 32
@@ -154,18 +157,6 @@ class TextCNN(torch.nn.Module):
         h = self.pool1(torch.relu(self.conv1(h)))
         h = self.pool2(torch.relu(self.conv2(h)))  # (N, 6, 1)
         return self.fc(h.flatten(1))  # (N, 4)
-
-
-def save_npy(out, name, t):
-    arr = np.ascontiguousarray(t.detach().numpy() if torch.is_tensor(t) else t)
-    np.save(os.path.join(out, name), arr)
-
-
-def write_gz(path, data):
-    with open(path, "wb") as f:  # mtime 0: identical bytes on every run
-        with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
-            gz.write(data)
-    return os.path.getsize(path)
 
 
 def export_resnet18(out, x):

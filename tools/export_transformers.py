@@ -19,12 +19,11 @@ Everything is seeded, so a rerun writes the same numbers. It writes:
 tests/fixtures/torch/README.md describes each file.
 """
 import argparse
-import gzip
 import io
 import json
 import math
 import os
-import struct
+import sys
 import warnings
 
 import numpy as np
@@ -36,43 +35,14 @@ from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 from torchvision.models.swin_transformer import SwinTransformer
 from torchvision.models.vision_transformer import VisionTransformer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixturelib import save_npy, write_gz, write_safetensors  # noqa: E402
+
 SEED = 4321
 warnings.filterwarnings("ignore")
 
 
 # ---------------------------------------------------------------------------- helpers
-
-def save_npy(out, name, t):
-    arr = np.ascontiguousarray(t.detach().numpy() if torch.is_tensor(t) else t)
-    np.save(os.path.join(out, name), arr)
-
-
-def write_gz(path, data):
-    with open(path, "wb") as f:  # mtime 0: identical bytes on every run
-        with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
-            gz.write(data)
-    return os.path.getsize(path)
-
-
-def write_safetensors(path, tensors):
-    """A safetensors file (F32 and I64) in name order, without the safetensors package."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name].detach().numpy() if torch.is_tensor(tensors[name]) else tensors[name])
-        dtype = {np.dtype("float32"): "F32", np.dtype("int64"): "I64"}[a.dtype]
-        b = a.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    return os.path.getsize(path)
-
 
 def quantise_(model, seed):
     """Fan-in scaled random weights (N(0, 1 / fan_in)) for every weight matrix and kernel, then every

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_fixtures as ef  # noqa: E402  (the seeded ResNet-18 and its checks)
 import export_transformers as et  # noqa: E402  (the seeded ViT, Swin and ConvNeXt)
+from fixturelib import read_safetensors, write_safetensors  # noqa: E402
 
 FASHION = os.path.join("data", "models", "fashion_cnn.lumen")
 FASHION_IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
@@ -48,21 +49,6 @@ RESNET_SHAPE = (1, 3, 96, 96)
 
 
 # ---------------------------------------------------------------- models
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", name
-        a, b = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(info["shape"]).copy())
-    return out
-
 
 def build_fashion():
     """The shipped CNN: 5 x (conv 3x3 pad 1 -> BN -> ReLU), max pools after blocks 1 and 3, GAP, fc."""
@@ -266,21 +252,6 @@ def fullgrad(model, x, target, eps=0.0):
 
 def rel_l2(a, b):
     return float((a - b).double().norm() / b.double().norm())
-
-
-def write_safetensors(path, tensors):
-    """float32 tensors in one safetensors file, names sorted (what lumen.read_safetensors reads)."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensors[name].astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
 
 
 class Writer:
