@@ -93,6 +93,34 @@ describe("lumen explain", function()
     assert.equal("conv", p.layer)
   end)
 
+  it("types every key by the method's own declaration and checks it before any work", function()
+    local function err(words) return select(2, pcall(explain.parse, words)) end
+    -- a boolean is a boolean: overwrite=false must not replace a run (the word "false" is not false)
+    assert.is_false(explain.parse { "saliency", "m", "x", "overwrite=false" }.overwrite)
+    assert.equal("explain: overwrite=maybe is not true or false", err { "saliency", "m", "x", "overwrite=maybe" })
+    assert.equal("explain: n given twice (n=4 and n=5)", err { "smoothgrad", "m", "x", "n=4", "n=5" })
+    -- the method's own range check, at parse time
+    assert.equal("smoothgrad: n must be an integer >= 1, got 0", err { "smoothgrad", "m", "x", "n=0" })
+    assert.equal("explain: rule=foo (one of: epsilon, zero, gamma, alphabeta, zplus, zbox, composite)",
+      err { "lrp", "m", "x", "rule=foo" })
+    assert.same({ 14, 14 }, explain.parse { "gradcam", "m", "x", "reshape=14,14" }.reshape)
+    -- options come from the declarations: each method's own, with the command's defaults for photos
+    for _, m in ipairs(explain.methods) do
+      local declared = lumen.explain.options(m[1])
+      for k in pairs(m[5]) do
+        assert(declared[k] or k == "segments", m[1] .. ": " .. k .. " is not an option the method declares")
+      end
+    end
+    assert.equal(32, explain.options("occlusion").patch.default) -- occlusion on photos: 32-pixel patches
+    assert.equal(true, explain.options("saliency").abs.default)
+    -- --compare: a method not given a key keeps its own default, not another method's
+    local p = explain.parse { "--compare", "smoothgrad,occlusion", "m", "x", "n=12" }
+    p.class = 1
+    local fn, sizes = support.recording(function(b) return b:reshape { b.shape[1], 16 }:narrow(2, 1, 3) end)
+    explain.run_method("smoothgrad", fn, lumen.rand { 1, 1, 4, 4 }, nil, p)
+    assert.same({ 1, 10, 2 }, sizes) -- the input, then batches of smoothgrad's 10, not occlusion's 32
+  end)
+
   it("--list shows every method of the table and every preset", function()
     local text = explain.list()
     for _, m in ipairs(explain.methods) do assert.truthy(text:find("  " .. m[1] .. " ", 1, true), m[1]) end

@@ -5,9 +5,11 @@
 --   lumen explain gradcam resnet18.onnx cat.jpg preset=torchvision labels=imagenet.txt label_offset=1
 --   lumen explain --compare gradcam,saliency,occlusion MODEL INPUT [key=value ...]   (one panel, out/compare/...)
 --   lumen explain --list                                                           (methods and presets)
--- Keys for every method: target (a class id or a label name), labels, label_offset, out, seed, top, and
--- the image keys preset, size, crop, resize, mean, std, scale (lumen.image.input_spec); each method adds
--- its own options (see M.methods). An unknown key is an error listing the valid ones.
+-- Keys for every method: target (a class id or a label name), labels, label_offset, out, overwrite,
+-- seed, top, and the image keys preset, size, crop, resize, mean, std, scale (lumen.image.input_spec);
+-- each method adds its own options, which it declares itself (lumen.explain.options; M.options below
+-- says what the command line changes). An unknown key, a key given twice, a value of the wrong kind or
+-- out of the method's range is an error before any work.
 --
 -- The method table M.methods is the one place that knows the methods: a new method (say a CAM variant)
 -- is one line there. `lumen rerun` runs this file as a script (`lumen run .../cli/explain.lua
@@ -15,47 +17,97 @@
 local lumen = require "lumen"
 local models = require "lumen.models"
 local recipe = require "lumen.recipe"
+local common = require "lumen.explain.common"
 
 local M = {}
 
 -- One line per method: name, kind (how its result becomes a per-pixel map: see KINDS), the position of
--- the target among its return values, a description, and its options as key = default (typed by the
--- default, as lumen.args does; "" = the method's own default). rename maps a key to the method's option.
+-- the target among its return values, a description. Its options (row[5], key = default, "" = none
+-- given: the method's own) are filled in from its declaration below.
 M.methods = {
-  { "gradcam", "cam", 2, "Grad-CAM (Selvaraju et al. 2017): activations of a conv layer weighted by the mean gradient", { layer = "", reshape = "", layout = "" } },
-  { "gradcam_plus_plus", "cam", 2, "Grad-CAM++ (Chattopadhyay et al. 2018): Grad-CAM with higher-order weights", { layer = "", reshape = "", layout = "" } },
-  { "cam", "cam", 2, "CAM (Zhou et al. 2016): the class's dense weights over the last feature maps (GAP + dense models)", {} },
-  { "guided_gradcam", "gradient", 2, "Guided Grad-CAM: guided backprop times the Grad-CAM map", { layer = "" } },
-  { "hirescam", "cam", 2, "HiResCAM (Draelos & Carin 2020): gradient times activation at each position, summed over channels", { layer = "", reshape = "", layout = "" } },
-  { "layercam", "cam", 2, "LayerCAM (Jiang et al. 2021): positive gradient times activation at each position", { layer = "", reshape = "", layout = "" } },
-  { "xgradcam", "cam", 2, "XGrad-CAM (Fu et al. 2020): channels weighted by their activation-normalised gradients", { layer = "", reshape = "", layout = "" } },
-  { "eigencam", "cam", 2, "EigenCAM (Muhammad & Yeasin 2020): a layer's first principal component (no gradient, no class)", { layer = "", reshape = "", layout = "" } },
-  { "scorecam", "cam", 2, "Score-CAM (Wang et al. 2020): channels weighted by the scores of the input masked by each", { layer = "", reshape = "", layout = "", batch_size = 32 } },
-  { "ablationcam", "cam", 2, "Ablation-CAM (Desai & Ramaswamy 2020): channels weighted by the score drop when each is zeroed", { layer = "", reshape = "", layout = "", batch_size = 32 } },
-  { "fullgrad", "cam", 2, "FullGrad (Srinivas & Fleuret 2019): input gradient and every layer's bias gradients", {} },
-  { "saliency", "gradient", 2, "Vanilla saliency (Simonyan et al. 2014): |d score / d pixel|, max over channels", {} },
-  { "smoothgrad", "gradient", 2, "SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies", { n = 50, noise = 0.15, batch_size = 10, variant = "mean" } },
-  { "guided_backprop", "gradient", 2, "Guided backpropagation (Springenberg et al. 2015): gradients through positive ReLU paths", {} },
-  { "integrated_gradients", "signed", 3, "Integrated Gradients (Sundararajan et al. 2017): gradients along a path from a baseline", { steps = 50, baseline = "zeros", batch_size = 10 } },
-  { "gradient_shap", "signed", 2, "GradientSHAP / expected gradients (Lundberg & Lee 2017): IG over sampled baselines", { n = 50, stdevs = 0.0, background = "zeros", batch_size = 10 } },
-  { "occlusion", "signed", 2, "Occlusion (Zeiler & Fergus 2014): the score drop when a patch is covered", { patch = 32, stride = 16, fill = 0.0, batch_size = 32 } },
-  { "lrp", "signed", 2, "Layer-wise relevance propagation (Bach et al. 2015; rules of Montavon et al. 2019)", { rule = "epsilon", epsilon = 1e-6, gamma = 0.25, alpha = 1.0, beta = 0.0 } },
-  { "lime", "segments", 5, "LIME (Ribeiro et al. 2016): a linear model of the score over SLIC superpixels", { segments = 50, compactness = 10.0, num_samples = 1000, batch_size = 50 } },
-  { "kernel_shap", "signed", 4, "KernelSHAP (Lundberg & Lee 2017): Shapley values of SLIC superpixels", { segments = 50, compactness = 10.0, nsamples = 1000, baseline = "zeros", batch_size = 64 }, { segments = "features" } },
+  { "gradcam", "cam", 2, "Grad-CAM (Selvaraju et al. 2017): activations of a conv layer weighted by the mean gradient" },
+  { "gradcam_plus_plus", "cam", 2, "Grad-CAM++ (Chattopadhyay et al. 2018): Grad-CAM with higher-order weights" },
+  { "cam", "cam", 2, "CAM (Zhou et al. 2016): the class's dense weights over the last feature maps (GAP + dense models)" },
+  { "guided_gradcam", "gradient", 2, "Guided Grad-CAM: guided backprop times the Grad-CAM map" },
+  { "hirescam", "cam", 2, "HiResCAM (Draelos & Carin 2020): gradient times activation at each position, summed over channels" },
+  { "layercam", "cam", 2, "LayerCAM (Jiang et al. 2021): positive gradient times activation at each position" },
+  { "xgradcam", "cam", 2, "XGrad-CAM (Fu et al. 2020): channels weighted by their activation-normalised gradients" },
+  { "eigencam", "cam", 2, "EigenCAM (Muhammad & Yeasin 2020): a layer's first principal component (no gradient, no class)" },
+  { "scorecam", "cam", 2, "Score-CAM (Wang et al. 2020): channels weighted by the scores of the input masked by each" },
+  { "ablationcam", "cam", 2, "Ablation-CAM (Desai & Ramaswamy 2020): channels weighted by the score drop when each is zeroed" },
+  { "fullgrad", "cam", 2, "FullGrad (Srinivas & Fleuret 2019): input gradient and every layer's bias gradients" },
+  { "saliency", "gradient", 2, "Vanilla saliency (Simonyan et al. 2014): |d score / d pixel|, max over channels" },
+  { "smoothgrad", "gradient", 2, "SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies" },
+  { "guided_backprop", "gradient", 2, "Guided backpropagation (Springenberg et al. 2015): gradients through positive ReLU paths" },
+  { "integrated_gradients", "signed", 3, "Integrated Gradients (Sundararajan et al. 2017): gradients along a path from a baseline" },
+  { "gradient_shap", "signed", 2, "GradientSHAP / expected gradients (Lundberg & Lee 2017): IG over sampled baselines" },
+  { "occlusion", "signed", 2, "Occlusion (Zeiler & Fergus 2014): the score drop when a patch is covered" },
+  { "lrp", "signed", 2, "Layer-wise relevance propagation (Bach et al. 2015; rules of Montavon et al. 2019)" },
+  { "lime", "segments", 5, "LIME (Ribeiro et al. 2016): a linear model of the score over SLIC superpixels" },
+  { "kernel_shap", "signed", 4, "KernelSHAP (Lundberg & Lee 2017): Shapley values of SLIC superpixels" },
 }
 local by_name = {}
 for _, m in ipairs(M.methods) do by_name[m[1]] = m end
 
--- The values some options may take.
-local CHOICES = {
-  baseline = { "zeros", "blur" }, background = { "zeros", "blur" }, variant = { "mean", "squared", "vargrad" },
-  rule = { "epsilon", "zero", "gamma", "alphabeta", "zplus", "zbox", "composite" },
-  layout = { "nchw", "nhwc", "tokens" },
-}
-
--- Keys every method takes, with their "not given" defaults; the image keys come from lumen.recipe.
+-- Keys every method takes, with their "not given" defaults (typed by them); the image keys come from
+-- lumen.recipe.
 M.COMMON = { target = "", labels = "", out = "", overwrite = false, seed = 0, top = 5 }
 for k, v in pairs(recipe.IMAGE_KEYS) do M.COMMON[k] = v end
+
+-- What the command line changes in the methods' declared options.
+-- Left out everywhere: target (a common key below: a class id or a label name), probabilities (the
+-- command explains the scores, as the papers do) and raw (the command draws the map it returns first).
+local NOT_OFFERED = { target = true, probabilities = true, raw = true }
+-- Per method: `skip`, options for other inputs than photos (LIME's and KernelSHAP's text and tabular
+-- modes) or spelled differently here (segments= below); `defaults`, the command's own for photos;
+-- `made`, options made from the photo, {default, kinds}: baseline / background zeros | blur (a tensor
+-- of zeros or the blurred input), segments = the number of SLIC superpixels of the picture (KernelSHAP
+-- calls the map features); `kinds`, the words a string option takes (LRP's rules, and composite:
+-- first = zbox, Conv2d = gamma, Linear = epsilon). Kinds are common.options' parsed alternatives.
+local function words(...)
+  local t = {}
+  for i, w in ipairs { ... } do t[i] = { literal = w } end
+  return t
+end
+local ZEROS_OR_BLUR, INTEGER = words("zeros", "blur"), { { base = "integer" } }
+local CLI = {
+  gradient_shap = { made = { background = { "zeros", ZEROS_OR_BLUR } } },
+  occlusion = { defaults = { patch = 32, stride = 16 } },
+  lrp = { kinds = { rule = words("epsilon", "zero", "gamma", "alphabeta", "zplus", "zbox", "composite") } },
+  lime = { skip = { "mode", "pad_id", "scale", "n_segments" }, made = { segments = { 50, INTEGER } } },
+  kernel_shap = { skip = { "pad_id", "n_segments", "features" }, defaults = { nsamples = 1000 },
+                  made = { baseline = { "zeros", ZEROS_OR_BLUR }, segments = { 50, INTEGER, as = "features" } } },
+}
+
+-- Kinds a word can spell (a tensor or a function it cannot).
+local WRITABLE = { integer = true, number = true, boolean = true, string = true, layer = true, table = true }
+
+-- options(name) -> {key = {default = value | "", alts = kinds [, made = true, as = the method's name]}}:
+-- a method's options on the command line.
+local options_of = {}
+function M.options(name)
+  if options_of[name] then return options_of[name] end
+  lumen.explain.options(name) -- loads the method's file, which declares its options
+  local cli, res, skip = CLI[name] or {}, {}, {}
+  for _, k in ipairs(cli.skip or {}) do skip[k] = true end
+  for k, d in pairs(common.declared[name].decl) do
+    local writable = false
+    for _, a in ipairs(d.alts) do writable = writable or a.literal ~= nil or WRITABLE[a.base] ~= nil end
+    if writable and not NOT_OFFERED[k] and not skip[k] then
+      if M.COMMON[k] ~= nil then error(("explain: %s's option %s is also a common key"):format(name, k)) end
+      local default = (cli.defaults or {})[k]
+      if default == nil then default = d.default end
+      res[k] = { default = default == nil and "" or default, alts = (cli.kinds or {})[k] or d.alts }
+    end
+  end
+  for k, made in pairs(cli.made or {}) do res[k] = { default = made[1], alts = made[2], made = true, as = made.as } end
+  options_of[name] = res
+  return res
+end
+for _, m in ipairs(M.methods) do
+  m[5] = {}
+  for k, o in pairs(M.options(m[1])) do m[5][k] = o.default end
+end
 
 local USAGE = "usage: lumen explain METHOD MODEL INPUT [key=value ...] | --compare A,B,... MODEL INPUT [key=value ...] | --list"
 
@@ -72,12 +124,22 @@ local function method_names()
   return table.concat(n, ", ")
 end
 
+-- The words an option takes, for --list: the default, then the other choices (zeros|blur).
+local function shown(o)
+  local words = {}
+  if o.default ~= "" then words[1] = tostring(o.default) end
+  for _, a in ipairs(o.alts) do
+    if a.literal and a.literal ~= o.default then words[#words + 1] = a.literal end
+  end
+  return table.concat(words, "|")
+end
+
 -- The text of `lumen explain --list`.
 function M.list()
   local lines = { "methods (lumen explain METHOD MODEL INPUT [key=value ...]):" }
   for _, m in ipairs(M.methods) do
-    local o = {}
-    for _, k in ipairs(sorted_keys(m[5])) do o[#o + 1] = ("%s=%s"):format(k, tostring(m[5][k])) end
+    local opts, o = M.options(m[1]), {}
+    for _, k in ipairs(sorted_keys(opts)) do o[#o + 1] = ("%s=%s"):format(k, shown(opts[k])) end
     lines[#lines + 1] = ("  %-22s %s"):format(m[1], m[4])
     if #o > 0 then lines[#lines + 1] = ("  %-22s options: %s"):format("", table.concat(o, " ")) end
   end
@@ -89,10 +151,54 @@ end
 
 ---------------------------------------------------------------- arguments
 
+-- The kinds of a common key, from its default (as lumen.args types a recipe's parameters).
+local function kinds_of(default)
+  local t = math.type(default) or type(default)
+  return { { base = t == "float" and "number" or t } }
+end
+
+-- The value of word v for key k of kinds alts: a choice, a number (an integer for integer kinds),
+-- true / false, a string, or a list of integers (reshape=14,14); raises "explain: k=v ..." otherwise.
+local function typed(k, v, alts)
+  local choices, base = {}, {}
+  for _, a in ipairs(alts) do
+    if a.literal then
+      if v == a.literal then return v end
+      choices[#choices + 1] = a.literal
+    else
+      base[a.base] = true
+    end
+  end
+  local n = tonumber(v)
+  if n and (base.integer or base.number) then
+    if base.integer and not base.number then
+      n = math.tointeger(n) or error(("explain: %s=%s is not an integer"):format(k, v), 0)
+    end
+    return n
+  end
+  if base.boolean then
+    if v == "true" or v == "1" or v == "yes" then return true end
+    if v == "false" or v == "0" or v == "no" then return false end
+  end
+  if base.string or base.layer then return v end
+  if base.table then -- a list of integers: reshape=14,14
+    local ok, list = pcall(recipe.ints, v)
+    if ok and #list > 0 then return list end
+    error(("explain: %s=%s is not a list of integers (e.g. %s=14,14)"):format(k, v, k), 0)
+  end
+  if (base.integer or base.number) and #choices > 0 then
+    error(("explain: %s=%s (one of: %s, or a number)"):format(k, v, table.concat(choices, ", ")), 0)
+  end
+  if base.integer or base.number then error(("explain: %s=%s is not a number"):format(k, v), 0) end
+  if base.boolean then error(("explain: %s=%s is not true or false"):format(k, v), 0) end
+  error(("explain: %s=%s (one of: %s)"):format(k, v, table.concat(choices, ", ")), 0)
+end
+
 -- The words after `explain` -> params: method(s), model, input and every key=value, typed and checked
--- against the methods' options (an unknown key is an error listing the valid ones).
+-- against the methods' options (an unknown key is an error listing the valid ones; each chosen
+-- method's own check of its options runs on the values given, so n=0 or an unknown rule stops here).
 function M.parse(words)
-  local p, pos = {}, {}
+  local p, pos, given = {}, {}, {}
   local i = 1
   while i <= #words do
     local w = words[i]
@@ -103,7 +209,10 @@ function M.parse(words)
       p.list = true
     else
       local k, v = w:match("^([%w_]+)=(.*)$")
-      if k then p[k] = v else pos[#pos + 1] = w end
+      if not k then pos[#pos + 1] = w
+      elseif k == "model" or k == "input" or k == "method" or k == "compare" then p[k] = v
+      elseif given[k] then error(("explain: %s given twice (%s=%s and %s)"):format(k, k, given[k], w), 0)
+      else given[k] = v end
     end
     i = i + 1
   end
@@ -120,37 +229,30 @@ function M.parse(words)
   end
   if #p.methods == 0 then error(USAGE, 0) end
   if #p.methods > 1 and not p.compare then p.compare = names end
-  -- the defaults: common keys, then every chosen method's options
-  local defaults = {}
-  for k, v in pairs(M.COMMON) do defaults[k] = v end
+  local valid = {}
+  for k in pairs(M.COMMON) do valid[k] = true end
   for _, m in ipairs(p.methods) do
-    for k, v in pairs(m[5]) do defaults[k] = v end
+    for k in pairs(M.options(m[1])) do valid[k] = true end
   end
-  local given = {}
-  for k, v in pairs(p) do
-    if type(v) == "string" and k ~= "model" and k ~= "input" and k ~= "method" and k ~= "compare" then
-      local d = defaults[k]
-      if d == nil then
-        error(("explain: unknown key '%s' for %s (valid: %s)"):format(k, names, table.concat(sorted_keys(defaults), ", ")), 0)
+  for k in pairs(given) do
+    if not valid[k] then
+      error(("explain: unknown key '%s' for %s (valid: %s)"):format(k, names, table.concat(sorted_keys(valid), ", ")), 0)
+    end
+  end
+  for k, d in pairs(M.COMMON) do
+    if given[k] == nil then p[k] = d else p[k] = typed(k, given[k], kinds_of(d)) end
+  end
+  for _, m in ipairs(p.methods) do -- each method types the words of its options and checks the values
+    local opts, check = M.options(m[1]), {}
+    for k, o in pairs(opts) do
+      if given[k] ~= nil then
+        local v = typed(k, given[k], o.alts)
+        if p[k] == nil then p[k] = v end
+        if not o.made and v ~= "composite" then check[k] = v end
       end
-      given[k] = v
     end
-  end
-  for k, d in pairs(defaults) do
-    local v = given[k]
-    if v == nil then p[k] = d
-    elseif type(d) == "number" then
-      local n = tonumber(v) or error(("explain: %s=%s is not a number"):format(k, v), 0)
-      if math.type(d) == "integer" then n = math.tointeger(n) or error(("explain: %s=%s is not an integer"):format(k, v), 0) end
-      p[k] = n
-    else
-      p[k] = v
-    end
-    if CHOICES[k] and p[k] ~= "" then
-      local ok = false
-      for _, c in ipairs(CHOICES[k]) do ok = ok or c == p[k] end
-      if not ok then error(("explain: %s=%s (one of: %s)"):format(k, p[k], table.concat(CHOICES[k], ", ")), 0) end
-    end
+    local ok, err = pcall(common.declared[m[1]], check)
+    if not ok then error((tostring(err):gsub("^[^:\n]*:%d+: ", "")), 0) end
   end
   p.given = given
   return p
@@ -158,23 +260,25 @@ end
 
 ---------------------------------------------------------------- running one method
 
--- The method's options from the parameters: its own keys, "" left out, names renamed, and the values
--- that stand for tensors (baselines, superpixels, LRP's composite) made from the input.
+-- The method's options from the parameters: its own keys (the value given, else the command's
+-- default), "" left out, and the values made from the photo (baselines, superpixels) or standing for a
+-- table (LRP's composite).
 local function method_opts(m, p, x, img)
   local o = { target = p.class }
-  for k in pairs(m[5]) do
+  local segments
+  for k, opt in pairs(M.options(m[1])) do
     local v = p[k]
-    if v ~= "" then o[(m[6] or {})[k] or k] = v end
+    if v == nil then v = opt.default end
+    if v == "" then -- the method's own default
+    elseif k == "segments" and opt.made then segments = { opt.as or k, v }
+    elseif opt.made and v == "zeros" then o[k] = lumen.zeros_like(x)
+    elseif opt.made and v == "blur" then o[k] = lumen.gaussian_blur(x, 5)
+    else o[k] = v end
   end
-  for _, k in ipairs { "baseline", "background" } do
-    if o[k] == "zeros" then o[k] = lumen.zeros_like(x) elseif o[k] == "blur" then o[k] = lumen.gaussian_blur(x, 5) end
-  end
-  local seg = o.segments and "segments" or o.features and "features"
-  if seg then
-    o[seg] = lumen.viz.slic(lumen.image.to_rgb(img), { n_segments = o[seg], compactness = o.compactness })
+  if segments then
+    o[segments[1]] = lumen.viz.slic(lumen.image.to_rgb(img), { n_segments = segments[2], compactness = o.compactness })
     o.compactness = nil
   end
-  if o.reshape then o.reshape = recipe.ints(o.reshape) end -- reshape=14,14: a token layer's patch grid
   if o.rule == "composite" then o.rule = { first = "zbox", Conv2d = "gamma", Linear = "epsilon" } end
   return o
 end
