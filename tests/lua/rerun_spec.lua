@@ -38,13 +38,7 @@ describe("lumen rerun", function()
   write(home .. "/script.lua", SCRIPT)
   write(home .. "/input.txt", "hello")
 
-  local function ran()
-    local f = io.open(home .. "/ran.log")
-    if not f then return 0 end
-    local n = select(2, f:read("a"):gsub("\n", ""))
-    f:close()
-    return n
-  end
+  local function ran() return select(2, (support.read(home .. "/ran.log") or ""):gsub("\n", "")) end
 
   -- Runs a shell command line with TMPDIR set; returns ok, output.
   local function sh(cmd, env)

@@ -29,13 +29,7 @@ describe("run folders", function()
   local script = tmp .. "/script.lua"
   write(script, SCRIPT)
 
-  local function runs_so_far()
-    local f = io.open(tmp .. "/ran.log")
-    if not f then return 0 end
-    local n = select(2, f:read("a"):gsub("\n", ""))
-    f:close()
-    return n
-  end
+  local function runs_so_far() return select(2, (support.read(tmp .. "/ran.log") or ""):gsub("\n", "")) end
 
   -- Runs the script with key=value words; returns ok, output.
   local function run(...)
