@@ -220,7 +220,7 @@ lm_tensor *lm_jpeg_decode(const char *name, const void *data, size_t len, lm_err
 
 lm_tensor *lm_jpeg_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)lm_limit_get(LM_LIMIT_FILE_BYTES), err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_tensor *t = lm_jpeg_decode(path, data, len, err);
   free(data);
@@ -350,7 +350,7 @@ lm_tensor *lm_image_decode(const char *name, const void *data, size_t len, lm_er
 
 lm_tensor *lm_image_read(const char *path, lm_error *err) {
   size_t len;
-  void *data = lm_read_file(path, &len, (size_t)lm_limit_get(LM_LIMIT_FILE_BYTES), err);
+  void *data = lm_read_file_limited(path, &len, err);
   if (!data) return NULL;
   lm_tensor *t = lm_image_decode(path, data, len, err);
   free(data);

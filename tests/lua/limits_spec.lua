@@ -72,6 +72,12 @@ describe("every reader holds to the limits, naming the file, the limit and how t
     with_limits({ file_bytes = 100 }, function()
       assert.matches("f4_2x3x4.npy: the file (224 bytes) exceeds the file_bytes limit of 100 "
         .. "(lumen.limits{file_bytes = 224} raises it)", msg_of(lumen.read_npy(FIX .. "npy/f4_2x3x4.npy")), 1, true)
+      -- every reader says it in the same form (JPEG and PNG too, through lm_read_file_limited)
+      for _, f in ipairs { "jpeg/rgb420.jpg", "images/rgb8.png" } do
+        local size = lumen.core.stat(FIX .. f).size
+        assert.matches(("%s: the file (%d bytes) exceeds the file_bytes limit of 100 (lumen.limits{file_bytes = %d} "
+          .. "raises it)"):format(f:match("[^/]+$"), size, size), msg_of(lumen.image.load(FIX .. f)), 1, true)
+      end
     end)
     with_limits({ tensor_bytes = 95 }, function()
       assert.matches("f4_2x3x4.npy: the array (24 elements) exceeds the tensor_bytes limit of 95",
