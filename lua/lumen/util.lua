@@ -225,7 +225,9 @@ return function(lumen)
     return path
   end
 
-  -- lumen.manifest(dir, info [, files]) writes dir/manifest.json describing how the outputs were made:
+  -- lumen.manifest(dir, info [, files [, run]]) writes dir/manifest.json describing how the outputs were
+  -- made (run = {script =, params =}: the script and parameters that remake them, for a command that does
+  -- a script's work itself, as lumen explain; default the running script, arg[0], and lumen.args'):
   --   script        {path, abs, rel, sha256}: the script as run, its absolute path, its path relative to dir
   --   params        the parameters from lumen.args; command: the `lumen run` line that makes them
   --   inputs        {param or name = {path, abs, rel, sha256, bytes | files}} for every parameter that
@@ -237,7 +239,7 @@ return function(lumen)
   --                 the rest (lumen rerun flags a manifest edited by hand).
   -- The folder must then hold exactly these files and the manifest: files an earlier run left (with
   -- overwrite = true) are removed; anything else there is an error.
-  function lumen.manifest(dir, info, files)
+  function lumen.manifest(dir, info, files, run)
     local d = runs.normalize_dir(dir)
     local names = {}
     for _, n in ipairs(files or outputs[d] or {}) do
@@ -278,11 +280,12 @@ return function(lumen)
         :format(dir, runs.some(extra)), 2)
     end
     local abs = core.realpath(d)
-    local script = _G.arg and _G.arg[0]
+    local script = run and run.script or (_G.arg and _G.arg[0])
+    local params = run and run.params or lumen._params
     local m = {
       manifest_version = runs.VERSION,
       script = script and runs.record(script, abs) or nil,
-      params = lumen._params,
+      params = params,
       command = script and ("lumen run " .. script) or nil,
       inputs = {},
       environment = runs.environment(),
@@ -291,9 +294,9 @@ return function(lumen)
       info = info,
       files = {},
     }
-    if lumen._params then
+    if params then
       local kv = {}
-      for k, v in pairs(lumen._params) do
+      for k, v in pairs(params) do
         kv[#kv + 1] = ("%s=%s"):format(k, tostring(v))
         if k ~= "out" and type(v) == "string" and v ~= "" then m.inputs[k] = runs.record(v, abs) end
       end

@@ -121,6 +121,17 @@ describe("lumen explain", function()
     assert.same({ 1, 10, 2 }, sizes) -- the input, then batches of smoothgrad's 10, not occlusion's 32
   end)
 
+  it("records itself as the script in the manifest also when called from Lua with no arg table", function()
+    local saved = _G.arg
+    _G.arg = nil -- as at the prompt of an embedded Lua
+    local ok, dirs = pcall(explain.main, { "saliency", "data/models/fashion_cnn.lumen", JPEG .. "crop.png", "out=" .. tmp .. "/noarg" })
+    _G.arg = saved
+    assert(ok, dirs)
+    local m = manifest(dirs[1])
+    assert.truthy(m.script and m.script.path:match("lumen/cli/explain%.lua$"), "no script recorded")
+    assert.equal("saliency", m.params.method)
+  end)
+
   it("--list shows every method of the table and every preset", function()
     local text = explain.list()
     for _, m in ipairs(explain.methods) do assert.truthy(text:find("  " .. m[1] .. " ", 1, true), m[1]) end

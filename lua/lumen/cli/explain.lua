@@ -421,12 +421,7 @@ local function explain_image(path, model, spec, p, dir)
   local info = { explain = table.concat(words, " "), top = top, input_spec = spec,
                  model_sha256 = lumen.sha256_file(p.model), methods = {} }
   for _, r in ipairs(results) do info.methods[r.name] = { target = r.target, label = recipe.label(model, r.target), layer = r.info.layer } end
-  local saved_params, saved_arg0 = lumen._params, _G.arg and _G.arg[0]
-  lumen._params = params
-  if _G.arg then _G.arg[0] = script_path() end
-  lumen.manifest(dir, info, files)
-  lumen._params = saved_params
-  if _G.arg then _G.arg[0] = saved_arg0 end
+  lumen.manifest(dir, info, files, { script = script_path(), params = params })
   print(("  wrote %s/%s"):format(dir, p.compare and "compare.png" or (p.methods[1][1] .. ".png")))
   return dir
 end
