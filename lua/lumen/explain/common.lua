@@ -89,20 +89,9 @@ local function show(v)
   return tostring(v)
 end
 
--- A short edit distance, for "did you mean".
-local function near(a, b)
-  if math.abs(#a - #b) > 2 then return false end
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
-    end
-    prev = cur
-  end
-  return prev[#b] <= 2
-end
+-- Whether b is within 2 edits of a, for "did you mean".
+local edit_distance = require("lumen.nn.container").edit_distance
+local function near(a, b) return math.abs(#a - #b) <= 2 and edit_distance(a, b) <= 2 end
 
 local Options = {}
 Options.__index = Options

@@ -157,7 +157,8 @@ function Container.wanted(ctx, m)
   return false
 end
 
--- Names close to `name` (edit distance <= 3 or sharing a prefix), for error messages.
+-- The edit distance (Levenshtein) between strings a and b, for "did you mean" in error messages
+-- (Container.edit_distance; lumen.explain's option checks use it too).
 local function distance(a, b)
   local prev = {}
   for j = 0, #b do prev[j] = j end
@@ -171,7 +172,9 @@ local function distance(a, b)
   end
   return prev[#b]
 end
+Container.edit_distance = distance
 
+-- Names close to `name` (edit distance <= 3 or sharing a prefix), for error messages.
 function Container:close_names(name)
   local res = {}
   for _, l in ipairs(self:layers()) do
