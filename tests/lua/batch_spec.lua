@@ -328,6 +328,9 @@ end
       text, status = sh(("%s batch gradcam inputs=%s shard=0/2"):format(q(LUMEN), q(list)))
       assert.equal(1, status)
       assert.truthy(text:find("K must be 1..2", 1, true), text)
+      text, status = sh(("%s batch gradcam inputs=%s seed=1 seed=2"):format(q(LUMEN), q(list)))
+      assert.equal(1, status)
+      assert.truthy(text:find("batch: seed given twice (seed=1 and seed=2)", 1, true), text)
     end)
 
     it("GNU parallel runs two shards at once ({%} is the 1-based shard)", function()

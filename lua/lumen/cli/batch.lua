@@ -16,10 +16,12 @@ return function(arg)
   if not lumen.exists(recipe) and lumen.exists("recipes/" .. recipe .. ".lua") then recipe = "recipes/" .. recipe .. ".lua" end
   if not lumen.exists(recipe) then error(("batch: no recipe %s (a file, or a name in recipes/)"):format(recipe), 0) end
   local o = { recipe = recipe, params = {} }
-  local report = false
+  local report, given = false, {}
   for i = 2, #arg do
     local k, v = arg[i]:match("^([%w_%.%-]+)=(.*)$")
     if not k then error(("batch: argument '%s' is not key=value\n%s"):format(arg[i], usage), 0) end
+    if given[k] then error(("batch: %s given twice (%s and %s)"):format(k, given[k], arg[i]), 0) end
+    given[k] = arg[i]
     if k == "inputs" or k == "out" then o[k] = v
     elseif k == "shard" then o.shard_text = v
     elseif k == "report" then
