@@ -48,6 +48,7 @@ local METHODS = {
   deconv_grid = "deconv", lime_picture = "lime",
   deletion = "faithfulness", insertion = "faithfulness", sanity_check = "faithfulness",
   road = "road", road_impute = "road",
+  attention_rollout = "attention", transformer_attribution = "attention",
 }
 
 -- Helpers that are public but take no options: name -> {file, field}.
