@@ -4,24 +4,24 @@
 -- word) feeds the token the model classifies from, read off the attention weights A (N, heads, T, T) of
 -- every self-attention layer, first to last.
 --
--- attention_rollout: per layer the heads fused, F = mean, max or min over the heads (head_fusion =
---   "mean"); then the lowest discard_ratio = 0 of F's T x T entries set to 0, per sample (the k =
---   floor(T * T * discard_ratio) smallest, sparing the class token's attention to itself, as
---   jacobgil/vit-explain does); the identity added for the residual connection and each row renormalised,
---   Â = (F + I) / 2 with rows divided by their sums (vit-explain divides by a.sum(dim=-1) without keepdim,
---   which scales columns, not rows: its issue 16; here every row of Â and of the rollout sums to 1); the
---   rollout R = Â_L ... Â_2 Â_1. One forward, no backward; it explains no class (the targets returned are
---   the top classes, for information).
+-- attention_rollout: per layer the heads fused, F = their mean, max or min (head_fusion = "mean"); then
+--   the lowest discard_ratio = 0 of F's T x T entries set to 0, per sample (the k = floor(T * T *
+--   discard_ratio) smallest, sparing the class token's attention to itself, as jacobgil/vit-explain does);
+--   the identity added for the residual connection and each row renormalised, Â = (F + I) / 2 with rows
+--   divided by their sums (vit-explain divides by a.sum(dim=-1) without keepdim, which scales columns, not
+--   rows: its issue 16; here every row of Â and of the rollout sums to 1); the rollout R = Â_L ... Â_2 Â_1.
+--   One forward, no backward; it explains no class (the targets returned are the top classes, for
+--   information).
 -- transformer_attribution: R = I, then layer by layer R = R + mean_heads(ReLU(dA * A)) R, dA the gradient
 --   of the target score with respect to A (the paper's rules 5 and 6 for self-attention, as its ViT
---   notebook computes them); one forward, one backward. target = each sample's top class; probabilities
---   = false.
+--   notebook computes them); one forward, one backward (down to the first attention). target = each
+--   sample's top class; probabilities = false (true: the softmax of the scores).
 -- The map is a row of R: the class token's row (its own column dropped) when the model puts a class token
 --   in front of the tokens, the mean of the rows when the model pools every token (tokens = "auto" tells
 --   them apart by the token count: T = patches + 1 or ids + 1 -> "class", T = patches or ids -> "mean").
 --   Pictures x (N, C, H, W): the row as the patch grid (N, 1, h, w) (h * w patches with h / w = H / W, or
---   grid = {h, w}), upsampled bilinearly to H x W and min-max normalised per sample like the CAM methods,
---   unless raw = true. Token ids (N, L): one value per token (N, L), not normalised.
+--   grid = {h, w}), upsampled bilinearly to H x W and min-max normalised per sample like the CAM methods
+--   (raw = false; true: the grid itself). Token ids (N, L): one value per token (N, L), not normalised.
 -- Attention weights: attention = the layers holding them, in order (by default every "<layer>:attention"
 --   extra of lumen's MultiheadAttention, (N, heads, T, S), or if the model has none every Softmax layer
 --   over (N * heads, T, T): ONNX exports of PyTorch's attention). Finding none is an error, and so are
