@@ -4,10 +4,10 @@
 -- test accuracy and writes OUT/vit_fashion.lumen (with labels and input_spec) and a manifest. It never
 -- writes into data/models: to ship a new model, copy it there (cp out/train_vit_fashion/vit_fashion.lumen
 -- data/models/). Its attention weights are the layers "encoder_k.self_attn:attention".
---   lumen run recipes/train_vit_fashion.lua [epochs=4] [depth=3] [dim=64] [limit=0 (all 60,000)] [out=out/train_vit_fashion]
+--   lumen run recipes/train_vit_fashion.lua [epochs=8] [depth=2] [dim=64] [limit=0 (all 60,000)] [out=out/train_vit_fashion]
 local lumen = require "lumen"
-local p = lumen.args { data = "/usr/share/datasets/fashion-mnist", out = "out/train_vit_fashion", epochs = 4,
-                       batch_size = 128, lr = 0.002, patch = 4, dim = 64, depth = 3, heads = 4, mlp = 128,
+local p = lumen.args { data = "/usr/share/datasets/fashion-mnist", out = "out/train_vit_fashion", epochs = 8,
+                       batch_size = 128, lr = 0.002, patch = 4, dim = 64, depth = 2, heads = 4, mlp = 128,
                        seed = 0, limit = 0 }
 lumen.seed(p.seed)
 

@@ -50,6 +50,7 @@ local PICTURES = {
   { "faithfulness.png", "recipes/faithfulness.lua", {}, "faithfulness.png" },
   { "sanity_checks.png", "recipes/sanity_checks.lua", {}, "sanity_checks.png" },
   { "permutation_importance.png", "recipes/permutation_importance.lua", {}, "permutation_importance.png" },
+  { "vit_attention.png", "recipes/vit_attention.lua", {}, "vit_attention.png" },
 }
 
 -- Lua files that write manifests and check pictures, not pictures: their changes make nothing stale.
