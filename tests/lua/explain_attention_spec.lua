@@ -161,6 +161,15 @@ describe("lumen.explain.attention_rollout", function()
     end
   end)
 
+  it("reads the rows' mean (tokens = 'mean'), or the first input token as the class token (BERT's [CLS])", function()
+    local _, _, _, raw, _, R = explain.attention_rollout(model, x, { tokens = "mean", raw = true })
+    support.assert_close(raw, R:mean(2):narrow(2, 2, 16):reshape { 2, 1, 4, 4 }, 0, "mean over the rows, patches only")
+    local tm = lumen.onnx.load(TORCH .. "text_transformer.onnx.gz")
+    local ids = lumen.add(npy(TORCH .. "text_tokens.npy"):float(), 1):long()
+    local first, _, _, _, _, R2 = explain.attention_rollout(tm, ids, { tokens = "class" })
+    support.assert_close(first, R2:narrow(2, 1, 1):reshape { 2, 12 }, 0, "row 1, every token")
+  end)
+
   it("gives a text transformer's padding nothing, per token", function()
     lumen.seed(3)
     local tt = lumen.models.text_transformer { vocab = 30, length = 10, dim = 8, heads = 2, mlp = 16, classes = 3,
@@ -260,11 +269,8 @@ describe("attention methods: errors", function()
     assert.has_error(function() explain.transformer_attribution(model, x, { attention = { "head" } }) end,
       "transformer_attribution: attention layer 'head' is (2, 3); self-attention weights are (N, heads, T, T) or "
       .. "(N * heads, T, T) for a batch of 2")
-    assert.has_error(function() explain.attention_rollout(model, x, { tokens = "mean" }) end,
-      "attention_rollout: 17 tokens do not make a grid of patches with the picture's proportions 8 x 8 (with or "
-      .. "without a class token); pass grid = {h, w}")
     assert.has_error(function() explain.attention_rollout(model, x, { grid = { 3, 3 } }) end,
-      "attention_rollout: the attention covers 17 tokens, but the input has a 3 x 3 grid of patches (tokens = 'auto')")
+      "attention_rollout: the attention covers 17 tokens, which a 3 x 3 grid of patches does not make (tokens = 'auto')")
   end)
 
   it("say that a model has no attention, or only windowed attention (Swin)", function()

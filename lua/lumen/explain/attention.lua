@@ -16,9 +16,11 @@
 --   of the target score with respect to A (the paper's rules 5 and 6 for self-attention, as its ViT
 --   notebook computes them); one forward, one backward (down to the first attention). target = each
 --   sample's top class; probabilities = false (true: the softmax of the scores).
--- The map is a row of R: the class token's row (its own column dropped) when the model puts a class token
---   in front of the tokens, the mean of the rows when the model pools every token (tokens = "auto" tells
---   them apart by the token count: T = patches + 1 or ids + 1 -> "class", T = patches or ids -> "mean").
+-- The map is a row of R, one value per input token or patch: the class token's row when the model puts
+--   a class token in front of the tokens, the mean of the rows when it pools every token; a token the
+--   model adds in front has its column dropped. tokens = "auto" tells them apart by the count: T =
+--   patches + 1 or ids + 1 -> "class", T = patches or ids -> "mean"; "class" with T = ids takes the first
+--   input token as the class token (BERT's [CLS]).
 --   Pictures x (N, C, H, W): the row as the patch grid (N, 1, h, w) (h * w patches with h / w = H / W, or
 --   grid = {h, w}), upsampled bilinearly to H x W and min-max normalised per sample like the CAM methods
 --   (raw = false; true: the grid itself). Token ids (N, L): one value per token (N, L), not normalised.
@@ -52,50 +54,51 @@ local function eye(T)
   return lumen.eq(i:reshape { T, 1 }, i:reshape { 1, T })
 end
 
--- How the input's tokens sit in the attention's T: {class = bool, grid = {h, w} (pictures) or L (ids)}.
+-- How the input's tokens sit in the attention's T: {class = read the class token's row (else the rows'
+-- mean), extra = 1 when the model puts a token in front of the input's (0 otherwise), grid = {h, w} for
+-- pictures}. Token ids: T = L + 1 is a class token in front ("auto": class), T = L no extra token ("auto":
+-- mean; "class": the first input token is the class token, as BERT's [CLS]).
 local function layout(x, T, o, method)
   local s = x.shape
-  local function pick(n, what)
-    local class
-    if o.tokens == "class" or (o.tokens == "auto" and T == n + 1) then
-      class = true
-    elseif o.tokens == "mean" or (o.tokens == "auto" and T == n) then
-      class = false
+  if #s == 2 then
+    local extra = T - s[2]
+    if extra ~= 0 and extra ~= 1 then
+      error(("%s: the attention covers %d tokens, but the input has %d"):format(method, T, s[2]), 3)
     end
-    if class == nil or T ~= n + (class and 1 or 0) then
-      error(("%s: the attention covers %d tokens, but the input has %s (tokens = '%s')"):format(method, T, what,
-        o.tokens), 4)
-    end
-    return class
+    local class = o.tokens == "class" or (o.tokens == "auto" and extra == 1)
+    return { class = class, extra = extra }
   end
-  if #s == 2 then return { class = pick(s[2], s[2] .. " tokens"), tokens = s[2] } end
   if #s ~= 4 then error(("%s: expected pictures (N, C, H, W) or token ids (N, L), got %s"):format(method,
     lumen.shape_str(x)), 3) end
   local H, W = s[3], s[4]
+  -- pictures: a class token is always one in front of the patches; "mean" may have one too
+  local extras = o.tokens == "class" and { 1 } or o.tokens == "mean" and { 0, 1 } or { 1, 0 }
   local g = o.grid
   if g then
     if #g ~= 2 or math.type(g[1]) ~= "integer" or math.type(g[2]) ~= "integer" or g[1] < 1 or g[2] < 1 then
       error(("%s: grid must be {h, w}, two positive integers"):format(method), 3)
     end
-    return { class = pick(g[1] * g[2], ("a %d x %d grid of patches"):format(g[1], g[2])), grid = { g[1], g[2] } }
+    for _, extra in ipairs(extras) do
+      if T == g[1] * g[2] + extra then return { class = o.tokens ~= "mean" and extra == 1, extra = extra, grid = g } end
+    end
+    error(("%s: the attention covers %d tokens, which a %d x %d grid of patches does not make (tokens = '%s')")
+      :format(method, T, g[1], g[2], o.tokens), 3)
   end
-  -- h * w = n with h / w = H / W
-  local function fit(n)
+  local function fit(n) -- h * w = n with h / w = H / W
     for h = 1, n do
       if n % h == 0 and h * W == (n // h) * H then return { h, n // h } end
     end
   end
-  local order = o.tokens == "mean" and { 0 } or o.tokens == "class" and { 1 } or { 1, 0 }
-  for _, extra in ipairs(order) do
+  for _, extra in ipairs(extras) do
     local grid = T - extra >= 1 and fit(T - extra)
-    if grid then return { class = extra == 1, grid = grid } end
+    if grid then return { class = o.tokens ~= "mean" and extra == 1, extra = extra, grid = grid } end
   end
-  error(("%s: %d tokens do not make a grid of patches with the picture's proportions %d x %d (with or without a "
-    .. "class token); pass grid = {h, w}"):format(method, T, H, W), 3)
+  error(("%s: %d tokens do not make a grid of patches with the picture's proportions %d x %d (tokens = '%s'); "
+    .. "pass grid = {h, w}"):format(method, T, H, W, o.tokens), 3)
 end
 
--- The attention weights of one pass on x: the trace, the maps (N, heads, T, T), their names, the targets.
--- With grad, the maps are on the tape (token models run from their embedding output).
+-- The attention weights of one pass on x: the trace, the maps (N, heads, T, T), their names and the captured
+-- tensors they come from. With grad, those are on the tape (token models run from their embedding output).
 local function attention_pass(model, x, o, method, grad)
   common.need_model(model, method)
   if not lumen.is_tensor(x) then error(("%s: expected an input tensor, got %s"):format(method, type(x)), 3) end
@@ -129,12 +132,8 @@ end
 -- The map (a row of R) in its returned forms: map, raw, upsampled.
 local function finish(R, x, lay, o)
   local N, T = R:size(1), R:size(2)
-  local row
-  if lay.class then
-    row = R:narrow(2, 1, 1):narrow(3, 2, T - 1):reshape { N, T - 1 } -- the class token's row, its column dropped
-  else
-    row = R:mean(2) -- (N, T)
-  end
+  local row = lay.class and R:narrow(2, 1, 1):reshape { N, T } or R:mean(2) -- the class token's row, or the mean
+  row = row:narrow(2, 1 + lay.extra, T - lay.extra) -- one value per input token or patch
   if not lay.grid then return row, row, row end
   local raw = row:reshape { N, 1, lay.grid[1], lay.grid[2] }
   local up = common.upsample_normalize(raw, x)
