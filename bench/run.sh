@@ -3,7 +3,7 @@
 # ROUNDS rounds runs the sgemm limit and, for each bench, the lumen side and the torch side (alternating
 # which goes first), and prints bench/report.py's table of medians and ratios.
 #
-# usage: bench/run.sh [conv] [model] [explain] [transformer]          (default: all four)
+# usage: bench/run.sh [conv] [model] [explain]          (default: all three)
 # env:   ROUNDS=3  LUMEN=./build/lumen  PYTHON=/usr/bin/python3  OUT=file.jsonl (keep the raw lines)
 #        CONV_ARGS / MODEL_ARGS / EXPLAIN_ARGS: key=value pairs given to both sides, e.g. CONV_ARGS="batches=1"
 # OPENBLAS_NUM_THREADS is set to 2 and torch uses 2 threads; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 LUMEN=${LUMEN:-./build/lumen}
 PYTHON=${PYTHON:-/usr/bin/python3}
-BENCHES=${*:-conv model explain transformer}
+BENCHES=${*:-conv model explain}
 export OPENBLAS_NUM_THREADS=2 LUMEN_QUIET=1
 
 work=$(mktemp -d)

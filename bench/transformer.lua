@@ -4,12 +4,12 @@
 -- vocabulary 8000, 100-d embedding projected to 64, 2 layers of 4 heads, 96 tokens with padding masked)
 -- forward and saliency at the embedding output (d top score / d embedding output; batch 1 through
 -- lumen.explain.text_saliency), batch 1 and 32. Random weights (speed does not depend on them). Run:
--- ./build/lumen run bench/transformer.lua [threads=1,2 vit_batches=1,8 text_batches=1,32 reps=5 reps_big=2
+-- ./build/lumen run bench/transformer.lua [thread_counts=1,2 vit_batches=1,8 text_batches=1,32 reps=5 reps_big=2
 -- cases=vit,text]. Twin: bench/transformer_torch.py (same shapes in torch; it reports the FLOPs).
 local lumen = require "lumen"
 local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 
-local p = B.args { threads = "1,2", vit_batches = "1,8", text_batches = "1,32", reps = 5, reps_big = 2,
+local p = B.args { thread_counts = "1,2", vit_batches = "1,8", text_batches = "1,32", reps = 5, reps_big = 2,
                    cases = "vit,text" }
 local want = {}
 for c in p.cases:gmatch("[^,]+") do want[c] = true end
@@ -35,7 +35,7 @@ for _, model in ipairs { vit or nil, text or nil } do
   for _, prm in ipairs(model:parameters()) do prm.tensor.requires_grad = false end -- input gradients only
 end
 
-for _, t in ipairs(B.int_list(p.threads)) do
+for _, t in ipairs(B.int_list(p.thread_counts)) do
   lumen.threads(t)
   local tag = (" t%d"):format(t)
   for _, n in ipairs(vit and B.int_list(p.vit_batches) or {}) do

@@ -4,7 +4,7 @@
 learned positions -> 2 pre-norm nn.TransformerEncoderLayers (4 heads, MLP 128, GELU, batch_first) with the
 padding mask -> LayerNorm -> class token -> Linear(64, 20), 96 tokens) forward and saliency at the embedding
 output, batch 1 and 32. Random weights, frozen, eval mode (PyTorch's own fast paths apply where it takes
-them). Run: /usr/bin/python3 bench/transformer_torch.py [threads=1,2 vit_batches=1,8 text_batches=1,32 reps=5
+them). Run: /usr/bin/python3 bench/transformer_torch.py [thread_counts=1,2 vit_batches=1,8 text_batches=1,32 reps=5
 reps_big=2 cases=vit,text]. Twin: bench/transformer.lua. FLOPs (2 per multiply-add) are counted from the
 shapes: patch embedding, projections, attention products, MLPs and heads; saliency counts 2x the forward.
 OpenBLAS's threads follow torch.set_num_threads through openblas_set_num_threads on the loaded libblas."""
@@ -69,14 +69,14 @@ def top_score(y):
 
 
 def main():
-    p = benchlib.args({"threads": "1,2", "vit_batches": "1,8", "text_batches": "1,32", "reps": 5, "reps_big": 2,
+    p = benchlib.args({"thread_counts": "1,2", "vit_batches": "1,8", "text_batches": "1,32", "reps": 5, "reps_big": 2,
                        "cases": "vit,text"})
     want = set(p["cases"].split(","))
     vit = benchlib.freeze(VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192,
                                             mlp_dim=768, num_classes=1000)) if "vit" in want else None
     text = benchlib.freeze(TextTransformer()) if "text" in want else None
     vit_flop = 2 * 196 * 192 * 3 * 256 + 12 * layer_flop(197, 192, 768) + 2 * 192 * 1000
-    for t in benchlib.int_list(p["threads"]):
+    for t in benchlib.int_list(p["thread_counts"]):
         set_threads(t)
         tag = f" t{t}"
         for n in benchlib.int_list(p["vit_batches"]) if vit else []:

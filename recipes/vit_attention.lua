@@ -2,8 +2,10 @@
 -- any ViT, e.g. an ONNX export, with preset= as usual): attention rollout (Abnar & Zuidema 2020) with
 -- the heads averaged, rollout with the heads' max and the lowest discard_ratio of the attention dropped
 -- (jacobgil/vit-explain's sharper variant), and transformer attribution (Chefer et al. 2021) for the top
--- class (or target=), one row per image, each map over the picture (jet: red = most), into
--- vit_attention.png; the raw patch-grid maps as <index>_<method>.npy; a manifest.
+-- class (or target=), and, when the build's Grad-CAM takes reshape = (tokens as a patch grid), Grad-CAM at
+-- cam_layer (the last layer's first LayerNorm, as pytorch-grad-cam does for ViTs; "" = Grad-CAM's default);
+-- one row per image, each map over the picture (jet: red = most), into vit_attention.png; the raw
+-- patch-grid maps as <index>_<method>.npy; a manifest.
 --   lumen run recipes/vit_attention.lua [indices=1,2,3,4,5,6] [discard_ratio=0.9] [out=out/vit_attention]
 local lumen = require "lumen"
 local recipe = lumen.recipe
@@ -11,7 +13,7 @@ local viz = lumen.viz
 
 local p = lumen.args(recipe.image_args {
   model = "data/models/vit_fashion.lumen", image = "", indices = "1,2,3,4,5,6", labels = "", target = "",
-  discard_ratio = 0.9, cell = 112, out = "out/vit_attention", seed = 0,
+  discard_ratio = 0.9, cam_layer = "encoder_2.norm1", cell = 112, out = "out/vit_attention", seed = 0,
 })
 lumen.seed(p.seed)
 local inputs, model = {}, nil
@@ -30,6 +32,11 @@ local methods = {
   { "rollout_max", function(x) return E.attention_rollout(model, x, { head_fusion = "max", discard_ratio = p.discard_ratio }) end },
   { "attribution", function(x) return E.transformer_attribution(model, x, { target = recipe.target(model, p, x) }) end },
 }
+if lumen.explain.options("gradcam").reshape then -- a build whose CAM family reads tokens as a patch grid
+  methods[#methods + 1] = { "gradcam", function(x)
+    return E.gradcam(model, x, { layer = recipe.opt(p.cam_layer), target = recipe.target(model, p, x) })
+  end }
+end
 local names = { "input" }
 for _, m in ipairs(methods) do names[#names + 1] = m[1]:gsub("_", " ") end
 
