@@ -70,7 +70,6 @@ local PICTURES = {
     end },
   { "report.png", shell = "tools/report_screenshot.sh", output = "report.png" },
   { "vit_attention.png", "recipes/vit_attention.lua", {}, "vit_attention.png" },
->>>>>>> xformer2
   { "text_transformer.png", shell = "tools/text_screenshot.sh", output = "text_transformer.png" },
 }
 
