@@ -69,6 +69,8 @@ local PICTURES = {
       assert(lumen.image.save(img, at_root(JPEG), { quality = 90 }))
     end },
   { "report.png", shell = "tools/report_screenshot.sh", output = "report.png" },
+  { "vit_attention.png", "recipes/vit_attention.lua", {}, "vit_attention.png" },
+  { "text_transformer.png", shell = "tools/text_screenshot.sh", output = "text_transformer.png" },
 }
 
 -- Lua files that write manifests and check pictures, not pictures: their changes make nothing stale.

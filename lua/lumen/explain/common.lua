@@ -555,4 +555,100 @@ function M.upsample_normalize(cam, x)
   return cam:normalize01 { per_sample = true }
 end
 
+---------------------------------------------------------------- token models and attention
+
+-- The embedding layer of a token model: `name` checked to be an Embedding (ONNX imports turn an
+-- embedding's Gather into one), or else the model's first Embedding layer; none is an error.
+function M.embedding_layer(model, name, method)
+  M.need_model(model, method)
+  if name then
+    local t = model:layer(name).type
+    if t ~= "Embedding" then error(("%s: embedding = '%s' is a %s layer, not an Embedding"):format(method, name, t), 3) end
+    return name
+  end
+  for _, l in ipairs(model:layers()) do
+    if l.type == "Embedding" then return l.name end
+  end
+  error(("%s: the model has no Embedding layer (pass opts.embedding)"):format(method), 3)
+end
+
+-- The output E (N, L, D) of embedding layer `name` for ids (N, L), off the tape.
+function M.embedded(model, name, ids)
+  return lumen.no_grad(model.forward, model, ids, { stop_at = name })
+end
+
+-- Traces the model on ids (n, L) (or (1, L), repeated to E's batch) with the embedding layer's output
+-- replaced by E (B, L, D), marked as requiring grad so that gradients reach E and every layer after it
+-- even when the weights are frozen (GloVe); layers after it that read the ids (a padding mask) still
+-- read them. Returns the trace (output: scores (B, classes)) and E.
+function M.trace_from_embedding(model, name, ids, E, o, capture)
+  E = M.on_tape(E)
+  if ids.shape[1] ~= E.shape[1] then ids = M.repeat_batch(ids, E.shape[1]) end
+  return M.trace(model, ids, { replace = { [name] = E }, capture = capture }, o), E
+end
+
+-- The names of the layers whose outputs are attention weights, in the model's order: every extra output
+-- "<layer>:attention" (lumen's MultiheadAttention, (N, heads, T, S)) or, when the model has none, every
+-- Softmax layer (an ONNX import: PyTorch's attention softmax is (N * heads, T, S)); M.attentions drops
+-- the Softmax layers that turn out not to be attention (a classifier's final softmax). The second return
+-- is "extra" or "softmax".
+function M.attention_layers(model)
+  local names = {}
+  for _, l in ipairs(model:layers()) do
+    if l.extra == "attention" then names[#names + 1] = l.name end
+  end
+  if #names > 0 then return names, "extra" end
+  for _, l in ipairs(model:layers()) do
+    if l.type == "Softmax" then names[#names + 1] = l.name end
+  end
+  return names, "softmax"
+end
+
+-- The attention weights of a trace as (N, heads, T, T) tensors, one per name (captured in tr), in order;
+-- `found` tells how the names came (M.attention_layers' "extra" or "softmax", nil: named by the caller).
+-- A captured (N * heads, T, S) is split batch-major into (N, heads, T, S). Softmax layers found by
+-- discovery that are not self-attention over the model's tokens (2-D, T ~= S, a batch that N does not
+-- divide) are skipped; named ones are errors. Every attention must have the same T, and for a 3-D
+-- softmax some layer of the pass must carry T tokens per sample ((N, T, D)): windowed attention (Swin:
+-- (N * windows * heads, w * w, w * w)) is not attention over the model's tokens. Returns the tensors, the
+-- names kept and the captured tensors they come from (to differentiate with respect to); none is an error
+-- saying what to pass.
+function M.attentions(tr, names, found, N, method)
+  local kept, maps, captured = {}, {}, {}
+  local tokens = {} -- T -> true for layers shaped (N, T, D)
+  for _, l in ipairs(tr.layers) do
+    local s = l.shape
+    if s and #s == 3 and s[1] == N then tokens[s[2]] = true end
+  end
+  local why = {}
+  for _, name in ipairs(names) do
+    local A = tr.captured[name]
+    local s = lumen.is_tensor(A) and A.shape or {}
+    if #s == 4 and s[1] == N and s[3] == s[4] then
+      maps[#maps + 1], kept[#kept + 1], captured[#captured + 1] = A, name, A
+    elseif #s == 3 and s[2] == s[3] and s[1] % N == 0 and tokens[s[2]] then
+      maps[#maps + 1], kept[#kept + 1], captured[#captured + 1] = A:reshape { N, s[1] // N, s[2], s[3] }, name, A
+    elseif (#s == 3 or #s == 4) and s[#s - 1] == s[#s] and s[1] % N == 0 then
+      why[#why + 1] = ("layer '%s' is %s, but no layer of the model carries %d tokens per sample (windowed "
+        .. "attention, as Swin's, is not attention over the model's tokens)"):format(name, lumen.shape_str(A), s[#s])
+    elseif found ~= "softmax" or #s >= 3 then
+      why[#why + 1] = ("layer '%s' is %s; self-attention weights are (N, heads, T, T) or (N * heads, T, T) for a "
+        .. "batch of %d"):format(name, lumen.is_tensor(A) and lumen.shape_str(A) or "not a tensor", N)
+    end
+    if found == nil and #why > 0 then error(("%s: attention %s"):format(method, why[1]), 4) end
+  end
+  if #maps == 0 then
+    error(("%s: no attention weights found%s; pass attention = {names}"):format(method, #why > 0
+      and (": " .. why[1]) or ": the model has no MultiheadAttention layer and no Softmax over (batch x heads, "
+      .. "tokens, tokens)"), 4)
+  end
+  for i = 2, #maps do
+    if maps[i]:size(3) ~= maps[1]:size(3) then
+      error(("%s: attention layers '%s' and '%s' cover %d and %d tokens; rollout needs the same tokens at every "
+        .. "layer"):format(method, kept[1], kept[i], maps[1]:size(3), maps[i]:size(3)), 4)
+    end
+  end
+  return maps, kept, captured
+end
+
 return M

@@ -54,6 +54,7 @@ local METHODS = {
   road = "road", road_impute = "road",
   hirescam = "cam_variants", layercam = "cam_variants", xgradcam = "cam_variants", eigencam = "eigencam",
   scorecam = "scorecam", ablationcam = "ablationcam", fullgrad = "fullgrad",
+  attention_rollout = "attention", transformer_attribution = "attention",
 }
 
 -- Helpers that are public but take no options: name -> {file, field}.

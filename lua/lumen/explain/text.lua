@@ -1,7 +1,9 @@
--- Explanations for text models whose first layer is an embedding (e.g. Embedding -> Conv1d -> ReLU ->
--- GlobalMaxPool1d -> Linear): token ids (1, L), int64 and 1-based, in; one score per token, (1, L), out.
--- Gradients reach the embedding output E by tracing the model with E standing in for the embedding
--- layer's output (model:trace{replace = {[embedding] = E}}): the model is never changed.
+-- Explanations for text models that start with an embedding (a text CNN: Embedding -> Conv1d -> ReLU ->
+-- GlobalMaxPool1d -> Linear; a transformer; an LSTM / GRU classifier; lumen-built or ONNX imports, whose
+-- embedding Gather is an Embedding layer): token ids (1, L), int64 and 1-based, in; one score per token,
+-- (1, L), out. Gradients reach the embedding output E by tracing the model with E standing in for the
+-- embedding layer's output (model:trace{replace = {[embedding] = E}}): the model is never changed, and
+-- layers that read the ids themselves (a transformer's padding mask) keep reading them.
 --
 -- text_saliency: the gradient g of the class score with respect to the embedding output E (1, L, D),
 --   reduced per token by its L2 norm (reduce = "l2", Simonyan-style) or by gradient x input
@@ -9,7 +11,8 @@
 -- text_integrated_gradients: Integrated Gradients (Sundararajan et al. 2017) in embedding space, from
 --   the embedding of an all-padding sequence (pad_id = 1, lumen's vocabulary convention) to E, trapezoid
 --   rule with steps = 50, batch_size = 10 path points per forward, summed over D per token. Also returns
---   the completeness gap sum(attr) - (S_c(ids) - S_c(padding)).
+--   the completeness gap sum(attr) - (S_c(E) - S_c(E_padding)), the scores at the path's two ends (those
+--   of the ids and of an all-padding sequence, unless a layer after the embedding reads the ids).
 -- text_gradcam: Grad-CAM (Selvaraju et al. 2017) over the 1-D feature maps of a convolution
 --   (layer = the last Conv1d; a layer whose output is not (1, K, L') or channels-last (1, L', K) is an
 --   error), linearly stretched to the L tokens, not normalised.
@@ -40,21 +43,6 @@ local OPTIONS = {
     pad_id = { 1, "integer >= 1" }, batch_size = { 32, "integer >= 1" } }),
 }
 
-local function embedding_layer(model, o, method)
-  common.need_model(model, method)
-  if o.embedding then
-    if model:layer(o.embedding).type ~= "Embedding" then
-      error(("%s: embedding = '%s' is a %s layer, not an Embedding"):format(method, o.embedding,
-        model:layer(o.embedding).type), 3)
-    end
-    return o.embedding
-  end
-  for _, l in ipairs(model:layers()) do
-    if l.type == "Embedding" then return l.name end
-  end
-  error(("%s: the model has no Embedding layer (pass opts.embedding)"):format(method), 3)
-end
-
 local function check_ids(ids, method)
   if not lumen.is_tensor(ids) or #ids.shape ~= 2 or ids.shape[1] ~= 1 then
     error(("%s: expected token ids of shape (1, L), got %s"):format(method,
@@ -62,25 +50,12 @@ local function check_ids(ids, method)
   end
 end
 
--- The embedding output E (B, L, D) of ids (B, L), off the tape.
-local function embedded(model, name, ids)
-  return lumen.no_grad(model.forward, model, ids, { stop_at = name })
-end
-
--- Traces the model on ids (1, L) with the embedding layer's output replaced by E (B, L, D), marked as
--- requiring grad so that gradients reach E and every layer after it even when the weights are frozen
--- (GloVe). Returns the trace (output: scores (B, classes)) and E.
-local function run_from(model, name, ids, E, o, capture)
-  E = common.on_tape(E)
-  local tr = common.trace(model, common.repeat_batch(ids, E.shape[1]), { replace = { [name] = E }, capture = capture },
-    o)
-  return tr, E
-end
+local embedded, run_from = common.embedded, common.trace_from_embedding
 
 function M.text_saliency(model, ids, opts)
   local o = OPTIONS.text_saliency(opts, model)
   check_ids(ids, "text_saliency")
-  local name = embedding_layer(model, o, "text_saliency")
+  local name = common.embedding_layer(model, o.embedding, "text_saliency")
   local tr, E = run_from(model, name, ids, embedded(model, name, ids), o)
   local targets = common.targets(tr.output, o.target, "text_saliency")
   local g = lumen.grad(common.target_score(tr.output, targets), E) -- (1, L, D)
@@ -91,30 +66,34 @@ end
 function M.text_integrated_gradients(model, ids, opts)
   local o = OPTIONS.text_integrated_gradients(opts, model)
   check_ids(ids, "text_integrated_gradients")
-  local name = embedding_layer(model, o, "text_integrated_gradients")
+  local name = common.embedding_layer(model, o.embedding, "text_integrated_gradients")
   local steps = o.steps
   local pad = lumen.full_like(ids, o.pad_id)
   local tr = lumen.no_grad(common.trace, model, lumen.cat({ ids, pad }, 1), { capture = { name } }, o)
-  local scores = tr.output
-  local target = common.targets(scores:narrow(1, 1, 1), o.target, "text_integrated_gradients")[1]
+  local target = common.targets(tr.output:narrow(1, 1, 1), o.target, "text_integrated_gradients")[1]
   local Ex, Eb = tr.captured[name]:narrow(1, 1, 1), tr.captured[name]:narrow(1, 2, 1) -- (1, L, D)
   local diff = Ex - Eb
   local total = lumen.zeros_like(diff)
+  local ends = {} -- the target score at alpha = 0 and 1, as the path computes it
   common.batches(steps + 1, o.batch_size, function(first, count)
     local a, w = common.trapezoid(first, count, steps)
     local path_tr, path = run_from(model, name, ids, Eb + lumen.tensor(a):reshape { count, 1, 1 } * diff, o)
-    local g = lumen.grad(path_tr.output:narrow(2, target, 1):sum(), path)
+    local s = path_tr.output:narrow(2, target, 1)
+    for j = 1, count do
+      if a[j] == 0 or a[j] == 1 then ends[a[j]] = s:get { j, 1 } end
+    end
+    local g = lumen.grad(s:sum(), path)
     total = total + (g * lumen.tensor(w):reshape { count, 1, 1 }):sum(1, true)
   end, "text integrated gradients")
   local attr = (diff * total):sum(3) -- (1, L)
-  local gap = attr:sum_all() - (scores:get { 1, target } - scores:get { 2, target })
+  local gap = attr:sum_all() - (ends[1] - ends[0])
   return attr, gap, target
 end
 
 function M.text_gradcam(model, ids, opts)
   local o = OPTIONS.text_gradcam(opts, model)
   check_ids(ids, "text_gradcam")
-  local name = embedding_layer(model, o, "text_gradcam")
+  local name = common.embedding_layer(model, o.embedding, "text_gradcam")
   local E = embedded(model, name, ids)
   local layer = o.layer
   local tr, cap

@@ -1,4 +1,4 @@
--- lumen.models: the shipped architectures (textcnn, fashion_cnn), load_model (lumen checkpoints,
+-- lumen.models: the shipped architectures (textcnn, fashion_cnn, vit, text_transformer), load_model (lumen checkpoints,
 -- ONNX, TFLite, told apart by content), labels (label files, one label per line) and what every
 -- front end (recipes, `lumen explain`, batch runs) asks of a model file the same way:
 --   input_spec(model, opts, path)   the preprocessing to use, or an error naming the file and the presets
@@ -10,6 +10,8 @@ local M = {}
 
 M.textcnn = require "lumen.models.textcnn"
 M.fashion_cnn = require "lumen.models.fashion_cnn"
+M.vit = require "lumen.models.vit"
+M.text_transformer = require "lumen.models.text_transformer"
 
 -- What a model file is, from its first bytes: "tflite", "checkpoint", "gzip" or "onnx" (the rest).
 function M.sniff(path)

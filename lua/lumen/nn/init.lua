@@ -23,6 +23,7 @@ nn.Composite = require "lumen.nn.composite"
 nn.LayerNorm = require "lumen.nn.layer_norm"
 nn.MultiheadAttention = require "lumen.nn.multihead_attention"
 nn.TransformerEncoderLayer = require "lumen.nn.transformer_encoder_layer"
+nn.PositionEmbedding = require "lumen.nn.position_embedding"
 local rnn = require "lumen.nn.rnn"
 nn.LSTM, nn.GRU, nn.LSTMLayer, nn.GRULayer = rnn.LSTM, rnn.GRU, rnn.LSTMLayer, rnn.GRULayer
 
