@@ -90,9 +90,9 @@ describe("transformer recipes", function()
     local data = tmp .. "/mini_fashion"
     lumen.mkdir(data)
     for _, split in ipairs { "train", "t10k" } do
-      support.write_file(("%s/%s-images-idx3-ubyte"):format(data, split),
+      support.write(("%s/%s-images-idx3-ubyte"):format(data, split),
         string.pack(">I4I4I4I4", 0x803, 96, 28, 28) .. table.concat(bytes))
-      support.write_file(("%s/%s-labels-idx1-ubyte"):format(data, split), string.pack(">I4I4", 0x801, 96) .. table.concat(labels))
+      support.write(("%s/%s-labels-idx1-ubyte"):format(data, split), string.pack(">I4I4", 0x801, 96) .. table.concat(labels))
     end
     local out = tmp .. "/train_vit"
     local printed = run("train_vit_fashion", { data = data, epochs = 1, batch_size = 48, dim = 16, mlp = 32, out = out })
