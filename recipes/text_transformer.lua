@@ -17,15 +17,8 @@ local p = lumen.args {
 }
 lumen.seed(p.seed)
 local model = recipe.load_model(p)
-local vocab_path = recipe.opt(p.vocab) or (p.model:match("^(.*)/[^/]*$") or ".") .. "/" .. model.input_spec.vocabulary
-local vocab = assert(lumen.data.load_vocabulary(vocab_path))
-local tokens = lumen.data.tokenize(p.text)
-local L = model.input_spec.length
-local ids = lumen.tensor({ vocab:encode(tokens, L) }, "int64") -- (1, L), padded with <pad> (masked by the model)
-local n, notes, unknown = math.min(#tokens, L), {}, {}
-if #tokens > L then notes[1] = ("The text has %d tokens; the model reads the first %d."):format(#tokens, L) end
-tokens = { table.unpack(tokens, 1, n) }
-for i, tok in ipairs(tokens) do if not vocab.index[tok] then unknown[#unknown + 1] = i end end
+local text = recipe.text(p, model) -- ids (1, L) padded with <pad> (masked by the model); the tokens the model reads
+local ids, tokens, notes, unknown, n = text.ids, text.tokens, text.notes, text.unknown, #text.tokens
 
 local E = lumen.explain
 local target = recipe.target(model, p)
@@ -34,10 +27,7 @@ target = targets[1]
 local rollout = E.attention_rollout(model, ids)
 local sal = E.text_saliency(model, ids, { target = target })
 local ig, gap = E.text_integrated_gradients(model, ids, { target = target, steps = p.steps })
-local name = recipe.label(model, target)
-local logits = lumen.no_grad(model.forward, model, ids, { logits = true })
-local score, prob = logits:get { 1, target }, lumen.softmax(logits, 2):get { 1, target }
-local prediction = ("prediction: %s (class %d), score %.3g, probability %.1f %%"):format(name, target, score, 100 * prob)
+local prediction, score, name = recipe.prediction(model, ids, target)
 print(("%s; IG completeness gap %.3g"):format(prediction, gap))
 
 local rows = {}

@@ -9,12 +9,8 @@ local p = lumen.args { data = "/usr/share/datasets/fashion-mnist", out = "out/tr
                        epochs = 3, batch_size = 64, lr = 0.002, seed = 0, limit = 0 }
 lumen.seed(p.seed)
 
-local X, y = lumen.data.load_mnist(p.data, "train")
-local Xt, yt = lumen.data.load_mnist(p.data, "test")
-if p.limit > 0 then -- a quick check: the first `limit` training and test images
-  X, y = X:narrow(1, 1, math.min(p.limit, X:size(1))), y:narrow(1, 1, math.min(p.limit, y:size(1)))
-  Xt, yt = Xt:narrow(1, 1, math.min(p.limit, Xt:size(1))), yt:narrow(1, 1, math.min(p.limit, yt:size(1)))
-end
+local X, y = lumen.data.load_mnist(p.data, "train", { limit = p.limit }) -- limit > 0: a quick check
+local Xt, yt = lumen.data.load_mnist(p.data, "test", { limit = p.limit })
 
 local model = lumen.models.fashion_cnn {}
 local opt = lumen.optim.Adam(model, { lr = p.lr })

@@ -8,31 +8,14 @@ local lumen = require "lumen"
 local data = lumen.data
 local p = lumen.args {
   corpus = "/usr/share/games/fortunes", glove = "../shared/data/text/glove.6B.100d.top20k.txt.gz",
-  categories = "people,definitions,cookie,computers,songs-poems,politics,miscellaneous,work,science,men-women,"
-    .. "zippy,knghtbrd,platitudes,art,fortunes,wisdom,linux,disclaimer,perl,literature",
+  categories = data.FORTUNE_CATEGORIES,
   length = 200, min_count = 2, epochs = 6, batch_size = 32, lr = 0.001, test_fraction = 0.2, seed = 0,
   out = "out/train_textcnn",
 }
 lumen.seed(p.seed)
 
-local texts, labels, names = {}, {}, {}
-for name in p.categories:gmatch("[^,]+") do
-  names[#names + 1] = name
-  local f = assert(io.open(p.corpus .. "/" .. name, "r"))
-  for text in (f:read("a") .. "\n%\n"):gmatch("(.-)\n%%\n") do
-    if text:find("%S") then texts[#texts + 1], labels[#labels + 1] = data.tokenize(text), #names end
-  end
-  f:close()
-end
-local order = lumen.randperm(#texts) -- one shuffle, then the first test_fraction is held out
-local ntest = math.floor(#texts * p.test_fraction)
-local function part(a, b)
-  local t, l = {}, {}
-  for i = a, b do t[#t + 1], l[#l + 1] = texts[order[i]], labels[order[i]] end
-  return t, lumen.tensor(l, "int64")
-end
-local test_t, yt = part(1, ntest)
-local train_t, y = part(ntest + 1, #texts)
+local texts, labels, names = data.load_fortunes(p.corpus, p.categories)
+local train_t, y, test_t, yt = data.holdout(texts, labels, p.test_fraction)
 
 local vocab = data.build_vocabulary(train_t, { min_count = p.min_count })
 local _, E, found = assert(data.load_glove(p.glove, { words = vocab }))
@@ -43,7 +26,7 @@ local model = lumen.models.textcnn { vocab = vocab:size(), dim = E:size(2), leng
 lumen.optim.fit(model, { X = data.encode(train_t, vocab, p.length), y = y },
   { epochs = p.epochs, batch_size = p.batch_size, optimizer = lumen.optim.Adam(model, { lr = p.lr }) })
 local loss, acc = lumen.optim.evaluate(model, data.encode(test_t, vocab, p.length), yt)
-print(("test loss %.4f, accuracy %.2f%% on %d texts (chance %.2f%%)"):format(loss, 100 * acc, ntest, 100 / #names))
+print(("test loss %.4f, accuracy %.2f%% on %d texts (chance %.2f%%)"):format(loss, 100 * acc, #test_t, 100 / #names))
 
 model.labels = names
 model.input_spec.vocabulary = "textcnn_fortunes.vocab.txt"

@@ -126,6 +126,32 @@ function M.target(model, p, x)
   return models.class_id(model, t, model.labels and #model.labels or nil)
 end
 
+-- text(p, model) -> {ids = (1, L) int64, tokens, vocab, notes, unknown}: p.text for a text model, through
+-- p.vocab or the vocabulary file its input_spec names (next to p.model). ids are padded with <pad> to the
+-- model's length L; tokens are those the model reads (the first L), unknown the positions of the ones
+-- outside the vocabulary, notes what the picture should say (a text cut to L tokens).
+function M.text(p, model)
+  local vocab_path = M.opt(p.vocab) or (p.model:match("^(.*)/[^/]*$") or ".") .. "/" .. model.input_spec.vocabulary
+  local vocab = assert(lumen.data.load_vocabulary(vocab_path))
+  local tokens = lumen.data.tokenize(p.text)
+  local L = model.input_spec.length
+  local t = { vocab = vocab, ids = lumen.tensor({ vocab:encode(tokens, L) }, "int64"), notes = {}, unknown = {} }
+  if #tokens > L then t.notes[1] = ("The text has %d tokens; the model reads the first %d."):format(#tokens, L) end
+  t.tokens = { table.unpack(tokens, 1, math.min(#tokens, L)) }
+  for i, tok in ipairs(t.tokens) do if not vocab.index[tok] then t.unknown[#t.unknown + 1] = i end end
+  return t
+end
+
+-- prediction(model, x, target) -> "prediction: NAME (class c), score s, probability p %", the score, the
+-- label: the model's logit and softmax probability for class `target` of input x (batch of 1).
+function M.prediction(model, x, target)
+  local name = M.label(model, target)
+  local logits = lumen.no_grad(model.forward, model, x, { logits = true })
+  local score, prob = logits:get { 1, target }, lumen.softmax(logits, 2):get { 1, target }
+  return ("prediction: %s (class %d), score %.3g, probability %.1f %%"):format(name, target, score, 100 * prob), score,
+    name
+end
+
 -- The picture (C, H, W) in [0, 1] of a model input (1, C, H, W): model.input_spec's scaling undone.
 function M.to_image(model, x)
   return lumen.image.unprocess(x, model.input_spec)

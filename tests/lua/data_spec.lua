@@ -74,6 +74,13 @@ describe("lumen.data", function()
       assert.same({ 10, 1 }, y:totable())
       assert.is_true(math.abs(X:flat_get(2) - 2 / 255) < 1e-7)
       assert.is_true(math.abs(X:max_all() - 1) < 1e-7)
+      local X1, y1 = data.load_mnist(dir, "test", { limit = 1 }) -- the first one only
+      assert.same({ 1, 1, 28, 28 }, X1.shape)
+      assert.same({ 10 }, y1:totable())
+      assert.same(X:narrow(1, 1, 1):totable(), X1:totable())
+      assert.same({ 2, 1, 28, 28 }, data.load_mnist(dir, "test", { limit = 5 }).shape) -- more than there are: all
+      assert.has_error(function() data.load_mnist(dir, "test", { limit = -1 }) end,
+        "mnist: limit must be an integer >= 0 (0: all), got -1")
       write(dir .. "/t10k-labels-idx1-ubyte", idx({ 3 }, { 9, 0, 1 }))
       assert.has_error(function() data.load_mnist(dir, "test") end)
       assert.has_error(function() data.load_mnist(dir, "train") end)
@@ -111,6 +118,37 @@ describe("lumen.data", function()
       local t = data.encode({ "B a", "c c c c c c" }, v, 4)
       assert.equal("int64", t:dtype())
       assert.same({ { 3, 4, 1, 1 }, { 5, 5, 5, 5 } }, t:totable())
+    end)
+
+    it("reads fortune files as labelled token lists and holds out a seeded fraction", function()
+      local dir = tmp("fortunes")
+      lumen.mkdir(dir)
+      write(dir .. "/tech", "The disk is full.\n%\nReboot it\ntwice.\n%\n   \n%\n")
+      write(dir .. "/food", "Eat pie.\n%\n")
+      local texts, labels, names = data.load_fortunes(dir, "tech,food")
+      assert.same({ "tech", "food" }, names)
+      assert.same({ { "the", "disk", "is", "full", "." }, { "reboot", "it", "twice", "." }, { "eat", "pie", "." } }, texts)
+      assert.same({ 1, 1, 2 }, labels) -- the blank fortune is left out
+      assert.has_error(function() data.load_fortunes(dir, "tech,sports") end)
+      local function split()
+        lumen.seed(7)
+        return { data.holdout(texts, labels, 0.34) }
+      end
+      local a, b = split(), split()
+      assert.equal(1, #a[3]) -- floor(3 * 0.34) = 1 held out
+      assert.equal(2, #a[1])
+      assert.same(a[1], b[1]) -- the seed decides the split
+      assert.same(a[4]:totable(), b[4]:totable())
+      local seen = {}
+      for _, part in ipairs { { a[1], a[2] }, { a[3], a[4] } } do
+        for i, t in ipairs(part[1]) do
+          seen[#seen + 1] = t[1]
+          assert.equal(t[1] == "eat" and 2 or 1, part[2]:get(i)) -- each text keeps its label
+        end
+      end
+      table.sort(seen)
+      assert.same({ "eat", "reboot", "the" }, seen) -- every text once
+      support.remove(dir)
     end)
 
     it("saves and loads a vocabulary", function()

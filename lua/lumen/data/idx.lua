@@ -59,9 +59,14 @@ function M.read(path, opts)
   return core.view(t, dims)
 end
 
--- load(dir, split) -> images (N, 1, 28, 28) float32 in [0, 1], labels (N) int64 in 1..10, for the
--- MNIST file names (train-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, ...). Raises on failure.
-function M.load(dir, split)
+-- load(dir, split [, {limit = n}]) -> images (N, 1, 28, 28) float32 in [0, 1], labels (N) int64 in 1..10,
+-- for the MNIST file names (train-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, ...); with limit > 0
+-- only the first `limit` of them (a quick check). Raises on failure.
+function M.load(dir, split, opts)
+  local limit = opts and opts.limit or 0
+  if math.type(limit) ~= "integer" or limit < 0 then
+    error(("mnist: limit must be an integer >= 0 (0: all), got %s"):format(tostring(limit)), 2)
+  end
   local prefix = ({ train = "train", test = "t10k" })[split or "train"]
   if not prefix then error(("mnist: split must be 'train' or 'test', got '%s'"):format(tostring(split)), 2) end
   local function find(kind)
@@ -78,7 +83,9 @@ function M.load(dir, split)
     error(("mnist: %s images %s do not match labels %s"):format(split or "train", lumen.shape_str(images),
       lumen.shape_str(labels)), 2)
   end
-  return lumen.mul(core.view(images, { s[1], 1, s[2], s[3] }), 1 / 255), labels
+  images = lumen.mul(core.view(images, { s[1], 1, s[2], s[3] }), 1 / 255)
+  if limit > 0 and limit < s[1] then return images:narrow(1, 1, limit), labels:narrow(1, 1, limit) end
+  return images, labels
 end
 
 return M

@@ -8,13 +8,21 @@ local glove = require "lumen.data.glove"
 
 local M = {
   read_idx = idx.read,               -- (path [, {labels = true}]) -> tensor | nil, msg
-  load_mnist = idx.load,             -- (dir, "train" | "test") -> images (N, 1, 28, 28), labels (N)
+  load_mnist = idx.load,             -- (dir, "train" | "test" [, {limit}]) -> images (N, 1, 28, 28), labels (N)
   tokenize = text.tokenize,          -- (string) -> tokens
   Vocabulary = text.Vocabulary,      -- (words) -> vocab; vocab:encode(tokens, length), :id, :word, :size, :save
   build_vocabulary = text.build_vocabulary, -- (token_lists, {max_size, min_count}) -> vocab
   load_vocabulary = text.load_vocabulary,   -- (path) -> vocab | nil, msg
   encode = text.encode,              -- (texts, vocab, length [, {pad, truncate}]) -> int64 (N, length)
   load_glove = glove.load,           -- (path [, {words}]) -> vocab, E (V, D), found | nil, msg
+  load_fortunes = text.load_fortunes, -- (dir, "name,name,...") -> token lists, class ids, class names
+  holdout = text.holdout,            -- (texts, labels, fraction) -> train texts, y, test texts, y (one shuffle)
+  -- Fashion-MNIST's class names, in the order of its labels
+  FASHION_MNIST_LABELS = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                           "Bag", "Ankle boot" },
+  -- The fortune(6) files (Debian's `fortunes`) the shipped text models learn to tell apart
+  FORTUNE_CATEGORIES = "people,definitions,cookie,computers,songs-poems,politics,miscellaneous,work,science,"
+    .. "men-women,zippy,knghtbrd,platitudes,art,fortunes,wisdom,linux,disclaimer,perl,literature",
 }
 
 -- batches(X, y, batch_size [, {shuffle = false}]) -> iterator of (xb, yb, k, nbatches) over rows of X

@@ -112,4 +112,37 @@ function M.encode(texts, vocab, length, opts)
   return lumen.tensor(rows, "int64")
 end
 
+-- load_fortunes(dir, categories) -> texts (token lists), labels (class ids 1..), names: every fortune of the
+-- files named in `categories` (comma-separated, each a file of dir in fortune(6)'s format: texts separated
+-- by lines holding "%"), labelled by its file's position in the list. Raises naming a missing file.
+function M.load_fortunes(dir, categories)
+  local texts, labels, names = {}, {}, {}
+  for name in categories:gmatch("[^,]+") do
+    names[#names + 1] = name
+    local path = dir .. "/" .. name
+    local f, err = io.open(path, "r")
+    if not f then error(("fortunes: cannot read %s (%s)"):format(path, err), 2) end
+    for text in (f:read("a") .. "\n%\n"):gmatch("(.-)\n%%\n") do
+      if text:find("%S") then texts[#texts + 1], labels[#labels + 1] = M.tokenize(text), #names end
+    end
+    f:close()
+  end
+  return texts, labels, names
+end
+
+-- holdout(texts, labels, fraction) -> train texts, train labels (int64), test texts, test labels: one
+-- shuffle (lumen.randperm, so the seed decides it), then the first floor(#texts * fraction) are held out.
+function M.holdout(texts, labels, fraction)
+  local order = lumen.randperm(#texts)
+  local ntest = math.floor(#texts * fraction)
+  local function part(a, b)
+    local t, l = {}, {}
+    for i = a, b do t[#t + 1], l[#l + 1] = texts[order[i]], labels[order[i]] end
+    return t, lumen.tensor(l, "int64")
+  end
+  local test_t, test_y = part(1, ntest)
+  local train_t, train_y = part(ntest + 1, #texts)
+  return train_t, train_y, test_t, test_y
+end
+
 return M

@@ -4,9 +4,6 @@
 -- relu1) and pool2 (after relu3) halve the size: 28 -> 14 -> 7. About 89k parameters.
 local lumen = require "lumen"
 
-local LABELS = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot" }
-
 return function(o)
   o = o or {}
   local nn = lumen.nn
@@ -25,7 +22,7 @@ return function(o)
   layers[#layers + 1] = nn.Linear { in_features = 96, out_features = o.classes or 10, name = "fc" }
   layers.name = "fashion_cnn"
   local model = nn.Sequential(layers)
-  model.labels = { table.unpack(LABELS) }
+  model.labels = { table.unpack(require("lumen.data").FASHION_MNIST_LABELS) }
   model.input_spec = { size = { 28, 28 }, channels = 1, scale = { 0, 1 } }
   return model
 end

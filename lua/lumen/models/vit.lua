@@ -8,9 +8,6 @@
 -- head ("head"). Fashion-MNIST's labels and input spec (28 x 28 gray in [0, 1]) by default.
 local lumen = require "lumen"
 
-local LABELS = { "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot" }
-
 return function(o)
   o = o or {}
   local nn = lumen.nn
@@ -36,7 +33,7 @@ return function(o)
   nodes[#nodes + 1] = { name = "head", inputs = { "class_token" },
                         module = nn.Linear { in_features = D, out_features = o.classes or 10 } }
   local model = nn.Graph { inputs = { "input" }, outputs = { "head" }, nodes = nodes, name = "vit" }
-  if (o.classes or 10) == 10 then model.labels = { table.unpack(LABELS) } end
+  if (o.classes or 10) == 10 then model.labels = { table.unpack(require("lumen.data").FASHION_MNIST_LABELS) } end
   model.input_spec = { size = { size, size }, channels = o.channels or 1, scale = { 0, 1 } }
   return model
 end
