@@ -138,16 +138,21 @@ describe("lumen explain", function()
     for _, name in ipairs(lumen.image.preset_names()) do assert.truthy(text:find("  " .. name .. " ", 1, true), name) end
   end)
 
-  it("runs every method of the table to a per-pixel map and a target (the Fashion CNN on a photo)", function()
-    local model = lumen.load_model("data/models/fashion_cnn.lumen")
+  it("runs every method of the table to a per-pixel map and a target (the Fashion CNN or ViT on a photo)", function()
+    local cnn = lumen.load_model("data/models/fashion_cnn.lumen")
+    local vit = lumen.load_model("data/models/vit_fashion.lumen") -- for the attention methods
     local img = assert(lumen.image.load(JPEG .. "orient_6.jpg"))
-    local x, shown = lumen.image.preprocess(img, model.input_spec)
+    local x, shown = lumen.image.preprocess(img, cnn.input_spec)
     local small = { segments = 6, nsamples = 40, num_samples = 40, n = 4, steps = 4, patch = 8, stride = 4 }
     for _, m in ipairs(explain.methods) do
       local p = { target = "" }
       for k, v in pairs(m[5]) do p[k] = small[k] or v end
       lumen.seed(0)
+      local model = ({ attention_rollout = vit, transformer_attribution = vit })[m[1]] or cnn
       local r = explain.run_method(m, model, x, shown, p)
+      if model == vit then -- the map is the method's own upsampled map
+        assert.same(lumen.explain[m[1]](model, x):totable(), r.map:totable(), m[1])
+      end
       assert.same({ 1, 1, 28, 28 }, r.map.shape, m[1])
       assert(lumen.is_tensor(r.raw), m[1])
       assert(math.type(r.target) == "integer" and r.target >= 1 and r.target <= 10, m[1])

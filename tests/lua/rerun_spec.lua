@@ -100,6 +100,21 @@ describe("lumen rerun", function()
     os.execute("rm -rf " .. q(tmpdir) .. "/*")
   end)
 
+  it("names the lumen code that changed since the run, comparing what the rerun did not load as it is on disk", function()
+    local r5 = home .. "/runs/r5"
+    os.execute(("cp -r %s %s"):format(q(home .. "/runs/r1"), q(r5)))
+    local m = json.decode(read(r5 .. "/manifest.json"))
+    assert.is_string(m.code["lumen/json.lua"]) -- the script loads lumen, hence json
+    m.code["lumen/json.lua"] = string.rep("0", 64) -- as if json.lua were another file then
+    local explain = "lumen/cli/explain.lua" -- not loaded by the rerun (a `lumen explain` run's own file)
+    m.code[explain] = lumen.sha256_file(package.searchpath("lumen.cli.explain", package.path))
+    m.manifest_sha256 = require("lumen.runs").checksum(m)
+    write(r5 .. "/manifest.json", json.encode(m, "  ") .. "\n")
+    local okr, text = rerun(r5 .. "/manifest.json")
+    assert(okr, text) -- the outputs are the same bytes: code that changed is reported, not a failure
+    assert.truthy(text:find("lumen code changed since the run: lumen/json.lua\n", 1, true), text)
+  end)
+
   describe("compares numerically", function()
     -- The same values plus 1e-7 under another BLAS kernel set is a reproduction; on the same kernels it
     -- is not; plus 0.1 is not either, unless the tolerance says so.

@@ -45,7 +45,11 @@ M.methods = {
   { "lrp", "signed", 2, "Layer-wise relevance propagation (Bach et al. 2015; rules of Montavon et al. 2019)" },
   { "lime", "segments", 5, "LIME (Ribeiro et al. 2016): a linear model of the score over SLIC superpixels" },
   { "kernel_shap", "signed", 4, "KernelSHAP (Lundberg & Lee 2017): Shapley values of SLIC superpixels" },
+  { "attention_rollout", "cam", 2, "Attention rollout (Abnar & Zuidema 2020): attention flow to the class token (ViTs; explains no class)" },
+  { "transformer_attribution", "cam", 2, "Transformer attribution (Chefer et al. 2021): gradient-weighted attention relevance (ViTs)" },
 }
+-- Methods whose map is the same whatever the class (their target is the top class, for information).
+local CLASS_FREE = { eigencam = true, attention_rollout = true }
 local by_name = {}
 for _, m in ipairs(M.methods) do by_name[m[1]] = m end
 
@@ -408,8 +412,8 @@ local function explain_image(path, model, spec, p, dir)
   for _, m in ipairs(p.methods) do
     local r = M.run_method(m, model, x, shown, p)
     results[#results + 1] = r
-    print(("  %s for class %d (%s)%s"):format(r.name, r.target, recipe.label(model, r.target),
-      r.info.layer and (" at layer " .. r.info.layer) or ""))
+    print(("  %s %s class %d (%s)%s"):format(r.name, CLASS_FREE[r.name] and "explains no class; top" or "for",
+      r.target, recipe.label(model, r.target), r.info.layer and (" at layer " .. r.info.layer) or ""))
   end
   local files = write_outputs(dir, results, shown, model, p.compare)
   -- the manifest: the parameters that rerun exactly this image into dir

@@ -168,9 +168,14 @@ return function(arg)
       io.write(("environment: %s is %s here, %s in the manifest\n"):format(f, tostring(env_now[f]), tostring(env_then[f])))
     end
   end
-  local code_diff = {}
+  -- A file the rerun did not load (the command's own files when the rerun runs the script directly) is
+  -- compared as it is on disk here.
+  local code_diff, now = {}, m2.code or {}
+  local root = (package.searchpath("lumen", package.path) or ""):match("^(.*)lumen/init%.lua$")
   for file, sha in pairs(m.code or {}) do
-    if (m2.code or {})[file] ~= sha then code_diff[#code_diff + 1] = file end
+    local here = now[file]
+    if here == nil and root and lumen.core.exists(root .. file) then here = lumen.sha256_file(root .. file) end
+    if here ~= sha then code_diff[#code_diff + 1] = file end
   end
   table.sort(code_diff)
   if #code_diff > 0 then io.write("lumen code changed since the run: ", runs.some(code_diff, 8), "\n") end
