@@ -7,7 +7,7 @@
 -- Flatten, Dropout, Softmax, LayerNormalization, LSTM, GRU and embedding Gathers become lumen.nn modules
 -- holding the file's weights; other operators become function nodes over lumen ops, so the model stays
 -- differentiable end to end. The GELU and LayerNorm patterns exporters spell out become one layer each
--- (see `fuse`).
+-- (see `fuse`), and a zero Pad that only a Conv reads becomes the Conv's padding (ops.Pad).
 -- Nodes whose inputs are all constants (initializers, Constant nodes, Shape of a statically known
 -- shape, and chains of them such as the Shape/Gather/Concat that exporters emit for Reshape) are
 -- evaluated once at load time and leave no node. Each node also runs once at load time on a probe
@@ -163,7 +163,8 @@ ops.Conv = function(n)
   local m
   if #k == 2 then
     cfg.kernel_size, cfg.stride, cfg.dilation = k, strides, dilations
-    cfg.padding = { pads[1], pads[2], pads[3], pads[4] }
+    local extra = n.env.pad_into[n.inputs[1]] or { 0, 0, 0, 0 } -- a Pad merged in (ops.Pad)
+    cfg.padding = { pads[1] + extra[1], pads[2] + extra[2], pads[3] + extra[3], pads[4] + extra[4] }
     m = lumen.nn.Conv2d(cfg)
   elseif #k == 1 then
     cfg.kernel_size, cfg.stride, cfg.dilation, cfg.padding = k[1], strides[1], dilations[1], { pads[1], pads[2] }
@@ -598,6 +599,15 @@ ops.Pad = function(n)
       if out[d] < 0 then n:fail("pads %d, %d leave dimension %d of size %d negative", pads[d], pads[r + d], d, s[d]) end
     end
     if n:const(1) then common.check_const(out, n:const(1):dtype(), "the padded constant") end
+  end
+  -- A zero Pad of the spatial dimensions that only a 2-D Conv reads (TFLite's SAME padding, converted;
+  -- PyTorch's ZeroPad2d) becomes that Conv's padding: one layer, no padded copy of the activations.
+  local reader = n.env.reader[n.outputs[1]]
+  if value == 0 and #pads == 8 and pads[1] == 0 and pads[2] == 0 and pads[5] == 0 and pads[6] == 0
+     and pads[3] >= 0 and pads[4] >= 0 and pads[7] >= 0 and pads[8] >= 0 and reader and reader.op_type == "Conv"
+     and reader.inputs[1] == n.outputs[1] and (reader.attrs.auto_pad or "NOTSET") == "NOTSET" then
+    n.env.pad_into[n.outputs[1]] = { pads[3], pads[4], pads[7], pads[8] }
+    return { alias = n.inputs[1] }
   end
   local torch = {}
   for d = r, 1, -1 do
@@ -1413,7 +1423,7 @@ local function build(desc, opts)
   if desc.opset < 9 then error(("opset %d is not supported (lumen reads opsets 9 to 17)"):format(desc.opset), 0) end
   if #desc.inputs == 0 then error("the graph has no inputs", 0) end
   local env = { consts = {}, alias = {}, produced = {}, used = {}, int_inputs = {}, opset = desc.opset,
-                b = common.builder(), shapeval = {}, inputs2 = {} }
+                b = common.builder(), shapeval = {}, inputs2 = {}, reader = {}, pad_into = {} }
   for name, t in pairs(desc.initializers) do env.consts[name] = t end
   for i, v in ipairs(desc.inputs) do
     if v.elem_type ~= "float" and v.elem_type ~= "int64" and v.elem_type ~= "int32" then
@@ -1446,6 +1456,9 @@ local function build(desc, opts)
     end
   end
   for _, o in ipairs(desc.outputs) do env.used[o.name], readers[o.name] = true, math.huge end
+  for _, node in ipairs(nodes) do -- the node that alone reads a value, if one does
+    for _, name in ipairs(node.inputs) do if readers[name] == 1 then env.reader[name] = node end end
+  end
   for _, v in ipairs(desc.inputs) do env.b:readers(v.name, readers[v.name] or 0) end
   for _, node in ipairs(nodes) do
     local ok, err = pcall(convert, env, node)

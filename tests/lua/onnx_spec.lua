@@ -108,6 +108,27 @@ describe("lumen.onnx", function()
       end)
     end
 
+    for _, opset in ipairs { 9, 13 } do
+      it(("a zero Pad that only a Conv reads becomes its padding; the other Pads stay (opset %d)"):format(opset), function()
+        -- tools/export_pad_conv.py: Pad -> Conv twice (asymmetric; onto a conv's own padding), then Pads of
+        -- value 0.5, read twice, and of the channels, which must stay
+        local model = lumen.onnx.load(TORCH .. ("pad_conv_opset%d.onnx"):format(opset))
+        local ref = lumen.read_safetensors(TORCH .. "pad_conv.safetensors")
+        local types, convs = {}, {}
+        for _, l in ipairs(model:layers()) do
+          types[l.type] = (types[l.type] or 0) + 1
+          if l.type == "Conv2d" then convs[#convs + 1] = l end
+        end
+        assert.equal(3, types.Pad)
+        assert.same({ 0, 0, 1, 1 }, convs[1].module.opts.padding) -- (0, 1, 0, 1) in PyTorch's order
+        assert.same({ 1, 2, 3, 2 }, convs[2].module.opts.padding) -- its own 1 plus (1, 1, 0, 2)
+        local x = lumen.autograd.set_requires_grad(ref.input, true)
+        local y = model:forward(x)
+        support.assert_close(y, ref.y, 1e-5, "output")
+        support.assert_close(lumen.grad(y:sum(), x), ref.grad, 1e-5, "input gradient")
+      end)
+    end
+
     for _, opset in ipairs { 11, 13 } do
       it(("agree with NumPy, form by form, at opset %d"):format(opset), function()
         local model = lumen.onnx.load(SEEDS .. ("forms_opset%d.onnx"):format(opset))
