@@ -317,6 +317,12 @@ static int check_post(const char *op, const lm_conv_post *post, int nd, const in
   if (post->has_act && !fusable(post->act))
     return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6 or clip)", op,
                    (unsigned)post->act < LM_ACT_COUNT ? lm_act_names[post->act] : "?");
+  const lm_tensor *sc = post->scale;
+  if (sc && (sc->dtype != LM_F32 || sc->ndim != 1 || sc->shape[0] != yshape[1])) {
+    char s1[96];
+    return lm_fail(err, "%s: scale has shape %s, expected float32 (%lld,) (one per output channel)", op,
+                   lm_shape_str(sc, s1, sizeof s1), (long long)yshape[1]);
+  }
   const lm_tensor *a = post->add;
   if (a && (a->dtype != LM_F32 || a->ndim != nd + 2 || memcmp(a->shape, yshape, (size_t)(nd + 2) * sizeof *yshape))) {
     lm_tensor want = {.ndim = nd + 2};
@@ -356,6 +362,23 @@ int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, l
   return 0;
 }
 
+/* w (O, ...) with row o times scale[o], in a new block (lm_mem_alloc, n floats: the caller frees it); w itself
+ * when scale is NULL. For the portable path, which reads plain weights. */
+static const float *scaled_weights(const lm_tensor *w, const lm_tensor *scale, lm_error *err) {
+  if (!scale) return lm_f32(w);
+  float *ws = lm_mem_alloc((size_t)w->numel * sizeof *ws);
+  if (!ws) return lm_fail_null(err, "conv: out of memory for a %lld-float buffer", (long long)w->numel);
+  const int64_t O = w->shape[0], K = O ? w->numel / O : 0;
+  const float *src = lm_f32(w), *s = lm_f32(scale);
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t k = 0; k < K; k++) ws[o * K + k] = src[o * K + k] * s[o];
+  return ws;
+}
+
+static void scaled_free(const float *ws, const lm_tensor *w) {
+  if (ws != lm_f32(w)) lm_mem_free((void *)ws, (size_t)w->numel * sizeof *ws);
+}
+
 static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
                                const lm_conv_params *p, const lm_conv_post *post, lm_error *err) {
   conv_geom g;
@@ -374,8 +397,10 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
       const float *a = lm_f32(post->add);
       for (int64_t i = 0; i < y->numel; i++) lm_f32(y)[i] += a[i];
     }
-    rc = conv_apply(&g, lm_f32(x), lm_f32(w), lm_f32(y), err) ? -1 : 1;
-    if (post && post->has_act) apply_act(post->act, &post->p, lm_f32(y), y->numel);
+    const float *ws = scaled_weights(w, post ? post->scale : NULL, err);
+    rc = !ws || conv_apply(&g, lm_f32(x), ws, lm_f32(y), err) ? -1 : 1;
+    if (ws) scaled_free(ws, w);
+    if (rc == 1 && post && post->has_act) apply_act(post->act, &post->p, lm_f32(y), y->numel);
   }
   if (rc < 0) {
     lm_tensor_release(y);
@@ -389,31 +414,76 @@ static void clear_if(lm_tensor *t, int overwrite) {
   if (t && overwrite) memset(lm_f32(t), 0, (size_t)t->numel * sizeof(float));
 }
 
-static int conv_backward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy,
-                         const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags,
-                         lm_error *err) {
+/* G (O, C/groups, kh, kw) [+]= d<conv(x, w), gy>/dw, on oneDNN or the portable path. */
+static int weight_grad(const conv_geom *g, const lm_tensor *x, const lm_tensor *gy, float *G, int64_t n, int over,
+                       lm_error *err) {
+  int rc = lm_dnnl_conv_backward_weights(g, lm_f32(x), lm_f32(gy), G, !over, err);
+  if (rc) return rc < 0 ? -1 : 0;
+  if (over) memset(G, 0, (size_t)n * sizeof *G);
+  return conv_wgrad(g, lm_f32(x), lm_f32(gy), G, err);
+}
+
+/* With scaled weights w * s (per output channel o): d/dw = G * s and d/ds[o] = sum of G[o] * w[o], where G is
+ * the gradient the weights w * s would get. */
+static int scaled_weight_grads(const conv_geom *g, const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale,
+                               const lm_tensor *gy, lm_tensor *gw, lm_tensor *gscale, int over, lm_error *err) {
+  const int64_t n = w->numel, O = w->shape[0], K = O ? n / O : 0;
+  float *G = lm_mem_alloc((size_t)n * sizeof *G); // (O, C/groups, kh, kw)
+  if (!G) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
+  int rc = weight_grad(g, x, gy, G, n, 1, err);
+  const float *s = lm_f32(scale), *wv = lm_f32(w);
+  for (int64_t o = 0; rc == 0 && o < O; o++) {
+    const float *Go = G + o * K;
+    if (gscale) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < K; k++) acc += (double)Go[k] * wv[o * K + k];
+      lm_f32(gscale)[o] = (over ? 0.0f : lm_f32(gscale)[o]) + (float)acc;
+    }
+    if (gw) {
+      float *d = lm_f32(gw) + o * K;
+      if (over)
+        for (int64_t k = 0; k < K; k++) d[k] = Go[k] * s[o];
+      else
+        for (int64_t k = 0; k < K; k++) d[k] += Go[k] * s[o];
+    }
+  }
+  lm_mem_free(G, (size_t)n * sizeof *G);
+  return rc;
+}
+
+static int conv_backward(const char *op, int nd, const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale,
+                         const lm_tensor *gy, const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gscale,
+                         lm_tensor *gb, int flags, lm_error *err) {
   conv_geom g;
   if (conv_setup(op, nd, x, w, NULL, p, &g, err)) return -1;
   int64_t yshape[4];
   out_shape(&g, nd, yshape);
-  if (check_grad(op, "grad_output", gy, nd + 2, yshape, err) ||
+  lm_conv_post post = {.scale = scale};
+  if (check_post(op, &post, nd, yshape, err) || check_grad(op, "grad_output", gy, nd + 2, yshape, err) ||
       check_grad(op, "grad_input", gx, x->ndim, x->shape, err) ||
-      check_grad(op, "grad_weight", gw, w->ndim, w->shape, err) || check_grad(op, "grad_bias", gb, 1, &g.O, err))
+      check_grad(op, "grad_weight", gw, w->ndim, w->shape, err) || check_grad(op, "grad_bias", gb, 1, &g.O, err) ||
+      check_grad(op, "grad_scale", gscale, 1, &g.O, err))
     return -1;
+  if (gscale && !scale) return lm_fail(err, "%s: grad_scale asked for without a scale", op);
   const int over = (flags & LM_GRAD_OVERWRITE) != 0;
   clear_if(gb, over);
   if (gb) bias_grad(lm_f32(gy), g.N, g.O, g.win.OH * g.win.OW, lm_f32(gb));
-  if (gw) {
-    int rc = lm_dnnl_conv_backward_weights(&g, lm_f32(x), lm_f32(gy), lm_f32(gw), !over, err);
-    if (rc < 0) return -1;
-    clear_if(rc ? NULL : gw, over);
-    if (!rc && conv_wgrad(&g, lm_f32(x), lm_f32(gy), lm_f32(gw), err)) return -1;
+  if (scale && (gw || gscale)) {
+    if (scaled_weight_grads(&g, x, w, scale, gy, gw, gscale, over, err)) return -1;
+  } else if (gw && weight_grad(&g, x, gy, lm_f32(gw), gw->numel, over, err)) {
+    return -1;
   }
   if (gx) {
-    int rc = lm_dnnl_conv_backward_data(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), !over, err);
+    int rc = lm_dnnl_conv_backward_data(&g, lm_f32(gy), lm_f32(w), scale ? lm_f32(scale) : NULL, lm_f32(gx), !over,
+                                        err);
     if (rc < 0) return -1;
     clear_if(rc ? NULL : gx, over);
-    if (!rc && conv_adjoint(&g, lm_f32(gy), lm_f32(w), lm_f32(gx), err)) return -1;
+    if (!rc) {
+      const float *ws = scaled_weights(w, scale, err);
+      rc = !ws || conv_adjoint(&g, lm_f32(gy), ws, lm_f32(gx), err) ? -1 : 0;
+      if (ws) scaled_free(ws, w);
+      if (rc) return -1;
+    }
   }
   return 0;
 }
@@ -430,12 +500,18 @@ lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const 
 
 int lm_conv2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
-  return conv_backward("conv2d", 2, x, w, gy, p, gx, gw, gb, 0, err);
+  return conv_backward("conv2d", 2, x, w, NULL, gy, p, gx, gw, NULL, gb, 0, err);
 }
 
 int lm_conv2d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                           lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err) {
-  return conv_backward("conv2d", 2, x, w, gy, p, gx, gw, gb, flags, err);
+  return conv_backward("conv2d", 2, x, w, NULL, gy, p, gx, gw, NULL, gb, flags, err);
+}
+
+int lm_conv2d_backward_scaled(const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale, const lm_tensor *gy,
+                              const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gscale,
+                              lm_tensor *gb, int flags, lm_error *err) {
+  return conv_backward("conv2d", 2, x, w, scale, gy, p, gx, gw, gscale, gb, flags, err);
 }
 
 lm_tensor *lm_conv1d_forward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b, const lm_conv_params *p,
@@ -443,14 +519,25 @@ lm_tensor *lm_conv1d_forward(const lm_tensor *x, const lm_tensor *w, const lm_te
   return conv_forward("conv1d", 1, x, w, b, p, NULL, err);
 }
 
+lm_tensor *lm_conv1d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
+                                  const lm_conv_params *p, const lm_conv_post *post, lm_error *err) {
+  return conv_forward("conv1d", 1, x, w, b, p, post, err);
+}
+
 int lm_conv1d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                        lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, lm_error *err) {
-  return conv_backward("conv1d", 1, x, w, gy, p, gx, gw, gb, 0, err);
+  return conv_backward("conv1d", 1, x, w, NULL, gy, p, gx, gw, NULL, gb, 0, err);
 }
 
 int lm_conv1d_backward_ex(const lm_tensor *x, const lm_tensor *w, const lm_tensor *gy, const lm_conv_params *p,
                           lm_tensor *gx, lm_tensor *gw, lm_tensor *gb, int flags, lm_error *err) {
-  return conv_backward("conv1d", 1, x, w, gy, p, gx, gw, gb, flags, err);
+  return conv_backward("conv1d", 1, x, w, NULL, gy, p, gx, gw, NULL, gb, flags, err);
+}
+
+int lm_conv1d_backward_scaled(const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale, const lm_tensor *gy,
+                              const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gscale,
+                              lm_tensor *gb, int flags, lm_error *err) {
+  return conv_backward("conv1d", 1, x, w, scale, gy, p, gx, gw, gscale, gb, flags, err);
 }
 
 /* ---- conv_transpose2d: the adjoint of conv2d from an (OH', OW') plane onto the (H, W) input ---- */
@@ -501,7 +588,7 @@ lm_tensor *lm_conv_transpose2d_forward(const lm_tensor *x, const lm_tensor *w, c
   lm_tensor *y = lm_tensor_empty(LM_F32, 4, shape, err); // (N, O, H', W')
   if (!y) return NULL;
   const int64_t P = g.win.H * g.win.W;
-  int rc = lm_dnnl_conv_backward_data(&g, lm_f32(x), lm_f32(w), lm_f32(y), 0, err);
+  int rc = lm_dnnl_conv_backward_data(&g, lm_f32(x), lm_f32(w), NULL, lm_f32(y), 0, err);
   if (rc == 1 && b) {
     for (int64_t n = 0; n < g.N; n++)
       for (int64_t c = 0; c < g.C; c++) {

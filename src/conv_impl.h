@@ -12,14 +12,15 @@ typedef struct conv_geom {
 
 /* Each returns 1 when oneDNN did the work, 0 when it declined (not built in, switched off by
  * LUMEN_CONV=im2col, or no primitive for this shape: the caller uses im2col + sgemm), -1 on error
- * (err set). `add` = 1 adds into the output (lumen's backward convention), 0 overwrites it.
+ * (err set). `add` = 1 adds into the output (lumen's backward convention), 0 overwrites it. scale (O)
+ * (post->scale forward), when not NULL, scales w per output channel as it is read.
  *   forward:          y (N, O, OH, OW) [+]= act(conv(x, w) + b [+ post->add])
  *   backward_data:    gx (N, C, H, W) [+]= conv^T(gy, w)
  *   backward_weights: gw (O, C/groups, kh, kw) [+]= d<conv(x, w), gy>/dw */
 int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
                          const lm_conv_post *post, float *y, int add, lm_error *err);
-int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
-                               lm_error *err);
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
+                               int add, lm_error *err);
 int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
                                   lm_error *err);
 /* "onednn" or "im2col": what lm_dnnl_conv_* do now. */

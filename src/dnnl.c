@@ -66,8 +66,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
                          const lm_conv_post *post, float *y, int add, lm_error *err) {
   return backend_get(err) < 0 ? -1 : 0;
 }
-int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
-                               lm_error *err) {
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
+                               int add, lm_error *err) {
   return backend_get(err) < 0 ? -1 : 0;
 }
 int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
@@ -89,7 +89,7 @@ enum { PLANS = 128 };
 /* Everything a plan depends on; compared with memcmp, so always built from a zeroed struct. */
 typedef struct plan_key {
   int64_t N, C, O, G, H, W, kh, kw, OH, OW, sh, sw, pt, pl, pb, pr, dh, dw;
-  int kind, bias, sum, act, plain, threads;
+  int kind, bias, sum, act, plain, threads, wscale;
   float a, b;
 } plan_key;
 
@@ -98,9 +98,11 @@ typedef struct plan {
   dnnl_primitive_t prim;
   dnnl_memory_desc_t umd[3], imd[3]; /* user (plain) and the primitive's own layouts */
   dnnl_primitive_t reorder[3];       /* inputs: user -> own; the output: own -> user; NULL when equal */
+                                     /* with k.wscale, the weights' reorder scales each output channel (its
+                                        runtime output scales), also between equal layouts */
   dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
   size_t ibytes[3], scratch_bytes;
-  dnnl_memory_t umem[3], imem[3], bmem, smem;
+  dnnl_memory_t umem[3], imem[3], bmem, smem, scale_mem;
   uint64_t used;
 } plan;
 
@@ -109,6 +111,24 @@ static dnnl_stream_t stream;
 static plan *plans[PLANS];
 static uint64_t clock_now = 0;
 static int n_threads = 0;
+
+/* The blocked copies and the scratchpad of one run live in one arena, a block kept between runs and grown to
+ * the largest run so far: the transients of a whole network take the memory of its largest layer, not one
+ * block per size class of every layer's buffers (a ResNet-18 saliency: about 12 MiB instead of 30). Runs never
+ * nest. lm_dnnl_release frees it. */
+static void *arena = NULL;
+static size_t arena_bytes = 0;
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static char *arena_get(size_t n) {
+  if (n > arena_bytes) {
+    lm_mem_free(arena, arena_bytes);
+    arena = lm_mem_alloc(n);
+    arena_bytes = arena ? n : 0;
+  }
+  return arena;
+}
 
 static int ok(dnnl_status_t s) { return s == dnnl_success; }
 
@@ -136,6 +156,7 @@ static void plan_free(plan *p) {
   dnnl_primitive_destroy(p->dst_in);
   dnnl_memory_destroy(p->bmem);
   dnnl_memory_destroy(p->smem);
+  dnnl_memory_destroy(p->scale_mem);
   free(p);
 }
 
@@ -144,12 +165,29 @@ void lm_dnnl_release(void) {
     plan_free(plans[i]);
     plans[i] = NULL;
   }
+  lm_mem_free(arena, arena_bytes);
+  arena = NULL;
+  arena_bytes = 0;
 }
 
-static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+/* A reorder from -> to; with scale_mask, it multiplies by runtime output scales along the dimensions of the
+ * mask (the weights' output channels). */
+static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                        int scale_mask) {
   dnnl_primitive_desc_t pd;
-  if (!ok(dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL))) return 0;
-  int good = ok(dnnl_primitive_create(r, pd));
+  dnnl_primitive_attr_t attr = NULL;
+  if (scale_mask) {
+    const float runtime = DNNL_RUNTIME_F32_VAL;
+    if (!ok(dnnl_primitive_attr_create(&attr)) ||
+        !ok(dnnl_primitive_attr_set_output_scales(attr, 1, scale_mask, &runtime))) {
+      dnnl_primitive_attr_destroy(attr);
+      return 0;
+    }
+  }
+  int good = ok(dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, attr));
+  dnnl_primitive_attr_destroy(attr);
+  if (!good) return 0;
+  good = ok(dnnl_primitive_create(r, pd));
   dnnl_primitive_desc_destroy(pd);
   return good;
 }
@@ -241,13 +279,20 @@ static plan *plan_make(const plan_key *k) {
   static const int is_out[3][3] = {{0, 0, 1}, {1, 0, 0}, {0, 1, 0}};
   for (int i = 0; good && i < 3; i++) {
     good = ok(dnnl_memory_create(&p->umem[i], &p->umd[i], engine, DNNL_MEMORY_NONE));
-    if (good && !dnnl_memory_desc_equal(&p->imd[i], &p->umd[i])) {
+    int scaled = k->wscale && i == WEI; /* reordered (and scaled) even into the same layout */
+    if (good && (scaled || !dnnl_memory_desc_equal(&p->imd[i], &p->umd[i]))) {
       p->ibytes[i] = dnnl_memory_desc_get_size(&p->imd[i]);
       good = ok(dnnl_memory_create(&p->imem[i], &p->imd[i], engine, DNNL_MEMORY_NONE)) &&
-             (is_out[k->kind][i] ? make_reorder(&p->reorder[i], &p->imd[i], &p->umd[i])
-                                 : make_reorder(&p->reorder[i], &p->umd[i], &p->imd[i]));
-      if (good && k->sum && i == DST) good = make_reorder(&p->dst_in, &p->umd[DST], &p->imd[DST]);
+             (is_out[k->kind][i] ? make_reorder(&p->reorder[i], &p->imd[i], &p->umd[i], 0)
+                                 : make_reorder(&p->reorder[i], &p->umd[i], &p->imd[i], scaled ? (k->G > 1 ? 3 : 1) : 0));
+      if (good && k->sum && i == DST) good = make_reorder(&p->dst_in, &p->umd[DST], &p->imd[DST], 0);
     }
+  }
+  if (good && k->wscale) {
+    dnnl_memory_desc_t smd;
+    dnnl_dims_t sd = {k->O};
+    good = ok(dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_f32, dnnl_x)) &&
+           ok(dnnl_memory_create(&p->scale_mem, &smd, engine, DNNL_MEMORY_NONE));
   }
   if (!good) {
     plan_free(p);
@@ -281,31 +326,39 @@ static int exec2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
 }
 
 /* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
- * slot is written. With p->k.sum the output slot's current content is added (FWD only). */
-static int plan_run(plan *p, float *u[3], const float *b, lm_error *err) {
+ * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
+ * weights are scaled by `scale` (O) as they are reordered. */
+static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm_error *err) {
   static const int args[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
                                  {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
                                  {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
   static const int out[3] = {DST, SRC, WEI};
   const int kind = p->k.kind, o = out[kind];
-  void *buf[3] = {NULL, NULL, NULL}, *scratch = NULL;
-  int good = 1;
+  void *scratch = NULL;
+  size_t need = round64(p->scratch_bytes);
+  for (int i = 0; i < 3; i++) need += p->reorder[i] ? round64(p->ibytes[i]) : 0;
+  char *mem = need ? arena_get(need) : NULL;
+  int good = !need || mem;
   dnnl_memory_t use[3];
   for (int i = 0; i < 3; i++) {
     good = good && ok(dnnl_memory_set_data_handle(p->umem[i], u[i]));
     use[i] = p->umem[i];
     if (good && p->reorder[i]) {
-      buf[i] = lm_mem_alloc(p->ibytes[i]);
-      good = buf[i] && ok(dnnl_memory_set_data_handle(p->imem[i], buf[i]));
+      good = ok(dnnl_memory_set_data_handle(p->imem[i], mem));
+      mem += round64(p->ibytes[i]);
       use[i] = p->imem[i];
-      if (good && i != o) good = exec2(p->reorder[i], p->umem[i], p->imem[i]);
+      if (good && i != o && i == WEI && p->k.wscale) {
+        good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale));
+        dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, p->umem[i]}, {DNNL_ARG_TO, p->imem[i]},
+                                {DNNL_ARG_ATTR_OUTPUT_SCALES, p->scale_mem}};
+        good = good && ok(dnnl_primitive_execute(p->reorder[i], stream, 3, a));
+      } else if (good && i != o) {
+        good = exec2(p->reorder[i], p->umem[i], p->imem[i]);
+      }
       if (good && i == o && p->k.sum) good = exec2(p->dst_in, p->umem[i], p->imem[i]);
     }
   }
-  if (good && p->scratch_bytes) {
-    scratch = lm_mem_alloc(p->scratch_bytes);
-    good = scratch != NULL;
-  }
+  if (good && p->scratch_bytes) scratch = mem;
   if (good) good = ok(dnnl_memory_set_data_handle(p->smem, scratch));
   if (good) {
     dnnl_exec_arg_t a[5] = {{args[kind][0], use[SRC]}, {args[kind][1], use[WEI]}, {args[kind][2], use[DST]},
@@ -320,8 +373,6 @@ static int plan_run(plan *p, float *u[3], const float *b, lm_error *err) {
   if (good && p->reorder[o]) good = exec2(p->reorder[o], p->imem[o], p->umem[o]);
   if (good) good = ok(dnnl_stream_wait(stream));
   runs += good;
-  for (int i = 0; i < 3; i++) lm_mem_free(buf[i], p->ibytes[i]);
-  lm_mem_free(scratch, p->scratch_bytes);
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
 
@@ -360,11 +411,11 @@ static void add_into(float *dst, const float *src, int64_t n) {
 }
 
 /* Runs kind with the output into a temporary plain buffer and adds it into out (n floats). */
-static int run_added(plan *p, float *u[3], int o, int64_t n, lm_error *err) {
+static int run_added(plan *p, float *u[3], int o, int64_t n, const float *scale, lm_error *err) {
   float *user = u[o], *tmp = lm_mem_alloc((size_t)n * sizeof *tmp);
   if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
   u[o] = tmp;
-  int rc = plan_run(p, u, NULL, err);
+  int rc = plan_run(p, u, NULL, scale, err);
   if (rc == 1) add_into(user, tmp, n);
   lm_mem_free(tmp, (size_t)n * sizeof *tmp);
   return rc;
@@ -378,6 +429,7 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   k.bias = b != NULL;
   const float *extra = post && post->add ? lm_f32(post->add) : NULL;
   k.sum = add || extra;
+  k.wscale = post && post->scale;
   if (post && post->has_act) {
     k.act = post->act;
     k.a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
@@ -392,19 +444,20 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   else if (extra && extra != y)
     memcpy(y, extra, (size_t)ny * sizeof *y);
   float *u[3] = {(float *)x, (float *)w, y};
-  return plan_run(p, u, b, err);
+  return plan_run(p, u, b, k.wscale ? lm_f32(post->scale) : NULL, err);
 }
 
-int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, float *gx, int add,
-                               lm_error *err) {
+int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
+                               int add, lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
   plan_key k = key_of(g, BWD_DATA);
+  k.wscale = scale != NULL;
   plan *p = plan_get(&k);
   if (!p) return 0;
   float *u[3] = {gx, (float *)w, (float *)gy};
-  if (add) return run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, err);
-  return plan_run(p, u, NULL, err);
+  if (add) return run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err);
+  return plan_run(p, u, NULL, scale, err);
 }
 
 int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
@@ -415,8 +468,8 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
   plan *p = plan_get(&k);
   if (!p) return 0;
   float *u[3] = {(float *)x, gw, (float *)gy};
-  if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, err);
-  return plan_run(p, u, NULL, err);
+  if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, NULL, err);
+  return plan_run(p, u, NULL, NULL, err);
 }
 
 #endif

@@ -78,10 +78,23 @@ typedef struct lm_conv_post {
   int has_act;
   lm_act_op act;
   lm_act_params p;
-  const lm_tensor *add; /* NULL, or float32 shaped like the output */
+  const lm_tensor *add;   /* NULL, or float32 shaped like the output */
+  const lm_tensor *scale; /* NULL, or float32 (O): the weights scaled per output channel, w[o] * scale[o],
+                             as the convolution reads them (a folded BatchNorm: scale = gamma / sqrt(var + eps)),
+                             with no scaled copy of w kept anywhere */
 } lm_conv_post;
 lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
                                   const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
+lm_tensor *lm_conv1d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
+                                  const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
+/* The backward of a convolution with scaled weights (post->scale above; scale NULL: the plain one): gx
+ * through w * scale; gw = d/dw, gscale (O) = d/dscale (each NULL when not wanted). flags as below. */
+int lm_conv2d_backward_scaled(const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale, const lm_tensor *gy,
+                              const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gscale,
+                              lm_tensor *gb, int flags, lm_error *err);
+int lm_conv1d_backward_scaled(const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale, const lm_tensor *gy,
+                              const lm_conv_params *p, lm_tensor *gx, lm_tensor *gw, lm_tensor *gscale,
+                              lm_tensor *gb, int flags, lm_error *err);
 /* x = act(x) in place, for the same four activations (p NULL: PyTorch's defaults). The caller makes sure
  * nothing else needs x's old values (lua/lumen/ops_act.lua: only outside the tape). */
 int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err);

@@ -5,9 +5,10 @@
  *   conv:  {stride = {sh, sw}, padding = {top, left, bottom, right}, dilation = {dh, dw}, groups = g,
  *           output_padding = {oh, ow}}         -- 1-D: stride = s, padding = {left, right}, dilation = d
  *   pools: {kernel_size = {kh, kw}, stride =, padding =, dilation =, ceil_mode =, count_include_pad =}
- * conv2d also takes fused post-ops (lm_conv2d_forward_post): activation = "relu" | "leaky_relu" | "relu6" |
- * "clip" with alpha (slope, or the lower bound) and beta (the upper bound), and add = a tensor shaped like
- * the output, added before the activation. No autograd for those here.
+ * conv2d and conv1d also take fused post-ops (lm_conv2d_forward_post): activation = "relu" | "leaky_relu" |
+ * "relu6" | "clip" with alpha (slope, or the lower bound) and beta (the upper bound), add = a tensor shaped
+ * like the output, added before the activation, and scale = (O) the weights are multiplied by per output
+ * channel (a folded BatchNorm; their backward takes it too). No autograd for those here.
  * Backward functions take booleans saying which gradients to compute and return them (nil where not asked),
  * written into fresh uninitialised tensors (LM_GRAD_OVERWRITE).
  * Switches (max-pool indices) and ids are 1-based here, 0-based in C. */
@@ -143,19 +144,27 @@ static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
   lua_getfield(L, idx, "add");
   if (!lua_isnil(L, -1)) post->add = lmL_check_f32(L, -1);
   lua_pop(L, 1);
-  return post->has_act || post->add;
+  lua_getfield(L, idx, "scale");
+  if (!lua_isnil(L, -1)) post->scale = lmL_check_f32(L, -1);
+  lua_pop(L, 1);
+  return post->has_act || post->add || post->scale;
 }
 
-/* conv2d(x, w, b|nil, opts) -> y, with the fused post-ops when opts asks for them */
-static int l_conv2d(lua_State *L) {
+typedef lm_tensor *(*conv_post_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *,
+                                   const lm_conv_post *, lm_error *);
+
+/* conv2d / conv1d(x, w, b|nil, opts) -> y, with the fused post-ops (and scaled weights) opts asks for */
+static int conv_forward_post(lua_State *L, int nd, conv_post_fn f) {
   lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *b = lmL_opt(L, 3);
-  lm_conv_params p = check_conv_params(L, 4, 2);
+  lm_conv_params p = check_conv_params(L, 4, nd);
   lm_conv_post post;
   int fused = check_conv_post(L, 4, &post);
   lm_error err = {0};
-  lmL_push(L, lm_conv2d_forward_post(x, w, b, &p, fused ? &post : NULL, &err), &err);
+  lmL_push(L, f(x, w, b, &p, fused ? &post : NULL, &err), &err);
   return 1;
 }
+
+static int l_conv2d(lua_State *L) { return conv_forward_post(L, 2, lm_conv2d_forward_post); }
 
 /* f(x, w, gy, opts, want_x, want_w, want_b) -> gx, gw, gb. The bias has w.shape[1] * groups entries for
  * a transposed conv, w.shape[0] otherwise (the kernel checks w's rank). */
@@ -172,9 +181,31 @@ static int conv_backward(lua_State *L, int nd, conv_bwd_fn f, int transposed) {
   return 3;
 }
 
-static int l_conv2d_backward(lua_State *L) { return conv_backward(L, 2, lm_conv2d_backward_ex, 0); }
-static int l_conv1d(lua_State *L) { return conv_forward(L, 1, lm_conv1d_forward); }
-static int l_conv1d_backward(lua_State *L) { return conv_backward(L, 1, lm_conv1d_backward_ex, 0); }
+typedef int (*conv_bwd_scaled_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_tensor *,
+                                  const lm_conv_params *, lm_tensor *, lm_tensor *, lm_tensor *, lm_tensor *, int,
+                                  lm_error *);
+
+/* f(x, w, gy, opts, want_x, want_w, want_b [, scale, want_scale]) -> gx, gw, gb, gscale: the backward of a
+ * convolution whose weights are scaled per output channel (opts.scale of the forward) when scale is given. */
+static int conv_backward_scaled(lua_State *L, int nd, conv_bwd_scaled_fn f) {
+  lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *gy = lmL_check_f32(L, 3);
+  lm_conv_params p = check_conv_params(L, 4, nd);
+  lm_tensor *scale = lua_isnoneornil(L, 8) ? NULL : lmL_check_f32(L, 8);
+  int64_t nb = w->shape[0];
+  int want_x = lua_toboolean(L, 5), want_w = lua_toboolean(L, 6), want_b = lua_toboolean(L, 7);
+  int want_s = scale && lua_toboolean(L, 9);
+  lm_tensor *gx = push_grad_empty(L, want_x, x->ndim, x->shape);
+  lm_tensor *gw = push_grad_empty(L, want_w, w->ndim, w->shape);
+  lm_tensor *gb = push_grad_empty(L, want_b, 1, &nb);
+  lm_tensor *gs = push_grad_empty(L, want_s, 1, &nb);
+  lm_error err = {0};
+  if (f(x, w, scale, gy, &p, gx, gw, gs, gb, LM_GRAD_OVERWRITE, &err)) return lmL_raise(L, &err);
+  return 4;
+}
+
+static int l_conv2d_backward(lua_State *L) { return conv_backward_scaled(L, 2, lm_conv2d_backward_scaled); }
+static int l_conv1d(lua_State *L) { return conv_forward_post(L, 1, lm_conv1d_forward_post); }
+static int l_conv1d_backward(lua_State *L) { return conv_backward_scaled(L, 1, lm_conv1d_backward_scaled); }
 static int l_conv_transpose2d(lua_State *L) { return conv_forward(L, 2, lm_conv_transpose2d_forward); }
 static int l_conv_transpose2d_backward(lua_State *L) {
   return conv_backward(L, 2, lm_conv_transpose2d_backward_ex, 1);

@@ -87,6 +87,19 @@ static int s_live_bytes(lua_State *L) { /* bytes of tensor storage alive */
   return 1;
 }
 
+/* cache_bytes() -> bytes kept for reuse by the block cache; cache_release() gives them back to the system
+ * (oneDNN's plans and the convolution workspace stay: release_caches drops those too). */
+static int s_cache_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lm_cache_bytes());
+  return 1;
+}
+
+static int s_cache_release(lua_State *L) {
+  (void)L;
+  lm_cache_release();
+  return 0;
+}
+
 static int s_set_threads(lua_State *L) {
   lm_set_threads((int)luaL_checkinteger(L, 1));
   return 0;
@@ -343,7 +356,8 @@ static int s_tensor_cap(lua_State *L) {
 static const luaL_Reg fns[] = {{"blas_core", s_blas_core}, {"limits", s_limits}, {"limit_check", s_limit_check},
                                {"tensor_cap", s_tensor_cap}, {"exe_path", s_exe_path},{"now", s_now},       {"isatty", s_isatty},   {"mkdir_p", s_mkdir_p},
                                {"exists", s_exists}, {"sha256", s_sha256},   {"sha256_file", s_sha256_file},
-                               {"live_bytes", s_live_bytes}, {"set_threads", s_set_threads}, {"get_threads", s_get_threads},
+                               {"live_bytes", s_live_bytes}, {"cache_bytes", s_cache_bytes}, {"cache_release", s_cache_release},
+                               {"set_threads", s_set_threads}, {"get_threads", s_get_threads},
                                {"lstat", s_lstat}, {"stat", s_stat}, {"listdir", s_listdir}, {"getcwd", s_getcwd},
                                {"realpath", s_realpath}, {"mkdtemp", s_mkdtemp}, {"build", s_build},
                                {NULL, NULL}};

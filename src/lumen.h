@@ -123,6 +123,9 @@ lm_tensor *lm_tensor_empty(lm_dtype dtype, int ndim, const int64_t *shape, lm_er
 lm_tensor *lm_tensor_like(const lm_tensor *t, lm_error *err);          /* zeroed, same dtype and shape */
 lm_tensor *lm_tensor_clone(const lm_tensor *t, lm_error *err);
 lm_tensor *lm_tensor_from_data(lm_dtype dtype, int ndim, const int64_t *shape, const void *data, lm_error *err);
+/* A tensor whose storage is `data`, a block from lm_mem_alloc of exactly numel * element-size bytes (at
+ * least 1): the tensor owns it from then on. On failure (NULL) the caller still owns data. */
+lm_tensor *lm_tensor_adopt(lm_dtype dtype, int ndim, const int64_t *shape, void *data, lm_error *err);
 /* A view sharing storage with t; numel must match. */
 lm_tensor *lm_tensor_view(lm_tensor *t, int ndim, const int64_t *shape, lm_error *err);
 /* Rows [start, start+len) of dimension 0, as a view sharing storage. */

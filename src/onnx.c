@@ -103,7 +103,167 @@ static const char *dims_str(const int64_t *dims, size_t n, char *buf, size_t siz
   return buf;
 }
 
-static lm_tensor *raw_tensor(const Onnx__TensorProto *tp, int t, lm_error *err) {
+/* ---- unpacking on an allocator held to model_bytes ---- */
+
+/* Blocks of BIG bytes and more (the weights' raw_data) come from lumen's block cache (lm_mem_alloc) and are
+ * remembered in a small hash set with their sizes: an initializer's float32 or int64 raw_data then becomes
+ * its tensor's storage as it is (lm_tensor_adopt), with no copy, and the file's bytes are freed as soon as
+ * the message is unpacked, so a model's weights are resident once, not three times. Smaller blocks go to
+ * malloc, with their size in front. */
+enum { HEAD = 16, BIG = 64 << 10 };
+
+typedef struct {
+  ProtobufCAllocator a;
+  uint64_t used, cap;
+  int refused;         /* set when an allocation would pass cap */
+  void **big;          /* open addressing: NULL empty, GONE removed */
+  size_t *big_size;
+  size_t big_cap, big_n, big_used; /* slots (a power of two), live entries, live + removed */
+} capped_alloc;
+
+static char gone_slot;
+#define GONE ((void *)&gone_slot)
+
+static size_t slot_of(const capped_alloc *c, const void *p) {
+  uintptr_t h = (uintptr_t)p >> 6;
+  h *= (uintptr_t)0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 7) & (c->big_cap - 1);
+}
+
+/* The slot holding p, or (size_t)-1. */
+static size_t big_find(const capped_alloc *c, const void *p) {
+  if (!c->big_cap) return (size_t)-1;
+  for (size_t i = slot_of(c, p);; i = (i + 1) & (c->big_cap - 1)) {
+    if (c->big[i] == p) return i;
+    if (!c->big[i]) return (size_t)-1;
+  }
+}
+
+static int big_add(capped_alloc *c, void *p, size_t n) {
+  if (2 * (c->big_used + 1) > c->big_cap) { /* grow (or clear out removed slots) */
+    size_t cap = c->big_cap ? c->big_cap : 64;
+    while (2 * (c->big_n + 1) > cap / 2) cap *= 2;
+    void **old = c->big;
+    size_t *old_size = c->big_size, old_cap = c->big_cap;
+    c->big = calloc(cap, sizeof *c->big);
+    c->big_size = calloc(cap, sizeof *c->big_size);
+    if (!c->big || !c->big_size) {
+      free(c->big);
+      free(c->big_size);
+      c->big = old, c->big_size = old_size;
+      return -1;
+    }
+    c->big_cap = cap;
+    c->big_used = c->big_n;
+    for (size_t i = 0; i < old_cap; i++)
+      if (old[i] && old[i] != GONE) {
+        size_t j = slot_of(c, old[i]);
+        while (c->big[j]) j = (j + 1) & (cap - 1);
+        c->big[j] = old[i], c->big_size[j] = old_size[i];
+      }
+    free(old);
+    free(old_size);
+  }
+  size_t j = slot_of(c, p);
+  while (c->big[j] && c->big[j] != GONE) j = (j + 1) & (c->big_cap - 1);
+  if (!c->big[j]) c->big_used++;
+  c->big[j] = p, c->big_size[j] = n;
+  c->big_n++;
+  return 0;
+}
+
+/* Forgets big block p (its owner now frees it); returns its size. */
+static size_t big_take(capped_alloc *c, size_t slot) {
+  size_t n = c->big_size[slot];
+  c->big[slot] = GONE;
+  c->big_n--;
+  c->used -= n;
+  return n;
+}
+
+static void *capped_malloc(void *data, size_t size) {
+  capped_alloc *c = data;
+  if (size > c->cap - c->used || size > SIZE_MAX - HEAD) {
+    c->refused = 1;
+    return NULL;
+  }
+  if (size >= BIG) {
+    void *p = lm_mem_alloc(size);
+    if (!p) return NULL;
+    if (big_add(c, p, size)) {
+      lm_mem_free(p, size);
+      return NULL;
+    }
+    c->used += size;
+    return p;
+  }
+  size_t *p = malloc(size + HEAD); /* the size, then the block (16 keeps the alignment) */
+  if (!p) return NULL;
+  *p = size;
+  c->used += size;
+  return (char *)p + HEAD;
+}
+
+static void capped_free(void *data, void *ptr) {
+  capped_alloc *c = data;
+  if (!ptr) return;
+  size_t slot = big_find(c, ptr);
+  if (slot != (size_t)-1) {
+    lm_mem_free(ptr, big_take(c, slot));
+    return;
+  }
+  size_t *p = (size_t *)((char *)ptr - HEAD);
+  c->used -= *p;
+  free(p);
+}
+
+/* The unpacked message and its allocator, freed together (lm_onnx_model.pb). */
+typedef struct {
+  capped_alloc alloc;
+  Onnx__ModelProto *mp;
+} pb_box;
+
+static void pb_box_free(pb_box *box) {
+  if (!box) return;
+  if (box->mp) onnx__model_proto__free_unpacked(box->mp, &box->alloc.a);
+  free(box->alloc.big);
+  free(box->alloc.big_size);
+  free(box);
+}
+
+/* A tensor that takes over tp's raw_data block as its storage (float32 and int64 raw data of a big block,
+ * on a little-endian machine: the bytes are the tensor's own), or NULL (then copy). */
+static lm_tensor *adopt_raw(capped_alloc *c, Onnx__TensorProto *tp, int t, lm_error *err) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (!c || (t != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t != ONNX__TENSOR_PROTO__DATA_TYPE__INT64)) return NULL;
+  size_t slot = big_find(c, tp->raw_data.data);
+  if (slot == (size_t)-1 || c->big_size[slot] != tp->raw_data.len) return NULL;
+  lm_dtype dt = t == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? LM_F32 : LM_I64;
+  lm_tensor *r = lm_tensor_adopt(dt, (int)tp->n_dims, tp->dims, tp->raw_data.data, err);
+  if (!r) return NULL;
+  big_take(c, slot);
+  tp->raw_data.data = NULL;
+  tp->raw_data.len = 0;
+  tp->has_raw_data = 0;
+  return r;
+#else
+  (void)c, (void)tp, (void)t, (void)err;
+  return NULL;
+#endif
+}
+
+/* Frees tp's raw_data (its tensor is made: the bytes are not needed again). */
+static void drop_raw_data(capped_alloc *c, Onnx__TensorProto *tp) {
+  if (!c || !tp->has_raw_data || !tp->raw_data.data) return;
+  capped_free(c, tp->raw_data.data);
+  tp->raw_data.data = NULL;
+  tp->raw_data.len = 0;
+  tp->has_raw_data = 0;
+}
+
+static lm_tensor *raw_tensor(const Onnx__TensorProto *tp, int t, capped_alloc *own, lm_error *err) {
+  lm_tensor *adopted = adopt_raw(own, (Onnx__TensorProto *)tp, t, err);
+  if (adopted) return adopted;
   lm_raw_type rt;
   if (shared_raw_type(t, &rt)) return lm_tensor_from_raw(rt, (int)tp->n_dims, tp->dims, tp->raw_data.data, err);
   lm_tensor *r = lm_tensor_empty(LM_I64, (int)tp->n_dims, tp->dims, err);
@@ -125,7 +285,7 @@ static lm_tensor *typed_tensor(const Onnx__TensorProto *tp, int t, lm_error *err
 /* A lumen tensor from a TensorProto. `what` names it in messages ("initializer 'fc.weight'");
  * *decoded counts the bytes of the model's tensors so far, held to model_bytes. */
 static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *file, const char *what, int64_t *decoded,
-                                    lm_error *err) {
+                                    capped_alloc *own, lm_error *err) {
   if ((tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
       tp->n_external_data > 0)
     return lm_fail_null(err, "%s: %s keeps its data in an external file, which lumen does not read "
@@ -157,7 +317,7 @@ static lm_tensor *tensor_from_proto(const Onnx__TensorProto *tp, const char *fil
   if (!tp->has_raw_data && typed_count(tp, t) != (size_t)numel)
     return lm_fail_null(err, "%s: %s has %zu values, but shape %s needs %lld", file, what, typed_count(tp, t),
                         dims_str(tp->dims, tp->n_dims, shp, sizeof shp), (long long)numel);
-  lm_tensor *r = tp->has_raw_data ? raw_tensor(tp, t, &e) : typed_tensor(tp, t, &e);
+  lm_tensor *r = tp->has_raw_data ? raw_tensor(tp, t, own, &e) : typed_tensor(tp, t, &e);
   if (!r) return lm_fail_null(err, "%s: %s: %s", file, what, e.msg);
   return r;
 }
@@ -221,7 +381,7 @@ static int attr_from_proto(const Onnx__AttributeProto *a, lm_onnx_attr *out, con
     if (!a->t) return lm_fail(err, "%s: node '%s': tensor attribute '%s' holds no tensor", file, node, a->name);
     char what[300];
     snprintf(what, sizeof what, "attribute '%s' of node '%s'", a->name, node);
-    out->t = tensor_from_proto(a->t, file, what, decoded, err);
+    out->t = tensor_from_proto(a->t, file, what, decoded, NULL, err);
     if (!out->t) return -1;
   }
   return 0;
@@ -302,11 +462,13 @@ static int fill_model(lm_onnx_model *m, const Onnx__ModelProto *mp, lm_error *er
     char what[300];
     snprintf(what, sizeof what, "initializer '%s'", tp->name);
     m->inits[i].name = names[i] = tp->name;
-    m->inits[i].t = tensor_from_proto(tp, file, what, &decoded, err);
+    capped_alloc *own = m->pb ? &((pb_box *)m->pb)->alloc : NULL;
+    m->inits[i].t = tensor_from_proto(tp, file, what, &decoded, own, err);
     if (!m->inits[i].t) {
       free(names);
       return -1;
     }
+    drop_raw_data(own, (Onnx__TensorProto *)tp); /* when it was copied */
     m->n_inits = (int)i + 1;
   }
   if (g->n_initializer > 1) qsort(names, g->n_initializer, sizeof *names, cmp_names);
@@ -463,47 +625,22 @@ static int scan_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p
   return 0;
 }
 
-/* ---- unpacking on an allocator held to model_bytes ---- */
 
-typedef struct {
-  ProtobufCAllocator a;
-  uint64_t used, cap;
-  int refused; /* set when an allocation would pass cap */
-} capped_alloc;
-
-static void *capped_malloc(void *data, size_t size) {
-  capped_alloc *c = data;
-  if (size > c->cap - c->used || size > SIZE_MAX - 16) {
-    c->refused = 1;
-    return NULL;
-  }
-  size_t *p = malloc(size + 16); /* the size, then the block (16 keeps the alignment) */
-  if (!p) return NULL;
-  *p = size;
-  c->used += size;
-  return (char *)p + 16;
-}
-
-static void capped_free(void *data, void *ptr) {
-  capped_alloc *c = data;
-  if (!ptr) return;
-  size_t *p = (size_t *)((char *)ptr - 16);
-  c->used -= *p;
-  free(p);
-}
-
-/* The unpacked message and its allocator, freed together (lm_onnx_model.pb). */
-typedef struct {
-  capped_alloc alloc;
-  Onnx__ModelProto *mp;
-} pb_box;
-
-lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name, lm_error *err) {
+/* lm_onnx_parse; with `own`, bytes is freed here (at the latest), as soon as the unpacked message has
+ * copied what it needs: a model's weights are then never resident three times over. */
+static lm_onnx_model *parse(uint8_t *bytes, size_t len, const char *name, int own, lm_error *err) {
+  lm_onnx_model *m = NULL;
   name = name ? name : "model.onnx";
-  if (len == 0) return lm_fail_null(err, "%s: empty file", name);
+  if (len == 0) {
+    lm_fail(err, "%s: empty file", name);
+    goto done;
+  }
   static const char *corrupt = "%s: not an ONNX model (protobuf data is truncated or corrupted)";
   scan_est est = {0};
-  if (scan_message(&onnx__model_proto__descriptor, bytes, bytes + len, 0, &est)) return lm_fail_null(err, corrupt, name);
+  if (scan_message(&onnx__model_proto__descriptor, bytes, bytes + len, 0, &est)) {
+    lm_fail(err, corrupt, name);
+    goto done;
+  }
   uint64_t cap = (uint64_t)lm_limit_get(LM_LIMIT_MODEL_BYTES);
   if (lm_limit_check(LM_LIMIT_MODEL_NODES, (int64_t)est.nodes, err, name, "the number of nodes (%llu)",
                      (unsigned long long)est.nodes) ||
@@ -511,18 +648,24 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
                      "the number of initializers, inputs and outputs (%llu)", (unsigned long long)est.tensors) ||
       lm_limit_check(LM_LIMIT_MODEL_BYTES, est.bytes > INT64_MAX ? INT64_MAX : (int64_t)est.bytes, err, name,
                      "the size of the parsed model (about %llu bytes, for a %zu-byte file)", (unsigned long long)est.bytes, len))
-    return NULL;
-  lm_onnx_model *m = calloc(1, sizeof *m);
+    goto done;
+  m = calloc(1, sizeof *m);
   char *file = malloc(strlen(name) + 1);
   pb_box *box = calloc(1, sizeof *box);
   if (!m || !file || !box) {
     free(m);
     free(file);
     free(box);
-    return lm_fail_null(err, "%s: out of memory", name);
+    m = NULL;
+    lm_fail(err, "%s: out of memory", name);
+    goto done;
   }
   box->alloc = (capped_alloc){{capped_malloc, capped_free, &box->alloc}, 0, cap, 0};
   box->mp = onnx__model_proto__unpack(&box->alloc.a, len, bytes);
+  if (own) {
+    free(bytes);
+    own = 0;
+  }
   if (!box->mp) {
     if (box->alloc.refused)
       lm_limit_fail(err, LM_LIMIT_MODEL_BYTES, (int64_t)cap + 1, name, "the size of the parsed model (more than %llu bytes)",
@@ -531,7 +674,7 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
       lm_fail(err, corrupt, name);
     free(m);
     free(file);
-    free(box);
+    pb_box_free(box);
     return NULL;
   }
   m->file = strcpy(file, name);
@@ -541,15 +684,20 @@ lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name,
     return NULL;
   }
   return m;
+done:
+  if (own) free(bytes);
+  return NULL;
+}
+
+lm_onnx_model *lm_onnx_parse(const uint8_t *bytes, size_t len, const char *name, lm_error *err) {
+  return parse((uint8_t *)bytes, len, name, 0, err);
 }
 
 lm_onnx_model *lm_onnx_load(const char *path, lm_error *err) {
   size_t len = 0;
   uint8_t *bytes = lm_read_file_maybe_gz(path, &len, err);
   if (!bytes) return NULL;
-  lm_onnx_model *m = lm_onnx_parse(bytes, len, path, err);
-  free(bytes);
-  return m;
+  return parse(bytes, len, path, 1, err);
 }
 
 void lm_onnx_free(lm_onnx_model *m) {
@@ -565,9 +713,7 @@ void lm_onnx_free(lm_onnx_model *m) {
   free(m->nodes);
   free(m->meta_keys);
   free(m->meta_values);
-  pb_box *box = m->pb;
-  if (box) onnx__model_proto__free_unpacked(box->mp, &box->alloc.a);
-  free(box);
+  pb_box_free(m->pb);
   free((char *)m->file);
   free(m);
 }

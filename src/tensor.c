@@ -82,8 +82,10 @@ static void cache_trim(size_t want, uint64_t age) {
     }
 }
 
-void *lm_mem_alloc(size_t n) {
+/* lm_mem_alloc; *zeroed tells whether the block is known to hold zeros (fresh pages from the system). */
+static void *mem_alloc(size_t n, int *zeroed) {
   if (n == 0) n = 1;
+  *zeroed = 0;
   size_t cb;
   int c = CACHE_ON && n >= ((size_t)1 << CLASS_MIN_BITS) ? size_class(n, &cb) : -1;
   if (c < 0) return aligned_alloc(64, (n + 63) & ~(size_t)63);
@@ -96,8 +98,14 @@ void *lm_mem_alloc(size_t n) {
     if (cache_bytes) cache_trim(cb, STALE_TICKS);
     b = mmap(NULL, cb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED) return NULL;
+    *zeroed = 1;
   }
   return b;
+}
+
+void *lm_mem_alloc(size_t n) {
+  int zeroed;
+  return mem_alloc(n, &zeroed);
 }
 
 void lm_mem_free(void *p, size_t n) {
@@ -156,20 +164,23 @@ int lm_shape_check(lm_dtype dtype, int ndim, const int64_t *shape, int64_t *nume
   return 0;
 }
 
-static lm_tensor *tensor_alloc(lm_dtype dtype, int ndim, const int64_t *shape, int zero, lm_error *err) {
+/* A new tensor on `given` storage (a block of its size from lm_mem_alloc, owned on success), or on a new
+ * block (given NULL), zeroed when `zero`. */
+static lm_tensor *tensor_make(lm_dtype dtype, int ndim, const int64_t *shape, int zero, void *given, lm_error *err) {
   int64_t numel;
   if (lm_shape_check(dtype, ndim, shape, &numel, err)) return NULL;
   lm_tensor *t = calloc(1, sizeof *t);
   lm_storage *s = calloc(1, sizeof *s);
   size_t nbytes = (size_t)numel * lm_dtype_size(dtype);
-  void *data = lm_mem_alloc(nbytes ? nbytes : 1);
+  int zeroed = 0;
+  void *data = given ? given : mem_alloc(nbytes ? nbytes : 1, &zeroed);
   if (!t || !s || !data) {
     free(t);
     free(s);
-    lm_mem_free(data, nbytes ? nbytes : 1);
+    if (!given) lm_mem_free(data, nbytes ? nbytes : 1);
     return lm_fail_null(err, "out of memory allocating %zu bytes", nbytes);
   }
-  if (zero) memset(data, 0, nbytes);
+  if (zero && !zeroed) memset(data, 0, nbytes); /* fresh pages are zeros, and stay unresident until written */
   s->data = data;
   s->nbytes = nbytes ? nbytes : 1;
   s->refcount = 1;
@@ -185,17 +196,21 @@ static lm_tensor *tensor_alloc(lm_dtype dtype, int ndim, const int64_t *shape, i
 }
 
 lm_tensor *lm_tensor_new(lm_dtype dtype, int ndim, const int64_t *shape, lm_error *err) {
-  return tensor_alloc(dtype, ndim, shape, 1, err);
+  return tensor_make(dtype, ndim, shape, 1, NULL, err);
 }
 
 lm_tensor *lm_tensor_empty(lm_dtype dtype, int ndim, const int64_t *shape, lm_error *err) {
-  return tensor_alloc(dtype, ndim, shape, 0, err);
+  return tensor_make(dtype, ndim, shape, 0, NULL, err);
+}
+
+lm_tensor *lm_tensor_adopt(lm_dtype dtype, int ndim, const int64_t *shape, void *data, lm_error *err) {
+  return tensor_make(dtype, ndim, shape, 0, data, err);
 }
 
 lm_tensor *lm_tensor_like(const lm_tensor *t, lm_error *err) { return lm_tensor_new(t->dtype, t->ndim, t->shape, err); }
 
 lm_tensor *lm_tensor_from_data(lm_dtype dtype, int ndim, const int64_t *shape, const void *data, lm_error *err) {
-  lm_tensor *t = tensor_alloc(dtype, ndim, shape, 0, err);
+  lm_tensor *t = tensor_make(dtype, ndim, shape, 0, NULL, err);
   if (t && t->numel) memcpy((char *)t->storage->data, data, (size_t)t->numel * lm_dtype_size(dtype));
   return t;
 }

@@ -181,31 +181,79 @@ local function as_list(x)
   return x, false
 end
 
-local function accumulate(grads, t, g)
-  local prev = grads[t]
-  if prev == nil then grads[t] = g else grads[t] = M.lumen.add(prev, g) end
+-- The gradients of one sweep, tensor -> gradient, and which of them the sweep may free: a gradient it
+-- made (a built-in op's backward, a sum of two) is freed as soon as no entry holds it any more, so its
+-- block is reused at once by the next gradient of its size instead of waiting for the collector. Never
+-- freed: the caller's grad_outputs, what a swapped rule or a custom op (lumen.Function) saw or returned
+-- (they may keep it), a tensor the node holds in its arguments, and the results asked for.
+local Grads = {}
+Grads.__index = Grads
+
+local function new_grads(free_ok)
+  return setmetatable({ g = {}, holders = {}, foreign = {}, free_ok = free_ok }, Grads)
+end
+
+function Grads:release(g)
+  if self.holders[g] == nil and not self.foreign[g] and self.free_ok then core.free(g) end
+end
+
+function Grads:put(t, g)
+  self.g[t] = g
+  self.holders[g] = (self.holders[g] or 0) + 1
+end
+
+-- Removes t's entry; returns the gradient, which no entry may hold any more (then the caller may release it).
+function Grads:take(t)
+  local g = self.g[t]
+  if g == nil then return nil end
+  self.g[t] = nil
+  local n = self.holders[g] - 1
+  self.holders[g] = n > 0 and n or nil
+  return g
+end
+
+-- Adds g into t's gradient. Returns the tensors that may have become garbage (to release once the node's
+-- other gradients are in: one tensor may be the gradient of two arguments).
+function Grads:accumulate(t, g)
+  local prev = self.g[t]
+  if prev == nil then
+    self:put(t, g)
+    return nil
+  end
+  self:take(t)
+  self:put(t, M.lumen.add(prev, g))
+  return prev, g
 end
 
 -- The backward sweep. Returns the table tensor -> accumulated gradient.
 local function sweep(outputs, grad_outputs, targets)
   local lumen = M.lumen
   local order, reaches = plan(outputs, targets)
-  local grads = {}
+  local grads = new_grads(#rules_stack == 0)
+  local spare = {}
+  local function settle() -- releases what accumulate left, once no entry holds it
+    for i = #spare, 1, -1 do
+      grads:release(spare[i])
+      spare[i] = nil
+    end
+  end
   for i, o in ipairs(outputs) do
     local g = grad_outputs and grad_outputs[i]
-    if g == nil then g = lumen.ones_like(o) end
+    if g == nil then g = lumen.ones_like(o) else grads.foreign[g] = true end
     if not lumen.same_shape(g, o) then
       error(("grad: grad_outputs[%d] has shape %s, output has %s"):format(i, lumen.shape_str(g), lumen.shape_str(o)), 3)
     end
-    accumulate(grads, o, g)
+    local a, b = grads:accumulate(o, g)
+    spare[#spare + 1], spare[#spare + 2] = a, b
   end
+  settle()
   local prev = enabled
   enabled = false
   local ok, err = pcall(function()
     for k = #order, 1, -1 do
       local t = order[k]
       local node = fields(t).node
-      local g = grads[t]
+      local g = grads.g[t]
       if g ~= nil and node then
         local ctx = node.ctx
         -- ctx.needs[i]: whether argument i needs a gradient in this sweep, so a backward can skip
@@ -214,6 +262,7 @@ local function sweep(outputs, grad_outputs, targets)
         for i, inp in pairs(ctx.inputs) do needs[i] = reaches[inp] == true end
         ctx.needs = needs
         local rule = active_rule(node.op)
+        local custom = rule or M.ops[node.op].custom
         local res
         if rule then
           ctx.output, ctx.default, ctx.op = t, node.backward, node.op
@@ -222,6 +271,11 @@ local function sweep(outputs, grad_outputs, targets)
         else
           res = table.pack(node.backward(ctx, g))
         end
+        if custom then grads.foreign[g] = true end
+        for i = 1, ctx.nargs do -- a tensor the node holds is never freed, whatever its backward returns
+          local a = ctx.args[i]
+          if core.is_tensor(a) then grads.foreign[a] = true end
+        end
         for i, inp in pairs(ctx.inputs) do
           local gi = res[i]
           if gi ~= nil then
@@ -229,15 +283,21 @@ local function sweep(outputs, grad_outputs, targets)
               error(("backward of '%s' gave a gradient of shape %s for argument %d of shape %s"):format(
                 node.op, lumen.shape_str(gi), i, lumen.shape_str(inp)))
             end
-            accumulate(grads, inp, gi)
+            if custom then grads.foreign[gi] = true end
+            local a, b = grads:accumulate(inp, gi)
+            spare[#spare + 1], spare[#spare + 2] = a, b
           end
         end
+        -- t's gradient is spent (the order visits every consumer of t before t): it goes, so that the
+        -- sweep holds the gradients of one frontier of the graph, not of every tensor on it.
+        if not (targets and targets[t]) then spare[#spare + 1] = grads:take(t) end
+        settle()
       end
     end
   end)
   enabled = prev
   if not ok then error(err, 0) end
-  return grads, reaches
+  return grads.g, reaches
 end
 
 -- Options of grad() and backward(): a table with string keys (grad_outputs lists have integer keys).

@@ -205,6 +205,7 @@ function Builder:drop(name)
   self.live, self.dropped = self.live - b, self.dropped + b
   if self.dropped >= math.max(COLLECT_BYTES, self.live) then
     collectgarbage()
+    core.cache_release() -- the blocks of the dropped values go back: a load's peak is not a pass's
     self.dropped = 0
   end
 end
@@ -387,7 +388,22 @@ function M.loader(format, read, build)
     if type(path) ~= "string" then error(format .. ".load: expected a file path, got " .. type(path), 2) end
     local desc, err = read(path)
     if not desc then error(err, 0) end
-    return M.named_errors(path, M.capped, lumen.limits().tensor_bytes, "tensor_bytes", nil, build, desc, opts or {})
+    -- Every layer's tensors come from the file: no random initial values to draw, and zeros that are never
+    -- written stay out of memory (fresh pages) until the file's tensors take their place.
+    local Module = require "lumen.nn.module"
+    local before = Module.skip_init
+    Module.skip_init = true
+    local ok, model = pcall(M.named_errors, path, M.capped, lumen.limits().tensor_bytes, "tensor_bytes", nil, build,
+      desc, opts or {})
+    Module.skip_init = before
+    if not ok then error(model, 0) end
+    -- What the build left (the parsed file, probe tensors, folding's temporaries) goes now, and the blocks
+    -- it freed go back to the system: they are of other sizes than a pass needs, and a model's first pass
+    -- would otherwise add to them (peak memory).
+    desc = nil -- luacheck: ignore
+    collectgarbage()
+    core.cache_release()
+    return model
   end
 end
 

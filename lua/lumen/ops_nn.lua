@@ -19,7 +19,9 @@
 --       ONNX's default). Every output is differentiable in every input.
 -- Options (each size a number or a pair; defaults in brackets):
 --   conv: stride [1], dilation [1], groups [1], activation [none]: "relu" | "relu6" applied to the output
---         in the same op (a post-op); padding [0]: n, {ph, pw}, {top, left, bottom, right}
+--         in the same op (a post-op); scale [none] (conv2d, conv1d): a tensor (O), the weights multiplied by
+--         scale[o] per output channel as the kernel reads them, no scaled copy made (a folded BatchNorm:
+--         lumen.nn.fold), differentiable in scale too; padding [0]: n, {ph, pw}, {top, left, bottom, right}
 --         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
 --         extra row/column at the bottom/right). conv1d: padding n, {left, right}, "same" or "valid".
 --         conv_transpose2d also takes output_padding [0] (PyTorch semantics).
@@ -158,13 +160,14 @@ return function(lumen)
     return core[act](y)
   end
 
-  -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b).
-  -- ctx.opts never holds the activation (passing it back reproduces the convolution alone);
-  -- ctx.activation and ctx.y keep the post-op and the output its backward needs. With `fused`, fwd
-  -- takes the activation itself (core.conv2d: a post-op of the convolution kernel, no second pass).
+  -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b [, scale,
+  -- want_scale]). ctx.opts never holds the activation or the scale (passing it back reproduces the convolution
+  -- alone); ctx.activation and ctx.y keep the post-op and the output its backward needs, ctx.scale the weights'
+  -- scale (also ctx.args[5]). With `fused`, fwd takes the activation and the scale itself (core.conv2d,
+  -- core.conv1d: a post-op of the convolution kernel, no second pass; the scale applied as the weights are read).
   local function conv_op(name, make_opts, fwd, bwd, fused)
-    return def(name, {
-      forward = function(ctx, x, w, b, opts)
+    local op = def(name, {
+      forward = function(ctx, x, w, b, opts, scale)
         need(name, 1, "input", x)
         need(name, 2, "weight", w)
         b, opts = bias_opts(b, opts)
@@ -174,25 +177,46 @@ return function(lumen)
         end
         ctx.opts = make_opts(x, w, opts)
         local y
-        if act and fused then
-          y = fwd(x, w, b, setmetatable({ activation = act }, { __index = ctx.opts }))
+        if (act or scale) and fused then
+          y = fwd(x, w, b, setmetatable({ activation = act, scale = scale }, { __index = ctx.opts }))
         else
           y = post(fwd(x, w, b, ctx.opts), act)
         end
         if act then ctx.activation, ctx.y = act, y end
+        ctx.scale = scale
         return y
       end,
       backward = function(ctx, gy)
-        if ctx.activation then gy = core[ctx.activation .. "_backward"](ctx.y, gy) end
+        local masked
+        if ctx.activation then
+          masked = core[ctx.activation .. "_backward"](ctx.y, gy)
+          gy = masked
+        end
         local b = bias_arg(ctx)
-        return bwd(ctx.args[1], ctx.args[2], gy, ctx.opts, wants(ctx, 1), wants(ctx, 2), b ~= nil and wants(ctx, 3))
+        local gx, gw, gb, gs = bwd(ctx.args[1], ctx.args[2], gy, ctx.opts, wants(ctx, 1), wants(ctx, 2),
+          b ~= nil and wants(ctx, 3), ctx.scale, ctx.scale ~= nil and wants(ctx, 5))
+        if masked then core.free(masked) end -- made here, read by nothing else: its block goes back at once
+        return gx, gw, gb, nil, gs
       end,
     })
+    -- opts.scale (a tensor (O)) travels as the op's fifth argument, so that the tape sees it.
+    return function(x, w, b, opts)
+      local o = opts
+      if o == nil and b ~= nil and not is_tensor(b) then o = b end
+      local scale = type(o) == "table" and o.scale or nil
+      if scale == nil then return op(x, w, b, opts) end
+      if not fused then error(("%s: option 'scale' is for conv2d and conv1d"):format(name), 2) end
+      if not is_tensor(scale) then
+        error(("%s: option 'scale' must be a lumen.Tensor of one value per output channel, got %s"):format(name,
+          type(scale)), 2)
+      end
+      return op(x, w, b, opts, scale)
+    end
   end
 
   lumen.conv2d = conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
                          core.conv2d, core.conv2d_backward, true)
-  lumen.conv1d = conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward)
+  lumen.conv1d = conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward, true)
   lumen.conv_transpose2d = conv_op("conv_transpose2d",
                                    function(x, w, o) return conv2d_opts("conv_transpose2d", x, w, o, true) end,
                                    core.conv_transpose2d, core.conv_transpose2d_backward)

@@ -249,6 +249,93 @@ describe("lumen autograd", function()
     end)
   end)
 
+  -- The sweep frees a gradient it made once it is spent (its block is reused at once); never one a user
+  -- holds or is given back.
+  describe("spent gradients", function()
+    it("are freed during the sweep: the gradients of one frontier live at a time, not of the whole chain", function()
+      local x = leaf(lumen.randn { 256, 1024 }) -- 1 MiB
+      local at_bottom
+      local probe = lumen.Function { -- the first op on x: its backward runs last
+        forward = function(_, v) return lumen.clone(v) end,
+        backward = function(_, g)
+          at_bottom = lumen.core.live_bytes()
+          return g
+        end,
+      }
+      local h = probe(x)
+      for _ = 1, 24 do h = lumen.mul(h, 1.001) end
+      local y = lumen.sum(h)
+      collectgarbage()
+      local before = lumen.core.live_bytes()
+      collectgarbage("stop")
+      local ok, gx = pcall(lumen.grad, y, x)
+      collectgarbage("restart")
+      assert(ok, gx)
+      -- kept until the sweep ends, the chain's 24 gradients would be 24 MiB when it reaches the probe
+      assert(at_bottom - before < 6 * 2 ^ 20, ("%.1f MiB alive"):format((at_bottom - before) / 2 ^ 20))
+      assert.is_true(math.abs(gx:flat_get(1) - 1.001 ^ 24) < 1e-4)
+    end)
+
+    it("never frees what the caller gave or is given: grad_outputs, targets, what a custom op saw", function()
+      local x = leaf { 1, 2, 3 }
+      local h = lumen.mul(x, 2)
+      local seen
+      local keep = lumen.Function { -- a capture: keeps the gradient it receives and hands it on as it is
+        forward = function(_, v) return lumen.clone(v) end,
+        backward = function(_, g)
+          seen = g
+          return g
+        end,
+      }
+      local go = lumen.tensor { 1, 1, 1 }
+      local gx = lumen.grad(lumen.mul(keep(h), 3), x, go)
+      assert.is_false(go:is_freed())
+      assert_values(go, { 1, 1, 1 })
+      assert.is_false(seen:is_freed())
+      assert_values(seen, { 3, 3, 3 })
+      assert_values(gx, { 6, 6, 6 })
+      -- a custom op that keeps what it receives and returns a new tensor, or returns one it keeps
+      local given
+      local keep2 = lumen.Function {
+        forward = function(_, v) return lumen.clone(v) end,
+        backward = function(_, g)
+          seen = g
+          given = lumen.mul(g, 2)
+          return given
+        end,
+      }
+      gx = lumen.grad(lumen.sum(lumen.mul(keep2(lumen.mul(x, 1)), 3)), x)
+      assert.is_false(seen:is_freed())
+      assert.is_false(given:is_freed())
+      assert_values(seen, { 3, 3, 3 })
+      assert_values(given, { 6, 6, 6 })
+      assert_values(gx, { 6, 6, 6 })
+      -- an intermediate target's gradient, also handed on below it
+      local u = lumen.mul(x, 2)
+      local res = lumen.grad(lumen.sum(lumen.mul(lumen.clone(u), u)), { x, u })
+      assert.is_false(res[2]:is_freed())
+      assert_values(res[2], { 4, 8, 12 })
+      assert_values(res[1], { 8, 16, 24 })
+      -- backward(): a leaf used twice (add(z, z): one gradient tensor for both arguments)
+      local z = leaf { 1, 2 }
+      lumen.sum(lumen.mul(lumen.add(z, z), lumen.clone(z))):backward()
+      assert_values(z.grad, { 4, 8 })
+    end)
+
+    it("are kept while a swapped rule runs (a rule may keep what it sees)", function()
+      local x = leaf { -1, 2 }
+      local seen
+      lumen.with_rules({ relu = function(ctx, g)
+        seen = g
+        return ctx.default(ctx, g)
+      end }, function()
+        lumen.grad(lumen.sum(lumen.mul(lumen.relu(lumen.mul(x, 3)), 2)), x)
+      end)
+      assert.is_false(seen:is_freed())
+      assert_values(seen, { 2, 2 })
+    end)
+  end)
+
   describe("lumen.gradcheck", function()
     it("accepts a correct backward", function()
       local ok, msg = lumen.gradcheck(cube_op(), { lumen.tensor { 0.3, -1.2, 2 } })

@@ -425,6 +425,86 @@ describe("convolution backends", function()
   end)
 end)
 
+-- opts.scale: the weights multiplied per output channel as the kernel reads them (a folded BatchNorm). On
+-- each backend: the same output and gradients as the explicit product w * scale, the four gradients
+-- (x, w, b, scale) by finite differences, and a clear error for a scale of the wrong shape.
+describe("conv2d and conv1d with a weight scale", function()
+  local core = lumen.core
+  local _, have_onednn = core.conv_backend()
+  local backends = have_onednn and { "im2col", "onednn" } or { "im2col" }
+  local function on(name, fn)
+    local prev = core.conv_backend()
+    core.conv_backend(name)
+    local ok, err = pcall(fn)
+    core.conv_backend(prev)
+    assert(ok, err)
+  end
+  local function rows(s, w) -- s (O) shaped to multiply w (O, ...)
+    local shape = { s:numel() }
+    for _ = 2, #w.shape do shape[#shape + 1] = 1 end
+    return s:reshape(shape)
+  end
+  local cases = {
+    { "conv2d 3x3 pad 1", lumen.conv2d, { 2, 3, 5, 6 }, { 4, 3, 3, 3 }, { padding = 1 } },
+    { "conv2d groups 2, stride 2", lumen.conv2d, { 1, 4, 7, 7 }, { 6, 2, 3, 3 }, { groups = 2, stride = 2, padding = 1 } },
+    { "conv2d depthwise x2 + relu", lumen.conv2d, { 1, 3, 6, 6 }, { 6, 1, 3, 3 },
+      { groups = 3, padding = 1, activation = "relu" } },
+    { "conv2d 1x1 + relu6", lumen.conv2d, { 2, 5, 4, 4 }, { 3, 5, 1, 1 }, { activation = "relu6" } },
+    { "conv1d groups 2", lumen.conv1d, { 2, 4, 9 }, { 6, 2, 3 }, { groups = 2, padding = 1 } },
+  }
+  for _, backend in ipairs(backends) do
+    for _, c in ipairs(cases) do
+      local name, op, xs, ws, opts = c[1], c[2], c[3], c[4], c[5]
+      it(backend .. ": " .. name .. " equals the convolution with w * scale, forward and gradients", function()
+        on(backend, function()
+          local x, w, b, s = gen(xs, 0.3), gen(ws, 0.2), gen({ ws[1] }, 0.1), gen({ ws[1] }, 0.7)
+          local o = {}
+          for k, v in pairs(opts) do o[k] = v end
+          o.scale = s
+          local function leaves()
+            local t = { x:clone(), w:clone(), b:clone(), s:clone() }
+            for _, v in ipairs(t) do v.requires_grad = true end
+            return t
+          end
+          local a, e = leaves(), leaves()
+          local ya = op(a[1], a[2], a[3], setmetatable({ scale = a[4] }, { __index = opts }))
+          local ye = op(e[1], e[2] * rows(e[4], e[2]), e[3], opts)
+          assert.is_true(max_diff(ya, ye) < 1e-5)
+          local g = gen(ya.shape, 0.5)
+          local ga, ge = lumen.grad(ya, a, g), lumen.grad(ye, e, g)
+          for i = 1, 4 do
+            assert(max_diff(ga[i], ge[i]) < 1e-4, ("gradient %d differs by %g"):format(i, max_diff(ga[i], ge[i])))
+          end
+          if name:find("relu") then return end -- a kink: finite differences need the plain ones
+          gradcheck(function(xx, ww, bb, ss)
+            return op(xx, ww, bb, setmetatable({ scale = ss }, { __index = opts }))
+          end, { x, w, b, s })
+        end)
+      end)
+    end
+  end
+  it("is differentiable in the scale alone, and through the bias-less form conv2d(x, w, {scale = s})", function()
+    local x, w, s = gen({ 1, 2, 4, 4 }, 0.3), gen({ 3, 2, 3, 3 }, 0.2), gen({ 3 }, 0.7)
+    gradcheck(function(ss) return lumen.conv2d(x, w, { scale = ss, padding = 1 }) end, { s })
+  end)
+  it("names a scale of the wrong shape or type, and refuses it where it has no meaning", function()
+    local x, w = lumen.randn { 1, 3, 5, 5 }, lumen.randn { 4, 3, 3, 3 }
+    local ok, err = pcall(lumen.conv2d, x, w, nil, { scale = lumen.ones { 3 } })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv2d: scale has shape (3,), expected float32 (4,) (one per output channel)", 1, true))
+    ok, err = pcall(lumen.conv1d, lumen.randn { 1, 3, 5 }, lumen.randn { 4, 3, 3 }, { scale = lumen.ones { 4, 1 } })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv1d: scale has shape (4, 1), expected float32 (4,)", 1, true))
+    ok, err = pcall(lumen.conv2d, x, w, { scale = 2 })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv2d: option 'scale' must be a lumen.Tensor of one value per output channel, got number",
+                           1, true))
+    ok, err = pcall(lumen.conv_transpose2d, x, lumen.randn { 3, 4, 3, 3 }, { scale = lumen.ones { 4 } })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv_transpose2d: option 'scale' is for conv2d and conv1d", 1, true))
+  end)
+end)
+
 describe("in-place activations", function()
   it("overwrite their input outside the tape", function()
     local x = gen({ 3, 4 }, 1)

@@ -5,9 +5,9 @@
 -- A group is a Conv2d (or Conv1d over (N, C, L)) whose output feeds only a BatchNorm of the same
 -- container, plus the ReLU or ReLU6 that alone reads the BatchNorm, if there is one. Folding changes no
 -- layer, name or tensor of the model: the convolution keeps its weights, the BatchNorm its statistics.
--- The group keeps w' = w * s and b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps) (per output
--- channel, in double precision), and in a pass the convolution computes conv(x, w', b') with the ReLU
--- as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
+-- The group keeps s = gamma / sqrt(var + eps) (per output channel, in double precision) and
+-- b' = (b - mean) * s + beta, and in a pass the convolution computes conv(x, w', b') with w' = w * s and
+-- the ReLU as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
 -- output, the input gradient and the weights' gradients agree with the unfolded layers within float32
 -- error (tests/lua/fold_spec.lua).
 --
@@ -19,11 +19,14 @@
 --   "off"   the three layers as they are — the pass captures, replaces or stops at the convolution,
 --           replaces the BatchNorm, captures every layer ("all"), the BatchNorm is in training mode,
 --           or a rule is active for the convolution or batch_norm (LRP folds BatchNorm itself).
--- The folded weights are kept and recomputed when a source tensor changes: another tensor set in its
--- place (set_state, assignment), or one written in place through its methods (t.version; in-place
--- writes through a reshaped view of a weight are not seen: call model:fold() again after those).
--- On the tape, w' and b' are the outputs of a batch_norm_fold op that returns the kept values, so
--- gradients reach the convolution's and the BatchNorm's parameters as without folding.
+-- w' is never made: the convolution reads w and multiplies each output channel's weights by s as it
+-- reads them (conv2d's `scale` option: oneDNN scales them in the reorder it makes anyway), so a folded
+-- model holds its weights once. s and b' are kept and recomputed when a source tensor changes: another
+-- tensor set in its place (set_state, assignment), or one written in place through its methods
+-- (t.version; in-place writes through a reshaped view of a weight are not seen: call model:fold() again
+-- after those). On the tape, s and b' are the outputs of batch_norm_fold ops that return the kept values,
+-- and conv2d is differentiable in its scale, so gradients reach the convolution's and the BatchNorm's
+-- parameters as without folding.
 local lumen = require "lumen"
 
 local M = {}
@@ -67,38 +70,40 @@ function Group:refresh()
   local fold = lumen.batch_norm_fold
   local eps = { eps = bn.eps }
   local zero = lumen.zeros(bn.running_mean.shape)
+  local one = lumen.ones(bn.running_mean.shape)
   self.kept = lumen.no_grad(function()
-    return { src = src, version = version, eps = bn.eps, zero = zero,
-             w = fold(c.weight, nil, bn.running_var, bn.weight, nil, eps),
+    return { src = src, version = version, eps = bn.eps, zero = zero, one = one,
+             s = fold(one, nil, bn.running_var, bn.weight, nil, eps),
              b = fold(c.bias or zero, bn.running_mean, bn.running_var, bn.weight, bn.bias, eps) }
   end)
   return self.kept
 end
 
--- w', b' for a pass: the kept tensors, or on the tape the batch_norm_fold nodes that return them.
+-- s, b' for a pass: the kept tensors, or on the tape the batch_norm_fold nodes that return them.
 function Group:weights()
   local k = self:refresh()
   local c, bn = self.conv, self.bn
-  if not lumen.autograd.is_enabled() then return k.w, k.b end
+  if not lumen.autograd.is_enabled() then return k.s, k.b end
   local fold = lumen.batch_norm_fold
-  return fold(c.weight, nil, bn.running_var, bn.weight, nil, { eps = bn.eps, cached = k.w }),
+  return fold(k.one, nil, bn.running_var, bn.weight, nil, { eps = bn.eps, cached = k.s }),
     fold(c.bias or k.zero, bn.running_mean, bn.running_var, bn.weight, bn.bias, { eps = bn.eps, cached = k.b })
 end
 
--- The convolution's options with the activation as a post-op when fused (padding may be overridden,
--- for the incremental forward's slabs).
-function Group:options(mode, padding)
+-- The convolution's options with the weights' scale s and the activation as a post-op when fused (padding
+-- may be overridden, for the incremental forward's slabs).
+function Group:options(mode, scale, padding)
   local o = {}
   for k, v in pairs(self.conv.opts) do o[k] = v end
   if padding ~= nil then o.padding = padding end
   if mode == "fuse" then o.activation = ACT_OP[self.act.type] end
+  o.scale = scale
   return o
 end
 
 -- The group's output for input x in a pass of the given mode ("fold" or "fuse").
 function Group:run(x, mode, padding)
-  local w, b = self:weights()
-  return lumen[CONV_OP[self.conv.type]](x, w, b, self:options(mode, padding))
+  local s, b = self:weights()
+  return lumen[CONV_OP[self.conv.type]](x, self.conv.weight, b, self:options(mode, s, padding))
 end
 
 -- Whether the group's layers still sit together in their container.
