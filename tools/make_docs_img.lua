@@ -118,6 +118,8 @@ local function make(entry, dir)
   dir = dir or ("out/docs_img/" .. stem(entry))
   local words
   if entry.shell then
+    -- the last picture goes first: a script whose run writes into dir would take it for another run's file
+    os.remove(at_root(dir .. "/" .. entry.output))
     words = { "sh", q(entry.shell), q(dir), q(dir .. "/" .. entry.output) }
   else
     if entry.prepare then entry.prepare() end
