@@ -76,6 +76,10 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
 }
 void lm_dnnl_set_threads(int n) { (void)n; }
 void lm_dnnl_release(void) {}
+int lm_dnnl_fuses_act(const conv_geom *g) {
+  (void)g;
+  return 1;
+}
 
 #else
 
@@ -376,6 +380,11 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
 
+/* Pointwise convolutions: oneDNN's GEMM on the plain layouts beats its blocked kernels plus reorders. */
+static int plain_gemm(const conv_geom *g) { return g->win.kh == 1 && g->win.kw == 1 && g->groups == 1; }
+
+int lm_dnnl_fuses_act(const conv_geom *g) { return !plain_gemm(g); }
+
 static plan_key key_of(const conv_geom *g, int kind) {
   plan_key k;
   memset(&k, 0, sizeof k);
@@ -386,8 +395,7 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.kind = kind;
   k.act = -1;
   k.threads = n_threads;
-  /* Pointwise convolutions: oneDNN's GEMM on the plain layouts beats its blocked kernels plus reorders. */
-  k.plain = v->kh == 1 && v->kw == 1 && g->groups == 1;
+  k.plain = plain_gemm(g);
   return k;
 }
 

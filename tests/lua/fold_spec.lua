@@ -230,6 +230,69 @@ describe("lumen.nn.fold", function()
     support.assert_rel_l2(f[1], support.npy("tests/fixtures/torch/mobilenet_v2_logits.npy"), 1e-4, "PyTorch")
   end)
 
+  it("fuses a ReLU or ReLU6 that alone reads a convolution with no BatchNorm (as exporters leave them)", function()
+    lumen.seed(13)
+    local function conv(cin, cout, name, o)
+      local c = { in_channels = cin, out_channels = cout, kernel_size = 3, padding = 1, name = name }
+      for k, v in pairs(o or {}) do c[k] = v end
+      return nn.Conv2d(c)
+    end
+    local seq = nn.Sequential {
+      conv(3, 4, "c1"), nn.ReLU { name = "r1" }, conv(4, 4, "c2", { stride = 2, groups = 2, bias = false }),
+      nn.ReLU6 { name = "r2" }, conv(4, 4, "c3"), nn.Sigmoid { name = "s3" }, nn.GlobalAvgPool2d { name = "gap" },
+      nn.Linear { in_features = 4, out_features = 3, name = "fc" },
+    }:eval()
+    local graph = nn.Graph { inputs = { "x" }, outputs = { "fc" }, nodes = {
+      { name = "c1", module = conv(3, 4), inputs = { "x" } },
+      { name = "r1", module = nn.ReLU6 {}, inputs = { "c1" } },
+      { name = "c2", module = conv(4, 4), inputs = { "r1" } },
+      { name = "r2", module = nn.ReLU {}, inputs = { "c2" } },
+      { name = "add", op = "add", inputs = { "r2", "c2" } }, -- c2 has two readers: not fused
+      { name = "gap", module = nn.GlobalAvgPool2d {}, inputs = { "add" } },
+      { name = "fc", module = nn.Linear { in_features = 4, out_features = 3 }, inputs = { "gap" } },
+    } }:eval()
+    assert.same({ { conv = "c1", act = "r1" }, { conv = "c2", act = "r2" } }, seq:fold())
+    assert.same({ { conv = "c1", act = "r1" } }, graph:fold())
+    local x = lumen.randn { 2, 3, 8, 8 }
+    for _, m in ipairs { seq, graph } do
+      local f, p = both(m, function(model) return input_gradient(model, x) end)
+      assert_rel(f[1], p[1], 1e-6, "logits")
+      assert_rel(f[2], p[2], 1e-6, "input gradient")
+      -- names keep their meaning: c1 is the convolution's own output (the pair runs unfused then)
+      f, p = both(m, function(model) return input_gradient(model, x, { capture = { "c1", "r1" } }) end)
+      assert.equal(0, lumen.max_abs_diff(f[3].c1, p[3].c1))
+      assert_rel(f[3].r1, p[3].r1, 1e-6, "r1 captured")
+    end
+    lumen.autograd.reset_counts()
+    lumen.no_grad(function() seq:forward(x) end)
+    local c = lumen.autograd.counts()
+    assert.same({ 3, 0, 0, 1 }, { c.conv2d, c.relu or 0, c.relu6 or 0, c.sigmoid })
+    local seen = 0 -- a rule swapped for relu: the ReLU runs as its own op and obeys it
+    lumen.with_rules({ relu = function(ctx, g) seen = seen + 1; return ctx.default(ctx, g) end }, function()
+      local xg = x:detach()
+      xg.requires_grad = true
+      lumen.grad(seq:forward(xg):sum(), xg)
+    end)
+    assert.equal(1, seen)
+    local f, p = both(seq, function(model) return lumen.explain.guided_backprop(model, x, { target = 2 }) end)
+    assert_rel(f[1], p[1], 1e-6, "guided backprop")
+  end)
+
+  it("fuses an imported Conv -> Relu (the exporter's BatchNorm-free form) and keeps PyTorch's numbers", function()
+    local m = lumen.load_model("tests/fixtures/torch/pad_conv_opset13.onnx") -- tools/export_pad_conv.py
+    local groups = m:fold()
+    assert.equal(1, #groups)
+    assert.is_nil(groups[1].bn)
+    assert.equal("ReLU", m:layer(groups[1].act).type)
+    local ref = lumen.read_safetensors("tests/fixtures/torch/pad_conv.safetensors")
+    lumen.autograd.reset_counts()
+    local x = lumen.autograd.set_requires_grad(ref.input, true)
+    local y = m:forward(x)
+    assert.equal(0, lumen.autograd.counts().relu or 0) -- the ReLU ran as the convolution's post-op
+    support.assert_close(y, ref.y, 1e-5, "output")
+    support.assert_close(lumen.grad(y:sum(), x), ref.grad, 1e-5, "input gradient")
+  end)
+
   it("saves the original weights: a checkpoint reloads to the same bytes", function()
     local m = graph_net()
     local path = os.tmpname()

@@ -10,6 +10,10 @@
 -- the ReLU as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
 -- output, the input gradient and the weights' gradients agree with the unfolded layers within float32
 -- error (tests/lua/fold_spec.lua).
+-- A Conv whose output only a ReLU or ReLU6 reads, with no BatchNorm between (an exporter folded it
+-- already: torchvision's ONNX files, TFLite's), is a group too: the ReLU runs as the convolution's post-op
+-- ("fuse") or the two run as they are ("off": the pass asks for the convolution's output, or a rule is
+-- active for it or the ReLU).
 --
 -- Names keep their meaning. Per pass, each group runs
 --   "fuse"  conv(x, w', b', relu) — nobody asks for the BatchNorm's output or the convolution's;
@@ -55,8 +59,9 @@ local function fresh(g)
   return true
 end
 
--- (Re)computes w' and b' from the layers' tensors.
+-- (Re)computes w' and b' from the layers' tensors (a group without BatchNorm keeps nothing).
 function Group:refresh()
+  if not self.bn then return {} end
   if fresh(self) then return self.kept end
   local c, bn = self.conv, self.bn
   local src = sources(self)
@@ -81,6 +86,7 @@ end
 
 -- s, b' for a pass: the kept tensors, or on the tape the batch_norm_fold nodes that return them.
 function Group:weights()
+  if not self.bn then return nil, self.conv.bias end -- Conv + ReLU: the convolution's own weights
   local k = self:refresh()
   local c, bn = self.conv, self.bn
   if not lumen.autograd.is_enabled() then return k.s, k.b end
@@ -122,6 +128,14 @@ end
 function Group:mode(ctx)
   local rule = lumen.autograd.active_rule
   local c, bn, act = self.conv, self.bn, self.act
+  if not bn then -- Conv + ReLU: fused, or as they are
+    local rep = ctx and ctx.replace or {}
+    if not self:intact() or rule(CONV_OP[c.type]) or rule(ACT_OP[act.type]) or wants(ctx, c.name)
+       or rep[c.name] ~= nil then
+      return "off"
+    end
+    return "fuse"
+  end
   if bn.training or not self:intact() then return "off" end
   if rule(CONV_OP[c.type]) or rule("batch_norm") then return "off" end
   local rep = ctx and ctx.replace or {}
@@ -132,6 +146,12 @@ end
 
 ---------------------------------------------------------------- finding groups
 
+-- Whether act (a module or nil) is a ReLU / ReLU6 that conv's output can carry as its post-op.
+local function activation_for(conv, act)
+  return act ~= nil and not act.is_container and ACT_OP[act.type] ~= nil and CONV_OP[conv.type] ~= nil
+    and not conv.activation and not conv.channels_last and lumen.is_tensor(conv.weight)
+end
+
 local function convertible(conv, bn)
   if BN_OF[conv.type] ~= bn.type or conv.activation or conv.channels_last then return false end
   local w, mean = conv.weight, bn.running_mean
@@ -141,7 +161,8 @@ end
 
 local function new_group(owner, conv, bn, act, check)
   local g = setmetatable({ owner = owner, conv = conv, bn = bn, act = act, check = check }, Group)
-  g.role = { [conv] = "conv", [bn] = "bn" }
+  g.role = { [conv] = "conv" }
+  if bn then g.role[bn] = "bn" end
   if act then g.role[act] = "act" end
   return g
 end
@@ -159,6 +180,12 @@ local function sequential_groups(seq)
         return seq.modules[k] == g.conv and seq.modules[k + 1] == g.bn and (not g.act or seq.modules[k + 2] == g.act)
       end)
       i = i + (act and 3 or 2)
+    elseif not c.is_container and activation_for(c, bn) then -- Conv + ReLU
+      local k = i
+      res[#res + 1] = new_group(seq, c, nil, bn, function(g)
+        return seq.modules[k] == g.conv and seq.modules[k + 1] == g.act
+      end)
+      i = i + 2
     else
       i = i + 1
     end
@@ -190,6 +217,8 @@ local function graph_groups(graph)
       local act = only_reader(bn.name)
       if not (act and ACT_OP[act.type] and not act.is_container) then act = nil end
       res[#res + 1] = new_group(graph, c, bn, act, function() return true end) -- a Graph's nodes are fixed
+    elseif bn and activation_for(c, bn) then -- Conv + ReLU (an exporter folded the BatchNorm already)
+      res[#res + 1] = new_group(graph, c, nil, bn, function() return true end)
     end
   end
   return res
@@ -233,7 +262,7 @@ function M.tree(container, on)
     return res
   end
   for _, g in ipairs(M.fold(container)) do
-    res[#res + 1] = { conv = g.conv.name, bn = g.bn.name, act = g.act and g.act.name or nil }
+    res[#res + 1] = { conv = g.conv.name, bn = g.bn and g.bn.name or nil, act = g.act and g.act.name or nil }
   end
   return res
 end
