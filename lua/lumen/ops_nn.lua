@@ -199,10 +199,23 @@ return function(lumen)
         return gx, gw, gb, nil, gs
       end,
     })
-    -- opts.scale (a tensor (O)) travels as the op's fifth argument, so that the tape sees it.
+    -- opts.scale (a tensor (O)) travels as the op's fifth argument, so that the tape sees it. A key that
+    -- is no option of the op is an error naming it (a misspelt `strides` would otherwise mean stride 1).
+    local valid = { stride = true, padding = true, dilation = true, groups = true, activation = true,
+                    scale = true, output_padding = not fused } -- scale: refused below where unfused
     return function(x, w, b, opts)
       local o = opts
       if o == nil and b ~= nil and not is_tensor(b) then o = b end
+      if type(o) == "table" then
+        for k in pairs(o) do
+          if not valid[k] then
+            local names = {}
+            for v, on in pairs(valid) do if on then names[#names + 1] = v end end
+            table.sort(names)
+            error(("%s: unknown option '%s' (options: %s)"):format(name, tostring(k), table.concat(names, ", ")), 2)
+          end
+        end
+      end
       local scale = type(o) == "table" and o.scale or nil
       if scale == nil then return op(x, w, b, opts) end
       if not fused then error(("%s: option 'scale' is for conv2d and conv1d"):format(name), 2) end

@@ -505,6 +505,21 @@ describe("conv2d and conv1d with a weight scale", function()
   end)
 end)
 
+describe("convolution options", function()
+  it("name a key that is no option, listing the options (a misspelt strides is not stride 1)", function()
+    local x, w = lumen.randn { 1, 2, 5, 5 }, lumen.randn { 3, 2, 3, 3 }
+    local ok, err = pcall(lumen.conv2d, x, w, nil, { strides = 2 })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv2d: unknown option 'strides' (options: activation, dilation, groups, padding, scale, stride)",
+      1, true), err)
+    ok, err = pcall(lumen.conv1d, lumen.randn { 1, 2, 5 }, lumen.randn { 3, 2, 3 }, { output_padding = 1 })
+    assert.is_false(ok)
+    assert.truthy(err:find("conv1d: unknown option 'output_padding'", 1, true), err)
+    assert.same({ 1, 2, 5, 5 }, lumen.conv_transpose2d(lumen.randn { 1, 3, 3, 3 }, w, nil,
+      { stride = 2, padding = 1, output_padding = 0 }).shape)
+  end)
+end)
+
 describe("in-place activations", function()
   it("overwrite their input outside the tape", function()
     local x = gen({ 3, 4 }, 1)
