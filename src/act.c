@@ -97,6 +97,31 @@ ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restr
   default: break;                                                        \
   }
 
+/* The loops over ranges, for lm_parallel_for (large tensors only: a split costs a thread start each). */
+typedef struct {
+  lm_act_op op;
+  float a, b;
+  const float *x, *gy;
+  float *out;
+} act_job;
+
+static void forward_range(void *ctx, int64_t lo, int64_t hi) {
+  const act_job *j = ctx;
+  SPECIALIZE(j->op, forward_loop, j->a, j->b, j->x + lo, j->out + lo, hi - lo);
+}
+
+static void backward_range(void *ctx, int64_t lo, int64_t hi) {
+  const act_job *j = ctx;
+  SPECIALIZE(j->op, backward_loop, j->a, j->b, j->x + lo, j->gy + lo, j->out + lo, hi - lo);
+}
+
+static void run_split(void (*fn)(void *, int64_t, int64_t), act_job *j, int64_t n) {
+  if (n < LM_PARALLEL_MIN_ELEMENTS)
+    fn(j, 0, n);
+  else
+    lm_parallel_for(n, fn, j);
+}
+
 static int check_op(lm_act_op op, const lm_tensor *x, lm_error *err) {
   if ((unsigned)op >= LM_ACT_COUNT) return lm_fail(err, "activation: unknown op %d", (int)op);
   if (x->dtype != LM_F32) return lm_fail(err, "%s: input must be float32, got int64", lm_act_names[op]);
@@ -108,7 +133,8 @@ lm_tensor *lm_act_forward(lm_act_op op, const lm_act_params *p, const lm_tensor 
   if (!p) p = &defaults[op];
   lm_tensor *y = lm_tensor_empty(LM_F32, x->ndim, x->shape, err);
   if (!y) return NULL;
-  SPECIALIZE(op, forward_loop, p->a, p->b, lm_f32(x), lm_f32(y), x->numel);
+  act_job j = {op, p->a, p->b, lm_f32(x), NULL, lm_f32(y)};
+  run_split(forward_range, &j, x->numel);
   return y;
 }
 
@@ -123,7 +149,8 @@ int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, co
                    lm_act_names[op], lm_shape_str(x, a, sizeof a), lm_shape_str(gy, b, sizeof b),
                    lm_shape_str(gx, c, sizeof c));
   }
-  SPECIALIZE(op, backward_loop, p->a, p->b, lm_f32(x), lm_f32(gy), lm_f32(gx), x->numel);
+  act_job j = {op, p->a, p->b, lm_f32(x), lm_f32(gy), lm_f32(gx)};
+  run_split(backward_range, &j, x->numel);
   return 0;
 }
 

@@ -335,7 +335,7 @@ static int check_post(const char *op, const lm_conv_post *post, int nd, const in
 }
 
 /* y = act(y) for the fusable activations; p as in lm_act_params (NULL: the defaults). */
-static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
+static void apply_act_serial(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
   float lo = 0.0f, hi = 0.0f, slope = p ? p->a : 0.01f;
   switch (op) {
   case LM_ACT_RELU:
@@ -351,6 +351,27 @@ static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n)
     lo = p ? p->a : -INFINITY, hi = p ? p->b : INFINITY;
   }
   for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
+}
+
+typedef struct {
+  lm_act_op op;
+  const lm_act_params *p;
+  float *y;
+} act_job;
+
+static void act_range(void *ctx, int64_t lo, int64_t hi) {
+  const act_job *j = ctx;
+  apply_act_serial(j->op, j->p, j->y + lo, hi - lo);
+}
+
+/* apply_act_serial, split over lumen's threads when y is large (a split costs a thread start each). */
+static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
+  if (n < LM_PARALLEL_MIN_ELEMENTS) {
+    apply_act_serial(op, p, y, n);
+    return;
+  }
+  act_job j = {op, p, y};
+  lm_parallel_for(n, act_range, &j);
 }
 
 int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err) {

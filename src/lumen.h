@@ -156,6 +156,8 @@ int lm_get_threads(void);
 /* Runs fn(ctx, lo, hi) over [0, n) split into lm_get_threads() contiguous chunks, in parallel
  * (parallel.c). fn must only write what its own range owns. */
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
+/* Below this many elements an elementwise loop stays on the calling thread (starting threads costs more). */
+#define LM_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 18)
 const char *lm_blas_corename(void); /* the OpenBLAS kernel set in use, e.g. "Haswell" */
 const char *lm_blas_config(void);   /* OpenBLAS's build: "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
 /* When OpenBLAS fell back to generic kernels on a CPU it does not know: the core type to set in

@@ -155,6 +155,35 @@ describe("lumen activations", function()
       assert.are.equal("relu", seen.op)
     end)
   end)
+
+  it("give the same bytes on large tensors whatever the threads (split loops, in place too)", function()
+    local x = lumen.randn { 3, 100003 } * 4 -- over the size at which the loops split
+    local gy = lumen.randn { 3, 100003 }
+    local function run(threads)
+      local before = lumen.threads()
+      lumen.threads(threads)
+      local res = {}
+      for _, f in ipairs { "relu", "relu6", "gelu", "sigmoid" } do
+        local xg = x:detach()
+        xg.requires_grad = true
+        local y = lumen[f](xg)
+        res[#res + 1] = y
+        res[#res + 1] = lumen.grad(y, xg, { grad_outputs = { gy } })
+      end
+      local inplace = x:clone()
+      lumen.no_grad(function() inplace:relu6_() end)
+      res[#res + 1] = inplace
+      res[#res + 1] = lumen.no_grad(lumen.conv2d, lumen.reshape(x, { 3, 1, 1, 100003 }), lumen.ones { 1, 1, 1, 1 },
+        { activation = "relu" }) -- a pointwise convolution's activation, run after it
+      lumen.threads(before)
+      return res
+    end
+    local one, two = run(1), run(2)
+    for i = 1, #one do assert.equal(0, lumen.max_abs_diff(one[i], two[i]), "result " .. i) end
+    assert.equal(0, lumen.max_abs_diff(one[1], lumen.maximum(x, 0)))
+    assert.equal(0, lumen.max_abs_diff(one[9], lumen.clip(x, 0, 6)))
+    assert.equal(0, lumen.max_abs_diff(lumen.reshape(one[10], { 3, 100003 }), one[1]))
+  end)
 end)
 
 describe("lumen.softmax and lumen.log_softmax", function()
