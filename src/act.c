@@ -77,6 +77,9 @@ ACT_INLINE float act_deriv(lm_act_op op, float a, float b, float x) {
 ACT_INLINE void forward_loop(lm_act_op op, float a, float b, const float *restrict x, float *restrict y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, x[i]);
 }
+ACT_INLINE void inplace_loop(lm_act_op op, float a, float b, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, y[i]);
+}
 ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restrict x, const float *restrict gy,
                               float *restrict gx, int64_t n) {
   for (int64_t i = 0; i < n; i++) gx[i] += act_deriv(op, a, b, x[i]) * gy[i];
@@ -108,6 +111,11 @@ typedef struct {
 static void forward_range(void *ctx, int64_t lo, int64_t hi) {
   const act_job *j = ctx;
   SPECIALIZE(j->op, forward_loop, j->a, j->b, j->x + lo, j->out + lo, hi - lo);
+}
+
+static void inplace_range(void *ctx, int64_t lo, int64_t hi) {
+  const act_job *j = ctx;
+  SPECIALIZE(j->op, inplace_loop, j->a, j->b, j->out + lo, hi - lo);
 }
 
 static void backward_range(void *ctx, int64_t lo, int64_t hi) {
@@ -152,6 +160,13 @@ int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, co
   act_job j = {op, p->a, p->b, lm_f32(x), lm_f32(gy), lm_f32(gx)};
   run_split(backward_range, &j, x->numel);
   return 0;
+}
+
+void lm_act_apply(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
+  if ((unsigned)op >= LM_ACT_COUNT) return;
+  if (!p) p = &defaults[op];
+  act_job j = {op, p->a, p->b, NULL, NULL, y};
+  run_split(inplace_range, &j, n);
 }
 
 lm_tensor *lm_relu_forward(const lm_tensor *x, lm_error *err) { return lm_act_forward(LM_ACT_RELU, NULL, x, err); }

@@ -334,52 +334,12 @@ static int check_post(const char *op, const lm_conv_post *post, int nd, const in
   return 0;
 }
 
-/* y = act(y) for the fusable activations; p as in lm_act_params (NULL: the defaults). */
-static void apply_act_serial(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
-  float lo = 0.0f, hi = 0.0f, slope = p ? p->a : 0.01f;
-  switch (op) {
-  case LM_ACT_RELU:
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
-    return;
-  case LM_ACT_LEAKY_RELU:
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? slope * y[i] : y[i];
-    return;
-  case LM_ACT_RELU6:
-    lo = 0.0f, hi = 6.0f;
-    break;
-  default:
-    lo = p ? p->a : -INFINITY, hi = p ? p->b : INFINITY;
-  }
-  for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : y[i] > hi ? hi : y[i];
-}
-
-typedef struct {
-  lm_act_op op;
-  const lm_act_params *p;
-  float *y;
-} act_job;
-
-static void act_range(void *ctx, int64_t lo, int64_t hi) {
-  const act_job *j = ctx;
-  apply_act_serial(j->op, j->p, j->y + lo, hi - lo);
-}
-
-/* apply_act_serial, split over lumen's threads when y is large (a split costs a thread start each). */
-static void apply_act(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
-  if (n < LM_PARALLEL_MIN_ELEMENTS) {
-    apply_act_serial(op, p, y, n);
-    return;
-  }
-  act_job j = {op, p, y};
-  lm_parallel_for(n, act_range, &j);
-}
-
 int lm_act_forward_inplace(lm_act_op op, const lm_act_params *p, lm_tensor *x, lm_error *err) {
   if (!fusable(op))
     return lm_fail(err, "%s: no in-place form (relu, leaky_relu, relu6 and clip have one)",
                    (unsigned)op < LM_ACT_COUNT ? lm_act_names[op] : "activation");
   if (x->dtype != LM_F32) return lm_fail(err, "%s: expected a float32 tensor, got int64", lm_act_names[op]);
-  apply_act(op, p, lm_f32(x), x->numel);
+  lm_act_apply(op, p, lm_f32(x), x->numel);
   return 0;
 }
 
@@ -420,7 +380,7 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
     use = &bare;
   }
   int rc = lm_dnnl_conv_forward(&g, lm_f32(x), lm_f32(w), bias, use, lm_f32(y), 0, err);
-  if (rc == 1 && after) apply_act(post->act, &post->p, lm_f32(y), y->numel);
+  if (rc == 1 && after) lm_act_apply(post->act, &post->p, lm_f32(y), y->numel);
   if (rc == 0) {
     const int64_t P = g.win.OH * g.win.OW;
     bias_fill(lm_f32(y), b, g.N, g.O, P);
@@ -431,7 +391,7 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
     const float *ws = scaled_weights(w, post ? post->scale : NULL, err);
     rc = !ws || conv_apply(&g, lm_f32(x), ws, lm_f32(y), err) ? -1 : 1;
     if (ws) scaled_free(ws, w);
-    if (rc == 1 && post && post->has_act) apply_act(post->act, &post->p, lm_f32(y), y->numel);
+    if (rc == 1 && post && post->has_act) lm_act_apply(post->act, &post->p, lm_f32(y), y->numel);
   }
   if (rc < 0) {
     lm_tensor_release(y);

@@ -45,6 +45,8 @@ typedef struct lm_act_params {
 } lm_act_params;
 
 lm_tensor *lm_act_forward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, lm_error *err);
+/* y = f(y) in place over n floats (the same values as lm_act_forward); op must be a valid lm_act_op. */
+void lm_act_apply(lm_act_op op, const lm_act_params *p, float *y, int64_t n);
 /* gx += f'(x) * gy; x, gy and gx share one shape. */
 int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, const lm_tensor *gy, lm_tensor *gx,
                     lm_error *err);
