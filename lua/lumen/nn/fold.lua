@@ -128,37 +128,34 @@ end
 function Group:mode(ctx)
   local rule = lumen.autograd.active_rule
   local c, bn, act = self.conv, self.bn, self.act
-  if not bn then -- Conv + ReLU: fused, or as they are
-    local rep = ctx and ctx.replace or {}
-    if not self:intact() or rule(CONV_OP[c.type]) or rule(ACT_OP[act.type]) or wants(ctx, c.name)
-       or rep[c.name] ~= nil then
-      return "off"
-    end
-    return "fuse"
-  end
-  if bn.training or not self:intact() then return "off" end
-  if rule(CONV_OP[c.type]) or rule("batch_norm") then return "off" end
   local rep = ctx and ctx.replace or {}
-  if wants(ctx, c.name) or rep[c.name] ~= nil or rep[bn.name] ~= nil then return "off" end
+  if not self:intact() or rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil then return "off" end
+  if not bn then return rule(ACT_OP[act.type]) and "off" or "fuse" end -- Conv + ReLU: fused, or as they are
+  if bn.training or rule("batch_norm") or rep[bn.name] ~= nil then return "off" end
   if not act or wants(ctx, bn.name) or rule(ACT_OP[act.type]) then return "fold" end
   return "fuse"
 end
 
 ---------------------------------------------------------------- finding groups
 
--- Whether act (a module or nil) is a ReLU / ReLU6 that conv's output can carry as its post-op.
-local function activation_for(conv, act)
-  return act ~= nil and not act.is_container and ACT_OP[act.type] ~= nil and CONV_OP[conv.type] ~= nil
-    and not conv.activation and not conv.channels_last and lumen.is_tensor(conv.weight)
+-- Whether m (a module or nil) is a convolution a group can run: a Conv2d / Conv1d layer with weights,
+-- no activation of its own, channels first.
+local function group_conv(m)
+  return m ~= nil and not m.is_container and CONV_OP[m.type] ~= nil and not m.activation and not m.channels_last
+    and lumen.is_tensor(m.weight)
 end
+
+-- Whether m (a module or nil) is a ReLU / ReLU6 layer, which a convolution can carry as its post-op.
+local function fusable_act(m) return m ~= nil and not m.is_container and ACT_OP[m.type] ~= nil end
 
 local function convertible(conv, bn)
-  if BN_OF[conv.type] ~= bn.type or conv.activation or conv.channels_last then return false end
-  local w, mean = conv.weight, bn.running_mean
-  return lumen.is_tensor(w) and lumen.is_tensor(mean) and lumen.is_tensor(bn.weight) and lumen.is_tensor(bn.bias)
-    and lumen.is_tensor(bn.running_var) and w.shape[1] == mean:numel()
+  if not group_conv(conv) or bn == nil or bn.is_container or BN_OF[conv.type] ~= bn.type then return false end
+  local mean = bn.running_mean
+  return lumen.is_tensor(mean) and lumen.is_tensor(bn.weight) and lumen.is_tensor(bn.bias)
+    and lumen.is_tensor(bn.running_var) and conv.weight.shape[1] == mean:numel()
 end
 
+-- A group of conv [, bn] [, act]; check(g) tells whether its layers still sit together.
 local function new_group(owner, conv, bn, act, check)
   local g = setmetatable({ owner = owner, conv = conv, bn = bn, act = act, check = check }, Group)
   g.role = { [conv] = "conv" }
@@ -173,19 +170,22 @@ local function sequential_groups(seq)
   local i = 1
   while i < #ms do
     local c, bn, act = ms[i], ms[i + 1], ms[i + 2]
-    if not c.is_container and not bn.is_container and convertible(c, bn) then
-      if not (act and ACT_OP[act.type] and not act.is_container) then act = nil end
-      local k = i
-      res[#res + 1] = new_group(seq, c, bn, act, function(g)
-        return seq.modules[k] == g.conv and seq.modules[k + 1] == g.bn and (not g.act or seq.modules[k + 2] == g.act)
+    if convertible(c, bn) then
+      if not fusable_act(act) then act = nil end
+    elseif group_conv(c) and fusable_act(bn) then -- Conv + ReLU
+      bn, act = nil, bn
+    else
+      c = nil
+    end
+    if c then
+      local k, chain = i, bn and { c, bn, act } or { c, act } -- the group's layers in order
+      res[#res + 1] = new_group(seq, c, bn, act, function()
+        for j, m in ipairs(chain) do
+          if seq.modules[k + j - 1] ~= m then return false end
+        end
+        return true
       end)
-      i = i + (act and 3 or 2)
-    elseif not c.is_container and activation_for(c, bn) then -- Conv + ReLU
-      local k = i
-      res[#res + 1] = new_group(seq, c, nil, bn, function(g)
-        return seq.modules[k] == g.conv and seq.modules[k + 1] == g.act
-      end)
-      i = i + 2
+      i = i + #chain
     else
       i = i + 1
     end
@@ -212,13 +212,13 @@ local function graph_groups(graph)
   local res = {}
   for _, rec in ipairs(graph.nodes) do
     local c = rec.module
-    local bn = c and not c.is_container and only_reader(rec.name)
-    if bn and not bn.is_container and convertible(c, bn) then
-      local act = only_reader(bn.name)
-      if not (act and ACT_OP[act.type] and not act.is_container) then act = nil end
-      res[#res + 1] = new_group(graph, c, bn, act, function() return true end) -- a Graph's nodes are fixed
-    elseif bn and activation_for(c, bn) then -- Conv + ReLU (an exporter folded the BatchNorm already)
-      res[#res + 1] = new_group(graph, c, nil, bn, function() return true end)
+    local reader = group_conv(c) and only_reader(rec.name) or nil
+    if convertible(c, reader) then
+      local act = only_reader(reader.name)
+      if not fusable_act(act) then act = nil end
+      res[#res + 1] = new_group(graph, c, reader, act, function() return true end) -- a Graph's nodes are fixed
+    elseif fusable_act(reader) then -- Conv + ReLU (an exporter folded the BatchNorm already)
+      res[#res + 1] = new_group(graph, c, nil, reader, function() return true end)
     end
   end
   return res
