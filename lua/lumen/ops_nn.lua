@@ -201,17 +201,16 @@ return function(lumen)
     })
     -- opts.scale (a tensor (O)) travels as the op's fifth argument, so that the tape sees it. A key that
     -- is no option of the op is an error naming it (a misspelt `strides` would otherwise mean stride 1).
-    local valid = { stride = true, padding = true, dilation = true, groups = true, activation = true,
-                    scale = true, output_padding = not fused } -- scale: refused below where unfused
+    local names = { "activation", "dilation", "groups", "padding", "scale", "stride" } -- scale: refused below
+    if not fused then table.insert(names, 4, "output_padding") end                  -- where unfused
+    local valid = {}
+    for _, k in ipairs(names) do valid[k] = true end
     return function(x, w, b, opts)
       local o = opts
       if o == nil and b ~= nil and not is_tensor(b) then o = b end
       if type(o) == "table" then
         for k in pairs(o) do
           if not valid[k] then
-            local names = {}
-            for v, on in pairs(valid) do if on then names[#names + 1] = v end end
-            table.sort(names)
             error(("%s: unknown option '%s' (options: %s)"):format(name, tostring(k), table.concat(names, ", ")), 2)
           end
         end

@@ -174,7 +174,7 @@ return function(arg)
   local root = (package.searchpath("lumen", package.path) or ""):match("^(.*)lumen/init%.lua$")
   for file, sha in pairs(m.code or {}) do
     local here = now[file]
-    if here == nil and root and lumen.core.exists(root .. file) then here = lumen.sha256_file(root .. file) end
+    if here == nil and root and lumen.exists(root .. file) then here = lumen.sha256_file(root .. file) end
     if here ~= sha then code_diff[#code_diff + 1] = file end
   end
   table.sort(code_diff)
