@@ -6,7 +6,8 @@
 
 const char *const lm_act_names[LM_ACT_COUNT] = {"relu",     "leaky_relu",  "relu6",     "clip",
                                                 "sigmoid",  "tanh",        "gelu",      "hardsigmoid",
-                                                "hardswish", "softplus",   "elu"};
+                                                "hardswish", "softplus",   "elu",
+                                                "silu"};
 _Static_assert(sizeof lm_act_names / sizeof *lm_act_names == LM_ACT_COUNT, "one name per activation");
 
 /* The scalar functions and loops are inlined into one copy per op (see SPECIALIZE). */
@@ -17,10 +18,35 @@ static const lm_act_params defaults[LM_ACT_COUNT] = {
     [LM_ACT_LEAKY_RELU] = {0.01f, 0},      [LM_ACT_CLIP] = {-INFINITY, INFINITY},
     [LM_ACT_HARDSIGMOID] = {1.0f / 6, 0.5f}, [LM_ACT_SOFTPLUS] = {1, 20}, [LM_ACT_ELU] = {1, 0}};
 
+/* exp(x) for x <= 0 (and NaN, which the callers mask), in a form the compiler vectorises: x = n ln 2 + r
+ * with |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial (max error about 1 ulp against libm's expf over
+ * [-104, 0], tests/c/test_act.c), times 2^n built from the exponent bits in two halves so that results below
+ * 2^-126 come out subnormal as expf's do. x below -104 gives 0 (expf(-104) rounds to 0 in float32 too). */
+ACT_INLINE float exp_nonpos(float x) {
+  x = x > -104.0f ? x : -104.0f; /* NaN becomes -104: defined below; the caller puts the NaN back */
+  const float shift = 12582912.0f;  /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+  float n = (x * 1.44269504088896341f + shift) - shift;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  int32_t ni = (int32_t)n, n1 = ni / 2, n2 = ni - n1; /* n in [-150, 0]: each half in [-75, 0] */
+  union { int32_t i; float f; } s1 = {(n1 + 127) << 23}, s2 = {(n2 + 127) << 23};
+  return y * s1.f * s2.f;
+}
+
+/* 1 / (1 + exp(-x)) through exp(-|x|), which cannot overflow; NaN stays NaN. Branch-free, so the loops
+ * over it vectorise. */
 ACT_INLINE float sigmoid(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
+  float e = exp_nonpos(x > 0 ? -x : x);
+  float s = 1.0f / (1.0f + e);
+  float v = x >= 0 ? s : e * s;
+  return x == x ? v : x;
 }
 
 /* Comparisons are written so that NaN propagates, as in PyTorch. */
@@ -40,6 +66,7 @@ ACT_INLINE float act_value(lm_act_op op, float a, float b, float x) {
   case LM_ACT_HARDSWISH: return x < -3 ? 0 : x > 3 ? x : x * (x + 3) / 6;
   case LM_ACT_SOFTPLUS: return a * x > b ? x : log1pf(expf(a * x)) / a;
   case LM_ACT_ELU: return x > 0 ? x : a * expm1f(x);
+  case LM_ACT_SILU: return x * sigmoid(x);
   default: return NAN;
   }
 }
@@ -68,6 +95,10 @@ ACT_INLINE float act_deriv(lm_act_op op, float a, float b, float x) {
   case LM_ACT_HARDSWISH: return x < -3 ? 0 : x > 3 ? 1 : (2 * x + 3) / 6;
   case LM_ACT_SOFTPLUS: return a * x > b ? 1 : sigmoid(a * x);
   case LM_ACT_ELU: return x > 0 ? 1 : a * expf(x);
+  case LM_ACT_SILU: {
+    float s = sigmoid(x);
+    return s * (1 + x * (1 - s));
+  }
   default: return NAN;
   }
 }
@@ -97,10 +128,12 @@ ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restr
   case LM_ACT_HARDSWISH: loop(LM_ACT_HARDSWISH, __VA_ARGS__); break;     \
   case LM_ACT_SOFTPLUS: loop(LM_ACT_SOFTPLUS, __VA_ARGS__); break;       \
   case LM_ACT_ELU: loop(LM_ACT_ELU, __VA_ARGS__); break;                 \
+  case LM_ACT_SILU: loop(LM_ACT_SILU, __VA_ARGS__); break;               \
   default: break;                                                        \
   }
 
-/* The loops over ranges, for lm_parallel_for (large tensors only: a split costs a thread start each). */
+/* The loops over ranges, for lm_parallel_for (large tensors only: a split costs a thread start each), each
+ * built for three vector widths (LM_VECTOR_CLONES). */
 typedef struct {
   lm_act_op op;
   float a, b;
@@ -108,17 +141,17 @@ typedef struct {
   float *out;
 } act_job;
 
-static void forward_range(void *ctx, int64_t lo, int64_t hi) {
+LM_VECTOR_CLONES static void forward_range(void *ctx, int64_t lo, int64_t hi) {
   const act_job *j = ctx;
   SPECIALIZE(j->op, forward_loop, j->a, j->b, j->x + lo, j->out + lo, hi - lo);
 }
 
-static void inplace_range(void *ctx, int64_t lo, int64_t hi) {
+LM_VECTOR_CLONES static void inplace_range(void *ctx, int64_t lo, int64_t hi) {
   const act_job *j = ctx;
   SPECIALIZE(j->op, inplace_loop, j->a, j->b, j->out + lo, hi - lo);
 }
 
-static void backward_range(void *ctx, int64_t lo, int64_t hi) {
+LM_VECTOR_CLONES static void backward_range(void *ctx, int64_t lo, int64_t hi) {
   const act_job *j = ctx;
   SPECIALIZE(j->op, backward_loop, j->a, j->b, j->x + lo, j->gy + lo, j->out + lo, hi - lo);
 }

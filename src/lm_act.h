@@ -35,6 +35,7 @@ typedef enum {
   LM_ACT_HARDSWISH,   /* x * relu6(x + 3) / 6 */
   LM_ACT_SOFTPLUS,    /* log(1 + exp(a * x)) / a, and x where a * x > b (PyTorch: a = 1, b = 20) */
   LM_ACT_ELU,         /* x > 0 ? x : a * (exp(x) - 1)  (a = alpha, default 1) */
+  LM_ACT_SILU,        /* x * sigmoid(x) (swish) */
   LM_ACT_COUNT
 } lm_act_op;
 extern const char *const lm_act_names[LM_ACT_COUNT]; /* "relu", "leaky_relu", ... */

@@ -158,6 +158,18 @@ int lm_get_threads(void);
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 /* Below this many elements an elementwise loop stays on the calling thread (starting threads costs more). */
 #define LM_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 18)
+/* On a hot elementwise loop: compiled three times, for the x86-64 baseline (SSE2), AVX2 + FMA and AVX-512,
+ * and the one the CPU runs chosen once at load (GCC's function multi-versioning, an ifunc), so the portable
+ * binary runs the loops 4, 8 or 16 floats wide. Nothing elsewhere. Results may differ in the last bit between
+ * CPUs (FMA contracts a multiply and an add), never between runs or thread counts on one machine. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && !defined(LUMEN_NO_CLONES)
+#define LM_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "arch=x86-64-v4", "default")))
+#endif
+#endif
+#ifndef LM_VECTOR_CLONES
+#define LM_VECTOR_CLONES
+#endif
 const char *lm_blas_corename(void); /* the OpenBLAS kernel set in use, e.g. "Haswell" */
 const char *lm_blas_config(void);   /* OpenBLAS's build: "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." */
 /* When OpenBLAS fell back to generic kernels on a CPU it does not know: the core type to set in

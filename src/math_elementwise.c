@@ -36,7 +36,7 @@ _Static_assert(sizeof lm_unary_names / sizeof *lm_unary_names == LM_UNARY_COUNT,
     }                                                                                                    \
   } while (0)
 
-static void binary_row(lm_binary_op op, float *restrict o, const float *restrict a, int64_t sa,
+LM_VECTOR_CLONES static void binary_row(lm_binary_op op, float *restrict o, const float *restrict a, int64_t sa,
                        const float *restrict b, int64_t sb, int64_t n) {
   switch (op) {
   case LM_OP_ADD: BINARY_ROW(x + y); break;
