@@ -21,7 +21,7 @@ out = []
 pts = torch.tensor([-4.0, -2.5, -1.0, -0.3, 0.0, 0.2, 1.0, 2.9, 3.5, 6.5, 25.0])
 acts = {
     "relu": F.relu(pts), "leaky_relu": F.leaky_relu(pts, 0.01), "relu6": F.relu6(pts),
-    "sigmoid": torch.sigmoid(pts), "tanh": torch.tanh(pts), "gelu": F.gelu(pts),
+    "sigmoid": torch.sigmoid(pts), "silu": F.silu(pts), "tanh": torch.tanh(pts), "gelu": F.gelu(pts),
     "hardsigmoid": F.hardsigmoid(pts), "hardsigmoid_onnx": torch.clamp(0.2 * pts + 0.5, 0, 1),
     "hardswish": F.hardswish(pts), "softplus": F.softplus(pts), "elu": F.elu(pts),
     "clip": torch.clamp(pts, -1, 2),

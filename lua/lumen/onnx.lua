@@ -6,7 +6,7 @@
 -- Conv, ConvTranspose, Gemm and MatMul with a constant weight, BatchNormalization, activations, pools,
 -- Flatten, Dropout, Softmax, LayerNormalization, LSTM, GRU and embedding Gathers become lumen.nn modules
 -- holding the file's weights; other operators become function nodes over lumen ops, so the model stays
--- differentiable end to end. The GELU and LayerNorm patterns exporters spell out become one layer each
+-- differentiable end to end. The SiLU, GELU and LayerNorm patterns exporters spell out become one layer each
 -- (see `fuse`), and a zero Pad that only a Conv reads becomes the Conv's padding (ops.Pad).
 -- Nodes whose inputs are all constants (initializers, Constant nodes, Shape of a statically known
 -- shape, and chains of them such as the Shape/Gather/Concat that exporters emit for Reshape) are
@@ -285,6 +285,13 @@ ops.Relu = module_op(lumen.nn.ReLU)
 ops.Sigmoid = module_op(lumen.nn.Sigmoid)
 ops.Tanh = module_op(lumen.nn.Tanh)
 ops.HardSwish = module_op(lumen.nn.HardSwish)
+-- Swish (opset 24; also what the importer fuses x * Sigmoid(x) into): x * sigmoid(alpha * x), nn.SiLU at
+-- alpha = 1.
+ops.Swish = function(n)
+  local alpha = n:attr("alpha", 1.0)
+  if alpha == 1 then return { module = lumen.nn.SiLU {} } end
+  return { fn = function(x) return x * lumen.sigmoid(x * alpha) end }
+end
 ops.LeakyRelu = module_op(lumen.nn.LeakyReLU, function(n) return { slope = n:attr("alpha", 0.01) } end)
 ops.HardSigmoid = module_op(lumen.nn.HardSigmoid,
   function(n) return { alpha = n:attr("alpha", 0.2), beta = n:attr("beta", 0.5) } end)
@@ -1066,10 +1073,11 @@ ops.GRU = rnn_converter("GRU")
 
 ---------------------------------------------------------------- fusing the patterns exporters spell out
 
--- Exporters write GELU and LayerNorm as primitive ops (PyTorch before opsets 20 and 17). The importer
--- puts one Gelu / LayerNormalization node in the pattern's place, named by its last output: the model
--- then has one GELU / LayerNorm layer there, as it was built, and runs one kernel. A pattern whose
--- intermediate values are used elsewhere (or are graph outputs) is left as it is.
+-- Exporters write SiLU, GELU and LayerNorm as primitive ops (PyTorch before opsets 24, 20 and 17). The
+-- importer puts one Swish / Gelu / LayerNormalization node in the pattern's place, named by its last
+-- output: the model then has one SiLU / GELU / LayerNorm layer there, as it was built, and runs one kernel.
+-- A pattern whose intermediate values are used elsewhere (or are graph outputs) is left as it is.
+--   SiLU:      Sigmoid(x) -> * x
 --   GELU:      x / sqrt(2) (or x * (1 / sqrt(2))) -> Erf -> + 1 -> * x -> * 0.5, or (x * 0.5) * (1 + erf)
 --   LayerNorm: m = ReduceMean(x, trailing axes); d = x - m; d / Sqrt(ReduceMean(d ^ 2) + eps)
 --              [* weight [+ bias]], weight and bias constants
@@ -1150,6 +1158,16 @@ local function fuse(desc)
                         outputs = { nodes[final].outputs[1] }, attrs = {} }
   end
 
+  local function silu(si)
+    local s = nodes[si]
+    local x = s.inputs[1]
+    local mi = only(s.outputs[1], "Mul")
+    if not mi or other(nodes[mi], s.outputs[1]) ~= x then return end
+    gone[si] = true
+    replaced[mi] = { op_type = "Swish", domain = "", name = nodes[mi].name, inputs = { x },
+                     outputs = { nodes[mi].outputs[1] }, attrs = {} }
+  end
+
   -- The axes of a ReduceMean as a key ("-2,-1"), when they are trailing negative axes and keepdims is 1.
   local function trailing_axes(node)
     if node.attrs.keepdims == 0 then return nil end
@@ -1210,7 +1228,9 @@ local function fuse(desc)
 
   for i, node in ipairs(nodes) do
     if node.domain == "" or node.domain == "ai.onnx" then
-      if node.op_type == "Erf" then gelu(i) elseif node.op_type == "ReduceMean" then layer_norm(i) end
+      if node.op_type == "Erf" then gelu(i)
+      elseif node.op_type == "ReduceMean" then layer_norm(i)
+      elseif node.op_type == "Sigmoid" then silu(i) end
     end
   end
   local out = {}

@@ -7,7 +7,8 @@
 --                and return it when grad mode is off (lumen.no_grad), and are relu(x) etc. (a new tensor)
 --                otherwise, since a recorded node may need x's values; use the result either way. Only for a
 --                tensor nothing else holds (such as the fresh output of the layer before).
---                sigmoid(x), tanh(x), gelu(x) (erf form), hardswish(x), softplus(x, beta = 1, threshold = 20),
+--                sigmoid(x), silu(x) = x * sigmoid(x) (swish), tanh(x), gelu(x) (erf form), hardswish(x),
+--                softplus(x, beta = 1, threshold = 20),
 --                elu(x, alpha = 1), hardsigmoid(x, alpha = 1/6, beta = 0.5): clip(alpha * x + beta, 0, 1);
 --                alpha may also be "pytorch" (1/6, 0.5), "onnx" (0.2, 0.5) or a table {alpha =, beta =}
 --   softmax      softmax(x, dim = -1), log_softmax(x, dim = -1), numerically stable; dims 1-based
@@ -76,7 +77,7 @@ return function(lumen)
     end)
   end
 
-  for _, name in ipairs { "relu", "relu6", "sigmoid", "tanh", "gelu", "hardswish" } do activation(name) end
+  for _, name in ipairs { "relu", "relu6", "sigmoid", "silu", "tanh", "gelu", "hardswish" } do activation(name) end
   activation("leaky_relu", function(slope) return number_or("leaky_relu", "slope", slope, 0.01), 0 end)
   activation("clip", function(lo, hi)
     return number_or("clip", "min", lo, -math.huge), number_or("clip", "max", hi, math.huge)

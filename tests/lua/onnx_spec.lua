@@ -129,6 +129,24 @@ describe("lumen.onnx", function()
       end)
     end
 
+    for _, opset in ipairs { 13, 17 } do
+      it(("x * Sigmoid(x) becomes one SiLU layer; a Sigmoid gating another tensor or read twice stays (opset %d)")
+        :format(opset), function()
+        -- tools/export_silu.py: an EfficientNet-style block (Conv-BN-SiLU, depthwise, squeeze-and-excitation)
+        local model = lumen.onnx.load(TORCH .. ("silu_opset%d.onnx"):format(opset))
+        local ref = lumen.read_safetensors(TORCH .. "silu.safetensors")
+        local types = {}
+        for _, l in ipairs(model:layers()) do types[l.type] = (types[l.type] or 0) + 1 end
+        assert.equal(4, types.SiLU)
+        assert.equal(2, types.Sigmoid) -- the SE gate, and the Sigmoid the mean also reads
+        assert.equal(2, types.Mul)
+        local x = lumen.autograd.set_requires_grad(ref.input, true)
+        local y = model:forward(x)
+        support.assert_close(y, ref.y, 1e-5, "output")
+        support.assert_close(lumen.grad(y:sum(), x), ref.grad, 1e-5, "input gradient")
+      end)
+    end
+
     for _, opset in ipairs { 11, 13 } do
       it(("agree with NumPy, form by form, at opset %d"):format(opset), function()
         local model = lumen.onnx.load(SEEDS .. ("forms_opset%d.onnx"):format(opset))

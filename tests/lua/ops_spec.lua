@@ -80,6 +80,7 @@ local CASES = {
   leaky_relu = function() return function(t) return lumen.leaky_relu(t, 0.2) end, { away { 6 } } end,
   clip = function() return function(t) return lumen.clip(t, -0.5, 0.7) end, { away { 6 } * 0.3 + away { 6 } } end,
   sigmoid = function() return lumen.sigmoid, { randn { 5 } } end,
+  silu = function() return lumen.silu, { randn { 5 } * 3 } end,
   tanh = function() return lumen.tanh, { randn { 5 } } end,
   gelu = function() return lumen.gelu, { randn { 5 } } end,
   elu = function() return function(t) return lumen.elu(t, 0.7) end, { away { 5 } } end,

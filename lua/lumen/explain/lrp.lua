@@ -38,7 +38,7 @@ local M = {}
 local TINY = 1e-12
 local LAYER_OPS = { linear = true, conv2d = true, conv1d = true }
 local PASS = { "relu", "leaky_relu", "relu6", "clip", "gelu", "hardswish", "hardsigmoid", "elu", "softplus",
-               "sigmoid", "tanh" }
+               "sigmoid", "silu", "tanh" }
 local PROPORTIONAL = { "avg_pool2d", "avg_pool1d", "global_avg_pool2d", "adaptive_avg_pool2d", "mean", "sum" }
 
 -- z + eps sign(z), with sign(0) = 1 so nothing divides by zero.

@@ -33,10 +33,10 @@ local core = lumen.core
 
 local M = {}
 
-local POINT_MODULES = { ReLU = true, LeakyReLU = true, ReLU6 = true, Clip = true, Sigmoid = true, Tanh = true,
+local POINT_MODULES = { ReLU = true, LeakyReLU = true, ReLU6 = true, Clip = true, Sigmoid = true, SiLU = true, Tanh = true,
                         GELU = true, HardSigmoid = true, HardSwish = true, BatchNorm2d = "eval", Dropout = "eval",
                         Identity = true }
-local POINT_OPS = { relu = true, leaky_relu = true, relu6 = true, clip = true, sigmoid = true, tanh = true,
+local POINT_OPS = { relu = true, leaky_relu = true, relu6 = true, clip = true, sigmoid = true, silu = true, tanh = true,
                     gelu = true, hardsigmoid = true, hardswish = true, softplus = true, elu = true, neg = true,
                     exp = true, abs = true, sqrt = true, square = true, add = true, sub = true, mul = true,
                     div = true, maximum = true, minimum = true, clamp = true }

@@ -9,7 +9,7 @@ nn.Graph = require "lumen.nn.graph"
 local leaves = {
   Conv2d = "conv2d", Conv1d = "conv1d", ConvTranspose2d = "conv_transpose2d", Linear = "linear",
   Embedding = "embedding", ReLU = "relu", LeakyReLU = "leaky_relu", ReLU6 = "relu6", Clip = "clip",
-  Sigmoid = "sigmoid", Tanh = "tanh", GELU = "gelu", HardSigmoid = "hardsigmoid", HardSwish = "hardswish",
+  Sigmoid = "sigmoid", SiLU = "silu", Tanh = "tanh", GELU = "gelu", HardSigmoid = "hardsigmoid", HardSwish = "hardswish",
   Softmax = "softmax", LogSoftmax = "log_softmax", MaxPool1d = "maxpool1d", MaxPool2d = "maxpool2d",
   AvgPool2d = "avgpool2d", GlobalAvgPool2d = "global_avg_pool2d", GlobalMaxPool2d = "global_max_pool2d",
   GlobalMaxPool1d = "global_max_pool1d", MaxUnpool2d = "max_unpool2d", Flatten = "flatten", Dropout = "dropout",

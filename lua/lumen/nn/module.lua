@@ -92,7 +92,7 @@ function Module.normal(shape)
 end
 
 -- Applies the fused activation of Keras-style layers (`activation = "relu"`), if any.
-local activations = { relu = true, sigmoid = true, tanh = true, gelu = true, relu6 = true, hardswish = true,
+local activations = { relu = true, sigmoid = true, silu = true, tanh = true, gelu = true, relu6 = true, hardswish = true,
                       hardsigmoid = true }
 function Module:check_activation(cfg)
   local a = cfg.activation
