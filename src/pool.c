@@ -53,6 +53,32 @@ static void taps(int64_t s, int64_t k, int64_t d, int64_t n, int64_t *a, int64_t
   if (*b > k) *b = k;
 }
 
+/* One output row's windows that lie wholly inside the input (columns [a, b)), tap by tap in row-major order
+ * across the row, so that the loop over columns vectorises: y / at (the row's outputs and switches) take tap
+ * (i, j) where it is greater or NaN, exactly as the per-window loop below would. */
+LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *g, int64_t h0, int64_t a, int64_t b,
+                                              float *restrict y, int64_t *restrict at) {
+  const int64_t sw = g->sw, base = -g->pl;
+  for (int64_t i = 0; i < g->kh; i++)
+    for (int64_t j = 0; j < g->kw; j++) {
+      const int64_t r = (h0 + i * g->dh) * g->W + base + j * g->dw;
+      const float *src = xp + r;
+      if (i == 0 && j == 0) {
+        for (int64_t ow = a; ow < b; ow++) {
+          y[ow] = src[ow * sw];
+          at[ow] = r + ow * sw;
+        }
+        continue;
+      }
+      for (int64_t ow = a; ow < b; ow++) {
+        const float v = src[ow * sw];
+        const int take = v > y[ow] || v != v;
+        y[ow] = take ? v : y[ow];
+        at[ow] = take ? r + ow * sw : at[ow];
+      }
+    }
+}
+
 static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, const lm_pool_params *p,
                                    lm_tensor **indices, lm_error *err) {
   lm_window g;
@@ -87,7 +113,15 @@ static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, c
     int64_t *ip = lm_i64(idx) + c * P;    // (OH, OW)
     for (int64_t oh = 0; oh < g.OH; oh++) {
       const int64_t h0 = oh * g.sh - g.pt, i0 = rows[2 * oh], i1 = rows[2 * oh + 1];
+      int64_t a = g.OW, b = g.OW; /* the columns whose windows are whole: [a, b) */
+      if (i0 == 0 && i1 == g.kh) {
+        for (a = 0; a < g.OW && !(cols[2 * a] == 0 && cols[2 * a + 1] == g.kw); a++) {}
+        for (b = a; b < g.OW && cols[2 * b] == 0 && cols[2 * b + 1] == g.kw; b++) {}
+        if (b > a) max_row_interior(xp, &g, h0, a, b, yp + oh * g.OW, ip + oh * g.OW);
+      }
       for (int64_t ow = 0; ow < g.OW; ow++) {
+        if (ow == a) ow = b; /* done above */
+        if (ow >= g.OW) break;
         const int64_t w0 = ow * g.sw - g.pl, j0 = cols[2 * ow], j1 = cols[2 * ow + 1];
         int64_t at = (h0 + i0 * g.dh) * g.W + w0 + j0 * g.dw;
         float best = xp[at];
@@ -251,7 +285,28 @@ int lm_avg_pool_backward(const lm_tensor *gy, const lm_pool_params *p, lm_tensor
 /* ---- adaptive average pooling ---- */
 
 /* mode 0: y = adaptive avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, oh, ow). */
+/* The sum of p[0..n) in double precision, in eight independent lanes so that it vectorises (a global average
+ * pool's whole plane, or a band of full rows). */
+LM_VECTOR_CLONES static double sum_run(const float *p, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++) lane[k] += p[i + k];
+  double s = 0;
+  for (; i < n; i++) s += p[i];
+  for (int k = 0; k < 8; k++) s += lane[k];
+  return s;
+}
+
 static void adaptive_avg(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, float *x, float *y, int mode) {
+  if (mode == 0 && ow == 1) { /* each output sums whole rows h0..h1: one contiguous run */
+    for (int64_t c = 0; c < planes; c++)
+      for (int64_t i = 0; i < oh; i++) {
+        int64_t h0 = i * H / oh, h1 = ((i + 1) * H + oh - 1) / oh;
+        y[c * oh + i] = (float)(sum_run(x + c * H * W + h0 * W, (h1 - h0) * W) / (double)((h1 - h0) * W));
+      }
+    return;
+  }
   for (int64_t c = 0; c < planes; c++) {
     float *xp = x + c * H * W, *yp = y + c * oh * ow;
     for (int64_t i = 0; i < oh; i++) {
