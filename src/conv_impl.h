@@ -34,5 +34,8 @@ void lm_dnnl_set_threads(int n);
 void lm_dnnl_release(void);
 /* How many convolutions oneDNN has run (tests check that a backend really did the work). */
 int64_t lm_dnnl_runs(void);
+/* Inputs with fewer channels than this (groups 1) get their gradient from im2col, not oneDNN (dnnl.c);
+ * returns the previous value. Default 8; tests set 0 to hold oneDNN's backward-data to every configuration. */
+int lm_dnnl_few_channels(int c);
 
 #endif

@@ -261,6 +261,32 @@ static void check_post(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
 }
 
+/* With the default threshold, the input gradient of a 3-channel layer comes from im2col (oneDNN runs nothing)
+ * and agrees with oneDNN's; one of 8 channels stays on oneDNN; the forward always does. */
+static void check_few_channels(void) {
+  if (!lm_conv_have_onednn()) return;
+  lm_error err = {0};
+  lm_conv_set_backend("onednn", &err);
+  for (int c = 3; c <= 8; c += 5) {
+    cfg k = {"few", 1, c, 9, 9, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
+    lm_conv_params p = params_of(&k);
+    int64_t xs[4] = {1, c, 9, 9}, ws[4] = {6, c, 3, 3}, gs[4] = {1, 6, 5, 5};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *gy = randn(4, gs);
+    lm_tensor *g1 = lm_tensor_like(x, NULL), *g2 = lm_tensor_like(x, NULL);
+    int64_t r0 = lm_dnnl_runs();
+    CHECK(lm_conv2d_backward(x, w, gy, &p, g1, NULL, NULL, &err) == 0, "few channels: %s", err.msg);
+    int64_t ran = lm_dnnl_runs() - r0;
+    CHECK(ran == (c < 8 ? 0 : 1), "%d channels: oneDNN ran %lld backward-data convolutions", c, (long long)ran);
+    int few = lm_dnnl_few_channels(0);
+    CHECK(lm_conv2d_backward(x, w, gy, &p, g2, NULL, NULL, &err) == 0, "few channels: %s", err.msg);
+    lm_dnnl_few_channels(few);
+    double worst = 0;
+    for (int64_t i = 0; i < x->numel; i++) worst = fmax(worst, fabs(lm_f32(g1)[i] - lm_f32(g2)[i]));
+    CHECK(worst < 1e-4, "%d channels: im2col and oneDNN input gradients differ by %g", c, worst);
+    lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(gy), lm_tensor_release(g1), lm_tensor_release(g2);
+  }
+}
+
 int main(void) {
   lm_seed(7);
   const char *backends[] = {"im2col", "onednn"};
@@ -269,6 +295,7 @@ int main(void) {
   CHECK(lm_conv_set_backend(backends[be], &err) == 0, "set backend %s: %s", backends[be], err.msg);
   CHECK(!strcmp(lm_conv_backend(), backends[be]), "backend is %s, expected %s", lm_conv_backend(), backends[be]);
   int64_t runs0 = lm_dnnl_runs();
+  int few = lm_dnnl_few_channels(0); /* every backward-data below on oneDNN too (the tests' channels are few) */
   /* name, N, C, H, W, O, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, opad_h, opad_w, bias */
   static const cfg convs[] = {
       {"3x3 pad 1", 2, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},
@@ -310,6 +337,7 @@ int main(void) {
   check_errors();
   check_post();
   int64_t ran = lm_dnnl_runs() - runs0;
+  lm_dnnl_few_channels(few);
   /* oneDNN must have run every convolution above (129 calls); im2col none. */
   if (be == 0)
     CHECK(ran == 0, "im2col backend: oneDNN still ran %lld convolutions", (long long)ran);
@@ -317,6 +345,7 @@ int main(void) {
     CHECK(ran >= 129, "onednn backend: oneDNN ran only %lld convolutions", (long long)ran);
   printf("%s: oneDNN ran %lld convolutions\n", backends[be], (long long)ran);
   }
+  check_few_channels();
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)
