@@ -59,7 +59,7 @@ end
 local Stop = {}
 function Composite:run_child(ctx, local_name, ...)
   local m = self:child(local_name)
-  local y = self:call_child(m, Container.sub_ctx(ctx, false), ...)
+  local y = self:call_child(m, Container.sub_ctx(ctx, false, m), ...)
   self:capture(ctx, m.name, y)
   if Container.stops_after(ctx, m.name) then error(setmetatable({ value = y }, Stop), 0) end
   return y

@@ -11,7 +11,7 @@
 --   rec       {shapes = {name -> shape}, layers = {{name, type, shape}, ...}}: what trace() returns
 --   logits    (per container) whether this container's final Softmax is skipped
 --   fold      group -> how it runs in this pass, for the folded Conv+BN+ReLU groups (lumen.nn.fold)
--- A subclass's _run calls self:call_child(m, Container.sub_ctx(ctx, logits), ...) for each child and
+-- A subclass's _run calls self:call_child(m, Container.sub_ctx(ctx, logits, m), ...) for each child and
 -- Container.stops_after(ctx, name) after it; call_child does the rest (replace, capture, shapes, extras).
 --
 -- Extra outputs: a leaf's forward may return a second value, a table of named tensors (an attention
@@ -88,6 +88,14 @@ local function note(self, ctx, name, y, type_name, leaf)
   end
 end
 
+-- Child m's output for args (run under call_child's pcall; a plain function, not a closure per call).
+local function run_child(self, m, ctx, ...)
+  if m.is_container then return m:_run(ctx, ...) end
+  local g = m._fold and fold.group_of(self, m)
+  if g then return fold.call(g, m, ctx, ...) end
+  return m:forward(...)
+end
+
 -- Runs child m on args (or takes its output from ctx.replace), prefixing any error with
 -- "name (Type): "; captures and records its output and any extra outputs of a leaf.
 function Container:call_child(m, ctx, ...)
@@ -99,12 +107,7 @@ function Container:call_child(m, ctx, ...)
     y = replaced
   else
     local ok
-    ok, y, extra = pcall(function(...)
-      if m.is_container then return m:_run(ctx, ...) end
-      local g = m._fold and fold.group_of(self, m)
-      if g then return fold.call(g, m, ctx, ...) end
-      return m:forward(...)
-    end, ...)
+    ok, y, extra = pcall(run_child, self, m, ctx, ...)
     if not ok then error(("%s (%s): %s"):format(name, m.type, strip_position(y)), 0) end
   end
   note(self, ctx, name, y, m.type, not m.is_container)
@@ -119,8 +122,10 @@ function Container:call_child(m, ctx, ...)
   return y
 end
 
--- The context for a nested container: the same pass state; logits only when asked.
-function Container.sub_ctx(ctx, logits)
+-- The context for child m: for a nested container the same pass state with logits only when asked; a leaf
+-- (which never reads logits) shares the pass's own table.
+function Container.sub_ctx(ctx, logits, m)
+  if m and not m.is_container then return ctx end
   return { want = ctx.want, captured = ctx.captured, replace = ctx.replace, stop = ctx.stop, rec = ctx.rec,
            root = ctx.root, ran = ctx.ran, logits = logits, fold = ctx.fold }
 end

@@ -48,13 +48,20 @@ local function sources(g)
   return { c.weight, c.bias or false, bn.weight, bn.bias, bn.running_mean, bn.running_var }
 end
 
+-- t.version (read from the tensor's fields directly: this runs for every convolution of every pass).
+local fields = lumen.core.fields
+local function version_of(t)
+  local f = fields(t)
+  return f and f.version
+end
+
 -- Whether the kept w', b' were made from the tensors the layers hold now, unchanged since.
 local function fresh(g)
   local src = sources(g)
   local kept = g.kept
   if not kept or kept.eps ~= g.bn.eps then return false end
   for i, t in ipairs(src) do
-    if kept.src[i] ~= t or (t and kept.version[i] ~= t.version) then return false end
+    if kept.src[i] ~= t or (t and kept.version[i] ~= version_of(t)) then return false end
   end
   return true
 end

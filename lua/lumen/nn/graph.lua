@@ -209,7 +209,8 @@ function Graph:_run(ctx, x)
       if logits and rec.type == "Softmax" then
         values[rec.name] = args[1]
       else
-        values[rec.name] = self:call_child(rec.module or rec, Container.sub_ctx(ctx, logits),
+        local child = rec.module or rec
+        values[rec.name] = self:call_child(child, Container.sub_ctx(ctx, logits, child),
           table.unpack(args, 1, #rec.inputs))
       end
       if Container.stops_after(ctx, rec.name) then return values[rec.name] end

@@ -55,7 +55,7 @@ function Sequential:_run(ctx, x)
   for i = first_to_run(self, ctx), n do
     local m = self.modules[i]
     if i == n and ctx.logits and m.type == "Softmax" then return x end
-    x = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits), x)
+    x = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits, m), x)
     if Container.stops_after(ctx, m.name) then return x end
   end
   return x
