@@ -45,7 +45,7 @@ for mode in p.modes:gmatch("[^,]+") do
       io.stderr:write(("occlusion: max |incremental - full| = %g\n"):format(lumen.max_abs_diff(maps.incremental,
         maps.full)))
     end
-    local line = { bench = "occlusion", side = "lumen", case = ("occlusion 16/8 resnet18 %d (lumen %s)"):format(p.size,
+    local line = { bench = "occlusion", side = os.getenv("LUMEN_BENCH_SIDE") or "lumen", case = ("occlusion 16/8 resnet18 %d (lumen %s)"):format(p.size,
       mode), batch = 32, pass = "explain", ms = ms, flop = flop, threads = lumen.threads(),
       core = lumen.core.blas_core(), positions = positions, max_diff_vs_torch = extra }
     io.stdout:write(lumen.json.encode(line), "\n")
