@@ -37,5 +37,11 @@ int64_t lm_dnnl_runs(void);
 /* Inputs with fewer channels than this (groups 1) get their gradient from im2col, not oneDNN (dnnl.c);
  * returns the previous value. Default 8; tests set 0 to hold oneDNN's backward-data to every configuration. */
 int lm_dnnl_few_channels(int c);
+/* Convolutions below this many multiply-adds run on one thread (waking another costs more than it saves);
+ * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
+ * returns the previous value. */
+int64_t lm_dnnl_split_macs(int64_t macs);
+/* The threads the last oneDNN convolution ran on (tests). */
+int lm_dnnl_last_threads(void);
 
 #endif

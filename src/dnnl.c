@@ -56,9 +56,35 @@ const char *lm_conv_backend(void) {
 
 int lm_conv_have_onednn(void) { return HAVE; }
 
-static int64_t runs = 0;
+static int64_t runs = 0, last_threads = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
+int lm_dnnl_last_threads(void) { return (int)last_threads; }
+
+/* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
+ * LUMEN_CONV_SPLIT_MACS yet. */
+static int64_t split_macs = -1;
+
+static int split_get(lm_error *err) {
+  if (split_macs < 0) {
+    const char *env = getenv("LUMEN_CONV_SPLIT_MACS");
+    char *end = NULL;
+    long long v = env && *env ? strtoll(env, &end, 10) : 16000000;
+    if (env && *env && (*end || v < 0))
+      return lm_fail(err, "LUMEN_CONV_SPLIT_MACS=%s: expected a whole number of multiply-adds (0: split every "
+                          "convolution over the threads)", env);
+    split_macs = v;
+  }
+  return 0;
+}
+
+int64_t lm_dnnl_split_macs(int64_t macs) {
+  lm_error err;
+  if (split_get(&err)) split_macs = 16000000;
+  int64_t old = split_macs;
+  if (macs >= 0) split_macs = macs;
+  return old;
+}
 
 #ifndef LUMEN_HAVE_DNNL
 
@@ -80,6 +106,7 @@ int lm_dnnl_few_channels(int c) {
   (void)c;
   return 0;
 }
+
 int lm_dnnl_fuses_act(const conv_geom *g) {
   (void)g;
   return 1;
@@ -343,6 +370,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
   static const int out[3] = {DST, SRC, WEI};
   const int kind = p->k.kind, o = out[kind];
   void *scratch = NULL;
+  if (p->k.threads != n_threads) omp_set_num_threads(p->k.threads); /* a small layer: one thread */
   size_t need = round64(p->scratch_bytes);
   for (int i = 0; i < 3; i++) need += p->reorder[i] ? round64(p->ibytes[i]) : 0;
   char *mem = need ? arena_get(need) : NULL;
@@ -380,8 +408,22 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
   }
   if (good && p->reorder[o]) good = exec2(p->reorder[o], p->imem[o], p->umem[o]);
   if (good) good = ok(dnnl_stream_wait(stream));
+  if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
   runs += good;
+  last_threads = p->k.threads;
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
+}
+
+/* The threads a convolution runs on: one below split_macs multiply-adds. Waking a second OpenMP thread (asleep
+ * under the passive policy) costs tens of microseconds, more than it saves on a small layer: at batch 1 on 2
+ * threads MobileNet v1 0.5 took 4.7 ms splitting every layer, 2.1-2.5 ms with 8-16 M, 2.3 ms on 1 thread;
+ * MobileNet v2 14.6-17 -> 12 ms, EfficientNet-B0 22-27 -> 20 ms; ResNet-18, whose layers are all larger,
+ * unchanged. */
+static int threads_for(const conv_geom *g) {
+  if (n_threads <= 1) return n_threads;
+  const lm_window *v = &g->win;
+  int64_t macs = g->N * g->O * (g->C / g->groups) * v->kh * v->kw * v->OH * v->OW;
+  return macs < split_macs ? 1 : n_threads;
 }
 
 /* Pointwise convolutions: oneDNN's GEMM on the plain layouts beats its blocked kernels plus reorders. */
@@ -398,7 +440,7 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.sh = v->sh, k.sw = v->sw, k.pt = v->pt, k.pl = v->pl, k.pb = v->pb, k.pr = v->pr, k.dh = v->dh, k.dw = v->dw;
   k.kind = kind;
   k.act = -1;
-  k.threads = n_threads;
+  k.threads = threads_for(g);
   k.plain = plain_gemm(g);
   return k;
 }
@@ -413,6 +455,7 @@ static int sizes_agree(const lm_window *v) {
 static int usable(const conv_geom *g, lm_error *err) {
   int b = backend_get(err);
   if (b <= 0) return b;
+  if (split_get(err)) return -1;
   if (g->N < 1 || !sizes_agree(&g->win) || init_engine(err)) return 0;
   if (!n_threads) lm_dnnl_set_threads(lm_get_threads());
   return 1;

@@ -5,6 +5,7 @@
  * the fused post-ops (bias, ReLU / leaky ReLU / ReLU6 / clip, a residual add) against conv + separate ops. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -287,8 +288,53 @@ static void check_few_channels(void) {
   }
 }
 
+/* A bad LUMEN_CONV_SPLIT_MACS is an error naming it, before any work (the first convolution of the process
+ * reads it). */
+static void check_split_env(void) {
+  if (!lm_conv_have_onednn()) return;
+  lm_error err = {0};
+  lm_conv_set_backend("onednn", &err);
+  setenv("LUMEN_CONV_SPLIT_MACS", "16M", 1);
+  cfg k = {"env", 1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
+  lm_conv_params p = params_of(&k);
+  int64_t xs[4] = {1, 2, 5, 5}, ws[4] = {2, 2, 3, 3};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws);
+  lm_tensor *y = lm_conv2d_forward(x, w, NULL, &p, &err);
+  CHECK(y == NULL && strstr(err.msg, "LUMEN_CONV_SPLIT_MACS=16M: expected a whole number of multiply-adds"),
+        "bad LUMEN_CONV_SPLIT_MACS: '%s'", err.msg);
+  unsetenv("LUMEN_CONV_SPLIT_MACS");
+  lm_tensor_release(y), lm_tensor_release(x), lm_tensor_release(w);
+}
+
+/* On 2 threads, a convolution below the split threshold runs on one and one above it on both, with the same
+ * output; the threads are set back after a small one. */
+static void check_split(void) {
+  if (!lm_conv_have_onednn()) return;
+  lm_error err = {0};
+  lm_conv_set_backend("onednn", &err);
+  int threads = lm_get_threads();
+  lm_set_threads(2);
+  cfg k = {"split", 1, 8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1}; /* 46,656 multiply-adds */
+  lm_conv_params p = params_of(&k);
+  int64_t xs[4] = {1, 8, 9, 9}, ws[4] = {8, 8, 3, 3}, bs[1] = {8};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
+  int64_t old = lm_dnnl_split_macs(100000);
+  lm_tensor *y1 = lm_conv2d_forward(x, w, b, &p, &err);
+  CHECK(y1 && lm_dnnl_last_threads() == 1, "below the threshold: ran on %d threads", lm_dnnl_last_threads());
+  lm_dnnl_split_macs(1000);
+  lm_tensor *y2 = lm_conv2d_forward(x, w, b, &p, &err);
+  CHECK(y2 && lm_dnnl_last_threads() == 2, "above the threshold: ran on %d threads", lm_dnnl_last_threads());
+  double worst = 0;
+  for (int64_t i = 0; y1 && y2 && i < y1->numel; i++) worst = fmax(worst, fabs(lm_f32(y1)[i] - lm_f32(y2)[i]));
+  CHECK(worst < 1e-5, "split: outputs differ by %g", worst);
+  lm_dnnl_split_macs(old);
+  lm_set_threads(threads);
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y1), lm_tensor_release(y2);
+}
+
 int main(void) {
   lm_seed(7);
+  check_split_env();
   const char *backends[] = {"im2col", "onednn"};
   for (int be = 0; be < 1 + lm_conv_have_onednn(); be++) {
   lm_error err = {0};
@@ -346,6 +392,7 @@ int main(void) {
   printf("%s: oneDNN ran %lld convolutions\n", backends[be], (long long)ran);
   }
   check_few_channels();
+  check_split();
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)
