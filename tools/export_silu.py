@@ -2,7 +2,8 @@
 (Conv-BN-SiLU, depthwise Conv-BN-SiLU, squeeze-and-excitation with its own SiLU and a Sigmoid gate, the
 projection, a residual) whose SiLUs PyTorch exports as Sigmoid -> Mul and lumen.onnx puts back together as
 nn.SiLU, next to Sigmoids it must keep: the SE gate (it multiplies another tensor) and a Sigmoid whose output
-is also read elsewhere. The safetensors file holds the input, PyTorch's output and its input gradient (of the
+is also read elsewhere; then MobileNet v3's Hardswish (HardSigmoid -> Mul at opset 13, one HardSwish op at
+17) and a Hardsigmoid SE gate, which must stay. The safetensors file holds the input, PyTorch's output and its input gradient (of the
 output's sum), at batch 2. Run with Debian's PyTorch: /usr/bin/python3 tools/export_silu.py
 """
 import io
@@ -27,6 +28,9 @@ class Block(nn.Module):
         self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 4, 1), nn.SiLU(), nn.Conv2d(4, 16, 1),
                                 nn.Sigmoid())
         self.project = nn.Sequential(nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8))
+        # MobileNet v3's pair: Hardswish (x * HardSigmoid(x) before opset 14) and a Hardsigmoid SE gate
+        self.v3 = nn.Sequential(nn.Conv2d(8, 8, 1), nn.Hardswish())
+        self.v3_se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.Hardsigmoid())
         self.head = nn.Linear(8, 5)
 
     def forward(self, x):
@@ -36,6 +40,8 @@ class Block(nn.Module):
         x = x + self.project(h)
         s = torch.sigmoid(x)  # read by the Mul with x and by the mean: stays a Sigmoid and a Mul
         x = x * s + s.mean()
+        x = self.v3(x)
+        x = x * self.v3_se(x)
         return self.head(x.mean((2, 3)))
 
 

@@ -6,7 +6,7 @@
 -- Conv, ConvTranspose, Gemm and MatMul with a constant weight, BatchNormalization, activations, pools,
 -- Flatten, Dropout, Softmax, LayerNormalization, LSTM, GRU and embedding Gathers become lumen.nn modules
 -- holding the file's weights; other operators become function nodes over lumen ops, so the model stays
--- differentiable end to end. The SiLU, GELU and LayerNorm patterns exporters spell out become one layer each
+-- differentiable end to end. The SiLU, HardSwish, GELU and LayerNorm patterns exporters spell out become one layer each
 -- (see `fuse`), and a zero Pad that only a Conv reads becomes the Conv's padding (ops.Pad).
 -- Nodes whose inputs are all constants (initializers, Constant nodes, Shape of a statically known
 -- shape, and chains of them such as the Shape/Gather/Concat that exporters emit for Reshape) are
@@ -1073,11 +1073,13 @@ ops.GRU = rnn_converter("GRU")
 
 ---------------------------------------------------------------- fusing the patterns exporters spell out
 
--- Exporters write SiLU, GELU and LayerNorm as primitive ops (PyTorch before opsets 24, 20 and 17). The
--- importer puts one Swish / Gelu / LayerNormalization node in the pattern's place, named by its last
--- output: the model then has one SiLU / GELU / LayerNorm layer there, as it was built, and runs one kernel.
--- A pattern whose intermediate values are used elsewhere (or are graph outputs) is left as it is.
+-- Exporters write SiLU, HardSwish, GELU and LayerNorm as primitive ops (PyTorch before opsets 24, 14, 20 and
+-- 17). The importer puts one Swish / HardSwish / Gelu / LayerNormalization node in the pattern's place, named
+-- by its last output: the model then has one SiLU / HardSwish / GELU / LayerNorm layer there, as it was
+-- built, and runs one kernel. A pattern whose intermediate values are used elsewhere (or are graph outputs)
+-- is left as it is.
 --   SiLU:      Sigmoid(x) -> * x
+--   HardSwish: HardSigmoid(x) with alpha 1/6, beta 0.5 -> * x
 --   GELU:      x / sqrt(2) (or x * (1 / sqrt(2))) -> Erf -> + 1 -> * x -> * 0.5, or (x * 0.5) * (1 + erf)
 --   LayerNorm: m = ReduceMean(x, trailing axes); d = x - m; d / Sqrt(ReduceMean(d ^ 2) + eps)
 --              [* weight [+ bias]], weight and bias constants
@@ -1158,14 +1160,20 @@ local function fuse(desc)
                         outputs = { nodes[final].outputs[1] }, attrs = {} }
   end
 
-  local function silu(si)
+  -- x * gate(x), the gate's output read by that Mul alone: one node of op_type (Swish, HardSwish).
+  local function self_gated(si, op_type)
     local s = nodes[si]
     local x = s.inputs[1]
     local mi = only(s.outputs[1], "Mul")
     if not mi or other(nodes[mi], s.outputs[1]) ~= x then return end
     gone[si] = true
-    replaced[mi] = { op_type = "Swish", domain = "", name = nodes[mi].name, inputs = { x },
+    replaced[mi] = { op_type = op_type, domain = "", name = nodes[mi].name, inputs = { x },
                      outputs = { nodes[mi].outputs[1] }, attrs = {} }
+  end
+  -- HardSwish is x * HardSigmoid(x) with PyTorch's alpha = 1/6 and beta = 0.5 (ONNX's defaults are 0.2, 0.5).
+  local function hardswish(si)
+    local a = nodes[si].attrs
+    if near(a.alpha or 0.2, 1 / 6) and near(a.beta or 0.5, 0.5) then self_gated(si, "HardSwish") end
   end
 
   -- The axes of a ReduceMean as a key ("-2,-1"), when they are trailing negative axes and keepdims is 1.
@@ -1230,7 +1238,8 @@ local function fuse(desc)
     if node.domain == "" or node.domain == "ai.onnx" then
       if node.op_type == "Erf" then gelu(i)
       elseif node.op_type == "ReduceMean" then layer_norm(i)
-      elseif node.op_type == "Sigmoid" then silu(i) end
+      elseif node.op_type == "Sigmoid" then self_gated(i, "Swish")
+      elseif node.op_type == "HardSigmoid" then hardswish(i) end
     end
   end
   local out = {}

@@ -130,16 +130,19 @@ describe("lumen.onnx", function()
     end
 
     for _, opset in ipairs { 13, 17 } do
-      it(("x * Sigmoid(x) becomes one SiLU layer; a Sigmoid gating another tensor or read twice stays (opset %d)")
-        :format(opset), function()
-        -- tools/export_silu.py: an EfficientNet-style block (Conv-BN-SiLU, depthwise, squeeze-and-excitation)
+      it(("x * Sigmoid(x) becomes one SiLU layer, x * HardSigmoid(x) one HardSwish; gates of another tensor or "
+        .. "a Sigmoid read twice stay (opset %d)"):format(opset), function()
+        -- tools/export_silu.py: an EfficientNet-style block (Conv-BN-SiLU, depthwise, squeeze-and-excitation),
+        -- then MobileNet v3's Hardswish and Hardsigmoid gate
         local model = lumen.onnx.load(TORCH .. ("silu_opset%d.onnx"):format(opset))
         local ref = lumen.read_safetensors(TORCH .. "silu.safetensors")
         local types = {}
         for _, l in ipairs(model:layers()) do types[l.type] = (types[l.type] or 0) + 1 end
         assert.equal(4, types.SiLU)
         assert.equal(2, types.Sigmoid) -- the SE gate, and the Sigmoid the mean also reads
-        assert.equal(2, types.Mul)
+        assert.equal(1, types.HardSwish)
+        assert.equal(1, types.HardSigmoid) -- the v3 SE gate
+        assert.equal(3, types.Mul)
         local x = lumen.autograd.set_requires_grad(ref.input, true)
         local y = model:forward(x)
         support.assert_close(y, ref.y, 1e-5, "output")
