@@ -284,7 +284,6 @@ int lm_avg_pool_backward(const lm_tensor *gy, const lm_pool_params *p, lm_tensor
 
 /* ---- adaptive average pooling ---- */
 
-/* mode 0: y = adaptive avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, oh, ow). */
 /* The sum of p[0..n) in double precision, in eight independent lanes so that it vectorises (a global average
  * pool's whole plane, or a band of full rows). */
 LM_VECTOR_CLONES static double sum_run(const float *p, int64_t n) {
@@ -298,6 +297,7 @@ LM_VECTOR_CLONES static double sum_run(const float *p, int64_t n) {
   return s;
 }
 
+/* mode 0: y = adaptive avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, oh, ow). */
 static void adaptive_avg(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, float *x, float *y, int mode) {
   if (mode == 0 && ow == 1) { /* each output sums whole rows h0..h1: one contiguous run */
     for (int64_t c = 0; c < planes; c++)
