@@ -292,8 +292,42 @@ static void test_sort(void) {
   lm_tensor_release(ix);
 }
 
+/* lm_sgemm with one row or one column (the matrix-vector path) against a double loop, for every transpose,
+ * padded leading dimensions, alpha, and beta 0 over garbage (NaN) and beta 0.5 over values. */
+static void test_sgemm_vector(void) {
+  const int64_t shapes[4][3] = {{1, 7, 5}, {6, 1, 5}, {1, 1, 4}, {1, 9, 1}}; /* M, N, K */
+  float A[200], B[200], C[200], want[200];
+  for (int i = 0; i < 200; i++) A[i] = (float)lm_rand_normal(), B[i] = (float)lm_rand_normal();
+  for (int sh = 0; sh < 4; sh++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++)
+        for (int bi = 0; bi < 2; bi++) {
+          const int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+          const int64_t lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 3, ldc = N + 1; /* rows padded */
+          const float alpha = 1.5f, beta = bi ? 0.5f : 0.0f;
+          for (int i = 0; i < 200; i++) C[i] = bi ? (float)(i % 7) : NAN;
+          for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+              double acc = 0;
+              for (int64_t k = 0; k < K; k++)
+                acc += (double)(ta ? A[k * lda + m] : A[m * lda + k]) * (tb ? B[n * ldb + k] : B[k * ldb + n]);
+              want[m * ldc + n] = (float)(alpha * acc + (bi ? beta * (float)((m * ldc + n) % 7) : 0.0));
+            }
+          lm_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+          double worst = 0;
+          for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+              double d = fabs(C[m * ldc + n] - want[m * ldc + n]);
+              worst = d > worst || d != d ? d : worst; /* a NaN left in C stays visible */
+            }
+          CHECK(worst < 1e-5 && worst == worst, "sgemm %lldx%lldx%lld (ta %d, tb %d, beta %g) differs by %g",
+                (long long)M, (long long)N, (long long)K, ta, tb, (double)beta, worst);
+        }
+}
+
 int main(void) {
   lm_seed(7);
+  test_sgemm_vector();
   test_broadcast();
   test_reduce();
   test_matmul();
