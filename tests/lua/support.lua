@@ -54,6 +54,15 @@ function M.assert_matches_torch(y, ref, tol, what)
   end
 end
 
+-- model's output and input gradient (of the output's sum) agree within tol with a fixture written by tools/
+-- ({input, y, grad}: tools/fixturelib.py write_onnx_fixture).
+function M.assert_agrees_with_fixture(model, ref, tol)
+  local x = lumen.autograd.set_requires_grad(ref.input, true)
+  local y = model:forward(x)
+  M.assert_close(y, ref.y, tol, "output")
+  M.assert_close(lumen.grad(y:sum(), x), ref.grad, tol, "input gradient")
+end
+
 -- A small CAM network in eval mode, seeded: (N, 3, 8, 8) -> conv1 -> relu1 -> maxpool -> conv2 (K = 6
 -- channels) -> relu ("features", 4x4) -> GAP -> fc (3 classes).
 function M.gap_net(K)
