@@ -4,7 +4,6 @@ turns into the convolutions' padding, next to Pads it must keep (a nonzero value
 of the channels). The safetensors file holds the input, PyTorch's output and its input gradient (of the
 output's sum). Run with Debian's PyTorch: /usr/bin/python3 tools/export_pad_conv.py
 """
-import io
 import os
 import sys
 
@@ -13,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixturelib import write_safetensors  # noqa: E402
+from fixturelib import write_onnx_fixture  # noqa: E402
 
 OUT = os.path.join("tests", "fixtures", "torch")
 
@@ -40,16 +39,7 @@ class PadConv(nn.Module):
 def main():
     torch.manual_seed(0)
     net = PadConv().eval()
-    x = torch.randn(2, 3, 15, 15, requires_grad=True)
-    y = net(x)
-    (g,) = torch.autograd.grad(y.sum(), x)
-    for opset in (9, 13):
-        buf = io.BytesIO()
-        torch.onnx.export(net, x.detach()[:1], buf, opset_version=opset, input_names=["input"], output_names=["y"],
-                          dynamic_axes={"input": {0: "batch"}, "y": {0: "batch"}})
-        with open(os.path.join(OUT, f"pad_conv_opset{opset}.onnx"), "wb") as f:
-            f.write(buf.getvalue())
-    write_safetensors(os.path.join(OUT, "pad_conv.safetensors"), {"input": x, "y": y, "grad": g})
+    write_onnx_fixture(OUT, "pad_conv", net, torch.randn(2, 3, 15, 15), (9, 13))
 
 
 if __name__ == "__main__":

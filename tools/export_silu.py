@@ -6,7 +6,6 @@ is also read elsewhere; then MobileNet v3's Hardswish (HardSigmoid -> Mul at ops
 17) and a Hardsigmoid SE gate, which must stay. The safetensors file holds the input, PyTorch's output and its input gradient (of the
 output's sum), at batch 2. Run with Debian's PyTorch: /usr/bin/python3 tools/export_silu.py
 """
-import io
 import os
 import sys
 
@@ -14,7 +13,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixturelib import write_safetensors  # noqa: E402
+from fixturelib import write_onnx_fixture  # noqa: E402
 
 OUT = os.path.join("tests", "fixtures", "torch")
 
@@ -56,16 +55,7 @@ def main():
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.3, 0.3)
     net.eval()
-    x = torch.randn(2, 3, 16, 16, requires_grad=True)
-    y = net(x)
-    (g,) = torch.autograd.grad(y.sum(), x)
-    for opset in (13, 17):
-        buf = io.BytesIO()
-        torch.onnx.export(net, x.detach()[:1], buf, opset_version=opset, input_names=["input"], output_names=["y"],
-                          dynamic_axes={"input": {0: "batch"}, "y": {0: "batch"}})
-        with open(os.path.join(OUT, f"silu_opset{opset}.onnx"), "wb") as f:
-            f.write(buf.getvalue())
-    write_safetensors(os.path.join(OUT, "silu.safetensors"), {"input": x, "y": y, "grad": g})
+    write_onnx_fixture(OUT, "silu", net, torch.randn(2, 3, 16, 16), (13, 17))
 
 
 if __name__ == "__main__":

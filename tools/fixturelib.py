@@ -1,11 +1,12 @@
 """Helpers the fixture writers in tools/ share (export_fixtures.py, export_transformers.py,
-ref_cam_family.py): arrays to .npy, reproducible gzip, and safetensors written and read without the
-safetensors package. A script imports it from its own folder:
+ref_cam_family.py, export_pad_conv.py, export_silu.py): arrays to .npy, reproducible gzip, safetensors
+written and read without the safetensors package, and an ONNX model with its PyTorch reference. A script imports it from its own folder:
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from fixturelib import save_npy, write_gz, write_safetensors
 """
 import gzip
+import io
 import json
 import os
 import struct
@@ -50,6 +51,22 @@ def write_safetensors(path, tensors):
         for b in blobs:
             f.write(b)
     return os.path.getsize(path)
+
+
+def write_onnx_fixture(out, name, net, x, opsets):
+    """net exported at each opset to out/<name>_opset<N>.onnx from the first sample of x, with a symbolic
+    batch ("input" -> "y"), and out/<name>.safetensors holding x, net(x) and d sum(net(x)) / dx: what
+    tests/lua/support.lua's assert_agrees_with_fixture checks a loaded model against."""
+    x = x.detach().requires_grad_()
+    y = net(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    for opset in opsets:
+        buf = io.BytesIO()
+        torch.onnx.export(net, x.detach()[:1], buf, opset_version=opset, input_names=["input"], output_names=["y"],
+                          dynamic_axes={"input": {0: "batch"}, "y": {0: "batch"}})
+        with open(os.path.join(out, f"{name}_opset{opset}.onnx"), "wb") as f:
+            f.write(buf.getvalue())
+    write_safetensors(os.path.join(out, f"{name}.safetensors"), {"input": x, "y": y, "grad": g})
 
 
 def read_safetensors(path):
