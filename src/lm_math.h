@@ -118,6 +118,8 @@ int lm_sort_forward(const lm_tensor *x, int dim, int64_t k, int descending, lm_t
 /* ---- whole-tensor statistics, in double (math_stats.c) ---- */
 
 int lm_sum_all(const lm_tensor *x, double *out, lm_error *err);
+/* sum p[0..n) in double precision, in four independent lanes (vectorised; also a global average pool's). */
+double lm_sum_f32(const float *p, int64_t n);
 int lm_min_all(const lm_tensor *x, double *out, lm_error *err); /* fails on empty tensors */
 int lm_max_all(const lm_tensor *x, double *out, lm_error *err);
 /* sum a[i] * b[i]; a and b need the same number of elements. */

@@ -19,7 +19,7 @@ static int check_pair(const lm_tensor *a, const lm_tensor *b, const char *name, 
   return 0;
 }
 
-static double sum_f32(const float *p, int64_t n) {
+LM_VECTOR_CLONES double lm_sum_f32(const float *p, int64_t n) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -34,7 +34,7 @@ static double sum_f32(const float *p, int64_t n) {
 
 int lm_sum_all(const lm_tensor *x, double *out, lm_error *err) {
   if (check_f32(x, "sum_all", err)) return -1;
-  *out = sum_f32(lm_f32(x), x->numel);
+  *out = lm_sum_f32(lm_f32(x), x->numel);
   return 0;
 }
 

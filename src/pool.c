@@ -53,6 +53,10 @@ static void taps(int64_t s, int64_t k, int64_t d, int64_t n, int64_t *a, int64_t
   if (*b > k) *b = k;
 }
 
+/* Whether a max window moves to value v from best: a greater value, or NaN, which wins as in PyTorch. Written
+ * without branches so the loops over it select instead. */
+static inline int max_takes(float v, float best) { return v > best || v != v; }
+
 /* One output row's windows that lie wholly inside the input (columns [a, b)), tap by tap in row-major order
  * across the row, so that the loop over columns vectorises: y / at (the row's outputs and switches) take tap
  * (i, j) where it is greater or NaN, exactly as the per-window loop below would. */
@@ -72,7 +76,7 @@ LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *
       }
       for (int64_t ow = a; ow < b; ow++) {
         const float v = src[ow * sw];
-        const int take = v > y[ow] || v != v;
+        const int take = max_takes(v, y[ow]);
         y[ow] = take ? v : y[ow];
         at[ow] = take ? r + ow * sw : at[ow];
       }
@@ -129,7 +133,7 @@ static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, c
           const int64_t r = (h0 + i * g.dh) * g.W + w0;
           for (int64_t j = j0; j < j1; j++) {
             const float v = xp[r + j * g.dw];
-            const int take = v > best || isnan(v); /* NaN wins, as in PyTorch; branch-free selects */
+            const int take = max_takes(v, best);
             best = take ? v : best;
             at = take ? r + j * g.dw : at;
           }
@@ -284,26 +288,13 @@ int lm_avg_pool_backward(const lm_tensor *gy, const lm_pool_params *p, lm_tensor
 
 /* ---- adaptive average pooling ---- */
 
-/* The sum of p[0..n) in double precision, in eight independent lanes so that it vectorises (a global average
- * pool's whole plane, or a band of full rows). */
-LM_VECTOR_CLONES static double sum_run(const float *p, int64_t n) {
-  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) lane[k] += p[i + k];
-  double s = 0;
-  for (; i < n; i++) s += p[i];
-  for (int k = 0; k < 8; k++) s += lane[k];
-  return s;
-}
-
 /* mode 0: y = adaptive avg(x); mode 1: x += adjoint(y). x (planes, H, W), y (planes, oh, ow). */
 static void adaptive_avg(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, float *x, float *y, int mode) {
   if (mode == 0 && ow == 1) { /* each output sums whole rows h0..h1: one contiguous run */
     for (int64_t c = 0; c < planes; c++)
       for (int64_t i = 0; i < oh; i++) {
         int64_t h0 = i * H / oh, h1 = ((i + 1) * H + oh - 1) / oh;
-        y[c * oh + i] = (float)(sum_run(x + c * H * W + h0 * W, (h1 - h0) * W) / (double)((h1 - h0) * W));
+        y[c * oh + i] = (float)(lm_sum_f32(x + c * H * W + h0 * W, (h1 - h0) * W) / (double)((h1 - h0) * W));
       }
     return;
   }
