@@ -56,10 +56,11 @@ const char *lm_conv_backend(void) {
 
 int lm_conv_have_onednn(void) { return HAVE; }
 
-static int64_t runs = 0, last_threads = 0;
+static int64_t runs = 0;
+static int last_threads = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
-int lm_dnnl_last_threads(void) { return (int)last_threads; }
+int lm_dnnl_last_threads(void) { return last_threads; }
 
 /* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
  * LUMEN_CONV_SPLIT_MACS yet. */
