@@ -121,6 +121,26 @@ describe("lumen.Tensor", function()
       collectgarbage()
       assert(peak < 200 * 2 ^ 20, ("live bytes peaked at %.0f MB"):format(peak / 2 ^ 20))
     end)
+
+    it("frees tensors that died old within a few collections (the collector is generational)", function()
+      assert.equals("generational", collectgarbage("generational")) -- the previous mode; stays generational
+      collectgarbage()
+      local MB, base = 2 ^ 20, core.live_bytes()
+      local held = {}
+      for i = 1, 64 do -- 64 MB kept while garbage makes the collector run: they grow old
+        held[i] = lumen.empty(262144)
+        for _ = 1, 8 do lumen.empty(262144):set(1, 1) end
+      end
+      held = nil -- now 64 MB of old garbage, which a young collection does not see
+      local peak = 0
+      for _ = 1, 400 do
+        lumen.empty(262144):set(1, 1)
+        peak = math.max(peak, core.live_bytes() - base)
+      end
+      local left = core.live_bytes() - base
+      assert(left < 40 * MB, ("%.0f MB still live: the old garbage was not freed"):format(left / MB))
+      assert(peak < 100 * MB, ("live bytes peaked at %.0f MB"):format(peak / MB))
+    end)
   end)
 
   describe("views", function()
