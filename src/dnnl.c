@@ -348,7 +348,11 @@ static plan *plan_get(const plan_key *k) {
     }
     if (!plans[i] || (plans[oldest] && plans[i]->used < plans[oldest]->used)) oldest = i;
   }
+  /* oneDNN sizes a primitive's work split by the OpenMP threads at its creation (and its reorders'), so a
+   * plan for one thread is made on one thread: made on all, it would wake the others at every run. */
+  if (k->threads != n_threads) omp_set_num_threads(k->threads);
   plan *p = plan_make(k);
+  if (k->threads != n_threads) omp_set_num_threads(n_threads);
   if (!p) return NULL;
   plan_free(plans[oldest]);
   plans[oldest] = p;
