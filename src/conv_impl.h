@@ -43,5 +43,8 @@ int lm_dnnl_few_channels(int c);
 int64_t lm_dnnl_split_macs(int64_t macs);
 /* The threads the last oneDNN convolution ran on (tests). */
 int lm_dnnl_last_threads(void);
+/* How the last oneDNN convolution ran (tests): 0 on its blocked layouts, 1 on the plain ones (its GEMM path),
+ * 2 on the plain ones with a folded scale applied to the output side (dnnl.c, scale_outside). */
+int lm_dnnl_last_route(void);
 
 #endif

@@ -57,10 +57,11 @@ const char *lm_conv_backend(void) {
 int lm_conv_have_onednn(void) { return HAVE; }
 
 static int64_t runs = 0;
-static int last_threads = 0;
+static int last_threads = 0, last_route = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
 int lm_dnnl_last_threads(void) { return last_threads; }
+int lm_dnnl_last_route(void) { return last_route; }
 
 /* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
  * LUMEN_CONV_SPLIT_MACS yet. */
@@ -416,6 +417,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
   if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
   runs += good;
   last_threads = p->k.threads;
+  last_route = p->k.plain;
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
 
@@ -437,6 +439,19 @@ static int plain_gemm(const conv_geom *g) { return g->win.kh == 1 && g->win.kw =
 
 int lm_dnnl_fuses_act(const conv_geom *g) { return !plain_gemm(g); }
 
+/* On one thread, a dense convolution with few output positions and large weights runs oneDNN's GEMM on the
+ * plain layouts too: it reads the weights where they are, where a blocked kernel first copies them into its
+ * layout, a pass over memory that costs about what the arithmetic does there (ResNet-18's 512x512x3x3 at 7x7,
+ * batch 1: the reorder 1.4-1.7 ms besides a 1.9 ms convolution; the GEMM 1.5 ms after a 0.5 ms copy that
+ * applies a folded BatchNorm's scale). ResNet-18 at batch 1 on one thread: forward 30.5-31.6 -> 28.5-28.8 ms,
+ * forward + backward to the input 63-66 -> 59-63.5 ms. Not at 196 positions (its 14x14 layers: slower), nor
+ * at 98 (batch 2), nor on two threads (oneDNN's GEMM convolution splits a batch of one worse: 21-23 -> 26 ms). */
+static int plain_few_positions(const conv_geom *g, int threads) {
+  const lm_window *v = &g->win;
+  return threads == 1 && g->groups == 1 && g->N * v->OH * v->OW <= 64 &&
+         g->O * g->C * v->kh * v->kw >= 256 * 1024;
+}
+
 static plan_key key_of(const conv_geom *g, int kind) {
   plan_key k;
   memset(&k, 0, sizeof k);
@@ -447,7 +462,7 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.kind = kind;
   k.act = -1;
   k.threads = threads_for(g);
-  k.plain = plain_gemm(g);
+  k.plain = plain_gemm(g) || plain_few_positions(g, k.threads);
   return k;
 }
 
@@ -482,15 +497,57 @@ static int run_added(plan *p, float *u[3], int o, int64_t n, const float *scale,
   return rc;
 }
 
+/* A plan on the plain layouts reads the weights in place, but a folded BatchNorm's scale would still cost a
+ * scaled copy of them (ResNet-18's 512x512x3x3: 0.5 ms). Where the output has fewer positions than the
+ * weights have entries per output channel, the scale goes on the smaller side instead: the forward scales its
+ * output (conv(x, w * s) = s * conv(x, w)), the backward-data its incoming gradient (conv^T(gy, w * s) =
+ * conv^T(s * gy, w)), each in one pass over a buffer of N * O * OH * OW floats. */
+static int scale_outside(const plan_key *k) {
+  return k->wscale && k->plain && k->N * k->OH * k->OW < k->C / k->G * k->kh * k->kw;
+}
+
+/* s[o] * v[n, o, :] + (b ? b[o] : 0) + (e ? e[n, o, :] : 0) into out (which may be e or v), over (N, O, P). */
+static void scale_shift(float *out, const float *v, const float *s, const float *b, const float *e, int64_t N,
+                        int64_t O, int64_t P) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t o = 0; o < O; o++) {
+      const int64_t at = (n * O + o) * P;
+      const float so = s[o], bo = b ? b[o] : 0.0f;
+      for (int64_t i = at; i < at + P; i++) out[i] = so * v[i] + bo + (e ? e[i] : 0.0f);
+    }
+}
+
+/* The forward with the scale on the output (scale_outside): the bare convolution into a buffer, then
+ * y = act(s * that + b [+ extra]). */
+static int forward_scaled_output(const conv_geom *g, const float *x, const float *w, const float *b,
+                                 const lm_conv_post *post, float *y, lm_error *err) {
+  plan_key k = key_of(g, FWD);
+  plan *p = plan_get(&k);
+  if (!p) return 0;
+  const int64_t P = g->win.OH * g->win.OW, ny = g->N * g->O * P;
+  float *tmp = lm_mem_alloc((size_t)ny * sizeof *tmp);
+  if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)ny);
+  float *u[3] = {(float *)x, (float *)w, tmp};
+  int rc = plan_run(p, u, NULL, NULL, err);
+  if (rc == 1) {
+    scale_shift(y, tmp, lm_f32(post->scale), b, post->add ? lm_f32(post->add) : NULL, g->N, g->O, P);
+    if (post->has_act) lm_act_apply(post->act, &post->p, y, ny);
+    last_route = 2;
+  }
+  lm_mem_free(tmp, (size_t)ny * sizeof *tmp);
+  return rc;
+}
+
 int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
                          const lm_conv_post *post, float *y, int add, lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
   plan_key k = key_of(g, FWD);
+  k.wscale = post && post->scale;
+  if (!add && scale_outside(&k)) return forward_scaled_output(g, x, w, b, post, y, err);
   k.bias = b != NULL;
   const float *extra = post && post->add ? lm_f32(post->add) : NULL;
   k.sum = add || extra;
-  k.wscale = post && post->scale;
   if (post && post->has_act) {
     k.act = post->act;
     k.a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
@@ -526,11 +583,23 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   if (g->groups == 1 && g->C < few_channels) return 0;
   plan_key k = key_of(g, BWD_DATA);
   k.wscale = scale != NULL;
+  float *sgy = NULL;
+  const int64_t P = g->win.OH * g->win.OW, ngy = g->N * g->O * P;
+  if (scale_outside(&k)) { /* conv^T(s * gy, w) */
+    k.wscale = 0;
+    if (!(sgy = lm_mem_alloc((size_t)ngy * sizeof *sgy)))
+      return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)ngy);
+    scale_shift(sgy, gy, scale, NULL, NULL, g->N, g->O, P);
+    gy = sgy, scale = NULL;
+  }
   plan *p = plan_get(&k);
-  if (!p) return 0;
   float *u[3] = {gx, (float *)w, (float *)gy};
-  if (add) return run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err);
-  return plan_run(p, u, NULL, scale, err);
+  int rc = !p                ? 0
+           : add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
+                 : plan_run(p, u, NULL, scale, err);
+  if (rc == 1 && sgy) last_route = 2;
+  lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
+  return rc;
 }
 
 int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,

@@ -355,6 +355,67 @@ static void check_split(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y1), lm_tensor_release(y2);
 }
 
+/* On one thread, a dense convolution with few output positions and large weights runs on oneDNN's plain
+ * layouts (its GEMM), a folded scale applied to the output (forward) or to the incoming gradient (backward-
+ * data) instead of to a copy of the weights; more positions, or two threads, keep the blocked layouts. Every
+ * route agrees with im2col's (forward with scale, bias, residual and ReLU; input gradient written and added). */
+static void check_routes(void) {
+  if (!lm_conv_have_onednn()) return;
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  const int64_t split = lm_dnnl_split_macs(-1);
+  static const struct {
+    int64_t hw;
+    int threads;
+    int64_t split;
+    int route;
+  } cases[] = {
+      {4, 1, 16000000, 2}, /* 16 positions, 294,912 weights: plain, the scale outside */
+      {9, 1, 16000000, 0}, /* 81 positions: blocked */
+      {4, 2, 0, 0},        /* split over two threads: blocked */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t hw = cases[c].hw;
+    lm_set_threads(cases[c].threads);
+    lm_dnnl_split_macs(cases[c].split);
+    cfg k = {"route", 1, 256, hw, hw, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+    lm_conv_params p = params_of(&k);
+    int64_t xs[4] = {1, 256, hw, hw}, ws[4] = {128, 256, 3, 3}, os[1] = {128}, ys[4] = {1, 128, hw, hw};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
+    lm_tensor *gy = randn(4, ys);
+    for (int64_t i = 0; i < 128; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_post post = {.has_act = 1, .act = LM_ACT_RELU, .add = r, .scale = s};
+    lm_tensor *y[2], *gx[2];
+    int route[2] = {-1, -1};
+    for (int be = 0; be < 2; be++) { /* 0: oneDNN, 1: im2col */
+      lm_conv_set_backend(be ? "im2col" : "onednn", &err);
+      y[be] = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      if (!be) route[0] = lm_dnnl_last_route();
+      gx[be] = lm_tensor_like(x, NULL);
+      CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx[be], NULL, NULL, NULL, LM_GRAD_OVERWRITE, &err) == 0,
+            "route %zu: %s", c, err.msg);
+      if (!be) route[1] = lm_dnnl_last_route();
+      CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx[be], NULL, NULL, NULL, 0, &err) == 0, "route %zu: %s",
+            c, err.msg);
+    }
+    CHECK(route[0] == cases[c].route && route[1] == cases[c].route,
+          "%lldx%lld on %d thread(s): forward route %d, backward-data route %d, expected %d", (long long)hw,
+          (long long)hw, cases[c].threads, route[0], route[1], cases[c].route);
+    double dy = 0, my = 0, dg = 0, mg = 0;
+    for (int64_t i = 0; y[0] && y[1] && i < y[0]->numel; i++)
+      dy = fmax(dy, fabs(lm_f32(y[0])[i] - lm_f32(y[1])[i])), my = fmax(my, fabs(lm_f32(y[1])[i]));
+    for (int64_t i = 0; i < x->numel; i++) /* both hold twice the gradient */
+      dg = fmax(dg, fabs(lm_f32(gx[0])[i] - lm_f32(gx[1])[i])), mg = fmax(mg, fabs(lm_f32(gx[1])[i]));
+    CHECK(y[0] && y[1] && dy <= 1e-5 * my, "route %zu: forward differs from im2col's by %g (max %g)", c, dy, my);
+    CHECK(dg <= 1e-5 * mg, "route %zu: input gradient differs from im2col's by %g (max %g)", c, dg, mg);
+    lm_tensor *all[] = {x, w, b, s, r, gy, y[0], y[1], gx[0], gx[1]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+  lm_conv_set_backend("onednn", &err);
+  lm_dnnl_split_macs(split);
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(7);
   check_split_env();
@@ -416,6 +477,7 @@ int main(void) {
   }
   check_few_channels();
   check_split();
+  check_routes();
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)

@@ -29,15 +29,21 @@ end
 
 describe("lumen.onnx", function()
   describe("PyTorch fixtures", function()
-    it("ResNet-18 gives PyTorch's logits and its input gradient (saliency)", function()
+    -- On one thread the 7x7 layers take oneDNN's plain-layout route (src/dnnl.c), on two its blocked kernels.
+    it("ResNet-18 gives PyTorch's logits and its input gradient (saliency), on one thread and two", function()
       local model = lumen.onnx.load(TORCH .. "resnet18.onnx.gz")
       local info = json_file(TORCH .. "resnet18.json")
-      local x = lumen.autograd.set_requires_grad(npy(TORCH .. "input.npy"), true)
-      local y, captured = model:forward(x, { capture = { info.gradcam_layer } })
-      close(y, npy(TORCH .. "resnet18_logits.npy"), 1e-4)
-      assert.same({ 1, 512, 7, 7 }, captured[info.gradcam_layer].shape)
-      local g = lumen.grad(lumen.select(y, 2, info.target), x)
-      close(g, npy(TORCH .. "resnet18_saliency.npy"), 1e-4)
+      local threads = lumen.threads()
+      for _, n in ipairs { 1, 2 } do
+        lumen.threads(n)
+        local x = lumen.autograd.set_requires_grad(npy(TORCH .. "input.npy"), true)
+        local y, captured = model:forward(x, { capture = { info.gradcam_layer } })
+        close(y, npy(TORCH .. "resnet18_logits.npy"), 1e-4)
+        assert.same({ 1, 512, 7, 7 }, captured[info.gradcam_layer].shape)
+        local g = lumen.grad(lumen.select(y, 2, info.target), x)
+        close(g, npy(TORCH .. "resnet18_saliency.npy"), 1e-4)
+      end
+      lumen.threads(threads)
     end)
 
     it("MobileNet v2 (through lumen.load_model, gzipped) gives PyTorch's logits", function()
