@@ -4,8 +4,9 @@
  * (up to PLANS of them, least recently used out): the oneDNN primitive, chosen with "any" layouts so that
  * oneDNN picks its blocked ones (nChw16c and friends, where its direct and depthwise kernels run), the
  * reorders between those and NCHW, and the memory objects. 1x1 convolutions keep the plain layouts
- * (oneDNN's GEMM path there beats blocked kernels plus two reorders: bench/README.md). Blocked buffers and
- * the scratchpad come from lumen's block cache (lm_mem_alloc), so a second pass allocates nothing new.
+ * (oneDNN's GEMM path there beats blocked kernels plus two reorders: bench/README.md), as do large layers with
+ * few output positions (plain_few_positions). Blocked buffers and the scratchpad come from lumen's block cache
+ * (lm_mem_alloc), so a second pass allocates nothing new.
  * oneDNN runs on OpenMP (libgomp); lm_set_threads sets its thread count with OpenBLAS's and lumen's.
  * Without LUMEN_HAVE_DNNL every entry point declines and conv.c does the work with im2col + sgemm. */
 #include <stdlib.h>
@@ -439,17 +440,16 @@ static int plain_gemm(const conv_geom *g) { return g->win.kh == 1 && g->win.kw =
 
 int lm_dnnl_fuses_act(const conv_geom *g) { return !plain_gemm(g); }
 
-/* On one thread, a dense convolution with few output positions and large weights runs oneDNN's GEMM on the
- * plain layouts too: it reads the weights where they are, where a blocked kernel first copies them into its
- * layout, a pass over memory that costs about what the arithmetic does there (ResNet-18's 512x512x3x3 at 7x7,
- * batch 1: the reorder 1.4-1.7 ms besides a 1.9 ms convolution; the GEMM 1.5 ms after a 0.5 ms copy that
- * applies a folded BatchNorm's scale). ResNet-18 at batch 1 on one thread: forward 30.5-31.6 -> 28.5-28.8 ms,
- * forward + backward to the input 63-66 -> 59-63.5 ms. Not at 196 positions (its 14x14 layers: slower), nor
- * at 98 (batch 2), nor on two threads (oneDNN's GEMM convolution splits a batch of one worse: 21-23 -> 26 ms). */
-static int plain_few_positions(const conv_geom *g, int threads) {
+/* A dense convolution with few output positions and large weights runs oneDNN's GEMM on the plain layouts too:
+ * it reads the weights where they are, where a blocked kernel first copies them into its layout, a pass over
+ * memory that costs about what the arithmetic does there (ResNet-18's 512x512x3x3 at 7x7, batch 1: the copy
+ * 1.4-1.7 ms besides a 1.9 ms convolution; the GEMM 1.5 ms). ResNet-18 at batch 1, one thread: forward
+ * 29.7-31.8 -> 26.1-26.4 ms, forward + backward to the input 65.5-69 -> 57.7-58.6 ms (with scale_outside
+ * below); two threads: forward 20.9-21.6 -> 18.9-19.1 ms, forward + backward 47.5-49.4 -> 45.8-48 ms. Not at
+ * 196 positions (its 14x14 layers: slower) nor at 98 (batch 2). */
+static int plain_few_positions(const conv_geom *g) {
   const lm_window *v = &g->win;
-  return threads == 1 && g->groups == 1 && g->N * v->OH * v->OW <= 64 &&
-         g->O * g->C * v->kh * v->kw >= 256 * 1024;
+  return g->groups == 1 && g->N * v->OH * v->OW <= 64 && g->O * g->C * v->kh * v->kw >= 256 * 1024;
 }
 
 static plan_key key_of(const conv_geom *g, int kind) {
@@ -462,7 +462,7 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.kind = kind;
   k.act = -1;
   k.threads = threads_for(g);
-  k.plain = plain_gemm(g) || plain_few_positions(g, k.threads);
+  k.plain = plain_gemm(g) || plain_few_positions(g);
   return k;
 }
 

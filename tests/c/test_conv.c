@@ -355,10 +355,10 @@ static void check_split(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y1), lm_tensor_release(y2);
 }
 
-/* On one thread, a dense convolution with few output positions and large weights runs on oneDNN's plain
- * layouts (its GEMM), a folded scale applied to the output (forward) or to the incoming gradient (backward-
- * data) instead of to a copy of the weights; more positions, or two threads, keep the blocked layouts. Every
- * route agrees with im2col's (forward with scale, bias, residual and ReLU; input gradient written and added). */
+/* A dense convolution with few output positions and large weights runs on oneDNN's plain layouts (its GEMM), a
+ * folded scale applied to the output (forward) or to the incoming gradient (backward-data) instead of to a copy
+ * of the weights, on one thread and split over two; more positions keep the blocked layouts. Every route agrees
+ * with im2col's (forward with scale, bias, residual and ReLU; input gradient written and added). */
 static void check_routes(void) {
   if (!lm_conv_have_onednn()) return;
   lm_error err = {0};
@@ -372,7 +372,8 @@ static void check_routes(void) {
   } cases[] = {
       {4, 1, 16000000, 2}, /* 16 positions, 294,912 weights: plain, the scale outside */
       {9, 1, 16000000, 0}, /* 81 positions: blocked */
-      {4, 2, 0, 0},        /* split over two threads: blocked */
+      {4, 2, 0, 2},        /* split over two threads: plain too */
+      {9, 2, 0, 0},        /* and blocked */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t hw = cases[c].hw;
@@ -391,6 +392,8 @@ static void check_routes(void) {
       lm_conv_set_backend(be ? "im2col" : "onednn", &err);
       y[be] = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
       if (!be) route[0] = lm_dnnl_last_route();
+      if (!be)
+        CHECK(lm_dnnl_last_threads() == cases[c].threads, "route %zu: ran on %d threads", c, lm_dnnl_last_threads());
       gx[be] = lm_tensor_like(x, NULL);
       CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx[be], NULL, NULL, NULL, LM_GRAD_OVERWRITE, &err) == 0,
             "route %zu: %s", c, err.msg);

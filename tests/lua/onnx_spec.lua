@@ -29,7 +29,7 @@ end
 
 describe("lumen.onnx", function()
   describe("PyTorch fixtures", function()
-    -- On one thread the 7x7 layers take oneDNN's plain-layout route (src/dnnl.c), on two its blocked kernels.
+    -- On one thread and two (oneDNN splits the work differently); the 7x7 layers take its plain-layout route.
     it("ResNet-18 gives PyTorch's logits and its input gradient (saliency), on one thread and two", function()
       local model = lumen.onnx.load(TORCH .. "resnet18.onnx.gz")
       local info = json_file(TORCH .. "resnet18.json")
