@@ -10,7 +10,8 @@
 #        MODELS="resnet18 mobilenet_v2 ..." (the model bench's networks; default: all of bench/models.json)
 #        CONV_ARGS / MODEL_ARGS / EXPLAIN_ARGS / OCCLUSION_ARGS: key=value pairs given to every side,
 #        e.g. CONV_ARGS="batches=1"
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OMP_WAIT_POLICY are left as they are when set (when unset, see below).
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE / OMP_WAIT_POLICY / OPENBLAS_THREAD_TIMEOUT are left as they are when set
+# (when unset, see below).
 # Peak RSS per workload comes from /proc (VmHWM, reset before each workload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,8 @@ results=${OUT:-$work/results.jsonl}
 
 echo "cores: $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}" \
-     "OMP_WAIT_POLICY=${OMP_WAIT_POLICY-<unset>} lumen=$LUMEN${LUMEN_BEFORE:+ before=$LUMEN_BEFORE}"
+     "OMP_WAIT_POLICY=${OMP_WAIT_POLICY-<unset>} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT-<unset>}" \
+     "lumen=$LUMEN${LUMEN_BEFORE:+ before=$LUMEN_BEFORE}"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every number)"
 [ -x "$LUMEN" ] || echo "warning: $LUMEN not found: build lumen first; only the other sides will run" >&2
 have_ort=0
@@ -59,6 +61,9 @@ fi
 # when idle instead of spinning); PyTorch runs its convolutions through the same oneDNN on the same libgomp,
 # so it gets the same policy. A value set outside is kept for both.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# Likewise the lumen program shortens OpenBLAS's spin after each product (OPENBLAS_THREAD_TIMEOUT=24, src/main.c);
+# PyTorch's matrix products run on the same OpenBLAS, so it gets the same.
+export OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-24}
 
 run_side() { # side bench threads args...
   local side=$1 b=$2 t=$3

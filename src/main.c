@@ -421,14 +421,21 @@ static void tune_blas(char **argv) {
 
 /* oneDNN's convolutions run on OpenMP (libgomp), which reads OMP_WAIT_POLICY once, when it loads: its idle
  * threads would otherwise spin and take the cores from OpenBLAS's and lumen's own threads (DESIGN.md,
- * Threads). Unless the user chose a policy, start again with passive waiting, and tune_blas's choice of
- * kernels on the same restart. */
+ * Threads). OpenBLAS's idle threads spin too, for 2^OPENBLAS_THREAD_TIMEOUT cycles after each product (read
+ * when it loads; its default, 28, is about 0.1 s), so one classifier product or the stem's input gradient
+ * left a thread spinning through the convolutions after it: a ResNet-18 forward + backward at batch 1 on 2
+ * threads 64-80 ms, 51-56 ms with 24 (a few milliseconds, enough for products that follow each other, as in a
+ * transformer: its batch-1 forward no slower). Unless the user chose each, start again with passive waiting
+ * and the shorter spin, and tune_blas's choice of kernels on the same restart. */
 static void tune_threads(char **argv) {
-  if (getenv("OMP_WAIT_POLICY") || !lm_conv_have_onednn()) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
+  const int omp = !getenv("OMP_WAIT_POLICY") && lm_conv_have_onednn(), blas = !getenv("OPENBLAS_THREAD_TIMEOUT");
+  if (!omp && !blas) return;
+  if (omp) setenv("OMP_WAIT_POLICY", "passive", 1);
+  if (blas) setenv("OPENBLAS_THREAD_TIMEOUT", "24", 1);
   tune_blas(argv); /* restarts when OpenBLAS wants other kernels too */
   execv("/proc/self/exe", argv);
-  unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on with what we have */
+  if (omp) unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on with what we have */
+  if (blas) unsetenv("OPENBLAS_THREAD_TIMEOUT");
 }
 
 int main(int argc, char **argv) {

@@ -84,3 +84,27 @@ describe("lumen.core.listdir", function()
     support.remove(dir)
   end)
 end)
+
+-- src/main.c, tune_threads: the program starts itself again with passive OpenMP waiting (when built with
+-- oneDNN) and a short OpenBLAS spin after each product, unless the user set either.
+describe("the lumen program's thread policy", function()
+  local support = require "support"
+  local probe = "io.write(os.getenv('OMP_WAIT_POLICY') or '-', ' ', os.getenv('OPENBLAS_THREAD_TIMEOUT') or '-')"
+  local function env_seen(assignments)
+    local p = io.popen(("env -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT %s %s run /dev/stdin <<'EOF'\n%s\nEOF")
+      :format(assignments, support.quote(support.LUMEN), probe))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  local _, have_onednn = lumen.core.conv_backend()
+
+  it("sets OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=24 when unset", function()
+    assert.equal((have_onednn and "passive" or "-") .. " 24", env_seen(""))
+  end)
+
+  it("keeps the values the user set", function()
+    assert.equal("active 28", env_seen("OMP_WAIT_POLICY=active OPENBLAS_THREAD_TIMEOUT=28"))
+    assert.equal((have_onednn and "passive" or "-") .. " 30", env_seen("OPENBLAS_THREAD_TIMEOUT=30"))
+  end)
+end)
