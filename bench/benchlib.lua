@@ -51,7 +51,10 @@ end
 -- previous run is collected before each timed run, outside the timing. B.last_cpu gets the process CPU
 -- milliseconds of the same runs (all threads): at one thread, a figure that holds on a loaded machine.
 function B.measure(fn, reps, warmup)
-  for _ = 1, warmup or 1 do fn() end
+  for _ = 1, warmup or 1 do
+    fn()
+    collectgarbage() -- as between the timed runs: the peak memory is one run's
+  end
   local out, cpu = {}, {}
   for r = 1, reps do
     collectgarbage()
