@@ -506,14 +506,20 @@ static int scale_outside(const plan_key *k) {
   return k->wscale && k->plain && k->N * k->OH * k->OW < k->C / k->G * k->kh * k->kw;
 }
 
-/* s[o] * v[n, o, :] + (b ? b[o] : 0) + (e ? e[n, o, :] : 0) into out (which may be e or v), over (N, O, P). */
-static void scale_shift(float *out, const float *v, const float *s, const float *b, const float *e, int64_t N,
-                        int64_t O, int64_t P) {
+/* s[o] * v[n, o, :] + (b ? b[o] : 0) + (e ? e[n, o, :] : 0) into out (which may be e or v), over (N, O, P); the
+ * inner loops without a branch, so that they vectorise. */
+LM_VECTOR_CLONES static void scale_shift(float *out, const float *v, const float *s, const float *b, const float *e,
+                                         int64_t N, int64_t O, int64_t P) {
   for (int64_t n = 0; n < N; n++)
     for (int64_t o = 0; o < O; o++) {
       const int64_t at = (n * O + o) * P;
       const float so = s[o], bo = b ? b[o] : 0.0f;
-      for (int64_t i = at; i < at + P; i++) out[i] = so * v[i] + bo + (e ? e[i] : 0.0f);
+      float *y = out + at;
+      const float *x = v + at;
+      if (e)
+        for (int64_t i = 0; i < P; i++) y[i] = so * x[i] + bo + e[at + i];
+      else
+        for (int64_t i = 0; i < P; i++) y[i] = so * x[i] + bo;
     }
 }
 
