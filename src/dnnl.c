@@ -523,12 +523,11 @@ LM_VECTOR_CLONES static void scale_shift(float *out, const float *v, const float
     }
 }
 
-/* The forward with the scale on the output (scale_outside): the bare convolution into a buffer, then
- * y = act(s * that + b [+ extra]). */
-static int forward_scaled_output(const conv_geom *g, const float *x, const float *w, const float *b,
-                                 const lm_conv_post *post, float *y, lm_error *err) {
-  plan_key k = key_of(g, FWD);
-  plan *p = plan_get(&k);
+/* The forward with the scale on the output (scale_outside): the bare convolution (plan key k) into a buffer,
+ * then y = act(s * that + b [+ extra]). */
+static int forward_scaled_output(const plan_key *k, const conv_geom *g, const float *x, const float *w,
+                                 const float *b, const lm_conv_post *post, float *y, lm_error *err) {
+  plan *p = plan_get(k);
   if (!p) return 0;
   const int64_t P = g->win.OH * g->win.OW, ny = g->N * g->O * P;
   float *tmp = lm_mem_alloc((size_t)ny * sizeof *tmp);
@@ -550,7 +549,10 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   if (use <= 0) return use;
   plan_key k = key_of(g, FWD);
   k.wscale = post && post->scale;
-  if (!add && scale_outside(&k)) return forward_scaled_output(g, x, w, b, post, y, err);
+  if (!add && scale_outside(&k)) {
+    k.wscale = 0;
+    return forward_scaled_output(&k, g, x, w, b, post, y, err);
+  }
   k.bias = b != NULL;
   const float *extra = post && post->add ? lm_f32(post->add) : NULL;
   k.sum = add || extra;
@@ -589,20 +591,21 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   if (g->groups == 1 && g->C < few_channels) return 0;
   plan_key k = key_of(g, BWD_DATA);
   k.wscale = scale != NULL;
+  const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
+  if (outside) k.wscale = 0;
+  plan *p = plan_get(&k);
+  if (!p) return 0;
   float *sgy = NULL;
   const int64_t P = g->win.OH * g->win.OW, ngy = g->N * g->O * P;
-  if (scale_outside(&k)) { /* conv^T(s * gy, w) */
-    k.wscale = 0;
+  if (outside) {
     if (!(sgy = lm_mem_alloc((size_t)ngy * sizeof *sgy)))
       return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)ngy);
     scale_shift(sgy, gy, scale, NULL, NULL, g->N, g->O, P);
     gy = sgy, scale = NULL;
   }
-  plan *p = plan_get(&k);
   float *u[3] = {gx, (float *)w, (float *)gy};
-  int rc = !p                ? 0
-           : add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
-                 : plan_run(p, u, NULL, scale, err);
+  int rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
+               : plan_run(p, u, NULL, scale, err);
   if (rc == 1 && sgy) last_route = 2;
   lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
   return rc;
