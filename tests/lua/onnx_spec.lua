@@ -34,6 +34,7 @@ describe("lumen.onnx", function()
       local model = lumen.onnx.load(TORCH .. "resnet18.onnx.gz")
       local info = json_file(TORCH .. "resnet18.json")
       local threads = lumen.threads()
+      finally(function() lumen.threads(threads) end)
       for _, n in ipairs { 1, 2 } do
         lumen.threads(n)
         local x = lumen.autograd.set_requires_grad(npy(TORCH .. "input.npy"), true)
@@ -43,7 +44,6 @@ describe("lumen.onnx", function()
         local g = lumen.grad(lumen.select(y, 2, info.target), x)
         close(g, npy(TORCH .. "resnet18_saliency.npy"), 1e-4)
       end
-      lumen.threads(threads)
     end)
 
     it("MobileNet v2 (through lumen.load_model, gzipped) gives PyTorch's logits", function()
