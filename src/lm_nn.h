@@ -137,15 +137,20 @@ typedef struct lm_pool_params {
   int64_t dilation[2]; /* max pooling only */
   int ceil_mode;
   int count_include_pad; /* average pooling only */
+  int64_t index_base;    /* max pooling: the switches count from 0 (C) or 1 (Lua) */
 } lm_pool_params;
 
-/* x (N, C, H, W) -> y (N, C, OH, OW) and *indices (int64, same shape): the flat position (ih*W + iw) of
- * each maximum within its plane (NaN wins). Padded cells are -inf; a window that sees only padding is an
+/* x (N, C, H, W) -> y (N, C, OH, OW) and *indices (int64, same shape): the flat position (ih*W + iw, plus
+ * p->index_base) of each maximum within its plane (NaN wins). Padded cells are -inf; a window that sees only padding is an
  * error. The 1-D variants take (N, C, L). */
 lm_tensor *lm_max_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
 lm_tensor *lm_max_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
 /* gx (N, C, H, W) += gy scattered to the switches; also the backward of max_pool1d with 3-D shapes. */
 int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tensor *gx, lm_error *err);
+/* The same with switches counted from base (0 or 1); flags LM_GRAD_OVERWRITE: gx is written, not added into
+ * (it may then be uninitialised). Planes split over threads when gx is large. */
+int lm_max_pool_backward_ex(const lm_tensor *gy, const lm_tensor *indices, int64_t base, lm_tensor *gx, int flags,
+                            lm_error *err);
 /* y (N, C, h, w), indices (N, C, h, w) -> (N, C, H, W): zeros except out[idx] = y (last write wins). */
 lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t H, int64_t W, lm_error *err);
 /* gy (N, C, h, w) += gout (N, C, H, W) gathered at the switches. */

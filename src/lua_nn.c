@@ -252,11 +252,11 @@ static int l_release_caches(lua_State *L) {
 static int max_pool(lua_State *L, int nd) {
   lm_tensor *x = lmL_check_f32(L, 1);
   lm_pool_params p = check_pool_params(L, 2, nd);
+  p.index_base = 1; /* Lua's switches count from 1 */
   lmL_Tensor *y = lmL_newtensor(L), *idx = lmL_newtensor(L);
   lm_error err = {0};
   lm_tensor *r = nd == 2 ? lm_max_pool2d_forward(x, &p, &idx->t, &err) : lm_max_pool1d_forward(x, &p, &idx->t, &err);
   lmL_attach(L, y, r, &err);
-  lmL_index_to1(idx->t);
   return 2;
 }
 
@@ -290,23 +290,16 @@ static lm_tensor *check_switches(lua_State *L, int idx, int64_t plane, const cha
   return lmL_index_to0(L, t, plane, what);
 }
 
-static int64_t plane_of_shape(const int64_t *shape, int n) {
-  int64_t s = 1;
-  for (int i = 2; i < n; i++) s *= shape[i];
-  return s;
-}
-
 /* max_pool_backward(gy, indices, x_shape) -> gx (2-D and 1-D) */
 static int l_max_pool_backward(lua_State *L) {
   lm_tensor *gy = lmL_check_f32(L, 1);
   int64_t shape[LM_MAX_DIMS];
   int n = lmL_check_shape(L, 3, shape, "max_pool_backward: input shape");
-  lm_tensor *gx = push_grad(L, 1, n, shape);
-  lm_tensor *idx = check_switches(L, 2, plane_of_shape(shape, n), "max_pool: index");
-  lm_error err = {0};
-  int rc = lm_max_pool_backward(gy, idx, gx, &err);
-  lm_tensor_release(idx);
-  return rc ? lmL_raise(L, &err) : 1;
+  lm_tensor *idx = lmL_check(L, 2);
+  if (idx->dtype != LM_I64) luaL_argerror(L, 2, "expected an int64 tensor of indices");
+  lm_tensor *gx = push_grad_empty(L, 1, n, shape);
+  lm_error err = {0}; /* the switches are checked against [1, plane] there, in one pass without a copy */
+  return lm_max_pool_backward_ex(gy, idx, 1, gx, LM_GRAD_OVERWRITE, &err) ? lmL_raise(L, &err) : 1;
 }
 
 /* max_unpool2d(y, indices, H, W) -> (N, C, H, W) */

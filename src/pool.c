@@ -2,6 +2,7 @@
  * (1-D inputs are planes of height 1), forward and backward side by side. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lumen.h"
 
@@ -57,31 +58,143 @@ static void taps(int64_t s, int64_t k, int64_t d, int64_t n, int64_t *a, int64_t
  * without branches so the loops over it select instead. */
 static inline int max_takes(float v, float best) { return v > best || v != v; }
 
-/* One output row's windows that lie wholly inside the input (columns [a, b)), tap by tap in row-major order
- * across the row, so that the loop over columns vectorises: y / at (the row's outputs and switches) take tap
- * (i, j) where it is greater or NaN, exactly as the per-window loop below would. */
-LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *g, int64_t h0, int64_t a, int64_t b,
-                                              float *restrict y, int64_t *restrict at) {
-  const int64_t sw = g->sw, base = -g->pl;
-  for (int64_t i = 0; i < g->kh; i++)
-    for (int64_t j = 0; j < g->kw; j++) {
-      const int64_t r = (h0 + i * g->dh) * g->W + base + j * g->dw;
-      const float *src = xp + r;
-      if (i == 0 && j == 0) {
-        for (int64_t ow = a; ow < b; ow++) {
-          y[ow] = src[ow * sw];
-          at[ow] = r + ow * sw;
-        }
-        continue;
+/* Up to ROW_CHUNK outputs of one row whose windows lie wholly inside the input go tap by tap in row-major order,
+ * so that the loop over columns vectorises: y takes tap k where it is greater or NaN, exactly as the
+ * per-window loop below would, and t[] keeps the tap's number (int32, so the select is as wide as the float
+ * one); the switches come from it once per output (tap k of output column c at flat offset off[k] + c * sw). */
+enum { ROW_CHUNK = 256 };
+#define POOL_INLINE static inline __attribute__((always_inline))
+
+POOL_INLINE void tap_first(const float *s, const int64_t stride, int64_t n, float *restrict y, int32_t *restrict t) {
+  for (int64_t i = 0; i < n; i++) y[i] = s[i * stride], t[i] = 0;
+}
+
+POOL_INLINE void tap_next(const float *s, const int64_t stride, int64_t n, float *restrict y, int32_t *restrict t,
+                          int32_t k) {
+  for (int64_t i = 0; i < n; i++) {
+    const float v = s[i * stride];
+    const int take = max_takes(v, y[i]);
+    y[i] = take ? v : y[i];
+    t[i] = take ? k : t[i];
+  }
+}
+
+/* Any stride (a constant in the common case 1): tap k reads xp + off[k] + (c0 + i) * sw. */
+POOL_INLINE void max_chunk(const float *xp, const int64_t *off, int64_t ntaps, const int64_t sw, int64_t c0, int64_t n,
+                           float *restrict y, int32_t *restrict t) {
+  tap_first(xp + off[0] + c0 * sw, sw, n, y, t);
+  for (int64_t k = 1; k < ntaps; k++) tap_next(xp + off[k] + c0 * sw, sw, n, y, t, (int32_t)k);
+}
+
+/* Stride 2: GCC vectorises a stride-2 read by peeling its last vector for the unread odd element (a scalar tail
+ * of up to 16 outputs per chunk and tap: most of the time at ResNet's 3x3 / 2 pool), so each input row of the
+ * window is first split into its even and odd columns (eo: two runs of ROW_CHUNK + span floats), and every tap
+ * reads one of them contiguously. */
+POOL_INLINE void max_chunk_s2(const float *xp, const lm_window *g, int64_t h0, int64_t c0, int64_t n, float *eo,
+                              int64_t span, float *restrict y, int32_t *restrict t) {
+  float *restrict e = eo, *restrict o = eo + ROW_CHUNK + span;
+  const int64_t L = 2 * (n - 1) + (g->kw - 1) * g->dw, pairs = (L + 1) / 2; /* the last column read; pairs below */
+  for (int64_t i = 0, k = 0; i < g->kh; i++) {
+    const float *r = xp + (h0 + i * g->dh) * g->W - g->pl + 2 * c0;
+    for (int64_t q = 0; q < pairs; q++) e[q] = r[2 * q], o[q] = r[2 * q + 1];
+    if (L % 2 == 0) e[L / 2] = r[L];
+    for (int64_t j = 0; j < g->kw; j++, k++) {
+      const int64_t q = j * g->dw;
+      const float *s = (q & 1 ? o : e) + (q >> 1);
+      if (k == 0)
+        tap_first(s, 1, n, y, t);
+      else
+        tap_next(s, 1, n, y, t, (int32_t)k);
+    }
+  }
+}
+
+LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *g, int64_t h0, const int64_t *off,
+                                              int64_t a, int64_t b, float *eo, int64_t span, float *y, int64_t *at,
+                                              int64_t base) {
+  /* Chunks of a multiple of 8 outputs, at least 24, the last one overlapping the one before where needed (an
+   * output computed twice comes out the same): GCC's vector loop then ends without a scalar tail (zmm blocks of
+   * 16 and one ymm block of 8; a chunk of exactly 16 takes its short path, half scalar). */
+  enum { MIN = 24 };
+  const int64_t sw = g->sw, ntaps = g->kh * g->kw;
+  int32_t t[ROW_CHUNK];
+  for (int64_t c0 = a, n; c0 < b; c0 += n) {
+    n = b - c0 < ROW_CHUNK ? b - c0 : ROW_CHUNK;
+    if (b - a >= MIN) {
+      if (n < MIN)
+        c0 = b - MIN, n = MIN;
+      else
+        n -= n % 8;
+    }
+    if (sw == 1)
+      max_chunk(xp, off, ntaps, 1, c0, n, y + c0, t);
+    else if (sw == 2 && eo)
+      max_chunk_s2(xp, g, h0, c0, n, eo, span, y + c0, t);
+    else
+      max_chunk(xp, off, ntaps, sw, c0, n, y + c0, t);
+    for (int64_t i = 0; i < n; i++) at[c0 + i] = off[t[i]] + (c0 + i) * sw + base;
+  }
+}
+
+/* One max-pooling call's planes, split over threads (lm_parallel_for): rows / cols hold the taps of each
+ * output row and column that land inside the input, the same for every plane. */
+typedef struct {
+  const lm_window *g;
+  const float *x;
+  float *y;
+  int64_t *idx, base;
+  const int64_t *rows, *cols;
+} max_job;
+
+static void max_planes(void *ctx, int64_t lo, int64_t hi) {
+  const max_job *J = ctx;
+  const lm_window g = *J->g;
+  const int64_t *rows = J->rows, *cols = J->cols, HW = g.H * g.W, P = g.OH * g.OW, base = J->base;
+  /* The columns whose windows are whole: [a, b) (the same for every row). */
+  int64_t a = 0, b;
+  while (a < g.OW && !(cols[2 * a] == 0 && cols[2 * a + 1] == g.kw)) a++;
+  for (b = a; b < g.OW && cols[2 * b] == 0 && cols[2 * b + 1] == g.kw; b++) {}
+  int64_t *off = malloc((size_t)(g.kh * g.kw) * sizeof *off); /* NULL: the per-window loop does every column */
+  const int64_t span = ((g.kw - 1) * g.dw) / 2 + 1;
+  float *eo = g.sw == 2 ? malloc((size_t)(2 * (ROW_CHUNK + span)) * sizeof *eo) : NULL; /* NULL: strided reads */
+  for (int64_t c = lo; c < hi; c++) {
+    const float *xp = J->x + c * HW; // (H, W)
+    float *yp = J->y + c * P;        // (OH, OW)
+    int64_t *ip = J->idx + c * P;    // (OH, OW)
+    for (int64_t oh = 0; oh < g.OH; oh++) {
+      const int64_t h0 = oh * g.sh - g.pt, i0 = rows[2 * oh], i1 = rows[2 * oh + 1];
+      const int whole = off && i0 == 0 && i1 == g.kh && b > a;
+      if (whole) {
+        for (int64_t i = 0, k = 0; i < g.kh; i++)
+          for (int64_t j = 0; j < g.kw; j++) off[k++] = (h0 + i * g.dh) * g.W - g.pl + j * g.dw;
+        max_row_interior(xp, &g, h0, off, a, b, eo, span, yp + oh * g.OW, ip + oh * g.OW, base);
       }
-      for (int64_t ow = a; ow < b; ow++) {
-        const float v = src[ow * sw];
-        const int take = max_takes(v, y[ow]);
-        y[ow] = take ? v : y[ow];
-        at[ow] = take ? r + ow * sw : at[ow];
+      for (int64_t ow = 0; ow < g.OW; ow++) {
+        if (whole && ow == a) ow = b; /* done above */
+        if (ow >= g.OW) break;
+        const int64_t w0 = ow * g.sw - g.pl, j0 = cols[2 * ow], j1 = cols[2 * ow + 1];
+        int64_t at = (h0 + i0 * g.dh) * g.W + w0 + j0 * g.dw;
+        float best = xp[at];
+        for (int64_t i = i0; i < i1; i++) {
+          const int64_t r = (h0 + i * g.dh) * g.W + w0;
+          for (int64_t j = j0; j < j1; j++) {
+            const float v = xp[r + j * g.dw];
+            const int take = max_takes(v, best);
+            best = take ? v : best;
+            at = take ? r + j * g.dw : at;
+          }
+        }
+        yp[oh * g.OW + ow] = best;
+        ip[oh * g.OW + ow] = at + base;
       }
     }
+  }
+  free(off);
+  free(eo);
 }
+
+/* Splits planes over threads when the call reads at least this many window taps. */
+enum { MAX_POOL_SPLIT_TAPS = 1 << 20 };
 
 static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, const lm_pool_params *p,
                                    lm_tensor **indices, lm_error *err) {
@@ -110,39 +223,12 @@ static lm_tensor *max_pool_forward(const char *op, int nd, const lm_tensor *x, c
     if (!rows) return lm_fail_null(err, "%s: out of memory", op);
     return lm_fail_null(err, "%s: an output %s sees only padding; reduce the padding", op, empty);
   }
-  const int64_t planes = x->shape[0] * x->shape[1], HW = g.H * g.W, P = g.OH * g.OW;
-  for (int64_t c = 0; c < planes; c++) {
-    const float *xp = lm_f32(x) + c * HW; // (H, W)
-    float *yp = lm_f32(y) + c * P;        // (OH, OW)
-    int64_t *ip = lm_i64(idx) + c * P;    // (OH, OW)
-    for (int64_t oh = 0; oh < g.OH; oh++) {
-      const int64_t h0 = oh * g.sh - g.pt, i0 = rows[2 * oh], i1 = rows[2 * oh + 1];
-      int64_t a = g.OW, b = g.OW; /* the columns whose windows are whole: [a, b) */
-      if (i0 == 0 && i1 == g.kh) {
-        for (a = 0; a < g.OW && !(cols[2 * a] == 0 && cols[2 * a + 1] == g.kw); a++) {}
-        for (b = a; b < g.OW && cols[2 * b] == 0 && cols[2 * b + 1] == g.kw; b++) {}
-        if (b > a) max_row_interior(xp, &g, h0, a, b, yp + oh * g.OW, ip + oh * g.OW);
-      }
-      for (int64_t ow = 0; ow < g.OW; ow++) {
-        if (ow == a) ow = b; /* done above */
-        if (ow >= g.OW) break;
-        const int64_t w0 = ow * g.sw - g.pl, j0 = cols[2 * ow], j1 = cols[2 * ow + 1];
-        int64_t at = (h0 + i0 * g.dh) * g.W + w0 + j0 * g.dw;
-        float best = xp[at];
-        for (int64_t i = i0; i < i1; i++) {
-          const int64_t r = (h0 + i * g.dh) * g.W + w0;
-          for (int64_t j = j0; j < j1; j++) {
-            const float v = xp[r + j * g.dw];
-            const int take = max_takes(v, best);
-            best = take ? v : best;
-            at = take ? r + j * g.dw : at;
-          }
-        }
-        yp[oh * g.OW + ow] = best;
-        ip[oh * g.OW + ow] = at;
-      }
-    }
-  }
+  const int64_t planes = x->shape[0] * x->shape[1];
+  max_job job = {&g, lm_f32(x), lm_f32(y), lm_i64(idx), p->index_base, rows, cols};
+  if (y->numel * g.kh * g.kw >= MAX_POOL_SPLIT_TAPS)
+    lm_parallel_for(planes, max_planes, &job);
+  else
+    max_planes(&job, 0, planes);
   free(rows);
   *indices = idx;
   return y;
@@ -156,9 +242,10 @@ lm_tensor *lm_max_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm
   return max_pool_forward("max_pool1d", 1, x, p, indices, err);
 }
 
-/* Checks that small (N, C, ...) with its int64 indices pairs with big (N, C, ...) whose planes they index. */
-static int check_switches(const char *op, const lm_tensor *small, const lm_tensor *indices, const lm_tensor *big,
-                          const char *small_name, const char *big_name, lm_error *err) {
+/* Checks that small (N, C, ...) with its int64 indices (counted from base: 0, or 1 from Lua) pairs with big
+ * (N, C, ...) whose planes they index. */
+static int check_switches(const char *op, const lm_tensor *small, const lm_tensor *indices, int64_t base,
+                          const lm_tensor *big, const char *small_name, const char *big_name, lm_error *err) {
   if (indices->dtype != LM_I64) return lm_fail(err, "%s: indices must be int64", op);
   if (small->dtype != LM_F32 || big->dtype != LM_F32)
     return lm_fail(err, "%s: %s and %s must be float32", op, small_name, big_name);
@@ -167,22 +254,54 @@ static int check_switches(const char *op, const lm_tensor *small, const lm_tenso
       big->shape[1] != small->shape[1])
     return shape_error(op, big_name, big, small_name, small, err);
   const int64_t *ip = lm_i64(indices), HW = plane_size(big);
-  for (int64_t i = 0; i < indices->numel; i++)
-    if (ip[i] < 0 || ip[i] >= HW)
-      return lm_fail(err, "%s: index %lld (0-based) out of range for a plane of %lld elements", op, (long long)ip[i],
-                     (long long)HW);
+  int64_t bad = 0; /* one pass without a branch (vectorises); the first bad one found after it */
+  for (int64_t i = 0; i < indices->numel; i++) bad |= (ip[i] < base) | (ip[i] - base >= HW);
+  for (int64_t i = 0; bad && i < indices->numel; i++)
+    if (ip[i] < base || ip[i] - base >= HW) {
+      if (base == 0)
+        return lm_fail(err, "%s: index %lld (0-based) out of range for a plane of %lld elements", op,
+                       (long long)ip[i], (long long)HW);
+      return lm_fail(err, "%s: index %lld out of range [%lld, %lld]", op, (long long)ip[i], (long long)base,
+                     (long long)(HW - 1 + base));
+    }
+  return 0;
+}
+
+typedef struct {
+  const float *g;
+  const int64_t *ip;
+  float *d;
+  int64_t P, HW, base;
+  int over;
+} scatter_job;
+
+static void scatter_planes(void *ctx, int64_t lo, int64_t hi) {
+  const scatter_job *J = ctx;
+  const int64_t P = J->P, HW = J->HW;
+  for (int64_t c = lo; c < hi; c++) {
+    float *d = J->d + c * HW - J->base;
+    const float *g = J->g + c * P;
+    const int64_t *ip = J->ip + c * P;
+    if (J->over) memset(d + J->base, 0, (size_t)HW * sizeof *d);
+    for (int64_t i = 0; i < P; i++) d[ip[i]] += g[i];
+  }
+}
+
+int lm_max_pool_backward_ex(const lm_tensor *gy, const lm_tensor *indices, int64_t base, lm_tensor *gx, int flags,
+                            lm_error *err) {
+  if (check_switches("max_pool", gy, indices, base, gx, "grad_output", "grad_input", err)) return -1;
+  const int64_t planes = gy->shape[0] * gy->shape[1];
+  scatter_job job = {lm_f32(gy), lm_i64(indices), lm_f32(gx), plane_size(gy), plane_size(gx), base,
+                     (flags & LM_GRAD_OVERWRITE) != 0};
+  if (gx->numel >= LM_PARALLEL_MIN_ELEMENTS)
+    lm_parallel_for(planes, scatter_planes, &job);
+  else
+    scatter_planes(&job, 0, planes);
   return 0;
 }
 
 int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tensor *gx, lm_error *err) {
-  if (check_switches("max_pool", gy, indices, gx, "grad_output", "grad_input", err)) return -1;
-  const int64_t planes = gy->shape[0] * gy->shape[1], P = plane_size(gy), HW = plane_size(gx);
-  const float *g = lm_f32(gy);
-  const int64_t *ip = lm_i64(indices);
-  float *d = lm_f32(gx);
-  for (int64_t c = 0; c < planes; c++)
-    for (int64_t i = 0; i < P; i++) d[c * HW + ip[c * P + i]] += g[c * P + i];
-  return 0;
+  return lm_max_pool_backward_ex(gy, indices, 0, gx, 0, err);
 }
 
 /* ---- max unpooling ---- */
@@ -194,7 +313,7 @@ lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices,
   int64_t shape[4] = {y->shape[0], y->shape[1], H, W};
   lm_tensor *out = lm_tensor_new(LM_F32, 4, shape, err); // (N, C, H, W)
   if (!out) return NULL;
-  if (check_switches("max_unpool2d", y, indices, out, "input", "output", err)) {
+  if (check_switches("max_unpool2d", y, indices, 0, out, "input", "output", err)) {
     lm_tensor_release(out);
     return NULL;
   }
@@ -206,7 +325,7 @@ lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices,
 }
 
 int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, lm_tensor *gy, lm_error *err) {
-  if (check_switches("max_unpool2d", gy, indices, gout, "grad_input", "grad_output", err)) return -1;
+  if (check_switches("max_unpool2d", gy, indices, 0, gout, "grad_input", "grad_output", err)) return -1;
   const int64_t planes = gy->shape[0] * gy->shape[1], P = plane_size(gy), HW = plane_size(gout);
   const int64_t *ip = lm_i64(indices);
   for (int64_t c = 0; c < planes; c++)

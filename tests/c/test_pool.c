@@ -37,48 +37,82 @@ static int64_t out_size(int64_t L, int64_t p0, int64_t p1, int64_t k, int64_t s,
   return o;
 }
 
+/* The switch of every output by PyTorch's definition (the first maximum in row-major order within the window, a
+ * NaN winning over everything), the flat position in its plane, or -1 where the window sees no cell. */
+static int64_t window_switch(const cfg *c, const lm_tensor *x, int64_t pl, int64_t oh, int64_t ow, float *best) {
+  int64_t want = -1;
+  *best = -INFINITY;
+  for (int64_t i = 0; i < c->kh; i++)
+    for (int64_t j = 0; j < c->kw; j++) {
+      int64_t ih = oh * c->sh - c->pt + i * c->dh, iw = ow * c->sw - c->pl + j * c->dw;
+      if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W || isnan(*best)) continue;
+      float v = lm_f32(x)[(pl * c->H + ih) * c->W + iw];
+      if (want < 0 || v > *best || isnan(v)) *best = v, want = ih * c->W + iw;
+    }
+  return want;
+}
+
 static void check_max(const cfg *c) {
   lm_error err = {0};
   lm_pool_params p = params_of(c);
   int64_t xs[4] = {c->N, c->C, c->H, c->W};
-  lm_tensor *x = randn(4, xs), *idx = NULL;
-  /* Few distinct values, so windows tie often, and one NaN: the switch must be PyTorch's, the first maximum
-   * in row-major order within the window, a NaN winning over everything. */
+  lm_tensor *x = randn(4, xs), *idx = NULL, *idx1 = NULL;
+  /* Few distinct values, so windows tie often, and one NaN: the switch must be PyTorch's. */
   for (int64_t i = 0; i < x->numel; i++) lm_f32(x)[i] = floorf(lm_f32(x)[i] * 1.5f);
   lm_f32(x)[x->numel / 3] = NAN;
   lm_tensor *y = lm_max_pool2d_forward(x, &p, &idx, &err);
   CHECK(y != NULL, "%s: %s", c->name, err.msg);
   if (!y) return;
+  p.index_base = 1; /* as the Lua binding asks: the same switches, counted from 1 */
+  lm_tensor *y1 = lm_max_pool2d_forward(x, &p, &idx1, &err);
+  CHECK(y1 != NULL, "%s: base 1: %s", c->name, err.msg);
   int64_t OH = out_size(c->H, c->pt, c->pb, c->kh, c->sh, c->dh, c->ceil_mode);
   int64_t OW = out_size(c->W, c->pl, c->pr, c->kw, c->sw, c->dw, c->ceil_mode);
   CHECK(y->shape[2] == OH && y->shape[3] == OW, "%s: output (%lld, %lld), expected (%lld, %lld)", c->name,
         (long long)y->shape[2], (long long)y->shape[3], (long long)OH, (long long)OW);
-  int bad = 0;
+  int bad = 0, bad1 = 0;
+  lm_tensor *gy = randn(4, y->shape), *want_gx = lm_tensor_like(x, NULL); /* zeros */
   for (int64_t pl = 0; pl < c->N * c->C; pl++)
     for (int64_t oh = 0; oh < OH; oh++)
       for (int64_t ow = 0; ow < OW; ow++) {
-        float best = -INFINITY;
-        int64_t want = -1;
-        for (int64_t i = 0; i < c->kh; i++)
-          for (int64_t j = 0; j < c->kw; j++) {
-            int64_t ih = oh * c->sh - c->pt + i * c->dh, iw = ow * c->sw - c->pl + j * c->dw;
-            if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W || isnan(best)) continue;
-            float v = lm_f32(x)[(pl * c->H + ih) * c->W + iw];
-            if (want < 0 || v > best || isnan(v)) best = v, want = ih * c->W + iw;
-          }
+        float best;
+        int64_t want = window_switch(c, x, pl, oh, ow, &best);
         int64_t k = (pl * OH + oh) * OW + ow, at = lm_i64(idx)[k];
         float got = lm_f32(y)[k];
         bad += at != want || !(got == best || (isnan(got) && isnan(best)));
+        bad1 += !y1 || lm_i64(idx1)[k] != want + 1 || memcmp(&lm_f32(y1)[k], &got, sizeof got) != 0;
+        lm_f32(want_gx)[pl * c->H * c->W + want] += lm_f32(gy)[k];
       }
   CHECK(bad == 0, "%s: %d outputs differ from the window maximum or do not switch to its first cell", c->name, bad);
-  /* Backward: every grad_output lands on its switch, added up where windows overlap. */
-  lm_tensor *gy = randn(4, y->shape), *gx = lm_tensor_like(x, NULL);
+  CHECK(bad1 == 0, "%s: %d outputs or switches differ with index_base 1", c->name, bad1);
+  /* Backward: every grad_output lands on its switch, added up where windows overlap, added into gx (base 0), or
+   * written over whatever gx held (base 1, LM_GRAD_OVERWRITE: it starts as NaN here). */
+  lm_tensor *gx = lm_tensor_like(x, NULL), *gx1 = lm_tensor_empty(LM_F32, 4, xs, NULL);
+  for (int64_t i = 0; i < gx->numel; i++) lm_f32(gx)[i] = 1.0f, lm_f32(gx1)[i] = NAN;
   CHECK(lm_max_pool_backward(gy, idx, gx, &err) == 0, "%s: backward: %s", c->name, err.msg);
-  double sx = 0.0, sy = 0.0;
-  for (int64_t i = 0; i < gx->numel; i++) sx += lm_f32(gx)[i];
-  for (int64_t i = 0; i < gy->numel; i++) sy += lm_f32(gy)[i];
-  CHECK(fabs(sx - sy) < 1e-3 * (1 + fabs(sy)), "%s: backward moved %g of %g", c->name, sx, sy);
+  CHECK(!y1 || lm_max_pool_backward_ex(gy, idx1, 1, gx1, LM_GRAD_OVERWRITE, &err) == 0, "%s: backward base 1: %s",
+        c->name, err.msg);
+  double worst = 0, worst1 = 0;
+  for (int64_t i = 0; i < gx->numel; i++) {
+    worst = fmax(worst, fabs(lm_f32(gx)[i] - 1.0f - lm_f32(want_gx)[i]));
+    worst1 = isnan(lm_f32(gx1)[i]) ? INFINITY : fmax(worst1, fabs(lm_f32(gx1)[i] - lm_f32(want_gx)[i]));
+  }
+  CHECK(worst < 1e-5, "%s: backward differs from the scatter by %g", c->name, worst);
+  CHECK(worst1 < 1e-5, "%s: backward (base 1, overwriting) differs from the scatter by %g", c->name, worst1);
+  /* A switch outside its plane is an error naming it, counted as the caller counts. */
+  if (y1) {
+    lm_i64(idx1)[idx1->numel - 1] = c->H * c->W + 1;
+    char want_msg[96];
+    snprintf(want_msg, sizeof want_msg, "max_pool: index %lld out of range [1, %lld]", (long long)(c->H * c->W + 1),
+             (long long)(c->H * c->W));
+    CHECK(lm_max_pool_backward_ex(gy, idx1, 1, gx1, LM_GRAD_OVERWRITE, &err) != 0 && strstr(err.msg, want_msg),
+          "%s: a bad switch gave \"%s\"", c->name, err.msg);
+    lm_i64(idx1)[0] = 0;
+    CHECK(lm_max_pool_backward_ex(gy, idx1, 1, gx1, 0, &err) != 0 && strstr(err.msg, "max_pool: index 0 out of range"),
+          "%s: switch 0 (base 1) gave \"%s\"", c->name, err.msg);
+  }
   lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(idx), lm_tensor_release(gy), lm_tensor_release(gx);
+  lm_tensor_release(y1), lm_tensor_release(idx1), lm_tensor_release(gx1), lm_tensor_release(want_gx);
 }
 
 static void check_avg(const cfg *c) {
@@ -197,7 +231,18 @@ int main(void) {
       {"3x3 stride 2, long rows", 1, 3, 9, 41, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
       {"3x3 stride 1, long rows", 1, 2, 6, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},
       {"dilated, long rows", 1, 2, 9, 40, 2, 3, 1, 2, 0, 1, 0, 1, 2, 2, 1, 0},
+      /* rows of whole windows long enough for the vector chunks (at least 24, the last overlapping) */
+      {"3x3 stride 2, ResNet's rows", 1, 3, 11, 113, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+      {"3x3 stride 2, rows past a chunk", 1, 2, 5, 601, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+      {"stride 2 dilation 2", 1, 2, 9, 90, 2, 3, 2, 2, 0, 1, 0, 1, 1, 2, 0, 0},
+      {"stride 2 dilation 3", 1, 2, 9, 90, 2, 3, 2, 2, 0, 1, 0, 1, 2, 3, 0, 0},
+      {"2x2 stride 2, long rows", 1, 2, 6, 100, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 0},
+      {"3x3 stride 3, long rows", 1, 2, 7, 100, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0},
+      {"stride 1, rows of exactly 24", 1, 2, 6, 26, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0},
+      /* planes split over two threads (at least 1 M window taps) */
+      {"ResNet's pool on two threads", 1, 64, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
   };
+  lm_set_threads(2);
   for (size_t i = 0; i < sizeof maxes / sizeof maxes[0]; i++) check_max(&maxes[i]);
   static const cfg avgs[] = {
       {"avg 2x2", 2, 3, 6, 8, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1},
