@@ -41,6 +41,10 @@ int lm_dnnl_few_channels(int c);
  * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
  * returns the previous value. */
 int64_t lm_dnnl_split_macs(int64_t macs);
+/* Layout reorders of fewer bytes than this run on one thread, also in a plan split over more (default 1 MiB);
+ * plans made before a change keep their threads (lm_dnnl_release). Sets it when bytes >= 0; returns the
+ * previous value. */
+int64_t lm_dnnl_reorder_split_bytes(int64_t bytes);
 /* The threads the last oneDNN convolution ran on (tests). */
 int lm_dnnl_last_threads(void);
 /* How the last oneDNN convolution ran (tests): 0 on its blocked layouts, 1 on the plain ones (its GEMM path),

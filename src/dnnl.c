@@ -89,6 +89,20 @@ int64_t lm_dnnl_split_macs(int64_t macs) {
   return old;
 }
 
+/* A layout reorder (an activation into or out of the blocked layout, or the weights into it) of fewer bytes
+ * than this runs on one thread, also in a plan that splits its convolution: waking the second OpenMP thread
+ * (asleep under the passive policy) costs 40-60 us on this kind of machine, more than it saves on a copy of
+ * under a megabyte (oneDNN's verbose log, ResNet-18 forward + backward at batch 1 on 2 threads, per reorder:
+ * 1x64x56x56 103 us against 59 on one thread, 1x128x28x28 81 against 26, 1x256x14x14 57 against 14; the
+ * 256x256x3x3 weights, 2.4 MB, 228 against 359). */
+static int64_t reorder_split_bytes = 1 << 20;
+
+int64_t lm_dnnl_reorder_split_bytes(int64_t bytes) {
+  int64_t old = reorder_split_bytes;
+  if (bytes >= 0) reorder_split_bytes = bytes;
+  return old;
+}
+
 #ifndef LUMEN_HAVE_DNNL
 
 int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
@@ -139,6 +153,7 @@ typedef struct plan {
                                      /* with k.wscale, the weights' reorder scales each output channel (its
                                         runtime output scales), also between equal layouts */
   dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
+  int rthreads[3];                   /* the threads of each reorder (reorder_threads), dst_in's as DST's */
   size_t ibytes[3], scratch_bytes;
   dnnl_memory_t umem[3], imem[3], bmem, smem, scale_mem;
   uint64_t used;
@@ -318,12 +333,17 @@ static plan *plan_make(const plan_key *k) {
   for (int i = 0; good && i < 3; i++) {
     good = ok(dnnl_memory_create(&p->umem[i], &p->umd[i], engine, DNNL_MEMORY_NONE));
     int scaled = k->wscale && i == WEI; /* reordered (and scaled) even into the same layout */
+    p->rthreads[i] = k->threads;
     if (good && (scaled || !dnnl_memory_desc_equal(&p->imd[i], &p->umd[i]))) {
       p->ibytes[i] = dnnl_memory_desc_get_size(&p->imd[i]);
+      /* made on the threads it runs on, as the plan is (plan_get) */
+      if ((int64_t)dnnl_memory_desc_get_size(&p->umd[i]) < reorder_split_bytes) p->rthreads[i] = 1;
+      if (p->rthreads[i] != k->threads) omp_set_num_threads(p->rthreads[i]);
       good = ok(dnnl_memory_create(&p->imem[i], &p->imd[i], engine, DNNL_MEMORY_NONE)) &&
              (is_out[k->kind][i] ? make_reorder(&p->reorder[i], &p->imd[i], &p->umd[i], 0)
                                  : make_reorder(&p->reorder[i], &p->umd[i], &p->imd[i], scaled ? (k->G > 1 ? 3 : 1) : 0));
       if (good && k->sum && i == DST) good = make_reorder(&p->dst_in, &p->umd[DST], &p->imd[DST], 0);
+      if (p->rthreads[i] != k->threads) omp_set_num_threads(k->threads);
     }
   }
   if (good && k->wscale) {
@@ -362,9 +382,14 @@ static plan *plan_get(const plan_key *k) {
   return p;
 }
 
-static int exec2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
-  dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-  return ok(dnnl_primitive_execute(r, stream, 2, a));
+/* Runs reorder r of tensor i of plan p (from -> to, with runtime output scales when scales) on its threads. */
+static int run_reorder(const plan *p, int i, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to,
+                       dnnl_memory_t scales) {
+  dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}};
+  if (p->rthreads[i] != p->k.threads) omp_set_num_threads(p->rthreads[i]);
+  int good = ok(dnnl_primitive_execute(r, stream, scales ? 3 : 2, a));
+  if (p->rthreads[i] != p->k.threads) omp_set_num_threads(p->k.threads);
+  return good;
 }
 
 /* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
@@ -391,14 +416,12 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
       mem += round64(p->ibytes[i]);
       use[i] = p->imem[i];
       if (good && i != o && i == WEI && p->k.wscale) {
-        good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale));
-        dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, p->umem[i]}, {DNNL_ARG_TO, p->imem[i]},
-                                {DNNL_ARG_ATTR_OUTPUT_SCALES, p->scale_mem}};
-        good = good && ok(dnnl_primitive_execute(p->reorder[i], stream, 3, a));
+        good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
+               run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], p->scale_mem);
       } else if (good && i != o) {
-        good = exec2(p->reorder[i], p->umem[i], p->imem[i]);
+        good = run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL);
       }
-      if (good && i == o && p->k.sum) good = exec2(p->dst_in, p->umem[i], p->imem[i]);
+      if (good && i == o && p->k.sum) good = run_reorder(p, i, p->dst_in, p->umem[i], p->imem[i], NULL);
     }
   }
   if (good && p->scratch_bytes) scratch = mem;
@@ -413,7 +436,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     }
     good = good && ok(dnnl_primitive_execute(p->prim, stream, n, a));
   }
-  if (good && p->reorder[o]) good = exec2(p->reorder[o], p->imem[o], p->umem[o]);
+  if (good && p->reorder[o]) good = run_reorder(p, o, p->reorder[o], p->imem[o], p->umem[o], NULL);
   if (good) good = ok(dnnl_stream_wait(stream));
   if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
   runs += good;
