@@ -3,6 +3,9 @@
  * microseconds), so callers use it only for loops that take much longer than that. No spinning pool:
  * OpenBLAS's own threads keep the cores when lumen is not in such a loop (see DESIGN.md, Threads). */
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "lumen.h"
 
@@ -27,6 +30,14 @@ void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), v
     if (n > 0) fn(ctx, 0, n);
     return;
   }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(t)
+  {
+    const int64_t i = omp_get_thread_num(), m = omp_get_num_threads();
+    if (n * i / m < n * (i + 1) / m) fn(ctx, n * i / m, n * (i + 1) / m);
+  }
+  return;
+#endif
   chunk chunks[MAX_THREADS];
   pthread_t ids[MAX_THREADS];
   int started[MAX_THREADS] = {0};

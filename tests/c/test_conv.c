@@ -18,13 +18,14 @@
 
 /* Every OpenMP parallel region oneDNN opens passes through here (this definition interposes libgomp's): the
  * widest team asked for since the test last set it to 0, i.e. how many threads a convolution really woke. */
-static int widest = 0;
+static int widest = 0, wide_teams = 0; /* wide_teams: regions of 2 or more threads since last set to 0 */
 
 void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags) {
   static void (*real)(void (*)(void *), void *, unsigned, unsigned) = NULL;
   if (!real) *(void **)&real = dlsym(RTLD_NEXT, "GOMP_parallel");
   int team = num_threads ? (int)num_threads : omp_get_max_threads();
   if (team > widest) widest = team;
+  wide_teams += team > 1;
   real(fn, data, num_threads, flags);
 }
 #endif
@@ -332,11 +333,12 @@ static void check_split(void) {
   lm_conv_set_backend("onednn", &err);
   int threads = lm_get_threads();
   lm_set_threads(2);
-  cfg k = {"split", 1, 8, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1}; /* 46,656 multiply-adds */
+  /* 663,552 multiply-adds: enough for oneDNN's kernel itself to split (its reorders here stay on one thread) */
+  cfg k = {"split", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
   lm_conv_params p = params_of(&k);
-  int64_t xs[4] = {1, 8, 9, 9}, ws[4] = {8, 8, 3, 3}, bs[1] = {8};
+  int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
   lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
-  int64_t old = lm_dnnl_split_macs(100000);
+  int64_t old = lm_dnnl_split_macs(1000000);
   lm_dnnl_release(); /* plans made afresh: oneDNN fixes a primitive's threads when it is made */
   widest = 0;
   lm_tensor *y1 = lm_conv2d_forward(x, w, b, &p, &err);
@@ -419,6 +421,76 @@ static void check_routes(void) {
   lm_set_threads(threads);
 }
 
+/* On 2 threads, a convolution split over both keeps its small layout reorders on one: with the default bound
+ * (1 MiB) a blocked 16->32 3x3 convolution on 12x12 opens fewer two-thread teams than with every reorder split
+ * (bound 0), and gives the same output. */
+static void check_reorder_threads(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  lm_conv_set_backend("onednn", &err);
+  int threads = lm_get_threads();
+  lm_set_threads(2);
+  cfg k = {"reorders", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+  lm_conv_params p = params_of(&k);
+  int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs), *y[2] = {NULL, NULL};
+  int64_t old_macs = lm_dnnl_split_macs(0), old_bytes = lm_dnnl_reorder_split_bytes(-1);
+  int teams[2];
+  for (int i = 0; i < 2; i++) {
+    lm_dnnl_reorder_split_bytes(i == 0 ? old_bytes : 0);
+    lm_dnnl_release(); /* plans made afresh: oneDNN fixes a primitive's threads when it is made */
+    lm_tensor_release(lm_conv2d_forward(x, w, b, &p, &err));
+    wide_teams = 0;
+    y[i] = lm_conv2d_forward(x, w, b, &p, &err);
+    teams[i] = wide_teams;
+    CHECK(y[i] && lm_dnnl_last_threads() == 2 && lm_dnnl_last_route() == 0, "reorders %d: ran on %d threads, route %d",
+          i, lm_dnnl_last_threads(), lm_dnnl_last_route());
+  }
+  CHECK(teams[0] >= 1 && teams[0] < teams[1], "reorders: %d two-thread teams with the bound, %d with every reorder split",
+        teams[0], teams[1]);
+  double worst = 0;
+  for (int64_t i = 0; y[0] && y[1] && i < y[0]->numel; i++)
+    worst = fmax(worst, fabs(lm_f32(y[0])[i] - lm_f32(y[1])[i]));
+  CHECK(worst < 1e-5, "reorders: outputs differ by %g", worst);
+  lm_dnnl_reorder_split_bytes(old_bytes);
+  lm_dnnl_split_macs(old_macs);
+  lm_dnnl_release();
+  lm_set_threads(threads);
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y[0]), lm_tensor_release(y[1]);
+#endif
+}
+
+/* lm_parallel_for covers [0, n) exactly once in chunks, for n below, at and above the threads, and in a build
+ * with oneDNN runs on OpenMP's team (the one oneDNN uses) instead of threads of its own. */
+static int hits[1000];
+static void mark(void *ctx, int64_t lo, int64_t hi) {
+  (void)ctx;
+  for (int64_t i = lo; i < hi; i++) __atomic_add_fetch(&hits[i], 1, __ATOMIC_RELAXED);
+}
+
+static void check_parallel_for(void) {
+  int threads = lm_get_threads();
+  static const struct { int threads; int64_t n; } cases[] = {{2, 1000}, {3, 1000}, {2, 1}, {3, 2}, {1, 7}, {2, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    lm_set_threads(cases[c].threads);
+    memset(hits, 0, sizeof hits);
+#ifdef LUMEN_HAVE_DNNL
+    wide_teams = 0;
+#endif
+    lm_parallel_for(cases[c].n, mark, NULL);
+    int bad = 0;
+    for (int64_t i = 0; i < 1000; i++) bad += hits[i] != (i < cases[c].n);
+    CHECK(bad == 0, "parallel_for %lld on %d threads: %d positions not covered exactly once", (long long)cases[c].n,
+          cases[c].threads, bad);
+#ifdef LUMEN_HAVE_DNNL
+    int want = cases[c].threads > 1 && cases[c].n > 1;
+    CHECK(wide_teams == want, "parallel_for %lld on %d threads: %d OpenMP teams, expected %d", (long long)cases[c].n,
+          cases[c].threads, wide_teams, want);
+#endif
+  }
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(7);
   check_split_env();
@@ -481,6 +553,8 @@ int main(void) {
   check_few_channels();
   check_split();
   check_routes();
+  check_reorder_threads();
+  check_parallel_for();
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)
