@@ -17,7 +17,7 @@ export LUMEN_QUIET=1
 "$lumen" run recipes/benchmark_methods.lua merge="$out/scores" out="$out/leaderboard" methods=$methods overwrite=true
 "$lumen" report "$out" title="lumen report: the Fashion-MNIST samples"
 profile=$(mktemp -d)
-chromium --headless --virtual-time-budget=3000 --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+chromium --headless --virtual-time-budget=3000 --run-all-compositor-stages-before-draw --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
   --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars --window-size=1400,1700 \
   --screenshot="$png" "file://$(realpath "$out")/index.html" 2>/dev/null
 rm -rf "$profile"

@@ -15,7 +15,7 @@ export LUMEN_QUIET=1
 "$lumen" run recipes/text_transformer.lua out="$out" overwrite=true
 profile=$(mktemp -d)
 for page in rollout attribution saliency integrated_gradients; do
-  chromium --headless --virtual-time-budget=3000 --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+  chromium --headless --virtual-time-budget=3000 --run-all-compositor-stages-before-draw --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
     --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars --window-size=960,300 \
     --screenshot="$profile/$page.png" "file://$(realpath "$out")/$page.html" 2>/dev/null
 done
