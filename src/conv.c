@@ -314,8 +314,8 @@ static int fusable(lm_act_op op) {
 /* The post-ops lumen can fuse: NULL or valid, else an error naming op. */
 static int check_post(const char *op, const lm_conv_post *post, int nd, const int64_t *yshape, lm_error *err) {
   if (!post) return 0;
-  if (post->has_act && !fusable(post->act))
-    return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6 or clip)", op,
+  if (post->has_act && !fusable(post->act) && post->act != LM_ACT_SILU && post->act != LM_ACT_HARDSWISH)
+    return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6, clip, silu or hardswish)", op,
                    (unsigned)post->act < LM_ACT_COUNT ? lm_act_names[post->act] : "?");
   const lm_tensor *sc = post->scale;
   if (sc && (sc->dtype != LM_F32 || sc->ndim != 1 || sc->shape[0] != yshape[1])) {

@@ -269,9 +269,15 @@ static dnnl_primitive_attr_t make_attr(const plan_key *k) {
     good = ok(dnnl_post_ops_create(&po));
     if (good && k->sum) good = ok(dnnl_post_ops_append_sum(po, 1.0f));
     if (good && k->act >= 0) {
-      dnnl_alg_kind_t alg = k->act == LM_ACT_RELU || k->act == LM_ACT_LEAKY_RELU ? dnnl_eltwise_relu : dnnl_eltwise_clip;
-      float alpha = k->act == LM_ACT_LEAKY_RELU ? k->a : k->act == LM_ACT_RELU ? 0.0f : k->a;
-      good = ok(dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, k->b));
+      dnnl_alg_kind_t alg = dnnl_eltwise_clip; /* relu6 comes as clip (0, 6) */
+      float alpha = k->a, beta = k->b;
+      if (k->act == LM_ACT_RELU || k->act == LM_ACT_LEAKY_RELU)
+        alg = dnnl_eltwise_relu, alpha = k->act == LM_ACT_RELU ? 0.0f : k->a;
+      else if (k->act == LM_ACT_SILU) /* x * sigmoid(alpha x) */
+        alg = dnnl_eltwise_swish, alpha = 1.0f, beta = 0.0f;
+      else if (k->act == LM_ACT_HARDSWISH) /* x * relu6(x + 3) / 6 */
+        alg = dnnl_eltwise_hardswish, alpha = beta = 0.0f;
+      good = ok(dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta));
     }
     if (good) good = ok(dnnl_primitive_attr_set_post_ops(attr, po));
     dnnl_post_ops_destroy(po);

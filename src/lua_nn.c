@@ -125,8 +125,9 @@ static int conv_forward(lua_State *L, int nd, conv_fwd_fn f) {
 
 /* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
 static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
-  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
-  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP, LM_ACT_SILU,
+                                  LM_ACT_HARDSWISH};
   memset(post, 0, sizeof *post);
   lua_getfield(L, idx, "activation");
   if (!lua_isnil(L, -1)) {
@@ -134,7 +135,8 @@ static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
     int k = 0;
     while (names[k] && (!a || strcmp(names[k], a))) k++;
     if (!names[k])
-      luaL_error(L, "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6' or 'clip', got %s",
+      luaL_error(L, "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6', 'clip', 'silu' or 'hardswish', "
+                    "got %s",
                  a ? a : luaL_typename(L, -1));
     post->has_act = 1, post->act = ops[k];
     post->p.a = (float)lmL_opt_field_num(L, idx, "alpha", ops[k] == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY);
@@ -226,8 +228,9 @@ static int l_conv_backend(lua_State *L) {
 /* act_inplace(name, x [, a, b]) -> x, after x = act(x) in place: relu, leaky_relu (a = slope), relu6,
  * clip (a, b = bounds; nil = none). No autograd: ops_act.lua decides when it is safe. */
 static int l_act_inplace(lua_State *L) {
-  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
-  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP, LM_ACT_SILU,
+                                  LM_ACT_HARDSWISH};
   lm_act_op op = ops[luaL_checkoption(L, 1, NULL, names)];
   lm_tensor *x = lmL_check_f32(L, 2);
   lm_act_params p = {(float)luaL_optnumber(L, 3, op == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY),

@@ -19,7 +19,8 @@
 --       ONNX's default). Every output is differentiable in every input.
 -- Options (each size a number or a pair; defaults in brackets):
 --   conv: stride [1], dilation [1], groups [1], activation [none]: "relu" | "relu6" applied to the output
---         in the same op (a post-op); scale [none] (conv2d, conv1d): a tensor (O), the weights multiplied by
+--         in the same op (a post-op; "silu" | "hardswish" too where no gradient is recorded, as under
+--         lumen.no_grad); scale [none] (conv2d, conv1d): a tensor (O), the weights multiplied by
 --         scale[o] per output channel as the kernel reads them, no scaled copy made (a folded BatchNorm:
 --         lumen.nn.fold), differentiable in scale too; padding [0]: n, {ph, pw}, {top, left, bottom, right}
 --         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
@@ -40,6 +41,7 @@ local core = require "lumen.core"
 return function(lumen)
   local def = lumen.autograd.def
   local is_tensor = core.is_tensor
+  local function requires_grad(t) return is_tensor(t) and lumen.autograd.requires_grad(t) end
 
   local function show(v)
     if type(v) == "table" then return "a table of " .. #v end
@@ -151,13 +153,16 @@ return function(lumen)
   -- The activations a convolution may apply to its output in the same op (opts.activation, a post-op:
   -- the fused Conv+BN+ReLU of lumen.nn.fold). The backward masks the gradient by the output, which is
   -- exact for these two: relu's y > 0 and relu6's 0 < y < 6 are where the pre-activation was inside.
-  local POST_OPS = { relu = true, relu6 = true }
+  -- silu and hardswish have no such mask (their gradient needs the pre-activation), so they are fused
+  -- only where nothing is recorded: under lumen.no_grad, or when no argument needs a gradient.
+  local POST_OPS = { relu = true, relu6 = true, silu = "forward", hardswish = "forward" }
+  local POST_NAMES = "'relu' or 'relu6' (or 'silu' or 'hardswish' where no gradient is recorded)"
 
   -- The op's output with its post-op applied. A kernel that fuses the activation into the convolution
   -- replaces the two calls here (the only place that computes a post-op).
   local function post(y, act)
     if act == nil then return y end
-    return core[act](y)
+    return (core[act] or lumen[act])(y)
   end
 
   -- One conv-like op: forward fwd(x, w, b, p), backward bwd(x, w, gy, p, want_x, want_w, want_b [, scale,
@@ -173,7 +178,12 @@ return function(lumen)
         b, opts = bias_opts(b, opts)
         local act = opts.activation
         if act ~= nil and not POST_OPS[act] then
-          error(("%s: activation must be 'relu' or 'relu6', got %s"):format(name, show(act)), 0)
+          error(("%s: activation must be %s, got %s"):format(name, POST_NAMES, show(act)), 0)
+        end
+        if POST_OPS[act] == "forward" and lumen.autograd.is_enabled()
+          and (requires_grad(x) or requires_grad(w) or requires_grad(b) or requires_grad(scale)) then
+          error(("%s: activation '%s' has no backward through the convolution's output; fuse it under lumen.no_grad"
+            .. " (or apply lumen.%s after the convolution)"):format(name, act, act), 0)
         end
         ctx.opts = make_opts(x, w, opts)
         local y

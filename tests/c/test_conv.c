@@ -273,11 +273,52 @@ static void check_post(void) {
     }
   lm_conv_post bad = {.has_act = 1, .act = LM_ACT_SIGMOID};
   check_error(lm_conv2d_forward_post(x, w, b, &p, &bad, &err), &err,
-              "conv2d: cannot fuse activation 'sigmoid' (relu, leaky_relu, relu6 or clip)");
+              "conv2d: cannot fuse activation 'sigmoid' (relu, leaky_relu, relu6, clip, silu or hardswish)");
   lm_conv_post wrong = {.add = x};
   check_error(lm_conv2d_forward_post(x, w, b, &p, &wrong, &err), &err,
               "conv2d: the tensor to add has shape (2, 16, 9, 9), expected float32 (2, 32, 9, 9) (the output)");
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
+}
+
+/* SiLU and HardSwish as post-ops (EfficientNet's and MobileNet v3's layers: oneDNN's swish / hardswish in the
+ * kernel, or one pass after a 1x1 convolution on the plain layouts) give conv + the activation, with and
+ * without a residual to add, on a dense 3x3, a 1x1 and a depthwise convolution. */
+static void check_post_swish(void) {
+  lm_error err = {0};
+  static const struct {
+    const char *name;
+    int64_t C, O, k, groups;
+  } geoms[] = {{"3x3", 16, 32, 3, 1}, {"1x1", 16, 48, 1, 1}, {"depthwise", 32, 32, 3, 32}};
+  for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+    lm_conv_params p = lm_conv_params_default();
+    const int64_t pad = geoms[gi].k / 2;
+    p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = pad;
+    p.groups = geoms[gi].groups;
+    int64_t xs[4] = {2, geoms[gi].C, 9, 9}, ws[4] = {geoms[gi].O, geoms[gi].C / geoms[gi].groups, geoms[gi].k,
+                                                      geoms[gi].k},
+            bs[1] = {geoms[gi].O};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
+    lm_tensor *y = lm_conv2d_forward(x, w, b, &p, &err);
+    lm_tensor *r = randn(4, y->shape);
+    for (int k = 0; k < 2; k++)
+      for (int with_add = 0; with_add < 2; with_add++) {
+        lm_act_op act = k ? LM_ACT_HARDSWISH : LM_ACT_SILU;
+        lm_conv_post post = {.has_act = 1, .act = act, .add = with_add ? r : NULL};
+        lm_tensor *f = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        CHECK(f != NULL, "post %s %s: %s", geoms[gi].name, lm_act_names[act], err.msg);
+        if (!f) continue;
+        double m = 0.0;
+        for (int64_t i = 0; i < y->numel; i++) {
+          double v = (double)lm_f32(y)[i] + (with_add ? lm_f32(r)[i] : 0.0f);
+          double want = act == LM_ACT_SILU ? v / (1.0 + exp(-v)) : v * fmin(fmax(v + 3.0, 0.0), 6.0) / 6.0;
+          m = fmax(m, fabs(lm_f32(f)[i] - want) / (1.0 + fabs(want)));
+        }
+        CHECK(m < 1e-4, "post %s %s (add %d): differs from conv + act by %g", geoms[gi].name, lm_act_names[act],
+              with_add, m);
+        lm_tensor_release(f);
+      }
+    lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
+  }
 }
 
 /* With the default threshold, the input gradient of a 3-channel layer comes from im2col (oneDNN runs nothing)
@@ -541,13 +582,14 @@ int main(void) {
   check_adjoint();
   check_errors();
   check_post();
+  check_post_swish();
   int64_t ran = lm_dnnl_runs() - runs0;
   lm_dnnl_few_channels(few);
-  /* oneDNN must have run every convolution above (129 calls); im2col none. */
+  /* oneDNN must have run every convolution above (144 calls); im2col none. */
   if (be == 0)
     CHECK(ran == 0, "im2col backend: oneDNN still ran %lld convolutions", (long long)ran);
   else
-    CHECK(ran >= 129, "onednn backend: oneDNN ran only %lld convolutions", (long long)ran);
+    CHECK(ran >= 144, "onednn backend: oneDNN ran only %lld convolutions", (long long)ran);
   printf("%s: oneDNN ran %lld convolutions\n", backends[be], (long long)ran);
   }
   check_few_channels();

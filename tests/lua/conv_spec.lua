@@ -421,7 +421,7 @@ describe("convolution backends", function()
     assert.is_true(max_diff(core.conv2d(x, w, b, p), lumen.relu6(plain)) < 1e-5)
     p.activation = "gelu"
     assert.has_error(function() core.conv2d(x, w, b, p) end,
-      "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6' or 'clip', got gelu")
+      "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6', 'clip', 'silu' or 'hardswish', got gelu")
   end)
 end)
 

@@ -313,6 +313,65 @@ describe("conv2d's activation post-op", function()
       support.assert_gradcheck(function(xx, ww, bb) return lumen.conv2d(xx, ww, bb, o) end, { x, w, b }, { eps = 0.01 })
     end
     assert.has_error(function() lumen.conv2d(x, w, b, { activation = "gelu" }) end,
-      "conv2d: activation must be 'relu' or 'relu6', got gelu")
+      "conv2d: activation must be 'relu' or 'relu6' (or 'silu' or 'hardswish' where no gradient is recorded), got gelu")
+  end)
+
+  it("fuses silu and hardswish where no gradient is recorded, and refuses them on the tape", function()
+    lumen.seed(4)
+    local x, w, b = lumen.randn { 2, 16, 7, 7 }, lumen.randn { 16, 16, 3, 3 }, lumen.randn { 16 }
+    for _, act in ipairs { "silu", "hardswish" } do
+      local o = { padding = 1, activation = act }
+      local want = lumen.no_grad(function() return lumen[act](lumen.conv2d(x, w, b, { padding = 1 })) end)
+      assert_rel(lumen.no_grad(function() return lumen.conv2d(x, w, b, o) end), want, 1e-5, act .. " under no_grad")
+      assert_rel(lumen.conv2d(x, w, b, o), want, 1e-5, act .. " with nothing needing a gradient")
+      local xg = x:detach()
+      xg.requires_grad = true
+      assert.has_error(function() lumen.conv2d(xg, w, b, o) end, ("conv2d: activation '%s' has no backward through "
+        .. "the convolution's output; fuse it under lumen.no_grad (or apply lumen.%s after the convolution)"):format(act, act))
+    end
+  end)
+end)
+
+-- conv -> bn -> silu -> depthwise conv -> hardswish -> gap -> fc: a Conv+BN+SiLU group and a Conv+HardSwish one
+-- (no BatchNorm: as an exporter that folded it writes them).
+local function swish_net()
+  lumen.seed(13)
+  return nn.Sequential {
+    nn.Conv2d { in_channels = 3, out_channels = 16, kernel_size = 3, padding = 1, name = "conv1" },
+    randomize(nn.BatchNorm2d { num_features = 16, name = "bn1" }), nn.SiLU { name = "silu1" },
+    nn.Conv2d { in_channels = 16, out_channels = 16, kernel_size = 3, padding = 1, groups = 16, name = "dw" },
+    nn.HardSwish { name = "hs" },
+    nn.GlobalAvgPool2d { name = "gap" }, nn.Linear { in_features = 16, out_features = 5, name = "fc" },
+  }:eval()
+end
+
+describe("lumen.nn.fold with SiLU and HardSwish", function()
+  it("fuses them into the convolution in a pass that records nothing, and runs them as layers on the tape", function()
+    local m = swish_net()
+    assert.same({ { conv = "conv1", bn = "bn1", act = "silu1" }, { conv = "dw", act = "hs" } }, m:fold())
+    local x = lumen.randn { 2, 3, 9, 9 }
+    local calls = {}
+    local folded, plain = both(m, function(mm)
+      lumen.autograd.reset_counts()
+      local y = lumen.no_grad(function() return mm:forward(x) end)
+      local c = lumen.autograd.counts()
+      calls[#calls + 1] = { c.silu, c.hardswish, c.batch_norm }
+      return y
+    end)
+    assert_rel(folded[1], plain[1], 1e-5, "logits under no_grad")
+    assert.same({ 0, 0, 0 }, calls[1]) -- fused: neither activation nor the BatchNorm ran as an op
+    assert.same({ 1, 1, 1 }, calls[2])
+    calls = {}
+    folded, plain = both(m, function(mm)
+      lumen.autograd.reset_counts()
+      local y, g = input_gradient(mm, x)
+      local c = lumen.autograd.counts()
+      calls[#calls + 1] = { c.silu, c.hardswish, c.batch_norm }
+      return y, g
+    end)
+    assert_rel(folded[1], plain[1], 1e-5, "logits on the tape")
+    assert_rel(folded[2], plain[2], 1e-5, "input gradients")
+    assert.same({ 1, 1, 0 }, calls[1]) -- folded BatchNorm, activations as their own ops
+    assert.same({ 1, 1, 1 }, calls[2])
   end)
 end)

@@ -3,17 +3,19 @@
 -- imported model is folded), train() unfolds; model:fold() / model:unfold() do it by hand.
 --
 -- A group is a Conv2d (or Conv1d over (N, C, L)) whose output feeds only a BatchNorm of the same
--- container, plus the ReLU or ReLU6 that alone reads the BatchNorm, if there is one. Folding changes no
+-- container, plus the ReLU, ReLU6, SiLU or HardSwish that alone reads the BatchNorm, if there is one. Folding changes no
 -- layer, name or tensor of the model: the convolution keeps its weights, the BatchNorm its statistics.
 -- The group keeps s = gamma / sqrt(var + eps) (per output channel, in double precision) and
 -- b' = (b - mean) * s + beta, and in a pass the convolution computes conv(x, w', b') with w' = w * s and
 -- the ReLU as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
 -- output, the input gradient and the weights' gradients agree with the unfolded layers within float32
 -- error (tests/lua/fold_spec.lua).
--- A Conv whose output only a ReLU or ReLU6 reads, with no BatchNorm between (an exporter folded it
--- already: torchvision's ONNX files, TFLite's), is a group too: the ReLU runs as the convolution's post-op
--- ("fuse") or the two run as they are ("off": the pass asks for the convolution's output, or a rule is
--- active for it or the ReLU).
+-- A Conv whose output only such an activation reads, with no BatchNorm between (an exporter folded it
+-- already: torchvision's ONNX files, TFLite's), is a group too: the activation runs as the convolution's
+-- post-op ("fuse") or the two run as they are ("off": the pass asks for the convolution's output, or a rule
+-- is active for it or the activation). SiLU and HardSwish are fused only in a pass that records nothing
+-- (lumen.no_grad: occlusion, LIME, SHAP, plain forwards): their gradient needs the pre-activation, which a
+-- fused convolution never makes, so on the tape such a group runs "fold" (or "off" without a BatchNorm).
 --
 -- Names keep their meaning. Per pass, each group runs
 --   "fuse"  conv(x, w', b', relu) — nobody asks for the BatchNorm's output or the convolution's;
@@ -36,7 +38,10 @@ local lumen = require "lumen"
 local M = {}
 
 local BN_OF = { Conv2d = "BatchNorm2d", Conv1d = "BatchNorm1d" }
-local ACT_OP = { ReLU = "relu", ReLU6 = "relu6" }
+local ACT_OP = { ReLU = "relu", ReLU6 = "relu6", SiLU = "silu", HardSwish = "hardswish" }
+-- The activations a fused convolution cannot differentiate through (no mask from its output): fused only in
+-- a pass that records nothing (lumen.no_grad); on the tape the group runs "fold" (or "off" without a BN).
+local FORWARD_ONLY = { SiLU = true, HardSwish = true }
 local CONV_OP = { Conv2d = "conv2d", Conv1d = "conv1d" }
 
 local Group = {}
@@ -137,9 +142,10 @@ function Group:mode(ctx)
   local c, bn, act = self.conv, self.bn, self.act
   local rep = ctx and ctx.replace or {}
   if not self:intact() or rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil then return "off" end
-  if not bn then return rule(ACT_OP[act.type]) and "off" or "fuse" end -- Conv + ReLU: fused, or as they are
+  local taped = act and FORWARD_ONLY[act.type] and lumen.autograd.is_enabled()
+  if not bn then return (taped or rule(ACT_OP[act.type])) and "off" or "fuse" end -- Conv + act: fused, or as they are
   if bn.training or rule("batch_norm") or rep[bn.name] ~= nil then return "off" end
-  if not act or wants(ctx, bn.name) or rule(ACT_OP[act.type]) then return "fold" end
+  if not act or taped or wants(ctx, bn.name) or rule(ACT_OP[act.type]) then return "fold" end
   return "fuse"
 end
 
@@ -152,7 +158,8 @@ local function group_conv(m)
     and lumen.is_tensor(m.weight)
 end
 
--- Whether m (a module or nil) is a ReLU / ReLU6 layer, which a convolution can carry as its post-op.
+-- Whether m (a module or nil) is a ReLU / ReLU6 / SiLU / HardSwish layer, which a convolution can carry as
+-- its post-op.
 local function fusable_act(m) return m ~= nil and not m.is_container and ACT_OP[m.type] ~= nil end
 
 local function convertible(conv, bn)
