@@ -254,10 +254,13 @@ static int check_switches(const char *op, const lm_tensor *small, const lm_tenso
       big->shape[1] != small->shape[1])
     return shape_error(op, big_name, big, small_name, small, err);
   const int64_t *ip = lm_i64(indices), HW = plane_size(big);
-  int64_t bad = 0; /* one pass without a branch (vectorises); the first bad one found after it */
-  for (int64_t i = 0; i < indices->numel; i++) bad |= (ip[i] < base) | (ip[i] - base >= HW);
+  /* One pass without a branch (vectorises), then the first bad one for the message. In unsigned arithmetic an
+   * index below base wraps to a huge offset, and no hostile value overflows. */
+  const uint64_t ubase = (uint64_t)base, uHW = (uint64_t)HW;
+  int bad = 0;
+  for (int64_t i = 0; i < indices->numel; i++) bad |= (uint64_t)ip[i] - ubase >= uHW;
   for (int64_t i = 0; bad && i < indices->numel; i++)
-    if (ip[i] < base || ip[i] - base >= HW) {
+    if ((uint64_t)ip[i] - ubase >= uHW) {
       if (base == 0)
         return lm_fail(err, "%s: index %lld (0-based) out of range for a plane of %lld elements", op,
                        (long long)ip[i], (long long)HW);
@@ -279,11 +282,11 @@ static void scatter_planes(void *ctx, int64_t lo, int64_t hi) {
   const scatter_job *J = ctx;
   const int64_t P = J->P, HW = J->HW;
   for (int64_t c = lo; c < hi; c++) {
-    float *d = J->d + c * HW - J->base;
+    float *d = J->d + c * HW;
     const float *g = J->g + c * P;
-    const int64_t *ip = J->ip + c * P;
-    if (J->over) memset(d + J->base, 0, (size_t)HW * sizeof *d);
-    for (int64_t i = 0; i < P; i++) d[ip[i]] += g[i];
+    const int64_t *ip = J->ip + c * P, base = J->base;
+    if (J->over) memset(d, 0, (size_t)HW * sizeof *d);
+    for (int64_t i = 0; i < P; i++) d[ip[i] - base] += g[i];
   }
 }
 

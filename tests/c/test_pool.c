@@ -2,6 +2,7 @@
  * (values, switches, backward), unpooling, average pooling (count_include_pad, ceil_mode), adaptive. */
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lumen.h"
@@ -110,6 +111,10 @@ static void check_max(const cfg *c) {
     lm_i64(idx1)[0] = 0;
     CHECK(lm_max_pool_backward_ex(gy, idx1, 1, gx1, 0, &err) != 0 && strstr(err.msg, "max_pool: index 0 out of range"),
           "%s: switch 0 (base 1) gave \"%s\"", c->name, err.msg);
+    lm_i64(idx1)[0] = INT64_MIN; /* hostile: no overflow in the check (UBSan), named as it is */
+    CHECK(lm_max_pool_backward_ex(gy, idx1, 1, gx1, 0, &err) != 0 &&
+              strstr(err.msg, "max_pool: index -9223372036854775808 out of range"),
+          "%s: switch INT64_MIN gave \"%s\"", c->name, err.msg);
   }
   lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(idx), lm_tensor_release(gy), lm_tensor_release(gx);
   lm_tensor_release(y1), lm_tensor_release(idx1), lm_tensor_release(gx1), lm_tensor_release(want_gx);
