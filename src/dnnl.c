@@ -153,7 +153,8 @@ typedef struct plan {
                                      /* with k.wscale, the weights' reorder scales each output channel (its
                                         runtime output scales), also between equal layouts */
   dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
-  int rthreads[3];                   /* the threads of each reorder (reorder_threads), dst_in's as DST's */
+  int rthreads[3];                   /* the threads of each reorder: one under reorder_split_bytes, else the
+                                        plan's; dst_in runs on DST's */
   size_t ibytes[3], scratch_bytes;
   dnnl_memory_t umem[3], imem[3], bmem, smem, scale_mem;
   uint64_t used;

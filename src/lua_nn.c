@@ -228,9 +228,8 @@ static int l_conv_backend(lua_State *L) {
 /* act_inplace(name, x [, a, b]) -> x, after x = act(x) in place: relu, leaky_relu (a = slope), relu6,
  * clip (a, b = bounds; nil = none). No autograd: ops_act.lua decides when it is safe. */
 static int l_act_inplace(lua_State *L) {
-  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
-  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP, LM_ACT_SILU,
-                                  LM_ACT_HARDSWISH};
+  static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", NULL};
+  static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP};
   lm_act_op op = ops[luaL_checkoption(L, 1, NULL, names)];
   lm_tensor *x = lmL_check_f32(L, 2);
   lm_act_params p = {(float)luaL_optnumber(L, 3, op == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY),
