@@ -487,8 +487,8 @@ static void check_reorder_threads(void) {
     CHECK(y[i] && lm_dnnl_last_threads() == 2 && lm_dnnl_last_route() == 0, "reorders %d: ran on %d threads, route %d",
           i, lm_dnnl_last_threads(), lm_dnnl_last_route());
   }
-  CHECK(teams[0] >= 1 && teams[0] < teams[1], "reorders: %d two-thread teams with the bound, %d with every reorder split",
-        teams[0], teams[1]);
+  CHECK(teams[0] >= 1 && teams[0] < teams[1],
+        "reorders: %d two-thread teams with the bound, %d with every reorder split", teams[0], teams[1]);
   double worst = 0;
   for (int64_t i = 0; y[0] && y[1] && i < y[0]->numel; i++)
     worst = fmax(worst, fabs(lm_f32(y[0])[i] - lm_f32(y[1])[i]));

@@ -326,8 +326,9 @@ describe("conv2d's activation post-op", function()
       assert_rel(lumen.conv2d(x, w, b, o), want, 1e-5, act .. " with nothing needing a gradient")
       local xg = x:detach()
       xg.requires_grad = true
-      assert.has_error(function() lumen.conv2d(xg, w, b, o) end, ("conv2d: activation '%s' has no backward through "
-        .. "the convolution's output; fuse it under lumen.no_grad (or apply lumen.%s after the convolution)"):format(act, act))
+      assert.has_error(function() lumen.conv2d(xg, w, b, o) end, ("conv2d: activation '%s' has no backward "
+        .. "through the convolution's output; fuse it under lumen.no_grad (or apply lumen.%s after the "
+        .. "convolution)"):format(act, act))
     end
   end)
 end)

@@ -3,8 +3,9 @@
 -- imported model is folded), train() unfolds; model:fold() / model:unfold() do it by hand.
 --
 -- A group is a Conv2d (or Conv1d over (N, C, L)) whose output feeds only a BatchNorm of the same
--- container, plus the ReLU, ReLU6, SiLU or HardSwish that alone reads the BatchNorm, if there is one. Folding changes no
--- layer, name or tensor of the model: the convolution keeps its weights, the BatchNorm its statistics.
+-- container, plus the ReLU, ReLU6, SiLU or HardSwish that alone reads the BatchNorm, if there is one.
+-- Folding changes no layer, name or tensor of the model: the convolution keeps its weights, the BatchNorm
+-- its statistics.
 -- The group keeps s = gamma / sqrt(var + eps) (per output channel, in double precision) and
 -- b' = (b - mean) * s + beta, and in a pass the convolution computes conv(x, w', b') with w' = w * s and
 -- the ReLU as its post-op; the BatchNorm and the ReLU then hand their input on. Exact up to rounding: the
