@@ -365,37 +365,60 @@ static void check_split_env(void) {
   lm_tensor_release(y), lm_tensor_release(x), lm_tensor_release(w);
 }
 
+/* The convolution the thread checks run on 2 threads on oneDNN: 16->32 3x3 on 12x12, 663,552 multiply-adds,
+ * enough for oneDNN's kernel itself to split; split_case_done sets the threads back. */
+typedef struct {
+  lm_conv_params p;
+  lm_tensor *x, *w, *b;
+  int threads;
+} split_case;
+
+static split_case split_case_make(void) {
+  lm_error err = {0};
+  lm_conv_set_backend("onednn", &err);
+  split_case c = {.threads = lm_get_threads()};
+  lm_set_threads(2);
+  cfg k = {"split", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+  c.p = params_of(&k);
+  int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
+  c.x = randn(4, xs), c.w = randn(4, ws), c.b = randn(1, bs);
+  return c;
+}
+
+static void split_case_done(split_case *c) {
+  lm_set_threads(c->threads);
+  lm_tensor_release(c->x), lm_tensor_release(c->w), lm_tensor_release(c->b);
+}
+
+static double max_diff(const lm_tensor *a, const lm_tensor *b) {
+  double worst = 0;
+  for (int64_t i = 0; a && b && i < a->numel; i++) worst = fmax(worst, fabs(lm_f32(a)[i] - lm_f32(b)[i]));
+  return worst;
+}
+
 /* On 2 threads, a convolution below the split threshold runs on one (oneDNN opens no wider team: its plan was
  * made on one thread too) and one above it on both, with the same output; the threads are set back after a
  * small one. */
 static void check_split(void) {
   if (!lm_conv_have_onednn()) return;
   lm_error err = {0};
-  lm_conv_set_backend("onednn", &err);
-  int threads = lm_get_threads();
-  lm_set_threads(2);
-  /* 663,552 multiply-adds: enough for oneDNN's kernel itself to split (its reorders here stay on one thread) */
-  cfg k = {"split", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
-  lm_conv_params p = params_of(&k);
-  int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
-  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
+  split_case c = split_case_make();
   int64_t old = lm_dnnl_split_macs(1000000);
   lm_dnnl_release(); /* plans made afresh: oneDNN fixes a primitive's threads when it is made */
   widest = 0;
-  lm_tensor *y1 = lm_conv2d_forward(x, w, b, &p, &err);
+  lm_tensor *y1 = lm_conv2d_forward(c.x, c.w, c.b, &c.p, &err);
   CHECK(y1 && lm_dnnl_last_threads() == 1, "below the threshold: ran on %d threads", lm_dnnl_last_threads());
   CHECK(widest <= 1, "below the threshold: oneDNN opened a team of %d threads", widest);
   lm_dnnl_split_macs(1000);
   widest = 0;
-  lm_tensor *y2 = lm_conv2d_forward(x, w, b, &p, &err);
+  lm_tensor *y2 = lm_conv2d_forward(c.x, c.w, c.b, &c.p, &err);
   CHECK(y2 && lm_dnnl_last_threads() == 2, "above the threshold: ran on %d threads", lm_dnnl_last_threads());
   CHECK(widest == 2, "above the threshold: oneDNN's widest team had %d threads", widest);
-  double worst = 0;
-  for (int64_t i = 0; y1 && y2 && i < y1->numel; i++) worst = fmax(worst, fabs(lm_f32(y1)[i] - lm_f32(y2)[i]));
+  double worst = max_diff(y1, y2);
   CHECK(worst < 1e-5, "split: outputs differ by %g", worst);
   lm_dnnl_split_macs(old);
-  lm_set_threads(threads);
-  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y1), lm_tensor_release(y2);
+  split_case_done(&c);
+  lm_tensor_release(y1), lm_tensor_release(y2);
 }
 
 /* A dense convolution with few output positions and large weights runs on oneDNN's plain layouts (its GEMM), a
@@ -468,36 +491,29 @@ static void check_routes(void) {
 static void check_reorder_threads(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
-  lm_conv_set_backend("onednn", &err);
-  int threads = lm_get_threads();
-  lm_set_threads(2);
-  cfg k = {"reorders", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
-  lm_conv_params p = params_of(&k);
-  int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
-  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs), *y[2] = {NULL, NULL};
+  split_case c = split_case_make();
+  lm_tensor *y[2] = {NULL, NULL};
   int64_t old_macs = lm_dnnl_split_macs(0), old_bytes = lm_dnnl_reorder_split_bytes(-1);
   int teams[2];
   for (int i = 0; i < 2; i++) {
     lm_dnnl_reorder_split_bytes(i == 0 ? old_bytes : 0);
     lm_dnnl_release(); /* plans made afresh: oneDNN fixes a primitive's threads when it is made */
-    lm_tensor_release(lm_conv2d_forward(x, w, b, &p, &err));
+    lm_tensor_release(lm_conv2d_forward(c.x, c.w, c.b, &c.p, &err));
     wide_teams = 0;
-    y[i] = lm_conv2d_forward(x, w, b, &p, &err);
+    y[i] = lm_conv2d_forward(c.x, c.w, c.b, &c.p, &err);
     teams[i] = wide_teams;
     CHECK(y[i] && lm_dnnl_last_threads() == 2 && lm_dnnl_last_route() == 0, "reorders %d: ran on %d threads, route %d",
           i, lm_dnnl_last_threads(), lm_dnnl_last_route());
   }
   CHECK(teams[0] >= 1 && teams[0] < teams[1],
         "reorders: %d two-thread teams with the bound, %d with every reorder split", teams[0], teams[1]);
-  double worst = 0;
-  for (int64_t i = 0; y[0] && y[1] && i < y[0]->numel; i++)
-    worst = fmax(worst, fabs(lm_f32(y[0])[i] - lm_f32(y[1])[i]));
+  double worst = max_diff(y[0], y[1]);
   CHECK(worst < 1e-5, "reorders: outputs differ by %g", worst);
   lm_dnnl_reorder_split_bytes(old_bytes);
   lm_dnnl_split_macs(old_macs);
   lm_dnnl_release();
-  lm_set_threads(threads);
-  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y[0]), lm_tensor_release(y[1]);
+  split_case_done(&c);
+  lm_tensor_release(y[0]), lm_tensor_release(y[1]);
 #endif
 }
 
