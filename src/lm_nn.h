@@ -141,8 +141,8 @@ typedef struct lm_pool_params {
 } lm_pool_params;
 
 /* x (N, C, H, W) -> y (N, C, OH, OW) and *indices (int64, same shape): the flat position (ih*W + iw, plus
- * p->index_base) of each maximum within its plane (NaN wins). Padded cells are -inf; a window that sees only padding is an
- * error. The 1-D variants take (N, C, L). */
+ * p->index_base) of each maximum within its plane (NaN wins). Padded cells are -inf; a window that sees only
+ * padding is an error. The 1-D variants take (N, C, L). */
 lm_tensor *lm_max_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
 lm_tensor *lm_max_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_tensor **indices, lm_error *err);
 /* gx (N, C, H, W) += gy scattered to the switches; also the backward of max_pool1d with 3-D shapes. */
