@@ -1,7 +1,8 @@
 -- Specs for lumen.nn.incremental and the occlusion that uses it: copies of an image perturbed in a box
 -- give the outputs of full forwards (within 1e-5) while recomputing only what each box reaches — on the
 -- Fashion CNN, a hand-built Graph (residual add, concat, stride-2 and "same" convolutions, dilated
--- depthwise convolution, max and average pools), the ResNet-18 ONNX fixture at 64x64, and a model with
+-- depthwise convolution, max and average pools), a net whose SiLU and HardSwish run inside its convolutions,
+-- the ResNet-18 ONNX fixture at 64x64, and a model with
 -- a layer it cannot follow (from there on it runs in full).
 local lumen = require "lumen"
 local nn = lumen.nn
@@ -112,6 +113,32 @@ describe("lumen.nn.incremental", function()
     local cost = inc:cost(boxes)
     assert(cost > 0.2 and cost < 0.9, "cost " .. cost)
     assert.same({ name = "gap", type = "GlobalAvgPool2d" }, inc:fallback_layer({ { 1, 1, 2, 2 } }))
+  end)
+
+  it("gives full forwards' outputs where SiLU and HardSwish run inside the convolutions (fused under no_grad)", function()
+    lumen.seed(21)
+    local function bn(c)
+      local b = nn.BatchNorm2d { num_features = c }
+      b:set_state("running_mean", lumen.randn { c } * 0.1)
+      b:set_state("running_var", lumen.rand { c } + 0.5)
+      return b
+    end
+    local m = nn.Sequential {
+      nn.Conv2d { in_channels = 3, out_channels = 16, kernel_size = 3, padding = 1, name = "stem" }, bn(16),
+      nn.SiLU { name = "act1" },
+      nn.Conv2d { in_channels = 16, out_channels = 16, kernel_size = 3, stride = 2, padding = 1, groups = 16,
+                  name = "dw" }, nn.HardSwish { name = "act2" },
+      nn.Conv2d { in_channels = 16, out_channels = 32, kernel_size = 1, name = "expand" }, bn(32), -- the plain path
+      nn.SiLU { name = "act3" },
+      nn.GlobalAvgPool2d {}, nn.Linear { in_features = 32, out_features = 4 },
+    }:eval()
+    assert.same({ { conv = "stem", bn = m.modules[2].name, act = "act1" }, { conv = "dw", act = "act2" },
+                  { conv = "expand", bn = m.modules[7].name, act = "act3" } }, m:fold())
+    local x = lumen.randn { 1, 3, 24, 24 }
+    lumen.autograd.reset_counts()
+    check(m, x, random_boxes(8, 24, 24, 5, 5), 0)
+    local c = lumen.autograd.counts()
+    assert.equal(0, c.silu + c.hardswish) -- every activation ran inside its convolution
   end)
 
   it("gives full forwards' outputs on ResNet-18 (the ONNX fixture at 64x64)", function()
