@@ -2,8 +2,8 @@
 -- give the outputs of full forwards (within 1e-5) while recomputing only what each box reaches — on the
 -- Fashion CNN, a hand-built Graph (residual add, concat, stride-2 and "same" convolutions, dilated
 -- depthwise convolution, max and average pools), a net whose SiLU and HardSwish run inside its convolutions,
--- the ResNet-18 ONNX fixture at 64x64, and a model with
--- a layer it cannot follow (from there on it runs in full).
+-- the ResNet-18 ONNX fixture at 64x64, and a model with a layer it cannot follow (from there on it runs in
+-- full).
 local lumen = require "lumen"
 local nn = lumen.nn
 local incremental = require "lumen.nn.incremental"
