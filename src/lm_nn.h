@@ -151,10 +151,13 @@ int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tenso
  * (it may then be uninitialised). Planes split over threads when gx is large. */
 int lm_max_pool_backward_ex(const lm_tensor *gy, const lm_tensor *indices, int64_t base, lm_tensor *gx, int flags,
                             lm_error *err);
-/* y (N, C, h, w), indices (N, C, h, w) -> (N, C, H, W): zeros except out[idx] = y (last write wins). */
-lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t H, int64_t W, lm_error *err);
-/* gy (N, C, h, w) += gout (N, C, H, W) gathered at the switches. */
-int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, lm_tensor *gy, lm_error *err);
+/* y (N, C, h, w), indices (N, C, h, w), counted from base (0 or 1) -> (N, C, H, W): zeros except
+ * out[idx] = y (last write wins). */
+lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t base, int64_t H, int64_t W,
+                                   lm_error *err);
+/* gy (N, C, h, w) += gout (N, C, H, W) gathered at the switches (counted from base). */
+int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, int64_t base, lm_tensor *gy,
+                             lm_error *err);
 /* x (N, C, H, W) -> (N, C, OH, OW); count_include_pad counts padding cells (not the ceil_mode overhang). */
 lm_tensor *lm_avg_pool2d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err);
 lm_tensor *lm_avg_pool1d_forward(const lm_tensor *x, const lm_pool_params *p, lm_error *err);

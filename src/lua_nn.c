@@ -282,14 +282,12 @@ static void check_index_values(lua_State *L, const lm_tensor *t, int64_t limit, 
   }
 }
 
-/* Switches from Lua (1-based) for planes of `plane` elements, as a fresh 0-based tensor. */
-static lm_tensor *check_switches(lua_State *L, int idx, int64_t plane, const char *what) {
+/* Max-pool switches from Lua: an int64 tensor, counted from 1; pool.c checks them against their planes, in one
+ * pass without a copy. */
+static lm_tensor *check_switches(lua_State *L, int idx) {
   lm_tensor *t = lmL_check(L, idx);
   if (t->dtype != LM_I64) luaL_argerror(L, idx, "expected an int64 tensor of indices");
-  char range[64];
-  snprintf(range, sizeof range, "out of range [1, %lld]", (long long)plane);
-  check_index_values(L, t, plane, what, range);
-  return lmL_index_to0(L, t, plane, what);
+  return t;
 }
 
 /* max_pool_backward(gy, indices, x_shape) -> gx (2-D and 1-D) */
@@ -297,10 +295,9 @@ static int l_max_pool_backward(lua_State *L) {
   lm_tensor *gy = lmL_check_f32(L, 1);
   int64_t shape[LM_MAX_DIMS];
   int n = lmL_check_shape(L, 3, shape, "max_pool_backward: input shape");
-  lm_tensor *idx = lmL_check(L, 2);
-  if (idx->dtype != LM_I64) luaL_argerror(L, 2, "expected an int64 tensor of indices");
+  lm_tensor *idx = check_switches(L, 2);
   lm_tensor *gx = push_grad_empty(L, 1, n, shape);
-  lm_error err = {0}; /* the switches are checked against [1, plane] there, in one pass without a copy */
+  lm_error err = {0};
   return lm_max_pool_backward_ex(gy, idx, 1, gx, LM_GRAD_OVERWRITE, &err) ? lmL_raise(L, &err) : 1;
 }
 
@@ -308,24 +305,19 @@ static int l_max_pool_backward(lua_State *L) {
 static int l_max_unpool2d(lua_State *L) {
   lm_tensor *y = lmL_check_f32(L, 1);
   int64_t H = luaL_checkinteger(L, 3), W = luaL_checkinteger(L, 4);
+  lm_tensor *idx = check_switches(L, 2);
   lmL_Tensor *u = lmL_newtensor(L);
-  lm_tensor *idx = check_switches(L, 2, H * W, "max_unpool2d: index");
   lm_error err = {0};
-  lm_tensor *out = lm_max_unpool2d_forward(y, idx, H, W, &err);
-  lm_tensor_release(idx);
-  lmL_attach(L, u, out, &err);
+  lmL_attach(L, u, lm_max_unpool2d_forward(y, idx, 1, H, W, &err), &err);
   return 1;
 }
 
 /* max_unpool2d_backward(gout, indices) -> gy shaped like indices */
 static int l_max_unpool2d_backward(lua_State *L) {
-  lm_tensor *gout = lmL_check_f32(L, 1), *ix = lmL_check(L, 2);
+  lm_tensor *gout = lmL_check_f32(L, 1), *ix = check_switches(L, 2);
   lm_tensor *gy = push_grad(L, 1, ix->ndim, ix->shape);
-  lm_tensor *idx = check_switches(L, 2, gout->ndim == 4 ? gout->shape[2] * gout->shape[3] : 0, "max_unpool2d: index");
   lm_error err = {0};
-  int rc = lm_max_unpool2d_backward(gout, idx, gy, &err);
-  lm_tensor_release(idx);
-  return rc ? lmL_raise(L, &err) : 1;
+  return lm_max_unpool2d_backward(gout, ix, 1, gy, &err) ? lmL_raise(L, &err) : 1;
 }
 
 /* avg_pool2d(x, opts) / avg_pool1d -> y */

@@ -309,30 +309,32 @@ int lm_max_pool_backward(const lm_tensor *gy, const lm_tensor *indices, lm_tenso
 
 /* ---- max unpooling ---- */
 
-lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t H, int64_t W, lm_error *err) {
+lm_tensor *lm_max_unpool2d_forward(const lm_tensor *y, const lm_tensor *indices, int64_t base, int64_t H, int64_t W,
+                                   lm_error *err) {
   if (y->ndim != 4) return lm_fail_null(err, "max_unpool2d: expected 4-D input (N, C, h, w), got %d-D", y->ndim);
   if (H < 1 || W < 1)
     return lm_fail_null(err, "max_unpool2d: output size (%lld, %lld) must be positive", (long long)H, (long long)W);
   int64_t shape[4] = {y->shape[0], y->shape[1], H, W};
   lm_tensor *out = lm_tensor_new(LM_F32, 4, shape, err); // (N, C, H, W)
   if (!out) return NULL;
-  if (check_switches("max_unpool2d", y, indices, 0, out, "input", "output", err)) {
+  if (check_switches("max_unpool2d", y, indices, base, out, "input", "output", err)) {
     lm_tensor_release(out);
     return NULL;
   }
   const int64_t planes = y->shape[0] * y->shape[1], P = plane_size(y);
   const int64_t *ip = lm_i64(indices);
   for (int64_t c = 0; c < planes; c++)
-    for (int64_t i = 0; i < P; i++) lm_f32(out)[c * H * W + ip[c * P + i]] = lm_f32(y)[c * P + i];
+    for (int64_t i = 0; i < P; i++) lm_f32(out)[c * H * W + ip[c * P + i] - base] = lm_f32(y)[c * P + i];
   return out;
 }
 
-int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, lm_tensor *gy, lm_error *err) {
-  if (check_switches("max_unpool2d", gy, indices, 0, gout, "grad_input", "grad_output", err)) return -1;
+int lm_max_unpool2d_backward(const lm_tensor *gout, const lm_tensor *indices, int64_t base, lm_tensor *gy,
+                             lm_error *err) {
+  if (check_switches("max_unpool2d", gy, indices, base, gout, "grad_input", "grad_output", err)) return -1;
   const int64_t planes = gy->shape[0] * gy->shape[1], P = plane_size(gy), HW = plane_size(gout);
   const int64_t *ip = lm_i64(indices);
   for (int64_t c = 0; c < planes; c++)
-    for (int64_t i = 0; i < P; i++) lm_f32(gy)[c * P + i] += lm_f32(gout)[c * HW + ip[c * P + i]];
+    for (int64_t i = 0; i < P; i++) lm_f32(gy)[c * P + i] += lm_f32(gout)[c * HW + ip[c * P + i] - base];
   return 0;
 }
 

@@ -171,7 +171,7 @@ static void check_unpool(void) {
   int64_t xs[4] = {2, 3, 6, 7};
   lm_tensor *x = randn(4, xs), *idx = NULL;
   lm_tensor *y = lm_max_pool2d_forward(x, &p, &idx, &err);
-  lm_tensor *u = lm_max_unpool2d_forward(y, idx, 6, 7, &err);
+  lm_tensor *u = lm_max_unpool2d_forward(y, idx, 0, 6, 7, &err);
   CHECK(u != NULL, "unpool: %s", err.msg);
   if (!u) return;
   /* Every input cell is either its window's maximum, restored in place, or zero. */
@@ -185,15 +185,27 @@ static void check_unpool(void) {
   CHECK(bad == 0 && kept == y->numel, "unpool: %d misplaced values, %lld kept of %lld", bad, (long long)kept,
         (long long)y->numel);
   lm_tensor *gy = lm_tensor_like(y, NULL);
-  CHECK(lm_max_unpool2d_backward(x, idx, gy, &err) == 0, "unpool backward: %s", err.msg);
+  CHECK(lm_max_unpool2d_backward(x, idx, 0, gy, &err) == 0, "unpool backward: %s", err.msg);
   for (int64_t i = 0; i < y->numel; i++)
     CHECK(lm_f32(gy)[i] == lm_f32(y)[i], "unpool backward: element %lld gathered %g, expected %g", (long long)i,
           (double)lm_f32(gy)[i], (double)lm_f32(y)[i]);
+  /* The same switches counted from 1 (as Lua holds them) give the same output and gradient. */
+  lm_tensor *idx1 = lm_tensor_like(idx, NULL), *gy1 = lm_tensor_like(y, NULL);
+  for (int64_t i = 0; i < idx->numel; i++) lm_i64(idx1)[i] = lm_i64(idx)[i] + 1;
+  lm_tensor *u1 = lm_max_unpool2d_forward(y, idx1, 1, 6, 7, &err);
+  CHECK(u1 && !memcmp(lm_f32(u1), lm_f32(u), (size_t)u->numel * sizeof(float)), "unpool base 1: %s", err.msg);
+  CHECK(lm_max_unpool2d_backward(x, idx1, 1, gy1, &err) == 0 &&
+            !memcmp(lm_f32(gy1), lm_f32(gy), (size_t)gy->numel * sizeof(float)),
+        "unpool backward base 1: %s", err.msg);
+  lm_i64(idx1)[0] = 43;
+  CHECK(!lm_max_unpool2d_forward(y, idx1, 1, 6, 7, &err) && strstr(err.msg, "index 43 out of range [1, 42]"),
+        "unpool base 1: got \"%s\"", err.msg);
   lm_i64(idx)[0] = 42;
-  lm_tensor *bad_u = lm_max_unpool2d_forward(y, idx, 6, 7, &err);
+  lm_tensor *bad_u = lm_max_unpool2d_forward(y, idx, 0, 6, 7, &err);
   CHECK(!bad_u && strstr(err.msg, "index 42 (0-based) out of range for a plane of 42 elements"), "unpool: got \"%s\"",
         err.msg);
   lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(idx), lm_tensor_release(u), lm_tensor_release(gy);
+  lm_tensor_release(idx1), lm_tensor_release(gy1), lm_tensor_release(u1);
 }
 
 static void check_adaptive(void) {
