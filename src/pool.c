@@ -90,12 +90,12 @@ POOL_INLINE void max_chunk(const float *xp, const int64_t *off, int64_t ntaps, c
  * of up to 16 outputs per chunk and tap: most of the time at ResNet's 3x3 / 2 pool), so each input row of the
  * window is first split into its even and odd columns (eo: two runs of ROW_CHUNK + span floats), and every tap
  * reads one of them contiguously. */
-POOL_INLINE void max_chunk_s2(const float *xp, const lm_window *g, int64_t h0, int64_t c0, int64_t n, float *eo,
-                              int64_t span, float *restrict y, int32_t *restrict t) {
+POOL_INLINE void max_chunk_s2(const float *xp, const lm_window *g, const int64_t *off, int64_t c0, int64_t n,
+                              float *eo, int64_t span, float *restrict y, int32_t *restrict t) {
   float *restrict e = eo, *restrict o = eo + ROW_CHUNK + span;
   const int64_t L = 2 * (n - 1) + (g->kw - 1) * g->dw, pairs = (L + 1) / 2; /* the last column read; pairs below */
   for (int64_t i = 0, k = 0; i < g->kh; i++) {
-    const float *r = xp + (h0 + i * g->dh) * g->W - g->pl + 2 * c0;
+    const float *r = xp + off[i * g->kw] + 2 * c0; /* tap (i, 0) */
     for (int64_t q = 0; q < pairs; q++) e[q] = r[2 * q], o[q] = r[2 * q + 1];
     if (L % 2 == 0) e[L / 2] = r[L];
     for (int64_t j = 0; j < g->kw; j++, k++) {
@@ -109,9 +109,8 @@ POOL_INLINE void max_chunk_s2(const float *xp, const lm_window *g, int64_t h0, i
   }
 }
 
-LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *g, int64_t h0, const int64_t *off,
-                                              int64_t a, int64_t b, float *eo, int64_t span, float *y, int64_t *at,
-                                              int64_t base) {
+LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *g, const int64_t *off, int64_t a,
+                                              int64_t b, float *eo, int64_t span, float *y, int64_t *at, int64_t base) {
   /* Chunks of a multiple of 8 outputs, at least 24, the last one overlapping the one before where needed (an
    * output computed twice comes out the same): GCC's vector loop then ends without a scalar tail (zmm blocks of
    * 16 and one ymm block of 8; a chunk of exactly 16 takes its short path, half scalar). */
@@ -129,7 +128,7 @@ LM_VECTOR_CLONES static void max_row_interior(const float *xp, const lm_window *
     if (sw == 1)
       max_chunk(xp, off, ntaps, 1, c0, n, y + c0, t);
     else if (sw == 2 && eo)
-      max_chunk_s2(xp, g, h0, c0, n, eo, span, y + c0, t);
+      max_chunk_s2(xp, g, off, c0, n, eo, span, y + c0, t);
     else
       max_chunk(xp, off, ntaps, sw, c0, n, y + c0, t);
     for (int64_t i = 0; i < n; i++) at[c0 + i] = off[t[i]] + (c0 + i) * sw + base;
@@ -167,7 +166,7 @@ static void max_planes(void *ctx, int64_t lo, int64_t hi) {
       if (whole) {
         for (int64_t i = 0, k = 0; i < g.kh; i++)
           for (int64_t j = 0; j < g.kw; j++) off[k++] = (h0 + i * g.dh) * g.W - g.pl + j * g.dw;
-        max_row_interior(xp, &g, h0, off, a, b, eo, span, yp + oh * g.OW, ip + oh * g.OW, base);
+        max_row_interior(xp, &g, off, a, b, eo, span, yp + oh * g.OW, ip + oh * g.OW, base);
       }
       for (int64_t ow = 0; ow < g.OW; ow++) {
         if (whole && ow == a) ow = b; /* done above */
