@@ -307,14 +307,18 @@ static void out_shape(const conv_geom *g, int nd, int64_t *shape) {
     shape[2] = g->win.OW;
 }
 
+/* The activations with an in-place form (lm_act_forward_inplace), which a convolution also takes as post-ops. */
 static int fusable(lm_act_op op) {
   return op == LM_ACT_RELU || op == LM_ACT_LEAKY_RELU || op == LM_ACT_RELU6 || op == LM_ACT_CLIP;
 }
 
+/* The activations a convolution takes as post-ops: those, and SiLU and HardSwish (oneDNN's swish / hardswish). */
+static int post_act(lm_act_op op) { return fusable(op) || op == LM_ACT_SILU || op == LM_ACT_HARDSWISH; }
+
 /* The post-ops lumen can fuse: NULL or valid, else an error naming op. */
 static int check_post(const char *op, const lm_conv_post *post, int nd, const int64_t *yshape, lm_error *err) {
   if (!post) return 0;
-  if (post->has_act && !fusable(post->act) && post->act != LM_ACT_SILU && post->act != LM_ACT_HARDSWISH)
+  if (post->has_act && !post_act(post->act))
     return lm_fail(err, "%s: cannot fuse activation '%s' (relu, leaky_relu, relu6, clip, silu or hardswish)", op,
                    (unsigned)post->act < LM_ACT_COUNT ? lm_act_names[post->act] : "?");
   const lm_tensor *sc = post->scale;
