@@ -28,6 +28,15 @@
 
 #include "lumen.h"
 
+/* ---- the program's Lua state (lua_alloc.c) ---- */
+
+/* A Lua state whose small blocks (up to 512 bytes) come from per-size free lists instead of malloc
+ * (plain malloc under AddressSanitizer); close it with lmL_close, which also returns the lists' slabs.
+ * lmL_pool_bytes: the bytes those slabs hold (0 for a state made otherwise). */
+lua_State *lmL_newstate(void);
+void lmL_close(lua_State *L);
+size_t lmL_pool_bytes(lua_State *L);
+
 /* ---- helpers (lua_aux.c) ---- */
 
 /* Raises err->msg as a Lua error (after the caller has released its C temporaries). */

@@ -443,7 +443,7 @@ int main(int argc, char **argv) {
   tune_blas(argv);
   const char *trace = getenv("LUMEN_TRACE");
   trace_all = trace && *trace && strcmp(trace, "0") != 0;
-  lua_State *L = luaL_newstate();
+  lua_State *L = lmL_newstate();
   if (!L) {
     fprintf(stderr, "lumen: cannot create Lua state (out of memory)\n");
     return 1;
@@ -473,7 +473,7 @@ int main(int argc, char **argv) {
     if (argc < 3) {
       fputs("lumen run: missing FILE\n", stderr);
       usage(L, stderr);
-      lua_close(L);
+      lmL_close(L);
       return 2;
     } else {
       status = run_file(L, argc, argv, 2);
@@ -490,6 +490,6 @@ int main(int argc, char **argv) {
     lua_setglobal(L, "LUMEN_COMMAND");
     status = run_string(L, "require 'lumen.cli'.run(LUMEN_COMMAND, arg)", "=lumen");
   }
-  lua_close(L);
+  lmL_close(L);
   return status == LUA_OK ? 0 : 1;
 }
