@@ -118,6 +118,24 @@ function Graph:init(cfg)
     self.by_name[rec.name] = rec.module or rec
     for _, inp in ipairs(rec.inputs) do self._last_use[inp] = i end
   end
+  -- A pass keeps its values in an array: input k in slot k, node i's output in slot #inputs + i. Each record
+  -- gets its inputs' slots (rec.slots) and the slots whose last reader it is (rec.drop; outputs are kept).
+  local slot, keep = {}, {}
+  for k, n in ipairs(self.inputs) do slot[n] = k end
+  for i, rec in ipairs(order) do slot[rec.name] = #self.inputs + i end
+  for _, o in ipairs(self.outputs) do keep[o] = true end
+  for i, rec in ipairs(order) do
+    rec.slots, rec.drop = {}, {}
+    local dropped = {} -- (a node that reads one value twice drops it once)
+    for k, inp in ipairs(rec.inputs) do
+      rec.slots[k] = slot[inp]
+      if self._last_use[inp] == i and not keep[inp] and not dropped[inp] then
+        dropped[inp] = true
+        rec.drop[#rec.drop + 1] = slot[inp]
+      end
+    end
+  end
+  self._slot = slot
   self._shapes = {}
   self:link()
 end
@@ -178,50 +196,59 @@ local function to_run(self, ctx)
 end
 
 function Graph:_run(ctx, x)
-  local values = {}
+  local values, inputs = {}, self.inputs -- by slot (see init)
   if lumen.is_tensor(x) then
-    if #self.inputs ~= 1 then
-      error(("%s: expects %d inputs (%s), got one tensor"):format(self.name or "Graph", #self.inputs,
-        table.concat(self.inputs, ", ")), 0)
+    if #inputs ~= 1 then
+      error(("%s: expects %d inputs (%s), got one tensor"):format(self.name or "Graph", #inputs,
+        table.concat(inputs, ", ")), 0)
     end
-    values[self.inputs[1]] = x
+    values[1] = x
   else
-    for i, n in ipairs(self.inputs) do
-      values[n] = type(x) == "table" and (x[n] or x[i]) or nil
-      if not lumen.is_tensor(values[n]) then error(("%s: missing input '%s'"):format(self.name or "Graph", n), 0) end
+    for i, n in ipairs(inputs) do
+      values[i] = type(x) == "table" and (x[n] or x[i]) or nil
+      if not lumen.is_tensor(values[i]) then error(("%s: missing input '%s'"):format(self.name or "Graph", n), 0) end
     end
   end
   if ctx.root == self then
-    for _, n in ipairs(self.inputs) do
-      self:capture(ctx, n, values[n])
-      if ctx.rec then ctx.rec.shapes[n] = values[n].shape end
+    for i, n in ipairs(inputs) do
+      self:capture(ctx, n, values[i])
+      if ctx.rec then ctx.rec.shapes[n] = values[i].shape end
     end
   end
-  local keep = {}
-  for _, o in ipairs(self.outputs) do keep[o] = true end
   local final = #self.outputs == 1 and self.outputs[1]
-  local need = to_run(self, ctx)
-  for i, rec in ipairs(self.nodes) do
+  local need, logits_pass, stop = to_run(self, ctx), ctx.logits, ctx.stop
+  local base, nodes = #inputs, self.nodes
+  for i = 1, #nodes do
+    local rec = nodes[i]
     if not need or need[rec.name] then
-      local logits = ctx.logits and rec.name == final
-      local args = {}
-      for k, inp in ipairs(rec.inputs) do args[k] = values[inp] end
+      local logits = logits_pass and rec.name == final
+      local slots = rec.slots
+      local y
       if logits and rec.type == "Softmax" then
-        values[rec.name] = args[1]
+        y = values[slots[1]]
       else
         local child = rec.module or rec
-        values[rec.name] = self:call_child(child, Container.sub_ctx(ctx, logits, child),
-          table.unpack(args, 1, #rec.inputs))
+        local sub = child.is_container and Container.sub_ctx(ctx, logits, child) or ctx
+        local n = #slots
+        if n == 1 then
+          y = self:call_child(child, sub, values[slots[1]])
+        elseif n == 2 then
+          y = self:call_child(child, sub, values[slots[1]], values[slots[2]])
+        else
+          local args = {}
+          for k = 1, n do args[k] = values[slots[k]] end
+          y = self:call_child(child, sub, table.unpack(args, 1, n))
+        end
       end
-      if Container.stops_after(ctx, rec.name) then return values[rec.name] end
+      values[base + i] = y
+      if stop and Container.stops_after(ctx, rec.name) then return y end
     end
-    for _, inp in ipairs(rec.inputs) do
-      if self._last_use[inp] == i and not keep[inp] then values[inp] = nil end
-    end
+    local drop = rec.drop
+    for k = 1, #drop do values[drop[k]] = nil end
   end
-  if #self.outputs == 1 then return values[self.outputs[1]] end
+  if #self.outputs == 1 then return values[self._slot[self.outputs[1]]] end
   local outs = {}
-  for k, o in ipairs(self.outputs) do outs[k] = values[o] end
+  for k, o in ipairs(self.outputs) do outs[k] = values[self._slot[o]] end
   return outs
 end
 
