@@ -295,6 +295,47 @@ describe("lumen.nn", function()
       assert.equal(inner, g:layer("inner"))
     end)
 
+    it("keeps outputs that later nodes read, feeds three inputs, and drops a value read twice once", function()
+      local g = nn.Graph { inputs = { "x", "y" }, outputs = { "s", "t", "u" }, nodes = {
+        { name = "s", op = "add", inputs = { "x", "y" } },
+        { name = "sq", op = "mul", inputs = { "s", "s" } },
+        { name = "t", fn = function(a, b, c) return a * 100 + b * 10 + c end, type = "Mix", inputs = { "sq", "x", "s" } },
+        { name = "u", op = "sub", inputs = { "t", "s" } },
+      } }
+      for _, n in ipairs { 1, 2 } do -- a second pass reuses nothing of the first
+        local x, y = lumen.tensor { 1, 2 }, lumen.tensor { 3, n }
+        local outs = g:forward({ x = x, y = y })
+        local s = { 4, 2 + n }
+        assert.same(s, outs[1]:totable())
+        local t = { 16 * 100 + 10 + 4, s[2] ^ 2 * 100 + 20 + s[2] }
+        assert.same(t, outs[2]:totable())
+        assert.same({ t[1] - 4, t[2] - s[2] }, outs[3]:totable())
+      end
+    end)
+
+    it("lists the shapes of the last pass, also when the input size changes", function()
+      local g = nn.Graph { inputs = { "x" }, outputs = { "p" }, nodes = {
+        { name = "c", module = nn.Conv2d { in_channels = 1, out_channels = 2, kernel_size = 3 }, inputs = { "x" } },
+        { name = "p", module = nn.MaxPool2d { kernel_size = 2 }, inputs = { "c" } },
+      } }
+      local function shapes()
+        local res = {}
+        for _, l in ipairs(g:layers()) do res[l.name] = l.shape end
+        return res
+      end
+      lumen.no_grad(function() g:forward(lumen.randn { 1, 1, 10, 10 }) end)
+      local first = shapes()
+      assert.same({ c = { 1, 2, 8, 8 }, p = { 1, 2, 4, 4 } }, first)
+      lumen.no_grad(function() g:forward(lumen.randn { 1, 1, 10, 10 }) end)
+      assert.same(first, shapes())
+      lumen.no_grad(function() g:forward(lumen.randn { 2, 1, 6, 8 }) end)
+      assert.same({ c = { 2, 2, 4, 6 }, p = { 2, 2, 2, 3 } }, shapes())
+      local tr = g:trace(lumen.randn { 1, 1, 6, 6 })
+      assert.same({ 1, 2, 4, 4 }, tr.shapes.c)
+      tr.shapes.c[1] = 99 -- a trace's tables are its own
+      assert.same({ c = { 1, 2, 4, 4 }, p = { 1, 2, 2, 2 } }, shapes())
+    end)
+
     it("reports cycles, unknown inputs and failing nodes by name and type", function()
       assert.has_error(function()
         nn.Graph { inputs = { "x" }, outputs = { "b" }, nodes = {

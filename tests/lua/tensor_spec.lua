@@ -35,6 +35,22 @@ describe("lumen.Tensor", function()
     end)
   end)
 
+  describe("shape_or", function()
+    it("hands back the table given when it holds the shape, else a new shape table", function()
+      local t = lumen.zeros { 2, 3, 4 }
+      local kept = { 2, 3, 4 }
+      assert.equal(kept, core.shape_or(t, kept))
+      for _, other in ipairs { { 2, 3 }, { 2, 3, 4, 1 }, { 2, 3, 5 }, { 2, "3", 4 }, { 2, 3.5, 4 } } do
+        local s = core.shape_or(t, other)
+        assert.are_not.equal(other, s)
+        assert.same({ 2, 3, 4 }, s)
+      end
+      assert.same({ 2, 3, 4 }, core.shape_or(t, nil))
+      assert.same({ 2, 3, 4 }, core.shape_or(t, "2x3x4"))
+      assert.has_error(function() core.shape_or({}, kept) end)
+    end)
+  end)
+
   describe("element access", function()
     it("gets and sets with 1-based indices", function()
       local t = lumen.zeros { 2, 3 }

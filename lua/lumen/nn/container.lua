@@ -76,15 +76,25 @@ local function split_extra(name)
 end
 
 -- Records an output of the pass: capture when wanted, its shape (and a row in rec.layers for leaves).
+-- The container's record (what layers() lists) keeps last pass's shape table while the shape stays (no table
+-- per layer and pass); a trace gets tables of its own, so that changing one changes nothing else.
+local is_tensor, shape_or = lumen.core.is_tensor, lumen.core.shape_or
 local function note(self, ctx, name, y, type_name, leaf)
-  local shape = lumen.is_tensor(y) and y.shape or nil
-  if not self._shapes then self._shapes = {} end
-  self._shapes[name] = shape
-  self:capture(ctx, name, y)
+  local shapes = self._shapes
+  if not shapes then
+    shapes = {}
+    self._shapes = shapes
+  end
+  local tensor = is_tensor(y)
+  shapes[name] = tensor and shape_or(y, shapes[name]) or nil
+  if ctx.want then self:capture(ctx, name, y) end
   local rec = ctx.rec
   if rec then
+    local shape = tensor and y.shape or nil
     rec.shapes[name] = shape
-    if leaf then rec.layers[#rec.layers + 1] = { name = name, type = type_name, shape = shape } end
+    if leaf then
+      rec.layers[#rec.layers + 1] = { name = name, type = type_name, shape = shape and { table.unpack(shape) } }
+    end
   end
 end
 
