@@ -209,6 +209,36 @@ describe("lumen.nn.fold", function()
     assert.equal(2, lumen.autograd.counts().batch_norm) -- bn_a, and bn_t (conv_t is read twice: never folded)
   end)
 
+  it("follows a convolution's options changed after folding (the group keeps its options table between passes)", function()
+    local m = seq_net()
+    local x = lumen.randn { 1, 3, 8, 8 }
+    local conv2 = m:layer("conv2")
+    -- The folded model as it is (its groups, made before the change, hold the last pass's options) against the
+    -- unfolded layers; then a pass under no_grad, as the next check's first pass follows one.
+    local function check(what)
+      local y, c = lumen.no_grad(function() return m:forward(x, { capture = { "relu2" } }) end)
+      local yt, ct = m:forward(x, { capture = { "relu2" } })
+      local _, p = both(m, function(model) return model:forward(x, { capture = { "relu2" } }) end)
+      assert_rel(y, p[1], 1e-6, what)
+      assert_rel(yt, p[1], 1e-6, what .. " (on the tape)")
+      assert.same(p[2].relu2.shape, c.relu2.shape)
+      assert.same(p[2].relu2.shape, ct.relu2.shape)
+      lumen.no_grad(function() m:forward(x) end)
+      return y, c
+    end
+    local _, c = check("as built")
+    assert.same({ 1, 6, 4, 4 }, c.relu2.shape)
+    conv2.opts.stride = { 1, 1 } -- a new value
+    _, c = check("stride 1")
+    assert.same({ 1, 6, 8, 8 }, c.relu2.shape)
+    conv2.opts.stride[2] = 2 -- ... and one changed in place
+    _, c = check("stride (1, 2)")
+    assert.same({ 1, 6, 8, 4 }, c.relu2.shape)
+    conv2.opts.padding = { 0, 1, 2, 1 }
+    _, c = check("padding (0, 1, 2, 1)")
+    assert.same({ 1, 6, 8, 4 }, c.relu2.shape)
+  end)
+
   it("stays correct when a folded Sequential is rearranged", function()
     local m = seq_net()
     local x = lumen.randn { 1, 3, 8, 8 }

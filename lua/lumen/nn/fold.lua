@@ -61,15 +61,20 @@ local function version_of(t)
   return f and f.version
 end
 
--- Whether the kept w', b' were made from the tensors the layers hold now, unchanged since.
+-- Whether kept source i is t (false for no tensor), unchanged since.
+local function same_source(kept, i, t)
+  return kept.src[i] == t and (not t or kept.version[i] == version_of(t))
+end
+
+-- Whether the kept w', b' were made from the tensors the layers hold now, unchanged since (sources' order,
+-- without making its table: this runs for every convolution of every pass).
 local function fresh(g)
-  local src = sources(g)
   local kept = g.kept
   if not kept or kept.eps ~= g.bn.eps then return false end
-  for i, t in ipairs(src) do
-    if kept.src[i] ~= t or (t and kept.version[i] ~= version_of(t)) then return false end
-  end
-  return true
+  local c, bn = g.conv, g.bn
+  return same_source(kept, 1, c.weight) and same_source(kept, 2, c.bias or false)
+    and same_source(kept, 3, bn.weight) and same_source(kept, 4, bn.bias)
+    and same_source(kept, 5, bn.running_mean) and same_source(kept, 6, bn.running_var)
 end
 
 -- (Re)computes w' and b' from the layers' tensors (a group without BatchNorm keeps nothing).
@@ -110,12 +115,26 @@ end
 
 -- The convolution's options with the weights' scale s and the activation as a post-op when fused (padding
 -- may be overridden, for the incremental forward's slabs).
+-- Without a padding the table is kept for the next pass and handed out again while it says the same: the
+-- convolution's options unchanged, the same mode and scale (self.kept_opts; nothing writes into it).
 function Group:options(mode, scale, padding)
-  local o = {}
-  for k, v in pairs(self.conv.opts) do o[k] = v end
+  local src, act = self.conv.opts, mode == "fuse" and ACT_OP[self.act.type] or nil
+  local o = padding == nil and self.kept_opts
+  if o and o.scale == scale and o.activation == act then
+    local n = 0
+    for k, v in pairs(src) do
+      if o[k] ~= v then n = -1; break end
+      n = n + 1
+    end
+    if n == self.kept_opts_n then return o end
+  end
+  o = {}
+  local n = 0
+  for k, v in pairs(src) do o[k] = v; n = n + 1 end
   if padding ~= nil then o.padding = padding end
-  if mode == "fuse" then o.activation = ACT_OP[self.act.type] end
+  o.activation = act
   o.scale = scale
+  if padding == nil then self.kept_opts, self.kept_opts_n = o, n end
   return o
 end
 
@@ -130,6 +149,8 @@ function Group:intact()
   return self.check(self)
 end
 
+local NONE = {} -- (no layer replaced)
+
 local function wants(ctx, name)
   if not ctx then return false end
   if ctx.want == true then return true end
@@ -141,7 +162,7 @@ end
 function Group:mode(ctx)
   local rule = lumen.autograd.active_rule
   local c, bn, act = self.conv, self.bn, self.act
-  local rep = ctx and ctx.replace or {}
+  local rep = ctx and ctx.replace or NONE
   if not self:intact() or rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil then return "off" end
   local taped = act and FORWARD_ONLY[act.type] and lumen.autograd.is_enabled()
   if not bn then return (taped or rule(ACT_OP[act.type])) and "off" or "fuse" end -- Conv + act: fused, or as they are
