@@ -48,13 +48,20 @@ return function(lumen)
     return tostring(v)
   end
 
-  -- n or {a, b} -> {a, b}, both integers.
-  local function pair(op, name, v)
+  -- Option tables an op hands straight to the kernel and drops: where nothing is recorded (lumen.no_grad), the
+  -- kernel reads the caller's own valid pairs and these shared ones, instead of a copy made for each call (a
+  -- recorded op keeps its options for the backward, so it gets copies the caller cannot change meanwhile).
+  local SHARED_PAIRS = {}
+  for n = 0, 8 do SHARED_PAIRS[n] = { n, n } end
+  local function sharing() return not lumen.autograd.is_enabled() end
+
+  -- n or {a, b} -> {a, b}, both integers (v itself, or a shared pair, when `share`).
+  local function pair(op, name, v, share)
     local n = math.tointeger(v)
-    if n then return { n, n } end
+    if n then return share and SHARED_PAIRS[n] or { n, n } end
     if type(v) == "table" and #v == 2 then
       local a, b = math.tointeger(v[1]), math.tointeger(v[2])
-      if a and b then return { a, b } end
+      if a and b then return share and v or { a, b } end
     end
     error(("%s: option '%s' must be an integer or a pair of integers, got %s"):format(op, name, show(v)), 0)
   end
@@ -71,11 +78,20 @@ return function(lumen)
     return total // 2, total - total // 2
   end
 
-  -- 2-D padding -> {top, left, bottom, right}. size = {H, W} of the input, k the kernel, for "same".
-  local function pad4(op, p, size, k, stride, dilation)
+  local spatial -- (below)
+
+  -- 2-D padding -> {top, left, bottom, right}. x is the input and k the kernel (a pair, or the weight tensor),
+  -- read for "same" only. With `share`, a valid 4-table is handed on as it is (see SHARED_PAIRS).
+  local function pad4(op, p, x, k, stride, dilation, share)
     if p == "valid" then return { 0, 0, 0, 0 } end
+    if share and type(p) == "table" and #p == 4 and math.tointeger(p[1]) and math.tointeger(p[2])
+      and math.tointeger(p[3]) and math.tointeger(p[4]) then
+      return p
+    end
     if p == "same" then
-      if not size then return { 0, 0, 0, 0 } end -- a bad input shape; the kernel names it
+      local size = spatial(x, 2)
+      if is_tensor(k) then k = spatial(k, 2) end
+      if not (size and k) then return { 0, 0, 0, 0 } end -- a bad input or weight shape; the kernel names it
       local t, b = same(size[1], k[1], stride[1], dilation[1])
       local l, r = same(size[2], k[2], stride[2], dilation[2])
       return { t, l, b, r }
@@ -102,7 +118,7 @@ return function(lumen)
     return { n, n }
   end
 
-  local function spatial(t, nd) -- the last nd sizes of t, or nil when t is no tensor of nd + 2 dimensions
+  function spatial(t, nd) -- the last nd sizes of t, or nil when t is no tensor of nd + 2 dimensions
     if not is_tensor(t) then return nil end
     local s = core.shape(t)
     if #s < nd + 2 then return nil end
@@ -135,10 +151,11 @@ return function(lumen)
   ---- convolution ----
 
   local function conv2d_opts(op, x, w, o, transposed)
-    local stride, dilation = pair(op, "stride", o.stride or 1), pair(op, "dilation", o.dilation or 1)
+    local share = sharing()
+    local stride, dilation = pair(op, "stride", o.stride or 1, share), pair(op, "dilation", o.dilation or 1, share)
     if transposed and o.padding == "same" then error(op .. ": padding 'same' is not supported", 0) end
     local p = { stride = stride, dilation = dilation, groups = int(op, "groups", o.groups or 1),
-                padding = pad4(op, o.padding or 0, spatial(x, 2), spatial(w, 2), stride, dilation) }
+                padding = pad4(op, o.padding or 0, x, w, stride, dilation, share) }
     if transposed then p.output_padding = pair(op, "output_padding", o.output_padding or 0) end
     return p
   end
@@ -187,7 +204,10 @@ return function(lumen)
         end
         ctx.opts = make_opts(x, w, opts)
         local y
-        if (act or scale) and fused then
+        if (act or scale) and fused and sharing() then -- nothing keeps ctx.opts: the post-ops go in it
+          ctx.opts.activation, ctx.opts.scale = act, scale
+          y = fwd(x, w, b, ctx.opts)
+        elseif (act or scale) and fused then
           y = fwd(x, w, b, setmetatable({ activation = act, scale = scale }, { __index = ctx.opts }))
         else
           y = post(fwd(x, w, b, ctx.opts), act)
@@ -255,7 +275,7 @@ return function(lumen)
       p.kernel_size = pair(op, "kernel_size", k)
       p.stride = pair(op, "stride", o.stride or p.kernel_size)
       p.dilation = pair(op, "dilation", max and o.dilation or 1)
-      p.padding = pad4(op, o.padding or 0, spatial(x, 2), p.kernel_size, p.stride, p.dilation)
+      p.padding = pad4(op, o.padding or 0, x, p.kernel_size, p.stride, p.dilation)
     else
       p.kernel_size = int(op, "kernel_size", k)
       p.stride = int(op, "stride", o.stride or p.kernel_size)

@@ -165,6 +165,28 @@ describe("lumen.conv2d", function()
       assert.same({ 1, 3, 5, 6 }, a.shape)
       assert.is_true(max_diff(a, b) == 0)
     end)
+    it("reads the caller's option tables where nothing is recorded and copies them where the tape keeps them", function()
+      local x, w, b = lumen.randn { 1, 2, 7, 7 }, lumen.randn { 3, 2, 3, 3 }, lumen.randn { 3 }
+      local function opts() return { stride = { 2, 1 }, padding = { 1, 0, 2, 1 }, dilation = 1, groups = 1 } end
+      local want = lumen.conv2d(x, w, b, opts())
+      local o = opts()
+      for _ = 1, 2 do -- the same tables twice (kept nowhere), and the shared pair of dilation 1
+        assert.is_true(max_diff(lumen.no_grad(function() return lumen.conv2d(x, w, b, o) end), want) == 0)
+      end
+      assert.same(opts(), o) -- nothing written into them
+      o.stride[2] = 2
+      assert.same({ 1, 3, 4, 3 }, lumen.no_grad(function() return lumen.conv2d(x, w, b, o) end).shape)
+      -- on the tape: the options the backward reads are the ones of the forward, whatever the caller does after
+      local xg = x:detach()
+      xg.requires_grad = true
+      local g_want = lumen.grad((lumen.conv2d(xg, w, b, opts()) * want):sum(), xg)
+      o = opts()
+      local y = lumen.conv2d(xg, w, b, o)
+      o.stride[1], o.padding[1], o.padding[3] = 1, 0, 0
+      o.stride = 3
+      assert.is_true(max_diff(lumen.grad((y * want):sum(), xg), g_want) == 0)
+    end)
+
     it("gives the same result on one thread and on two (im2col/col2im split over channels)", function()
       local x, w, g = lumen.randn { 2, 32, 32, 32 }, lumen.randn { 8, 32, 3, 3 }, lumen.randn { 2, 8, 32, 32 }
       local function run(threads)
