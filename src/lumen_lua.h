@@ -30,8 +30,8 @@
 
 /* ---- the program's Lua state (lua_alloc.c) ---- */
 
-/* A Lua state whose small blocks (up to 512 bytes) come from per-size free lists instead of malloc
- * (plain malloc under AddressSanitizer); close it with lmL_close, which also returns the lists' slabs.
+/* A Lua state whose small blocks (up to 512 bytes) come from per-size free lists instead of malloc (under
+ * AddressSanitizer with the free blocks poisoned); close it with lmL_close, which also returns the lists' slabs.
  * lmL_pool_bytes: the bytes those slabs hold (0 for a state made otherwise). */
 lua_State *lmL_newstate(void);
 void lmL_close(lua_State *L);
