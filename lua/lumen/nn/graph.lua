@@ -113,29 +113,31 @@ function Graph:init(cfg)
   for _, o in ipairs(self.outputs) do
     if not producer[o] then error(("Graph: output '%s' is not produced by any node"):format(o), 0) end
   end
-  self.nodes, self.modules, self.by_name, self._last_use = order, modules, {}, {}
+  self.nodes, self.modules, self.by_name = order, modules, {}
+  local last_use = {}
   for i, rec in ipairs(order) do
     self.by_name[rec.name] = rec.module or rec
-    for _, inp in ipairs(rec.inputs) do self._last_use[inp] = i end
+    for _, inp in ipairs(rec.inputs) do last_use[inp] = i end
   end
   -- A pass keeps its values in an array: input k in slot k, node i's output in slot #inputs + i. Each record
-  -- gets its inputs' slots (rec.slots) and the slots whose last reader it is (rec.drop; outputs are kept).
+  -- gets its inputs' slots (rec.slots) and the slots whose last reader it is (rec.drop; outputs are kept);
+  -- self._out_slots are the outputs'.
   local slot, keep = {}, {}
   for k, n in ipairs(self.inputs) do slot[n] = k end
   for i, rec in ipairs(order) do slot[rec.name] = #self.inputs + i end
-  for _, o in ipairs(self.outputs) do keep[o] = true end
+  self._out_slots = {}
+  for k, o in ipairs(self.outputs) do keep[o], self._out_slots[k] = true, slot[o] end
   for i, rec in ipairs(order) do
     rec.slots, rec.drop = {}, {}
     local dropped = {} -- (a node that reads one value twice drops it once)
     for k, inp in ipairs(rec.inputs) do
       rec.slots[k] = slot[inp]
-      if self._last_use[inp] == i and not keep[inp] and not dropped[inp] then
+      if last_use[inp] == i and not keep[inp] and not dropped[inp] then
         dropped[inp] = true
         rec.drop[#rec.drop + 1] = slot[inp]
       end
     end
   end
-  self._slot = slot
   self._shapes = {}
   self:link()
 end
@@ -246,9 +248,10 @@ function Graph:_run(ctx, x)
     local drop = rec.drop
     for k = 1, #drop do values[drop[k]] = nil end
   end
-  if #self.outputs == 1 then return values[self._slot[self.outputs[1]]] end
+  local out_slots = self._out_slots
+  if #out_slots == 1 then return values[out_slots[1]] end
   local outs = {}
-  for k, o in ipairs(self.outputs) do outs[k] = values[self._slot[o]] end
+  for k, at in ipairs(out_slots) do outs[k] = values[at] end
   return outs
 end
 
