@@ -78,16 +78,17 @@ return function(lumen)
     return total // 2, total - total // 2
   end
 
-  local spatial -- (below)
+  local function spatial(t, nd) -- the last nd sizes of t, or nil when t is no tensor of nd + 2 dimensions
+    if not is_tensor(t) then return nil end
+    local s = core.shape(t)
+    if #s < nd + 2 then return nil end
+    return nd == 2 and { s[#s - 1], s[#s] } or s[#s]
+  end
 
   -- 2-D padding -> {top, left, bottom, right}. x is the input and k the kernel (a pair, or the weight tensor),
   -- read for "same" only. With `share`, a valid 4-table is handed on as it is (see SHARED_PAIRS).
   local function pad4(op, p, x, k, stride, dilation, share)
     if p == "valid" then return { 0, 0, 0, 0 } end
-    if share and type(p) == "table" and #p == 4 and math.tointeger(p[1]) and math.tointeger(p[2])
-      and math.tointeger(p[3]) and math.tointeger(p[4]) then
-      return p
-    end
     if p == "same" then
       local size = spatial(x, 2)
       if is_tensor(k) then k = spatial(k, 2) end
@@ -97,6 +98,9 @@ return function(lumen)
       return { t, l, b, r }
     end
     if type(p) == "table" and #p == 4 then
+      if share and math.tointeger(p[1]) and math.tointeger(p[2]) and math.tointeger(p[3]) and math.tointeger(p[4]) then
+        return p
+      end
       local q = {}
       for i = 1, 4 do q[i] = int(op, "padding", p[i]) end
       return q
@@ -116,13 +120,6 @@ return function(lumen)
     if type(p) == "table" and #p == 2 then return pair(op, "padding", p) end
     local n = int(op, "padding", p)
     return { n, n }
-  end
-
-  function spatial(t, nd) -- the last nd sizes of t, or nil when t is no tensor of nd + 2 dimensions
-    if not is_tensor(t) then return nil end
-    local s = core.shape(t)
-    if #s < nd + 2 then return nil end
-    return nd == 2 and { s[#s - 1], s[#s] } or s[#s]
   end
 
   -- The bias and options of conv(x, w [, b] [, opts]): a table in the bias slot is the options.
