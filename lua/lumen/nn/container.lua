@@ -92,9 +92,7 @@ local function note(self, ctx, name, y, type_name, leaf)
   if rec then
     local shape = tensor and y.shape or nil
     rec.shapes[name] = shape
-    if leaf then
-      rec.layers[#rec.layers + 1] = { name = name, type = type_name, shape = shape and { table.unpack(shape) } }
-    end
+    if leaf then rec.layers[#rec.layers + 1] = { name = name, type = type_name, shape = shape } end
   end
 end
 
