@@ -202,6 +202,53 @@ void lm_act_apply(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
   run_split(inplace_range, &j, n);
 }
 
+/* ---- the epilogue of a convolution on NCHW: out = f(s[o] * v + b[o] + e) per (n, o) row ---- */
+
+typedef struct {
+  int has_act;
+  lm_act_op op;
+  float a, b;
+  float *out;
+  const float *v, *s, *bias, *e;
+  int64_t O, P;
+} rows_job;
+
+ACT_INLINE void row_loop(lm_act_op op, float a, float b, float *restrict y, const float *x, float so, float bo,
+                         const float *e, int64_t n) {
+  if (e)
+    for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, so * x[i] + bo + e[i]);
+  else
+    for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, so * x[i] + bo);
+}
+
+LM_VECTOR_CLONES static void rows_range(void *ctx, int64_t lo, int64_t hi) {
+  const rows_job *j = ctx;
+  for (int64_t r = lo; r < hi; r++) {
+    const int64_t o = r % j->O, at = r * j->P;
+    const float so = j->s ? j->s[o] : 1.0f, bo = j->bias ? j->bias[o] : 0.0f;
+    float *y = j->out + at;
+    const float *x = j->v + at, *e = j->e ? j->e + at : NULL;
+    if (j->has_act) {
+      SPECIALIZE(j->op, row_loop, j->a, j->b, y, x, so, bo, e, j->P);
+    } else if (e) {
+      for (int64_t i = 0; i < j->P; i++) y[i] = so * x[i] + bo + e[i];
+    } else {
+      for (int64_t i = 0; i < j->P; i++) y[i] = so * x[i] + bo;
+    }
+  }
+}
+
+void lm_act_channels(const lm_act_op *op, const lm_act_params *p, float *out, const float *v, const float *s,
+                     const float *b, const float *e, int64_t N, int64_t O, int64_t P) {
+  if (op && (unsigned)*op >= LM_ACT_COUNT) return;
+  if (op && !p) p = &defaults[*op];
+  rows_job j = {op != NULL, op ? *op : LM_ACT_RELU, p ? p->a : 0, p ? p->b : 0, out, v, s, b, e, O, P};
+  if (N * O * P < LM_PARALLEL_MIN_ELEMENTS)
+    rows_range(&j, 0, N * O);
+  else
+    lm_parallel_for(N * O, rows_range, &j);
+}
+
 lm_tensor *lm_relu_forward(const lm_tensor *x, lm_error *err) { return lm_act_forward(LM_ACT_RELU, NULL, x, err); }
 
 int lm_relu_backward(const lm_tensor *x, const lm_tensor *gy, lm_tensor *gx, lm_error *err) {

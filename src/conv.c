@@ -374,17 +374,7 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
   lm_tensor *y = lm_tensor_empty(LM_F32, nd + 2, shape, err); // (N, O, OH, OW)
   if (!y) return NULL;
   const float *bias = b ? lm_f32(b) : NULL;
-  /* Where oneDNN would run the activation slowly as a post-op, it goes after, in one pass over y. */
-  lm_conv_post bare;
-  const lm_conv_post *use = post;
-  const int after = post && post->has_act && !lm_dnnl_fuses_act(&g);
-  if (after) {
-    bare = *post;
-    bare.has_act = 0;
-    use = &bare;
-  }
-  int rc = lm_dnnl_conv_forward(&g, lm_f32(x), lm_f32(w), bias, use, lm_f32(y), 0, err);
-  if (rc == 1 && after) lm_act_apply(post->act, &post->p, lm_f32(y), y->numel);
+  int rc = lm_dnnl_conv_forward(&g, lm_f32(x), lm_f32(w), bias, post, lm_f32(y), 0, err);
   if (rc == 0) {
     const int64_t P = g.win.OH * g.win.OW;
     bias_fill(lm_f32(y), b, g.N, g.O, P);

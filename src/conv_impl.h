@@ -23,10 +23,6 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
                                int add, lm_error *err);
 int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, int add,
                                   lm_error *err);
-/* Whether lm_dnnl_conv_forward runs an activation post-op at no real cost for g: not for the pointwise
- * convolutions it runs as a GEMM on plain layouts, where oneDNN 2.6 applies an eltwise post-op element by
- * element (a 1x1 convolution with ReLU took 2.5x the time of the convolution and a separate ReLU). */
-int lm_dnnl_fuses_act(const conv_geom *g);
 /* "onednn" or "im2col": what lm_dnnl_conv_* do now. */
 const char *lm_dnnl_backend(void);
 void lm_dnnl_set_threads(int n);

@@ -48,6 +48,11 @@ typedef struct lm_act_params {
 lm_tensor *lm_act_forward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, lm_error *err);
 /* y = f(y) in place over n floats (the same values as lm_act_forward); op must be a valid lm_act_op. */
 void lm_act_apply(lm_act_op op, const lm_act_params *p, float *y, int64_t n);
+/* out[n, o, :] = f(s[o] * v[n, o, :] + b[o] + e[n, o, :]) over (N, O, P) floats, one row of P at a time (so that
+ * f reads what the affine part just wrote from cache), rows over the threads when there are many: a
+ * convolution's epilogue on NCHW. s, b, e may be NULL (1, 0, 0); op NULL: no f; out may be v or e. */
+void lm_act_channels(const lm_act_op *op, const lm_act_params *p, float *out, const float *v, const float *s,
+                     const float *b, const float *e, int64_t N, int64_t O, int64_t P);
 /* gx += f'(x) * gy; x, gy and gx share one shape. */
 int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, const lm_tensor *gy, lm_tensor *gx,
                     lm_error *err);

@@ -240,48 +240,66 @@ static void check_adjoint(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(y), lm_tensor_release(r), lm_tensor_release(xt);
 }
 
-/* lm_conv2d_forward_post against conv2d followed by the add and the activation, for each fusable one. */
+/* lm_conv2d_forward_post against the bare convolution (no bias) followed by the bias, the add and the activation,
+ * for each fusable one: on a 3x3 (oneDNN's post-ops on its blocked layouts), a 1x1 (oneDNN's GEMM on NCHW, then
+ * lumen's epilogue) and a 1x1 with enough outputs that the epilogue's rows go over two threads. */
 static void check_post(void) {
   lm_error err = {0};
-  lm_conv_params p = lm_conv_params_default();
-  p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = 1;
-  int64_t xs[4] = {2, 16, 9, 9}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
-  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
-  lm_tensor *y = lm_conv2d_forward(x, w, b, &p, &err);
-  lm_tensor *r = randn(4, y->shape);
+  static const struct {
+    int64_t k, hw, O;
+    int threads;
+  } geoms[] = {{3, 9, 32, 1}, {1, 9, 32, 1}, {1, 48, 64, 2}};
   static const struct {
     lm_act_op act;
     float a, b;
   } acts[] = {{LM_ACT_RELU, 0, 0}, {LM_ACT_LEAKY_RELU, 0.1f, 0}, {LM_ACT_RELU6, 0, 0}, {LM_ACT_CLIP, -2, 3}};
-  for (int k = 0; k < 4; k++)
-    for (int with_add = 0; with_add < 2; with_add++) {
-      lm_conv_post post = {.has_act = 1, .act = acts[k].act, .p = {acts[k].a, acts[k].b}, .add = with_add ? r : NULL};
-      lm_tensor *f = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-      CHECK(f != NULL, "post %s: %s", lm_act_names[acts[k].act], err.msg);
-      if (!f) continue;
-      double m = 0.0;
-      for (int64_t i = 0; i < y->numel; i++) {
-        float v = lm_f32(y)[i] + (with_add ? lm_f32(r)[i] : 0.0f);
-        float lo = acts[k].act == LM_ACT_CLIP ? acts[k].a : 0.0f, hi = acts[k].act == LM_ACT_RELU6 ? 6.0f : acts[k].b;
-        float want = acts[k].act == LM_ACT_RELU         ? fmaxf(v, 0.0f)
-                     : acts[k].act == LM_ACT_LEAKY_RELU ? (v > 0 ? v : acts[k].a * v)
-                                                        : fminf(fmaxf(v, lo), hi);
-        m = fmax(m, fabs(lm_f32(f)[i] - want));
+  const int threads = lm_get_threads();
+  for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+    lm_set_threads(geoms[gi].threads);
+    lm_conv_params p = lm_conv_params_default();
+    const int64_t kk = geoms[gi].k, hw = geoms[gi].hw, O = geoms[gi].O, P = hw * hw;
+    p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = kk / 2;
+    int64_t xs[4] = {2, 16, hw, hw}, ws[4] = {O, 16, kk, kk}, bs[1] = {O};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
+    lm_tensor *y = lm_conv2d_forward(x, w, NULL, &p, &err); /* no bias: nothing after the convolution */
+    lm_tensor *r = randn(4, y->shape);
+    for (int k = 0; k < 4; k++)
+      for (int with_add = 0; with_add < 2; with_add++) {
+        lm_conv_post post = {.has_act = 1, .act = acts[k].act, .p = {acts[k].a, acts[k].b}, .add = with_add ? r : NULL};
+        lm_tensor *f = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        CHECK(f != NULL, "post %s: %s", lm_act_names[acts[k].act], err.msg);
+        if (!f) continue;
+        double m = 0.0;
+        for (int64_t i = 0; i < y->numel; i++) {
+          float v = lm_f32(y)[i] + lm_f32(b)[i / P % O] + (with_add ? lm_f32(r)[i] : 0.0f);
+          float lo = acts[k].act == LM_ACT_CLIP ? acts[k].a : 0.0f, hi = acts[k].act == LM_ACT_RELU6 ? 6.0f : acts[k].b;
+          float want = acts[k].act == LM_ACT_RELU         ? fmaxf(v, 0.0f)
+                       : acts[k].act == LM_ACT_LEAKY_RELU ? (v > 0 ? v : acts[k].a * v)
+                                                          : fminf(fmaxf(v, lo), hi);
+          m = fmax(m, fabs(lm_f32(f)[i] - want));
+        }
+        CHECK(m < 1e-4, "post %lldx%lld at %lldx%lld %s (add %d): differs from conv + bias + act by %g", (long long)kk,
+              (long long)kk, (long long)hw, (long long)hw, lm_act_names[acts[k].act], with_add, m);
+        lm_tensor_release(f);
       }
-      CHECK(m < 1e-4, "post %s (add %d): differs from conv + act by %g", lm_act_names[acts[k].act], with_add, m);
-      lm_tensor_release(f);
-    }
+    lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
+  }
+  lm_set_threads(threads);
+  lm_conv_params p = lm_conv_params_default();
+  p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = 1;
+  int64_t xs[4] = {2, 16, 9, 9}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
+  lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
   lm_conv_post bad = {.has_act = 1, .act = LM_ACT_SIGMOID};
   check_error(lm_conv2d_forward_post(x, w, b, &p, &bad, &err), &err,
               "conv2d: cannot fuse activation 'sigmoid' (relu, leaky_relu, relu6, clip, silu or hardswish)");
   lm_conv_post wrong = {.add = x};
   check_error(lm_conv2d_forward_post(x, w, b, &p, &wrong, &err), &err,
               "conv2d: the tensor to add has shape (2, 16, 9, 9), expected float32 (2, 32, 9, 9) (the output)");
-  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
+  lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b);
 }
 
 /* SiLU and HardSwish as post-ops (EfficientNet's and MobileNet v3's layers: oneDNN's swish / hardswish in the
- * kernel, or one pass after a 1x1 convolution on the plain layouts) give conv + the activation, with and
+ * kernel, or lumen's epilogue after a 1x1 convolution on the plain layouts) give conv + the activation, with and
  * without a residual to add, on a dense 3x3, a 1x1 and a depthwise convolution. */
 static void check_post_swish(void) {
   lm_error err = {0};
