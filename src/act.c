@@ -213,7 +213,8 @@ typedef struct {
   int64_t O, P;
 } rows_job;
 
-ACT_INLINE void row_loop(lm_act_op op, float a, float b, float *restrict y, const float *x, float so, float bo,
+/* No restrict: out may be v or e, read and written element for element. */
+ACT_INLINE void row_loop(lm_act_op op, float a, float b, float *y, const float *x, float so, float bo,
                          const float *e, int64_t n) {
   if (e)
     for (int64_t i = 0; i < n; i++) y[i] = act_value(op, a, b, so * x[i] + bo + e[i]);
