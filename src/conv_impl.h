@@ -37,6 +37,10 @@ int lm_dnnl_few_channels(int c);
  * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
  * returns the previous value. */
 int64_t lm_dnnl_split_macs(int64_t macs);
+/* Forwards under that bound at batch 1 with at least this many multiply-adds (default 400 K), on two or more
+ * threads, run as two half convolutions at once, one on the lane (lm_pair_run; dnnl.c, pair_split). Sets it
+ * when macs >= 0; returns the previous value. */
+int64_t lm_dnnl_pair_min_macs(int64_t macs);
 /* Layout reorders of fewer bytes than this run on one thread, also in a plan split over more (default 1 MiB);
  * plans made before a change keep their threads (lm_dnnl_release). Sets it when bytes >= 0; returns the
  * previous value. */

@@ -119,6 +119,10 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
 }
 void lm_dnnl_set_threads(int n) { (void)n; }
 void lm_dnnl_release(void) {}
+int64_t lm_dnnl_pair_min_macs(int64_t macs) {
+  (void)macs;
+  return 0;
+}
 int lm_dnnl_few_channels(int c) {
   (void)c;
   return 0;
@@ -131,12 +135,14 @@ int lm_dnnl_few_channels(int c) {
 
 enum { FWD, BWD_DATA, BWD_WEIGHTS };
 enum { SRC, WEI, DST }; /* the three tensors: (N, C, H, W), weights, (N, O, OH, OW) */
-enum { PLANS = 128 };
+enum { PLANS = 256 };
 
 /* Everything a plan depends on; compared with memcmp, so always built from a zeroed struct. */
 typedef struct plan_key {
   int64_t N, C, O, G, H, W, kh, kw, OH, OW, sh, sw, pt, pl, pb, pr, dh, dw;
   int kind, bias, sum, act, plain, threads, wscale;
+  int slot; /* 0, or 1: the lane's half of a split convolution (a plan of its own: plans are not shared
+               between threads at once) */
   float a, b;
 } plan_key;
 
@@ -156,7 +162,7 @@ typedef struct plan {
 } plan;
 
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
+static dnnl_stream_t streams[2]; /* one per slot */
 static plan *plans[PLANS];
 static uint64_t clock_now = 0;
 static int n_threads = 0;
@@ -164,19 +170,20 @@ static int n_threads = 0;
 /* The blocked copies and the scratchpad of one run live in one arena, a block kept between runs and grown to
  * the largest run so far: the transients of a whole network take the memory of its largest layer, not one
  * block per size class of every layer's buffers (a ResNet-18 saliency: about 12 MiB instead of 30). Runs never
- * nest. lm_dnnl_release frees it. */
-static void *arena = NULL;
-static size_t arena_bytes = 0;
+ * nest. A split convolution's two halves each have their own (slot 0 and 1), sized by the calling thread
+ * before the halves start (lm_mem_alloc is the caller's only). lm_dnnl_release frees them. */
+static void *arena[2] = {NULL, NULL};
+static size_t arena_bytes[2] = {0, 0};
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static char *arena_get(size_t n) {
-  if (n > arena_bytes) {
-    lm_mem_free(arena, arena_bytes);
-    arena = lm_mem_alloc(n);
-    arena_bytes = arena ? n : 0;
+static char *arena_get(int slot, size_t n) {
+  if (n > arena_bytes[slot]) {
+    lm_mem_free(arena[slot], arena_bytes[slot]);
+    arena[slot] = lm_mem_alloc(n);
+    arena_bytes[slot] = arena[slot] ? n : 0;
   }
-  return arena;
+  return arena[slot];
 }
 
 static int ok(dnnl_status_t s) { return s == dnnl_success; }
@@ -184,7 +191,8 @@ static int ok(dnnl_status_t s) { return s == dnnl_success; }
 static int init_engine(lm_error *err) {
   if (engine) return 0;
   if (!ok(dnnl_engine_create(&engine, dnnl_cpu, 0)) ||
-      !ok(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags)))
+      !ok(dnnl_stream_create(&streams[0], engine, dnnl_stream_default_flags)) ||
+      !ok(dnnl_stream_create(&streams[1], engine, dnnl_stream_default_flags)))
     return lm_fail(err, "conv: cannot start oneDNN's CPU engine");
   return 0;
 }
@@ -214,9 +222,11 @@ void lm_dnnl_release(void) {
     plan_free(plans[i]);
     plans[i] = NULL;
   }
-  lm_mem_free(arena, arena_bytes);
-  arena = NULL;
-  arena_bytes = 0;
+  for (int i = 0; i < 2; i++) {
+    lm_mem_free(arena[i], arena_bytes[i]);
+    arena[i] = NULL;
+    arena_bytes[i] = 0;
+  }
 }
 
 /* A reorder from -> to; with scale_mask, it multiplies by runtime output scales along the dimensions of the
@@ -389,14 +399,22 @@ static int run_reorder(const plan *p, int i, dnnl_primitive_t r, dnnl_memory_t f
                        dnnl_memory_t scales) {
   dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_ATTR_OUTPUT_SCALES, scales}};
   if (p->rthreads[i] != p->k.threads) omp_set_num_threads(p->rthreads[i]);
-  int good = ok(dnnl_primitive_execute(r, stream, scales ? 3 : 2, a));
+  int good = ok(dnnl_primitive_execute(r, streams[p->k.slot], scales ? 3 : 2, a));
   if (p->rthreads[i] != p->k.threads) omp_set_num_threads(p->k.threads);
   return good;
 }
 
+/* The arena bytes plan p's run takes: its blocked copies and its scratchpad. */
+static size_t plan_need(const plan *p) {
+  size_t need = round64(p->scratch_bytes);
+  for (int i = 0; i < 3; i++) need += p->reorder[i] ? round64(p->ibytes[i]) : 0;
+  return need;
+}
+
 /* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
  * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
- * weights are scaled by `scale` (O) as they are reordered. */
+ * weights are scaled by `scale` (O) as they are reordered. On slot 1 (the lane's half) it touches no shared
+ * state: its arena is already large enough, and the counters the tests read are the caller's. */
 static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm_error *err) {
   static const int args[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
                                  {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
@@ -405,9 +423,10 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
   const int kind = p->k.kind, o = out[kind];
   void *scratch = NULL;
   if (p->k.threads != n_threads) omp_set_num_threads(p->k.threads); /* a small layer: one thread */
-  size_t need = round64(p->scratch_bytes);
-  for (int i = 0; i < 3; i++) need += p->reorder[i] ? round64(p->ibytes[i]) : 0;
-  char *mem = need ? arena_get(need) : NULL;
+  if (p->k.threads > 1) lm_pair_quiet();
+  const int slot = p->k.slot;
+  size_t need = plan_need(p);
+  char *mem = need ? arena_get(slot, need) : NULL;
   int good = !need || mem;
   dnnl_memory_t use[3];
   for (int i = 0; i < 3; i++) {
@@ -436,14 +455,16 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
       good = ok(dnnl_memory_set_data_handle(p->bmem, (void *)b));
       a[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bmem};
     }
-    good = good && ok(dnnl_primitive_execute(p->prim, stream, n, a));
+    good = good && ok(dnnl_primitive_execute(p->prim, streams[slot], n, a));
   }
   if (good && p->reorder[o]) good = run_reorder(p, o, p->reorder[o], p->imem[o], p->umem[o], NULL);
-  if (good) good = ok(dnnl_stream_wait(stream));
+  if (good) good = ok(dnnl_stream_wait(streams[slot]));
   if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
-  runs += good;
-  last_threads = p->k.threads;
-  last_route = p->k.plain;
+  if (!slot) {
+    runs += good;
+    last_threads = p->k.threads;
+    last_route = p->k.plain;
+  }
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
 
@@ -540,57 +561,147 @@ static void epilogue(float *out, const float *v, const float *s, const float *b,
   lm_act_channels(act ? &post->act : NULL, act ? &post->p : NULL, out, v, s, b, e, N, O, P);
 }
 
-/* The forward with the scale on the output (scale_outside): the bare convolution (plan key k) into a buffer,
- * then y = act(s * that + b [+ extra]). */
-static int forward_scaled_output(const plan_key *k, const conv_geom *g, const float *x, const float *w,
-                                 const float *b, const lm_conv_post *post, float *y, lm_error *err) {
-  plan *p = plan_get(k);
-  if (!p) return 0;
-  const int64_t P = g->win.OH * g->win.OW, ny = g->N * g->O * P;
-  float *tmp = lm_mem_alloc((size_t)ny * sizeof *tmp);
-  if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)ny);
-  float *u[3] = {(float *)x, (float *)w, tmp};
-  int rc = plan_run(p, u, NULL, NULL, err);
-  if (rc == 1) {
-    epilogue(y, tmp, lm_f32(post->scale), b, post->add ? lm_f32(post->add) : NULL, post, g->N, g->O, P);
-    last_route = 2;
+/* How a forward runs on its plan: oneDNN does it all (bias, residual and activation as its post-ops);
+ * oneDNN's GEMM on the plain layouts and lumen's epilogue the bias and activation, in place (OWN); or the
+ * bare product into a buffer and the epilogue with the folded scale on the output side (SCALE_OUT). */
+enum { ALL_DNNL, OWN, SCALE_OUT };
+
+/* One forward, or one half of a split one (fwd_run); the pointers already offset to the half. */
+typedef struct fwd_job {
+  plan *p;
+  int how, add;
+  const float *x, *w, *b, *s, *e; /* input, weights, bias, folded scale, residual (each but x, w optional) */
+  const lm_conv_post *post;        /* its activation (the rest is in the pointers above) */
+  float *y, *tmp;                  /* output (N, O, P); SCALE_OUT's buffer, in the slot's arena */
+  int64_t N, O, P;
+  int rc;
+  lm_error err;
+} fwd_job;
+
+/* The plan key of a forward of g on slot `slot`, and how it runs. */
+static int fwd_key(const conv_geom *g, int has_bias, const lm_conv_post *post, int add, int slot, plan_key *k) {
+  *k = key_of(g, FWD);
+  k->slot = slot;
+  k->wscale = post && post->scale;
+  if (!add && scale_outside(k)) {
+    k->wscale = 0;
+    return SCALE_OUT;
   }
-  lm_mem_free(tmp, (size_t)ny * sizeof *tmp);
+  /* on the plain layouts the bias and the activation go in lumen's epilogue, after oneDNN's GEMM */
+  const int own = k->plain && !add;
+  k->bias = has_bias && !own;
+  k->sum = add || (post && post->add);
+  if (post && post->has_act && !own) {
+    k->act = post->act;
+    k->a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
+    k->b = post->act == LM_ACT_RELU6 ? 6.0f : post->act == LM_ACT_CLIP ? post->p.b : 0.0f;
+    if (post->act == LM_ACT_RELU6) k->act = LM_ACT_CLIP;
+  }
+  return own ? OWN : ALL_DNNL;
+}
+
+/* Fills j for plan key k (made by fwd_key: `how`) and sizes its slot's arena; 0 when oneDNN has no plan, -1
+ * out of memory. Runs on the calling thread only. */
+static int fwd_prepare(fwd_job *j, const plan_key *k, int how, lm_error *err) {
+  if (!(j->p = plan_get(k))) return 0;
+  j->how = how;
+  const size_t need = plan_need(j->p), tmp = how == SCALE_OUT ? (size_t)(j->N * j->O * j->P) * sizeof(float) : 0;
+  char *mem = need + tmp ? arena_get(k->slot, round64(need) + tmp) : NULL;
+  if (need + tmp && !mem)
+    return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(round64(need) + tmp));
+  j->tmp = tmp ? (float *)(mem + round64(need)) : NULL;
+  return 1;
+}
+
+/* Runs a prepared forward: 1 done, -1 error (j->err). */
+static int fwd_run(fwd_job *j) {
+  const int64_t n = j->N * j->O * j->P;
+  const int act = j->post && j->post->has_act;
+  if (j->how == SCALE_OUT) {
+    float *u[3] = {(float *)j->x, (float *)j->w, j->tmp};
+    int rc = plan_run(j->p, u, NULL, NULL, &j->err);
+    if (rc == 1) epilogue(j->y, j->tmp, j->s, j->b, j->e, j->post, j->N, j->O, j->P);
+    return rc;
+  }
+  if (j->e && j->add)
+    add_into(j->y, j->e, n);
+  else if (j->e && j->e != j->y)
+    memcpy(j->y, j->e, (size_t)n * sizeof *j->y);
+  float *u[3] = {(float *)j->x, (float *)j->w, j->y};
+  int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, &j->err);
+  if (rc == 1 && j->how == OWN && (j->b || act)) epilogue(j->y, j->y, NULL, j->b, NULL, j->post, j->N, j->O, j->P);
   return rc;
+}
+
+static void fwd_half(void *ctx, int half) {
+  fwd_job *j = (fwd_job *)ctx + half;
+  j->rc = fwd_run(j);
+}
+
+/* A convolution too small for oneDNN's own threads (threads_for) but not tiny, at batch 1, runs as two
+ * convolutions on the two halves of its output channels, one on the calling thread and one on the lane
+ * (lm_pair_run): a pointwise or dense one reads all of x and its half of the weights, a depthwise one its half
+ * of both; each half's output rows are contiguous (NCHW, one image), so the halves share nothing they write.
+ * oneDNN's own two-thread split of these layers was slower than one thread (MobileNet v3 at batch 1: its
+ * GEMM convolutions 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74). Depthwise
+ * halves are multiples of 16 channels (oneDNN's block), the others of 8. Returns where the second half
+ * starts, or 0: run whole. */
+static int64_t pair_min_macs = 400000;
+
+static int64_t pair_split(const conv_geom *g, int add) {
+  if (n_threads < 2 || add || g->N != 1 || threads_for(g) != 1) return 0;
+  const int dw = g->groups == g->C && g->O == g->C;
+  if ((g->groups != 1 && !dw) || g->O < 32) return 0;
+  const lm_window *v = &g->win;
+  if (g->O * (g->C / g->groups) * v->kh * v->kw * v->OH * v->OW < pair_min_macs) return 0;
+  const int64_t q = dw ? 16 : 8, o0 = (g->O / 2 + q / 2) / q * q;
+  return o0 > 0 && o0 < g->O ? o0 : 0;
+}
+
+int64_t lm_dnnl_pair_min_macs(int64_t macs) {
+  int64_t old = pair_min_macs;
+  if (macs >= 0) pair_min_macs = macs;
+  return old;
 }
 
 int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
                          const lm_conv_post *post, float *y, int add, lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
-  plan_key k = key_of(g, FWD);
-  k.wscale = post && post->scale;
-  if (!add && scale_outside(&k)) {
-    k.wscale = 0;
-    return forward_scaled_output(&k, g, x, w, b, post, y, err);
+  const float *s = post && post->scale ? lm_f32(post->scale) : NULL, *e = post && post->add ? lm_f32(post->add) : NULL;
+  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add);
+  plan_key k;
+  if (o0) {
+    fwd_job j[2];
+    const int dw = g->groups > 1;
+    const int64_t wo = (g->C / g->groups) * g->win.kh * g->win.kw;
+    for (int i = 0; i < 2; i++) {
+      const int64_t lo = i ? o0 : 0, n = i ? g->O - o0 : o0;
+      conv_geom h = *g;
+      h.O = n;
+      if (dw) h.C = h.groups = n;
+      j[i] = (fwd_job){.add = 0, .x = dw ? x + lo * g->win.H * g->win.W : x, .w = w + lo * wo, .b = b ? b + lo : NULL,
+                       .s = s ? s + lo : NULL, .e = e ? e + lo * P : NULL, .post = post, .y = y + lo * P,
+                       .N = 1, .O = n, .P = P};
+      int how = fwd_key(&h, b != NULL, post, 0, i, &k), rc = fwd_prepare(&j[i], &k, how, err);
+      if (rc <= 0) return rc;
+    }
+    lm_pair_run(fwd_half, j);
+    for (int i = 0; i < 2; i++)
+      if (j[i].rc != 1) {
+        *err = j[i].err;
+        return -1;
+      }
+    last_threads = 2;
+    last_route = j[0].how == SCALE_OUT ? 2 : j[0].p->k.plain;
+    return 1;
   }
-  /* on the plain layouts the bias and the activation go in lumen's epilogue, after oneDNN's GEMM */
-  const int own = k.plain && !add;
-  k.bias = b && !own;
-  const float *extra = post && post->add ? lm_f32(post->add) : NULL;
-  k.sum = add || extra;
-  if (post && post->has_act && !own) {
-    k.act = post->act;
-    k.a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
-    k.b = post->act == LM_ACT_RELU6 ? 6.0f : post->act == LM_ACT_CLIP ? post->p.b : 0.0f;
-    if (post->act == LM_ACT_RELU6) k.act = LM_ACT_CLIP;
-  }
-  plan *p = plan_get(&k);
-  if (!p) return 0;
-  const int64_t ny = g->N * g->O * g->win.OH * g->win.OW;
-  if (extra && add)
-    add_into(y, extra, ny);
-  else if (extra && extra != y)
-    memcpy(y, extra, (size_t)ny * sizeof *y);
-  float *u[3] = {(float *)x, (float *)w, y};
-  int rc = plan_run(p, u, own ? NULL : b, k.wscale ? lm_f32(post->scale) : NULL, err);
-  if (rc == 1 && own && (b || (post && post->has_act)))
-    epilogue(y, y, NULL, b, NULL, post, g->N, g->O, g->win.OH * g->win.OW);
+  fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O, .P = P};
+  int how = fwd_key(g, b != NULL, post, add, 0, &k), rc = fwd_prepare(&j, &k, how, err);
+  if (rc <= 0) return rc;
+  rc = fwd_run(&j);
+  if (rc == 1 && how == SCALE_OUT) last_route = 2;
+  if (rc != 1) *err = j.err;
   return rc;
 }
 

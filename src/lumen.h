@@ -156,6 +156,14 @@ int lm_get_threads(void);
 /* Runs fn(ctx, lo, hi) over [0, n) split into lm_get_threads() contiguous chunks, in parallel
  * (parallel.c). fn must only write what its own range owns. */
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
+/* Runs fn(ctx, 0) on the calling thread and fn(ctx, 1) on a helper thread that stays awake briefly between
+ * calls (parallel.c), returning when both are done; lm_parallel_for inside either stays on its thread. For
+ * runs of jobs too small to wake a sleeping thread for; one caller at a time. fn must only write what its
+ * half owns. */
+void lm_pair_run(void (*fn)(void *ctx, int half), void *ctx);
+/* Sends the helper thread of lm_pair_run to sleep now instead of after its spin: called before work that
+ * occupies every thread (an OpenMP region, a threaded OpenBLAS product), where its spinning would take a core. */
+void lm_pair_quiet(void);
 /* Below this many elements an elementwise loop stays on the calling thread (starting threads costs more). */
 #define LM_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 18)
 /* On a hot elementwise loop: compiled three times, for the x86-64 baseline (SSE2), AVX2 + FMA and AVX-512,

@@ -5,6 +5,9 @@
  * Either way callers use it only for loops that take much longer than that. No spinning pool: OpenBLAS's own
  * threads keep the cores when lumen is not in such a loop (see DESIGN.md, Threads). */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,15 +26,19 @@ static void *run_chunk(void *p) {
   return NULL;
 }
 
+/* Set on both threads while they run the two halves of lm_pair_run: loops inside stay on their thread. */
+static _Thread_local int in_pair = 0;
+
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
   enum { MAX_THREADS = 64 };
   int t = lm_get_threads();
   if (t > MAX_THREADS) t = MAX_THREADS;
   if (t > n) t = (int)n;
-  if (t <= 1) {
+  if (t <= 1 || in_pair) {
     if (n > 0) fn(ctx, 0, n);
     return;
   }
+  lm_pair_quiet();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(t)
   {
@@ -52,4 +59,120 @@ void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), v
     else
       fn(ctx, chunks[i].lo, chunks[i].hi); /* could not start a thread: do its share here */
   }
+}
+
+/* ---- lm_pair_run: one job in two halves, the caller's and the lane's ----
+ * The lane is one helper thread, started at the first call. After a half it spins for PAIR_SPIN_NS, so the
+ * next job of a run of small layers (a network's convolutions at batch 1, tens of microseconds each, a few
+ * microseconds of Lua between them) finds it awake: an OpenMP thread asleep under the passive policy takes
+ * 24-70 us to wake, about what such a layer's half takes. Then it sleeps on a condition variable. The caller
+ * posts the second half, runs the first, and takes the second back itself when the lane has not started it
+ * by then (asleep or descheduled): never much slower than running both halves in turn. */
+enum { PAIR_IDLE, PAIR_POSTED, PAIR_TAKEN, PAIR_DONE };
+enum { PAIR_SPIN_NS = 200000 };
+
+static struct {
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  atomic_int state, sleeping, quiet;
+  void (*fn)(void *ctx, int half);
+  void *ctx;
+  int started; /* 0: not yet; 1: running; -1: could not start (the caller runs both halves) */
+} lane = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int lane_take(void) {
+  int e = PAIR_POSTED;
+  return atomic_compare_exchange_strong(&lane.state, &e, PAIR_TAKEN);
+}
+
+static void *lane_main(void *arg) {
+  (void)arg;
+  in_pair = 1;
+  for (;;) {
+    int got = 0;
+    const int64_t t0 = now_ns();
+    for (unsigned i = 1; !got; i++) {
+      if (atomic_load(&lane.state) == PAIR_POSTED && lane_take()) got = 1;
+      relax();
+      if (!(i & 63) && (now_ns() - t0 > PAIR_SPIN_NS || atomic_load(&lane.quiet))) break;
+    }
+    if (!got) {
+      pthread_mutex_lock(&lane.m);
+      atomic_store(&lane.sleeping, 1);
+      while (atomic_load(&lane.state) != PAIR_POSTED) pthread_cond_wait(&lane.c, &lane.m);
+      atomic_store(&lane.sleeping, 0);
+      pthread_mutex_unlock(&lane.m);
+      continue; /* posted: take it (unless the caller already took it back) */
+    }
+    lane.fn(lane.ctx, 1);
+    atomic_store(&lane.state, PAIR_DONE);
+  }
+  return NULL;
+}
+
+/* A child of fork has no lane (only the forking thread goes on): it starts its own at its first pair. */
+static void lane_forget(void) {
+  pthread_mutex_init(&lane.m, NULL);
+  pthread_cond_init(&lane.c, NULL);
+  atomic_store(&lane.state, PAIR_IDLE);
+  atomic_store(&lane.sleeping, 0);
+  atomic_store(&lane.quiet, 0);
+  lane.started = 0;
+}
+
+void lm_pair_quiet(void) {
+  if (lane.started == 1 && !atomic_load(&lane.quiet)) atomic_store(&lane.quiet, 1);
+}
+
+void lm_pair_run(void (*fn)(void *ctx, int half), void *ctx) {
+  if (!lane.started && !in_pair) {
+    pthread_t id;
+    pthread_attr_t a;
+    lane.started = -1;
+    if (!pthread_atfork(NULL, NULL, lane_forget) && !pthread_attr_init(&a)) {
+      if (!pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) && !pthread_create(&id, &a, lane_main, NULL))
+        lane.started = 1;
+      pthread_attr_destroy(&a);
+    }
+  }
+  if (lane.started != 1 || in_pair) { /* no lane, or called from a half: both here */
+    const int was = in_pair;
+    in_pair = 1;
+    fn(ctx, 0);
+    fn(ctx, 1);
+    in_pair = was;
+    return;
+  }
+  lane.fn = fn;
+  lane.ctx = ctx;
+  atomic_store(&lane.quiet, 0);
+  atomic_store(&lane.state, PAIR_POSTED);
+  if (atomic_load(&lane.sleeping)) {
+    pthread_mutex_lock(&lane.m);
+    pthread_cond_signal(&lane.c);
+    pthread_mutex_unlock(&lane.m);
+  }
+  in_pair = 1;
+  fn(ctx, 0);
+  if (lane_take())
+    fn(ctx, 1);
+  else
+    for (unsigned i = 1; atomic_load(&lane.state) != PAIR_DONE; i++) {
+      relax();
+      if (!(i & 1023)) sched_yield();
+    }
+  in_pair = 0;
+  atomic_store(&lane.state, PAIR_IDLE);
 }

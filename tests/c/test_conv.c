@@ -4,9 +4,13 @@
  * checking that oneDNN really ran them. Also: gradients written instead of added (LM_GRAD_OVERWRITE), and
  * the fused post-ops (bias, ReLU / leaky ReLU / ReLU6 / clip, a residual add) against conv + separate ops. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "conv_impl.h"
@@ -390,13 +394,14 @@ typedef struct {
   lm_conv_params p;
   lm_tensor *x, *w, *b;
   int threads;
+  int64_t pair_min;
 } split_case;
 
 static split_case split_case_make(void) {
   lm_error err = {0};
   lm_conv_set_backend("onednn", &err);
-  split_case c = {.threads = lm_get_threads()};
-  lm_set_threads(2);
+  split_case c = {.threads = lm_get_threads(), .pair_min = lm_dnnl_pair_min_macs(INT64_MAX)};
+  lm_set_threads(2); /* and no halves on the lane (check_pair) */
   cfg k = {"split", 1, 16, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
   c.p = params_of(&k);
   int64_t xs[4] = {1, 16, 12, 12}, ws[4] = {32, 16, 3, 3}, bs[1] = {32};
@@ -406,6 +411,7 @@ static split_case split_case_make(void) {
 
 static void split_case_done(split_case *c) {
   lm_set_threads(c->threads);
+  lm_dnnl_pair_min_macs(c->pair_min);
   lm_tensor_release(c->x), lm_tensor_release(c->w), lm_tensor_release(c->b);
 }
 
@@ -538,6 +544,64 @@ static void check_reorder_threads(void) {
 #endif
 }
 
+/* On 2 threads at batch 1, a convolution under the split bound runs as two half convolutions at once (dnnl.c,
+ * pair_split; the second on lm_pair_run's lane), each on its share of the output channels: pointwise (oneDNN's
+ * GEMM with lumen's epilogue, and with the folded scale on the output side), depthwise (blocked, stride 1 and 2,
+ * halves of 32 + 40 and 64 + 56 channels) and a dense 3x3, each with bias, folded scale, residual and leaky
+ * ReLU: the output agrees with im2col's and the convolution reports two threads; on one thread, or under the
+ * pair bound, it runs whole on one. */
+static void check_pair(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  const int64_t min = lm_dnnl_pair_min_macs(-1);
+  static const struct {
+    const char *name;
+    int64_t C, O, hw, k, stride, groups;
+    int route;
+  } cases[] = {
+      {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1},        /* GEMM, lumen's epilogue */
+      {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2},         /* GEMM, the scale on the output */
+      {"depthwise 72 3x3", 72, 72, 14, 3, 1, 72, 0},          /* blocked */
+      {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0},
+      {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
+    const int64_t oh = (hw + 2 * (k / 2) - k) / st + 1;
+    cfg g = {"pair", 1, C, hw, hw, O, k, k, st, st, k / 2, k / 2, k / 2, k / 2, 1, 1, cases[c].groups, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {1, C, hw, hw}, ws[4] = {O, C / cases[c].groups, k, k}, os[1] = {O}, ys[4] = {1, O, oh, oh};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
+    for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s};
+    lm_conv_set_backend("im2col", &err);
+    lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+    lm_conv_set_backend("onednn", &err);
+    double m = 0;
+    for (int64_t i = 0; want && i < want->numel; i++) m = fmax(m, fabs(lm_f32(want)[i]));
+    static const struct { int threads; int64_t min; int ran_on; } runs[] = {{2, 0, 2}, {1, 0, 1}, {2, INT64_MAX, 1}};
+    for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
+      lm_set_threads(runs[ri].threads);
+      lm_dnnl_pair_min_macs(runs[ri].min);
+      lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      CHECK(y != NULL, "pair %s: %s", cases[c].name, err.msg);
+      CHECK(lm_dnnl_last_threads() == runs[ri].ran_on && lm_dnnl_last_route() == cases[c].route,
+            "pair %s on %d thread(s): ran on %d, route %d; expected %d, route %d", cases[c].name, runs[ri].threads,
+            lm_dnnl_last_threads(), lm_dnnl_last_route(), runs[ri].ran_on, cases[c].route);
+      double d = y && want ? max_diff(y, want) : INFINITY;
+      CHECK(d <= 1e-5 * m, "pair %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name,
+            runs[ri].threads, d, m);
+      lm_tensor_release(y);
+    }
+    lm_tensor *all[] = {x, w, b, s, r, want};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+  lm_dnnl_pair_min_macs(min);
+  lm_set_threads(threads);
+#endif
+}
+
 /* lm_parallel_for covers [0, n) exactly once in chunks, for n below, at and above the threads, and in a build
  * with oneDNN runs on OpenMP's team (the one oneDNN uses) instead of threads of its own. */
 static int hits[1000];
@@ -566,6 +630,44 @@ static void check_parallel_for(void) {
           cases[c].threads, wide_teams, want);
 #endif
   }
+  lm_set_threads(threads);
+}
+
+/* lm_pair_run: each half once per call, the second on another thread when the lane takes it (the first half
+ * waits for that up to 50 ms, so it does), lm_parallel_for inside either on its own thread (no OpenMP team). */
+static int pair_calls[2], pair_elsewhere;
+static pthread_t pair_caller;
+static _Atomic int pair_started;
+static void pair_half(void *ctx, int half) {
+  (void)ctx;
+  if (half == 1) pair_started = 1;
+  for (int spin = 0; half == 0 && !pair_started && spin < 50000; spin++) usleep(1);
+  pair_calls[half]++;
+  if (half == 1) pair_elsewhere += !pthread_equal(pthread_self(), pair_caller);
+  lm_parallel_for(1000, mark, NULL);
+}
+
+static void check_pair_run(void) {
+  const int threads = lm_get_threads();
+  lm_set_threads(2);
+  memset(hits, 0, sizeof hits);
+  pair_caller = pthread_self();
+#ifdef LUMEN_HAVE_DNNL
+  wide_teams = 0;
+#endif
+  for (int i = 0; i < 20; i++) {
+    pair_started = 0;
+    lm_pair_run(pair_half, NULL);
+  }
+  int bad = 0;
+  for (int i = 0; i < 1000; i++) bad += hits[i] != 40;
+  CHECK(pair_calls[0] == 20 && pair_calls[1] == 20 && bad == 0,
+        "pair_run: halves ran %d and %d times in 20 calls, %d positions not marked twice per call", pair_calls[0],
+        pair_calls[1], bad);
+  CHECK(pair_elsewhere >= 1, "pair_run: the second half never ran on the lane (%d of 20)", pair_elsewhere);
+#ifdef LUMEN_HAVE_DNNL
+  CHECK(wide_teams == 0, "pair_run: loops inside the halves opened %d OpenMP teams", wide_teams);
+#endif
   lm_set_threads(threads);
 }
 
@@ -633,7 +735,9 @@ int main(void) {
   check_split();
   check_routes();
   check_reorder_threads();
+  check_pair();
   check_parallel_for();
+  check_pair_run();
   lm_conv_workspace_free();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)
