@@ -3,6 +3,7 @@
  * error paths. Run from the repo root by ctest. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lumen.h"
@@ -325,9 +326,47 @@ static void test_sgemm_vector(void) {
         }
 }
 
+/* The same on two threads with a matrix large enough (>= 65,536 entries) that the product runs as two halves of
+ * its outputs at once (blas.c, gemv_run): both layouts of the matrix, both sides, padded leading dimensions. */
+static void test_sgemm_vector_pair(void) {
+  const int threads = lm_get_threads();
+  lm_set_threads(2);
+  const int64_t shapes[2][3] = {{1, 301, 260}, {301, 1, 260}}; /* M, N, K */
+  const int64_t big = 310 * 270;
+  float *A = malloc(big * sizeof *A), *B = malloc(big * sizeof *B), *C = malloc(700 * sizeof *C);
+  double *want = malloc(700 * sizeof *want);
+  for (int64_t i = 0; i < big; i++) A[i] = (float)lm_rand_normal(), B[i] = (float)lm_rand_normal();
+  for (int sh = 0; sh < 2; sh++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        const int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+        const int64_t lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 3, ldc = N + 1;
+        for (int i = 0; i < 700; i++) C[i] = (float)(i % 5);
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+              acc += (double)(ta ? A[k * lda + m] : A[m * lda + k]) * (tb ? B[n * ldb + k] : B[k * ldb + n]);
+            want[m * ldc + n] = 0.5 * acc + 0.25 * ((m * ldc + n) % 5);
+          }
+        lm_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, C, ldc);
+        double worst = 0;
+        for (int64_t m = 0; m < M; m++)
+          for (int64_t n = 0; n < N; n++) {
+            double d = fabs(C[m * ldc + n] - want[m * ldc + n]);
+            worst = d > worst || d != d ? d : worst;
+          }
+        CHECK(worst < 1e-4 && worst == worst, "sgemm %lldx%lldx%lld on 2 threads (ta %d, tb %d) differs by %g",
+              (long long)M, (long long)N, (long long)K, ta, tb, worst);
+      }
+  free(A), free(B), free(C), free(want);
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(7);
   test_sgemm_vector();
+  test_sgemm_vector_pair();
   test_broadcast();
   test_reduce();
   test_matmul();
