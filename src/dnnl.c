@@ -716,6 +716,70 @@ int lm_dnnl_few_channels(int c) {
   return old;
 }
 
+/* One half of a split backward-data (bwd_pair): conv^T of its share of gy and of the weights, into out (its
+ * channels of gx, or a buffer of its own in its slot's arena), added into gx when `into` is set. */
+typedef struct bwd_job {
+  plan *p;
+  const float *gy, *w, *s;
+  float *out, *into;
+  int64_t n; /* floats of out */
+  int rc;
+  lm_error err;
+} bwd_job;
+
+static void bwd_half(void *ctx, int half) {
+  bwd_job *j = (bwd_job *)ctx + half;
+  float *u[3] = {j->out, (float *)j->w, (float *)j->gy};
+  j->rc = plan_run(j->p, u, NULL, j->s, &j->err);
+  if (j->rc == 1 && j->into) add_into(j->into, j->out, j->n);
+}
+
+/* The backward-data of a convolution pair_split splits, in two halves at once as its forward: a depthwise one by
+ * channels (each half its channels of gy, the weights and gx), any other by output channels, each half conv^T
+ * of its share of gy and of the weights over all of gx, into a buffer of its own; the caller then writes (or
+ * adds) their sum into gx. s: the folded scale when it goes with the weights (not scale_outside). */
+static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const float *s, float *gx, int add,
+                    int64_t o0, lm_error *err) {
+  const int dw = g->groups > 1;
+  const int64_t P = g->win.OH * g->win.OW, HW = g->win.H * g->win.W, nx = g->C * HW;
+  const int64_t wo = (g->C / g->groups) * g->win.kh * g->win.kw;
+  bwd_job j[2];
+  for (int i = 0; i < 2; i++) {
+    const int64_t lo = i ? o0 : 0, n = i ? g->O - o0 : o0;
+    conv_geom h = *g;
+    h.O = n;
+    if (dw) h.C = h.groups = n;
+    plan_key k = key_of(&h, BWD_DATA);
+    k.slot = i;
+    k.wscale = s != NULL;
+    plan *p = plan_get(&k);
+    if (!p) return 0;
+    const int own = !dw || add; /* writes a buffer of its own */
+    const int64_t nout = dw ? n * HW : nx;
+    const size_t need = round64(plan_need(p)), tmp = own ? (size_t)nout * sizeof(float) : 0;
+    char *mem = need + tmp ? arena_get(i, need + tmp) : NULL;
+    if (need + tmp && !mem) return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(need + tmp));
+    j[i] = (bwd_job){.p = p, .gy = gy + lo * P, .w = w + lo * wo, .s = s ? s + lo : NULL, .n = nout,
+                     .out = own ? (float *)(mem + need) : gx + lo * HW, .into = dw && add ? gx + lo * HW : NULL};
+  }
+  lm_pair_run(bwd_half, j);
+  for (int i = 0; i < 2; i++)
+    if (j[i].rc != 1) {
+      *err = j[i].err;
+      return -1;
+    }
+  if (!dw) {
+    const float *a = j[0].out, *b = j[1].out;
+    if (add)
+      for (int64_t i = 0; i < nx; i++) gx[i] += a[i] + b[i];
+    else
+      for (int64_t i = 0; i < nx; i++) gx[i] = a[i] + b[i];
+  }
+  last_threads = 2;
+  last_route = j[0].p->k.plain;
+  return 1;
+}
+
 int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
                                int add, lm_error *err) {
   int use = usable(g, err);
@@ -725,8 +789,9 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   k.wscale = scale != NULL;
   const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
   if (outside) k.wscale = 0;
-  plan *p = plan_get(&k);
-  if (!p) return 0;
+  const int64_t o0 = pair_split(g, 0);
+  plan *p = o0 ? NULL : plan_get(&k);
+  if (!o0 && !p) return 0;
   float *sgy = NULL;
   const int64_t P = g->win.OH * g->win.OW, ngy = g->N * g->O * P;
   if (outside) {
@@ -735,9 +800,13 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
     epilogue(sgy, gy, scale, NULL, NULL, NULL, g->N, g->O, P);
     gy = sgy, scale = NULL;
   }
-  float *u[3] = {gx, (float *)w, (float *)gy};
-  int rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
-               : plan_run(p, u, NULL, scale, err);
+  int rc;
+  if (o0) {
+    rc = bwd_pair(g, gy, w, scale, gx, add, o0, err);
+  } else {
+    float *u[3] = {gx, (float *)w, (float *)gy};
+    rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err) : plan_run(p, u, NULL, scale, err);
+  }
   if (rc == 1 && sgy) last_route = 2;
   lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
   return rc;

@@ -549,7 +549,8 @@ static void check_reorder_threads(void) {
  * GEMM with lumen's epilogue, and with the folded scale on the output side), depthwise (blocked, stride 1 and 2,
  * halves of 32 + 40 and 64 + 56 channels) and a dense 3x3, each with bias, folded scale, residual and leaky
  * ReLU: the output agrees with im2col's and the convolution reports two threads; on one thread, or under the
- * pair bound, it runs whole on one. */
+ * pair bound, it runs whole on one. Its input gradient the same (bwd_pair: depthwise by channels, the others by
+ * output channels with the halves summed), written and then added. */
 static void check_pair(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -575,11 +576,16 @@ static void check_pair(void) {
     lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
     for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
     lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s};
+    lm_tensor *gy = randn(4, ys), *gwant = lm_tensor_like(x, NULL);
     lm_conv_set_backend("im2col", &err);
     lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+    for (int over = 1; over >= 0; over--) /* written, then added: twice the gradient */
+      CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gwant, NULL, NULL, NULL, over ? LM_GRAD_OVERWRITE : 0, &err) == 0,
+            "pair %s: im2col backward: %s", cases[c].name, err.msg);
     lm_conv_set_backend("onednn", &err);
-    double m = 0;
+    double m = 0, mg = 0;
     for (int64_t i = 0; want && i < want->numel; i++) m = fmax(m, fabs(lm_f32(want)[i]));
+    for (int64_t i = 0; i < gwant->numel; i++) mg = fmax(mg, fabs(lm_f32(gwant)[i]));
     static const struct { int threads; int64_t min; int ran_on; } runs[] = {{2, 0, 2}, {1, 0, 1}, {2, INT64_MAX, 1}};
     for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
       lm_set_threads(runs[ri].threads);
@@ -593,8 +599,21 @@ static void check_pair(void) {
       CHECK(d <= 1e-5 * m, "pair %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name,
             runs[ri].threads, d, m);
       lm_tensor_release(y);
+      lm_tensor *gx = lm_tensor_like(x, NULL);
+      for (int over = 1; over >= 0; over--) {
+        CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx, NULL, NULL, NULL, over ? LM_GRAD_OVERWRITE : 0, &err) == 0,
+              "pair %s: backward: %s", cases[c].name, err.msg);
+        CHECK(lm_dnnl_last_threads() == runs[ri].ran_on && lm_dnnl_last_route() == cases[c].route,
+              "pair %s backward-data (%s) on %d thread(s): ran on %d, route %d; expected %d, route %d", cases[c].name,
+              over ? "written" : "added", runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_route(),
+              runs[ri].ran_on, cases[c].route);
+      }
+      double dg = max_diff(gx, gwant);
+      CHECK(dg <= 1e-5 * mg, "pair %s on %d thread(s): input gradient differs from im2col's by %g (max %g)",
+            cases[c].name, runs[ri].threads, dg, mg);
+      lm_tensor_release(gx);
     }
-    lm_tensor *all[] = {x, w, b, s, r, want};
+    lm_tensor *all[] = {x, w, b, s, r, want, gy, gwant};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
   lm_dnnl_pair_min_macs(min);
