@@ -411,6 +411,27 @@ static size_t plan_need(const plan *p) {
   return need;
 }
 
+/* Sizes the arena of p's slot for p's run plus a buffer of `extra` bytes after it, and returns that buffer
+ * (NULL when extra is 0) in *buf: 0, or -1 out of memory. The calling thread only, before any half starts. */
+static int slot_workspace(const plan *p, size_t extra, float **buf, lm_error *err) {
+  const size_t need = round64(plan_need(p));
+  char *mem = need + extra ? arena_get(p->k.slot, need + extra) : NULL;
+  if (need + extra && !mem)
+    return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(need + extra));
+  *buf = extra ? (float *)(mem + need) : NULL;
+  return 0;
+}
+
+/* Half i of a convolution split at output channel o0 (pair_split): its geometry, and in *lo its first output
+ * channel; a depthwise one (groups > 1) keeps only its own input channels. */
+static conv_geom half_of(const conv_geom *g, int64_t o0, int i, int64_t *lo) {
+  conv_geom h = *g;
+  *lo = i ? o0 : 0;
+  h.O = i ? g->O - o0 : o0;
+  if (g->groups > 1) h.C = h.groups = h.O;
+  return h;
+}
+
 /* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
  * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
  * weights are scaled by `scale` (O) as they are reordered. On slot 1 (the lane's half) it touches no shared
@@ -605,12 +626,8 @@ static int fwd_key(const conv_geom *g, int has_bias, const lm_conv_post *post, i
 static int fwd_prepare(fwd_job *j, const plan_key *k, int how, lm_error *err) {
   if (!(j->p = plan_get(k))) return 0;
   j->how = how;
-  const size_t need = plan_need(j->p), tmp = how == SCALE_OUT ? (size_t)(j->N * j->O * j->P) * sizeof(float) : 0;
-  char *mem = need + tmp ? arena_get(k->slot, round64(need) + tmp) : NULL;
-  if (need + tmp && !mem)
-    return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(round64(need) + tmp));
-  j->tmp = tmp ? (float *)(mem + round64(need)) : NULL;
-  return 1;
+  const size_t tmp = how == SCALE_OUT ? (size_t)(j->N * j->O * j->P) * sizeof(float) : 0;
+  return slot_workspace(j->p, tmp, &j->tmp, err) ? -1 : 1;
 }
 
 /* Runs a prepared forward: 1 done, -1 error (j->err). */
@@ -676,13 +693,11 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
     const int dw = g->groups > 1;
     const int64_t wo = (g->C / g->groups) * g->win.kh * g->win.kw;
     for (int i = 0; i < 2; i++) {
-      const int64_t lo = i ? o0 : 0, n = i ? g->O - o0 : o0;
-      conv_geom h = *g;
-      h.O = n;
-      if (dw) h.C = h.groups = n;
+      int64_t lo;
+      const conv_geom h = half_of(g, o0, i, &lo);
       j[i] = (fwd_job){.add = 0, .x = dw ? x + lo * g->win.H * g->win.W : x, .w = w + lo * wo, .b = b ? b + lo : NULL,
                        .s = s ? s + lo : NULL, .e = e ? e + lo * P : NULL, .post = post, .y = y + lo * P,
-                       .N = 1, .O = n, .P = P};
+                       .N = 1, .O = h.O, .P = P};
       int how = fwd_key(&h, b != NULL, post, 0, i, &k), rc = fwd_prepare(&j[i], &k, how, err);
       if (rc <= 0) return rc;
     }
@@ -745,22 +760,19 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
   const int64_t wo = (g->C / g->groups) * g->win.kh * g->win.kw;
   bwd_job j[2];
   for (int i = 0; i < 2; i++) {
-    const int64_t lo = i ? o0 : 0, n = i ? g->O - o0 : o0;
-    conv_geom h = *g;
-    h.O = n;
-    if (dw) h.C = h.groups = n;
+    int64_t lo;
+    const conv_geom h = half_of(g, o0, i, &lo);
     plan_key k = key_of(&h, BWD_DATA);
     k.slot = i;
     k.wscale = s != NULL;
     plan *p = plan_get(&k);
     if (!p) return 0;
     const int own = !dw || add; /* writes a buffer of its own */
-    const int64_t nout = dw ? n * HW : nx;
-    const size_t need = round64(plan_need(p)), tmp = own ? (size_t)nout * sizeof(float) : 0;
-    char *mem = need + tmp ? arena_get(i, need + tmp) : NULL;
-    if (need + tmp && !mem) return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(need + tmp));
+    const int64_t nout = dw ? h.O * HW : nx;
+    float *buf;
+    if (slot_workspace(p, own ? (size_t)nout * sizeof(float) : 0, &buf, err)) return -1;
     j[i] = (bwd_job){.p = p, .gy = gy + lo * P, .w = w + lo * wo, .s = s ? s + lo : NULL, .n = nout,
-                     .out = own ? (float *)(mem + need) : gx + lo * HW, .into = dw && add ? gx + lo * HW : NULL};
+                     .out = own ? buf : gx + lo * HW, .into = dw && add ? gx + lo * HW : NULL};
   }
   lm_pair_run(bwd_half, j);
   for (int i = 0; i < 2; i++)
