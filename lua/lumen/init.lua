@@ -41,6 +41,12 @@ setmetatable(lumen, {
 
 require "lumen.util"(lumen)
 
+-- lumen's own op functions by name, as defined here (lumen.nn trusts a graph's op node that calls one of them).
+ag.builtin = {}
+for name in pairs(ag.ops) do
+  if type(rawget(lumen, name)) == "function" then ag.builtin[name] = rawget(lumen, name) end
+end
+
 -- Tensor methods that live in lazily loaded modules.
 function lumen.Tensor.save(t, path, opts) return lumen.image.save(t, path, opts) end
 

@@ -157,6 +157,36 @@ describe("lumen.nn", function()
       }
     end
 
+    it("under no_grad hands back each layer's output once the next layer of lumen's own has read it", function()
+      local kept = {}
+      local Keep = nn.Module.class("Keep")
+      function Keep:forward(t) kept.t = t; return t * 1 end -- a layer of the user's own: may keep what it reads
+      local conv = function(i) return nn.Conv2d { in_channels = i, out_channels = 4, kernel_size = 3, padding = 1 } end
+      local s = nn.Sequential { conv(2), nn.ReLU {}, nn.Dropout {}, conv(4), Keep {}, nn.ReLU {}, conv(4), nn.Flatten {} }
+      s:eval()
+      local x = lumen.randn { 1, 2, 16, 16 }
+      local plane = 4 * 16 * 16 * 4
+      local collect = function()
+        collectgarbage(); collectgarbage()
+        collectgarbage("stop")
+        return lumen.core.live_bytes()
+      end
+      local before = collect()
+      local want = lumen.no_grad(function() return s:forward(x, { capture = { "keep_1" } }) end)
+      local all = lumen.core.live_bytes() - before
+      collectgarbage("restart")
+      before = collect()
+      local y = lumen.no_grad(function() return s:forward(x) end)
+      local grew = lumen.core.live_bytes() - before
+      collectgarbage("restart")
+      -- three convolutions (the first with its ReLU fused), Keep's output, the ReLU after it (Flatten: a view)
+      assert.is_true(all >= 5 * plane, all)
+      assert.is_true(grew <= 3 * plane + 1024, grew) -- what Keep read and made, and the output stay
+      assert.is_true(close(y, want))
+      assert.is_false(kept.t:is_freed())
+      assert.is_false(x:is_freed())
+    end)
+
     it("names layers like Keras and records output shapes", function()
       local m = net()
       m:forward(lumen.randn { 2, 1, 6, 6 })
@@ -267,6 +297,68 @@ describe("lumen.nn", function()
       for _, v in pairs(seen) do left[#left + 1] = v end
       assert.same({ "a" }, left) -- only the captured one survives
       assert.same({ 9, 9, 9, 9 }, keep.y:totable())
+    end)
+
+    -- Live tensor bytes a pass leaves with the collector stopped (nothing goes back but what the pass hands back).
+    local function left_by(fn)
+      collectgarbage(); collectgarbage()
+      collectgarbage("stop")
+      local before = lumen.core.live_bytes()
+      local ok, y = pcall(fn)
+      local grew = lumen.core.live_bytes() - before
+      collectgarbage("restart")
+      assert(ok, y)
+      return grew, y
+    end
+
+    it("under no_grad hands back what its own layers made once read, never what a reader may keep", function()
+      local kept = {}
+      local g = nn.Graph { inputs = { "x" }, outputs = { "out" }, nodes = {
+        { name = "c1", module = nn.Conv2d { in_channels = 2, out_channels = 4, kernel_size = 3, padding = 1 }, inputs = { "x" } },
+        { name = "r1", module = nn.ReLU {}, inputs = { "c1" } },
+        { name = "d", module = nn.Dropout { p = 0.5 }, inputs = { "r1" } }, -- in eval: r1 handed on as it is
+        { name = "c2", module = nn.Conv2d { in_channels = 4, out_channels = 4, kernel_size = 3, padding = 1 }, inputs = { "d" } },
+        { name = "sum", op = "add", inputs = { "c2", "r1" } }, -- r1 read again after the pass-through
+        { name = "peek", fn = function(t) kept.t = t; return t * 1 end, inputs = { "sum" } }, -- may keep what it reads
+        { name = "out", module = nn.GlobalAvgPool2d {}, inputs = { "peek" } },
+      } }
+      g:eval()
+      local x = lumen.randn { 1, 2, 32, 32 }
+      local plane = 4 * 32 * 32 * 4 -- bytes of one (1, 4, 32, 32) tensor
+      local all, want = left_by(function() return lumen.no_grad(function() return g:forward(x, { capture = { "out" } }) end) end)
+      -- a capturing pass hands nothing back: c1 (its ReLU fused: lumen.nn.fold), c2, sum, peek's output
+      assert.is_true(all >= 4 * plane, all)
+      local grew, y = left_by(function() return lumen.no_grad(function() return g:forward(x) end) end)
+      assert.is_true(close(y, want))
+      assert.is_true(grew <= 2 * plane + 1024, grew) -- sum (kept by peek) and peek's output stay; c1, c2 went back
+      assert.is_false(kept.t:is_freed())
+      assert.is_false(x:is_freed())
+      assert.is_true(close(kept.t, lumen.relu(g:layer("c1"):forward(x)) + g:layer("c2"):forward(lumen.relu(g:layer("c1"):forward(x)))))
+      local taped = left_by(function() return g:forward(x) end) -- on the tape: nothing goes back
+      assert.is_true(taped >= 4 * plane, taped)
+    end)
+
+    it("hands back what an op node read only while the node calls lumen's own op", function()
+      local kept, add = {}, lumen.add
+      local function graph()
+        return nn.Graph { inputs = { "x" }, outputs = { "out" }, nodes = {
+          { name = "c", module = nn.Conv2d { in_channels = 2, out_channels = 4, kernel_size = 3, padding = 1 }, inputs = { "x" } },
+          { name = "s", op = "add", inputs = { "c", "c" } },
+          { name = "out", module = nn.GlobalAvgPool2d {}, inputs = { "s" } },
+        } }
+      end
+      lumen.add = function(a, b) kept.a = a; return add(a, b) end -- set in lumen's place: may keep what it reads
+      local ok, g = pcall(graph)
+      lumen.add = add
+      assert(ok, g)
+      local x = lumen.randn { 1, 2, 8, 8 }
+      local y = lumen.no_grad(function() return g:forward(x) end)
+      assert.is_false(kept.a:is_freed())
+      assert.is_true(close(y, g:layer("out"):forward(kept.a * 2)))
+      local plane = 4 * 8 * 8 * 4
+      local mine = graph()
+      local grew = left_by(function() return lumen.no_grad(function() return mine:forward(x) end) end)
+      assert.is_true(grew < plane, grew) -- with lumen's own add, c and s went back
     end)
 
     it("takes several inputs by name or position", function()

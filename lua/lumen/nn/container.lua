@@ -130,6 +130,41 @@ function Container:call_child(m, ctx, ...)
   return y
 end
 
+-- Blocks handed back early. A pass that records nothing (lumen.no_grad) and captures, replaces and traces
+-- nothing (Container.frees) gives an intermediate tensor's memory back (core.free) as soon as its last reader has
+-- run, instead of leaving it to the garbage collector: the next layer's output then takes a block that is still
+-- in the cache. Only a tensor that a layer of lumen's own (OWN_LEAVES, with its class's forward) or a graph's op
+-- node made in the pass goes back, and only if every layer that read it is such a layer too: a function node, a
+-- nested container or a layer of the user's own may keep what it is given, so whatever it reads stays. The
+-- pass's inputs and outputs, and tensors a layer hands on unchanged while another reader still needs them, stay.
+local OWN_LEAVES = { "Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "ReLU", "ReLU6", "LeakyReLU", "Clip", "Sigmoid",
+                     "SiLU", "Tanh", "GELU", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "MaxPool1d",
+                     "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d", "GlobalMaxPool1d", "Flatten",
+                     "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm" }
+-- The ops whose graph op nodes qualify (what the importers make): each returns a tensor it made, or its input.
+local OWN_OPS = { "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "reciprocal", "erf", "abs", "sign",
+                  "floor", "permute", "relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid" }
+local own_forward, own_op -- the forwards of OWN_LEAVES, lumen's functions of OWN_OPS (made at first use)
+
+function Container.frees(ctx)
+  return not (lumen.autograd.is_enabled() or ctx.want or ctx.rec or ctx.replace)
+end
+
+-- Whether child m (a module, or a graph's function or op record) makes its output itself and keeps neither it
+-- nor what it reads: a leaf of OWN_LEAVES running its class's forward, or an op node of OWN_OPS calling lumen's own
+-- function of that name (as lumen defined it, not one set in its place).
+function Container.makes_own(m)
+  if not own_forward then
+    own_forward, own_op = {}, {}
+    local nn = require "lumen.nn"
+    for _, name in ipairs(OWN_LEAVES) do own_forward[nn[name].forward] = true end
+    for _, name in ipairs(OWN_OPS) do own_op[name] = lumen.autograd.builtin[name] end
+  end
+  if m.is_container then return false end
+  if getmetatable(m) == nil then return m.op ~= nil and m.call ~= nil and own_op[m.op] == m.call end -- a record
+  return own_forward[m.forward] == true
+end
+
 -- The context for child m: for a nested container the same pass state with logits only when asked; a leaf
 -- (which never reads logits) shares the pass's own table.
 function Container.sub_ctx(ctx, logits, m)

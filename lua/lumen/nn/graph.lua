@@ -29,7 +29,7 @@ local function fn_record(spec, i)
     local f = lumen[spec.op]
     if type(f) ~= "function" then error(("Graph: node '%s': unknown op '%s'"):format(spec.name, tostring(spec.op)), 0) end
     local extra = spec.args or {}
-    rec.op, rec.args = spec.op, extra
+    rec.op, rec.args, rec.call = spec.op, extra, f
     rec.fn = function(...)
       local a = table.pack(...)
       for k = 1, #extra do a[a.n + k] = extra[k] end
@@ -197,6 +197,30 @@ local function to_run(self, ctx)
   return need
 end
 
+-- Counts the slots that hold node rec's output y, for the blocks a pass hands back (Container.frees): a value its
+-- reader may keep is dropped from the count (it never goes back), one it hands on gains a slot, and a tensor it
+-- made itself starts at one.
+local is_tensor, free = lumen.core.is_tensor, lumen.core.free
+local function hold(held, rec, values, slots, y)
+  local own = Container.makes_own(rec.module or rec)
+  local read = false
+  for k = 1, #slots do
+    local v = values[slots[k]]
+    if not own and v ~= nil then held[v] = nil end
+    read = read or rawequal(v, y)
+  end
+  if y == nil then return end
+  local c = held[y]
+  if c then
+    held[y] = c + 1
+  elseif own and not read and is_tensor(y) then
+    for _, a in ipairs(rec.args or {}) do
+      if rawequal(a, y) then return end
+    end
+    held[y] = 1
+  end
+end
+
 function Graph:_run(ctx, x)
   local values, inputs = {}, self.inputs -- by slot (see init)
   if lumen.is_tensor(x) then
@@ -220,6 +244,7 @@ function Graph:_run(ctx, x)
   local final = #self.outputs == 1 and self.outputs[1]
   local need, logits_pass, stop = to_run(self, ctx), ctx.logits, ctx.stop
   local base, nodes = #inputs, self.nodes
+  local held = Container.frees(ctx) and {} or nil -- tensor -> the slots holding it, for those that may go back
   for i = 1, #nodes do
     local rec = nodes[i]
     if not need or need[rec.name] then
@@ -243,10 +268,22 @@ function Graph:_run(ctx, x)
         end
       end
       values[base + i] = y
+      if held then hold(held, rec, values, slots, y) end
       if stop and Container.stops_after(ctx, rec.name) then return y end
     end
     local drop = rec.drop
-    for k = 1, #drop do values[drop[k]] = nil end
+    for k = 1, #drop do
+      local at = drop[k]
+      local v = values[at]
+      values[at] = nil
+      local c = held and v ~= nil and held[v]
+      if c == 1 then
+        held[v] = nil
+        free(v)
+      elseif c then
+        held[v] = c - 1
+      end
+    end
   end
   local out_slots = self._out_slots
   if #out_slots == 1 then return values[out_slots[1]] end

@@ -3,6 +3,8 @@ local lumen = require "lumen"
 local Container = require "lumen.nn.container"
 local Module = require "lumen.nn.module"
 
+local is_tensor, free = lumen.core.is_tensor, lumen.core.free
+
 local Sequential = Module.class("Sequential", { parent = Container, keras = "Sequential", prefix = "sequential" })
 
 function Sequential:init(cfg)
@@ -52,10 +54,19 @@ function Sequential:_run(ctx, x)
     self:capture(ctx, "input_1", x)
     if ctx.rec and lumen.is_tensor(x) then ctx.rec.shapes.input_1 = x.shape end
   end
+  -- own: x is a tensor a layer made in this pass that nothing else holds, its block handed back once the next
+  -- layer has read it (Container.frees).
+  local frees, own = Container.frees(ctx), false
   for i = first_to_run(self, ctx), n do
     local m = self.modules[i]
     if i == n and ctx.logits and m.type == "Softmax" then return x end
-    x = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits, m), x)
+    local y = self:call_child(m, Container.sub_ctx(ctx, i == n and ctx.logits, m), x)
+    if frees then
+      local makes, same = Container.makes_own(m), rawequal(y, x)
+      if own and makes and not same then free(x) end
+      own = makes and (same and own or not same and is_tensor(y))
+    end
+    x = y
     if Container.stops_after(ctx, m.name) then return x end
   end
   return x
