@@ -214,8 +214,9 @@ local function hold(held, rec, values, slots, y)
   if c then
     held[y] = c + 1
   elseif own and not read and is_tensor(y) then
-    for _, a in ipairs(rec.args or {}) do
-      if rawequal(a, y) then return end
+    local args = rec.args -- an op node's constants (a module's record has none)
+    for k = 1, args and #args or 0 do
+      if rawequal(args[k], y) then return end
     end
     held[y] = 1
   end
