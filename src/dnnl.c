@@ -414,7 +414,7 @@ static size_t plan_need(const plan *p) {
 /* Sizes the arena of p's slot for p's run plus a buffer of `extra` bytes after it, and returns that buffer
  * (NULL when extra is 0) in *buf: 0, or -1 out of memory. The calling thread only, before any half starts. */
 static int slot_workspace(const plan *p, size_t extra, float **buf, lm_error *err) {
-  const size_t need = round64(plan_need(p));
+  const size_t need = plan_need(p); /* a sum of multiples of 64: the buffer after it stays aligned */
   char *mem = need + extra ? arena_get(p->k.slot, need + extra) : NULL;
   if (need + extra && !mem)
     return lm_fail(err, "conv: out of memory for a %lld-byte workspace", (long long)(need + extra));
