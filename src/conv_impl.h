@@ -38,8 +38,9 @@ int lm_dnnl_few_channels(int c);
  * returns the previous value. */
 int64_t lm_dnnl_split_macs(int64_t macs);
 /* Forwards under that bound at batch 1 with at least this many multiply-adds (default 400 K), on two or more
- * threads, run as two half convolutions at once, one on the lane (lm_pair_run; dnnl.c, pair_split). Sets it
- * when macs >= 0; returns the previous value. */
+ * threads, run as two half convolutions at once, one on the lane (lm_pair_run; dnnl.c, pair_split), as do
+ * their backward-data and, whatever their size, the forwards of dense layers with few output positions on
+ * oneDNN's GEMM (dnnl.c, plain_few_positions). Sets it when macs >= 0; returns the previous value. */
 int64_t lm_dnnl_pair_min_macs(int64_t macs);
 /* Layout reorders of fewer bytes than this run on one thread, also in a plan split over more (default 1 MiB);
  * plans made before a change keep their threads (lm_dnnl_release). Sets it when bytes >= 0; returns the
@@ -50,5 +51,7 @@ int lm_dnnl_last_threads(void);
 /* How the last oneDNN convolution ran (tests): 0 on its blocked layouts, 1 on the plain ones (its GEMM path),
  * 2 on the plain ones with a folded scale applied to the output side (dnnl.c, scale_outside). */
 int lm_dnnl_last_route(void);
+/* 1 when the last oneDNN convolution ran as two halves at once (pair_split; tests), else 0. */
+int lm_dnnl_last_halves(void);
 
 #endif

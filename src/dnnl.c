@@ -58,11 +58,12 @@ const char *lm_conv_backend(void) {
 int lm_conv_have_onednn(void) { return HAVE; }
 
 static int64_t runs = 0;
-static int last_threads = 0, last_route = 0;
+static int last_threads = 0, last_route = 0, last_halves = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
 int lm_dnnl_last_threads(void) { return last_threads; }
 int lm_dnnl_last_route(void) { return last_route; }
+int lm_dnnl_last_halves(void) { return last_halves; }
 
 /* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
  * LUMEN_CONV_SPLIT_MACS yet. */
@@ -485,6 +486,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     runs += good;
     last_threads = p->k.threads;
     last_route = p->k.plain;
+    last_halves = 0;
   }
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
@@ -528,6 +530,16 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.act = -1;
   k.threads = threads_for(g);
   k.plain = plain_gemm(g) || plain_few_positions(g);
+  return k;
+}
+
+/* The key of half h of convolution g (pair_split): on one thread, on g's layouts (a half of a dense
+ * convolution with few positions has half its weights, and reads them where they are as g would). */
+static plan_key half_key(const conv_geom *h, const conv_geom *g, int kind, int slot) {
+  plan_key k = key_of(h, kind);
+  k.threads = 1;
+  k.plain = plain_gemm(g) || plain_few_positions(g);
+  k.slot = slot;
   return k;
 }
 
@@ -599,10 +611,10 @@ typedef struct fwd_job {
   lm_error err;
 } fwd_job;
 
-/* The plan key of a forward of g on slot `slot`, and how it runs. */
-static int fwd_key(const conv_geom *g, int has_bias, const lm_conv_post *post, int add, int slot, plan_key *k) {
-  *k = key_of(g, FWD);
-  k->slot = slot;
+/* The plan key of a forward of g, or of g's half h on slot `slot` (h NULL: g whole), and how it runs. */
+static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const lm_conv_post *post, int add, int slot,
+                   plan_key *k) {
+  *k = h ? half_key(h, g, FWD, slot) : key_of(g, FWD);
   k->wscale = post && post->scale;
   if (!add && scale_outside(k)) {
     k->wscale = 0;
@@ -661,12 +673,17 @@ static void fwd_half(void *ctx, int half) {
  * of both; each half's output rows are contiguous (NCHW, one image), so the halves share nothing they write.
  * oneDNN's own two-thread split of these layers was slower than one thread (MobileNet v3 at batch 1: its
  * GEMM convolutions 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74). Depthwise
- * halves are multiples of 16 channels (oneDNN's block), the others of 8. Returns where the second half
- * starts, or 0: run whole. */
+ * halves are multiples of 16 channels (oneDNN's block), the others of 8.
+ * A forward on the plain layouts with few output positions (plain_few_positions: ResNet-18's 512-channel 3x3
+ * layers at 7x7) splits the same way whatever its size, each half on one thread: oneDNN's GEMM route on two
+ * OpenMP threads gained little there (1.62 -> 1.24 ms, oneDNN's verbose log; each half 0.79 ms at once), a
+ * stream of weights each core now reads half of. ResNet-18's batch-1 forward on two threads 0.95 of the time
+ * (seven alternating rounds). Not their backward-data: oneDNN's two threads took 1.04 ms there, each half 1.05.
+ * Returns where the second half starts, or 0: run whole. */
 static int64_t pair_min_macs = 400000;
 
-static int64_t pair_split(const conv_geom *g, int add) {
-  if (n_threads < 2 || add || g->N != 1 || threads_for(g) != 1) return 0;
+static int64_t pair_split(const conv_geom *g, int add, int fwd) {
+  if (n_threads < 2 || add || g->N != 1 || (threads_for(g) != 1 && !(fwd && plain_few_positions(g)))) return 0;
   const int dw = g->groups == g->C && g->O == g->C;
   if ((g->groups != 1 && !dw) || g->O < 32) return 0;
   const lm_window *v = &g->win;
@@ -686,7 +703,7 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   int use = usable(g, err);
   if (use <= 0) return use;
   const float *s = post && post->scale ? lm_f32(post->scale) : NULL, *e = post && post->add ? lm_f32(post->add) : NULL;
-  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add);
+  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add, 1);
   plan_key k;
   if (o0) {
     fwd_job j[2];
@@ -698,7 +715,7 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
       j[i] = (fwd_job){.add = 0, .x = dw ? x + lo * g->win.H * g->win.W : x, .w = w + lo * wo, .b = b ? b + lo : NULL,
                        .s = s ? s + lo : NULL, .e = e ? e + lo * P : NULL, .post = post, .y = y + lo * P,
                        .N = 1, .O = h.O, .P = P};
-      int how = fwd_key(&h, b != NULL, post, 0, i, &k), rc = fwd_prepare(&j[i], &k, how, err);
+      int how = fwd_key(g, &h, b != NULL, post, 0, i, &k), rc = fwd_prepare(&j[i], &k, how, err);
       if (rc <= 0) return rc;
     }
     lm_pair_run(fwd_half, j);
@@ -707,12 +724,12 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
         *err = j[i].err;
         return -1;
       }
-    last_threads = 2;
+    last_threads = 2, last_halves = 1;
     last_route = j[0].how == SCALE_OUT ? 2 : j[0].p->k.plain;
     return 1;
   }
   fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O, .P = P};
-  int how = fwd_key(g, b != NULL, post, add, 0, &k), rc = fwd_prepare(&j, &k, how, err);
+  int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k), rc = fwd_prepare(&j, &k, how, err);
   if (rc <= 0) return rc;
   rc = fwd_run(&j);
   if (rc == 1 && how == SCALE_OUT) last_route = 2;
@@ -762,8 +779,7 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
   for (int i = 0; i < 2; i++) {
     int64_t lo;
     const conv_geom h = half_of(g, o0, i, &lo);
-    plan_key k = key_of(&h, BWD_DATA);
-    k.slot = i;
+    plan_key k = half_key(&h, g, BWD_DATA, i);
     k.wscale = s != NULL;
     plan *p = plan_get(&k);
     if (!p) return 0;
@@ -787,7 +803,7 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
     else
       for (int64_t i = 0; i < nx; i++) gx[i] = a[i] + b[i];
   }
-  last_threads = 2;
+  last_threads = 2, last_halves = 1;
   last_route = j[0].p->k.plain;
   return 1;
 }
@@ -801,7 +817,7 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   k.wscale = scale != NULL;
   const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
   if (outside) k.wscale = 0;
-  const int64_t o0 = pair_split(g, 0);
+  const int64_t o0 = pair_split(g, 0, 0);
   plan *p = o0 ? NULL : plan_get(&k);
   if (!o0 && !p) return 0;
   float *sgy = NULL;

@@ -550,7 +550,9 @@ static void check_reorder_threads(void) {
  * halves of 32 + 40 and 64 + 56 channels) and a dense 3x3, each with bias, folded scale, residual and leaky
  * ReLU: the output agrees with im2col's and the convolution reports two threads; on one thread, or under the
  * pair bound, it runs whole on one. Its input gradient the same (bwd_pair: depthwise by channels, the others by
- * output channels with the halves summed), written and then added. */
+ * output channels with the halves summed), written and then added. A dense 3x3 with few output positions
+ * (oneDNN's GEMM with the scale on the output side) over the split bound: its forward still in halves, its
+ * backward-data whole on oneDNN's two threads. */
 static void check_pair(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -559,13 +561,14 @@ static void check_pair(void) {
   static const struct {
     const char *name;
     int64_t C, O, hw, k, stride, groups;
-    int route;
+    int route, big; /* big: over the split bound (set to 1 M multiply-adds for it) */
   } cases[] = {
-      {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1},        /* GEMM, lumen's epilogue */
-      {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2},         /* GEMM, the scale on the output */
-      {"depthwise 72 3x3", 72, 72, 14, 3, 1, 72, 0},          /* blocked */
-      {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0},
-      {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0},
+      {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1, 0},        /* GEMM, lumen's epilogue */
+      {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2, 0},         /* GEMM, the scale on the output */
+      {"depthwise 72 3x3", 72, 72, 14, 3, 1, 72, 0, 0},          /* blocked */
+      {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0, 0},
+      {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0, 0},
+      {"3x3 256->256 at 7x7 over the split bound", 256, 256, 7, 3, 1, 1, 2, 1}, /* plain_few_positions */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
@@ -587,14 +590,20 @@ static void check_pair(void) {
     for (int64_t i = 0; want && i < want->numel; i++) m = fmax(m, fabs(lm_f32(want)[i]));
     for (int64_t i = 0; i < gwant->numel; i++) mg = fmax(mg, fabs(lm_f32(gwant)[i]));
     static const struct { int threads; int64_t min; int ran_on; } runs[] = {{2, 0, 2}, {1, 0, 1}, {2, INT64_MAX, 1}};
+    const int64_t split = lm_dnnl_split_macs(cases[c].big ? 1000000 : -1);
     for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++) {
       lm_set_threads(runs[ri].threads);
       lm_dnnl_pair_min_macs(runs[ri].min);
+      /* in halves on 2 threads over the pair bound; else whole, on 2 threads when over the split bound */
+      const int halves = runs[ri].ran_on == 2, whole_on = cases[c].big ? runs[ri].threads : 1;
+      const int ran_on = halves ? 2 : whole_on;
       lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
       CHECK(y != NULL, "pair %s: %s", cases[c].name, err.msg);
-      CHECK(lm_dnnl_last_threads() == runs[ri].ran_on && lm_dnnl_last_route() == cases[c].route,
-            "pair %s on %d thread(s): ran on %d, route %d; expected %d, route %d", cases[c].name, runs[ri].threads,
-            lm_dnnl_last_threads(), lm_dnnl_last_route(), runs[ri].ran_on, cases[c].route);
+      CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == halves &&
+                lm_dnnl_last_route() == cases[c].route,
+            "pair %s on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d", cases[c].name,
+            runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, halves,
+            cases[c].route);
       double d = y && want ? max_diff(y, want) : INFINITY;
       CHECK(d <= 1e-5 * m, "pair %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name,
             runs[ri].threads, d, m);
@@ -603,16 +612,19 @@ static void check_pair(void) {
       for (int over = 1; over >= 0; over--) {
         CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx, NULL, NULL, NULL, over ? LM_GRAD_OVERWRITE : 0, &err) == 0,
               "pair %s: backward: %s", cases[c].name, err.msg);
-        CHECK(lm_dnnl_last_threads() == runs[ri].ran_on && lm_dnnl_last_route() == cases[c].route,
-              "pair %s backward-data (%s) on %d thread(s): ran on %d, route %d; expected %d, route %d", cases[c].name,
-              over ? "written" : "added", runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_route(),
-              runs[ri].ran_on, cases[c].route);
+        const int bhalves = halves && !cases[c].big, bran_on = bhalves ? 2 : whole_on;
+        CHECK(lm_dnnl_last_threads() == bran_on && lm_dnnl_last_halves() == bhalves &&
+                  lm_dnnl_last_route() == cases[c].route,
+              "pair %s backward-data (%s) on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d",
+              cases[c].name, over ? "written" : "added", runs[ri].threads, lm_dnnl_last_threads(),
+              lm_dnnl_last_halves(), lm_dnnl_last_route(), bran_on, bhalves, cases[c].route);
       }
       double dg = max_diff(gx, gwant);
       CHECK(dg <= 1e-5 * mg, "pair %s on %d thread(s): input gradient differs from im2col's by %g (max %g)",
             cases[c].name, runs[ri].threads, dg, mg);
       lm_tensor_release(gx);
     }
+    lm_dnnl_split_macs(split);
     lm_tensor *all[] = {x, w, b, s, r, want, gy, gwant};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
