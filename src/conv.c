@@ -374,6 +374,8 @@ static lm_tensor *conv_forward(const char *op, int nd, const lm_tensor *x, const
   lm_tensor *y = lm_tensor_empty(LM_F32, nd + 2, shape, err); // (N, O, OH, OW)
   if (!y) return NULL;
   const float *bias = b ? lm_f32(b) : NULL;
+  if (post && post->cache) /* what the weights and the scale are now, for the cache to compare */
+    post->cache->now_w = w->storage->gen, post->cache->now_s = post->scale ? post->scale->storage->gen : 0;
   int rc = lm_dnnl_conv_forward(&g, lm_f32(x), lm_f32(w), bias, post, lm_f32(y), 0, err);
   if (rc == 0) {
     const int64_t P = g.win.OH * g.win.OW;

@@ -53,5 +53,8 @@ int lm_dnnl_last_threads(void);
 int lm_dnnl_last_route(void);
 /* 1 when the last oneDNN convolution ran as two halves at once (pair_split; tests), else 0. */
 int lm_dnnl_last_halves(void);
+/* How many times a forward has copied its weights into oneDNN's layout (into its workspace or a cache;
+ * tests). */
+int64_t lm_dnnl_weight_copies(void);
 
 #endif

@@ -65,6 +65,29 @@ int lm_dnnl_last_threads(void) { return last_threads; }
 int lm_dnnl_last_route(void) { return last_route; }
 int lm_dnnl_last_halves(void) { return last_halves; }
 
+static int64_t weight_copies = 0, cache_bytes = 0;
+int64_t lm_dnnl_weight_copies(void) { return weight_copies; }
+int64_t lm_conv_cache_bytes(void) { return cache_bytes; }
+
+void lm_conv_cache_clear(lm_conv_cache *c) {
+  if (!c) return;
+  free(c->buf);
+  cache_bytes -= (int64_t)c->bytes;
+  c->buf = NULL, c->bytes = 0, c->plan = 0; /* empty; this call's generations and the count stay */
+}
+
+/* c's buffer, of exactly `bytes` (64-byte aligned), emptied when it had to be made again; NULL out of memory
+ * (c then empty: the caller copies the weights into its workspace as without a cache). */
+static void *cache_room(lm_conv_cache *c, size_t bytes) {
+  if (c->buf && c->bytes == bytes) return c->buf;
+  lm_conv_cache_clear(c);
+  void *buf = aligned_alloc(64, bytes ? (bytes + 63) & ~(size_t)63 : 64);
+  if (!buf) return NULL;
+  c->buf = buf, c->bytes = bytes;
+  cache_bytes += (int64_t)bytes;
+  return buf;
+}
+
 /* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
  * LUMEN_CONV_SPLIT_MACS yet. */
 static int64_t split_macs = -1;
@@ -160,6 +183,7 @@ typedef struct plan {
   size_t ibytes[3], scratch_bytes;
   dnnl_memory_t umem[3], imem[3], bmem, smem, scale_mem;
   uint64_t used;
+  uint64_t id; /* never reused: a cache filled by a plan since freed is not read by a new one at its address */
 } plan;
 
 static dnnl_engine_t engine;
@@ -298,9 +322,11 @@ static dnnl_primitive_attr_t make_attr(const plan_key *k) {
 
 /* The plan for k, or NULL when oneDNN has no primitive for it. */
 static plan *plan_make(const plan_key *k) {
+  static uint64_t next_id = 0;
   plan *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->k = *k;
+  p->id = ++next_id;
   dnnl_dims_t sd = {k->N, k->C, k->H, k->W}, dd = {k->N, k->O, k->OH, k->OW};
   dnnl_dims_t wd1 = {k->O, k->C, k->kh, k->kw}, wdg = {k->G, k->O / k->G, k->C / k->G, k->kh, k->kw};
   int grouped = k->G > 1, good = 1;
@@ -437,7 +463,7 @@ static conv_geom half_of(const conv_geom *g, int64_t o0, int i, int64_t *lo) {
  * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
  * weights are scaled by `scale` (O) as they are reordered. On slot 1 (the lane's half) it touches no shared
  * state: its arena is already large enough, and the counters the tests read are the caller's. */
-static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm_error *err) {
+static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm_conv_cache *cache, lm_error *err) {
   static const int args[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
                                  {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
                                  {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
@@ -455,14 +481,27 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     good = good && ok(dnnl_memory_set_data_handle(p->umem[i], u[i]));
     use[i] = p->umem[i];
     if (good && p->reorder[i]) {
-      good = ok(dnnl_memory_set_data_handle(p->imem[i], mem));
+      /* the forward's weights: from the cache when it holds them (filled by this plan from these pointers),
+         else copied into it (or into the arena without one) */
+      const float *s = p->k.wscale ? scale : NULL;
+      void *room = i == WEI && kind == FWD && cache ? cache_room(cache, p->ibytes[i]) : NULL;
+      const uint64_t sgen = s && cache ? cache->now_s : 0;
+      const int hit = room && cache->plan == p->id && cache->w == u[i] && cache->wgen == cache->now_w &&
+                      cache->s == s && cache->sgen == sgen;
+      if (room && !hit) cache->plan = 0; /* emptied until the copy below succeeds */
+      good = ok(dnnl_memory_set_data_handle(p->imem[i], room ? room : mem));
       mem += round64(p->ibytes[i]);
       use[i] = p->imem[i];
-      if (good && i != o && i == WEI && p->k.wscale) {
+      if (good && i == WEI && kind == FWD && !slot && !hit) weight_copies++;
+      if (!hit && good && i != o && i == WEI && p->k.wscale) {
         good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
                run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], p->scale_mem);
-      } else if (good && i != o) {
+      } else if (!hit && good && i != o) {
         good = run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL);
+      }
+      if (good && room && !hit) {
+        cache->plan = p->id, cache->w = u[i], cache->wgen = cache->now_w, cache->s = s, cache->sgen = sgen;
+        cache->fills++;
       }
       if (good && i == o && p->k.sum) good = run_reorder(p, i, p->dst_in, p->umem[i], p->imem[i], NULL);
     }
@@ -568,7 +607,7 @@ static int run_added(plan *p, float *u[3], int o, int64_t n, const float *scale,
   float *user = u[o], *tmp = lm_mem_alloc((size_t)n * sizeof *tmp);
   if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
   u[o] = tmp;
-  int rc = plan_run(p, u, NULL, scale, err);
+  int rc = plan_run(p, u, NULL, scale, NULL, err);
   if (rc == 1) add_into(user, tmp, n);
   lm_mem_free(tmp, (size_t)n * sizeof *tmp);
   return rc;
@@ -605,6 +644,7 @@ typedef struct fwd_job {
   int how, add;
   const float *x, *w, *b, *s, *e; /* input, weights, bias, folded scale, residual (each but x, w optional) */
   const lm_conv_post *post;        /* its activation (the rest is in the pointers above) */
+  lm_conv_cache *cache;            /* its weights between calls (a whole convolution only), or NULL */
   float *y, *tmp;                  /* output (N, O, P); SCALE_OUT's buffer, in the slot's arena */
   int64_t N, O, P;
   int rc;
@@ -648,7 +688,7 @@ static int fwd_run(fwd_job *j) {
   const int act = j->post && j->post->has_act;
   if (j->how == SCALE_OUT) {
     float *u[3] = {(float *)j->x, (float *)j->w, j->tmp};
-    int rc = plan_run(j->p, u, NULL, NULL, &j->err);
+    int rc = plan_run(j->p, u, NULL, NULL, NULL, &j->err);
     if (rc == 1) epilogue(j->y, j->tmp, j->s, j->b, j->e, j->post, j->N, j->O, j->P);
     return rc;
   }
@@ -657,7 +697,7 @@ static int fwd_run(fwd_job *j) {
   else if (j->e && j->e != j->y)
     memcpy(j->y, j->e, (size_t)n * sizeof *j->y);
   float *u[3] = {(float *)j->x, (float *)j->w, j->y};
-  int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, &j->err);
+  int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, j->cache, &j->err);
   if (rc == 1 && j->how == OWN && (j->b || act)) epilogue(j->y, j->y, NULL, j->b, NULL, j->post, j->N, j->O, j->P);
   return rc;
 }
@@ -728,7 +768,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
     last_route = j[0].how == SCALE_OUT ? 2 : j[0].p->k.plain;
     return 1;
   }
-  fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O, .P = P};
+  fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .cache = post ? post->cache : NULL,
+               .y = y, .N = g->N, .O = g->O, .P = P};
   int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k), rc = fwd_prepare(&j, &k, how, err);
   if (rc <= 0) return rc;
   rc = fwd_run(&j);
@@ -762,7 +803,7 @@ typedef struct bwd_job {
 static void bwd_half(void *ctx, int half) {
   bwd_job *j = (bwd_job *)ctx + half;
   float *u[3] = {j->out, (float *)j->w, (float *)j->gy};
-  j->rc = plan_run(j->p, u, NULL, j->s, &j->err);
+  j->rc = plan_run(j->p, u, NULL, j->s, NULL, &j->err);
   if (j->rc == 1 && j->into) add_into(j->into, j->out, j->n);
 }
 
@@ -833,7 +874,8 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
     rc = bwd_pair(g, gy, w, scale, gx, add, o0, err);
   } else {
     float *u[3] = {gx, (float *)w, (float *)gy};
-    rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err) : plan_run(p, u, NULL, scale, err);
+    rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
+             : plan_run(p, u, NULL, scale, NULL, err);
   }
   if (rc == 1 && sgy) last_route = 2;
   lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
@@ -849,7 +891,7 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
   if (!p) return 0;
   float *u[3] = {(float *)x, gw, (float *)gy};
   if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, NULL, err);
-  return plan_run(p, u, NULL, NULL, err);
+  return plan_run(p, u, NULL, NULL, NULL, err);
 }
 
 #endif

@@ -154,6 +154,8 @@ static int l_batch_norm(lua_State *L) {
   float momentum = (float)luaL_optnumber(L, 7, 0.1), eps = (float)luaL_optnumber(L, 8, 1e-5);
   lmL_Tensor *y = lmL_newtensor(L), *mean = lmL_newtensor(L), *invstd = lmL_newtensor(L);
   lm_error err = {0};
+  if (training && rm) lm_tensor_touch(rm); /* the running statistics, updated in place */
+  if (training && rv) lm_tensor_touch(rv);
   lmL_attach(L, y, lm_batch_norm_forward(x, rm, rv, w, b, training, momentum, eps, &mean->t, &invstd->t, &err), &err);
   return 3;
 }

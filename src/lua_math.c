@@ -352,6 +352,7 @@ static int l_add_at(lua_State *L) {
   lm_error err = {0};
   int rc = scatter ? lm_scatter_add(dst, dim, idx, src, &err) : lm_index_add(dst, dim, idx, src, &err);
   lm_tensor_release(idx);
+  lm_tensor_touch(dst);
   if (rc) return lmL_raise(L, &err);
   lua_settop(L, 1);
   return 1;

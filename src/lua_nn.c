@@ -8,7 +8,8 @@
  * conv2d and conv1d also take fused post-ops (lm_conv2d_forward_post): activation = "relu" | "leaky_relu" |
  * "relu6" | "clip" with alpha (slope, or the lower bound) and beta (the upper bound), add = a tensor shaped
  * like the output, added before the activation, and scale = (O) the weights are multiplied by per output
- * channel (a folded BatchNorm; their backward takes it too). No autograd for those here.
+ * channel (a folded BatchNorm; their backward takes it too), and cache = a conv_cache() where the forward
+ * keeps its weights in the kernel's layout between calls (lm_conv_cache). No autograd for those here.
  * Backward functions take booleans saying which gradients to compute and return them (nil where not asked),
  * written into fresh uninitialised tensors (LM_GRAD_OVERWRITE).
  * Switches (max-pool indices) and ids are 1-based here, 0-based in C. */
@@ -123,6 +124,49 @@ static int conv_forward(lua_State *L, int nd, conv_fwd_fn f) {
   return 1;
 }
 
+/* ---- weight caches (lm_conv_cache) ---- */
+
+#define CONV_CACHE_MT "lumen.conv_cache"
+
+static lm_conv_cache *check_cache(lua_State *L, int idx) { return luaL_checkudata(L, idx, CONV_CACHE_MT); }
+
+static int cache_clear(lua_State *L) { /* cache:clear(), and __gc */
+  lm_conv_cache_clear(check_cache(L, 1));
+  return 0;
+}
+
+static int cache_bytes(lua_State *L) { /* cache:bytes() -> what it holds */
+  lua_pushinteger(L, (lua_Integer)check_cache(L, 1)->bytes);
+  return 1;
+}
+
+static int cache_fills(lua_State *L) { /* cache:fills() -> how many times a forward filled it */
+  lua_pushinteger(L, (lua_Integer)check_cache(L, 1)->fills);
+  return 1;
+}
+
+/* conv_cache() -> an empty cache for one convolution's weights (option `cache` of conv2d and conv1d) */
+static int l_conv_cache(lua_State *L) {
+  lm_conv_cache *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  if (luaL_newmetatable(L, CONV_CACHE_MT)) {
+    static const luaL_Reg methods[] = {{"clear", cache_clear}, {"bytes", cache_bytes},
+                                       {"fills", cache_fills}, {NULL, NULL}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, cache_clear);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* conv_cache_bytes() -> the bytes all caches hold */
+static int l_conv_cache_bytes(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lm_conv_cache_bytes());
+  return 1;
+}
+
 /* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
 static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
   static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
@@ -149,7 +193,11 @@ static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
   lua_getfield(L, idx, "scale");
   if (!lua_isnil(L, -1)) post->scale = lmL_check_f32(L, -1);
   lua_pop(L, 1);
-  return post->has_act || post->add || post->scale;
+  lua_getfield(L, idx, "cache");
+  if (!lua_isnil(L, -1) && !(post->cache = luaL_testudata(L, -1, CONV_CACHE_MT)))
+    luaL_error(L, "conv2d: option 'cache' must be a lumen.conv_cache(), got %s", luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return post->has_act || post->add || post->scale || post->cache;
 }
 
 typedef lm_tensor *(*conv_post_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *,
@@ -235,6 +283,7 @@ static int l_act_inplace(lua_State *L) {
   lm_act_params p = {(float)luaL_optnumber(L, 3, op == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY),
                      (float)luaL_optnumber(L, 4, INFINITY)};
   lm_error err = {0};
+  lm_tensor_touch(x);
   if (lm_act_forward_inplace(op, &p, x, &err)) return lmL_raise(L, &err);
   lua_settop(L, 2);
   return 1;
@@ -483,6 +532,8 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"conv_transpose2d_backward", l_conv_transpose2d_backward},
                                {"conv_backend", l_conv_backend},
                                {"release_caches", l_release_caches},
+                               {"conv_cache", l_conv_cache},
+                               {"conv_cache_bytes", l_conv_cache_bytes},
                                {"act_inplace", l_act_inplace},
                                {"max_pool2d", l_max_pool2d},
                                {"max_pool1d", l_max_pool1d},

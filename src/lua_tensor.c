@@ -293,6 +293,7 @@ static int t_set(lua_State *L) {
     lm_f32(t)[i] = (float)luaL_checknumber(L, 3);
   else
     lm_i64(t)[i] = (int64_t)luaL_checkinteger(L, 3);
+  lm_tensor_touch(t);
   return 0;
 }
 
@@ -324,6 +325,7 @@ static int t_flat_set(lua_State *L) {
     lm_f32(t)[i - 1] = (float)luaL_checknumber(L, 3);
   else
     lm_i64(t)[i - 1] = (int64_t)luaL_checkinteger(L, 3);
+  lm_tensor_touch(t);
   return 0;
 }
 
@@ -407,6 +409,7 @@ static int t_copy_(lua_State *L) { /* copy_(dst, src): same numel, same dtype */
   memmove((char *)d->storage->data + d->offset * (int64_t)lm_dtype_size(d->dtype),
           (char *)s->storage->data + s->offset * (int64_t)lm_dtype_size(s->dtype),
           (size_t)s->numel * lm_dtype_size(s->dtype));
+  lm_tensor_touch(d);
   lua_settop(L, 1);
   return 1;
 }
@@ -420,6 +423,7 @@ static int t_fill_(lua_State *L) {
     else
       lm_i64(t)[i] = (int64_t)v;
   }
+  lm_tensor_touch(t);
   lua_settop(L, 1);
   return 1;
 }
@@ -460,6 +464,7 @@ static int t_fill_box_(lua_State *L) {
     while (d >= 0 && ++idx[d] == hi[d]) idx[d] = lo[d], d--;
     if (d < 0) break;
   }
+  lm_tensor_touch(t);
   lua_settop(L, 1);
   return 1;
 }

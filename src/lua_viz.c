@@ -110,6 +110,7 @@ static int v_blend(lua_State *L) {
 /* image_paste_(dst, src, y, x): 1-based top-left; returns dst */
 static int v_paste_(lua_State *L) {
   lm_error err = {0};
+  lm_tensor_touch(lmL_check(L, 1));
   if (lm_image_paste(lmL_check(L, 1), lmL_check(L, 2), luaL_checkinteger(L, 3) - 1, luaL_checkinteger(L, 4) - 1, &err))
     return lmL_raise(L, &err);
   lua_settop(L, 1);
@@ -132,6 +133,7 @@ static int v_draw_text_(lua_State *L) {
     lua_pop(L, 2);
   }
   lm_error err = {0};
+  lm_tensor_touch(t);
   if (lm_image_draw_text(t, text, y, x, scale, fg, has_bg ? bg : NULL, &err)) return lmL_raise(L, &err);
   lua_settop(L, 1);
   return 1;

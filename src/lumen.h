@@ -41,6 +41,9 @@ typedef struct lm_storage {
   void *data;
   size_t nbytes;
   int refcount;
+  uint64_t gen; /* its write generation: drawn from one counter when it is made and again at every write into
+                   it in place through a binding (lm_tensor_touch), so that what is kept from its contents (a
+                   convolution's weights in lm_conv_cache) sees the write; never the same for two storages */
 } lm_storage;
 
 typedef struct lm_tensor {
@@ -56,6 +59,13 @@ typedef struct lm_tensor {
 static inline float *lm_f32(const lm_tensor *t) { return (float *)t->storage->data + t->offset; }
 static inline int64_t *lm_i64(const lm_tensor *t) { return (int64_t *)t->storage->data + t->offset; }
 static inline size_t lm_dtype_size(lm_dtype d) { return d == LM_I64 ? 8 : 4; }
+
+/* A new write generation (lm_storage.gen): one counter for the process. */
+uint64_t lm_next_gen(void);
+/* Marks t's storage as written in place: every binding that writes into a tensor it was given calls it (set,
+ * flat_set, copy_, fill_, fill_box_, index_add_, scatter_add_, act_inplace, image_paste_, image_draw_text_, and
+ * batch_norm's running statistics). */
+static inline void lm_tensor_touch(const lm_tensor *t) { t->storage->gen = lm_next_gen(); }
 
 /* ---- errors (error.c) ---- */
 /* Formats into err (if not NULL) and returns -1, so `return lm_fail(err, "...")` reads well. */

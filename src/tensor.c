@@ -164,6 +164,10 @@ int lm_shape_check(lm_dtype dtype, int ndim, const int64_t *shape, int64_t *nume
   return 0;
 }
 
+static uint64_t gen_counter = 0;
+
+uint64_t lm_next_gen(void) { return __atomic_add_fetch(&gen_counter, 1, __ATOMIC_RELAXED); }
+
 /* A new tensor on `given` storage (a block of its size from lm_mem_alloc, owned on success), or on a new
  * block (given NULL), zeroed when `zero`. */
 static lm_tensor *tensor_make(lm_dtype dtype, int ndim, const int64_t *shape, int zero, void *given, lm_error *err) {
@@ -184,6 +188,7 @@ static lm_tensor *tensor_make(lm_dtype dtype, int ndim, const int64_t *shape, in
   s->data = data;
   s->nbytes = nbytes ? nbytes : 1;
   s->refcount = 1;
+  s->gen = lm_next_gen();
   live_bytes += (int64_t)s->nbytes;
   t->dtype = dtype;
   t->ndim = ndim;

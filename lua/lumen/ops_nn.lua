@@ -22,7 +22,11 @@
 --         in the same op (a post-op; "silu" | "hardswish" too where no gradient is recorded, as under
 --         lumen.no_grad); scale [none] (conv2d, conv1d): a tensor (O), the weights multiplied by
 --         scale[o] per output channel as the kernel reads them, no scaled copy made (a folded BatchNorm:
---         lumen.nn.fold), differentiable in scale too; padding [0]: n, {ph, pw}, {top, left, bottom, right}
+--         lumen.nn.fold), differentiable in scale too; cache [none] (conv2d, conv1d): a lumen.conv_cache()
+--         where the forward keeps the weights as its kernel reads them (oneDNN's layout, times scale) for the
+--         next call with the same weight and scale, unwritten since (a write in place is seen: it copies them
+--         again); one per layer, as nn.Conv2d keeps under lumen.no_grad;
+--         padding [0]: n, {ph, pw}, {top, left, bottom, right}
 --         (ONNX order), "valid" or "same" (TF/ONNX SAME_UPPER: output = ceil(input / stride), the odd
 --         extra row/column at the bottom/right). conv1d: padding n, {left, right}, "same" or "valid".
 --         conv_transpose2d also takes output_padding [0] (PyTorch semantics).
@@ -184,6 +188,8 @@ return function(lumen)
   -- alone); ctx.activation and ctx.y keep the post-op and the output its backward needs, ctx.scale the weights'
   -- scale (also ctx.args[5]). With `fused`, fwd takes the activation and the scale itself (core.conv2d,
   -- core.conv1d: a post-op of the convolution kernel, no second pass; the scale applied as the weights are read).
+  local CACHE_MT = getmetatable(core.conv_cache()) -- what lumen.conv_cache() makes
+
   local function conv_op(name, make_opts, fwd, bwd, fused)
     local op = def(name, {
       forward = function(ctx, x, w, b, opts, scale)
@@ -200,12 +206,12 @@ return function(lumen)
             .. " (or apply lumen.%s after the convolution)"):format(name, act, act), 0)
         end
         ctx.opts = make_opts(x, w, opts)
-        local y
-        if (act or scale) and fused and sharing() then -- nothing keeps ctx.opts: the post-ops go in it
-          ctx.opts.activation, ctx.opts.scale = act, scale
+        local y, cache = nil, opts.cache
+        if (act or scale or cache) and fused and sharing() then -- nothing keeps ctx.opts: the post-ops go in it
+          ctx.opts.activation, ctx.opts.scale, ctx.opts.cache = act, scale, cache
           y = fwd(x, w, b, ctx.opts)
-        elseif (act or scale) and fused then
-          y = fwd(x, w, b, setmetatable({ activation = act, scale = scale }, { __index = ctx.opts }))
+        elseif (act or scale or cache) and fused then
+          y = fwd(x, w, b, setmetatable({ activation = act, scale = scale, cache = cache }, { __index = ctx.opts }))
         else
           y = post(fwd(x, w, b, ctx.opts), act)
         end
@@ -228,8 +234,8 @@ return function(lumen)
     })
     -- opts.scale (a tensor (O)) travels as the op's fifth argument, so that the tape sees it. A key that
     -- is no option of the op is an error naming it (a misspelt `strides` would otherwise mean stride 1).
-    local names = { "activation", "dilation", "groups", "padding", "scale", "stride" } -- scale: refused below
-    if not fused then table.insert(names, 4, "output_padding") end                  -- where unfused
+    local names = { "activation", "cache", "dilation", "groups", "padding", "scale", "stride" } -- scale, cache:
+    if not fused then table.insert(names, 5, "output_padding") end                  -- refused below where unfused
     local valid = {}
     for _, k in ipairs(names) do valid[k] = true end
     return function(x, w, b, opts)
@@ -242,6 +248,11 @@ return function(lumen)
           end
         end
       end
+      local cache = type(o) == "table" and o.cache or nil
+      if cache ~= nil and (not fused or getmetatable(cache) ~= CACHE_MT) then
+        error(not fused and ("%s: option 'cache' is for conv2d and conv1d"):format(name)
+          or ("%s: option 'cache' must be a lumen.conv_cache(), got %s"):format(name, type(cache)), 2)
+      end
       local scale = type(o) == "table" and o.scale or nil
       if scale == nil then return op(x, w, b, opts) end
       if not fused then error(("%s: option 'scale' is for conv2d and conv1d"):format(name), 2) end
@@ -252,6 +263,9 @@ return function(lumen)
       return op(x, w, b, opts, scale)
     end
   end
+
+  -- An empty weight cache for one convolution (option `cache` of conv2d and conv1d).
+  lumen.conv_cache = core.conv_cache
 
   lumen.conv2d = conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
                          core.conv2d, core.conv2d_backward, true)

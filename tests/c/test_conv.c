@@ -633,6 +633,75 @@ static void check_pair(void) {
 #endif
 }
 
+/* A weight cache (lm_conv_cache) on one thread: a blocked 3x3 and a pointwise one on the plain layouts, each with
+ * a folded scale (copied into the cache scaled). The second forward copies nothing and gives the same output
+ * as a forward without a cache; a write into the weights or the scale in place (their storages' generation:
+ * lm_tensor_touch, as every binding that writes does), other weights with the same values, another scale, another
+ * batch size (another plan) and a cleared cache each copy again, and the output follows the weights. */
+static void check_cache(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  lm_set_threads(1);
+  static const struct {
+    const char *name;
+    int64_t C, O, hw, k;
+  } cases[] = {{"3x3 24->40 at 12x12 (blocked)", 24, 40, 12, 3}, {"1x1 16->24 at 20x20 (plain)", 16, 24, 20, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k;
+    const char *name = cases[c].name;
+    cfg g = {"cache", 1, C, hw, hw, O, k, k, 1, 1, k / 2, k / 2, k / 2, k / 2, 1, 1, 1, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {1, C, hw, hw}, x2s[4] = {2, C, hw, hw}, ws[4] = {O, C, k, k}, os[1] = {O};
+    lm_tensor *x = randn(4, xs), *x2 = randn(4, x2s), *w = randn(4, ws), *s = randn(1, os), *b = randn(1, os);
+    for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_cache cache = {0};
+    lm_conv_post cached = {.scale = s, .cache = &cache};
+    /* one forward with the cache: how many weight copies it made, and whether it agrees with one without */
+#define CACHED_RUN(X, POST, WANT_COPIES, WHAT)                                                                      \
+  do {                                                                                                             \
+    lm_tensor *want = lm_conv2d_forward_post(X, w, b, &p, &(lm_conv_post){.scale = (POST)->scale}, &err);          \
+    const int64_t before = lm_dnnl_weight_copies();                                                                \
+    lm_tensor *got = lm_conv2d_forward_post(X, w, b, &p, POST, &err);                                              \
+    const int64_t copies = lm_dnnl_weight_copies() - before;                                                       \
+    CHECK(got && want && max_diff(got, want) == 0, "cache %s, %s: output differs from the forward without it",     \
+          name, WHAT);                                                                                             \
+    CHECK(copies == (WANT_COPIES), "cache %s, %s: %lld weight copies, expected %d", name, WHAT, (long long)copies, \
+          WANT_COPIES);                                                                                            \
+    lm_tensor_release(got), lm_tensor_release(want);                                                               \
+  } while (0)
+    CACHED_RUN(x, &cached, 1, "first call");
+    CHECK(cache.buf && cache.bytes > 0 && lm_conv_cache_bytes() >= (int64_t)cache.bytes,
+          "cache %s: holds %zu bytes (all caches %lld)", name, cache.bytes, (long long)lm_conv_cache_bytes());
+    CACHED_RUN(x, &cached, 0, "second call");
+    lm_f32(w)[3] += 1.0f, lm_tensor_touch(w);
+    CACHED_RUN(x, &cached, 1, "weights written in place");
+    CACHED_RUN(x, &cached, 0, "again");
+    lm_f32(s)[1] *= 2.0f, lm_tensor_touch(s);
+    CACHED_RUN(x, &cached, 1, "scale written in place");
+    lm_tensor *s2 = lm_tensor_clone(s, &err);
+    lm_conv_post other_scale = {.scale = s2, .cache = &cache};
+    CACHED_RUN(x, &other_scale, 1, "another scale tensor, the same values");
+    lm_tensor *w_old = w;
+    w = lm_tensor_clone(w_old, &err);
+    CACHED_RUN(x, &cached, 1, "another weight tensor, the same values");
+    CACHED_RUN(x2, &cached, 1, "batch 2 (another plan)");
+    CACHED_RUN(x, &cached, 1, "batch 1 again");
+    const int64_t all = lm_conv_cache_bytes(), held = (int64_t)cache.bytes;
+    lm_conv_cache_clear(&cache);
+    CHECK(!cache.buf && !cache.bytes && lm_conv_cache_bytes() == all - held, "cache %s: clear left %lld of %lld bytes",
+          name, (long long)(lm_conv_cache_bytes() - all + held), (long long)held);
+    CACHED_RUN(x, &cached, 1, "after clear");
+#undef CACHED_RUN
+    lm_conv_cache_clear(&cache);
+    lm_tensor *all_t[] = {x, x2, w, w_old, s, s2, b};
+    for (size_t i = 0; i < sizeof all_t / sizeof all_t[0]; i++) lm_tensor_release(all_t[i]);
+  }
+  CHECK(lm_conv_cache_bytes() == 0, "caches: %lld bytes left after every clear", (long long)lm_conv_cache_bytes());
+  lm_set_threads(threads);
+#endif
+}
+
 /* lm_parallel_for covers [0, n) exactly once in chunks, for n below, at and above the threads, and in a build
  * with oneDNN runs on OpenMP's team (the one oneDNN uses) instead of threads of its own. */
 static int hits[1000];
@@ -767,6 +836,7 @@ int main(void) {
   check_routes();
   check_reorder_threads();
   check_pair();
+  check_cache();
   check_parallel_for();
   check_pair_run();
   lm_conv_workspace_free();

@@ -532,7 +532,7 @@ describe("convolution options", function()
     local x, w = lumen.randn { 1, 2, 5, 5 }, lumen.randn { 3, 2, 3, 3 }
     local ok, err = pcall(lumen.conv2d, x, w, nil, { strides = 2 })
     assert.is_false(ok)
-    assert.truthy(err:find("conv2d: unknown option 'strides' (options: activation, dilation, groups, padding, scale, stride)",
+    assert.truthy(err:find("conv2d: unknown option 'strides' (options: activation, cache, dilation, groups, padding, scale, stride)",
       1, true), err)
     ok, err = pcall(lumen.conv1d, lumen.randn { 1, 2, 5 }, lumen.randn { 3, 2, 3 }, { output_padding = 1 })
     assert.is_false(ok)
@@ -564,5 +564,74 @@ describe("in-place activations", function()
     local g = lumen.grad(y, x, lumen.ones_like(y))
     local want = lumen.grad(lumen.clip(x, -0.5, 0.5), x, lumen.ones_like(y))
     assert.is_true(max_diff(g, want) == 0)
+  end)
+end)
+
+describe("weight caches (lumen.conv_cache)", function()
+  local core = lumen.core
+  local _, have_onednn = core.conv_backend()
+
+  it("are the only value option 'cache' takes, on conv2d and conv1d", function()
+    local x, w = lumen.randn { 1, 2, 5, 5 }, lumen.randn { 3, 2, 3, 3 }
+    assert.has_error(function() lumen.conv2d(x, w, nil, { cache = {} }) end,
+      "conv2d: option 'cache' must be a lumen.conv_cache(), got table")
+    assert.has_error(function() lumen.conv_transpose2d(x, lumen.randn { 2, 3, 3, 3 }, nil, { cache = lumen.conv_cache() }) end,
+      "conv_transpose2d: option 'cache' is for conv2d and conv1d")
+    local c = lumen.conv_cache()
+    assert.equal(0, c:bytes())
+    local y = lumen.conv1d(lumen.randn { 1, 2, 9 }, lumen.randn { 4, 2, 3 }, nil, { cache = c, padding = 1 })
+    assert.same({ 1, 4, 9 }, y.shape)
+  end)
+
+  it("let a Conv2d layer keep its weights between passes under lumen.no_grad, and see every write into them", function()
+    if not have_onednn then
+      pending("built without oneDNN: im2col reads the weights where they are, nothing to cache")
+      return
+    end
+    lumen.seed(3)
+    local m = lumen.nn.Conv2d { in_channels = 8, out_channels = 16, kernel_size = 3, padding = 1 }
+    local x = lumen.randn { 1, 8, 12, 12 }
+    local function pass() return lumen.no_grad(function() return m:forward(x) end) end
+    local function fresh() -- the same convolution without a cache, on a copy of the weights
+      return lumen.no_grad(function() return lumen.conv2d(x, m.weight:clone(), m.bias, m.opts) end)
+    end
+    local y = pass()
+    local c = m._conv_cache
+    assert.is_true(c:bytes() > 0)
+    assert.equal(1, c:fills())
+    assert.equal(0, max_diff(pass(), y))
+    assert.equal(1, c:fills()) -- read, not filled again
+    local writes = {
+      { "a method (fill_box_)", function() m.weight:fill_box_({ 1, 1, 1, 1 }, { 1, 1, 3, 3 }, 0.25) end },
+      { "lumen.core.flat_set", function() core.flat_set(m.weight, 5, 2.0) end },
+      { "lumen.core.fill_ on a view of a part", function() core.fill_(core.narrow0(core.view(m.weight, { -1 }), 7, 3), -1) end },
+      { "index_add_", function() core.index_add_(m.weight, 1, lumen.tensor({ 2 }, "int64"), lumen.ones { 1, 8, 3, 3 }) end },
+      { "lumen.core.act_inplace", function() core.act_inplace("relu", m.weight) end },
+      { "set", function() m.weight:set({ 3, 2, 1, 1 }, 5) end },
+      { "copy_", function() m.weight:copy_(m.weight * 0.5) end },
+      { "scatter_add_", function()
+        core.scatter_add_(m.weight, 1, lumen.full({ 1, 8, 3, 3 }, 4, "int64"), lumen.ones { 1, 8, 3, 3 })
+      end },
+      { "image_paste_ on an image view", function()
+        core.image_paste_(core.view(m.weight, { 3, 24, 16 }), lumen.ones { 3, 4, 4 }, 2, 2)
+      end },
+      { "image_draw_text_ on an image view", function()
+        core.image_draw_text_(core.view(m.weight, { 3, 24, 16 }), "a", 1, 1)
+      end },
+      { "another tensor, the same values", function() m.weight = m.weight:clone() end, true },
+    }
+    for i, wr in ipairs(writes) do
+      wr[2]()
+      local got = pass()
+      assert.equal(1 + i, c:fills(), wr[1])
+      assert.equal(0, max_diff(got, fresh()), wr[1])
+      if not wr[3] then assert.is_true(max_diff(got, y) > 0, wr[1] .. " changed nothing") end
+      y = got
+    end
+    m:forward(x) -- on the tape (the weights need their gradient): the cache lets go of its copy
+    assert.equal(0, c:bytes())
+    pass()
+    assert.is_true(c:bytes() > 0)
+    assert.equal(#writes + 2, c:fills())
   end)
 end)

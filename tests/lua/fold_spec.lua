@@ -406,3 +406,40 @@ describe("lumen.nn.fold with SiLU and HardSwish", function()
     assert.same({ 1, 1, 1 }, calls[2])
   end)
 end)
+
+describe("lumen.nn.fold with weight caches", function()
+  it("keeps a folded convolution's scaled weights under no_grad and follows the BatchNorm and the weights", function()
+    local _, have_onednn = lumen.core.conv_backend()
+    if not have_onednn then
+      pending("built without oneDNN: im2col reads the weights where they are, nothing to cache")
+      return
+    end
+    local m = seq_net()
+    m:fold()
+    local x = lumen.randn { 1, 3, 16, 16 }
+    local conv1, bn1 = m:layer("conv1"), m:layer("bn1")
+    local function folded() return lumen.no_grad(function() return m:forward(x) end) end
+    local function plain()
+      m:unfold()
+      local y = lumen.no_grad(function() return m:forward(x) end)
+      m:fold()
+      return y
+    end
+    local y = folded()
+    local c = conv1._conv_cache
+    local fills = c:fills()
+    assert.is_true(fills >= 1 and c:bytes() > 0)
+    assert.equal(0, lumen.max_abs_diff(folded(), y))
+    assert.equal(fills, c:fills()) -- the scaled weights read from the cache
+    assert_rel(y, plain(), 1e-5, "logits")
+    bn1.running_var:copy_(bn1.running_var * 2) -- a new scale
+    local y2 = folded()
+    assert.is_true(c:fills() > fills and lumen.max_abs_diff(y2, y) > 0)
+    assert_rel(y2, plain(), 1e-5, "logits after the BatchNorm changed")
+    fills = c:fills()
+    lumen.core.fill_(conv1.weight, 0.1) -- the weights, past their Lua methods
+    local y3 = folded()
+    assert.is_true(c:fills() > fills and lumen.max_abs_diff(y3, y2) > 0)
+    assert_rel(y3, plain(), 1e-5, "logits after the weights changed")
+  end)
+end)

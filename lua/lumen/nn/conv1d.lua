@@ -24,7 +24,7 @@ end
 
 function Conv1d:forward(x)
   if self.channels_last then x = lumen.transpose(x, 2, 3) end
-  local y = self:activate(lumen.conv1d(x, self.weight, self.bias, self.opts))
+  local y = self:activate(lumen.conv1d(x, self.weight, self.bias, self:conv_options()))
   if self.channels_last then y = lumen.transpose(y, 2, 3) end
   return y
 end

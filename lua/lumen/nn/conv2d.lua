@@ -23,7 +23,7 @@ function Conv2d:init(c)
 end
 
 function Conv2d:forward(x)
-  return self:activate(lumen.conv2d(x, self.weight, self.bias, self.opts))
+  return self:activate(lumen.conv2d(x, self.weight, self.bias, self:conv_options()))
 end
 
 return Conv2d

@@ -114,13 +114,15 @@ function Group:weights()
 end
 
 -- The convolution's options with the weights' scale s and the activation as a post-op when fused (padding
--- may be overridden, for the incremental forward's slabs).
+-- may be overridden, for the incremental forward's slabs), and without such a padding the convolution
+-- layer's weight cache under lumen.no_grad (Module:conv_cache).
 -- Without a padding the table is kept for the next pass and handed out again while it says the same: the
--- convolution's options unchanged, the same mode and scale (self.kept_opts; nothing writes into it).
+-- convolution's options unchanged, the same mode, scale and cache (self.kept_opts; nothing writes into it).
 function Group:options(mode, scale, padding)
   local src, act = self.conv.opts, mode == "fuse" and ACT_OP[self.act.type] or nil
+  local cache = padding == nil and self.conv:conv_cache() or nil
   local o = padding == nil and self.kept_opts
-  if o and o.scale == scale and o.activation == act then
+  if o and o.scale == scale and o.activation == act and o.cache == cache then
     local n = 0
     for k, v in pairs(src) do
       if o[k] ~= v then n = -1; break end
@@ -134,6 +136,7 @@ function Group:options(mode, scale, padding)
   if padding ~= nil then o.padding = padding end
   o.activation = act
   o.scale = scale
+  o.cache = cache
   if padding == nil then self.kept_opts, self.kept_opts_n = o, n end
   return o
 end

@@ -106,6 +106,36 @@ function Module:activate(y)
   return y
 end
 
+-- A convolution layer's weight cache (lumen.conv_cache: its weights as the kernel reads them, kept between
+-- forwards instead of copied into that layout at every call) in a pass that records nothing (lumen.no_grad),
+-- or nil on the tape, where what it holds is freed at once: a taped pass keeps its activations, and a second
+-- copy of the weights there would add theirs to a saliency's peak memory. The cache itself notices a write
+-- into the weights, another weight tensor or another scale, and copies them again.
+function Module:conv_cache()
+  local c = self._conv_cache
+  if lumen.autograd.is_enabled() then
+    if c then c:clear() end
+    return nil
+  end
+  if not c then
+    c = lumen.conv_cache()
+    self._conv_cache = c
+  end
+  return c
+end
+
+-- The options a convolution layer's forward passes: self.opts, and under lumen.no_grad its weight cache
+-- too, in a table kept while self.opts is the same table (its fields read through it).
+function Module:conv_options()
+  local cache = self:conv_cache()
+  if not cache then return self.opts end
+  if self._cache_opts_of ~= self.opts then
+    self._cache_opts = setmetatable({ cache = cache }, { __index = self.opts })
+    self._cache_opts_of = self.opts
+  end
+  return self._cache_opts
+end
+
 -- parameters() -> array of {name, tensor, trainable}; a leaf's names start with its own name.
 function Module:parameters()
   local prefix = self.name and (self.name .. ".") or ""
