@@ -476,6 +476,13 @@ static int t_to_dtype(lua_State *L) {
   return 1;
 }
 
+/* storage_gen(t) -> its storage's write generation (lm_storage.gen): renewed by every write in place, through
+ * any view, so what is computed from t and kept can tell whether t changed since */
+static int t_storage_gen(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lmL_check(L, 1)->storage->gen);
+  return 1;
+}
+
 static int t_same_storage(lua_State *L) {
   lua_pushboolean(L, lmL_check(L, 1)->storage == lmL_check(L, 2)->storage);
   return 1;
@@ -555,7 +562,7 @@ static const luaL_Reg fns[] = {
     {"item", t_item},           {"flat_get", t_flat_get}, {"flat_set", t_flat_set},
     {"totable", t_totable},     {"clone", t_clone},       {"view", t_view},
     {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},       {"fill_box_", t_fill_box_},
-    {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"bytes", t_bytes},
+    {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"storage_gen", t_storage_gen}, {"bytes", t_bytes},
     {"tostring", t_tostring},   {"is_tensor", c_is_tensor}, {NULL, NULL}};
 
 void lmL_open_tensor(lua_State *L) {

@@ -42,16 +42,11 @@ return function(lumen)
   for _, name in ipairs { "dim", "numel", "get", "item", "totable", "flat_get", "is_freed", "bytes", "dtype" } do
     methods[name] = core[name]
   end
-  -- Writers in place. Each bumps t.version when t has autograd fields (parameters do), so what is
-  -- computed from a tensor and kept (BatchNorm folded into a convolution) sees that it changed.
+  -- Writers in place. Each renews the write generation of t's storage (lumen.core.storage_gen, in C, as
+  -- every in-place writer does), so what is computed from a tensor and kept (BatchNorm folded into a
+  -- convolution, a convolution's weight cache) sees that it changed, through any view.
   for _, name in ipairs { "set", "flat_set", "fill_", "fill_box_", "copy_" } do
-    local write = core[name]
-    methods[name] = function(t, ...)
-      local r = write(t, ...)
-      local f = fields(t)
-      if f then f.version = (f.version or 0) + 1 end
-      return r
-    end
+    methods[name] = core[name]
   end
   methods.free = core.free
   methods.size = function(t, d)

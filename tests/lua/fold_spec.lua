@@ -191,7 +191,7 @@ describe("lumen.nn.fold", function()
     assert_rel(f[1], p[1], 1e-6, "after training")
   end)
 
-  it("follows weights changed after folding: set_state, in-place writes, a BatchNorm back in training", function()
+  it("follows weights changed after folding: set_state, in-place writes (through views and lumen.core too), a BatchNorm back in training", function()
     local m = graph_net()
     local x = lumen.randn { 1, 3, 6, 6 }
     local before = m:forward(x)
@@ -203,6 +203,12 @@ describe("lumen.nn.fold", function()
     assert(rel(after, before) > 1e-2, "the changes make no difference")
     local _, p = both(m, function(model) return model:forward(x) end)
     assert_rel(after, p[1], 1e-6, "changed weights")
+    lumen.core.fill_(lumen.core.view(m:layer("bn_b").running_mean, { 2, 2 }), 0.75) -- a view of it
+    lumen.core.flat_set(m:layer("bn_b").weight, 3, -2) -- past the methods
+    local again = m:forward(x)
+    assert(rel(again, after) > 1e-2, "the writes through a view and lumen.core make no difference")
+    _, p = both(m, function(model) return model:forward(x) end)
+    assert_rel(again, p[1], 1e-6, "weights written through a view and lumen.core")
     m:layer("bn_a"):train()
     lumen.autograd.reset_counts()
     m:forward(lumen.randn { 2, 3, 6, 6 })

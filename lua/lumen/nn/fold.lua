@@ -29,9 +29,8 @@
 -- w' is never made: the convolution reads w and multiplies each output channel's weights by s as it
 -- reads them (conv2d's `scale` option: oneDNN scales them in the reorder it makes anyway), so a folded
 -- model holds its weights once. s and b' are kept and recomputed when a source tensor changes: another
--- tensor set in its place (set_state, assignment), or one written in place through its methods
--- (t.version; in-place writes through a reshaped view of a weight are not seen: call model:fold() again
--- after those). On the tape, s and b' are the outputs of batch_norm_fold ops that return the kept values,
+-- tensor set in its place (set_state, assignment), or one written in place, by any writer and through any
+-- view (its storage's write generation, lumen.core.storage_gen, which every in-place write renews). On the tape, s and b' are the outputs of batch_norm_fold ops that return the kept values,
 -- and conv2d is differentiable in its scale, so gradients reach the convolution's and the BatchNorm's
 -- parameters as without folding.
 local lumen = require "lumen"
@@ -54,12 +53,8 @@ local function sources(g)
   return { c.weight, c.bias or false, bn.weight, bn.bias, bn.running_mean, bn.running_var }
 end
 
--- t.version (read from the tensor's fields directly: this runs for every convolution of every pass).
-local fields = lumen.core.fields
-local function version_of(t)
-  local f = fields(t)
-  return f and f.version
-end
+-- The write generation of t's storage (this runs for every convolution of every pass).
+local version_of = lumen.core.storage_gen
 
 -- Whether kept source i is t (false for no tensor), unchanged since.
 local function same_source(kept, i, t)
@@ -85,10 +80,7 @@ function Group:refresh()
   local src = sources(self)
   local version = {}
   for i, t in ipairs(src) do
-    if t then
-      if t.version == nil then t.version = 0 end
-      version[i] = t.version
-    end
+    if t then version[i] = version_of(t) end
   end
   local fold = lumen.batch_norm_fold
   local eps = { eps = bn.eps }
