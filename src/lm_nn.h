@@ -87,9 +87,12 @@ typedef struct lm_conv_cache {
   uint64_t wgen, sgen;    /* their storages' write generations then (sgen 0 without a scale) */
   uint64_t now_w, now_s;  /* this call's: set by the forward (conv.c) before oneDNN's part reads them */
   int64_t fills;          /* how many times it was filled (tests) */
+  struct lm_conv_cache *prev, *next; /* the caches holding memory (dnnl.c) */
 } lm_conv_cache;
 /* Frees what c holds (it stays usable, empty; its count of fills stays). */
 void lm_conv_cache_clear(lm_conv_cache *c);
+/* Frees what every cache holds. */
+void lm_conv_cache_clear_all(void);
 /* The bytes every cache holds now. */
 int64_t lm_conv_cache_bytes(void);
 

@@ -161,6 +161,13 @@ static int l_conv_cache(lua_State *L) {
   return 1;
 }
 
+/* conv_cache_clear_all(): frees what every cache holds */
+static int l_conv_cache_clear_all(lua_State *L) {
+  (void)L;
+  lm_conv_cache_clear_all();
+  return 0;
+}
+
 /* conv_cache_bytes() -> the bytes all caches hold */
 static int l_conv_cache_bytes(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lm_conv_cache_bytes());
@@ -534,6 +541,7 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"release_caches", l_release_caches},
                                {"conv_cache", l_conv_cache},
                                {"conv_cache_bytes", l_conv_cache_bytes},
+                               {"conv_cache_clear_all", l_conv_cache_clear_all},
                                {"act_inplace", l_act_inplace},
                                {"max_pool2d", l_max_pool2d},
                                {"max_pool1d", l_max_pool1d},

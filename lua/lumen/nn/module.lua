@@ -107,14 +107,22 @@ function Module:activate(y)
 end
 
 -- A convolution layer's weight cache (lumen.conv_cache: its weights as the kernel reads them, kept between
--- forwards instead of copied into that layout at every call) in a pass that records nothing (lumen.no_grad),
--- or nil on the tape, where what it holds is freed at once: a taped pass keeps its activations, and a second
--- copy of the weights there would add theirs to a saliency's peak memory. The cache itself notices a write
--- into the weights, another weight tensor or another scale, and copies them again.
+-- forwards instead of copied into that layout at every call) in a pass that records nothing (lumen.no_grad)
+-- and follows another such pass of the layer, or nil: in the first of a run of such passes (a lone pass, as
+-- an importer's shape probe or finding the top class, gains nothing from a kept copy), and on the tape, where
+-- what every cache holds is freed at its first convolution (a taped pass keeps its activations; a second copy
+-- of the weights would add theirs to a saliency's peak memory). The cache itself notices a write into the
+-- weights, another weight tensor or another scale, and copies them again.
+local cache_bytes, clear_all = lumen.core.conv_cache_bytes, lumen.core.conv_cache_clear_all
 function Module:conv_cache()
-  local c = self._conv_cache
   if lumen.autograd.is_enabled() then
-    if c then c:clear() end
+    if cache_bytes() > 0 then clear_all() end
+    self._conv_untaped = nil
+    return nil
+  end
+  local c = self._conv_cache
+  if not self._conv_untaped then
+    self._conv_untaped = true
     return nil
   end
   if not c then
