@@ -637,7 +637,8 @@ static void check_pair(void) {
  * a folded scale (copied into the cache scaled). The second forward copies nothing and gives the same output
  * as a forward without a cache; a write into the weights or the scale in place (their storages' generation:
  * lm_tensor_touch, as every binding that writes does), other weights with the same values, another scale, another
- * batch size (another plan) and a cleared cache each copy again, and the output follows the weights. */
+ * batch size (another plan) and a cleared cache each copy again, and the output follows the weights;
+ * lm_conv_cache_clear_all empties every cache. */
 static void check_cache(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -692,6 +693,13 @@ static void check_cache(void) {
     CHECK(!cache.buf && !cache.bytes && lm_conv_cache_bytes() == all - held, "cache %s: clear left %lld of %lld bytes",
           name, (long long)(lm_conv_cache_bytes() - all + held), (long long)held);
     CACHED_RUN(x, &cached, 1, "after clear");
+    lm_conv_cache other = {0};
+    lm_conv_post into_other = {.scale = s, .cache = &other};
+    CACHED_RUN(x, &into_other, 1, "a second cache");
+    lm_conv_cache_clear_all(); /* as a pass on the tape does */
+    CHECK(!cache.buf && !other.buf && lm_conv_cache_bytes() == 0, "cache %s: clear_all left %lld bytes", name,
+          (long long)lm_conv_cache_bytes());
+    CACHED_RUN(x, &cached, 1, "after clear_all");
 #undef CACHED_RUN
     lm_conv_cache_clear(&cache);
     lm_tensor *all_t[] = {x, x2, w, w_old, s, s2, b};
