@@ -86,6 +86,7 @@ void lm_conv_cache_clear_all(void) {
   while (holding) lm_conv_cache_clear(holding);
 }
 
+#ifdef LUMEN_HAVE_DNNL
 /* c's buffer, of exactly `bytes`, emptied when it had to be made again; NULL out of memory (c then empty: the
  * caller copies the weights into its workspace as without a cache). Pages of its own, not lumen's block cache
  * nor malloc's heap: a cache emptied on the tape gives them back to the system at once (kept by either, they
@@ -104,6 +105,7 @@ static void *cache_room(lm_conv_cache *c, size_t bytes) {
   holding = c;
   return buf;
 }
+#endif
 
 /* A convolution below this many multiply-adds runs on one thread (dnnl.c, threads_for); -1: not read from
  * LUMEN_CONV_SPLIT_MACS yet. */
