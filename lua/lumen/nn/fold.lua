@@ -30,9 +30,10 @@
 -- reads them (conv2d's `scale` option: oneDNN scales them in the reorder it makes anyway), so a folded
 -- model holds its weights once. s and b' are kept and recomputed when a source tensor changes: another
 -- tensor set in its place (set_state, assignment), or one written in place, by any writer and through any
--- view (its storage's write generation, lumen.core.storage_gen, which every in-place write renews). On the tape, s and b' are the outputs of batch_norm_fold ops that return the kept values,
--- and conv2d is differentiable in its scale, so gradients reach the convolution's and the BatchNorm's
--- parameters as without folding.
+-- view (its storage's write generation, lumen.core.storage_gen, which every in-place write renews). On the
+-- tape, s and b' are the outputs of batch_norm_fold ops that return the kept values, and conv2d is
+-- differentiable in its scale, so gradients reach the convolution's and the BatchNorm's parameters as
+-- without folding.
 local lumen = require "lumen"
 
 local M = {}
