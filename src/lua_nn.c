@@ -296,10 +296,11 @@ static int l_act_inplace(lua_State *L) {
   return 1;
 }
 
-/* release_caches(): frees the convolution workspaces, oneDNN's cached primitives and the tensor blocks
- * kept for reuse (benchmarks measure peak memory from a clean start with it). */
+/* release_caches(): frees the convolution workspaces, oneDNN's cached primitives, the layers' weight caches
+ * and the tensor blocks kept for reuse (benchmarks measure peak memory from a clean start with it). */
 static int l_release_caches(lua_State *L) {
   lm_conv_workspace_free();
+  lm_conv_cache_clear_all();
   lm_cache_release();
   return 0;
 }
