@@ -168,12 +168,6 @@ static int l_conv_cache_clear_all(lua_State *L) {
   return 0;
 }
 
-/* conv_cache_bytes() -> the bytes all caches hold */
-static int l_conv_cache_bytes(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lm_conv_cache_bytes());
-  return 1;
-}
-
 /* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
 static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
   static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
@@ -541,7 +535,6 @@ static const luaL_Reg fns[] = {{"conv2d", l_conv2d},
                                {"conv_backend", l_conv_backend},
                                {"release_caches", l_release_caches},
                                {"conv_cache", l_conv_cache},
-                               {"conv_cache_bytes", l_conv_cache_bytes},
                                {"conv_cache_clear_all", l_conv_cache_clear_all},
                                {"act_inplace", l_act_inplace},
                                {"max_pool2d", l_max_pool2d},

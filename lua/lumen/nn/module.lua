@@ -113,10 +113,10 @@ end
 -- what every cache holds is freed at its first convolution (a taped pass keeps its activations; a second copy
 -- of the weights would add theirs to a saliency's peak memory). The cache itself notices a write into the
 -- weights, another weight tensor or another scale, and copies them again.
-local cache_bytes, clear_all = lumen.core.conv_cache_bytes, lumen.core.conv_cache_clear_all
+local clear_all = lumen.core.conv_cache_clear_all -- (returns at once when no cache holds anything)
 function Module:conv_cache()
   if lumen.autograd.is_enabled() then
-    if cache_bytes() > 0 then clear_all() end
+    clear_all()
     self._conv_untaped = nil
     return nil
   end
