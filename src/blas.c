@@ -79,9 +79,22 @@ void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
   if (M == 0 || N == 0) return;
   if (as_gemv(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   if (n_threads > 1) lm_pair_quiet();
+  lm_sgemm_serial(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void lm_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
               (blasint)ldc);
+}
+
+static int serial_was = 0; /* OpenBLAS's threads before lm_blas_serial(1) */
+
+void lm_blas_serial(int on) {
+  if (on) serial_was = lm_get_threads();
+  openblas_set_num_threads(on ? 1 : serial_was > 0 ? serial_was : 1);
 }
 
 void lm_set_threads(int n) {

@@ -33,6 +33,10 @@ int64_t lm_dnnl_runs(void);
 /* Inputs with fewer channels than this (groups 1) get their gradient from im2col, not oneDNN (dnnl.c);
  * returns the previous value. Default 8; tests set 0 to hold oneDNN's backward-data to every configuration. */
 int lm_dnnl_few_channels(int c);
+/* C = alpha op(A) op(B) + beta C (row-major) by oneDNN's sgemm on the calling thread: 1 done, 0 declined (no
+ * oneDNN, or the im2col backend chosen: the caller does it with OpenBLAS). */
+int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* Convolutions below this many multiply-adds run on one thread (waking another costs more than it saves);
  * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
  * returns the previous value. */

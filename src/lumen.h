@@ -198,6 +198,12 @@ const char *lm_blas_better_coretype(void);
  * C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, row-major. */
 void lm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* One cblas_sgemm as it is (lm_sgemm above may take a matrix-vector shortcut and quiets the lane first). Loops
+ * that split a product over threads themselves call it between lm_blas_serial(1) (OpenBLAS on one thread, on
+ * each thread that calls it) and lm_blas_serial(0) (back to lm_get_threads()). */
+void lm_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void lm_blas_serial(int on);
 
 /* ---- hashing (sha256.c, through nettle), for manifests ---- */
 /* The SHA-256 of len bytes, as 64 lowercase hex digits and a NUL. */

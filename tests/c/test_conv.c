@@ -343,6 +343,25 @@ static void check_post_swish(void) {
   }
 }
 
+/* The input gradient of a layer with few input channels comes in bands of output rows, the input rows split
+ * between the threads (conv.c, adjoint_bands): first layers with several bands (a 7x7/2 stem: 14 output rows
+ * a band of 20; a dilated 5x5/3 with uneven padding) on one thread and on two, where a band on the edge
+ * between the threads' rows is made by both and each must add only into its own rows. */
+static void check_bands(void) {
+  /* name, N, C, H, W, O, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups, opad_h, opad_w, bias */
+  static const cfg bands[] = {
+      {"stem bands", 2, 3, 40, 120, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, 0, 0, 1},
+      {"dilated bands", 1, 2, 45, 200, 8, 5, 5, 3, 2, 1, 4, 3, 0, 2, 1, 1, 0, 0, 0},
+  };
+  const int threads = lm_get_threads(), few = lm_dnnl_few_channels(8); /* on oneDNN: its sgemm in the bands */
+  for (int t = 1; t <= 2; t++) {
+    lm_set_threads(t);
+    for (size_t i = 0; i < sizeof bands / sizeof bands[0]; i++) check_conv(&bands[i], 2);
+  }
+  lm_set_threads(threads);
+  lm_dnnl_few_channels(few);
+}
+
 /* With the default threshold, the input gradient of a 3-channel layer comes from im2col (oneDNN runs nothing)
  * and agrees with oneDNN's; one of 8 channels stays on oneDNN; the forward always does. */
 static void check_few_channels(void) {
@@ -827,6 +846,7 @@ int main(void) {
   };
   for (size_t i = 0; i < sizeof convts / sizeof convts[0]; i++) check_conv_transpose(&convts[i]);
   check_adjoint();
+  check_bands();
   check_errors();
   check_post();
   check_post_swish();
