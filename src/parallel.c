@@ -20,14 +20,23 @@ typedef struct chunk {
   int64_t lo, hi;
 } chunk;
 
-static void *run_chunk(void *p) {
-  chunk *c = p;
-  c->fn(c->ctx, c->lo, c->hi);
-  return NULL;
+/* Set on both threads while they run the two halves of lm_pair_run, and on each thread of lm_parallel_for's team
+ * while it runs its chunk: loops inside stay on their thread (lm_pair_run has one caller at a time). */
+static _Thread_local int in_pair = 0;
+
+/* Runs fn over [lo, hi) with in_pair set on this thread. */
+static void chunk_run(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t lo, int64_t hi) {
+  const int was = in_pair;
+  in_pair = 1;
+  fn(ctx, lo, hi);
+  in_pair = was;
 }
 
-/* Set on both threads while they run the two halves of lm_pair_run: loops inside stay on their thread. */
-static _Thread_local int in_pair = 0;
+static void *run_chunk(void *p) {
+  chunk *c = p;
+  chunk_run(c->fn, c->ctx, c->lo, c->hi);
+  return NULL;
+}
 
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
   enum { MAX_THREADS = 64 };
@@ -43,7 +52,7 @@ void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), v
 #pragma omp parallel num_threads(t)
   {
     const int64_t i = omp_get_thread_num(), m = omp_get_num_threads();
-    if (n * i / m < n * (i + 1) / m) fn(ctx, n * i / m, n * (i + 1) / m);
+    if (n * i / m < n * (i + 1) / m) chunk_run(fn, ctx, n * i / m, n * (i + 1) / m);
   }
   return;
 #endif
@@ -52,12 +61,12 @@ void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), v
   int started[MAX_THREADS] = {0};
   for (int i = 0; i < t; i++) chunks[i] = (chunk){fn, ctx, n * i / t, n * (i + 1) / t};
   for (int i = 1; i < t; i++) started[i] = pthread_create(&ids[i], NULL, run_chunk, &chunks[i]) == 0;
-  fn(ctx, chunks[0].lo, chunks[0].hi);
+  chunk_run(fn, ctx, chunks[0].lo, chunks[0].hi);
   for (int i = 1; i < t; i++) {
     if (started[i])
       pthread_join(ids[i], NULL);
     else
-      fn(ctx, chunks[i].lo, chunks[i].hi); /* could not start a thread: do its share here */
+      chunk_run(fn, ctx, chunks[i].lo, chunks[i].hi); /* could not start a thread: do its share here */
   }
 }
 
@@ -175,4 +184,36 @@ void lm_pair_run(void (*fn)(void *ctx, int half), void *ctx) {
     }
   in_pair = 0;
   atomic_store(&lane.state, PAIR_IDLE);
+}
+
+/* ---- lm_split_run: a loop over units of `per` elements, on whatever its size pays for ---- */
+
+typedef struct split_job {
+  void (*fn)(void *ctx, int64_t lo, int64_t hi);
+  void *ctx;
+  int64_t n, mid;
+} split_job;
+
+static void split_half(void *p, int half) {
+  const split_job *j = p;
+  if (half)
+    j->fn(j->ctx, j->mid, j->n);
+  else
+    j->fn(j->ctx, 0, j->mid);
+}
+
+void lm_split_run(int64_t n, int64_t per, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
+  const int64_t elements = n * per;
+  if (elements >= LM_PARALLEL_MIN_ELEMENTS) {
+    lm_parallel_for(n, fn, ctx);
+    return;
+  }
+  int64_t mid = n / 2;
+  if (per == 1) mid = mid / 16 * 16; /* whole 64-byte lines to each half */
+  if (elements < LM_PAIR_MIN_ELEMENTS || mid <= 0 || lm_get_threads() != 2 || in_pair) {
+    if (n > 0) fn(ctx, 0, n);
+    return;
+  }
+  split_job j = {fn, ctx, n, mid};
+  lm_pair_run(split_half, &j);
 }

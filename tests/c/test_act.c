@@ -4,6 +4,7 @@
  * bad input returns NULL / -1 with a message, never a crash. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lumen.h"
@@ -398,8 +399,54 @@ static void test_blur(void) {
   lm_tensor_release(x);
 }
 
+/* lm_split_run covers [0, n) once whatever way its size takes (the calling thread, lm_pair_run's halves,
+ * lm_parallel_for's team), and an activation's loops on it give on two threads what they give on one. */
+static unsigned char *covered;
+
+static void cover_range(void *ctx, int64_t lo, int64_t hi) {
+  (void)ctx;
+  for (int64_t i = lo; i < hi; i++) covered[i]++;
+}
+
+static void test_split(void) {
+  const int threads = lm_get_threads();
+  lm_set_threads(2);
+  const int64_t P = LM_PAIR_MIN_ELEMENTS, Q = LM_PARALLEL_MIN_ELEMENTS;
+  const int64_t cases[][2] = {{1, 1},     {17, 1}, {P - 1, 1},        {P, 1},   {P + 17, 1},
+                              {Q - 1, 1}, {Q + 3, 1}, {P / 49 + 1, 49}, {3, P}, {Q / 100 + 1, 100}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t n = cases[c][0], per = cases[c][1];
+    covered = calloc((size_t)n, 1);
+    lm_split_run(n, per, cover_range, NULL);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += covered[i] != 1;
+    CHECK(bad == 0, "lm_split_run(%lld, %lld): %lld units not run exactly once", (long long)n, (long long)per,
+          (long long)bad);
+    free(covered);
+  }
+  for (int64_t n = P - 5; n <= Q + 5; n += Q - P + 5) {
+    const int64_t shape[1] = {n};
+    lm_tensor *x = randn(1, shape), *gy = randn(1, shape), *g1 = lm_tensor_like(x, NULL), *g2 = lm_tensor_like(x, NULL);
+    for (int64_t i = 0; i < n; i++) lm_f32(g1)[i] = lm_f32(g2)[i] = 0.0f; /* the backward adds into them */
+    lm_set_threads(1);
+    CHECK(lm_act_backward(LM_ACT_RELU6, NULL, x, gy, g1, NULL) == 0, "relu6 backward on one thread");
+    lm_tensor *y1 = lm_act_forward(LM_ACT_SILU, NULL, x, NULL);
+    lm_set_threads(2);
+    CHECK(lm_act_backward(LM_ACT_RELU6, NULL, x, gy, g2, NULL) == 0, "relu6 backward on two threads");
+    lm_tensor *y2 = lm_act_forward(LM_ACT_SILU, NULL, x, NULL);
+    CHECK(!memcmp(lm_f32(g1), lm_f32(g2), (size_t)n * sizeof(float)),
+          "relu6 backward of %lld elements: two threads differ from one", (long long)n);
+    CHECK(!memcmp(lm_f32(y1), lm_f32(y2), (size_t)n * sizeof(float)),
+          "silu of %lld elements: two threads differ from one", (long long)n);
+    lm_tensor_release(x), lm_tensor_release(gy), lm_tensor_release(g1), lm_tensor_release(g2);
+    lm_tensor_release(y1), lm_tensor_release(y2);
+  }
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(42);
+  test_split();
   test_activations();
   test_sigmoid_accuracy();
   test_softmax_nll();
