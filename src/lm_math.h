@@ -58,6 +58,9 @@ typedef struct lm_iter {
 void lm_iter_init(lm_iter *it, int ndim, const int64_t *shape, int nop, const int64_t (*strides)[LM_MAX_DIMS],
                   const int64_t *bases);
 int lm_iter_next(lm_iter *it);
+/* Right after lm_iter_init: the next `rows` calls of lm_iter_next walk rows [row, row + rows) of the
+ * (it->rows_left) it had, so that threads can each walk a range of them from a copy of one iterator. */
+void lm_iter_seek(lm_iter *it, int64_t row, int64_t rows);
 
 /* dst[...] = src[...] over `shape`, each side with its own strides and base offset (elements of
  * esz = 4 or 8 bytes). Rows with unit strides are memcpy'd, stride-0 sources are filled. */

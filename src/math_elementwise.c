@@ -56,7 +56,29 @@ LM_VECTOR_CLONES static void binary_row(lm_binary_op op, float *restrict o, cons
   }
 }
 
-/* Runs op over a and b (float buffers with the given broadcast strides) into a fresh (ndim, shape). */
+/* A part of binary_run: rows [lo, hi) of its iterator, or elements [lo, hi) of its one row. */
+typedef struct binary_job {
+  lm_binary_op op;
+  float *o;
+  const float *a, *b;
+  lm_iter it;
+} binary_job;
+
+static void binary_part(void *ctx, int64_t lo, int64_t hi) {
+  const binary_job *j = ctx;
+  lm_iter it = j->it;
+  if (it.rows_left == 1) {
+    const int64_t *d = it.offset, *in = it.inner;
+    binary_row(j->op, j->o + d[0] + lo, j->a + d[1] + lo * in[1], in[1], j->b + d[2] + lo * in[2], in[2], hi - lo);
+    return;
+  }
+  lm_iter_seek(&it, lo, hi - lo);
+  while (lm_iter_next(&it))
+    binary_row(j->op, j->o + it.offset[0], j->a + it.offset[1], it.inner[1], j->b + it.offset[2], it.inner[2], it.len);
+}
+
+/* Runs op over a and b (float buffers with the given broadcast strides) into a fresh (ndim, shape), in parts
+ * over the threads when large (lm_split_run: the rows, or the elements of a single row). */
 static lm_tensor *binary_run(lm_binary_op op, const float *a, const float *b, int ndim, const int64_t *shape,
                              const int64_t (*in_strides)[LM_MAX_DIMS], lm_error *err) {
   if ((unsigned)op >= LM_BINARY_COUNT) return lm_fail_null(err, "binary op: unknown op %d", (int)op);
@@ -68,11 +90,13 @@ static lm_tensor *binary_run(lm_binary_op op, const float *a, const float *b, in
     strides[1][d] = in_strides[0][d];
     strides[2][d] = in_strides[1][d];
   }
-  lm_iter it;
-  lm_iter_init(&it, ndim, shape, 3, (const int64_t(*)[LM_MAX_DIMS])strides, NULL);
-  float *o = lm_f32(out);
-  while (lm_iter_next(&it))
-    binary_row(op, o + it.offset[0], a + it.offset[1], it.inner[1], b + it.offset[2], it.inner[2], it.len);
+  binary_job j = {op, lm_f32(out), a, b, {0}};
+  lm_iter_init(&j.it, ndim, shape, 3, (const int64_t(*)[LM_MAX_DIMS])strides, NULL);
+  const int64_t rows = j.it.rows_left;
+  if (rows == 1)
+    lm_split_run(j.it.len, 1, binary_part, &j);
+  else if (rows > 1)
+    lm_split_run(rows, j.it.len, binary_part, &j);
   return out;
 }
 
@@ -110,14 +134,18 @@ lm_tensor *lm_binary_scalar_forward(lm_binary_op op, const lm_tensor *a, float s
   }                                                                                                      \
   break
 
-lm_tensor *lm_unary_forward(lm_unary_op op, const lm_tensor *t, lm_error *err) {
-  if ((unsigned)op >= LM_UNARY_COUNT) return lm_fail_null(err, "unary op: unknown op %d", (int)op);
-  if (t->dtype != LM_F32) return lm_fail_null(err, "%s: expected a float32 tensor", lm_unary_names[op]);
-  lm_tensor *out = lm_tensor_empty(LM_F32, t->ndim, t->shape, err);
-  if (!out) return NULL;
-  const float *restrict x = lm_f32(t);
-  float *restrict o = lm_f32(out);
-  int64_t n = t->numel;
+typedef struct unary_job {
+  lm_unary_op op;
+  const float *x;
+  float *o;
+} unary_job;
+
+static void unary_part(void *ctx, int64_t lo, int64_t hi) {
+  const unary_job *j = ctx;
+  const lm_unary_op op = j->op;
+  const float *restrict x = j->x + lo;
+  float *restrict o = j->o + lo;
+  const int64_t n = hi - lo;
   switch (op) {
   case LM_OP_NEG: UNARY_LOOP(-v);
   case LM_OP_EXP: UNARY_LOOP(expf(v));
@@ -131,6 +159,15 @@ lm_tensor *lm_unary_forward(lm_unary_op op, const lm_tensor *t, lm_error *err) {
   case LM_OP_FLOOR: UNARY_LOOP(floorf(v));
   default: break;
   }
+}
+
+lm_tensor *lm_unary_forward(lm_unary_op op, const lm_tensor *t, lm_error *err) {
+  if ((unsigned)op >= LM_UNARY_COUNT) return lm_fail_null(err, "unary op: unknown op %d", (int)op);
+  if (t->dtype != LM_F32) return lm_fail_null(err, "%s: expected a float32 tensor", lm_unary_names[op]);
+  lm_tensor *out = lm_tensor_empty(LM_F32, t->ndim, t->shape, err);
+  if (!out) return NULL;
+  unary_job j = {op, lm_f32(t), lm_f32(out)};
+  lm_split_run(t->numel, 1, unary_part, &j);
   return out;
 }
 

@@ -97,6 +97,16 @@ void lm_iter_init(lm_iter *it, int ndim, const int64_t *shape, int nop, const in
   it->started = 0;
 }
 
+void lm_iter_seek(lm_iter *it, int64_t row, int64_t rows) {
+  it->rows_left = rows;
+  for (int d = it->ndim - 2; d >= 0 && row > 0; d--) {
+    const int64_t i = row % it->shape[d];
+    row /= it->shape[d];
+    it->index[d] = i;
+    for (int j = 0; j < it->nop; j++) it->offset[j] += i * it->stride[j][d];
+  }
+}
+
 int lm_iter_next(lm_iter *it) {
   if (it->rows_left <= 0) return 0;
   it->rows_left--;

@@ -363,8 +363,50 @@ static void test_sgemm_vector_pair(void) {
   lm_set_threads(threads);
 }
 
+/* Elementwise ops large enough to go over two threads (lm_split_run: a single row split by elements, or the
+ * rows of a broadcast split between the halves, an odd number of them with a ragged inner shape) give on two
+ * threads exactly what they give on one; a part left out, or walked twice, shows. */
+static void test_split_elementwise(void) {
+  const int threads = lm_get_threads();
+  const int64_t same[4] = {1, 3, 121, 131}, wide[4] = {2, 7, 97, 61}, col[4] = {2, 7, 1, 61}, chan[4] = {1, 7, 1, 1};
+  struct { const int64_t *sa, *sb; } cases[] = {{same, same}, {wide, col}, {wide, chan}, {chan, wide}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    lm_tensor *a = randn(4, cases[c].sa), *b = randn(4, cases[c].sb), *r[2][2];
+    for (int t = 1; t <= 2; t++) {
+      lm_set_threads(t);
+      r[t - 1][0] = lm_binary_forward(LM_OP_SUB, a, b, NULL);
+      r[t - 1][1] = lm_unary_forward(LM_OP_EXP, r[t - 1][0], NULL);
+    }
+    for (int k = 0; k < 2; k++) {
+      CHECK(r[0][k] && r[1][k] && r[0][k]->numel == r[1][k]->numel &&
+                !memcmp(lm_f32(r[0][k]), lm_f32(r[1][k]), (size_t)r[0][k]->numel * sizeof(float)),
+            "elementwise case %zu (%s): two threads differ from one", c, k ? "exp" : "sub");
+      lm_tensor_release(r[0][k]), lm_tensor_release(r[1][k]);
+    }
+    /* and against the definition, element by element (numel at least LM_PAIR_MIN_ELEMENTS) */
+    lm_tensor *d = lm_binary_forward(LM_OP_SUB, a, b, NULL);
+    int64_t shape[4], bad = 0;
+    for (int i = 0; i < 4; i++) shape[i] = cases[c].sa[i] > cases[c].sb[i] ? cases[c].sa[i] : cases[c].sb[i];
+    CHECK(d->numel >= LM_PAIR_MIN_ELEMENTS, "case %zu is too small to split", c);
+    for (int64_t i = 0; i < d->numel; i++) {
+      int64_t ia = 0, ib = 0, rest = i;
+      for (int k = 3, ma = 1, mb = 1; k >= 0; k--) {
+        const int64_t x = rest % shape[k];
+        rest /= shape[k];
+        ia += (cases[c].sa[k] == 1 ? 0 : x) * ma, ib += (cases[c].sb[k] == 1 ? 0 : x) * mb;
+        ma *= (int)cases[c].sa[k], mb *= (int)cases[c].sb[k];
+      }
+      bad += lm_f32(d)[i] != lm_f32(a)[ia] - lm_f32(b)[ib];
+    }
+    CHECK(bad == 0, "elementwise case %zu: %lld elements differ from a - b", c, (long long)bad);
+    lm_tensor_release(d), lm_tensor_release(a), lm_tensor_release(b);
+  }
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(7);
+  test_split_elementwise();
   test_sgemm_vector();
   test_sgemm_vector_pair();
   test_broadcast();
