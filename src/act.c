@@ -132,9 +132,8 @@ ACT_INLINE void backward_loop(lm_act_op op, float a, float b, const float *restr
   default: break;                                                        \
   }
 
-/* The loops over ranges, for lm_split_run (a tensor of 32 K elements or more goes over two threads as the
- * halves of lm_pair_run, of 256 K or more over lm_parallel_for's team), each built for three vector widths
- * (LM_VECTOR_CLONES). */
+/* The loops over ranges, for lm_split_run (from 32 K elements on two threads the halves of lm_pair_run, on
+ * more threads lm_parallel_for's team from 256 K), each built for three vector widths (LM_VECTOR_CLONES). */
 typedef struct {
   lm_act_op op;
   float a, b;

@@ -176,11 +176,12 @@ void lm_pair_run(void (*fn)(void *ctx, int half), void *ctx);
 void lm_pair_quiet(void);
 /* Below this many elements an elementwise loop stays on the calling thread (starting threads costs more). */
 #define LM_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 18)
-/* From this many elements (and below LM_PARALLEL_MIN_ELEMENTS) a loop on exactly two threads runs as the two
- * halves of lm_pair_run, whose helper is usually still awake from the convolution before. */
+/* From this many elements a loop on exactly two threads runs as the two halves of lm_pair_run, whose helper
+ * is usually still awake from the convolution before (lm_split_run). */
 #define LM_PAIR_MIN_ELEMENTS ((int64_t)1 << 15)
-/* fn(ctx, lo, hi) over n units of `per` elements each: on the calling thread when small, in lm_pair_run's two
- * halves from LM_PAIR_MIN_ELEMENTS on two threads, lm_parallel_for from LM_PARALLEL_MIN_ELEMENTS. */
+/* fn(ctx, lo, hi) over n units of `per` elements each: on the calling thread below LM_PAIR_MIN_ELEMENTS (or on
+ * one thread), on exactly two threads in lm_pair_run's two halves, on more in lm_parallel_for from
+ * LM_PARALLEL_MIN_ELEMENTS. */
 void lm_split_run(int64_t n, int64_t per, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 /* On a hot elementwise loop: compiled three times, for the x86-64 baseline (SSE2), AVX2 + FMA and AVX-512,
  * and the one the CPU runs chosen once at load (GCC's function multi-versioning, an ifunc), so the portable

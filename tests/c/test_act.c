@@ -414,15 +414,18 @@ static void test_split(void) {
   const int64_t P = LM_PAIR_MIN_ELEMENTS, Q = LM_PARALLEL_MIN_ELEMENTS;
   const int64_t cases[][2] = {{1, 1},     {17, 1}, {P - 1, 1},        {P, 1},   {P + 17, 1},
                               {Q - 1, 1}, {Q + 3, 1}, {P / 49 + 1, 49}, {3, P}, {Q / 100 + 1, 100}};
-  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    const int64_t n = cases[c][0], per = cases[c][1];
-    covered = calloc((size_t)n, 1);
-    lm_split_run(n, per, cover_range, NULL);
-    int64_t bad = 0;
-    for (int64_t i = 0; i < n; i++) bad += covered[i] != 1;
-    CHECK(bad == 0, "lm_split_run(%lld, %lld): %lld units not run exactly once", (long long)n, (long long)per,
-          (long long)bad);
-    free(covered);
+  for (int t = 2; t <= 3; t++) { /* three: the team from LM_PARALLEL_MIN_ELEMENTS */
+    lm_set_threads(t);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+      const int64_t n = cases[c][0], per = cases[c][1];
+      covered = calloc((size_t)n, 1);
+      lm_split_run(n, per, cover_range, NULL);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < n; i++) bad += covered[i] != 1;
+      CHECK(bad == 0, "lm_split_run(%lld, %lld) on %d threads: %lld units not run exactly once", (long long)n,
+            (long long)per, t, (long long)bad);
+      free(covered);
+    }
   }
   for (int64_t n = P - 5; n <= Q + 5; n += Q - P + 5) {
     const int64_t shape[1] = {n};
