@@ -164,7 +164,7 @@ void lm_rng_set_state(const uint64_t s[4]);
 void lm_set_threads(int n); /* OpenBLAS and lumen's own loops */
 int lm_get_threads(void);
 /* Runs fn(ctx, lo, hi) over [0, n) split into lm_get_threads() contiguous chunks, in parallel
- * (parallel.c). fn must only write what its own range owns. */
+ * (parallel.c; on two threads as the halves of lm_pair_run). fn must only write what its own range owns. */
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
 /* Runs fn(ctx, 0) on the calling thread and fn(ctx, 1) on a helper thread that stays awake briefly between
  * calls (parallel.c), returning when both are done; lm_parallel_for inside either stays on its thread. For

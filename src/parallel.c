@@ -1,9 +1,11 @@
 /* parallel.c — lumen's own loops on several threads: a parallel for over [0, n), one chunk per thread, the
- * calling thread taking the first. Compiled with OpenMP (a build with oneDNN: CMakeLists.txt), the chunks run
- * on OpenMP's team, the threads oneDNN's convolutions use, asleep between regions under the passive policy
- * (waking one costs 24-70 us here); otherwise on plain pthreads started per call (tens of microseconds more).
- * Either way callers use it only for loops that take much longer than that. No spinning pool: OpenBLAS's own
- * threads keep the cores when lumen is not in such a loop (see DESIGN.md, Threads). */
+ * calling thread taking the first. On exactly two threads the second chunk goes to the lane (lm_pair_run below:
+ * one helper thread that spins briefly after each job, so a loop that follows a convolution finds it awake;
+ * ResNet-18's forward + backward at batch 1 0.99 of the time against OpenMP's team there). On more, compiled
+ * with OpenMP (a build with oneDNN: CMakeLists.txt), the chunks run on OpenMP's team, the threads oneDNN's
+ * convolutions use, asleep between regions under the passive policy (waking one costs 24-70 us here);
+ * otherwise on plain pthreads started per call (tens of microseconds more). Either way callers use it only for
+ * loops that take much longer than that. lm_split_run picks for a loop of any size (see DESIGN.md, Threads). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -38,6 +40,21 @@ static void *run_chunk(void *p) {
   return NULL;
 }
 
+/* Two parts of a loop, [0, mid) and [mid, n), as the halves of lm_pair_run (lm_parallel_for, lm_split_run). */
+typedef struct split_job {
+  void (*fn)(void *ctx, int64_t lo, int64_t hi);
+  void *ctx;
+  int64_t n, mid;
+} split_job;
+
+static void split_half(void *p, int half) {
+  const split_job *j = p;
+  if (half)
+    j->fn(j->ctx, j->mid, j->n);
+  else
+    j->fn(j->ctx, 0, j->mid);
+}
+
 void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
   enum { MAX_THREADS = 64 };
   int t = lm_get_threads();
@@ -45,6 +62,11 @@ void lm_parallel_for(int64_t n, void (*fn)(void *ctx, int64_t lo, int64_t hi), v
   if (t > n) t = (int)n;
   if (t <= 1 || in_pair) {
     if (n > 0) fn(ctx, 0, n);
+    return;
+  }
+  if (t == 2) {
+    split_job j = {fn, ctx, n, n / 2};
+    lm_pair_run(split_half, &j);
     return;
   }
   lm_pair_quiet();
@@ -191,20 +213,6 @@ void lm_pair_run(void (*fn)(void *ctx, int half), void *ctx) {
  * (spinning after the convolution before) where OpenMP's second thread sleeps under the passive policy and
  * costs 24-70 us to wake; EfficientNet-B0's forward + backward at batch 1 0.95 of the time with the loops of
  * 256 K elements or more on the lane too, ResNet-18 at batch 1 and 32 unchanged. */
-
-typedef struct split_job {
-  void (*fn)(void *ctx, int64_t lo, int64_t hi);
-  void *ctx;
-  int64_t n, mid;
-} split_job;
-
-static void split_half(void *p, int half) {
-  const split_job *j = p;
-  if (half)
-    j->fn(j->ctx, j->mid, j->n);
-  else
-    j->fn(j->ctx, 0, j->mid);
-}
 
 void lm_split_run(int64_t n, int64_t per, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx) {
   const int64_t elements = n * per;
