@@ -203,7 +203,7 @@ static void band_part(void *ctx, int64_t lo_p, int64_t hi_p) {
   }
 }
 
-/* Banded when a band of 8 output rows or more fits a tile of BAND_TILE floats (small K: few input channels). */
+/* Banded when a band of 2 output rows or more fits a tile of BAND_TILE floats (small K: few input channels). */
 enum { BAND_TILE = 1 << 17 };
 
 static int adjoint_bands(const conv_geom *g, const float *gy, const float *w, float *gx, lm_error *err) {

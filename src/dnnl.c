@@ -869,7 +869,8 @@ static void sum_range(void *ctx, int64_t lo, int64_t hi) {
  * channels (each half its channels of gy, the weights and gx), any other by output channels, each half conv^T
  * of its share of gy and of the weights over all of gx, into a buffer of its own; the caller then writes (or
  * adds) their sum into gx, in two halves at once too (lm_split_run, from 32 K floats: MobileNet v1 0.5's
- * forward + backward at batch 1 on two threads 0.96 of the time with the activations' backward split alike). s: the folded scale when it goes with the weights (not scale_outside). */
+ * forward + backward at batch 1 on two threads 0.96 of the time with the activations' backward split alike).
+ * s: the folded scale when it goes with the weights (not scale_outside). */
 static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const float *s, float *gx, int add,
                     int64_t o0, lm_error *err) {
   const int dw = g->groups > 1;
