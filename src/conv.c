@@ -181,24 +181,12 @@ static void band_part(void *ctx, int64_t lo_p, int64_t hi_p) {
       const int64_t o1 = o0 + j->rows < ob ? o0 + j->rows : ob, n = (o1 - o0) * OW;
       if (!lm_dnnl_sgemm(1, 0, j->K, n, g->O, 1.0f, j->w, j->K, j->gy + o0 * OW, P, 0.0f, tile, n))
         lm_sgemm_serial(1, 0, j->K, n, g->O, 1.0f, j->w, j->K, j->gy + o0 * OW, P, 0.0f, tile, n);
-      for (int64_t c = 0; c < g->C; c++) {
-        float *xc = j->gx + c * v->H * v->W;
-        for (int64_t i = 0; i < v->kh; i++)
-          for (int64_t jj = 0; jj < v->kw; jj++) {
-            const float *row = tile + ((c * v->kh + i) * v->kw + jj) * n;
-            int64_t l, h, off = lm_window_cols(v, jj, &l, &h);
-            for (int64_t oh = o0; oh < o1; oh++) {
-              const int64_t ih = oh * v->sh - v->pt + i * v->dh;
-              if (ih < lo || ih >= hi) continue;
-              const float *src = row + (oh - o0) * OW;
-              float *dst = xc + ih * v->W;
-              if (v->sw == 1)
-                for (int64_t ow = l; ow < h; ow++) dst[ow + off] += src[ow];
-              else
-                for (int64_t ow = l; ow < h; ow++) dst[ow * v->sw + off] += src[ow];
-            }
-          }
-      }
+      /* col2im of the band into this part's rows only: a window of the band's output rows over an input of
+         the part's rows (input row lo its first), one channel at a time (the planes stay H * W apart) */
+      lm_window b = *v;
+      b.H = hi - lo, b.OH = o1 - o0, b.pt = v->pt - o0 * v->sh + lo;
+      for (int64_t c = 0; c < g->C; c++)
+        lm_col2im(tile + c * v->kh * v->kw * n, 1, &b, j->gx + c * v->H * v->W + lo * v->W);
     }
   }
 }
