@@ -38,14 +38,11 @@ return function(lumen)
     end
   end
 
-  -- Plain accessors from the core.
-  for _, name in ipairs { "dim", "numel", "get", "item", "totable", "flat_get", "is_freed", "bytes", "dtype" } do
-    methods[name] = core[name]
-  end
-  -- Writers in place. Each renews the write generation of t's storage (lumen.core.storage_gen, in C, as
-  -- every in-place writer does), so what is computed from a tensor and kept (BatchNorm folded into a
-  -- convolution, a convolution's weight cache) sees that it changed, through any view.
-  for _, name in ipairs { "set", "flat_set", "fill_", "fill_box_", "copy_" } do
+  -- Plain accessors and writers in place from the core. Each writer renews the write generation of t's storage
+  -- (lumen.core.storage_gen, in C, as every in-place writer does), so what is computed from a tensor and kept
+  -- (BatchNorm folded into a convolution, a convolution's weight cache) sees that it changed, through any view.
+  for _, name in ipairs { "dim", "numel", "get", "item", "totable", "flat_get", "is_freed", "bytes", "dtype",
+                          "set", "flat_set", "fill_", "fill_box_", "copy_" } do
     methods[name] = core[name]
   end
   methods.free = core.free
