@@ -566,7 +566,7 @@ static void check_reorder_threads(void) {
 /* On 2 threads at batch 1, a convolution under the split bound runs as two half convolutions at once (dnnl.c,
  * pair_split; the second on lm_pair_run's lane), each on its share of the output channels: pointwise (oneDNN's
  * GEMM with lumen's epilogue, and with the folded scale on the output side), depthwise (blocked, stride 1 and 2,
- * halves of 32 + 40 and 64 + 56 channels) and a dense 3x3, each with bias, folded scale, residual and leaky
+ * halves of 32 + 40 and 64 + 56 channels; whole, on oneDNN's 8-channel blocks) and a dense 3x3, each with bias, folded scale, residual and leaky
  * ReLU: the output agrees with im2col's and the convolution reports two threads; on one thread, or under the
  * pair bound, it runs whole on one. Its input gradient the same (bwd_pair: depthwise by channels, the others by
  * output channels with the halves summed), written and then added. A dense 3x3 with few output positions
@@ -623,6 +623,10 @@ static void check_pair(void) {
             "pair %s on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d", cases[c].name,
             runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, halves,
             cases[c].route);
+      /* whole, a depthwise layer whose channels (72, 120) are a multiple of 8 and not of 16 on 8-channel blocks */
+      if (!halves && cases[c].groups > 1)
+        CHECK(lm_dnnl_last_block() == 8, "pair %s on %d thread(s): on %d-channel blocks, expected 8", cases[c].name,
+              runs[ri].threads, lm_dnnl_last_block());
       double d = y && want ? max_diff(y, want) : INFINITY;
       CHECK(d <= 1e-5 * m, "pair %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name,
             runs[ri].threads, d, m);
