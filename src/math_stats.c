@@ -19,17 +19,19 @@ static int check_pair(const lm_tensor *a, const lm_tensor *b, const char *name, 
   return 0;
 }
 
+/* In double, over 16 running sums (element i into sum i mod 16), folded in halves at the end: the sums are
+ * independent lanes, so the loop vectorises without reordering any of them (two AVX-512 registers of 8
+ * doubles); four chained sums ran at a third of the rate (a global average pool at 23 GB/s, 74 now). The
+ * same order on every CPU and thread count. */
 LM_VECTOR_CLONES double lm_sum_f32(const float *p, int64_t n) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  double s[16] = {0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += p[i];
-    s1 += p[i + 1];
-    s2 += p[i + 2];
-    s3 += p[i + 3];
-  }
-  for (; i < n; i++) s0 += p[i];
-  return (s0 + s1) + (s2 + s3);
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; k++) s[k] += p[i + k];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; k++) s[k] += s[k + w];
+  for (; i < n; i++) s[0] += p[i];
+  return s[0];
 }
 
 int lm_sum_all(const lm_tensor *x, double *out, lm_error *err) {
