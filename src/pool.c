@@ -443,6 +443,25 @@ static void adaptive_avg(int64_t planes, int64_t H, int64_t W, int64_t oh, int64
   }
 }
 
+/* adaptive_avg over planes [lo, hi) of a job: on two threads a call's planes go in two halves (lm_split_run), the
+ * second on the lane. */
+typedef struct avg_job {
+  int64_t H, W, oh, ow;
+  float *x, *y;
+  int mode;
+} avg_job;
+
+static void avg_planes(void *ctx, int64_t lo, int64_t hi) {
+  const avg_job *j = ctx;
+  adaptive_avg(hi - lo, j->H, j->W, j->oh, j->ow, j->x + lo * j->H * j->W, j->y + lo * j->oh * j->ow, j->mode);
+}
+
+static void adaptive_avg_split(int64_t planes, int64_t H, int64_t W, int64_t oh, int64_t ow, float *x, float *y,
+                               int mode) {
+  avg_job job = {H, W, oh, ow, x, y, mode};
+  lm_split_run(planes, H * W, avg_planes, &job);
+}
+
 lm_tensor *lm_adaptive_avg_pool2d_forward(const lm_tensor *x, int64_t oh, int64_t ow, lm_error *err) {
   if (x->dtype != LM_F32) return lm_fail_null(err, "adaptive_avg_pool2d: input must be float32");
   if (x->ndim != 4) return lm_fail_null(err, "adaptive_avg_pool2d: expected 4-D input (N, C, H, W), got %d-D", x->ndim);
@@ -454,7 +473,7 @@ lm_tensor *lm_adaptive_avg_pool2d_forward(const lm_tensor *x, int64_t oh, int64_
                         (long long)x->shape[3]);
   int64_t shape[4] = {x->shape[0], x->shape[1], oh, ow};
   lm_tensor *y = lm_tensor_empty(LM_F32, 4, shape, err); // (N, C, oh, ow)
-  if (y) adaptive_avg(x->shape[0] * x->shape[1], x->shape[2], x->shape[3], oh, ow, lm_f32(x), lm_f32(y), 0);
+  if (y) adaptive_avg_split(x->shape[0] * x->shape[1], x->shape[2], x->shape[3], oh, ow, lm_f32(x), lm_f32(y), 0);
   return y;
 }
 
@@ -462,7 +481,7 @@ int lm_adaptive_avg_pool2d_backward(const lm_tensor *gy, lm_tensor *gx, lm_error
   if (gy->dtype != LM_F32 || gx->dtype != LM_F32 || gy->ndim != 4 || gx->ndim != 4 || gy->shape[0] != gx->shape[0] ||
       gy->shape[1] != gx->shape[1])
     return shape_error("adaptive_avg_pool2d", "grad_output", gy, "grad_input", gx, err);
-  adaptive_avg(gx->shape[0] * gx->shape[1], gx->shape[2], gx->shape[3], gy->shape[2], gy->shape[3], lm_f32(gx),
-               lm_f32(gy), 1);
+  adaptive_avg_split(gx->shape[0] * gx->shape[1], gx->shape[2], gx->shape[3], gy->shape[2], gy->shape[3], lm_f32(gx),
+                     lm_f32(gy), 1);
   return 0;
 }

@@ -235,6 +235,44 @@ static void check_adaptive(void) {
   lm_tensor_release(x), lm_tensor_release(y), lm_tensor_release(gy), lm_tensor_release(gx);
 }
 
+/* A global average pool large enough to go in two halves on two threads (lm_split_run: 96 planes of 930, 89 K
+ * elements): each output within float rounding of its plane's mean summed in double here, the same bits on one
+ * thread and on two, and so for the backward; 930 = 58 * 16 + 2 reaches the tail after lm_sum_f32's 16 lanes. */
+static void check_adaptive_split(void) {
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  int64_t xs[4] = {2, 48, 30, 31}, plane = 30 * 31;
+  lm_tensor *x = randn(4, xs), *y[2] = {NULL, NULL}, *gx[2] = {NULL, NULL};
+  lm_tensor *gy = NULL;
+  for (int t = 0; t < 2; t++) {
+    lm_set_threads(t + 1);
+    y[t] = lm_adaptive_avg_pool2d_forward(x, 1, 1, &err);
+    CHECK(y[t] != NULL, "adaptive split: %s", err.msg);
+    if (!y[t]) break;
+    if (!gy) gy = randn(4, y[t]->shape);
+    gx[t] = lm_tensor_like(x, NULL);
+    CHECK(lm_adaptive_avg_pool2d_backward(gy, gx[t], &err) == 0, "adaptive split backward: %s", err.msg);
+  }
+  lm_set_threads(threads);
+  if (y[0] && y[1]) {
+    double worst = 0.0;
+    for (int64_t p = 0; p < 96; p++) {
+      double s = 0.0;
+      for (int64_t i = 0; i < plane; i++) s += lm_f32(x)[p * plane + i];
+      worst = fmax(worst, fabs(s / (double)plane - lm_f32(y[1])[p]));
+    }
+    CHECK(worst < 1e-6, "adaptive split: a mean differs by %g", worst);
+    CHECK(!memcmp(lm_f32(y[0]), lm_f32(y[1]), 96 * sizeof(float)), "adaptive split: two threads differ from one");
+    CHECK(!memcmp(lm_f32(gx[0]), lm_f32(gx[1]), (size_t)x->numel * sizeof(float)),
+          "adaptive split backward: two threads differ from one");
+    double w2 = 0.0;
+    for (int64_t i = 0; i < x->numel; i++) w2 = fmax(w2, fabs(lm_f32(gx[1])[i] - lm_f32(gy)[i / plane] / plane));
+    CHECK(w2 < 1e-7, "adaptive split backward: a cell differs by %g", w2);
+  }
+  lm_tensor_release(x), lm_tensor_release(gy);
+  for (int t = 0; t < 2; t++) lm_tensor_release(y[t]), lm_tensor_release(gx[t]);
+}
+
 int main(void) {
   lm_seed(11);
   /* name, N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, ceil_mode, count_include_pad */
@@ -272,6 +310,7 @@ int main(void) {
   for (size_t i = 0; i < sizeof avgs / sizeof avgs[0]; i++) check_avg(&avgs[i]);
   check_unpool();
   check_adaptive();
+  check_adaptive_split();
   CHECK(lm_live_bytes() == 0, "leaked %lld bytes of tensor storage", (long long)lm_live_bytes());
   if (failures)
     fprintf(stderr, "%d failure(s)\n", failures);
