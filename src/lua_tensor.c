@@ -483,6 +483,13 @@ static int t_storage_gen(lua_State *L) {
   return 1;
 }
 
+/* last_touch() -> the generation of the last write in place into any storage (lm_last_touch): while it stays,
+ * every storage_gen does */
+static int t_last_touch(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lm_last_touch());
+  return 1;
+}
+
 static int t_same_storage(lua_State *L) {
   lua_pushboolean(L, lmL_check(L, 1)->storage == lmL_check(L, 2)->storage);
   return 1;
@@ -563,6 +570,7 @@ static const luaL_Reg fns[] = {
     {"totable", t_totable},     {"clone", t_clone},       {"view", t_view},
     {"narrow0", t_narrow0},     {"copy_", t_copy_},       {"fill_", t_fill_},       {"fill_box_", t_fill_box_},
     {"to_dtype", t_to_dtype},   {"same_storage", t_same_storage}, {"storage_gen", t_storage_gen}, {"bytes", t_bytes},
+    {"last_touch", t_last_touch},
     {"tostring", t_tostring},   {"is_tensor", c_is_tensor}, {NULL, NULL}};
 
 void lmL_open_tensor(lua_State *L) {

@@ -62,10 +62,15 @@ static inline size_t lm_dtype_size(lm_dtype d) { return d == LM_I64 ? 8 : 4; }
 
 /* A new write generation (lm_storage.gen): one counter for the process. */
 uint64_t lm_next_gen(void);
+/* A new write generation for a write in place, also kept as the last such write's (lm_last_touch). */
+uint64_t lm_touch_gen(void);
+/* The generation of the last write in place into any storage (0 before the first): while it stays, every
+ * storage keeps its generation, so what was checked against them then still holds (lumen.nn.fold's folds). */
+uint64_t lm_last_touch(void);
 /* Marks t's storage as written in place: every binding that writes into a tensor it was given calls it (set,
  * flat_set, copy_, fill_, fill_box_, index_add_, scatter_add_, act_inplace, image_paste_, image_draw_text_, and
  * batch_norm's running statistics). */
-static inline void lm_tensor_touch(const lm_tensor *t) { t->storage->gen = lm_next_gen(); }
+static inline void lm_tensor_touch(const lm_tensor *t) { t->storage->gen = lm_touch_gen(); }
 
 /* ---- errors (error.c) ---- */
 /* Formats into err (if not NULL) and returns -1, so `return lm_fail(err, "...")` reads well. */

@@ -168,6 +168,16 @@ static uint64_t gen_counter = 0;
 
 uint64_t lm_next_gen(void) { return __atomic_add_fetch(&gen_counter, 1, __ATOMIC_RELAXED); }
 
+static uint64_t last_touch = 0;
+
+uint64_t lm_touch_gen(void) {
+  uint64_t g = lm_next_gen();
+  __atomic_store_n(&last_touch, g, __ATOMIC_RELAXED);
+  return g;
+}
+
+uint64_t lm_last_touch(void) { return __atomic_load_n(&last_touch, __ATOMIC_RELAXED); }
+
 /* A new tensor on `given` storage (a block of its size from lm_mem_alloc, owned on success), or on a new
  * block (given NULL), zeroed when `zero`. */
 static lm_tensor *tensor_make(lm_dtype dtype, int ndim, const int64_t *shape, int zero, void *given, lm_error *err) {

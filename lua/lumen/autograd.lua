@@ -104,6 +104,10 @@ function M.op_of(t)
   return f and f.node and f.node.op or nil
 end
 
+-- Counts one forward call of op `name` made without its wrapper (a planned call: lumen.nn.fold's convolutions
+-- under no_grad), so that counts() still tells every call.
+function M.count(name) calls[name] = calls[name] + 1 end
+
 -- Op call counts since the last reset: kind "forward" (default) or "backward"; a fresh table
 -- {op name = calls} holding every op of the table (0 for those not called).
 function M.counts(kind)

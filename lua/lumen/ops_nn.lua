@@ -191,15 +191,18 @@ return function(lumen)
   local CACHE_MT = getmetatable(core.conv_cache()) -- what lumen.conv_cache() makes
 
   local function conv_op(name, make_opts, fwd, bwd, fused)
+    local function check_activation(act)
+      if act ~= nil and not POST_OPS[act] then
+        error(("%s: activation must be %s, got %s"):format(name, POST_NAMES, show(act)), 0)
+      end
+      return act
+    end
     local op = def(name, {
       forward = function(ctx, x, w, b, opts, scale)
         need(name, 1, "input", x)
         need(name, 2, "weight", w)
         b, opts = bias_opts(b, opts)
-        local act = opts.activation
-        if act ~= nil and not POST_OPS[act] then
-          error(("%s: activation must be %s, got %s"):format(name, POST_NAMES, show(act)), 0)
-        end
+        local act = check_activation(opts.activation)
         if POST_OPS[act] == "forward" and lumen.autograd.is_enabled()
           and (requires_grad(x) or requires_grad(w) or requires_grad(b) or requires_grad(scale)) then
           error(("%s: activation '%s' has no backward through the convolution's output; fuse it under lumen.no_grad"
@@ -238,38 +241,68 @@ return function(lumen)
     if not fused then table.insert(names, 5, "output_padding") end                  -- refused below where unfused
     local valid = {}
     for _, k in ipairs(names) do valid[k] = true end
-    return function(x, w, b, opts)
-      local o = opts
-      if o == nil and b ~= nil and not is_tensor(b) then o = b end
+    -- The options table o's keys, cache and scale checked (errors at `level` from the caller's caller); its scale.
+    local function check_options(o, level)
       if type(o) == "table" then
         for k in pairs(o) do
           if not valid[k] then
-            error(("%s: unknown option '%s' (options: %s)"):format(name, tostring(k), table.concat(names, ", ")), 2)
+            error(("%s: unknown option '%s' (options: %s)"):format(name, tostring(k), table.concat(names, ", ")),
+              level + 1)
           end
         end
       end
       local cache = type(o) == "table" and o.cache or nil
       if cache ~= nil and (not fused or getmetatable(cache) ~= CACHE_MT) then
         error(not fused and ("%s: option 'cache' is for conv2d and conv1d"):format(name)
-          or ("%s: option 'cache' must be a lumen.conv_cache(), got %s"):format(name, type(cache)), 2)
+          or ("%s: option 'cache' must be a lumen.conv_cache(), got %s"):format(name, type(cache)), level + 1)
       end
       local scale = type(o) == "table" and o.scale or nil
-      if scale == nil then return op(x, w, b, opts) end
-      if not fused then error(("%s: option 'scale' is for conv2d and conv1d"):format(name), 2) end
+      if scale == nil then return nil end
+      if not fused then error(("%s: option 'scale' is for conv2d and conv1d"):format(name), level + 1) end
       if not is_tensor(scale) then
         error(("%s: option 'scale' must be a lumen.Tensor of one value per output channel, got %s"):format(name,
-          type(scale)), 2)
+          type(scale)), level + 1)
       end
+      return scale
+    end
+    local function call(x, w, b, opts)
+      local o = opts
+      if o == nil and b ~= nil and not is_tensor(b) then o = b end
+      local scale = check_options(o, 2)
+      if scale == nil then return op(x, w, b, opts) end
       return op(x, w, b, opts, scale)
     end
+    -- A call planned once for lumen.nn.fold, which runs the same convolution pass after pass under lumen.no_grad:
+    -- plan(x, w, opts) makes every check call(x, w, b, opts) would make with grad mode off (none reads b when
+    -- opts is a table) and returns the options table the kernel then reads, for fwd(x, w, b, kernel_options)
+    -- counted as this op (lumen.autograd.count); nil where the options cannot be planned (padding "same" reads
+    -- the input's size). The table holds opts's own stride, dilation and padding tables where they are valid
+    -- (the kernel reads them as they are then), so the caller plans again when opts's entries change.
+    local function plan(x, w, opts)
+      if not fused or lumen.autograd.is_enabled() or type(opts) ~= "table" or opts.padding == "same" then return nil end
+      local scale = check_options(opts, 2)
+      need(name, 1, "input", x)
+      need(name, 2, "weight", w)
+      local ko = make_opts(x, w, opts)
+      ko.activation, ko.scale, ko.cache = check_activation(opts.activation), scale, opts.cache
+      return ko
+    end
+    return call, plan, fwd
   end
 
   -- An empty weight cache for one convolution (option `cache` of conv2d and conv1d).
   lumen.conv_cache = core.conv_cache
 
-  lumen.conv2d = conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
-                         core.conv2d, core.conv2d_backward, true)
-  lumen.conv1d = conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward, true)
+  -- conv_plans[name] = {plan, kernel}: lumen.nn.fold's planned calls (conv_op's plan)
+  local conv_plans = {}
+  local function planned(name, call, plan, kernel)
+    conv_plans[name] = { plan = plan, kernel = kernel }
+    return call
+  end
+  lumen.conv2d = planned("conv2d", conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,
+                                           core.conv2d, core.conv2d_backward, true))
+  lumen.conv1d = planned("conv1d", conv_op("conv1d", conv1d_opts, core.conv1d, core.conv1d_backward, true))
+  lumen.autograd.conv_plans = conv_plans
   lumen.conv_transpose2d = conv_op("conv_transpose2d",
                                    function(x, w, o) return conv2d_opts("conv_transpose2d", x, w, o, true) end,
                                    core.conv_transpose2d, core.conv_transpose2d_backward)

@@ -243,6 +243,21 @@ describe("lumen.nn.fold", function()
     conv2.opts.padding = { 0, 1, 2, 1 }
     _, c = check("padding (0, 1, 2, 1)")
     assert.same({ 1, 6, 8, 4 }, c.relu2.shape)
+    -- under no_grad the group checks its options once and calls the kernel with them while they hold (passes in
+    -- the same mode: check's last pass and this one): a value changed in place is checked again (an error naming
+    -- it), as is a weight set in its place
+    lumen.no_grad(function() m:forward(x) end)
+    conv2.opts.padding[3] = 1.5
+    local ok, err = pcall(lumen.no_grad, function() return m:forward(x) end)
+    assert.is_false(ok)
+    assert.matches("conv2d: option 'padding' must be an integer", err, 1, true)
+    conv2.opts.padding[3] = 2
+    conv2.weight = "not a tensor"
+    ok, err = pcall(lumen.no_grad, function() return m:forward(x) end)
+    assert.is_false(ok)
+    assert.matches("conv2's weight must be a lumen.Tensor, got string", err, 1, true)
+    conv2.weight = lumen.randn { 6, 2, 3, 3 }
+    check("new weights")
   end)
 
   it("stays correct when a folded Sequential is rearranged", function()
@@ -303,6 +318,14 @@ describe("lumen.nn.fold", function()
     lumen.no_grad(function() seq:forward(x) end)
     local c = lumen.autograd.counts()
     assert.same({ 3, 0, 0, 1 }, { c.conv2d, c.relu or 0, c.relu6 or 0, c.sigmoid })
+    -- a weight set in place of c1's after passes that planned its call: checked again, the error names it
+    lumen.no_grad(function() seq:forward(x) end)
+    local w1 = seq:layer("c1").weight
+    seq:layer("c1").weight = "not a tensor"
+    local ok, err = pcall(lumen.no_grad, function() return seq:forward(x) end)
+    assert.is_false(ok)
+    assert.matches("c1 (Conv2d): conv2d: weight (argument 2) must be a lumen.Tensor, got string", err, 1, true)
+    seq:layer("c1").weight = w1
     local seen = 0 -- a rule swapped for relu: the ReLU runs as its own op and obeys it
     lumen.with_rules({ relu = function(ctx, g) seen = seen + 1; return ctx.default(ctx, g) end }, function()
       local xg = x:detach()
