@@ -361,6 +361,42 @@ describe("lumen.nn", function()
       assert.is_true(grew < plane, grew) -- with lumen's own add, c and s went back
     end)
 
+    -- a plain pass under no_grad runs its nodes under one pcall (graph.lua, run_frees) instead of one per node
+    it("names the failing node under no_grad as on the tape (nested graphs too) and keeps logits, shapes and extras", function()
+      local inner = nn.Graph { inputs = { "a" }, outputs = { "bad" }, name = "inner", nodes = {
+        { name = "bad", fn = function() error("boom") end, inputs = { "a" } } } }
+      local g = nn.Graph { inputs = { "x" }, outputs = { "out" }, nodes = {
+        { name = "f", fn = function(a) return a * 2 end, inputs = { "x" } },
+        { module = inner, inputs = { "f" } },
+        { name = "out", op = "add", inputs = { "inner", "x" } } } }
+      for _, pass in ipairs { function(fn) return fn() end, lumen.no_grad } do
+        local ok, err = pcall(pass, function() return g:forward(lumen.ones { 2 }) end)
+        assert.is_false(ok)
+        assert.equal("inner (Graph): bad (Function): boom", err)
+      end
+      local Extra = nn.Module.class("GraphExtraOut", { prefix = "extra" })
+      Extra.extras = { "attention" }
+      function Extra:forward(x) return x * 2, { attention = x:sum(2, true) } end
+      local c = nn.Graph { inputs = { "x" }, outputs = { "p" }, nodes = {
+        { name = "lin", module = nn.Linear { in_features = 2, out_features = 3 }, inputs = { "x" } },
+        { name = "e", module = Extra {}, inputs = { "lin" } },
+        { name = "p", module = nn.Softmax {}, inputs = { "e" } } } }
+      local x = lumen.randn { 4, 2 }
+      local function shapes()
+        local res = {}
+        for _, l in ipairs(c:layers()) do res[l.name] = l.shape end
+        return res
+      end
+      local logits = lumen.no_grad(function() return c:forward(x, { logits = true }) end)
+      assert.is_true(close(logits, c:layer("lin"):forward(x) * 2))
+      assert.same({ lin = { 4, 3 }, e = { 4, 3 }, ["e:attention"] = { 4, 1 } }, shapes()) -- the Softmax never ran
+      lumen.no_grad(function() return c:forward(x) end)
+      assert.same({ lin = { 4, 3 }, e = { 4, 3 }, ["e:attention"] = { 4, 1 }, p = { 4, 3 } }, shapes())
+      local ok, err = pcall(lumen.no_grad, function() return c:forward(lumen.randn { 1, 5 }) end)
+      assert.is_false(ok)
+      assert.matches("^lin %(Linear%): ", err)
+    end)
+
     it("takes several inputs by name or position", function()
       local g = nn.Graph {
         inputs = { "a", "b" }, outputs = { "d" },

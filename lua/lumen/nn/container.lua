@@ -104,6 +104,21 @@ local function run_child(self, m, ctx, ...)
   return m:forward(...)
 end
 
+-- The error of child m, msg, as a pass raises it: "name (Type): msg".
+function Container.child_error(m, msg)
+  return ("%s (%s): %s"):format(m.name, m.type, strip_position(msg))
+end
+
+-- Records the extra outputs (a table) of leaf m, named `name`.
+function Container:note_extras(ctx, m, name, extra)
+  local keys = {}
+  for k in pairs(extra) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  self._extra_keys = self._extra_keys or {}
+  self._extra_keys[name] = keys
+  for _, k in ipairs(keys) do note(self, ctx, name .. ":" .. k, extra[k], m.type .. ":" .. k, true) end
+end
+
 -- Runs child m on args (or takes its output from ctx.replace), prefixing any error with
 -- "name (Type): "; captures and records its output and any extra outputs of a leaf.
 function Container:call_child(m, ctx, ...)
@@ -116,17 +131,10 @@ function Container:call_child(m, ctx, ...)
   else
     local ok
     ok, y, extra = pcall(run_child, self, m, ctx, ...)
-    if not ok then error(("%s (%s): %s"):format(name, m.type, strip_position(y)), 0) end
+    if not ok then error(Container.child_error(m, y), 0) end
   end
   note(self, ctx, name, y, m.type, not m.is_container)
-  if type(extra) == "table" and not m.is_container then
-    local keys = {}
-    for k in pairs(extra) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    self._extra_keys = self._extra_keys or {}
-    self._extra_keys[name] = keys
-    for _, k in ipairs(keys) do note(self, ctx, name .. ":" .. k, extra[k], m.type .. ":" .. k, true) end
-  end
+  if type(extra) == "table" and not m.is_container then self:note_extras(ctx, m, name, extra) end
   return y
 end
 

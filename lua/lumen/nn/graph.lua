@@ -8,6 +8,7 @@
 local lumen = require "lumen"
 local Container = require "lumen.nn.container"
 local Module = require "lumen.nn.module"
+local fold = require "lumen.nn.fold"
 
 local Graph = Module.class("Graph", { parent = Container, keras = "Functional", prefix = "model" })
 
@@ -31,6 +32,7 @@ local function fn_record(spec, i)
     local extra = spec.args or {}
     rec.op, rec.args, rec.call = spec.op, extra, f
     rec.fn = function(...)
+      if #extra == 0 then return f(...) end -- (no table per call: importers' add and mul nodes have no args)
       local a = table.pack(...)
       for k = 1, #extra do a[a.n + k] = extra[k] end
       return f(table.unpack(a, 1, a.n + #extra))
@@ -200,8 +202,8 @@ end
 -- Counts the slots that hold node rec's output y, for the blocks a pass hands back (Container.frees): a value its
 -- reader may keep is dropped from the count (it never goes back), one it hands on gains a slot, and a tensor it
 -- made itself starts at one.
-local is_tensor, free = lumen.core.is_tensor, lumen.core.free
-local function hold(held, rec, values, slots, y)
+local is_tensor, free, shape_or = lumen.core.is_tensor, lumen.core.free, lumen.core.shape_or
+local function hold(held, rec, values, slots, y, tensor)
   local own = Container.makes_own(rec.module or rec)
   local read = false
   for k = 1, #slots do
@@ -213,12 +215,93 @@ local function hold(held, rec, values, slots, y)
   local c = held[y]
   if c then
     held[y] = c + 1
-  elseif own and not read and is_tensor(y) then
+  elseif own and not read and (tensor or tensor == nil and is_tensor(y)) then
     local args = rec.args -- an op node's constants (a module's record has none)
     for k = 1, args and #args or 0 do
       if rawequal(args[k], y) then return end
     end
     held[y] = 1
+  end
+end
+
+-- Drops the values whose last reader rec is, giving back the blocks of those no slot holds any more.
+local function drop_after(rec, values, held)
+  local drop = rec.drop
+  for k = 1, #drop do
+    local at = drop[k]
+    local v = values[at]
+    values[at] = nil
+    local c = held and v ~= nil and held[v]
+    if c == 1 then
+      held[v] = nil
+      free(v)
+    elseif c then
+      held[v] = c - 1
+    end
+  end
+end
+
+-- The nodes of a pass that records, captures, replaces, traces and stops at nothing (Container.frees: a plain
+-- forward under lumen.no_grad, as occlusion, LIME and SHAP run them by the thousand), from values in their
+-- slots: what call_child does for a leaf (its output's shape noted for layers(), extra outputs recorded, an
+-- error prefixed with the layer's name and type) inline, under one pcall for the pass (st.cur: the leaf
+-- running, whose name an error takes; a nested container's call_child prefixes its own). `final`: the output
+-- node's name when the pass asks for logits (a final Softmax hands its input on), else nil.
+local function run_frees(self, ctx, values, held, final, st)
+  local nodes, base, call_child = self.nodes, #self.inputs, self.call_child
+  local shapes = self._shapes
+  if not shapes then
+    shapes = {}
+    self._shapes = shapes
+  end
+  for i = 1, #nodes do
+    local rec = nodes[i]
+    local slots = rec.slots
+    local n = #slots
+    local child = rec.module or rec
+    local y, extra
+    if final and rec.name == final and rec.type == "Softmax" then
+      y = values[slots[1]]
+    elseif child.is_container then
+      local sub = Container.sub_ctx(ctx, final ~= nil and rec.name == final, child)
+      if n == 1 then
+        y = call_child(self, child, sub, values[slots[1]])
+      else
+        local args = {}
+        for k = 1, n do args[k] = values[slots[k]] end
+        y = call_child(self, child, sub, table.unpack(args, 1, n))
+      end
+    else
+      st.cur = child
+      local g = child._fold and fold.group_of(self, child)
+      if n == 1 then
+        if g then y, extra = fold.call(g, child, ctx, values[slots[1]]) else y, extra = child:forward(values[slots[1]]) end
+      elseif n == 2 then
+        local a, b = values[slots[1]], values[slots[2]]
+        if g then y, extra = fold.call(g, child, ctx, a, b) else y, extra = child:forward(a, b) end
+      else
+        local args = {}
+        for k = 1, n do args[k] = values[slots[k]] end
+        if g then
+          y, extra = fold.call(g, child, ctx, table.unpack(args, 1, n))
+        else
+          y, extra = child:forward(table.unpack(args, 1, n))
+        end
+      end
+      st.cur = nil
+      local name = child.name
+      local tensor = is_tensor(y)
+      shapes[name] = tensor and shape_or(y, shapes[name]) or nil
+      if type(extra) == "table" then self:note_extras(ctx, child, name, extra) end
+      values[base + i] = y
+      hold(held, rec, values, slots, y, tensor)
+      drop_after(rec, values, held)
+      goto continue
+    end
+    values[base + i] = y
+    hold(held, rec, values, slots, y)
+    drop_after(rec, values, held)
+    ::continue::
   end
 end
 
@@ -246,6 +329,12 @@ function Graph:_run(ctx, x)
   local need, logits_pass, stop = to_run(self, ctx), ctx.logits, ctx.stop
   local base, nodes = #inputs, self.nodes
   local held = Container.frees(ctx) and {} or nil -- tensor -> the slots holding it, for those that may go back
+  if held and not need and not stop then
+    local st = {}
+    local ok, err = pcall(run_frees, self, ctx, values, held, logits_pass and final or nil, st)
+    if not ok then error(st.cur and Container.child_error(st.cur, err) or err, 0) end
+    return self:_outputs(values)
+  end
   for i = 1, #nodes do
     local rec = nodes[i]
     if not need or need[rec.name] then
@@ -272,20 +361,13 @@ function Graph:_run(ctx, x)
       if held then hold(held, rec, values, slots, y) end
       if stop and Container.stops_after(ctx, rec.name) then return y end
     end
-    local drop = rec.drop
-    for k = 1, #drop do
-      local at = drop[k]
-      local v = values[at]
-      values[at] = nil
-      local c = held and v ~= nil and held[v]
-      if c == 1 then
-        held[v] = nil
-        free(v)
-      elseif c then
-        held[v] = c - 1
-      end
-    end
+    drop_after(rec, values, held)
   end
+  return self:_outputs(values)
+end
+
+-- The pass's output from values: the one output's value, or a list of them.
+function Graph:_outputs(values)
   local out_slots = self._out_slots
   if #out_slots == 1 then return values[out_slots[1]] end
   local outs = {}
