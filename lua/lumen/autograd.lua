@@ -139,6 +139,8 @@ end
 -- The backward rule with_rules has swapped in for `op` right now, or nil (lumen.nn.fold keeps a layer
 -- as its own op while one is active, so the rule applies to it).
 M.active_rule = active_rule
+-- Whether with_rules has swapped in any rule right now (while not, active_rule answers nil for every op).
+function M.any_rule() return #rules_stack > 0 end
 
 function M.with_rules(rules, body, ...)
   assert(type(rules) == "table", "with_rules: expected a table of rules by op name")

@@ -183,6 +183,7 @@ local function make_plan(op, x, w, o)
 end
 
 local is_enabled, is_tensor, count = lumen.autograd.is_enabled, lumen.core.is_tensor, lumen.autograd.count
+local any_rule = lumen.autograd.any_rule
 
 -- The group's output for input x in a pass of the given mode ("fold" or "fuse"). Under lumen.no_grad (and
 -- without a padding of the incremental forward's) the convolution's checks are made once for the options
@@ -219,8 +220,19 @@ local function wants(ctx, name)
   return ctx.stop ~= nil and ctx.stop.name == name
 end
 
--- How the group runs in a pass (ctx: the container pass state, or nil for a pass that asks nothing).
+-- How the group runs in a pass (ctx: the container pass state, or nil for a pass that asks nothing). With no
+-- rule swapped in and a pass that wants, replaces and stops at nothing (every forward of occlusion, LIME,
+-- SHAP), the questions below about rules, names and replacements all answer no: the group's layers decide.
 function Group:mode(ctx)
+  if not any_rule() and not (ctx and (ctx.want or ctx.replace or ctx.stop)) then
+    if not self:intact() then return "off" end
+    local act, bn = self.act, self.bn
+    local taped = act and FORWARD_ONLY[act.type] and is_enabled()
+    if not bn then return taped and "off" or "fuse" end
+    if bn.training then return "off" end
+    if not act or taped then return "fold" end
+    return "fuse"
+  end
   local rule = lumen.autograd.active_rule
   local c, bn, act = self.conv, self.bn, self.act
   local rep = ctx and ctx.replace or NONE
