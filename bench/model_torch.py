@@ -1,9 +1,10 @@
 """PyTorch side of the model bench: each network of bench/models.json as a torch module holding the weights of
 the same ONNX file lumen loads (benchlib.model_of), forward, and forward + backward to the input (parameters
 frozen, as explanation methods need), at each of its batch sizes, with the peak resident memory of each
-workload. Run: /usr/bin/python3 bench/model_torch.py [models=all reps=5 reps_big=2 batches=<from models.json>
-threads=2]. Twins: bench/model.lua, bench/ort.js. FLOPs: the forward's conv + linear multiply-adds x 2;
-forward+backward-to-input counts 2x that (nominal: d/dx of each layer costs its forward)."""
+workload. Run: /usr/bin/python3 bench/model_torch.py [models=all reps=5 reps_big=2 warmup=3 batches=<from
+models.json> threads=2] (warmup: passes before the timed ones at batch 1, one at larger batches). Twins:
+bench/model.lua, bench/ort.js. FLOPs: the forward's conv + linear multiply-adds x 2; forward+backward-to-input
+counts 2x that (nominal: d/dx of each layer costs its forward)."""
 import gc
 
 import torch
@@ -12,7 +13,7 @@ import benchlib
 
 
 def main():
-    p = benchlib.args({"models": "all", "batches": "", "reps": 5, "reps_big": 2})
+    p = benchlib.args({"models": "all", "batches": "", "reps": 5, "reps_big": 2, "warmup": 3})
     for spec in benchlib.read_models():
         if p["models"] != "all" and spec["name"] not in p["models"].split(","):
             continue
@@ -23,6 +24,7 @@ def main():
         case = f"{spec['name']} {spec['size']}"
         for batch in batches:
             reps = p["reps"] if batch == 1 else p["reps_big"]
+            warmup = p["warmup"] if batch == 1 else 1
             x = torch.randn(batch, 3, spec["size"], spec["size"])
             flop = benchlib.forward_flop(model, x.shape)
 
@@ -39,11 +41,11 @@ def main():
 
             gc.collect()
             benchlib.rss_reset()
-            ms = benchlib.measure(fwd, reps)
+            ms = benchlib.measure(fwd, reps, warmup)
             benchlib.emit("model", case, batch, "fwd", ms, flop, benchlib.rss_peak())
             gc.collect()
             benchlib.rss_reset()
-            ms = benchlib.measure(fwdbwd, reps)
+            ms = benchlib.measure(fwdbwd, reps, warmup)
             benchlib.emit("model", case, batch, "fwd+bwd(x)", ms, 2 * flop, benchlib.rss_peak())
         del model
         gc.collect()

@@ -2,15 +2,16 @@
 // gradients): each network of bench/models.json from the same ONNX file lumen loads, at each of its batch
 // sizes, with the peak resident memory of each workload. onnxruntime-node comes from npm (bench/package.json;
 // install inside bench/ with `ONNXRUNTIME_NODE_INSTALL=skip npm install`, which keeps the CPU library the
-// package ships and downloads nothing else). Run: node bench/ort.js [models=all reps=5 reps_big=2
-// batches=<from models.json> threads=2]. Prints bench/report.py's JSON lines with "side": "ort".
+// package ships and downloads nothing else). Run: node bench/ort.js [models=all reps=5 reps_big=2 warmup=3
+// batches=<from models.json> threads=2] (warmup: runs before the timed ones at batch 1, one at larger
+// batches). Prints bench/report.py's JSON lines with "side": "ort".
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const zlib = require("zlib");
 
 const REPO = path.dirname(__dirname);
-const defaults = { models: "all", batches: "", reps: 5, reps_big: 2, threads: 2 };
+const defaults = { models: "all", batches: "", reps: 5, reps_big: 2, warmup: 3, threads: 2 };
 
 function args() {
   const p = { ...defaults };
@@ -66,7 +67,7 @@ async function main() {
       const reps = batch === 1 ? p.reps : p.reps_big;
       rssReset();
       try {
-        await session.run(feeds); // warmup
+        for (let w = 0; w < (batch === 1 ? p.warmup : 1); w++) await session.run(feeds); // warmup
       } catch (e) { // a model exported with a fixed batch size
         console.error(`ort.js: skipping ${spec.name} at batch ${batch}: ${String(e.message).split("\n")[0]}`);
         continue;
