@@ -293,10 +293,11 @@ return function(lumen)
   -- An empty weight cache for one convolution (option `cache` of conv2d and conv1d).
   lumen.conv_cache = core.conv_cache
 
-  -- conv_plans[name] = {plan, kernel}: lumen.nn.fold's planned calls (conv_op's plan)
+  -- conv_plans[name] = {plan, kernel, call}: lumen.nn.fold's planned calls (conv_op's plan), used while lumen[name]
+  -- is still `call` (a function set in its place is called instead)
   local conv_plans = {}
   local function planned(name, call, plan, kernel)
-    conv_plans[name] = { plan = plan, kernel = kernel }
+    conv_plans[name] = { plan = plan, kernel = kernel, call = call }
     return call
   end
   lumen.conv2d = planned("conv2d", conv_op("conv2d", function(x, w, o) return conv2d_opts("conv2d", x, w, o) end,

@@ -258,6 +258,17 @@ describe("lumen.nn.fold", function()
     assert.matches("conv2's weight must be a lumen.Tensor, got string", err, 1, true)
     conv2.weight = lumen.randn { 6, 2, 3, 3 }
     check("new weights")
+    -- a function set in lumen.conv2d's place is what the folded groups call, planned or not
+    local conv2d, seen = lumen.conv2d, 0
+    lumen.conv2d = function(...) seen = seen + 1; return conv2d(...) end
+    local ok2, y = pcall(function()
+      for _ = 1, 3 do lumen.no_grad(function() m:forward(x) end) end
+      return lumen.no_grad(function() return m:forward(x) end)
+    end)
+    lumen.conv2d = conv2d
+    assert(ok2, y)
+    assert.equal(4 * 3, seen)
+    assert_rel(y, lumen.no_grad(function() return m:forward(x) end), 0, "through the function set in its place")
   end)
 
   it("stays correct when a folded Sequential is rearranged", function()

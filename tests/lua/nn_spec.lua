@@ -362,7 +362,7 @@ describe("lumen.nn", function()
     end)
 
     -- a plain pass under no_grad runs its nodes under one pcall (graph.lua, run_frees) instead of one per node
-    it("names the failing node under no_grad as on the tape (nested graphs too) and keeps logits, shapes and extras", function()
+    it("names the failing node under no_grad as on the tape, nested too, and keeps logits, shapes and extras", function()
       local inner = nn.Graph { inputs = { "a" }, outputs = { "bad" }, name = "inner", nodes = {
         { name = "bad", fn = function() error("boom") end, inputs = { "a" } } } }
       local g = nn.Graph { inputs = { "x" }, outputs = { "out" }, nodes = {

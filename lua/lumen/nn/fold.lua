@@ -188,11 +188,12 @@ local any_rule = lumen.autograd.any_rule
 -- The group's output for input x in a pass of the given mode ("fold" or "fuse"). Under lumen.no_grad (and
 -- without a padding of the incremental forward's) the convolution's checks are made once for the options
 -- table and weight it runs with (a plan, kept while they hold) and the kernel is called directly, counted as
--- the op: a pass over a network's layers repeats the same calls (MobileNet v3's 62 convolutions).
+-- the op: a pass over a network's layers repeats the same calls (MobileNet v3's 62 convolutions). Not while
+-- lumen.conv2d (conv1d) is a function set in lumen's place: that one is called, as on every other path.
 function Group:run(x, mode, padding)
   local s, b = self:weights()
   local o, op, w = self:options(mode, s, padding), CONV_OP[self.conv.type], self.conv.weight
-  if padding == nil and not is_enabled() and is_tensor(x) then
+  if padding == nil and not is_enabled() and lumen[op] == lumen.autograd.conv_plans[op].call and is_tensor(x) then
     local p = self.plan
     if not (p and plan_holds(p, o, w)) then
       p = make_plan(op, x, w, o)

@@ -275,7 +275,8 @@ local function run_frees(self, ctx, values, held, final, st)
       st.cur = child
       local g = child._fold and fold.group_of(self, child)
       if n == 1 then
-        if g then y, extra = fold.call(g, child, ctx, values[slots[1]]) else y, extra = child:forward(values[slots[1]]) end
+        local a = values[slots[1]]
+        if g then y, extra = fold.call(g, child, ctx, a) else y, extra = child:forward(a) end
       elseif n == 2 then
         local a, b = values[slots[1]], values[slots[2]]
         if g then y, extra = fold.call(g, child, ctx, a, b) else y, extra = child:forward(a, b) end
