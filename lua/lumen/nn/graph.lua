@@ -330,7 +330,7 @@ function Graph:_run(ctx, x)
   local need, logits_pass, stop = to_run(self, ctx), ctx.logits, ctx.stop
   local base, nodes = #inputs, self.nodes
   local held = Container.frees(ctx) and {} or nil -- tensor -> the slots holding it, for those that may go back
-  if held and not need and not stop then
+  if held and not need and not stop and self.call_child == Container.call_child then -- (not a class's own)
     local st = {}
     local ok, err = pcall(run_frees, self, ctx, values, held, logits_pass and final or nil, st)
     if not ok then error(st.cur and Container.child_error(st.cur, err) or err, 0) end
