@@ -156,8 +156,6 @@ LM_VECTOR_CLONES static void backward_range(void *ctx, int64_t lo, int64_t hi) {
   SPECIALIZE(j->op, backward_loop, j->a, j->b, j->x + lo, j->gy + lo, j->out + lo, hi - lo);
 }
 
-static void run_split(void (*fn)(void *, int64_t, int64_t), act_job *j, int64_t n) { lm_split_run(n, 1, fn, j); }
-
 static int check_op(lm_act_op op, const lm_tensor *x, lm_error *err) {
   if ((unsigned)op >= LM_ACT_COUNT) return lm_fail(err, "activation: unknown op %d", (int)op);
   if (x->dtype != LM_F32) return lm_fail(err, "%s: input must be float32, got int64", lm_act_names[op]);
@@ -170,7 +168,7 @@ lm_tensor *lm_act_forward(lm_act_op op, const lm_act_params *p, const lm_tensor 
   lm_tensor *y = lm_tensor_empty(LM_F32, x->ndim, x->shape, err);
   if (!y) return NULL;
   act_job j = {op, p->a, p->b, lm_f32(x), NULL, lm_f32(y)};
-  run_split(forward_range, &j, x->numel);
+  lm_split_run(x->numel, 1, forward_range, &j);
   return y;
 }
 
@@ -186,7 +184,7 @@ int lm_act_backward(lm_act_op op, const lm_act_params *p, const lm_tensor *x, co
                    lm_shape_str(gx, c, sizeof c));
   }
   act_job j = {op, p->a, p->b, lm_f32(x), lm_f32(gy), lm_f32(gx)};
-  run_split(backward_range, &j, x->numel);
+  lm_split_run(x->numel, 1, backward_range, &j);
   return 0;
 }
 
@@ -194,7 +192,7 @@ void lm_act_apply(lm_act_op op, const lm_act_params *p, float *y, int64_t n) {
   if ((unsigned)op >= LM_ACT_COUNT) return;
   if (!p) p = &defaults[op];
   act_job j = {op, p->a, p->b, NULL, NULL, y};
-  run_split(inplace_range, &j, n);
+  lm_split_run(n, 1, inplace_range, &j);
 }
 
 /* ---- the epilogue of a convolution on NCHW: out = f(s[o] * v + b[o] + e) per (n, o) row ---- */
