@@ -96,13 +96,15 @@ local function note(self, ctx, name, y, type_name, leaf)
   end
 end
 
--- Child m's output for args (run under call_child's pcall; a plain function, not a closure per call).
+-- Child m's output for args (run under call_child's pcall, or Graph's plain pass; a plain function, not a
+-- closure per call).
 local function run_child(self, m, ctx, ...)
   if m.is_container then return m:_run(ctx, ...) end
   local g = m._fold and fold.group_of(self, m)
   if g then return fold.call(g, m, ctx, ...) end
   return m:forward(...)
 end
+Container.run_child = run_child
 
 -- The error of child m, msg, as a pass raises it: "name (Type): msg".
 function Container.child_error(m, msg)

@@ -8,7 +8,6 @@
 local lumen = require "lumen"
 local Container = require "lumen.nn.container"
 local Module = require "lumen.nn.module"
-local fold = require "lumen.nn.fold"
 
 local Graph = Module.class("Graph", { parent = Container, keras = "Functional", prefix = "model" })
 
@@ -203,6 +202,7 @@ end
 -- reader may keep is dropped from the count (it never goes back), one it hands on gains a slot, and a tensor it
 -- made itself starts at one.
 local is_tensor, free, shape_or = lumen.core.is_tensor, lumen.core.free, lumen.core.shape_or
+local run_child = Container.run_child
 local function hold(held, rec, values, slots, y, tensor)
   local own = Container.makes_own(rec.module or rec)
   local read = false
@@ -273,21 +273,14 @@ local function run_frees(self, ctx, values, held, final, st)
       end
     else
       st.cur = child
-      local g = child._fold and fold.group_of(self, child)
       if n == 1 then
-        local a = values[slots[1]]
-        if g then y, extra = fold.call(g, child, ctx, a) else y, extra = child:forward(a) end
+        y, extra = run_child(self, child, ctx, values[slots[1]])
       elseif n == 2 then
-        local a, b = values[slots[1]], values[slots[2]]
-        if g then y, extra = fold.call(g, child, ctx, a, b) else y, extra = child:forward(a, b) end
+        y, extra = run_child(self, child, ctx, values[slots[1]], values[slots[2]])
       else
         local args = {}
         for k = 1, n do args[k] = values[slots[k]] end
-        if g then
-          y, extra = fold.call(g, child, ctx, table.unpack(args, 1, n))
-        else
-          y, extra = child:forward(table.unpack(args, 1, n))
-        end
+        y, extra = run_child(self, child, ctx, table.unpack(args, 1, n))
       end
       st.cur = nil
       local name = child.name
