@@ -34,6 +34,29 @@ function B.rss_peak()
   return kb and math.floor(tonumber(kb) / 1024 + 0.5)
 end
 
+-- The comma list `s` (argument `key`) as a list of names, each one of `known` ("all": every known name). A
+-- name that matches none is an error naming it and the known ones, before any work: a typo must not run an
+-- empty bench that reports nothing.
+function B.names(key, s, known)
+  if s == "all" then return table.move(known, 1, #known, 1, {}) end
+  local ok, out = {}, {}
+  for _, k in ipairs(known) do ok[k] = true end
+  for v in tostring(s):gmatch("[^,]+") do
+    if not ok[v] then
+      error(("%s: %s=%s: no '%s' (known: %s)"):format(arg[0], key, s, v, table.concat(known, ",")), 0)
+    end
+    out[#out + 1] = v
+  end
+  return out
+end
+
+-- The names of bench/models.json's networks, in its order.
+function B.model_names()
+  local out = {}
+  for _, spec in ipairs(B.read_json("models.json")) do out[#out + 1] = spec.name end
+  return out
+end
+
 function B.int_list(s)
   local out = {}
   for v in tostring(s):gmatch("[^,]+") do out[#out + 1] = math.tointeger(tonumber(v)) end

@@ -53,6 +53,18 @@ def rss_peak():
     return None
 
 
+def names(key, s, known):
+    """The comma list s (argument key) as a list of names, each one of known ("all": every known name). A name
+    that matches none is an error naming it and the known ones, before any work: a typo must not run an empty
+    bench that reports nothing."""
+    if s == "all":
+        return list(known)
+    for v in s.split(","):
+        if v and v not in known:
+            sys.exit(f"{sys.argv[0]}: {key}={s}: no '{v}' (known: {','.join(known)})")
+    return [v for v in s.split(",") if v]
+
+
 def int_list(s):
     return [int(v) for v in s.split(",") if v]
 

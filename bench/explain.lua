@@ -11,7 +11,10 @@ local p = B.args { reps = 3, methods = "saliency,smoothgrad,ig,kernel_shap,lime"
                    model = "tests/fixtures/torch/resnet18.onnx.gz",
                    samplers = "mobilenet_v1_0.5,mobilenet_v2,mobilenet_v3_large,efficientnet_b0" }
 local want = {}
-for m in p.methods:gmatch("[^,]+") do want[m] = true end
+for _, m in ipairs(B.names("methods", p.methods, { "saliency", "smoothgrad", "ig", "kernel_shap", "lime" })) do
+  want[m] = true
+end
+B.names("samplers", p.samplers, B.model_names())
 local explain = lumen.explain
 
 -- warmup 0: each run is seconds long, the median drops a cold first one; a method of a fraction of a second

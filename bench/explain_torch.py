@@ -70,7 +70,8 @@ def main():
     p = benchlib.args({"reps": 3, "methods": "saliency,smoothgrad,ig,kernel_shap,lime",
                        "model": "tests/fixtures/torch/resnet18.onnx.gz",
                        "samplers": "mobilenet_v1_0.5,mobilenet_v2,mobilenet_v3_large,efficientnet_b0"})
-    methods = p["methods"].split(",")
+    methods = benchlib.names("methods", p["methods"], ["saliency", "smoothgrad", "ig", "kernel_shap", "lime"])
+    benchlib.names("samplers", p["samplers"], [s["name"] for s in benchlib.read_models()])
     if {"saliency", "smoothgrad", "ig"} & set(methods):
         resnet = benchlib.resnet18_from_onnx(p["model"])
         x = torch.randn(1, 3, 224, 224)

@@ -20,7 +20,7 @@ def main():
     p = benchlib.args({"names": NAMES})
     out_dir = os.path.join(benchlib.REPO, "bench", "models")
     os.makedirs(out_dir, exist_ok=True)
-    for name in p["names"].split(","):
+    for name in benchlib.names("names", p["names"], NAMES.split(",")):
         path = os.path.join(out_dir, name + ".onnx")
         if os.path.exists(path):
             continue

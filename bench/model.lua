@@ -8,8 +8,10 @@ local lumen = require "lumen"
 local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 
 local p = B.args { models = "all", batches = "", reps = 5, reps_big = 2, warmup = 3 }
+local wanted = {}
+for _, name in ipairs(B.names("models", p.models, B.model_names())) do wanted[name] = true end
 for _, spec in ipairs(B.read_json("models.json")) do
-  if p.models == "all" or ("," .. p.models .. ","):find("," .. spec.name .. ",", 1, true) then
+  if wanted[spec.name] then
     local model = lumen.exists(spec.onnx) and B.load_model(spec.onnx)
     if not model then io.stderr:write(("bench: skipping %s (%s)\n"):format(spec.name, spec.onnx)) end
     local batches = p.batches ~= "" and B.int_list(p.batches) or spec.batches

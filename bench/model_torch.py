@@ -14,8 +14,10 @@ import benchlib
 
 def main():
     p = benchlib.args({"models": "all", "batches": "", "reps": 5, "reps_big": 2, "warmup": 3})
-    for spec in benchlib.read_models():
-        if p["models"] != "all" and spec["name"] not in p["models"].split(","):
+    specs = benchlib.read_models()
+    wanted = benchlib.names("models", p["models"], [s["name"] for s in specs])
+    for spec in specs:
+        if spec["name"] not in wanted:
             continue
         model = benchlib.model_of(spec)
         if model is None:

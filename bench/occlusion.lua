@@ -11,6 +11,7 @@ local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 
 local p = B.args { reps = 1, threads = 2, modes = "incremental,full", size = 224, map = "",
                    model = "tests/fixtures/torch/resnet18.onnx.gz" }
+local modes = B.names("modes", p.modes, { "incremental", "full" })
 lumen.threads(p.threads)
 local model = B.load_model(p.model)
 if not model then return end
@@ -28,7 +29,7 @@ local runs = {
     maps.full = lumen.explain.occlusion(function(b) return model:forward(b, { logits = true }) end, x, opts)
   end,
 }
-for mode in p.modes:gmatch("[^,]+") do
+for _, mode in ipairs(modes) do
   B.try("occlusion " .. mode, function()
     local ms = B.measure(runs[mode], p.reps, 0)
     local extra

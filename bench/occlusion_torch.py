@@ -45,6 +45,7 @@ def occlusion(model, x, target, patch=16, stride=8, batch_size=32):
 def main():
     p = benchlib.args({"reps": 1, "threads": 2, "modes": "incremental,full", "size": 224, "map": "",
                        "model": "tests/fixtures/torch/resnet18.onnx.gz"})
+    modes = benchlib.names("modes", p["modes"], ["incremental", "full"])
     torch.set_num_threads(p["threads"])
     model = benchlib.resnet18_from_onnx(p["model"])
     fixtures = os.path.join(benchlib.REPO, "tests/fixtures/torch")
@@ -65,7 +66,7 @@ def main():
             theirs = np.load(p["map"] + ".lumen.npy")
             print(f"occlusion: max |lumen incremental - torch| = {np.abs(theirs - m).max():g} "
                   f"(map max {np.abs(m).max():g})", file=sys.stderr)
-    for mode in p["modes"].split(","):
+    for mode in modes:
         benchlib.emit("occlusion", f"occlusion 16/8 resnet18 {size} (lumen {mode})", 32, "explain", ms, flop)
 
 

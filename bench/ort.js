@@ -48,8 +48,17 @@ async function main() {
   }
   const p = args();
   const specs = JSON.parse(fs.readFileSync(path.join(__dirname, "models.json"), "utf8"));
+  const known = specs.map((s) => s.name);
+  const wanted = p.models === "all" ? known : p.models.split(",").filter((v) => v);
+  for (const v of wanted) {
+    if (!known.includes(v)) {
+      // a typo must not run an empty bench that reports nothing
+      console.error(`ort.js: models=${p.models}: no '${v}' (known: ${known.join(",")})`);
+      process.exit(2);
+    }
+  }
   for (const spec of specs) {
-    if (p.models !== "all" && !p.models.split(",").includes(spec.name)) continue;
+    if (!wanted.includes(spec.name)) continue;
     const file = path.join(REPO, spec.onnx);
     if (!fs.existsSync(file)) { console.error(`ort.js: skipping ${spec.name}: ${spec.onnx} not found`); continue; }
     let bytes = fs.readFileSync(file);

@@ -12,7 +12,7 @@ local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 local p = B.args { thread_counts = "1,2", vit_batches = "1,8", text_batches = "1,32", reps = 5, reps_big = 2,
                    cases = "vit,text" }
 local want = {}
-for c in p.cases:gmatch("[^,]+") do want[c] = true end
+for _, c in ipairs(B.names("cases", p.cases, { "vit", "text" })) do want[c] = true end
 local VIT = "vit-ti/16 224"
 local TEXT = "text transformer L=96"
 

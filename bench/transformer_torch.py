@@ -71,7 +71,7 @@ def top_score(y):
 def main():
     p = benchlib.args({"thread_counts": "1,2", "vit_batches": "1,8", "text_batches": "1,32", "reps": 5, "reps_big": 2,
                        "cases": "vit,text"})
-    want = set(p["cases"].split(","))
+    want = set(benchlib.names("cases", p["cases"], ["vit", "text"]))
     vit = benchlib.freeze(VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192,
                                             mlp_dim=768, num_classes=1000)) if "vit" in want else None
     text = benchlib.freeze(TextTransformer()) if "text" in want else None
