@@ -58,6 +58,9 @@ int lm_dnnl_last_route(void);
 /* The channel block of the last oneDNN convolution's input layout (slot 0's plan; tests): 8 or 16 on its
  * blocked layouts, 0 on the plain ones. */
 int lm_dnnl_last_block(void);
+/* 1 when the last oneDNN convolution ran on NHWC (oneDNN's brgemm forward, dnnl.c: brgemm_forward; slot 0's
+ * plan; tests), else 0. */
+int lm_dnnl_last_nhwc(void);
 /* 1 when the last oneDNN convolution ran as two halves at once (pair_split; tests), else 0. */
 int lm_dnnl_last_halves(void);
 /* How many times a forward has copied its weights into oneDNN's layout (into its workspace or a cache;

@@ -59,12 +59,13 @@ const char *lm_conv_backend(void) {
 int lm_conv_have_onednn(void) { return HAVE; }
 
 static int64_t runs = 0;
-static int last_threads = 0, last_route = 0, last_halves = 0, last_block = 0;
+static int last_threads = 0, last_route = 0, last_halves = 0, last_block = 0, last_nhwc = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
 int lm_dnnl_last_threads(void) { return last_threads; }
 int lm_dnnl_last_route(void) { return last_route; }
 int lm_dnnl_last_block(void) { return last_block; }
+int lm_dnnl_last_nhwc(void) { return last_nhwc; }
 int lm_dnnl_last_halves(void) { return last_halves; }
 
 static int64_t weight_copies = 0, cache_bytes = 0;
@@ -183,7 +184,7 @@ int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
-enum { FWD, BWD_DATA, BWD_WEIGHTS };
+enum { FWD, BWD_DATA, BWD_WEIGHTS, FWD_TRAINING }; /* FWD_TRAINING: a forward desc, as backward hints take */
 enum { SRC, WEI, DST }; /* the three tensors: (N, C, H, W), weights, (N, O, OH, OW) */
 enum { PLANS = 256 };
 
@@ -206,6 +207,8 @@ typedef struct plan {
   dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
   int rthreads[3];                   /* the threads of each reorder: one under reorder_split_bytes, else the
                                         plan's; dst_in runs on DST's */
+  int nhwc[3];                       /* SRC or DST whose own layout is NHWC: lumen's plane transpose moves it
+                                        (lm_transpose_planes), not the reorder beside it */
   size_t ibytes[3], scratch_bytes;
   dnnl_memory_t umem[3], imem[3], bmem, smem, scale_mem;
   uint64_t used;
@@ -308,8 +311,9 @@ static int init_conv_desc(dnnl_convolution_desc_t *cd, int kind, const plan_key 
   dnnl_alg_kind_t alg = dnnl_convolution_direct;
   switch (kind) {
   case FWD:
-    return ok(dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_training, alg, s, w, b, d, strides, dil,
-                                                         pl, pr));
+  case FWD_TRAINING:
+    return ok(dnnl_dilated_convolution_forward_desc_init(
+        cd, kind == FWD ? dnnl_forward_inference : dnnl_forward_training, alg, s, w, b, d, strides, dil, pl, pr));
   case BWD_DATA:
     return ok(dnnl_dilated_convolution_backward_data_desc_init(cd, alg, s, w, d, strides, dil, pl, pr));
   default:
@@ -357,6 +361,23 @@ static int eight_blocks(const plan_key *k) {
 }
 
 /* The plan for k, or NULL when oneDNN has no primitive for it. */
+/* A dense forward with 16 input channels or more asks oneDNN for an inference primitive: oneDNN 2.6 then picks
+ * its brgemm kernel ("brgconv"), on NHWC, where a training one picks its older direct kernel on nChw16c blocks;
+ * 15-30 % faster on ResNet-18's 3x3 layers at batch 1 (1x64x56x56 with 64 filters: 1.10 against 1.27 ms, 210
+ * against 183 GFLOP/s, one thread, a C check of oneDNN alone), the layout copies lumen's own transposes
+ * (move). The backward primitives have no brgemm kernel in 2.6 and keep the blocked ones (their hint is a
+ * training forward). Not depthwise layers (its brgemm kernel plus the transposes: MobileNet v2's 96-channel
+ * 112x112 layer 0.42 -> 0.53 ms) nor a first layer of 3 channels (whose input the blocked kernel reads as it
+ * is: MobileNet v2's 0.27 -> 0.42 ms). The same numbers either way: only the kernel differs. */
+static int brgemm_forward(const plan_key *k) { return !k->plain && k->G == 1 && k->C >= 16; }
+
+/* Whether md is the plain NHWC layout of its (4-D) dims. */
+static int is_nhwc(const dnnl_memory_desc_t *md) {
+  dnnl_memory_desc_t t;
+  return md->ndims == 4 && ok(dnnl_memory_desc_init_by_tag(&t, 4, md->dims, dnnl_f32, dnnl_nhwc)) &&
+         dnnl_memory_desc_equal(&t, md);
+}
+
 static plan *plan_make(const plan_key *k) {
   static uint64_t next_id = 0;
   plan *p = calloc(1, sizeof *p);
@@ -387,10 +408,11 @@ static plan *plan_make(const plan_key *k) {
         made = ok(dnnl_memory_desc_init_by_tag(&any[i], p->umd[i].ndims, p->umd[i].dims, dnnl_f32, tags[eight][i]));
     }
     if (made && k->kind != FWD) /* backward primitives want the forward one as a hint */
-      made = init_conv_desc(&cd, FWD, k, &any[SRC], &any[WEI], NULL, &any[DST]) &&
+      made = init_conv_desc(&cd, FWD_TRAINING, k, &any[SRC], &any[WEI], NULL, &any[DST]) &&
              ok(dnnl_primitive_desc_create(&hint, &cd, NULL, engine, NULL));
     if (made)
-      made = init_conv_desc(&cd, k->kind, k, &any[SRC], &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
+      made = init_conv_desc(&cd, k->kind == FWD && !brgemm_forward(k) ? FWD_TRAINING : k->kind, k, &any[SRC],
+                            &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
              ok(dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint));
     if (made || !eight) {
       good = made;
@@ -420,6 +442,7 @@ static plan *plan_make(const plan_key *k) {
     p->rthreads[i] = k->threads;
     if (good && (scaled || !dnnl_memory_desc_equal(&p->imd[i], &p->umd[i]))) {
       p->ibytes[i] = dnnl_memory_desc_get_size(&p->imd[i]);
+      p->nhwc[i] = i != WEI && is_nhwc(&p->imd[i]);
       /* made on the threads it runs on, as the plan is (plan_get) */
       if ((int64_t)dnnl_memory_desc_get_size(&p->umd[i]) < reorder_split_bytes) p->rthreads[i] = 1;
       if (p->rthreads[i] != k->threads) omp_set_num_threads(p->rthreads[i]);
@@ -474,6 +497,19 @@ static int run_reorder(const plan *p, int i, dnnl_primitive_t r, dnnl_memory_t f
   int good = ok(dnnl_primitive_execute(r, streams[p->k.slot], scales ? 3 : 2, a));
   if (p->rthreads[i] != p->k.threads) omp_set_num_threads(p->k.threads);
   return good;
+}
+
+/* Moves activation i of plan p between the user's NCHW buffer and the plan's own (to_own: into it), from -> to:
+ * where the own layout is NHWC, lumen's plane transpose (2.5-4x oneDNN's reorder there: transpose.c), on two
+ * threads where the reorder would run on two; else reorder r. */
+static int move(const plan *p, int i, dnnl_primitive_t r, int to_own, dnnl_memory_t from, dnnl_memory_t to) {
+  if (!p->nhwc[i]) return run_reorder(p, i, r, from, to, NULL);
+  void *a = NULL, *b = NULL;
+  if (!ok(dnnl_memory_get_data_handle(from, &a)) || !ok(dnnl_memory_get_data_handle(to, &b))) return 0;
+  const dnnl_dims_t *d = &p->umd[i].dims;
+  const int64_t C = (*d)[1], P = (*d)[2] * (*d)[3];
+  lm_transpose_planes(a, b, (*d)[0], to_own ? C : P, to_own ? P : C, p->rthreads[i] > 1);
+  return 1;
 }
 
 /* The arena bytes plan p's run takes: its blocked copies and its scratchpad. */
@@ -542,13 +578,14 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
         good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
                run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], p->scale_mem);
       } else if (!hit && good && i != o) {
-        good = run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL);
+        good = i == WEI ? run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL)
+                        : move(p, i, p->reorder[i], 1, p->umem[i], p->imem[i]);
       }
       if (good && room && !hit) {
         cache->plan = p->id, cache->w = u[i], cache->wgen = cache->now_w, cache->s = s, cache->sgen = sgen;
         cache->fills++;
       }
-      if (good && i == o && p->k.sum) good = run_reorder(p, i, p->dst_in, p->umem[i], p->imem[i], NULL);
+      if (good && i == o && p->k.sum) good = move(p, i, p->dst_in, 1, p->umem[i], p->imem[i]);
     }
   }
   if (good && p->scratch_bytes) scratch = mem;
@@ -563,7 +600,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     }
     good = good && ok(dnnl_primitive_execute(p->prim, streams[slot], n, a));
   }
-  if (good && p->reorder[o]) good = run_reorder(p, o, p->reorder[o], p->imem[o], p->umem[o], NULL);
+  if (good && p->reorder[o]) good = move(p, o, p->reorder[o], 0, p->imem[o], p->umem[o]);
   if (good) good = ok(dnnl_stream_wait(streams[slot]));
   if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
   if (!slot) {
@@ -572,6 +609,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     last_route = p->k.plain;
     last_halves = 0;
     const dnnl_memory_desc_t *in = &p->imd[SRC];
+    last_nhwc = p->nhwc[SRC] || p->nhwc[DST];
     last_block = in->format_kind == dnnl_blocked && in->format_desc.blocking.inner_nblks > 0
                      ? (int)in->format_desc.blocking.inner_blks[0] : 0;
   }
@@ -600,7 +638,9 @@ static int plain_gemm(const conv_geom *g) { return g->win.kh == 1 && g->win.kw =
  * 1.4-1.7 ms besides a 1.9 ms convolution; the GEMM 1.5 ms). ResNet-18 at batch 1, one thread: forward
  * 29.7-31.8 -> 26.1-26.4 ms, forward + backward to the input 65.5-69 -> 57.7-58.6 ms (with scale_outside
  * below); two threads: forward 20.9-21.6 -> 18.9-19.1 ms, forward + backward 47.5-49.4 -> 45.8-48 ms. Not at
- * 196 positions (its 14x14 layers: slower) nor at 98 (batch 2). */
+ * 196 positions (its 14x14 layers: slower) nor at 98 (batch 2). Not a forward whose weights a cache keeps
+ * (lumen.no_grad, fwd_key): no copy to save there, and oneDNN's brgemm kernel (brgemm_forward) beats the GEMM,
+ * 1.60 -> 1.40 ms a layer at one thread, 0.84 -> 0.76 at two (on oneDNN's two OpenMP threads, not halves). */
 static int plain_few_positions(const conv_geom *g) {
   const lm_window *v = &g->win;
   return g->groups == 1 && g->N * v->OH * v->OW <= 64 && g->O * g->C * v->kh * v->kw >= 256 * 1024;
@@ -703,6 +743,7 @@ typedef struct fwd_job {
 static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const lm_conv_post *post, int add, int slot,
                    plan_key *k) {
   *k = h ? half_key(h, g, FWD, slot) : key_of(g, FWD);
+  if (!h && post && post->cache && !plain_gemm(g)) k->plain = 0; /* kept weights: see plain_few_positions */
   k->wscale = post && post->scale;
   if (!add && scale_outside(k)) {
     k->wscale = 0;
@@ -763,15 +804,15 @@ static void fwd_half(void *ctx, int half) {
  * GEMM convolutions 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74). Depthwise
  * halves are multiples of 16 channels (oneDNN's block), the others of 8.
  * A forward on the plain layouts with few output positions (plain_few_positions: ResNet-18's 512-channel 3x3
- * layers at 7x7) splits the same way whatever its size, each half on one thread: oneDNN's GEMM route on two
+ * layers at 7x7, fwd_plain: no weight cache) splits the same way whatever its size, each half on one thread: oneDNN's GEMM route on two
  * OpenMP threads gained little there (1.62 -> 1.24 ms, oneDNN's verbose log; each half 0.79 ms at once), a
  * stream of weights each core now reads half of. ResNet-18's batch-1 forward on two threads 0.95 of the time
  * (seven alternating rounds). Not their backward-data: oneDNN's two threads took 1.04 ms there, each half 1.05.
  * Returns where the second half starts, or 0: run whole. */
 static int64_t pair_min_macs = 400000;
 
-static int64_t pair_split(const conv_geom *g, int add, int fwd) {
-  if (n_threads < 2 || add || g->N != 1 || (threads_for(g) != 1 && !(fwd && plain_few_positions(g)))) return 0;
+static int64_t pair_split(const conv_geom *g, int add, int fwd_plain) {
+  if (n_threads < 2 || add || g->N != 1 || (threads_for(g) != 1 && !(fwd_plain && plain_few_positions(g)))) return 0;
   const int dw = g->groups == g->C && g->O == g->C;
   if ((g->groups != 1 && !dw) || g->O < 32) return 0;
   const lm_window *v = &g->win;
@@ -791,7 +832,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   int use = usable(g, err);
   if (use <= 0) return use;
   const float *s = post && post->scale ? lm_f32(post->scale) : NULL, *e = post && post->add ? lm_f32(post->add) : NULL;
-  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add, 1);
+  /* a weight cache keeps a large layer with few positions off the plain layouts (plain_few_positions) */
+  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add, !(post && post->cache));
   plan_key k;
   if (o0) {
     fwd_job j[2];

@@ -188,6 +188,9 @@ void lm_pair_quiet(void);
  * one thread), on exactly two threads in lm_pair_run's two halves, on more in lm_parallel_for from
  * LM_PARALLEL_MIN_ELEMENTS. */
 void lm_split_run(int64_t n, int64_t per, void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx);
+/* Each of n matrices of r rows of k floats (contiguous, one after the other) into k rows of r, in and out
+ * disjoint: NCHW <-> NHWC (transpose.c). split: over lm_split_run's threads, else on the calling thread. */
+void lm_transpose_planes(const float *in, float *out, int64_t n, int64_t r, int64_t k, int split);
 /* On a hot elementwise loop: compiled three times, for the x86-64 baseline (SSE2), AVX2 + FMA and AVX-512,
  * and the one the CPU runs chosen once at load (GCC's function multi-versioning, an ifunc), so the portable
  * binary runs the loops 4, 8 or 16 floats wide. Nothing elsewhere. Results may differ in the last bit between

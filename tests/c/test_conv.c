@@ -440,6 +440,12 @@ static double max_diff(const lm_tensor *a, const lm_tensor *b) {
   return worst;
 }
 
+static double max_abs(const lm_tensor *a) {
+  double m = 0;
+  for (int64_t i = 0; i < a->numel; i++) m = fmax(m, fabs(lm_f32(a)[i]));
+  return m;
+}
+
 /* On 2 threads, a convolution below the split threshold runs on one (oneDNN opens no wider team: its plan was
  * made on one thread too) and one above it on both, with the same output; the threads are set back after a
  * small one. */
@@ -652,6 +658,75 @@ static void check_pair(void) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
   lm_dnnl_pair_min_macs(min);
+  lm_set_threads(threads);
+#endif
+}
+
+/* A dense forward with 16 input channels or more runs oneDNN's brgemm kernel on NHWC (dnnl.c, brgemm_forward),
+ * the layouts moved by lumen's transposes: a 20->36 3x3 at 9x7, batch 2 (channels and positions off the 8x8
+ * blocks), with bias, folded scale, residual and leaky ReLU, agrees with im2col's on one thread and two, and
+ * so does its input gradient (whose primitive stays on blocked layouts). A first layer of 3 channels and a
+ * depthwise layer keep their blocked layouts. A 256->256 3x3 at 7x7 (few positions, big weights) runs on the
+ * plain layouts (route 2; in halves on two threads) without a weight cache and on NHWC with one (route 0, whole
+ * on oneDNN's two threads). */
+static void check_nhwc(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  static const struct {
+    const char *name;
+    int64_t N, C, O, h, w, groups;
+    int cache, nhwc, route;
+  } cases[] = {
+      {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0},
+      {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0},
+      {"depthwise 32", 1, 32, 32, 12, 12, 32, 0, 0, 0},
+      {"3x3 256->256 at 7x7", 1, 256, 256, 7, 7, 1, 0, 0, 2},
+      {"3x3 256->256 at 7x7, weights cached", 1, 256, 256, 7, 7, 1, 1, 1, 0},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, h = cases[c].h, w = cases[c].w;
+    cfg g = {"nhwc", N, C, h, w, O, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, cases[c].groups, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {N, C, h, w}, ws[4] = {O, C / cases[c].groups, 3, 3}, os[1] = {O}, ys[4] = {N, O, h, w};
+    lm_tensor *x = randn(4, xs), *wt = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
+    lm_tensor *gy = randn(4, ys);
+    for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_cache cache = {0};
+    lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s,
+                         .cache = cases[c].cache ? &cache : NULL};
+    lm_conv_set_backend("im2col", &err);
+    lm_tensor *want = lm_conv2d_forward_post(x, wt, b, &p, &post, &err), *gwant = lm_tensor_like(x, NULL);
+    CHECK(lm_conv2d_backward_scaled(x, wt, s, gy, &p, gwant, NULL, NULL, NULL, LM_GRAD_OVERWRITE, &err) == 0,
+          "nhwc %s: im2col backward: %s", cases[c].name, err.msg);
+    lm_conv_set_backend("onednn", &err);
+    for (int t = 1; t <= 2; t++) {
+      lm_set_threads(t);
+      for (int pass = 0; pass < 2; pass++) { /* with a cache: filled, then read */
+        lm_tensor *y = lm_conv2d_forward_post(x, wt, b, &p, &post, &err);
+        const int halves = cases[c].route == 2 && t == 2; /* the plain few-position route splits in halves */
+        CHECK(y && lm_dnnl_last_nhwc() == cases[c].nhwc && lm_dnnl_last_route() == cases[c].route &&
+                  lm_dnnl_last_halves() == halves,
+              "nhwc %s on %d thread(s): NHWC %d, route %d, halves %d; expected %d, %d, %d", cases[c].name, t,
+              lm_dnnl_last_nhwc(), lm_dnnl_last_route(), lm_dnnl_last_halves(), cases[c].nhwc, cases[c].route,
+              halves);
+        const double d = y && want ? max_diff(y, want) : INFINITY, m = want ? max_abs(want) : 0;
+        CHECK(d <= 1e-5 * m, "nhwc %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name, t, d, m);
+        lm_tensor_release(y);
+      }
+      lm_tensor *gx = lm_tensor_like(x, NULL);
+      CHECK(lm_conv2d_backward_scaled(x, wt, s, gy, &p, gx, NULL, NULL, NULL, LM_GRAD_OVERWRITE, &err) == 0,
+            "nhwc %s: backward: %s", cases[c].name, err.msg);
+      CHECK(!lm_dnnl_last_nhwc(), "nhwc %s: the backward-data ran on NHWC", cases[c].name);
+      const double dg = max_diff(gx, gwant), mg = max_abs(gwant);
+      CHECK(dg <= 1e-5 * mg, "nhwc %s on %d thread(s): input gradient differs from im2col's by %g (max %g)",
+            cases[c].name, t, dg, mg);
+      lm_tensor_release(gx);
+    }
+    lm_conv_cache_clear(&cache);
+    lm_tensor *all[] = {x, wt, b, s, r, gy, want, gwant};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
   lm_set_threads(threads);
 #endif
 }
@@ -869,6 +944,7 @@ int main(void) {
   check_routes();
   check_reorder_threads();
   check_pair();
+  check_nhwc();
   check_cache();
   check_parallel_for();
   check_pair_run();

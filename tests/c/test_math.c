@@ -404,8 +404,41 @@ static void test_split_elementwise(void) {
   lm_set_threads(threads);
 }
 
+/* lm_transpose_planes (transpose.c): each of n matrices of r x k into k x r, bit for bit the definition, over
+ * shapes that hit every edge of its 8x8 blocks and 32-row tiles (r and k below 8, not multiples of 8, a
+ * whole tile and more), on one thread and split over two (at least LM_PAIR_MIN_ELEMENTS, so the halves really
+ * run); nothing written past the output. */
+static void test_transpose(void) {
+  const int threads = lm_get_threads();
+  static const int64_t rs[] = {1, 3, 8, 13, 32, 40, 67, 96}, ks[] = {1, 7, 8, 9, 49, 196, 200, 1000};
+  int64_t cases = 0;
+  for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++)
+    for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+      for (int64_t n = 1; n <= 3; n += 2)
+        for (int split = 0; split < 2; split++) {
+          const int64_t r = rs[i], k = ks[j], numel = n * r * k;
+          float *in = malloc((size_t)numel * sizeof *in), *out = malloc((size_t)(numel + 16) * sizeof *out);
+          for (int64_t e = 0; e < numel; e++) in[e] = (float)lm_rand_normal();
+          for (int e = 0; e < 16; e++) out[numel + e] = 12345.0f;
+          lm_set_threads(split ? 2 : 1);
+          lm_transpose_planes(in, out, n, r, k, split);
+          int64_t bad = 0;
+          for (int64_t m = 0; m < n; m++)
+            for (int64_t a = 0; a < r; a++)
+              for (int64_t c = 0; c < k; c++) bad += out[m * r * k + c * r + a] != in[m * r * k + a * k + c];
+          for (int e = 0; e < 16; e++) bad += out[numel + e] != 12345.0f;
+          CHECK(bad == 0, "transpose %lld x %lld x %lld (split %d): %lld elements wrong", (long long)n, (long long)r,
+                (long long)k, split, (long long)bad);
+          cases += split && numel >= LM_PAIR_MIN_ELEMENTS;
+          free(in), free(out);
+        }
+  CHECK(cases >= 4, "transpose: only %lld cases large enough to split", (long long)cases);
+  lm_set_threads(threads);
+}
+
 int main(void) {
   lm_seed(7);
+  test_transpose();
   test_split_elementwise();
   test_sgemm_vector();
   test_sgemm_vector_pair();
