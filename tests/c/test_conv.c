@@ -668,7 +668,8 @@ static void check_pair(void) {
  * so does its input gradient (whose primitive stays on blocked layouts). A first layer of 3 channels and a
  * depthwise layer keep their blocked layouts. A 256->256 3x3 at 7x7 (few positions, big weights) runs on the
  * plain layouts (route 2; in halves on two threads) without a weight cache and on NHWC with one (route 0, whole
- * on oneDNN's two threads). */
+ * on oneDNN's two threads); so does a 1x1 64->96 at 7x7 (on one thread), not at 15x15 (225 positions: the
+ * GEMM's route 1, the scale folded into its weights' copy). */
 static void check_nhwc(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -676,19 +677,23 @@ static void check_nhwc(void) {
   static const struct {
     const char *name;
     int64_t N, C, O, h, w, groups;
-    int cache, nhwc, route;
+    int cache, nhwc, route, halves2; /* halves2: in halves on two threads (pair_split) */
   } cases[] = {
-      {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0},
-      {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0},
-      {"depthwise 32", 1, 32, 32, 12, 12, 32, 0, 0, 0},
-      {"3x3 256->256 at 7x7", 1, 256, 256, 7, 7, 1, 0, 0, 2},
-      {"3x3 256->256 at 7x7, weights cached", 1, 256, 256, 7, 7, 1, 1, 1, 0},
+      {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0, 0},
+      {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0, 0},
+      {"depthwise 32", 1, 32, 32, 12, 12, 32, 0, 0, 0, 0},
+      {"3x3 256->256 at 7x7", 1, 256, 256, 7, 7, 1, 0, 0, 2, 1},
+      {"3x3 256->256 at 7x7, weights cached", 1, 256, 256, 7, 7, 1, 1, 1, 0, 0},
+      {"1x1 64->96 at 7x7", 1, 64, 96, 7, 7, 1, 0, 0, 2, 0},
+      {"1x1 64->96 at 7x7, weights cached", 1, 64, 96, 7, 7, 1, 1, 1, 0, 0},
+      {"1x1 64->96 at 15x15, weights cached", 1, 64, 96, 15, 15, 1, 1, 0, 1, 1},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, h = cases[c].h, w = cases[c].w;
-    cfg g = {"nhwc", N, C, h, w, O, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, cases[c].groups, 0, 0, 1};
+    const int64_t k = strstr(cases[c].name, "1x1") ? 1 : 3;
+    cfg g = {"nhwc", N, C, h, w, O, k, k, 1, 1, k / 2, k / 2, k / 2, k / 2, 1, 1, cases[c].groups, 0, 0, 1};
     lm_conv_params p = params_of(&g);
-    int64_t xs[4] = {N, C, h, w}, ws[4] = {O, C / cases[c].groups, 3, 3}, os[1] = {O}, ys[4] = {N, O, h, w};
+    int64_t xs[4] = {N, C, h, w}, ws[4] = {O, C / cases[c].groups, k, k}, os[1] = {O}, ys[4] = {N, O, h, w};
     lm_tensor *x = randn(4, xs), *wt = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
     lm_tensor *gy = randn(4, ys);
     for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
@@ -704,7 +709,7 @@ static void check_nhwc(void) {
       lm_set_threads(t);
       for (int pass = 0; pass < 2; pass++) { /* with a cache: filled, then read */
         lm_tensor *y = lm_conv2d_forward_post(x, wt, b, &p, &post, &err);
-        const int halves = cases[c].route == 2 && t == 2; /* the plain few-position route splits in halves */
+        const int halves = t == 2 && cases[c].halves2;
         CHECK(y && lm_dnnl_last_nhwc() == cases[c].nhwc && lm_dnnl_last_route() == cases[c].route &&
                   lm_dnnl_last_halves() == halves,
               "nhwc %s on %d thread(s): NHWC %d, route %d, halves %d; expected %d, %d, %d", cases[c].name, t,
