@@ -544,7 +544,7 @@ static conv_geom half_of(const conv_geom *g, int64_t o0, int i, int64_t *lo) {
  * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
  * weights are scaled by `scale` (O) as they are reordered. On slot 1 (the lane's half) it touches no shared
  * state: its arena is already large enough, and the counters the tests read are the caller's. */
-static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm_conv_cache *cache, lm_error *err) {
+static int plan_run(plan *p, float *u[3], const float *b, const float *scale, void *room, int hit, lm_error *err) {
   static const int args[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
                                  {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
                                  {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
@@ -562,28 +562,20 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, lm
     good = good && ok(dnnl_memory_set_data_handle(p->umem[i], u[i]));
     use[i] = p->umem[i];
     if (good && p->reorder[i]) {
-      /* the forward's weights: from the cache when it holds them (filled by this plan from these pointers),
-         else copied into it (or into the arena without one) */
-      const float *s = p->k.wscale ? scale : NULL;
-      void *room = i == WEI && kind == FWD && cache ? cache_room(cache, p->ibytes[i]) : NULL;
-      const uint64_t sgen = s && cache ? cache->now_s : 0;
-      const int hit = room && cache->plan == p->id && cache->w == u[i] && cache->wgen == cache->now_w &&
-                      cache->s == s && cache->sgen == sgen;
-      if (room && !hit) cache->plan = 0; /* emptied until the copy below succeeds */
-      good = ok(dnnl_memory_set_data_handle(p->imem[i], room ? room : mem));
+      /* the forward's weights: in the cache's room when the caller gave one (already there when hit), else
+         copied into the arena */
+      void *at = i == WEI ? room : NULL;
+      const int kept = at && hit;
+      good = ok(dnnl_memory_set_data_handle(p->imem[i], at ? at : mem));
       mem += round64(p->ibytes[i]);
       use[i] = p->imem[i];
-      if (good && i == WEI && kind == FWD && !slot && !hit) weight_copies++;
-      if (!hit && good && i != o && i == WEI && p->k.wscale) {
+      if (good && i == WEI && kind == FWD && !slot && !kept) weight_copies++;
+      if (!kept && good && i != o && i == WEI && p->k.wscale) {
         good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
                run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], p->scale_mem);
-      } else if (!hit && good && i != o) {
+      } else if (!kept && good && i != o) {
         good = i == WEI ? run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL)
                         : move(p, i, p->reorder[i], 1, p->umem[i], p->imem[i]);
-      }
-      if (good && room && !hit) {
-        cache->plan = p->id, cache->w = u[i], cache->wgen = cache->now_w, cache->s = s, cache->sgen = sgen;
-        cache->fills++;
       }
       if (good && i == o && p->k.sum) good = move(p, i, p->dst_in, 1, p->umem[i], p->imem[i]);
     }
@@ -707,7 +699,7 @@ static int run_added(plan *p, float *u[3], int o, int64_t n, const float *scale,
   float *user = u[o], *tmp = lm_mem_alloc((size_t)n * sizeof *tmp);
   if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
   u[o] = tmp;
-  int rc = plan_run(p, u, NULL, scale, NULL, err);
+  int rc = plan_run(p, u, NULL, scale, NULL, 0, err);
   if (rc == 1) add_into(user, tmp, n);
   lm_mem_free(tmp, (size_t)n * sizeof *tmp);
   return rc;
@@ -744,7 +736,8 @@ typedef struct fwd_job {
   int how, add;
   const float *x, *w, *b, *s, *e; /* input, weights, bias, folded scale, residual (each but x, w optional) */
   const lm_conv_post *post;        /* its activation (the rest is in the pointers above) */
-  lm_conv_cache *cache;            /* its weights between calls (a whole convolution only), or NULL */
+  void *room;                      /* where its packed weights live between calls (cache_take), or NULL */
+  int hit;                         /* room holds them already */
   float *y, *tmp;                  /* output (N, O, P); SCALE_OUT's buffer, in the slot's arena */
   int64_t N, O, P;
   int rc;
@@ -790,7 +783,7 @@ static int fwd_run(fwd_job *j) {
   const int act = j->post && j->post->has_act;
   if (j->how == SCALE_OUT) {
     float *u[3] = {(float *)j->x, (float *)j->w, j->tmp};
-    int rc = plan_run(j->p, u, NULL, NULL, NULL, &j->err);
+    int rc = plan_run(j->p, u, NULL, NULL, NULL, 0, &j->err);
     if (rc == 1) epilogue(j->y, j->tmp, j->s, j->b, j->e, j->post, j->N, j->O, j->P);
     return rc;
   }
@@ -799,9 +792,39 @@ static int fwd_run(fwd_job *j) {
   else if (j->e && j->e != j->y)
     memcpy(j->y, j->e, (size_t)n * sizeof *j->y);
   float *u[3] = {(float *)j->x, (float *)j->w, j->y};
-  int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, j->cache, &j->err);
+  int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, j->room, j->hit, &j->err);
   if (rc == 1 && j->how == OWN && (j->b || act)) epilogue(j->y, j->y, NULL, j->b, NULL, j->post, j->N, j->O, j->P);
   return rc;
+}
+
+/* The weight cache c for the n forwards j (one whole convolution, or its two halves on two slots) of weights w
+ * and scale s: sizes c's buffer for all their packed weights, gives each job its part (j->room) and whether
+ * the part still holds them (j->hit: the same plans, weights and scale, unwritten since). c is emptied until
+ * cache_keep records a successful run. The calling thread only, before any half starts (cache_room is not
+ * the lane's to call). */
+static void cache_take(lm_conv_cache *c, fwd_job *j, int n, const float *w, const float *s) {
+  size_t need = 0;
+  for (int i = 0; i < n; i++) need += j[i].p->reorder[WEI] ? round64(j[i].p->ibytes[WEI]) : 0;
+  char *room = need ? cache_room(c, need) : NULL;
+  const uint64_t sgen = s ? c->now_s : 0;
+  const int hit = room && c->plan == j[0].p->id && c->plan2 == (n > 1 ? j[1].p->id : 0) && c->w == w &&
+                  c->wgen == c->now_w && c->s == s && c->sgen == sgen;
+  if (room && !hit) c->plan = 0;
+  for (int i = 0; i < n; i++) {
+    j[i].room = room && j[i].p->reorder[WEI] ? room : NULL;
+    j[i].hit = hit;
+    if (j[i].room) room += round64(j[i].p->ibytes[WEI]);
+  }
+}
+
+/* Records in c what cache_take's jobs filled it with, once they all ran. */
+static void cache_keep(lm_conv_cache *c, const fwd_job *j, int n, const float *w, const float *s) {
+  if (!j[0].room && (n < 2 || !j[1].room)) return;
+  if (!j[0].hit) {
+    c->plan = j[0].p->id, c->plan2 = n > 1 ? j[1].p->id : 0;
+    c->w = w, c->wgen = c->now_w, c->s = s, c->sgen = s ? c->now_s : 0;
+    c->fills++;
+  }
 }
 
 static void fwd_half(void *ctx, int half) {
@@ -861,21 +884,26 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
       int how = fwd_key(g, &h, b != NULL, post, 0, i, &k), rc = fwd_prepare(&j[i], &k, how, err);
       if (rc <= 0) return rc;
     }
+    if (post && post->cache) cache_take(post->cache, j, 2, w, s);
     lm_pair_run(fwd_half, j);
     for (int i = 0; i < 2; i++)
       if (j[i].rc != 1) {
         *err = j[i].err;
         return -1;
       }
+    if (post && post->cache) cache_keep(post->cache, j, 2, w, s);
     last_threads = 2, last_halves = 1;
     last_route = j[0].how == SCALE_OUT ? 2 : j[0].p->k.plain;
     return 1;
   }
-  fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .cache = post ? post->cache : NULL,
-               .y = y, .N = g->N, .O = g->O, .P = P};
+  fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O,
+               .P = P};
   int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k), rc = fwd_prepare(&j, &k, how, err);
   if (rc <= 0) return rc;
+  const int cached = post && post->cache && how != SCALE_OUT;
+  if (cached) cache_take(post->cache, &j, 1, w, s);
   rc = fwd_run(&j);
+  if (rc == 1 && cached) cache_keep(post->cache, &j, 1, w, s);
   if (rc == 1 && how == SCALE_OUT) last_route = 2;
   if (rc != 1) *err = j.err;
   return rc;
@@ -922,7 +950,7 @@ typedef struct bwd_job {
 static void bwd_half(void *ctx, int half) {
   bwd_job *j = (bwd_job *)ctx + half;
   float *u[3] = {j->out, (float *)j->w, (float *)j->gy};
-  j->rc = plan_run(j->p, u, NULL, j->s, NULL, &j->err);
+  j->rc = plan_run(j->p, u, NULL, j->s, NULL, 0, &j->err);
   if (j->rc == 1 && j->into) add_into(j->into, j->out, j->n);
 }
 
@@ -1010,7 +1038,7 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   } else {
     float *u[3] = {gx, (float *)w, (float *)gy};
     rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
-             : plan_run(p, u, NULL, scale, NULL, err);
+             : plan_run(p, u, NULL, scale, NULL, 0, err);
   }
   if (rc == 1 && sgy) last_route = 2;
   lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
@@ -1026,7 +1054,7 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
   if (!p) return 0;
   float *u[3] = {(float *)x, gw, (float *)gy};
   if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, NULL, err);
-  return plan_run(p, u, NULL, NULL, NULL, err);
+  return plan_run(p, u, NULL, NULL, NULL, 0, err);
 }
 
 #endif

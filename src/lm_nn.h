@@ -74,15 +74,17 @@ int lm_conv2d_backward(const lm_tensor *x, const lm_tensor *w, const lm_tensor *
  * followed by lm_conv2d_backward: lm_act_backward with y as its input gives the right mask for relu, leaky
  * relu and relu6 (strict bounds); for clip mask by a < y < b yourself (clip's own backward is inclusive, and
  * y sits on the bound wherever x passed it). lumen.nn.fold fuses relu and relu6 only. */
-/* The weights of one convolution kept between its forwards as its kernel reads them (oneDNN's own layout, each
- * output channel times the folded scale), where it would otherwise copy them into that layout at every call
- * (ResNet-18 at batch 1: 15 copies, about 1.7 ms of a 26 ms forward). Filled by a forward that copies its
- * weights, read by the next forward of the same plan from the same weights and scale, unwritten since (their
- * storages' write generations, lm_storage.gen), filled again otherwise. Zero-initialised: empty. */
+/* The weights of one convolution (or of its two halves, split over two threads) kept between its forwards as its
+ * kernel reads them (oneDNN's own layout, each output channel times the folded scale), where it would otherwise
+ * copy them into that layout at every call (ResNet-18 at batch 1: 15 copies, about 1.7 ms of a 26 ms forward).
+ * Filled by a forward that copies its weights, read by the next forward of the same plan from the same weights and
+ * scale, unwritten since (their storages' write generations, lm_storage.gen), filled again otherwise.
+ * Zero-initialised: empty. */
 typedef struct lm_conv_cache {
   void *buf;
   size_t bytes;
   uint64_t plan;          /* the plan that filled it (dnnl.c); 0: empty */
+  uint64_t plan2;         /* with the plan of the second half when a split convolution filled it, else 0 */
   const float *w, *s;     /* the weights and the scale (or NULL) it holds */
   uint64_t wgen, sgen;    /* their storages' write generations then (sgen 0 without a scale) */
   uint64_t now_w, now_s;  /* this call's: set by the forward (conv.c) before oneDNN's part reads them */

@@ -809,6 +809,40 @@ static void check_cache(void) {
     for (size_t i = 0; i < sizeof all_t / sizeof all_t[0]; i++) lm_tensor_release(all_t[i]);
   }
   CHECK(lm_conv_cache_bytes() == 0, "caches: %lld bytes left after every clear", (long long)lm_conv_cache_bytes());
+  /* the halves of a split convolution (a depthwise one on two threads, blocked) share one cache, each its part:
+     the second forward copies nothing and gives the same output; a write into the weights copies again */
+  {
+    lm_set_threads(2);
+    const int64_t min = lm_dnnl_pair_min_macs(0);
+    cfg g = {"cache halves", 1, 48, 12, 12, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 48, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {1, 48, 12, 12}, ws[4] = {48, 1, 3, 3}, os[1] = {48};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *s = randn(1, os), *b = randn(1, os);
+    lm_conv_cache cache = {0};
+    lm_conv_post post = {.scale = s, .cache = &cache};
+    lm_tensor *y[3];
+    int64_t copies[3];
+    for (int i = 0; i < 3; i++) {
+      if (i == 2) lm_f32(w)[100] += 1.0f, lm_tensor_touch(w);
+      const int64_t before = lm_dnnl_weight_copies();
+      y[i] = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      copies[i] = lm_dnnl_weight_copies() - before;
+      CHECK(y[i] && lm_dnnl_last_halves() == 1, "cache halves %d: %s, halves %d", i, err.msg, lm_dnnl_last_halves());
+    }
+    lm_conv_set_backend("im2col", &err);
+    lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &(lm_conv_post){.scale = s}, &err);
+    lm_conv_set_backend("onednn", &err);
+    CHECK(copies[0] == 1 && copies[1] == 0 && copies[2] == 1 && cache.fills == 2,
+          "cache halves: %lld, %lld, %lld weight copies (expected 1, 0, 1), %lld fills", (long long)copies[0],
+          (long long)copies[1], (long long)copies[2], (long long)cache.fills);
+    CHECK(y[0] && y[1] && max_diff(y[0], y[1]) == 0, "cache halves: the second forward differs");
+    CHECK(y[2] && want && max_diff(y[2], want) <= 1e-5 * max_abs(want),
+          "cache halves: after a write, differs from im2col's by %g", y[2] && want ? max_diff(y[2], want) : -1.0);
+    lm_conv_cache_clear(&cache);
+    lm_tensor *all_t[] = {x, w, s, b, y[0], y[1], y[2], want};
+    for (size_t i = 0; i < sizeof all_t / sizeof all_t[0]; i++) lm_tensor_release(all_t[i]);
+    lm_dnnl_pair_min_macs(min);
+  }
   lm_set_threads(threads);
 #endif
 }
