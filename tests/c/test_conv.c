@@ -736,6 +736,54 @@ static void check_nhwc(void) {
 #endif
 }
 
+/* A batched forward on the brgemm kernel runs its images in parts (dnnl.c, chunk_images): a 32->32 3x3 at
+ * 48x48, batch 3 (590 KB an image: one at a time) with bias, folded scale, residual and ReLU agrees with
+ * im2col's in three parts, on one thread and two; with a weight cache the first call copies the weights once
+ * for all three parts, the second not at all, and after a write into them once again, each output as
+ * im2col's; batch 2 of a 20->36 at 9x7 (14 KB an image) runs whole. */
+static void check_parts(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  static const struct { int64_t N, C, O, hw, parts; } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, hw = cases[c].hw;
+    cfg g = {"parts", N, C, hw, hw, O, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {N, C, hw, hw}, ws[4] = {O, C, 3, 3}, os[1] = {O}, ys[4] = {N, O, hw, hw};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
+    for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_cache cache = {0};
+    for (int t = 1; t <= 2; t++) {
+      lm_set_threads(t);
+      for (int run = 0; run < 4; run++) { /* no cache; then a cache: filled, read, filled after a write */
+        if (run == 3) lm_f32(w)[5] += 0.5f, lm_tensor_touch(w);
+        lm_conv_post post = {.has_act = 1, .act = LM_ACT_RELU, .add = r, .scale = s, .cache = run ? &cache : NULL};
+        lm_conv_set_backend("im2col", &err);
+        lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        lm_conv_set_backend("onednn", &err);
+        const int64_t before = lm_dnnl_weight_copies();
+        lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        const int64_t copies = lm_dnnl_weight_copies() - before, want_copies = run == 2 ? 0 : 1;
+        CHECK(y && lm_dnnl_last_parts() == cases[c].parts && lm_dnnl_last_nhwc(),
+              "parts %zu, run %d on %d thread(s): %lld parts (expected %lld), NHWC %d", c, run, t,
+              (long long)lm_dnnl_last_parts(), (long long)cases[c].parts, lm_dnnl_last_nhwc());
+        CHECK(copies == want_copies, "parts %zu, run %d on %d thread(s): %lld weight copies, expected %lld", c, run,
+              t, (long long)copies, (long long)want_copies);
+        const double d = y && want ? max_diff(y, want) : INFINITY, m = want ? max_abs(want) : 0;
+        CHECK(d <= 1e-5 * m, "parts %zu, run %d on %d thread(s): differs from im2col's by %g (max %g)", c, run, t, d,
+              m);
+        lm_tensor_release(y), lm_tensor_release(want);
+      }
+      lm_conv_cache_clear(&cache);
+    }
+    lm_tensor *all[] = {x, w, b, s, r};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+  lm_set_threads(threads);
+#endif
+}
+
 /* A weight cache (lm_conv_cache) on one thread: a blocked 3x3 and a pointwise one on the plain layouts, each with
  * a folded scale (copied into the cache scaled). The second forward copies nothing and gives the same output
  * as a forward without a cache; a write into the weights or the scale in place (their storages' generation:
@@ -984,6 +1032,7 @@ int main(void) {
   check_reorder_threads();
   check_pair();
   check_nhwc();
+  check_parts();
   check_cache();
   check_parallel_for();
   check_pair_run();
