@@ -362,7 +362,6 @@ static int eight_blocks(const plan_key *k) {
   return !k->plain && k->G > 1 && k->G == k->C && k->G == k->O && k->C % 16 && k->C % 8 == 0;
 }
 
-/* The plan for k, or NULL when oneDNN has no primitive for it. */
 /* A dense forward with 16 input channels or more asks oneDNN for an inference primitive: oneDNN 2.6 then picks
  * its brgemm kernel ("brgconv"), on NHWC, where a training one picks its older direct kernel on nChw16c blocks;
  * 15-30 % faster on ResNet-18's 3x3 layers at batch 1 (1x64x56x56 with 64 filters: 1.10 against 1.27 ms, 210
@@ -370,7 +369,8 @@ static int eight_blocks(const plan_key *k) {
  * (move). The backward primitives have no brgemm kernel in 2.6 and keep the blocked ones (their hint is a
  * training forward). Not depthwise layers (its brgemm kernel plus the transposes: MobileNet v2's 96-channel
  * 112x112 layer 0.42 -> 0.53 ms) nor a first layer of 3 channels (whose input the blocked kernel reads as it
- * is: MobileNet v2's 0.27 -> 0.42 ms). The same numbers either way: only the kernel differs. */
+ * is: MobileNet v2's 0.27 -> 0.42 ms). The same convolution either way: only the kernel (and its rounding)
+ * differs. */
 static int brgemm_forward(const plan_key *k) { return !k->plain && k->G == 1 && k->C >= 16; }
 
 /* Whether md is the plain NHWC layout of its (4-D) dims. */
@@ -380,6 +380,7 @@ static int is_nhwc(const dnnl_memory_desc_t *md) {
          dnnl_memory_desc_equal(&t, md);
 }
 
+/* The plan for k, or NULL when oneDNN has no primitive for it. */
 static plan *plan_make(const plan_key *k) {
   static uint64_t next_id = 0;
   plan *p = calloc(1, sizeof *p);
@@ -841,11 +842,12 @@ static void fwd_half(void *ctx, int half) {
  * oneDNN's own two-thread split of these layers was slower than one thread (MobileNet v3 at batch 1: its
  * GEMM convolutions 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74). Depthwise
  * halves are multiples of 16 channels (oneDNN's block), the others of 8.
- * A forward on the plain layouts with few output positions (plain_few_positions: ResNet-18's 512-channel 3x3
- * layers at 7x7, fwd_plain: no weight cache) splits the same way whatever its size, each half on one thread: oneDNN's GEMM route on two
- * OpenMP threads gained little there (1.62 -> 1.24 ms, oneDNN's verbose log; each half 0.79 ms at once), a
- * stream of weights each core now reads half of. ResNet-18's batch-1 forward on two threads 0.95 of the time
- * (seven alternating rounds). Not their backward-data: oneDNN's two threads took 1.04 ms there, each half 1.05.
+ * A forward on the plain layouts with few output positions (plain_few_positions: ResNet-18's 512-channel 3x3 layers
+ * at 7x7; fwd_plain: without a weight cache) splits the same way whatever its size, each half on one thread:
+ * oneDNN's GEMM route on two OpenMP threads gained little there (1.62 -> 1.24 ms, oneDNN's verbose log; each half
+ * 0.79 ms at once), a stream of weights each core now reads half of. ResNet-18's batch-1 forward on two threads
+ * 0.95 of the time (seven alternating rounds). Not their backward-data: oneDNN's two threads took 1.04 ms there,
+ * each half 1.05.
  * Returns where the second half starts, or 0: run whole. */
 static int64_t pair_min_macs = 400000;
 
