@@ -881,18 +881,22 @@ static int64_t chunk_images(const conv_geom *g) {
   return c;
 }
 
-/* Runs forward j (prepared for the whole batch: key k) in parts of c images on one plan, the weights copied
- * into their layout once (into the weight cache, or a buffer of this call) and read by every part. */
-static int fwd_chunked(fwd_job *j, const plan_key *k, int64_t c, const conv_geom *g, const lm_conv_post *post,
-                       lm_error *err) {
+/* Runs forward j (its key k and route `how` made for the whole batch) in parts of c images on one plan (c = the
+ * batch: whole), the weights copied into their layout once for all the parts: into the weight cache when the
+ * layer has one, else, for several parts, into a buffer of this call (a whole run copies them into the arena). */
+static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const conv_geom *g, const lm_conv_post *post,
+                     lm_error *err) {
   plan_key kc = *k;
   kc.N = c;
   j->N = c;
-  int rc = fwd_prepare(j, &kc, ALL_DNNL, err);
+  const int64_t parts = g->N / c;
+  last_parts = parts;
+  int rc = fwd_prepare(j, &kc, how, err);
   if (rc <= 0) return rc;
-  const size_t wbytes = j->p->reorder[WEI] ? round64(j->p->ibytes[WEI]) : 0;
+  const int cached = post && post->cache && how != SCALE_OUT;
+  const size_t wbytes = !cached && parts > 1 && j->p->reorder[WEI] ? round64(j->p->ibytes[WEI]) : 0;
   void *own = NULL;
-  if (post && post->cache) {
+  if (cached) {
     cache_take(post->cache, j, 1, j->w, j->s);
   } else if (wbytes) {
     if (!(own = lm_mem_alloc(wbytes))) return lm_fail(err, "conv: out of memory for a %zu-byte weight copy", wbytes);
@@ -902,14 +906,14 @@ static int fwd_chunked(fwd_job *j, const plan_key *k, int64_t c, const conv_geom
   const int64_t in = c * g->C * g->win.H * g->win.W, out = c * g->O * j->P;
   const float *x = j->x, *e = j->e;
   float *y = j->y;
-  for (int64_t i = 0; rc == 1 && i < g->N / c; i++) {
+  for (int64_t i = 0; rc == 1 && i < parts; i++) {
     j->x = x + i * in, j->y = y + i * out, j->e = e ? e + i * out : NULL;
     rc = fwd_run(j);
     if (j->room) j->hit = 1; /* the next parts read the weights where this one put them */
   }
   j->hit = hit;
-  last_parts = g->N / c;
-  if (rc == 1 && post && post->cache) cache_keep(post->cache, j, 1, j->w, j->s);
+  if (rc == 1 && cached) cache_keep(post->cache, j, 1, j->w, j->s);
+  if (rc == 1 && how == SCALE_OUT) last_route = 2;
   if (own) lm_mem_free(own, wbytes);
   if (rc != 1) *err = j->err;
   return rc;
@@ -950,19 +954,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   }
   fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O,
                .P = P};
-  int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k);
-  const int64_t c = how == ALL_DNNL && brgemm_forward(&k) ? chunk_images(g) : g->N;
-  if (c < g->N) return fwd_chunked(&j, &k, c, g, post, err);
-  last_parts = 1;
-  int rc = fwd_prepare(&j, &k, how, err);
-  if (rc <= 0) return rc;
-  const int cached = post && post->cache && how != SCALE_OUT;
-  if (cached) cache_take(post->cache, &j, 1, w, s);
-  rc = fwd_run(&j);
-  if (rc == 1 && cached) cache_keep(post->cache, &j, 1, w, s);
-  if (rc == 1 && how == SCALE_OUT) last_route = 2;
-  if (rc != 1) *err = j.err;
-  return rc;
+  const int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k);
+  return fwd_parts(&j, &k, how, how == ALL_DNNL && brgemm_forward(&k) ? chunk_images(g) : g->N, g, post, err);
 }
 
 /* The gradient of an image-like input with few channels (a network's first layer: RGB or gray) is im2col's:
