@@ -50,10 +50,10 @@ function B.names(key, s, known)
   return out
 end
 
--- The names of bench/models.json's networks, in its order.
-function B.model_names()
+-- The names of the networks `specs` (bench/models.json's list), in its order.
+function B.model_names(specs)
   local out = {}
-  for _, spec in ipairs(B.read_json("models.json")) do out[#out + 1] = spec.name end
+  for _, spec in ipairs(specs) do out[#out + 1] = spec.name end
   return out
 end
 

@@ -14,7 +14,8 @@ local want = {}
 for _, m in ipairs(B.names("methods", p.methods, { "saliency", "smoothgrad", "ig", "kernel_shap", "lime" })) do
   want[m] = true
 end
-B.names("samplers", p.samplers, B.model_names())
+local model_specs = B.read_json("models.json")
+local samplers = B.names("samplers", p.samplers, B.model_names(model_specs))
 local explain = lumen.explain
 
 -- warmup 0: each run is seconds long, the median drops a cold first one; a method of a fraction of a second
@@ -49,8 +50,8 @@ if resnet then
 end
 
 local specs = {}
-for _, s in ipairs(B.read_json("models.json")) do specs[s.name] = s end
-for name in p.samplers:gmatch("[^,]+") do
+for _, s in ipairs(model_specs) do specs[s.name] = s end
+for _, name in ipairs(samplers) do
   local spec = specs[name]
   if not (want.kernel_shap or want.lime) then break end
   local model = spec and lumen.exists(spec.onnx) and B.load_model(spec.onnx)

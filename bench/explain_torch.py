@@ -71,7 +71,8 @@ def main():
                        "model": "tests/fixtures/torch/resnet18.onnx.gz",
                        "samplers": "mobilenet_v1_0.5,mobilenet_v2,mobilenet_v3_large,efficientnet_b0"})
     methods = benchlib.names("methods", p["methods"], ["saliency", "smoothgrad", "ig", "kernel_shap", "lime"])
-    benchlib.names("samplers", p["samplers"], [s["name"] for s in benchlib.read_models()])
+    models = benchlib.read_models()
+    samplers = benchlib.names("samplers", p["samplers"], [s["name"] for s in models])
     if {"saliency", "smoothgrad", "ig"} & set(methods):
         resnet = benchlib.resnet18_from_onnx(p["model"])
         x = torch.randn(1, 3, 224, 224)
@@ -85,9 +86,9 @@ def main():
             timed("ig steps=50 bs=10 resnet18", lambda: integrated_gradients(resnet, x, target), p["reps"],
                   51 * 2 * flop)
         del resnet
-    specs = {s["name"]: s for s in benchlib.read_models()}
+    specs = {s["name"]: s for s in models}
     sampling = [k for k in ("kernel_shap", "lime") if k in methods]
-    for name in p["samplers"].split(",") if sampling else []:
+    for name in samplers if sampling else []:
         model = benchlib.model_of(specs[name])
         if model is None:
             continue

@@ -9,8 +9,9 @@ local B = dofile(arg[0]:match("^(.*)/") .. "/benchlib.lua")
 
 local p = B.args { models = "all", batches = "", reps = 5, reps_big = 2, warmup = 3 }
 local wanted = {}
-for _, name in ipairs(B.names("models", p.models, B.model_names())) do wanted[name] = true end
-for _, spec in ipairs(B.read_json("models.json")) do
+local specs = B.read_json("models.json")
+for _, name in ipairs(B.names("models", p.models, B.model_names(specs))) do wanted[name] = true end
+for _, spec in ipairs(specs) do
   if wanted[spec.name] then
     local model = lumen.exists(spec.onnx) and B.load_model(spec.onnx)
     if not model then io.stderr:write(("bench: skipping %s (%s)\n"):format(spec.name, spec.onnx)) end
