@@ -222,26 +222,20 @@ local function wants(ctx, name)
 end
 
 -- How the group runs in a pass (ctx: the container pass state, or nil for a pass that asks nothing). With no
--- rule swapped in and a pass that wants, replaces and stops at nothing (every forward of occlusion, LIME,
--- SHAP), the questions below about rules, names and replacements all answer no: the group's layers decide.
+-- rule swapped in and a pass that wants, replaces and stops at nothing (`asks` false: every forward of occlusion,
+-- LIME, SHAP), the questions about rules, names and replacements are not asked (they would all answer no): the
+-- group's layers decide.
 function Group:mode(ctx)
-  if not any_rule() and not (ctx and (ctx.want or ctx.replace or ctx.stop)) then
-    if not self:intact() then return "off" end
-    local act, bn = self.act, self.bn
-    local taped = act and FORWARD_ONLY[act.type] and is_enabled()
-    if not bn then return taped and "off" or "fuse" end
-    if bn.training then return "off" end
-    if not act or taped then return "fold" end
-    return "fuse"
-  end
-  local rule = lumen.autograd.active_rule
+  if not self:intact() then return "off" end
   local c, bn, act = self.conv, self.bn, self.act
-  local rep = ctx and ctx.replace or NONE
-  if not self:intact() or rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil then return "off" end
-  local taped = act and FORWARD_ONLY[act.type] and lumen.autograd.is_enabled()
-  if not bn then return (taped or rule(ACT_OP[act.type])) and "off" or "fuse" end -- Conv + act: fused, or as they are
-  if bn.training or rule("batch_norm") or rep[bn.name] ~= nil then return "off" end
-  if not act or taped or wants(ctx, bn.name) or rule(ACT_OP[act.type]) then return "fold" end
+  local asks = any_rule() or (ctx and (ctx.want or ctx.replace or ctx.stop))
+  local rule, rep = lumen.autograd.active_rule, ctx and ctx.replace or NONE
+  if asks and (rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil) then return "off" end
+  local taped = act and FORWARD_ONLY[act.type] and is_enabled()
+  -- Conv + act: fused, or as they are
+  if not bn then return (taped or asks and rule(ACT_OP[act.type])) and "off" or "fuse" end
+  if bn.training or asks and (rule("batch_norm") or rep[bn.name] ~= nil) then return "off" end
+  if not act or taped or asks and (wants(ctx, bn.name) or rule(ACT_OP[act.type])) then return "fold" end
   return "fuse"
 end
 
