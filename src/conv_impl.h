@@ -33,6 +33,10 @@ int64_t lm_dnnl_runs(void);
 /* Inputs with fewer channels than this (groups 1) get their gradient from im2col, not oneDNN (dnnl.c);
  * returns the previous value. Default 8; tests set 0 to hold oneDNN's backward-data to every configuration. */
 int lm_dnnl_few_channels(int c);
+/* The smallest batch whose dense stride-1 backward-data runs as the forward of its turned weights (dnnl.c,
+ * flipped_geom); returns the previous value, sets it when n >= 0. Default 2; INT_MAX keeps every one on oneDNN's
+ * backward kernel (tests compare the two). */
+int lm_dnnl_turned_min_batch(int n);
 /* C = alpha op(A) op(B) + beta C (row-major) by oneDNN's sgemm on the calling thread: 1 done, 0 declined (no
  * oneDNN, or the im2col backend chosen: the caller does it with OpenBLAS). */
 int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -53,7 +57,8 @@ int64_t lm_dnnl_reorder_split_bytes(int64_t bytes);
 /* The threads the last oneDNN convolution ran on (tests). */
 int lm_dnnl_last_threads(void);
 /* How the last oneDNN convolution ran (tests): 0 on its blocked layouts, 1 on the plain ones (its GEMM path),
- * 2 on the plain ones with a folded scale applied to the output side (dnnl.c, scale_outside). */
+ * 2 on the plain ones with a folded scale applied to the output side (dnnl.c, scale_outside), 3 a backward-data
+ * run as the forward of its turned weights (dnnl.c, flipped_geom). */
 int lm_dnnl_last_route(void);
 /* The channel block of the last oneDNN convolution's input layout (slot 0's plan; tests): 8 or 16 on its
  * blocked layouts, 0 on the plain ones. */

@@ -174,6 +174,10 @@ int lm_dnnl_few_channels(int c) {
   (void)c;
   return 0;
 }
+int lm_dnnl_turned_min_batch(int n) {
+  (void)n;
+  return 0;
+}
 int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
@@ -896,7 +900,9 @@ static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const co
   const int cached = post && post->cache && how != SCALE_OUT;
   const size_t wbytes = !cached && parts > 1 && j->p->reorder[WEI] ? round64(j->p->ibytes[WEI]) : 0;
   void *own = NULL;
-  if (cached) {
+  if (j->room) {
+    /* the caller's, already holding the weights in the plan's layout (bwd_flipped) */
+  } else if (cached) {
     cache_take(post->cache, j, 1, j->w, j->s);
   } else if (wbytes) {
     if (!(own = lm_mem_alloc(wbytes))) return lm_fail(err, "conv: out of memory for a %zu-byte weight copy", wbytes);
@@ -1061,16 +1067,120 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
   return 1;
 }
 
+/* The backward-data of a dense convolution of stride 1 is itself a convolution: gx = conv(gy, w'), where w' (C,
+ * O, kh, kw) holds w's filters with input and output channels swapped and each plane turned by 180 degrees,
+ * padded by (kh - 1) * dh - pt (and so on for each side), with the same dilation. As a forward it runs
+ * oneDNN's brgemm kernel on NHWC a few images at a time (fwd_parts; w' written once, straight into the kernel's
+ * layout: write_turned), where oneDNN 2.6's backward-data is its direct kernel on nChw16c with whole-batch
+ * reorders of gy and gx. The backward-data alone, one thread, the two routes alternating call by call:
+ * ResNet-18's 3x3 layers at batch 10 0.82 (128 channels at 28x28), 0.86 (256 at 14x14), 0.97 (64 at 56x56) of
+ * the time; at batch 32 0.92 (512 at 7x7) and 0.95 (64); at batch 1 0.88-0.90 (128, 256) and 1.01 (64). A
+ * folded scale s (per output channel o of w) goes into w' as it is turned: conv^T(gy, w * s) = conv(gy, (w *
+ * s)'). Only where the turned convolution runs on one thread (lumen.threads(1), or a layer below split_macs) and
+ * is not split in halves: on two threads the parts' copies, each on one, cost what the kernel gains (64 at
+ * 56x56, batch 32: 1.09; 256 at 14x14, batch 1: 1.18); with 196 output positions or more (512 at 7x7, batch 2:
+ * 1.05-1.09, turning 9.4 MB of weights for 98 positions); and only where the turned convolution takes the brgemm
+ * kernel (16 output channels or more; not the plain layouts' GEMM). */
+static int turned_min_batch = 1;
+
+int lm_dnnl_turned_min_batch(int n) {
+  int old = turned_min_batch;
+  if (n >= 0) turned_min_batch = n;
+  return old;
+}
+
+static int flipped_geom(const conv_geom *g, conv_geom *f) {
+  const lm_window *v = &g->win;
+  if (g->N < turned_min_batch || g->N * v->OH * v->OW < 196 || g->groups != 1 || v->sh != 1 || v->sw != 1 ||
+      v->kh * v->kw < 2)
+    return 0;
+  const int64_t eh = (v->kh - 1) * v->dh, ew = (v->kw - 1) * v->dw;
+  if (v->pt > eh || v->pb > eh || v->pl > ew || v->pr > ew) return 0;
+  *f = *g;
+  f->C = g->O, f->O = g->C;
+  f->win.H = v->OH, f->win.W = v->OW, f->win.OH = v->H, f->win.OW = v->W;
+  f->win.pt = eh - v->pt, f->win.pb = eh - v->pb, f->win.pl = ew - v->pl, f->win.pr = ew - v->pr;
+  return sizes_agree(&f->win);
+}
+
+/* Writes w' (flipped_geom: dims (C, O, kh, kw)) from w (O, C, kh, kw), times s[o] when s is given, straight into
+ * layout md of a plan of the turned convolution: its own blocked one (oneDNN's brgemm kernel takes blocks of 16-64
+ * of its output channels, the dimension w' has first, innermost: "Acdb64a") or the plain one. One pass over the
+ * weights, each filter row read from the cache and the blocks written along their rows; a turn into the plain
+ * layout and oneDNN's copy into its own would be two (ResNet-18's 512x512x3x3: 1.8 ms for the turn alone).
+ * Returns 0 when md is some other layout. */
+static int write_turned(const dnnl_memory_desc_t *md, const float *w, const float *s, float *dst, int64_t O,
+                        int64_t C, int64_t kh, int64_t kw) {
+  const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+  if (md->format_kind != dnnl_blocked || md->ndims != 4 || md->offset0 || md->extra.flags || b->inner_nblks > 1 ||
+      (b->inner_nblks == 1 && b->inner_idxs[0] != 0))
+    return 0;
+  const int64_t B = b->inner_nblks ? b->inner_blks[0] : 1, K = kh * kw;
+  const dnnl_dims_t *st = &b->strides;
+  for (int i = 0; i < md->ndims; i++)
+    if (md->padded_dims[i] != md->dims[i]) { /* blocks past the last channel hold zeros */
+      memset(dst, 0, dnnl_memory_desc_get_size(md));
+      break;
+    }
+  for (int64_t o = 0; o < O; o++) {
+    const float m = s ? s[o] : 1.0f;
+    for (int64_t k = 0; k < K; k++) {
+      const float *src = w + o * C * K + k;
+      float *row = dst + o * (*st)[1] + (kh - 1 - k / kw) * (*st)[2] + (kw - 1 - k % kw) * (*st)[3];
+      for (int64_t c0 = 0; c0 < C; c0 += B) {
+        float *d = row + (c0 / B) * (*st)[0];
+        const int64_t n = C - c0 < B ? C - c0 : B;
+        for (int64_t r = 0; r < n; r++) d[r] = src[(c0 + r) * K] * m;
+      }
+    }
+  }
+  return 1;
+}
+
+/* Runs the backward-data of g as the forward of f (flipped_geom): 1 done, 0 declined (not the brgemm kernel, or a
+ * weights layout write_turned does not know), -1 error. */
+static int bwd_flipped(const conv_geom *g, const conv_geom *f, const float *gy, const float *w, const float *scale,
+                       float *gx, int add, lm_error *err) {
+  plan_key k;
+  const int how = fwd_key(f, NULL, 0, NULL, add, 0, &k);
+  if (how != ALL_DNNL || !brgemm_forward(&k) || k.threads != 1) return 0;
+  const int64_t c = chunk_images(f);
+  plan_key kc = k;
+  kc.N = c;
+  plan *p = plan_get(&kc);
+  if (!p) return 0;
+  const int own = p->reorder[WEI] != NULL;
+  const dnnl_memory_desc_t *md = own ? &p->imd[WEI] : &p->umd[WEI];
+  const size_t bytes = dnnl_memory_desc_get_size(md);
+  float *wt = lm_mem_alloc(bytes);
+  if (!wt) return lm_fail(err, "conv: out of memory for a %zu-byte weight copy", bytes);
+  if (!write_turned(md, w, scale, wt, g->O, g->C, g->win.kh, g->win.kw)) {
+    lm_mem_free(wt, bytes);
+    return 0;
+  }
+  fwd_job j = {.add = add, .x = gy, .w = own ? w : wt, .room = own ? wt : NULL, .hit = own, .y = gx, .N = f->N,
+               .O = f->O, .P = f->win.OH * f->win.OW};
+  const int rc = fwd_parts(&j, &k, how, c, f, NULL, err);
+  lm_mem_free(wt, bytes);
+  if (rc == 1) last_route = 3;
+  return rc;
+}
+
 int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
                                int add, lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
   if (g->groups == 1 && g->C < few_channels) return 0;
+  const int64_t o0 = pair_split(g, 0, 0);
+  conv_geom f;
+  if (!o0 && flipped_geom(g, &f)) {
+    const int rc = bwd_flipped(g, &f, gy, w, scale, gx, add, err);
+    if (rc) return rc;
+  }
   plan_key k = key_of(g, BWD_DATA);
   k.wscale = scale != NULL;
   const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
   if (outside) k.wscale = 0;
-  const int64_t o0 = pair_split(g, 0, 0);
   plan *p = o0 ? NULL : plan_get(&k);
   if (!o0 && !p) return 0;
   float *sgy = NULL;

@@ -3,6 +3,7 @@
  * again through oneDNN when the build has it (its blocked layouts, its 1x1 GEMM, its depthwise kernels),
  * checking that oneDNN really ran them. Also: gradients written instead of added (LM_GRAD_OVERWRITE), and
  * the fused post-ops (bias, ReLU / leaky ReLU / ReLU6 / clip, a residual add) against conv + separate ops. */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -784,6 +785,75 @@ static void check_parts(void) {
 #endif
 }
 
+/* A dense stride-1 backward-data runs as the forward of its turned weights (dnnl.c, flipped_geom: route 3, on
+ * NHWC) on one thread, with 196 output positions or more: each case's input gradient, with a folded scale, written
+ * and added onto a random one, agrees with im2col's, through turned output channels that fill no whole block,
+ * asymmetric padding, dilation, a 1x3 and a 5x5 kernel, three images in three parts. The cases it leaves to
+ * oneDNN's backward kernel (stride 2, padding past the kernel's reach, 98 positions, a layer on two threads, and every case
+ * with lm_dnnl_turned_min_batch(INT_MAX)) agree too, on another route. */
+static void check_turned(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  static const struct {
+    const char *name;
+    int64_t N, C, O, h, w, kh, kw, s, pt, pl, pb, pr, d;
+    int threads, turned;
+  } cases[] = {
+      {"3x3 20->36 at 14x14", 2, 20, 36, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {"3x3 32->48 padded (0, 1, 2, 1)", 2, 32, 48, 12, 11, 3, 3, 1, 0, 1, 2, 1, 1, 1, 1},
+      {"3x3 16->32 dilated 2", 2, 16, 32, 13, 12, 3, 3, 1, 2, 2, 2, 2, 2, 1, 1},
+      {"1x3 16->24", 2, 16, 24, 10, 12, 1, 3, 1, 0, 1, 0, 1, 1, 1, 1},
+      {"5x5 24->16 at 40x40, three parts", 3, 24, 16, 40, 40, 5, 5, 1, 2, 2, 2, 2, 1, 1, 1},
+      {"3x3/2 16->32", 2, 16, 32, 28, 28, 3, 3, 2, 1, 1, 1, 1, 1, 1, 0},
+      {"3x3 16->32 padded 3", 2, 16, 32, 12, 12, 3, 3, 1, 3, 3, 3, 3, 1, 1, 0},
+      {"3x3 16->32 at 7x7", 2, 16, 32, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
+      {"3x3 20->36 at 14x14, two threads", 2, 20, 36, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O;
+    cfg g = {"turned", N, C, cases[c].h, cases[c].w, O, cases[c].kh, cases[c].kw, cases[c].s, cases[c].s,
+             cases[c].pt, cases[c].pl, cases[c].pb, cases[c].pr, cases[c].d, cases[c].d, 1, 0, 0, 0};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {N, C, cases[c].h, cases[c].w}, ws[4] = {O, C, cases[c].kh, cases[c].kw}, os[1] = {O};
+    lm_tensor *x = randn(4, xs), *wt = randn(4, ws), *s = randn(1, os), *base = randn(4, xs);
+    for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_set_backend("im2col", &err);
+    lm_tensor *y = lm_conv2d_forward(x, wt, NULL, &p, &err);
+    lm_tensor *gy = y ? randn(4, y->shape) : NULL, *want = lm_tensor_like(x, NULL);
+    CHECK(gy && lm_conv2d_backward_scaled(x, wt, s, gy, &p, want, NULL, NULL, NULL, LM_GRAD_OVERWRITE, &err) == 0,
+          "turned %s: im2col backward: %s", cases[c].name, err.msg);
+    lm_conv_set_backend("onednn", &err);
+    lm_set_threads(cases[c].threads);
+    const int64_t split = lm_dnnl_split_macs(cases[c].threads > 1 ? 0 : -1); /* on two: every layer on both */
+    const double m = max_abs(want);
+    for (int off = 0; gy && off < 2; off++) {
+      const int old = lm_dnnl_turned_min_batch(off ? INT_MAX : -1), turned = cases[c].turned && !off;
+      for (int add = 0; add < 2; add++) {
+        lm_tensor *gx = lm_tensor_like(x, NULL);
+        memcpy(lm_f32(gx), lm_f32(base), (size_t)x->numel * sizeof(float));
+        int rc = lm_conv2d_backward_scaled(x, wt, s, gy, &p, gx, NULL, NULL, NULL, add ? 0 : LM_GRAD_OVERWRITE, &err);
+        CHECK(rc == 0 && (lm_dnnl_last_route() == 3) == turned && lm_dnnl_last_nhwc() == turned,
+              "turned %s (min batch %s, %s): route %d, NHWC %d; expected turned %d", cases[c].name,
+              off ? "INT_MAX" : "default", add ? "added" : "written", lm_dnnl_last_route(), lm_dnnl_last_nhwc(),
+              turned);
+        if (add)
+          for (int64_t i = 0; i < x->numel; i++) lm_f32(gx)[i] -= lm_f32(base)[i];
+        const double d = max_diff(gx, want);
+        CHECK(d <= 1e-5 * m, "turned %s (min batch %s, %s): differs from im2col's by %g (max %g)", cases[c].name,
+              off ? "INT_MAX" : "default", add ? "added" : "written", d, m);
+        lm_tensor_release(gx);
+      }
+      lm_dnnl_turned_min_batch(old);
+    }
+    lm_dnnl_split_macs(split);
+    lm_set_threads(threads);
+    lm_tensor *all[] = {x, wt, s, base, y, gy, want};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+#endif
+}
+
 /* A weight cache (lm_conv_cache) on one thread: a blocked 3x3 and a pointwise one on the plain layouts, each with
  * a folded scale (copied into the cache scaled). The second forward copies nothing and gives the same output
  * as a forward without a cache; a write into the weights or the scale in place (their storages' generation:
@@ -1033,6 +1103,7 @@ int main(void) {
   check_pair();
   check_nhwc();
   check_parts();
+  check_turned();
   check_cache();
   check_parallel_for();
   check_pair_run();
