@@ -68,14 +68,21 @@ __attribute__((target("avx2"))) static inline void block8(const float *q, int64_
 }
 
 /* Columns [k0, k1) of one matrix (k0 a multiple of 8), in tiles of 32 rows (8 where fewer are left): each
- * output row gets 128 contiguous bytes per tile, whole cache lines, before the tile moves on. */
+ * output row gets 128 contiguous bytes per tile, whole cache lines, before the tile moves on. A tile reads its
+ * rows side by side, up to 32 streams at once, more than the hardware's prefetchers follow: from memory it
+ * read at a third of the rate of a plain read, so rows of 256 floats and more are fetched 32 floats ahead (32
+ * planes of 64x3136 into NHWC one at a time from a flushed cache, one thread: 2.30 -> 1.22 ms; 32 of 128x784
+ * 0.87 -> 0.51; rows of 49 or 196 no faster). */
 __attribute__((target("avx2"))) static void columns_avx2(const float *in, float *out, int64_t R, int64_t K,
                                                          int64_t k0, int64_t k1) {
+  const int ahead = K >= 256;
   int64_t r0 = 0;
   while (r0 + 8 <= R) {
     const int64_t nr = R - r0 >= 32 ? 32 : 8;
     for (int64_t k = k0; k < k1; k += 8) {
       const int nk = k1 - k < 8 ? (int)(k1 - k) : 8;
+      if (ahead && !(k & 15))
+        for (int64_t b = 0; b < nr; b++) _mm_prefetch((const char *)(in + (r0 + b) * K + k + 32), _MM_HINT_T0);
       for (int64_t b = 0; b < nr; b += 8) block8(in + (r0 + b) * K + k, K, out + k * R + r0 + b, R, nk);
     }
     r0 += nr;
