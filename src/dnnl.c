@@ -547,6 +547,14 @@ static conv_geom half_of(const conv_geom *g, int64_t o0, int i, int64_t *lo) {
   return h;
 }
 
+/* Copies the weights from p->umem[WEI] into p->imem[WEI] (their handles set), in p's layout, scaled by `scale`
+ * with p->k.wscale. */
+static int pack_weights(const plan *p, const float *scale) {
+  if (!p->k.wscale) return run_reorder(p, WEI, p->reorder[WEI], p->umem[WEI], p->imem[WEI], NULL);
+  return ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
+         run_reorder(p, WEI, p->reorder[WEI], p->umem[WEI], p->imem[WEI], p->scale_mem);
+}
+
 /* Runs plan p on the user buffers u[SRC], u[WEI], u[DST] (plain layouts) and bias b (or NULL); the output
  * slot is written. With p->k.sum the output slot's current content is added (FWD only); with p->k.wscale the
  * weights are scaled by `scale` (O) as they are reordered. On slot 1 (the lane's half) it touches no shared
@@ -577,13 +585,8 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, vo
       mem += round64(p->ibytes[i]);
       use[i] = p->imem[i];
       if (good && i == WEI && kind == FWD && !slot && !kept) weight_copies++;
-      if (!kept && good && i != o && i == WEI && p->k.wscale) {
-        good = ok(dnnl_memory_set_data_handle(p->scale_mem, (void *)scale)) &&
-               run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], p->scale_mem);
-      } else if (!kept && good && i != o) {
-        good = i == WEI ? run_reorder(p, i, p->reorder[i], p->umem[i], p->imem[i], NULL)
-                        : move(p, i, p->reorder[i], 1, p->umem[i], p->imem[i]);
-      }
+      if (!kept && good && i != o)
+        good = i == WEI ? pack_weights(p, scale) : move(p, i, p->reorder[i], 1, p->umem[i], p->imem[i]);
       if (good && i == o && p->k.sum) good = move(p, i, p->dst_in, 1, p->umem[i], p->imem[i]);
     }
   }
@@ -885,17 +888,63 @@ static int64_t chunk_images(const conv_geom *g) {
   return c;
 }
 
+/* Runs forward j over n parts of `in` input and `out` output floats each, one after the other, from j's x, y, e
+ * (as they are on return); 1 done, -1 error (j->err). */
+static int run_parts(fwd_job *j, int64_t n, int64_t in, int64_t out) {
+  const float *x = j->x, *e = j->e;
+  float *y = j->y;
+  int rc = 1;
+  for (int64_t i = 0; rc == 1 && i < n; i++) {
+    j->x = x + i * in, j->y = y + i * out, j->e = e ? e + i * out : NULL;
+    rc = fwd_run(j);
+    if (j->room) j->hit = 1; /* the next parts read the weights where this one put them */
+  }
+  j->x = x, j->y = y, j->e = e;
+  return rc;
+}
+
+/* Half of a batch's parts (fwd_parts), on its own thread. */
+typedef struct parts_job {
+  fwd_job j;
+  int64_t n, in, out;
+} parts_job;
+
+static void parts_half(void *ctx, int half) {
+  parts_job *q = (parts_job *)ctx + half;
+  q->j.rc = run_parts(&q->j, q->n, q->in, q->out);
+}
+
+/* Whether a forward of key k in `parts` parts runs them as two halves at once (each on one thread, slot 0 and 1,
+ * the packed weights shared), where oneDNN would run each part on its two OpenMP threads: then each part's
+ * copies into and out of NHWC run on one while the other waits (parts of under a megabyte: reorder_split_bytes).
+ * ResNet-18's 3x3 layers at batch 32 on two threads, alternating processes: 0.83 (64 and 128 channels), 0.90
+ * (256), 0.99 (512 at 7x7: two parts of 16 images), 0.67 (stride 2) of the time; batch 10 0.81; ResNet-18's
+ * batch-32 forward 0.87, batch-10 forward + backward 0.92-0.94, VGG-16's batch 4 0.98. An even number of parts, so that
+ * the halves take the same work. */
+static int parts_halved(const plan_key *k, int64_t parts) { return k->threads > 1 && parts >= 2 && parts % 2 == 0; }
+
 /* Runs forward j (its key k and route `how` made for the whole batch) in parts of c images on one plan (c = the
- * batch: whole), the weights copied into their layout once for all the parts: into the weight cache when the
- * layer has one, else, for several parts, into a buffer of this call (a whole run copies them into the arena). */
+ * batch: whole), or in two halves of its parts on two (parts_halved), the weights copied into their layout once
+ * for all the parts: into the weight cache when the layer has one, else, for several parts, into a buffer of this
+ * call (a whole run copies them into the arena), or the caller's room (bwd_flipped). */
 static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const conv_geom *g, const lm_conv_post *post,
                      lm_error *err) {
   plan_key kc = *k;
   kc.N = c;
   j->N = c;
   const int64_t parts = g->N / c;
+  int halves = parts_halved(k, parts);
+  if (halves) kc.threads = 1;
   last_parts = parts;
+  parts_job q[2];
   int rc = fwd_prepare(j, &kc, how, err);
+  if (rc == 1 && halves) {
+    q[1].j = *j;
+    kc.slot = 1;
+    rc = fwd_prepare(&q[1].j, &kc, how, err);
+    /* one packed copy of the weights for both: the same layout (the same key but for the slot) */
+    halves = rc == 1 && dnnl_memory_desc_equal(&j->p->imd[WEI], &q[1].j.p->imd[WEI]);
+  }
   if (rc <= 0) return rc;
   const int cached = post && post->cache && how != SCALE_OUT;
   const size_t wbytes = !cached && parts > 1 && j->p->reorder[WEI] ? round64(j->p->ibytes[WEI]) : 0;
@@ -910,18 +959,37 @@ static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const co
   }
   const int hit = j->hit;
   const int64_t in = c * g->C * g->win.H * g->win.W, out = c * g->O * j->P;
-  const float *x = j->x, *e = j->e;
-  float *y = j->y;
-  for (int64_t i = 0; rc == 1 && i < parts; i++) {
-    j->x = x + i * in, j->y = y + i * out, j->e = e ? e + i * out : NULL;
-    rc = fwd_run(j);
-    if (j->room) j->hit = 1; /* the next parts read the weights where this one put them */
+  if (halves) {
+    plan *p = j->p;
+    if (j->room && !j->hit) { /* packed before the halves start: both read them */
+      if (p->k.threads != n_threads) omp_set_num_threads(p->k.threads);
+      rc = ok(dnnl_memory_set_data_handle(p->umem[WEI], (void *)j->w)) &&
+                   ok(dnnl_memory_set_data_handle(p->imem[WEI], j->room)) && pack_weights(p, p->k.wscale ? j->s : NULL)
+               ? 1
+               : lm_fail(err, "conv: oneDNN failed to copy the weights");
+      if (p->k.threads != n_threads) omp_set_num_threads(n_threads);
+      weight_copies += rc == 1;
+    }
+    const int64_t half = parts / 2;
+    plan *p1 = q[1].j.p;
+    float *tmp1 = q[1].j.tmp;
+    q[0] = (parts_job){*j, half, in, out};
+    q[0].j.hit = j->room != NULL;
+    q[1] = (parts_job){q[0].j, half, in, out};
+    q[1].j.p = p1, q[1].j.tmp = tmp1;
+    q[1].j.x += half * in, q[1].j.y += half * out, q[1].j.e = j->e ? j->e + half * out : NULL;
+    if (rc == 1) lm_pair_run(parts_half, q);
+    for (int i = 0; rc == 1 && i < 2; i++)
+      if (q[i].j.rc != 1) *err = q[i].j.err, rc = -1;
+    if (rc == 1) last_threads = 2, last_halves = 1;
+  } else {
+    rc = run_parts(j, parts, in, out);
+    if (rc != 1) *err = j->err;
   }
   j->hit = hit;
   if (rc == 1 && cached) cache_keep(post->cache, j, 1, j->w, j->s);
   if (rc == 1 && how == SCALE_OUT) last_route = 2;
   if (own) lm_mem_free(own, wbytes);
-  if (rc != 1) *err = j->err;
   return rc;
 }
 
@@ -1072,15 +1140,17 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
  * padded by (kh - 1) * dh - pt (and so on for each side), with the same dilation. As a forward it runs
  * oneDNN's brgemm kernel on NHWC a few images at a time (fwd_parts; w' written once, straight into the kernel's
  * layout: write_turned), where oneDNN 2.6's backward-data is its direct kernel on nChw16c with whole-batch
- * reorders of gy and gx. The backward-data alone, one thread, the two routes alternating call by call:
+ * reorders of gy and gx. The backward-data alone, the two routes alternating call by call, one thread:
  * ResNet-18's 3x3 layers at batch 10 0.82 (128 channels at 28x28), 0.86 (256 at 14x14), 0.97 (64 at 56x56) of
- * the time; at batch 32 0.92 (512 at 7x7) and 0.95 (64); at batch 1 0.88-0.90 (128, 256) and 1.01 (64). A
- * folded scale s (per output channel o of w) goes into w' as it is turned: conv^T(gy, w * s) = conv(gy, (w *
- * s)'). Only where the turned convolution runs on one thread (lumen.threads(1), or a layer below split_macs) and
- * is not split in halves: on two threads the parts' copies, each on one, cost what the kernel gains (64 at
- * 56x56, batch 32: 1.09; 256 at 14x14, batch 1: 1.18); with 196 output positions or more (512 at 7x7, batch 2:
- * 1.05-1.09, turning 9.4 MB of weights for 98 positions); and only where the turned convolution takes the brgemm
- * kernel (16 output channels or more; not the plain layouts' GEMM). */
+ * the time; at batch 32 0.92 (512 at 7x7) and 0.95 (64); at batch 1 0.88-0.90 (128, 256) and 1.01 (64). Two
+ * threads, in two halves of the parts (parts_halved): batch 32 0.82-0.94, batch 10 0.96 (64), batch 2-4 0.51-0.63
+ * (oneDNN's backward kernel ran those at one thread's rate). A folded scale s (per output channel o of w) goes
+ * into w' as it is turned: conv^T(gy, w * s) = conv(gy, (w * s)'). Only where the turned convolution runs on
+ * one thread (lumen.threads(1), or a layer below split_macs) or in halves, not a convolution split by its output
+ * channels (pair_split); with 196 output positions or more on one thread, 784 on two, where turning the weights
+ * costs less than the kernel gains (512 at 7x7: batch 2 on one thread 1.05-1.09, batch 4 and 8 on two 1.17 and
+ * 1.06, batch 16 0.95); and only where the turned convolution takes the brgemm kernel (16 output channels or
+ * more; not the plain layouts' GEMM). */
 static int turned_min_batch = 1;
 
 int lm_dnnl_turned_min_batch(int n) {
@@ -1091,9 +1161,7 @@ int lm_dnnl_turned_min_batch(int n) {
 
 static int flipped_geom(const conv_geom *g, conv_geom *f) {
   const lm_window *v = &g->win;
-  if (g->N < turned_min_batch || g->N * v->OH * v->OW < 196 || g->groups != 1 || v->sh != 1 || v->sw != 1 ||
-      v->kh * v->kw < 2)
-    return 0;
+  if (g->N < turned_min_batch || g->groups != 1 || v->sh != 1 || v->sw != 1 || v->kh * v->kw < 2) return 0;
   const int64_t eh = (v->kh - 1) * v->dh, ew = (v->kw - 1) * v->dw;
   if (v->pt > eh || v->pb > eh || v->pl > ew || v->pr > ew) return 0;
   *f = *g;
@@ -1109,31 +1177,44 @@ static int flipped_geom(const conv_geom *g, conv_geom *f) {
  * weights, each filter row read from the cache and the blocks written along their rows; a turn into the plain
  * layout and oneDNN's copy into its own would be two (ResNet-18's 512x512x3x3: 1.8 ms for the turn alone).
  * Returns 0 when md is some other layout. */
+typedef struct turn_job {
+  const float *w, *s;
+  float *dst;
+  int64_t C, kh, kw, B, st[4];
+} turn_job;
+
+/* Filters [lo, hi) of write_turned. */
+static void turn_range(void *ctx, int64_t lo, int64_t hi) {
+  const turn_job *j = ctx;
+  const int64_t C = j->C, kh = j->kh, kw = j->kw, K = kh * kw, B = j->B;
+  for (int64_t o = lo; o < hi; o++) {
+    const float m = j->s ? j->s[o] : 1.0f;
+    for (int64_t k = 0; k < K; k++) {
+      const float *src = j->w + o * C * K + k;
+      float *row = j->dst + o * j->st[1] + (kh - 1 - k / kw) * j->st[2] + (kw - 1 - k % kw) * j->st[3];
+      for (int64_t c0 = 0; c0 < C; c0 += B) {
+        float *d = row + (c0 / B) * j->st[0];
+        const int64_t n = C - c0 < B ? C - c0 : B;
+        for (int64_t r = 0; r < n; r++) d[r] = src[(c0 + r) * K] * m;
+      }
+    }
+  }
+}
+
 static int write_turned(const dnnl_memory_desc_t *md, const float *w, const float *s, float *dst, int64_t O,
                         int64_t C, int64_t kh, int64_t kw) {
   const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
   if (md->format_kind != dnnl_blocked || md->ndims != 4 || md->offset0 || md->extra.flags || b->inner_nblks > 1 ||
       (b->inner_nblks == 1 && b->inner_idxs[0] != 0))
     return 0;
-  const int64_t B = b->inner_nblks ? b->inner_blks[0] : 1, K = kh * kw;
-  const dnnl_dims_t *st = &b->strides;
   for (int i = 0; i < md->ndims; i++)
     if (md->padded_dims[i] != md->dims[i]) { /* blocks past the last channel hold zeros */
       memset(dst, 0, dnnl_memory_desc_get_size(md));
       break;
     }
-  for (int64_t o = 0; o < O; o++) {
-    const float m = s ? s[o] : 1.0f;
-    for (int64_t k = 0; k < K; k++) {
-      const float *src = w + o * C * K + k;
-      float *row = dst + o * (*st)[1] + (kh - 1 - k / kw) * (*st)[2] + (kw - 1 - k % kw) * (*st)[3];
-      for (int64_t c0 = 0; c0 < C; c0 += B) {
-        float *d = row + (c0 / B) * (*st)[0];
-        const int64_t n = C - c0 < B ? C - c0 : B;
-        for (int64_t r = 0; r < n; r++) d[r] = src[(c0 + r) * K] * m;
-      }
-    }
-  }
+  turn_job j = {w, s, dst, C, kh, kw, b->inner_nblks ? b->inner_blks[0] : 1, {0}};
+  for (int i = 0; i < 4; i++) j.st[i] = b->strides[i];
+  lm_split_run(O, C * kh * kw, turn_range, &j); /* on two threads from LM_PAIR_MIN_ELEMENTS */
   return 1;
 }
 
@@ -1143,10 +1224,14 @@ static int bwd_flipped(const conv_geom *g, const conv_geom *f, const float *gy, 
                        float *gx, int add, lm_error *err) {
   plan_key k;
   const int how = fwd_key(f, NULL, 0, NULL, add, 0, &k);
-  if (how != ALL_DNNL || !brgemm_forward(&k) || k.threads != 1) return 0;
-  const int64_t c = chunk_images(f);
+  const int64_t c = chunk_images(f), positions = g->N * g->win.OH * g->win.OW;
+  const int halves = parts_halved(&k, f->N / c);
+  if (how != ALL_DNNL || !brgemm_forward(&k) || (k.threads != 1 && !halves) ||
+      positions < (k.threads > 1 ? 784 : 196))
+    return 0;
   plan_key kc = k;
   kc.N = c;
+  if (halves) kc.threads = 1; /* the plan fwd_parts runs */
   plan *p = plan_get(&kc);
   if (!p) return 0;
   const int own = p->reorder[WEI] != NULL;

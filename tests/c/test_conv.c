@@ -741,12 +741,13 @@ static void check_nhwc(void) {
  * 48x48, batch 3 (590 KB an image: one at a time) with bias, folded scale, residual and ReLU agrees with
  * im2col's in three parts, on one thread and two; with a weight cache the first call copies the weights once
  * for all three parts, the second not at all, and after a write into them once again, each output as
- * im2col's; batch 2 of a 20->36 at 9x7 (14 KB an image) runs whole. */
+ * im2col's; batch 2 of a 20->36 at 9x7 (14 KB an image) runs whole. At batch 4 (four parts) on two threads the
+ * parts run as two halves at once (parts_halved), the same copies, the same agreement; three parts do not. */
 static void check_parts(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
   const int threads = lm_get_threads();
-  static const struct { int64_t N, C, O, hw, parts; } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}};
+  static const struct { int64_t N, C, O, hw, parts; } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}, {4, 32, 32, 48, 4}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, hw = cases[c].hw;
     cfg g = {"parts", N, C, hw, hw, O, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
@@ -766,9 +767,11 @@ static void check_parts(void) {
         const int64_t before = lm_dnnl_weight_copies();
         lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
         const int64_t copies = lm_dnnl_weight_copies() - before, want_copies = run == 2 ? 0 : 1;
-        CHECK(y && lm_dnnl_last_parts() == cases[c].parts && lm_dnnl_last_nhwc(),
-              "parts %zu, run %d on %d thread(s): %lld parts (expected %lld), NHWC %d", c, run, t,
-              (long long)lm_dnnl_last_parts(), (long long)cases[c].parts, lm_dnnl_last_nhwc());
+        const int halves = t == 2 && cases[c].parts % 2 == 0;
+        CHECK(y && lm_dnnl_last_parts() == cases[c].parts && lm_dnnl_last_nhwc() && lm_dnnl_last_halves() == halves,
+              "parts %zu, run %d on %d thread(s): %lld parts (expected %lld), NHWC %d, halves %d (expected %d)", c,
+              run, t, (long long)lm_dnnl_last_parts(), (long long)cases[c].parts, lm_dnnl_last_nhwc(),
+              lm_dnnl_last_halves(), halves);
         CHECK(copies == want_copies, "parts %zu, run %d on %d thread(s): %lld weight copies, expected %lld", c, run,
               t, (long long)copies, (long long)want_copies);
         const double d = y && want ? max_diff(y, want) : INFINITY, m = want ? max_abs(want) : 0;
@@ -786,11 +789,12 @@ static void check_parts(void) {
 }
 
 /* A dense stride-1 backward-data runs as the forward of its turned weights (dnnl.c, flipped_geom: route 3, on
- * NHWC) on one thread, with 196 output positions or more: each case's input gradient, with a folded scale, written
- * and added onto a random one, agrees with im2col's, through turned output channels that fill no whole block,
- * asymmetric padding, dilation, a 1x3 and a 5x5 kernel, three images in three parts. The cases it leaves to
- * oneDNN's backward kernel (stride 2, padding past the kernel's reach, 98 positions, a layer on two threads, and every case
- * with lm_dnnl_turned_min_batch(INT_MAX)) agree too, on another route. */
+ * NHWC) on one thread with 196 output positions or more, or on two in two halves of its parts with 784: each
+ * case's input gradient, with a folded scale, written and added onto a random one, agrees with im2col's, through
+ * turned output channels that fill no whole block, asymmetric padding, dilation, a 1x3 and a 5x5 kernel, three
+ * images in three parts, four in two halves. The cases it leaves to oneDNN's backward kernel (stride 2, padding
+ * past the kernel's reach, 98 positions on one thread and 392 on two, one part on two threads, and every case with
+ * lm_dnnl_turned_min_batch(INT_MAX)) agree too, on another route. */
 static void check_turned(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -809,6 +813,9 @@ static void check_turned(void) {
       {"3x3 16->32 padded 3", 2, 16, 32, 12, 12, 3, 3, 1, 3, 3, 3, 3, 1, 1, 0},
       {"3x3 16->32 at 7x7", 2, 16, 32, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},
       {"3x3 20->36 at 14x14, two threads", 2, 20, 36, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
+      {"3x3 32->32 at 48x48, batch 4, two threads: two halves of two parts", 4, 32, 32, 48, 48, 3, 3, 1, 1, 1, 1, 1,
+       1, 2, 1},
+      {"3x3 256->256 at 14x14, batch 2, two threads: 392 positions", 2, 256, 256, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O;
@@ -833,10 +840,12 @@ static void check_turned(void) {
         lm_tensor *gx = lm_tensor_like(x, NULL);
         memcpy(lm_f32(gx), lm_f32(base), (size_t)x->numel * sizeof(float));
         int rc = lm_conv2d_backward_scaled(x, wt, s, gy, &p, gx, NULL, NULL, NULL, add ? 0 : LM_GRAD_OVERWRITE, &err);
-        CHECK(rc == 0 && (lm_dnnl_last_route() == 3) == turned && lm_dnnl_last_nhwc() == turned,
-              "turned %s (min batch %s, %s): route %d, NHWC %d; expected turned %d", cases[c].name,
-              off ? "INT_MAX" : "default", add ? "added" : "written", lm_dnnl_last_route(), lm_dnnl_last_nhwc(),
-              turned);
+        const int halves = turned && cases[c].threads > 1;
+        CHECK(rc == 0 && (lm_dnnl_last_route() == 3) == turned && lm_dnnl_last_nhwc() == turned &&
+                  (!turned || lm_dnnl_last_halves() == halves),
+              "turned %s (min batch %s, %s): route %d, NHWC %d, halves %d; expected turned %d, halves %d",
+              cases[c].name, off ? "INT_MAX" : "default", add ? "added" : "written", lm_dnnl_last_route(),
+              lm_dnnl_last_nhwc(), lm_dnnl_last_halves(), turned, halves);
         if (add)
           for (int64_t i = 0; i < x->numel; i++) lm_f32(gx)[i] -= lm_f32(base)[i];
         const double d = max_diff(gx, want);
