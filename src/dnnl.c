@@ -660,6 +660,20 @@ static int brgemm_pointwise(const conv_geom *g) {
   return plain_gemm(g) && g->C >= 16 && positions > 1 && positions <= 196;
 }
 
+/* A strided pointwise forward with 16 input channels or more, at batch 16 or more, of 100 K input floats an image
+ * or more, leaves the GEMM route for oneDNN's brgemm 1x1 kernel on NHWC, in parts (brgemm_forward, fwd_parts):
+ * the GEMM route first gathers the strided input into a buffer of its own, the brgemm kernel reads it where the
+ * part's copy put it. ResNet-18's 1x1/2 shortcuts, the kernels alone at batch 32, one thread (a C check of
+ * oneDNN): 64->128 at 56x56 6.0 -> 2.8 ms, 128->256 at 28x28 4.4 -> 2.8. lumen.conv2d, alternating processes,
+ * batch 32: 5.7-7.7 -> 4.1-5.3 ms and 3.9-6.1 -> 3.1-3.8 at one thread, 2.5-2.8 -> 1.9-2.0 and 1.9-2.2 -> 1.6 at
+ * two; batch 16 2.7-3.0 -> 2.0 and 1.8-2.6 -> 1.6-1.7, two threads 1.2-1.5 -> 1.0-1.1 and 1.1-1.4 -> 0.8-0.9. Not
+ * where the copies cost more than the gather: 256->512 at 14x14 (50 K floats an image) no faster, batch 2 of
+ * 64->128 0.19 -> 0.22 ms, batch 1 0.09-0.12 -> 0.11-0.15. Not its backward. */
+static int strided_pointwise(const conv_geom *g) {
+  return plain_gemm(g) && (g->win.sh > 1 || g->win.sw > 1) && g->C >= 16 && g->N >= 16 &&
+         g->C * g->win.H * g->win.W >= 100000;
+}
+
 static plan_key key_of(const conv_geom *g, int kind) {
   plan_key k;
   memset(&k, 0, sizeof k);
@@ -760,6 +774,7 @@ static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const l
   *k = h ? half_key(h, g, FWD, slot) : key_of(g, FWD);
   /* kept weights: see plain_few_positions and brgemm_pointwise */
   if (!h && post && post->cache && (!plain_gemm(g) || brgemm_pointwise(g))) k->plain = 0;
+  if (!h && strided_pointwise(g)) k->plain = 0;
   k->wscale = post && post->scale;
   if (!add && scale_outside(k)) {
     k->wscale = 0;

@@ -670,7 +670,9 @@ static void check_pair(void) {
  * depthwise layer keep their blocked layouts. A 256->256 3x3 at 7x7 (few positions, big weights) runs on the
  * plain layouts (route 2; in halves on two threads) without a weight cache and on NHWC with one (route 0, whole
  * on oneDNN's two threads); so does a 1x1 64->96 at 7x7 (on one thread), not at 15x15 (225 positions: the
- * GEMM's route 1, the scale folded into its weights' copy). */
+ * GEMM's route 1, the scale folded into its weights' copy). A 1x1/2 32->48 at 56x56 runs on NHWC at batch 16 (in
+ * halves of its parts on two threads), on the GEMM's route at batch 2 and with 16 input channels (50 K floats an
+ * image). */
 static void check_nhwc(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -678,7 +680,7 @@ static void check_nhwc(void) {
   static const struct {
     const char *name;
     int64_t N, C, O, h, w, groups;
-    int cache, nhwc, route, halves2; /* halves2: in halves on two threads (pair_split) */
+    int cache, nhwc, route, halves2; /* halves2: in halves on two threads (pair_split, or parts_halved) */
   } cases[] = {
       {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0, 0},
       {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0, 0},
@@ -688,13 +690,17 @@ static void check_nhwc(void) {
       {"1x1 64->96 at 7x7", 1, 64, 96, 7, 7, 1, 0, 0, 2, 0},
       {"1x1 64->96 at 7x7, weights cached", 1, 64, 96, 7, 7, 1, 1, 1, 0, 0},
       {"1x1 64->96 at 15x15, weights cached", 1, 64, 96, 15, 15, 1, 1, 0, 1, 1},
+      {"1x1/2 32->48 at 56x56, batch 16", 16, 32, 48, 56, 56, 1, 0, 1, 0, 1},
+      {"1x1/2 32->48 at 56x56, batch 2", 2, 32, 48, 56, 56, 1, 0, 0, 1, 0},
+      {"1x1/2 16->48 at 56x56, batch 16 (50 K floats an image)", 16, 16, 48, 56, 56, 1, 0, 0, 1, 0},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, h = cases[c].h, w = cases[c].w;
-    const int64_t k = strstr(cases[c].name, "1x1") ? 1 : 3;
-    cfg g = {"nhwc", N, C, h, w, O, k, k, 1, 1, k / 2, k / 2, k / 2, k / 2, 1, 1, cases[c].groups, 0, 0, 1};
+    const int64_t k = strstr(cases[c].name, "1x1") ? 1 : 3, st = strstr(cases[c].name, "/2") ? 2 : 1;
+    cfg g = {"nhwc", N, C, h, w, O, k, k, st, st, k / 2, k / 2, k / 2, k / 2, 1, 1, cases[c].groups, 0, 0, 1};
     lm_conv_params p = params_of(&g);
-    int64_t xs[4] = {N, C, h, w}, ws[4] = {O, C / cases[c].groups, k, k}, os[1] = {O}, ys[4] = {N, O, h, w};
+    int64_t xs[4] = {N, C, h, w}, ws[4] = {O, C / cases[c].groups, k, k}, os[1] = {O};
+    int64_t ys[4] = {N, O, (h - 1) / st + 1, (w - 1) / st + 1};
     lm_tensor *x = randn(4, xs), *wt = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
     lm_tensor *gy = randn(4, ys);
     for (int64_t i = 0; i < O; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
