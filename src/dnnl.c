@@ -934,8 +934,8 @@ static void parts_half(void *ctx, int half) {
  * copies into and out of NHWC run on one while the other waits (parts of under a megabyte: reorder_split_bytes).
  * ResNet-18's 3x3 layers at batch 32 on two threads, alternating processes: 0.83 (64 and 128 channels), 0.90
  * (256), 0.99 (512 at 7x7: two parts of 16 images), 0.67 (stride 2) of the time; batch 10 0.81; ResNet-18's
- * batch-32 forward 0.87, batch-10 forward + backward 0.92-0.94, VGG-16's batch 4 0.98. An even number of parts, so that
- * the halves take the same work. */
+ * batch-32 forward 0.87, batch-10 forward + backward 0.92-0.94, VGG-16's batch 4 0.93-0.99. An even number of
+ * parts, so that the halves take the same work. */
 static int parts_halved(const plan_key *k, int64_t parts) { return k->threads > 1 && parts >= 2 && parts % 2 == 0; }
 
 /* Runs forward j (its key k and route `how` made for the whole batch) in parts of c images on one plan (c = the
@@ -1186,19 +1186,13 @@ static int flipped_geom(const conv_geom *g, conv_geom *f) {
   return sizes_agree(&f->win);
 }
 
-/* Writes w' (flipped_geom: dims (C, O, kh, kw)) from w (O, C, kh, kw), times s[o] when s is given, straight into
- * layout md of a plan of the turned convolution: its own blocked one (oneDNN's brgemm kernel takes blocks of 16-64
- * of its output channels, the dimension w' has first, innermost: "Acdb64a") or the plain one. One pass over the
- * weights, each filter row read from the cache and the blocks written along their rows; a turn into the plain
- * layout and oneDNN's copy into its own would be two (ResNet-18's 512x512x3x3: 1.8 ms for the turn alone).
- * Returns 0 when md is some other layout. */
+/* Filters [lo, hi) of w turned into dst (write_turned), by dst's strides and output-channel block B. */
 typedef struct turn_job {
   const float *w, *s;
   float *dst;
   int64_t C, kh, kw, B, st[4];
 } turn_job;
 
-/* Filters [lo, hi) of write_turned. */
 static void turn_range(void *ctx, int64_t lo, int64_t hi) {
   const turn_job *j = ctx;
   const int64_t C = j->C, kh = j->kh, kw = j->kw, K = kh * kw, B = j->B;
@@ -1216,6 +1210,12 @@ static void turn_range(void *ctx, int64_t lo, int64_t hi) {
   }
 }
 
+/* Writes w' (flipped_geom: dims (C, O, kh, kw)) from w (O, C, kh, kw), times s[o] when s is given, straight into
+ * layout md of a plan of the turned convolution: its own blocked one (oneDNN's brgemm kernel takes blocks of 16-64
+ * of its output channels, the dimension w' has first, innermost: "Acdb64a") or the plain one. One pass over the
+ * weights, each filter row read from the cache and the blocks written along their rows; a turn into the plain
+ * layout and oneDNN's copy into its own would be two (ResNet-18's 512x512x3x3: 1.8 ms for the turn alone).
+ * Returns 0 when md is some other layout. */
 static int write_turned(const dnnl_memory_desc_t *md, const float *w, const float *s, float *dst, int64_t O,
                         int64_t C, int64_t kh, int64_t kw) {
   const dnnl_blocking_desc_t *b = &md->format_desc.blocking;

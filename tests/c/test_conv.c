@@ -753,7 +753,9 @@ static void check_parts(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
   const int threads = lm_get_threads();
-  static const struct { int64_t N, C, O, hw, parts; } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}, {4, 32, 32, 48, 4}};
+  static const struct {
+    int64_t N, C, O, hw, parts;
+  } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}, {4, 32, 32, 48, 4}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, hw = cases[c].hw;
     cfg g = {"parts", N, C, hw, hw, O, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
