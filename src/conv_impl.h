@@ -34,8 +34,8 @@ int64_t lm_dnnl_runs(void);
  * returns the previous value. Default 8; tests set 0 to hold oneDNN's backward-data to every configuration. */
 int lm_dnnl_few_channels(int c);
 /* The smallest batch whose dense stride-1 backward-data runs as the forward of its turned weights (dnnl.c,
- * flipped_geom); returns the previous value, sets it when n >= 0. Default 2; INT_MAX keeps every one on oneDNN's
- * backward kernel (tests compare the two). */
+ * flipped_geom); returns the previous value, sets it when n >= 0. Default 1 (its other bounds decide); INT_MAX keeps
+ * every one on oneDNN's backward kernel (tests compare the two). */
 int lm_dnnl_turned_min_batch(int n);
 /* C = alpha op(A) op(B) + beta C (row-major) by oneDNN's sgemm on the calling thread: 1 done, 0 declined (no
  * oneDNN, or the im2col backend chosen: the caller does it with OpenBLAS). */
