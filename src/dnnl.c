@@ -938,27 +938,35 @@ static void parts_half(void *ctx, int half) {
  * parts, so that the halves take the same work. */
 static int parts_halved(const plan_key *k, int64_t parts) { return k->threads > 1 && parts >= 2 && parts % 2 == 0; }
 
+/* The key of the plan each part of a forward of key k (the whole batch of n images) runs in parts of c images:
+ * k for c images, on one thread where the parts run in halves (returned: parts_halved). */
+static int parts_key(const plan_key *k, int64_t n, int64_t c, plan_key *kc) {
+  const int halves = parts_halved(k, n / c);
+  *kc = *k;
+  kc->N = c;
+  if (halves) kc->threads = 1;
+  return halves;
+}
+
 /* Runs forward j (its key k and route `how` made for the whole batch) in parts of c images on one plan (c = the
  * batch: whole), or in two halves of its parts on two (parts_halved), the weights copied into their layout once
  * for all the parts: into the weight cache when the layer has one, else, for several parts, into a buffer of this
  * call (a whole run copies them into the arena), or the caller's room (bwd_flipped). */
 static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const conv_geom *g, const lm_conv_post *post,
                      lm_error *err) {
-  plan_key kc = *k;
-  kc.N = c;
-  j->N = c;
+  plan_key kc;
+  int halves = parts_key(k, g->N, c, &kc);
   const int64_t parts = g->N / c;
-  int halves = parts_halved(k, parts);
-  if (halves) kc.threads = 1;
+  j->N = c;
   last_parts = parts;
-  parts_job q[2];
+  fwd_job second; /* slot 1's plan and buffer, when in halves */
   int rc = fwd_prepare(j, &kc, how, err);
   if (rc == 1 && halves) {
-    q[1].j = *j;
+    second = *j;
     kc.slot = 1;
-    rc = fwd_prepare(&q[1].j, &kc, how, err);
+    rc = fwd_prepare(&second, &kc, how, err);
     /* one packed copy of the weights for both: the same layout (the same key but for the slot) */
-    halves = rc == 1 && dnnl_memory_desc_equal(&j->p->imd[WEI], &q[1].j.p->imd[WEI]);
+    halves = rc == 1 && dnnl_memory_desc_equal(&j->p->imd[WEI], &second.p->imd[WEI]);
   }
   if (rc <= 0) return rc;
   const int cached = post && post->cache && how != SCALE_OUT;
@@ -986,12 +994,10 @@ static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const co
       weight_copies += rc == 1;
     }
     const int64_t half = parts / 2;
-    plan *p1 = q[1].j.p;
-    float *tmp1 = q[1].j.tmp;
-    q[0] = (parts_job){*j, half, in, out};
+    parts_job q[2] = {{*j, half, in, out}};
     q[0].j.hit = j->room != NULL;
     q[1] = (parts_job){q[0].j, half, in, out};
-    q[1].j.p = p1, q[1].j.tmp = tmp1;
+    q[1].j.p = second.p, q[1].j.tmp = second.tmp;
     q[1].j.x += half * in, q[1].j.y += half * out, q[1].j.e = j->e ? j->e + half * out : NULL;
     if (rc == 1) lm_pair_run(parts_half, q);
     for (int i = 0; rc == 1 && i < 2; i++)
@@ -1240,13 +1246,11 @@ static int bwd_flipped(const conv_geom *g, const conv_geom *f, const float *gy, 
   plan_key k;
   const int how = fwd_key(f, NULL, 0, NULL, add, 0, &k);
   const int64_t c = chunk_images(f), positions = g->N * g->win.OH * g->win.OW;
-  const int halves = parts_halved(&k, f->N / c);
+  plan_key kc; /* the plan fwd_parts runs, whose weight layout w' is written in */
+  const int halves = parts_key(&k, f->N, c, &kc);
   if (how != ALL_DNNL || !brgemm_forward(&k) || (k.threads != 1 && !halves) ||
       positions < (k.threads > 1 ? 784 : 196))
     return 0;
-  plan_key kc = k;
-  kc.N = c;
-  if (halves) kc.threads = 1; /* the plan fwd_parts runs */
   plan *p = plan_get(&kc);
   if (!p) return 0;
   const int own = p->reorder[WEI] != NULL;
