@@ -743,6 +743,71 @@ static void check_nhwc(void) {
 #endif
 }
 
+/* A depthwise forward over large planes runs a few channels of one image at a time (dnnl.c, dw_chunk), with bias,
+ * folded scale, residual and leaky ReLU, and agrees with im2col's, with and without a weight cache (which a chunked
+ * layer leaves alone), after a write into the weights too: 48 channels 3x3 at 24x24 in three chunks of 16 on one
+ * thread, and on two in halves (32 + 16 channels: the first in two chunks, the second whole); 64 channels 5x5/2 at
+ * 20x20, batch 2, in four chunks of 32 (the largest multiple of 16 dividing 64 whose planes take 256 KB or less),
+ * on two threads over the split bound as two halves of two chunks each; at the default bound (1 MiB an image) 32
+ * channels at 96x96 in two chunks. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
+ * bound. */
+static void check_chunks(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  static const struct {
+    const char *name;
+    int64_t N, C, hw, k, stride, bound; /* bound: dw_chunk_bytes for the case, -1 the default */
+    int threads, pair, split;           /* pair: pair_min_macs 0; split: split_macs 0 (threads_for: all) */
+    int64_t chunks;
+    int halves;
+  } cases[] = {
+      {"48 at 24x24", 1, 48, 24, 3, 1, 0, 1, 0, 0, 3, 0},
+      {"48 at 24x24 in halves", 1, 48, 24, 3, 1, 0, 2, 1, 0, 2, 1},
+      {"48 at 24x24 on two threads, under the pair bound", 1, 48, 24, 3, 1, 0, 2, 0, 0, 3, 0},
+      {"64 5x5/2 at 20x20, batch 2", 2, 64, 20, 5, 2, 0, 1, 0, 0, 4, 0},
+      {"64 5x5/2 at 20x20, batch 2, over the split bound", 2, 64, 20, 5, 2, 0, 2, 0, 1, 4, 1},
+      {"32 at 96x96, the default bound", 1, 32, 96, 3, 1, -1, 1, 0, 0, 2, 0},
+      {"72 at 24x24", 1, 72, 24, 3, 1, 0, 1, 0, 0, 0, 0},
+      {"16 at 24x24", 1, 16, 24, 3, 1, 0, 1, 0, 0, 0, 0},
+      {"48 at 24x24, the default bound", 1, 48, 24, 3, 1, -1, 1, 0, 0, 0, 0},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t N = cases[c].N, C = cases[c].C, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
+    const int64_t oh = (hw + 2 * (k / 2) - k) / st + 1;
+    cfg g = {"chunks", N, C, hw, hw, C, k, k, st, st, k / 2, k / 2, k / 2, k / 2, 1, 1, C, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {N, C, hw, hw}, ws[4] = {C, 1, k, k}, os[1] = {C}, ys[4] = {N, C, oh, oh};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *s = randn(1, os), *r = randn(4, ys);
+    for (int64_t i = 0; i < C; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
+    lm_conv_cache cache = {0};
+    lm_set_threads(cases[c].threads);
+    const int64_t bound = lm_dnnl_dw_chunk_bytes(cases[c].bound), pair = lm_dnnl_pair_min_macs(cases[c].pair ? 0 : -1);
+    const int64_t split = lm_dnnl_split_macs(cases[c].split ? 0 : -1);
+    for (int run = 0; run < 4; run++) { /* no cache; then a cache, twice, and after a write into the weights */
+      if (run == 3) lm_f32(w)[C * k * k - 1] += 0.5f, lm_tensor_touch(w);
+      lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s,
+                           .cache = run ? &cache : NULL};
+      lm_conv_set_backend("im2col", &err);
+      lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      lm_conv_set_backend("onednn", &err);
+      lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      CHECK(y && lm_dnnl_last_chunks() == cases[c].chunks && lm_dnnl_last_halves() == cases[c].halves,
+            "chunks %s, run %d: %lld chunks (expected %lld), halves %d (expected %d)", cases[c].name, run,
+            (long long)lm_dnnl_last_chunks(), (long long)cases[c].chunks, lm_dnnl_last_halves(), cases[c].halves);
+      const double d = y && want ? max_diff(y, want) : INFINITY, m = want ? max_abs(want) : 0;
+      CHECK(d <= 1e-5 * m, "chunks %s, run %d: differs from im2col's by %g (max %g)", cases[c].name, run, d, m);
+      lm_tensor_release(y), lm_tensor_release(want);
+    }
+    lm_dnnl_dw_chunk_bytes(bound), lm_dnnl_pair_min_macs(pair), lm_dnnl_split_macs(split);
+    lm_conv_cache_clear(&cache);
+    lm_tensor *all[] = {x, w, b, s, r};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+  lm_set_threads(threads);
+#endif
+}
+
 /* A batched forward on the brgemm kernel runs its images in parts (dnnl.c, chunk_images): a 32->32 3x3 at
  * 48x48, batch 3 (590 KB an image: one at a time) with bias, folded scale, residual and ReLU agrees with
  * im2col's in three parts, on one thread and two; with a weight cache the first call copies the weights once
@@ -1120,6 +1185,7 @@ int main(void) {
   check_pair();
   check_nhwc();
   check_parts();
+  check_chunks();
   check_turned();
   check_cache();
   check_parallel_for();
