@@ -691,11 +691,14 @@ static int strided_pointwise(const conv_geom *g) {
  * alone), runs a few channels of one image at a time: each chunk's copy into oneDNN's blocked layout, its kernel
  * and its copy out, on a plan for the chunk, so that the chunk's blocked copies stay in the cache between the copy
  * and the kernel, where the whole layer's went out to memory and back. A chunk is 16 channels, or the most (a
- * multiple of 16 dividing the channels, fewer than all) whose planes take 256 KB or less. A C check
+ * multiple of 16 dividing the channels, fewer than all) whose planes take 256 KB or less; at batch 1 a chunk has
+ * 32 K outputs or more (dw_chunk_bytes / 32), else each chunk's fixed cost outweighs the gain (at a batch the
+ * whole layer's copies go through memory: EfficientNet-B0's forward at batch 16 1.04 of the time with the bound,
+ * alternating processes). A C check
  * (lm_dnnl_conv_forward alone, batch 1, one thread, alternating call by call, 8 MB written between calls): 64
  * channels 3x3/2 at 112x112 0.80-0.88 of the time, 96 at 112x112 0.70-0.88, 32 at 112x112 0.83-0.89, 144 at 56x56
- * 0.74-0.82; 192 at 28x28 (0.6 MB) 16 at a time 1.04-1.15, and 72 at 56x56 on 8-channel chunks 1.07-1.18, so not
- * those at batch 1. At batch 16, forwards of alternating processes: MobileNet v2 0.87, EfficientNet-B0 0.86. On
+ * 0.74-0.82; 192 at 28x28 (0.6 MB) 16 at a time 1.04-1.15, 72 at 56x56 on 8-channel chunks 1.07-1.18, and 144
+ * 3x3/2 at 56x56 (12.5 K outputs a chunk) 0.99-1.05, its backward-data 1.22, so not those at batch 1. At batch 16, forwards of alternating processes: MobileNet v2 0.87, EfficientNet-B0 0.86. On
  * one thread, or on two a batch's chunks in two halves at once (lm_dnnl_conv_forward; not on more threads, where
  * oneDNN's own split would use them all); the halves of a split one (pair_split) each chunk their own channels.
  * Returns the channels of a chunk, or 0. */
@@ -707,7 +710,7 @@ static int64_t dw_chunk(const conv_geom *g) {
   int64_t q = 16;
   for (int64_t c = 32; c < g->C && c * plane <= (256 << 10); c += 16)
     if (g->C % c == 0) q = c;
-  return q;
+  return g->N > 1 || q * g->win.OH * g->win.OW >= dw_chunk_bytes / 32 ? q : 0;
 }
 
 /* The geometry of one chunk of q channels of a depthwise convolution g, one image. */
@@ -1249,6 +1252,63 @@ static int bwd_pair(const conv_geom *g, const float *gy, const float *w, const f
   return 1;
 }
 
+/* The chunks [c0, c1) of a depthwise backward-data in chunks of cq channels (dw_chunk; those of image n are n * per
+ * on), on one plan for a chunk: each written into gx, or into buf and added there. */
+typedef struct bwd_chunk_job {
+  plan *p;
+  const float *gy, *w, *s;
+  float *gx, *buf;
+  int64_t cq, per, c0, c1, P, HW, kk;
+  int add, rc;
+  lm_error err;
+} bwd_chunk_job;
+
+static void bwd_chunks(void *ctx, int half) {
+  bwd_chunk_job *j = (bwd_chunk_job *)ctx + half;
+  j->rc = 1;
+  for (int64_t i = j->c0; j->rc == 1 && i < j->c1; i++) {
+    const int64_t lo = i % j->per * j->cq, at = i * j->cq; /* its first channel in the image, in (N, C) */
+    float *u[3] = {j->add ? j->buf : j->gx + at * j->HW, (float *)(j->w + lo * j->kk), (float *)(j->gy + at * j->P)};
+    j->rc = plan_run(j->p, u, NULL, j->s ? j->s + lo : NULL, NULL, 0, &j->err);
+    if (j->rc == 1 && j->add) add_into(j->gx + at * j->HW, j->buf, j->cq * j->HW);
+  }
+}
+
+/* The backward-data of a depthwise convolution dw_chunk runs in chunks (as its forward): its gradients' copies into
+ * and out of the blocked layout then stay in the cache, as the forward's do. On two threads (a layer over
+ * split_macs) half of the chunks on each, at once. 0 when oneDNN has no plan for a chunk (the caller runs it
+ * whole). */
+static int bwd_chunked(const conv_geom *g, int64_t q, const float *gy, const float *w, const float *s, float *gx,
+                       int add, lm_error *err) {
+  const conv_geom c = chunk_of(g, q);
+  const int halves = threads_for(g) > 1;
+  const int64_t n = g->N * g->C / q;
+  bwd_chunk_job j[2];
+  for (int i = 0; i <= halves; i++) {
+    plan_key k = key_of(&c, BWD_DATA);
+    k.threads = 1, k.slot = i, k.wscale = s != NULL;
+    plan *p = plan_get(&k);
+    if (!p) return 0;
+    float *buf;
+    if (slot_workspace(p, add ? (size_t)(q * g->win.H * g->win.W) * sizeof(float) : 0, &buf, err)) return -1;
+    j[i] = (bwd_chunk_job){.p = p, .gy = gy, .w = w, .s = s, .gx = gx, .buf = buf, .cq = q, .per = g->C / q,
+                           .c0 = halves && i ? n / 2 : 0, .c1 = halves && !i ? n / 2 : n, .P = g->win.OH * g->win.OW,
+                           .HW = g->win.H * g->win.W, .kk = g->win.kh * g->win.kw, .add = add};
+  }
+  if (halves)
+    lm_pair_run(bwd_chunks, j);
+  else
+    bwd_chunks(j, 0);
+  for (int i = 0; i <= halves; i++)
+    if (j[i].rc != 1) {
+      *err = j[i].err;
+      return -1;
+    }
+  if (halves) last_threads = 2, last_halves = 1;
+  last_chunks = n;
+  return 1;
+}
+
 /* The backward-data of a dense convolution of stride 1 is itself a convolution: gx = conv(gy, w'), where w' (C,
  * O, kh, kw) holds w's filters with input and output channels swapped and each plane turned by 180 degrees,
  * padded by (kh - 1) * dh - pt (and so on for each side), with the same dilation. As a forward it runs
@@ -1368,10 +1428,15 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   int use = usable(g, err);
   if (use <= 0) return use;
   if (g->groups == 1 && g->C < few_channels) return 0;
-  const int64_t o0 = pair_split(g, 0, 0);
+  const int64_t o0 = pair_split(g, 0, 0), q = o0 ? 0 : dw_chunk(g);
+  last_chunks = 0;
   conv_geom f;
   if (!o0 && flipped_geom(g, &f)) {
     const int rc = bwd_flipped(g, &f, gy, w, scale, gx, add, err);
+    if (rc) return rc;
+  }
+  if (q) {
+    const int rc = bwd_chunked(g, q, gy, w, scale, gx, add, err);
     if (rc) return rc;
   }
   plan_key k = key_of(g, BWD_DATA);

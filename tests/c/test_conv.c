@@ -750,7 +750,8 @@ static void check_nhwc(void) {
  * 20x20, batch 2, in four chunks of 32 (the largest multiple of 16 dividing 64 whose planes take 256 KB or less),
  * on two threads over the split bound as two halves of two chunks each; at the default bound (1 MiB an image) 32
  * channels at 96x96 in two chunks. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
- * bound. */
+ * bound (nor 3x3/2 at 56x56, 12.5 K outputs a chunk). Its input gradient the same, written and added, in the same
+ * chunks (dnnl.c, bwd_chunked), but for the halves of a split one (bwd_pair, whole halves). */
 static void check_chunks(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -771,6 +772,7 @@ static void check_chunks(void) {
       {"72 at 24x24", 1, 72, 24, 3, 1, 0, 1, 0, 0, 0, 0},
       {"16 at 24x24", 1, 16, 24, 3, 1, 0, 1, 0, 0, 0, 0},
       {"48 at 24x24, the default bound", 1, 48, 24, 3, 1, -1, 1, 0, 0, 0, 0},
+      {"144 3x3/2 at 56x56, the default bound", 1, 144, 56, 3, 2, -1, 1, 0, 0, 0, 0},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
@@ -799,6 +801,27 @@ static void check_chunks(void) {
       CHECK(d <= 1e-5 * m, "chunks %s, run %d: differs from im2col's by %g (max %g)", cases[c].name, run, d, m);
       lm_tensor_release(y), lm_tensor_release(want);
     }
+    /* the input gradient, written and then added (twice im2col's), with the folded scale: in the same chunks, but
+       whole halves where the forward was split by pair_split (bwd_pair) */
+    lm_tensor *gy = randn(4, ys), *gwant = lm_tensor_like(x, NULL), *gx = lm_tensor_like(x, NULL);
+    const int64_t bchunks = cases[c].pair ? 0 : cases[c].chunks;
+    for (int over = 1; over >= 0; over--) {
+      const int flags = over ? LM_GRAD_OVERWRITE : 0;
+      lm_conv_set_backend("im2col", &err);
+      CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gwant, NULL, NULL, NULL, flags, &err) == 0,
+            "chunks %s: im2col backward: %s", cases[c].name, err.msg);
+      lm_conv_set_backend("onednn", &err);
+      CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx, NULL, NULL, NULL, flags, &err) == 0,
+            "chunks %s: backward: %s", cases[c].name, err.msg);
+      CHECK(lm_dnnl_last_chunks() == bchunks && lm_dnnl_last_halves() == cases[c].halves,
+            "chunks %s, backward-data (%s): %lld chunks (expected %lld), halves %d (expected %d)", cases[c].name,
+            over ? "written" : "added", (long long)lm_dnnl_last_chunks(), (long long)bchunks, lm_dnnl_last_halves(),
+            cases[c].halves);
+      const double d = max_diff(gx, gwant), m = max_abs(gwant);
+      CHECK(d <= 1e-5 * m, "chunks %s, backward-data (%s): differs from im2col's by %g (max %g)", cases[c].name,
+            over ? "written" : "added", d, m);
+    }
+    lm_tensor_release(gy), lm_tensor_release(gwant), lm_tensor_release(gx);
     lm_dnnl_dw_chunk_bytes(bound), lm_dnnl_pair_min_macs(pair), lm_dnnl_split_macs(split);
     lm_conv_cache_clear(&cache);
     lm_tensor *all[] = {x, w, b, s, r};
