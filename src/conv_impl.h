@@ -54,11 +54,11 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs);
  * plans made before a change keep their threads (lm_dnnl_release). Sets it when bytes >= 0; returns the
  * previous value. */
 int64_t lm_dnnl_reorder_split_bytes(int64_t bytes);
-/* Depthwise forwards whose input takes this many bytes or more (default 1 MiB), their channels a multiple of 16
- * (not 16), run a few channels of an image at a time (dnnl.c, dw_chunk). Sets it when bytes >= 0; returns the
- * previous value. */
+/* Depthwise convolutions (forward and backward-data) whose input takes this many bytes or more (default 1 MiB),
+ * their channels a multiple of 16 (not 16), run a few channels of an image at a time (dnnl.c, dw_chunk; at batch 1
+ * only where a chunk has bytes / 32 outputs or more). Sets it when bytes >= 0; returns the previous value. */
 int64_t lm_dnnl_dw_chunk_bytes(int64_t bytes);
-/* How many such chunks the last oneDNN forward ran in (0: not in chunks; tests). */
+/* How many such chunks the last oneDNN forward or backward-data ran in (0: not in chunks; tests). */
 int64_t lm_dnnl_last_chunks(void);
 /* The threads the last oneDNN convolution ran on (tests). */
 int lm_dnnl_last_threads(void);

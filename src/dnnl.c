@@ -150,8 +150,7 @@ int64_t lm_dnnl_reorder_split_bytes(int64_t bytes) {
   return old;
 }
 
-/* A depthwise forward whose input planes take this many bytes an image or more runs 16 channels at a time
- * (dw_chunk). */
+/* A depthwise convolution whose input takes this many bytes or more runs a few channels at a time (dw_chunk). */
 static int64_t dw_chunk_bytes = 1 << 20;
 
 int64_t lm_dnnl_dw_chunk_bytes(int64_t bytes) {
@@ -690,18 +689,18 @@ static int strided_pointwise(const conv_geom *g) {
 /* A depthwise forward whose input takes dw_chunk_bytes (1 MiB) or more, its channels a multiple of 16 (not 16
  * alone), runs a few channels of one image at a time: each chunk's copy into oneDNN's blocked layout, its kernel
  * and its copy out, on a plan for the chunk, so that the chunk's blocked copies stay in the cache between the copy
- * and the kernel, where the whole layer's went out to memory and back. A chunk is 16 channels, or the most (a
- * multiple of 16 dividing the channels, fewer than all) whose planes take 256 KB or less; at batch 1 a chunk has
- * 32 K outputs or more (dw_chunk_bytes / 32), else each chunk's fixed cost outweighs the gain (at a batch the
- * whole layer's copies go through memory: EfficientNet-B0's forward at batch 16 1.04 of the time with the bound,
- * alternating processes). A C check
- * (lm_dnnl_conv_forward alone, batch 1, one thread, alternating call by call, 8 MB written between calls): 64
- * channels 3x3/2 at 112x112 0.80-0.88 of the time, 96 at 112x112 0.70-0.88, 32 at 112x112 0.83-0.89, 144 at 56x56
- * 0.74-0.82; 192 at 28x28 (0.6 MB) 16 at a time 1.04-1.15, 72 at 56x56 on 8-channel chunks 1.07-1.18, and 144
- * 3x3/2 at 56x56 (12.5 K outputs a chunk) 0.99-1.05, its backward-data 1.22, so not those at batch 1. At batch 16, forwards of alternating processes: MobileNet v2 0.87, EfficientNet-B0 0.86. On
- * one thread, or on two a batch's chunks in two halves at once (lm_dnnl_conv_forward; not on more threads, where
- * oneDNN's own split would use them all); the halves of a split one (pair_split) each chunk their own channels.
- * Returns the channels of a chunk, or 0. */
+ * and the kernel, where the whole layer's went out to memory and back (its backward-data likewise: bwd_chunked).
+ * A chunk is 16 channels, or the most (a multiple of 16 dividing the channels, fewer than all) whose planes take
+ * 256 KB or less; at batch 1 a chunk has 32 K outputs or more (dw_chunk_bytes / 32), else each chunk's fixed cost
+ * outweighs the gain (at a batch the whole layer's copies go through memory: EfficientNet-B0's forward at batch
+ * 16 took 1.04 of the time with that bound, alternating processes). A C check (lm_dnnl_conv_forward alone, batch
+ * 1, one thread, alternating call by call, 8 MB written between calls): 64 channels 3x3/2 at 112x112 0.80-0.88 of
+ * the time, 96 at 112x112 0.70-0.88, 32 at 112x112 0.83-0.89, 144 at 56x56 0.74-0.82; 192 at 28x28 (0.6 MB) 16 at
+ * a time 1.04-1.15, 72 at 56x56 on 8-channel chunks 1.07-1.18, and 144 3x3/2 at 56x56 (12.5 K outputs a chunk)
+ * 0.99-1.05, its backward-data 1.22, so not those at batch 1. At batch 16, forwards of alternating processes:
+ * MobileNet v2 0.87, EfficientNet-B0 0.86. On one thread, or on two a batch's chunks in two halves at once
+ * (lm_dnnl_conv_forward; not on more threads, where oneDNN's own split would use them all); the halves of a split
+ * one (pair_split) each chunk their own channels. Returns the channels of a chunk, or 0. */
 static int64_t dw_chunk(const conv_geom *g) {
   const int dw = g->groups == g->C && g->O == g->C && g->C > 1;
   if (!dw || g->C % 16 || g->C == 16 || threads_for(g) > 2) return 0;
