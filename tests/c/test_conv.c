@@ -751,7 +751,8 @@ static void check_nhwc(void) {
  * on two threads over the split bound as two halves of two chunks each; at the default bound (1 MiB an image) 32
  * channels at 96x96 in two chunks. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
  * bound (nor 3x3/2 at 56x56, 12.5 K outputs a chunk). Its input gradient the same, written and added, in the same
- * chunks (dnnl.c, bwd_chunked), but for the halves of a split one (bwd_pair, whole halves). */
+ * chunks (dnnl.c, bwd_chunked), but for the halves of a split one (bwd_pair, whole halves); and a depthwise
+ * transposed convolution's input gradient, a forward added into it, in chunks too. */
 static void check_chunks(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -827,6 +828,35 @@ static void check_chunks(void) {
     lm_tensor *all[] = {x, w, b, s, r};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
+  /* a depthwise transposed convolution's input gradient is such a forward, added into gx (and written): in three
+     chunks, as im2col's */
+  lm_set_threads(1);
+  const int64_t bound = lm_dnnl_dw_chunk_bytes(0);
+  int64_t ts[4] = {1, 48, 24, 24}, tw[4] = {48, 1, 3, 3};
+  lm_conv_params tp = lm_conv_params_default();
+  tp.pad[0] = tp.pad[1] = tp.pad[2] = tp.pad[3] = 1, tp.groups = 48;
+  lm_tensor *tx = randn(4, ts), *tws = randn(4, tw), *tgy = randn(4, ts), *g0 = randn(4, ts);
+  lm_tensor *tg = lm_tensor_like(tx, NULL), *twant = lm_tensor_like(tx, NULL);
+  for (int over = 1; over >= 0; over--) {
+    memcpy(lm_f32(tg), lm_f32(g0), (size_t)g0->numel * sizeof(float));
+    memcpy(lm_f32(twant), lm_f32(g0), (size_t)g0->numel * sizeof(float));
+    const int flags = over ? LM_GRAD_OVERWRITE : 0;
+    lm_conv_set_backend("im2col", &err);
+    CHECK(lm_conv_transpose2d_backward_ex(tx, tws, tgy, &tp, twant, NULL, NULL, flags, &err) == 0,
+          "chunks: im2col transposed backward: %s", err.msg);
+    lm_conv_set_backend("onednn", &err);
+    CHECK(lm_conv_transpose2d_backward_ex(tx, tws, tgy, &tp, tg, NULL, NULL, flags, &err) == 0,
+          "chunks: transposed backward: %s", err.msg);
+    CHECK(lm_dnnl_last_chunks() == 3,
+          "chunks: a depthwise transposed convolution's input gradient (%s) in %lld chunks, expected 3",
+          over ? "written" : "added", (long long)lm_dnnl_last_chunks());
+    const double d = max_diff(tg, twant), m = max_abs(twant);
+    CHECK(d <= 1e-5 * m, "chunks: a depthwise transposed convolution's input gradient (%s) differs from im2col's by "
+          "%g (max %g)", over ? "written" : "added", d, m);
+  }
+  lm_tensor *tall[] = {tx, tws, tgy, g0, tg, twant};
+  for (size_t i = 0; i < sizeof tall / sizeof tall[0]; i++) lm_tensor_release(tall[i]);
+  lm_dnnl_dw_chunk_bytes(bound);
   lm_set_threads(threads);
 #endif
 }
