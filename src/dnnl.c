@@ -699,7 +699,7 @@ static int strided_pointwise(const conv_geom *g) {
  * a time 1.04-1.15, 72 at 56x56 on 8-channel chunks 1.07-1.18, and 144 3x3/2 at 56x56 (12.5 K outputs a chunk)
  * 0.99-1.05, its backward-data 1.22, so not those at batch 1. At batch 16, forwards of alternating processes:
  * MobileNet v2 0.87, EfficientNet-B0 0.86. On one thread, or on two a batch's chunks in two halves at once
- * (lm_dnnl_conv_forward; not on more threads, where oneDNN's own split would use them all); the halves of a split
+ * (fwd_chunked; not on more threads, where oneDNN's own split would use them all); the halves of a split
  * one (pair_split) each chunk their own channels. Returns the channels of a chunk, or 0. */
 static int64_t dw_chunk(const conv_geom *g) {
   const int dw = g->groups == g->C && g->O == g->C && g->C > 1;
@@ -1079,6 +1079,36 @@ static int fwd_parts(fwd_job *j, const plan_key *k, int how, int64_t c, const co
   return rc;
 }
 
+/* Runs forward j (the whole convolution g, unsplit) in chunks of q channels (dw_chunk) on a plan for one chunk, one
+ * thread, or half of the chunks on each of two threads at once (a layer over split_macs); no weight cache: each
+ * chunk copies its own channels' weights. */
+static int fwd_chunked(fwd_job *j, const conv_geom *g, int64_t q, lm_error *err) {
+  const conv_geom c = chunk_of(g, q);
+  const int64_t n = g->N * g->O / q;
+  plan_key k;
+  const int how = fwd_key(&c, NULL, j->b != NULL, j->post, j->add, 0, &k);
+  k.threads = 1;
+  j->cq = q, j->plane = g->win.H * g->win.W;
+  int rc = fwd_prepare(j, &k, how, err);
+  if (rc == 1 && threads_for(g) > 1) { /* half of the chunks on each thread */
+    fwd_job h[2] = {*j, *j};
+    h[0].c1 = n / 2, h[1].c0 = n / 2, h[1].c1 = n;
+    k.slot = 1;
+    if ((rc = fwd_prepare(&h[1], &k, how, err)) != 1) return rc;
+    lm_pair_run(fwd_half, h);
+    for (int i = 0; i < 2; i++)
+      if (h[i].rc != 1) {
+        *err = h[i].err;
+        return -1;
+      }
+    last_threads = 2, last_halves = 1;
+  } else if (rc == 1 && (rc = fwd_run(j)) != 1) {
+    *err = j->err;
+  }
+  if (rc == 1) last_parts = 1, last_chunks = n;
+  return rc;
+}
+
 int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b,
                          const lm_conv_post *post, float *y, int add, lm_error *err) {
   int use = usable(g, err);
@@ -1119,31 +1149,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   }
   fwd_job j = {.add = add, .x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .N = g->N, .O = g->O,
                .P = P};
-  if ((j.cq = dw_chunk(g))) { /* no weight cache: each chunk copies its 16 channels' weights */
-    const conv_geom c = chunk_of(g, j.cq);
-    j.plane = g->win.H * g->win.W;
-    const int64_t n = g->N * g->O / j.cq;
-    const int how = fwd_key(&c, NULL, b != NULL, post, add, 0, &k);
-    k.threads = 1;
-    int rc = fwd_prepare(&j, &k, how, err);
-    if (rc == 1 && threads_for(g) > 1) { /* half of the chunks on each thread */
-      fwd_job q[2] = {j, j};
-      q[0].c1 = n / 2, q[1].c0 = n / 2, q[1].c1 = n;
-      k.slot = 1;
-      if ((rc = fwd_prepare(&q[1], &k, how, err)) != 1) return rc;
-      lm_pair_run(fwd_half, q);
-      for (int i = 0; i < 2; i++)
-        if (q[i].rc != 1) {
-          *err = q[i].err;
-          return -1;
-        }
-      last_threads = 2, last_halves = 1;
-    } else if (rc == 1 && (rc = fwd_run(&j)) != 1) {
-      *err = j.err;
-    }
-    if (rc == 1) last_parts = 1, last_chunks = n;
-    return rc;
-  }
+  const int64_t q = dw_chunk(g);
+  if (q) return fwd_chunked(&j, g, q, err);
   const int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k);
   return fwd_parts(&j, &k, how, how == ALL_DNNL && brgemm_forward(&k) ? chunk_images(g) : g->N, g, post, err);
 }
