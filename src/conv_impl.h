@@ -45,10 +45,9 @@ int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
  * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
  * returns the previous value. */
 int64_t lm_dnnl_split_macs(int64_t macs);
-/* Forwards under that bound at batch 1 with at least this many multiply-adds (default 400 K), on two or more
- * threads, run as two half convolutions at once, one on the lane (lm_pair_run; dnnl.c, pair_split), as do
- * their backward-data and, whatever their size, the forwards of dense layers with few output positions on
- * oneDNN's GEMM (dnnl.c, plain_few_positions). Sets it when macs >= 0; returns the previous value. */
+/* Convolutions at batch 1 with at least this many multiply-adds (default 100 K), whatever the bound above, on two
+ * or more threads, run as two half convolutions at once, one on the lane (lm_pair_run; dnnl.c, pair_split), as
+ * do their backward-data. Sets it when macs >= 0; returns the previous value. */
 int64_t lm_dnnl_pair_min_macs(int64_t macs);
 /* Layout reorders of fewer bytes than this run on one thread, also in a plan split over more (default 1 MiB);
  * plans made before a change keep their threads (lm_dnnl_release). Sets it when bytes >= 0; returns the

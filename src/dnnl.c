@@ -653,8 +653,10 @@ static int plain_gemm(const conv_geom *g) { return g->win.kh == 1 && g->win.kw =
  * 29.7-31.8 -> 26.1-26.4 ms, forward + backward to the input 65.5-69 -> 57.7-58.6 ms (with scale_outside
  * below); two threads: forward 20.9-21.6 -> 18.9-19.1 ms, forward + backward 47.5-49.4 -> 45.8-48 ms. Not at
  * 196 positions (its 14x14 layers: slower) nor at 98 (batch 2). Not a forward whose weights a cache keeps
- * (lumen.no_grad, fwd_key): no copy to save there, and oneDNN's brgemm kernel (brgemm_forward) beats the GEMM,
- * 1.60 -> 1.40 ms a layer at one thread, 0.84 -> 0.76 at two (on oneDNN's two OpenMP threads, not halves). */
+ * (lumen.no_grad, fwd_key), whole or in halves (pair_split): no copy to save there, and oneDNN's brgemm kernel
+ * (brgemm_forward) beats the GEMM, 1.60 -> 1.40 ms a layer at one thread, 0.84 -> 0.76 at two on oneDNN's two
+ * OpenMP threads; in halves too: ResNet-18's batch-1 forward on two threads 0.97-0.98 of the time against halves
+ * on the GEMM (interleaved pass by pass in one process). */
 static int plain_few_positions(const conv_geom *g) {
   const lm_window *v = &g->win;
   return g->groups == 1 && g->N * v->OH * v->OW <= 64 && g->O * g->C * v->kh * v->kw >= 256 * 1024;
@@ -666,7 +668,9 @@ static int plain_few_positions(const conv_geom *g) {
  * 7x7: 0.101 -> 0.070 ms, 576->96 at 14x14: 0.111 -> 0.098, a C check of oneDNN alone), and at these sizes the
  * transposes cost a few microseconds. Not at 28x28 and up (the gain is about what the transposes cost), nor
  * at one position (a squeeze-and-excitation's products). At one thread, forwards of alternating processes,
- * the median of their minima: MobileNet v2 0.93, EfficientNet-B0 0.96, MobileNet v3 0.99 of the time. */
+ * the median of their minima: MobileNet v2 0.93, EfficientNet-B0 0.96, MobileNet v3 0.99 of the time. Not in
+ * halves (pair_split): each half would copy all of x into NHWC (MobileNet v1 0.5's 256->256 at 10x10 on two
+ * threads, 0.064 -> 0.069 ms). */
 static int brgemm_pointwise(const conv_geom *g) {
   const int64_t positions = g->N * g->win.OH * g->win.OW;
   return plain_gemm(g) && g->C >= 16 && positions > 1 && positions <= 196;
@@ -821,7 +825,7 @@ static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const l
                    plan_key *k) {
   *k = h ? half_key(h, g, FWD, slot) : key_of(g, FWD);
   /* kept weights: see plain_few_positions and brgemm_pointwise */
-  if (!h && post && post->cache && (!plain_gemm(g) || brgemm_pointwise(g))) k->plain = 0;
+  if (post && post->cache && (!plain_gemm(g) || (!h && brgemm_pointwise(g)))) k->plain = 0;
   if (!h && strided_pointwise(g)) k->plain = 0;
   k->wscale = post && post->scale;
   if (!add && scale_outside(k)) {
@@ -922,24 +926,25 @@ static void fwd_half(void *ctx, int half) {
   j->rc = fwd_run(j);
 }
 
-/* A convolution too small for oneDNN's own threads (threads_for) but not tiny, at batch 1, runs as two
- * convolutions on the two halves of its output channels, one on the calling thread and one on the lane
- * (lm_pair_run): a pointwise or dense one reads all of x and its half of the weights, a depthwise one its half
- * of both; each half's output rows are contiguous (NCHW, one image), so the halves share nothing they write.
- * oneDNN's own two-thread split of these layers was slower than one thread (MobileNet v3 at batch 1: its
- * GEMM convolutions 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74). Depthwise
- * halves are multiples of 16 channels (oneDNN's block), the others of 8.
- * A forward on the plain layouts with few output positions (plain_few_positions: ResNet-18's 512-channel 3x3 layers
- * at 7x7; fwd_plain: without a weight cache) splits the same way whatever its size, each half on one thread:
- * oneDNN's GEMM route on two OpenMP threads gained little there (1.62 -> 1.24 ms, oneDNN's verbose log; each half
- * 0.79 ms at once), a stream of weights each core now reads half of. ResNet-18's batch-1 forward on two threads
- * 0.95 of the time (seven alternating rounds). Not their backward-data: oneDNN's two threads took 1.04 ms there,
- * each half 1.05.
+/* A convolution at batch 1 on two threads, not tiny, runs as two convolutions on the two halves of its output
+ * channels, one on the calling thread and one on the lane (lm_pair_run): a pointwise or dense one reads all of
+ * x and its half of the weights, a depthwise one its half of both; each half's output rows are contiguous (NCHW,
+ * one image), so the halves share nothing they write. Whatever its size: oneDNN's own two-thread split of a
+ * batch-1 layer wakes its second OpenMP thread (asleep under the passive policy) and splits the layer worse.
+ * Forwards and forwards + backward to the input at batch 1, two threads, the old rule (halves only under
+ * split_macs) and this one interleaved pass by pass in one process: ResNet-18 0.87-0.88 and 0.88-0.89 of the
+ * time, MobileNet v2 0.97-0.98 and 0.97-0.98, EfficientNet-B0 0.98 and 0.985, MobileNet v3 1.00; halves in the
+ * forward only, the backward-data on oneDNN's threads or turned (bwd_flipped): ResNet-18's forward + backward
+ * 0.94. (Earlier, oneDNN's two threads against one on the small layers of MobileNet v3: its GEMM convolutions
+ * 3.04 -> 2.84 ms a forward, its reorders 1.26 -> 2.07, depthwise 0.63 -> 0.74.) Not under pair_min_macs
+ * multiply-adds, where the second thread costs more than it saves: 400 K -> 100 K, MobileNet v1 0.5 0.91-0.92,
+ * v3 0.965-0.97, v2 0.98-0.99 (ResNet-18, EfficientNet-B0 1.00); 50 K and 20 K no better. Depthwise halves are
+ * multiples of 16 channels (oneDNN's block), the others of 8.
  * Returns where the second half starts, or 0: run whole. */
-static int64_t pair_min_macs = 400000;
+static int64_t pair_min_macs = 100000;
 
-static int64_t pair_split(const conv_geom *g, int add, int fwd_plain) {
-  if (n_threads < 2 || add || g->N != 1 || (threads_for(g) != 1 && !(fwd_plain && plain_few_positions(g)))) return 0;
+static int64_t pair_split(const conv_geom *g, int add) {
+  if (n_threads < 2 || add || g->N != 1) return 0;
   const int dw = g->groups == g->C && g->O == g->C;
   if ((g->groups != 1 && !dw) || g->O < 32) return 0;
   const lm_window *v = &g->win;
@@ -1115,8 +1120,7 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   if (use <= 0) return use;
   last_chunks = 0;
   const float *s = post && post->scale ? lm_f32(post->scale) : NULL, *e = post && post->add ? lm_f32(post->add) : NULL;
-  /* a weight cache keeps a large layer with few positions off the plain layouts (plain_few_positions) */
-  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add, !(post && post->cache));
+  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add);
   plan_key k;
   if (o0) {
     fwd_job j[2];
@@ -1434,7 +1438,7 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   int use = usable(g, err);
   if (use <= 0) return use;
   if (g->groups == 1 && g->C < few_channels) return 0;
-  const int64_t o0 = pair_split(g, 0, 0), q = o0 ? 0 : dw_chunk(g);
+  const int64_t o0 = pair_split(g, 0), q = o0 ? 0 : dw_chunk(g);
   last_chunks = 0;
   conv_geom f;
   if (!o0 && flipped_geom(g, &f)) {

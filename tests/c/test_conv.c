@@ -577,8 +577,8 @@ static void check_reorder_threads(void) {
  * ReLU: the output agrees with im2col's and the convolution reports two threads; on one thread, or under the
  * pair bound, it runs whole on one. Its input gradient the same (bwd_pair: depthwise by channels, the others by
  * output channels with the halves summed), written and then added. A dense 3x3 with few output positions
- * (oneDNN's GEMM with the scale on the output side) over the split bound: its forward still in halves, its
- * backward-data whole on oneDNN's two threads. */
+ * (oneDNN's GEMM with the scale on the output side) and a 32->64 3x3 at 12x12, each over the split bound: their
+ * forwards and backward-data in halves all the same (at batch 1 the split bound does not apply). */
 static void check_pair(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -595,6 +595,7 @@ static void check_pair(void) {
       {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0, 0},
       {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0, 0},
       {"3x3 256->256 at 7x7 over the split bound", 256, 256, 7, 3, 1, 1, 2, 1}, /* plain_few_positions */
+      {"3x3 32->64 at 12x12 over the split bound", 32, 64, 12, 3, 1, 1, 0, 1},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
@@ -642,12 +643,11 @@ static void check_pair(void) {
       for (int over = 1; over >= 0; over--) {
         CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx, NULL, NULL, NULL, over ? LM_GRAD_OVERWRITE : 0, &err) == 0,
               "pair %s: backward: %s", cases[c].name, err.msg);
-        const int bhalves = halves && !cases[c].big, bran_on = bhalves ? 2 : whole_on;
-        CHECK(lm_dnnl_last_threads() == bran_on && lm_dnnl_last_halves() == bhalves &&
+        CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == halves &&
                   lm_dnnl_last_route() == cases[c].route,
               "pair %s backward-data (%s) on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d",
               cases[c].name, over ? "written" : "added", runs[ri].threads, lm_dnnl_last_threads(),
-              lm_dnnl_last_halves(), lm_dnnl_last_route(), bran_on, bhalves, cases[c].route);
+              lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, halves, cases[c].route);
       }
       double dg = max_diff(gx, gwant);
       CHECK(dg <= 1e-5 * mg, "pair %s on %d thread(s): input gradient differs from im2col's by %g (max %g)",
@@ -667,12 +667,13 @@ static void check_pair(void) {
  * the layouts moved by lumen's transposes: a 20->36 3x3 at 9x7, batch 2 (channels and positions off the 8x8
  * blocks), with bias, folded scale, residual and leaky ReLU, agrees with im2col's on one thread and two, and
  * so does its input gradient (whose primitive stays on blocked layouts). A first layer of 3 channels and a
- * depthwise layer keep their blocked layouts. A 256->256 3x3 at 7x7 (few positions, big weights) runs on the
- * plain layouts (route 2; in halves on two threads) without a weight cache and on NHWC with one (route 0, whole
- * on oneDNN's two threads); so does a 1x1 64->96 at 7x7 (on one thread), not at 15x15 (225 positions: the
- * GEMM's route 1, the scale folded into its weights' copy). A 1x1/2 32->48 at 56x56 runs on NHWC at batch 16 (in
- * halves of its parts on two threads), on the GEMM's route at batch 2 and with 16 input channels (50 K floats an
- * image). */
+ * depthwise layer keep their blocked layouts (in halves on two threads, the first layer's 124 K multiply-adds
+ * over the pair bound). A 256->256 3x3 at 7x7 (few positions, big weights) runs on the plain layouts (route 2)
+ * without a weight cache and on NHWC with one (route 0), in halves on two threads either way; so does a 1x1
+ * 64->96 at 7x7 on one thread, but its halves on two stay on the GEMM (route 2, not NHWC); not at 15x15 (225
+ * positions: the GEMM's route 1, the scale folded into its weights' copy). A 1x1/2 32->48 at 56x56 runs on NHWC
+ * at batch 16 (in halves of its parts on two threads), on the GEMM's route at batch 2 and with 16 input channels
+ * (50 K floats an image). */
 static void check_nhwc(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -681,18 +682,19 @@ static void check_nhwc(void) {
     const char *name;
     int64_t N, C, O, h, w, groups;
     int cache, nhwc, route, halves2; /* halves2: in halves on two threads (pair_split, or parts_halved) */
+    int nhwc2, route2;               /* on two threads, where they differ from one thread's (else -1) */
   } cases[] = {
-      {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0, 0},
-      {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0, 0},
-      {"depthwise 32", 1, 32, 32, 12, 12, 32, 0, 0, 0, 0},
-      {"3x3 256->256 at 7x7", 1, 256, 256, 7, 7, 1, 0, 0, 2, 1},
-      {"3x3 256->256 at 7x7, weights cached", 1, 256, 256, 7, 7, 1, 1, 1, 0, 0},
-      {"1x1 64->96 at 7x7", 1, 64, 96, 7, 7, 1, 0, 0, 2, 0},
-      {"1x1 64->96 at 7x7, weights cached", 1, 64, 96, 7, 7, 1, 1, 1, 0, 0},
-      {"1x1 64->96 at 15x15, weights cached", 1, 64, 96, 15, 15, 1, 1, 0, 1, 1},
-      {"1x1/2 32->48 at 56x56, batch 16", 16, 32, 48, 56, 56, 1, 0, 1, 0, 1},
-      {"1x1/2 32->48 at 56x56, batch 2", 2, 32, 48, 56, 56, 1, 0, 0, 1, 0},
-      {"1x1/2 16->48 at 56x56, batch 16 (50 K floats an image)", 16, 16, 48, 56, 56, 1, 0, 0, 1, 0},
+      {"3x3 20->36 at 9x7", 2, 20, 36, 9, 7, 1, 0, 1, 0, 0, -1, -1},
+      {"3x3 3->32 (a first layer)", 1, 3, 32, 12, 12, 1, 0, 0, 0, 1, -1, -1},
+      {"depthwise 32", 1, 32, 32, 12, 12, 32, 0, 0, 0, 0, -1, -1},
+      {"3x3 256->256 at 7x7", 1, 256, 256, 7, 7, 1, 0, 0, 2, 1, -1, -1},
+      {"3x3 256->256 at 7x7, weights cached", 1, 256, 256, 7, 7, 1, 1, 1, 0, 1, -1, -1},
+      {"1x1 64->96 at 7x7", 1, 64, 96, 7, 7, 1, 0, 0, 2, 1, -1, -1},
+      {"1x1 64->96 at 7x7, weights cached", 1, 64, 96, 7, 7, 1, 1, 1, 0, 1, 0, 2},
+      {"1x1 64->96 at 15x15, weights cached", 1, 64, 96, 15, 15, 1, 1, 0, 1, 1, -1, -1},
+      {"1x1/2 32->48 at 56x56, batch 16", 16, 32, 48, 56, 56, 1, 0, 1, 0, 1, -1, -1},
+      {"1x1/2 32->48 at 56x56, batch 2", 2, 32, 48, 56, 56, 1, 0, 0, 1, 0, -1, -1},
+      {"1x1/2 16->48 at 56x56, batch 16 (50 K floats an image)", 16, 16, 48, 56, 56, 1, 0, 0, 1, 0, -1, -1},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, h = cases[c].h, w = cases[c].w;
@@ -717,11 +719,11 @@ static void check_nhwc(void) {
       for (int pass = 0; pass < 2; pass++) { /* with a cache: filled, then read */
         lm_tensor *y = lm_conv2d_forward_post(x, wt, b, &p, &post, &err);
         const int halves = t == 2 && cases[c].halves2;
-        CHECK(y && lm_dnnl_last_nhwc() == cases[c].nhwc && lm_dnnl_last_route() == cases[c].route &&
-                  lm_dnnl_last_halves() == halves,
+        const int nhwc = t == 2 && cases[c].nhwc2 >= 0 ? cases[c].nhwc2 : cases[c].nhwc;
+        const int route = t == 2 && cases[c].route2 >= 0 ? cases[c].route2 : cases[c].route;
+        CHECK(y && lm_dnnl_last_nhwc() == nhwc && lm_dnnl_last_route() == route && lm_dnnl_last_halves() == halves,
               "nhwc %s on %d thread(s): NHWC %d, route %d, halves %d; expected %d, %d, %d", cases[c].name, t,
-              lm_dnnl_last_nhwc(), lm_dnnl_last_route(), lm_dnnl_last_halves(), cases[c].nhwc, cases[c].route,
-              halves);
+              lm_dnnl_last_nhwc(), lm_dnnl_last_route(), lm_dnnl_last_halves(), nhwc, route, halves);
         const double d = y && want ? max_diff(y, want) : INFINITY, m = want ? max_abs(want) : 0;
         CHECK(d <= 1e-5 * m, "nhwc %s on %d thread(s): differs from im2col's by %g (max %g)", cases[c].name, t, d, m);
         lm_tensor_release(y);
@@ -760,13 +762,13 @@ static void check_chunks(void) {
   static const struct {
     const char *name;
     int64_t N, C, hw, k, stride, bound; /* bound: dw_chunk_bytes for the case, -1 the default */
-    int threads, pair, split;           /* pair: pair_min_macs 0; split: split_macs 0 (threads_for: all) */
+    int threads, pair, split; /* pair: pair_min_macs 0 (1) or above the layer (2); split: split_macs 0 (all) */
     int64_t chunks;
     int halves;
   } cases[] = {
       {"48 at 24x24", 1, 48, 24, 3, 1, 0, 1, 0, 0, 3, 0},
       {"48 at 24x24 in halves", 1, 48, 24, 3, 1, 0, 2, 1, 0, 2, 1},
-      {"48 at 24x24 on two threads, under the pair bound", 1, 48, 24, 3, 1, 0, 2, 0, 0, 3, 0},
+      {"48 at 24x24 on two threads, under the pair bound", 1, 48, 24, 3, 1, 0, 2, 2, 0, 3, 0},
       {"64 5x5/2 at 20x20, batch 2", 2, 64, 20, 5, 2, 0, 1, 0, 0, 4, 0},
       {"64 5x5/2 at 20x20, batch 2, over the split bound", 2, 64, 20, 5, 2, 0, 2, 0, 1, 4, 1},
       {"32 at 96x96, the default bound", 1, 32, 96, 3, 1, -1, 1, 0, 0, 2, 0},
@@ -785,7 +787,8 @@ static void check_chunks(void) {
     for (int64_t i = 0; i < C; i++) lm_f32(s)[i] = 0.5f + fabsf(lm_f32(s)[i]);
     lm_conv_cache cache = {0};
     lm_set_threads(cases[c].threads);
-    const int64_t bound = lm_dnnl_dw_chunk_bytes(cases[c].bound), pair = lm_dnnl_pair_min_macs(cases[c].pair ? 0 : -1);
+    const int64_t bound = lm_dnnl_dw_chunk_bytes(cases[c].bound);
+    const int64_t pair = lm_dnnl_pair_min_macs(cases[c].pair == 1 ? 0 : cases[c].pair == 2 ? INT64_MAX : -1);
     const int64_t split = lm_dnnl_split_macs(cases[c].split ? 0 : -1);
     for (int run = 0; run < 4; run++) { /* no cache; then a cache, twice, and after a write into the weights */
       if (run == 3) lm_f32(w)[C * k * k - 1] += 0.5f, lm_tensor_touch(w);
@@ -805,7 +808,7 @@ static void check_chunks(void) {
     /* the input gradient, written and then added (twice im2col's), with the folded scale: in the same chunks, but
        whole halves where the forward was split by pair_split (bwd_pair) */
     lm_tensor *gy = randn(4, ys), *gwant = lm_tensor_like(x, NULL), *gx = lm_tensor_like(x, NULL);
-    const int64_t bchunks = cases[c].pair ? 0 : cases[c].chunks;
+    const int64_t bchunks = cases[c].pair == 1 ? 0 : cases[c].chunks;
     for (int over = 1; over >= 0; over--) {
       const int flags = over ? LM_GRAD_OVERWRITE : 0;
       lm_conv_set_backend("im2col", &err);
