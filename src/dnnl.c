@@ -630,12 +630,13 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, vo
   return good ? 1 : lm_fail(err, "conv: oneDNN failed to run a convolution");
 }
 
-/* The threads a convolution runs on: one below split_macs multiply-adds. Waking a second OpenMP thread (asleep
- * under the passive policy) costs tens of microseconds, more than it saves on a small layer: at batch 1 on 2
- * threads MobileNet v1 0.5 took 4.7 ms splitting every layer, 2.1-2.5 ms with 8-16 M, 2.3 ms on 1 thread;
- * MobileNet v2 14.6-17 -> 12 ms, EfficientNet-B0 22-27 -> 20 ms; ResNet-18, whose layers are all larger,
- * unchanged. (Those figures predate plan_get making a one-thread plan on one thread: until then its primitive
- * still opened two-thread teams; after it, MobileNet v3 on 2 threads 15.9-17.1 -> 11.8-12.7 ms.) */
+/* The threads a convolution runs on: one below split_macs multiply-adds (at batch 1 on two threads pair_split's
+ * halves come first). Waking a second OpenMP thread (asleep under the passive policy) costs tens of microseconds,
+ * more than it saves on a small layer: at batch 1 on 2 threads MobileNet v1 0.5 took 4.7 ms splitting every layer,
+ * 2.1-2.5 ms with 8-16 M, 2.3 ms on 1 thread; MobileNet v2 14.6-17 -> 12 ms, EfficientNet-B0 22-27 -> 20 ms;
+ * ResNet-18, whose layers are all larger, unchanged. (Those figures predate plan_get making a one-thread plan on
+ * one thread: until then its primitive still opened two-thread teams; after it, MobileNet v3 on 2 threads 15.9-17.1
+ * -> 11.8-12.7 ms.) */
 static int threads_for(const conv_geom *g) {
   if (n_threads <= 1) return n_threads;
   const lm_window *v = &g->win;

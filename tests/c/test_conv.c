@@ -570,7 +570,7 @@ static void check_reorder_threads(void) {
 #endif
 }
 
-/* On 2 threads at batch 1, a convolution under the split bound runs as two half convolutions at once (dnnl.c,
+/* On 2 threads at batch 1, a convolution over the pair bound runs as two half convolutions at once (dnnl.c,
  * pair_split; the second on lm_pair_run's lane), each on its share of the output channels: pointwise (oneDNN's
  * GEMM with lumen's epilogue, and with the folded scale on the output side), depthwise (blocked, stride 1 and 2,
  * halves of 32 + 40 and 64 + 56 channels; whole, on oneDNN's 8-channel blocks) and a dense 3x3, each with bias, folded scale, residual and leaky
