@@ -20,8 +20,10 @@ static const lm_act_params defaults[LM_ACT_COUNT] = {
 
 /* exp(x) for x <= 0 (and NaN, which the callers mask), in a form the compiler vectorises: x = n ln 2 + r
  * with |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial (max error about 1 ulp against libm's expf over
- * [-104, 0], tests/c/test_act.c), times 2^n built from the exponent bits in two halves so that results below
- * 2^-126 come out subnormal as expf's do. x below -104 gives 0 (expf(-104) rounds to 0 in float32 too). */
+ * [-104, 0], tests/c/test_act.c), times 2^(n + 64), a normal float for n in [-150, 0], so the product is exact,
+ * then times 2^-64, the one rounding: results below 2^-126 come out subnormal as expf's do (the same bits as
+ * scaling by 2^n in two exact halves, one op fewer per part). x below -104 gives 0 (expf(-104) rounds to 0 in
+ * float32 too). */
 ACT_INLINE float exp_nonpos(float x) {
   x = x > -104.0f ? x : -104.0f; /* NaN becomes -104: defined below; the caller puts the NaN back */
   const float shift = 12582912.0f;  /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
@@ -35,17 +37,21 @@ ACT_INLINE float exp_nonpos(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = p * r * r + r + 1.0f;
-  int32_t ni = (int32_t)n, n1 = ni / 2, n2 = ni - n1; /* n in [-150, 0]: each half in [-75, 0] */
-  union { int32_t i; float f; } s1 = {(n1 + 127) << 23}, s2 = {(n2 + 127) << 23};
-  return y * s1.f * s2.f;
+  union { int32_t i; float f; } s = {((int32_t)n + 127 + 64) << 23};
+  return y * s.f * 5.42101086242752217e-20f; /* 2^-64 */
 }
 
-/* 1 / (1 + exp(-x)) through exp(-|x|), which cannot overflow; NaN stays NaN. Branch-free, so the loops
- * over it vectorise. */
-ACT_INLINE float sigmoid(float x) {
-  float e = exp_nonpos(x > 0 ? -x : x);
+/* 1 / (1 + exp(-x)) through exp(-|x|), which cannot overflow, for x not NaN (NaN gives a number). Branch-free,
+ * so the loops over it vectorise. */
+ACT_INLINE float sigmoid_num(float x) {
+  float e = exp_nonpos(-fabsf(x));
   float s = 1.0f / (1.0f + e);
-  float v = x >= 0 ? s : e * s;
+  return x >= 0 ? s : e * s;
+}
+
+/* sigmoid_num with NaN kept NaN. */
+ACT_INLINE float sigmoid(float x) {
+  float v = sigmoid_num(x);
   return x == x ? v : x;
 }
 
@@ -66,7 +72,7 @@ ACT_INLINE float act_value(lm_act_op op, float a, float b, float x) {
   case LM_ACT_HARDSWISH: return x < -3 ? 0 : x > 3 ? x : x * (x + 3) / 6;
   case LM_ACT_SOFTPLUS: return a * x > b ? x : log1pf(expf(a * x)) / a;
   case LM_ACT_ELU: return x > 0 ? x : a * expm1f(x);
-  case LM_ACT_SILU: return x * sigmoid(x);
+  case LM_ACT_SILU: return x * sigmoid_num(x); /* NaN times a number is NaN */
   default: return NAN;
   }
 }
@@ -96,7 +102,7 @@ ACT_INLINE float act_deriv(lm_act_op op, float a, float b, float x) {
   case LM_ACT_SOFTPLUS: return a * x > b ? 1 : sigmoid(a * x);
   case LM_ACT_ELU: return x > 0 ? 1 : a * expf(x);
   case LM_ACT_SILU: {
-    float s = sigmoid(x);
+    float s = sigmoid_num(x); /* NaN x makes the result NaN */
     return s * (1 + x * (1 - s));
   }
   default: return NAN;
