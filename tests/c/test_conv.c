@@ -303,21 +303,28 @@ static void check_post(void) {
   lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b);
 }
 
-/* SiLU and HardSwish as post-ops (EfficientNet's and MobileNet v3's layers: oneDNN's swish / hardswish in the
- * kernel, or lumen's epilogue after a 1x1 convolution on the plain layouts) give conv + the activation, with and
- * without a residual to add, on a dense 3x3, a 1x1 and a depthwise convolution. */
+/* SiLU and HardSwish as post-ops (EfficientNet's and MobileNet v3's layers: oneDNN's hardswish in the kernel,
+ * lumen's SiLU after it, or lumen's epilogue after a 1x1 convolution on the plain layouts) give conv + the
+ * activation, with and without a residual to add, on a dense 3x3, a 1x1, a depthwise convolution and one
+ * large enough to run in chunks (dw_chunk); without a residual (which oneDNN adds in an order of its own) SiLU to
+ * the bit lumen's own of the convolution's output (lm_act_forward), so that no route takes oneDNN's slower swish
+ * post-op. */
 static void check_post_swish(void) {
   lm_error err = {0};
   static const struct {
     const char *name;
     int64_t C, O, k, groups;
-  } geoms[] = {{"3x3", 16, 32, 3, 1}, {"1x1", 16, 48, 1, 1}, {"depthwise", 32, 32, 3, 32}};
+    int64_t N, H;
+  } geoms[] = {{"3x3", 16, 32, 3, 1, 2, 9},
+               {"1x1", 16, 48, 1, 1, 2, 9},
+               {"depthwise", 32, 32, 3, 32, 2, 9},
+               {"depthwise in chunks", 32, 32, 3, 32, 1, 96}};
   for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
     lm_conv_params p = lm_conv_params_default();
     const int64_t pad = geoms[gi].k / 2;
     p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = pad;
     p.groups = geoms[gi].groups;
-    int64_t xs[4] = {2, geoms[gi].C, 9, 9}, ws[4] = {geoms[gi].O, geoms[gi].C / geoms[gi].groups, geoms[gi].k,
+    int64_t xs[4] = {geoms[gi].N, geoms[gi].C, geoms[gi].H, geoms[gi].H}, ws[4] = {geoms[gi].O, geoms[gi].C / geoms[gi].groups, geoms[gi].k,
                                                       geoms[gi].k},
             bs[1] = {geoms[gi].O};
     lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
@@ -338,6 +345,14 @@ static void check_post_swish(void) {
         }
         CHECK(m < 1e-4, "post %s %s (add %d): differs from conv + act by %g", geoms[gi].name, lm_act_names[act],
               with_add, m);
+        if (act == LM_ACT_SILU && !with_add) {
+          lm_tensor *want = lm_act_forward(LM_ACT_SILU, NULL, y, &err);
+          int64_t off = 0;
+          for (int64_t i = 0; i < y->numel; i++) off += lm_f32(f)[i] != lm_f32(want)[i];
+          CHECK(off == 0, "post %s silu: %lld of %lld values differ from lumen's silu of conv", geoms[gi].name,
+                (long long)off, (long long)y->numel);
+          lm_tensor_release(want);
+        }
         lm_tensor_release(f);
       }
     lm_tensor_release(x), lm_tensor_release(w), lm_tensor_release(b), lm_tensor_release(y), lm_tensor_release(r);
