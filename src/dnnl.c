@@ -966,6 +966,65 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs) {
   return old;
 }
 
+/* A pointwise convolution on the plain layouts (1x1, stride 1, no padding) at batch 1 on two threads with
+ * fewer than 64 output channels and cols_min output positions or more (and pair_min_macs multiply-adds) runs as
+ * two halves of its output positions rather than of its channels, each half all of its channels: oneDNN's sgemm
+ * on its columns of x and y (ldb = ldc = the positions, halves of whole 64-byte lines), then lumen's epilogue on
+ * its columns of each row. MobileNet v2's projections (32->16 at 112x112, 96->24 and 144->24 at 56x56: under 32
+ * channels, never halved) ran 1.3-1.7x slower on two threads than on one, reading the input half the other core
+ * had written; in halves of positions 0.45-0.8 of the one-thread time (each convolution timed from Lua), and its
+ * 192->32 at 28x28 0.59 -> 0.43 ms against halves of 16 channels. Forwards at two threads against the build
+ * before, alternating processes: MobileNet v2 0.93, EfficientNet-B0 0.96, v3 0.99, v1 0.5 0.98; forward +
+ * backward v2 0.97. Not the expansions (64 channels or more): a depthwise layer split by channels reads their
+ * output next, and halves of positions before it made both slower (v2's 32->192 at 28x28 0.056 -> 0.094 ms, the
+ * depthwise after it 0.054 -> 0.070). Returns where the second half starts, or 0. */
+static int64_t cols_min = 784;
+
+static int64_t column_split(const conv_geom *g, int add) {
+  const lm_window *v = &g->win;
+  if (n_threads < 2 || add || g->N != 1 || !plain_gemm(g) || v->sh != 1 || v->sw != 1 || v->pt || v->pl ||
+      v->pb || v->pr || v->OH != v->H || v->OW != v->W)
+    return 0;
+  const int64_t P = v->OH * v->OW;
+  if (P < cols_min || g->O >= 64 || g->O * g->C * P < pair_min_macs) return 0;
+  return P / 2 / 16 * 16;
+}
+
+/* One half of a column split forward (column_split): y[:, c0:c1] = act(s * (w x[:, c0:c1]) + b + e[:, c0:c1]). */
+typedef struct cols_job {
+  const float *x, *w, *b, *s, *e;
+  const lm_conv_post *post;
+  float *y;
+  int64_t O, C, P, c0, c1;
+  int rc;
+} cols_job;
+
+static void cols_half(void *ctx, int half) {
+  cols_job *j = (cols_job *)ctx + half;
+  const int64_t n = j->c1 - j->c0, P = j->P;
+  j->rc = lm_dnnl_sgemm(0, 0, j->O, n, j->C, 1.0f, j->w, j->C, j->x + j->c0, P, 0.0f, j->y + j->c0, P);
+  const int act = j->post && j->post->has_act;
+  if (!j->rc || !(j->s || j->b || j->e || act)) return;
+  for (int64_t o = 0; o < j->O; o++) { /* one row's columns (lm_split_run inside a half: this thread) */
+    float *row = j->y + o * P + j->c0;
+    lm_act_channels(act ? &j->post->act : NULL, act ? &j->post->p : NULL, row, row, j->s ? j->s + o : NULL,
+                    j->b ? j->b + o : NULL, j->e ? j->e + o * P + j->c0 : NULL, 1, 1, n);
+  }
+}
+
+static int fwd_columns(const conv_geom *g, const float *x, const float *w, const float *b, const float *s,
+                       const float *e, const lm_conv_post *post, float *y, int64_t c0, lm_error *err) {
+  const int64_t P = g->win.OH * g->win.OW;
+  cols_job j[2];
+  for (int i = 0; i < 2; i++)
+    j[i] = (cols_job){.x = x, .w = w, .b = b, .s = s, .e = e, .post = post, .y = y, .O = g->O, .C = g->C, .P = P,
+                      .c0 = i ? c0 : 0, .c1 = i ? P : c0};
+  lm_pair_run(cols_half, j);
+  if (!j[0].rc || !j[1].rc) return lm_fail(err, "conv: oneDNN failed to run a matrix product");
+  last_threads = 2, last_halves = 2, last_parts = 1, last_chunks = 0, last_route = 1, last_nhwc = 0, last_block = 0;
+  return 1;
+}
+
 /* A batched forward on oneDNN's brgemm kernel (brgemm_forward) runs a few images at a time (chunk_images), so
  * that each part's NHWC copies and the kernel's reads stay in the cache: at batch 32, one thread, the kernel
  * alone ran ResNet-18's 3x3 layers at 198-221 GFLOP/s whole and 209-233 one image at a time (stride 2: 182
@@ -1127,7 +1186,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   if (use <= 0) return use;
   last_chunks = 0;
   const float *s = post && post->scale ? lm_f32(post->scale) : NULL, *e = post && post->add ? lm_f32(post->add) : NULL;
-  const int64_t P = g->win.OH * g->win.OW, o0 = pair_split(g, add);
+  const int64_t P = g->win.OH * g->win.OW, c0 = column_split(g, add), o0 = c0 ? 0 : pair_split(g, add);
+  if (c0) return fwd_columns(g, x, w, b, s, e, post, y, c0, err);
   plan_key k;
   if (o0) {
     fwd_job j[2];

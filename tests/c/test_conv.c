@@ -603,14 +603,18 @@ static void check_pair(void) {
     const char *name;
     int64_t C, O, hw, k, stride, groups;
     int route, big; /* big: over the split bound (set to 1 M multiply-adds for it) */
+    int fh, bwd;    /* fh: the forward's halves when split (1: of channels, 2: of positions); bwd: the backward-data
+                       splits too */
   } cases[] = {
-      {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1, 0},        /* GEMM, lumen's epilogue */
-      {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2, 0},         /* GEMM, the scale on the output */
-      {"depthwise 72 3x3", 72, 72, 14, 3, 1, 72, 0, 0},          /* blocked */
-      {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0, 0},
-      {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0, 0},
-      {"3x3 256->256 at 7x7 over the split bound", 256, 256, 7, 3, 1, 1, 2, 1}, /* plain_few_positions */
-      {"3x3 32->64 at 12x12 over the split bound", 32, 64, 12, 3, 1, 1, 0, 1},
+      {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1, 0, 1, 1},        /* GEMM, lumen's epilogue */
+      {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2, 0, 1, 1},         /* GEMM, the scale on the output */
+      {"depthwise 72 3x3", 72, 72, 14, 3, 1, 72, 0, 0, 1, 1},          /* blocked */
+      {"depthwise 120 5x5 stride 2", 120, 120, 15, 5, 2, 120, 0, 0, 1, 1},
+      {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0, 0, 1, 1},
+      {"3x3 256->256 at 7x7 over the split bound", 256, 256, 7, 3, 1, 1, 2, 1, 1, 1}, /* plain_few_positions */
+      {"3x3 32->64 at 12x12 over the split bound", 32, 64, 12, 3, 1, 1, 0, 1, 1, 1},
+      {"1x1 32->24 at 28x28", 32, 24, 28, 1, 1, 1, 1, 0, 2, 0}, /* halves of positions (column_split); 24 < 32 */
+      {"1x1 16->48 at 33x33", 16, 48, 33, 1, 1, 1, 1, 0, 2, 1}, /* 1089 positions: halves of 544 and 545 */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
@@ -638,13 +642,13 @@ static void check_pair(void) {
       lm_dnnl_pair_min_macs(runs[ri].min);
       /* in halves on 2 threads over the pair bound; else whole, on 2 threads when over the split bound */
       const int halves = runs[ri].ran_on == 2, whole_on = cases[c].big ? runs[ri].threads : 1;
-      const int ran_on = halves ? 2 : whole_on;
+      const int ran_on = halves ? 2 : whole_on, fh = halves ? cases[c].fh : 0;
+      const int bhalves = halves && cases[c].bwd, bran_on = bhalves ? 2 : whole_on;
       lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
       CHECK(y != NULL, "pair %s: %s", cases[c].name, err.msg);
-      CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == halves &&
-                lm_dnnl_last_route() == cases[c].route,
+      CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == fh && lm_dnnl_last_route() == cases[c].route,
             "pair %s on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d", cases[c].name,
-            runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, halves,
+            runs[ri].threads, lm_dnnl_last_threads(), lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, fh,
             cases[c].route);
       /* whole, a depthwise layer whose channels (72, 120) are a multiple of 8 and not of 16 on 8-channel blocks */
       if (!halves && cases[c].groups > 1)
@@ -658,11 +662,11 @@ static void check_pair(void) {
       for (int over = 1; over >= 0; over--) {
         CHECK(lm_conv2d_backward_scaled(x, w, s, gy, &p, gx, NULL, NULL, NULL, over ? LM_GRAD_OVERWRITE : 0, &err) == 0,
               "pair %s: backward: %s", cases[c].name, err.msg);
-        CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == halves &&
+        CHECK(lm_dnnl_last_threads() == bran_on && lm_dnnl_last_halves() == bhalves &&
                   lm_dnnl_last_route() == cases[c].route,
               "pair %s backward-data (%s) on %d thread(s): ran on %d, halves %d, route %d; expected %d, %d, route %d",
               cases[c].name, over ? "written" : "added", runs[ri].threads, lm_dnnl_last_threads(),
-              lm_dnnl_last_halves(), lm_dnnl_last_route(), ran_on, halves, cases[c].route);
+              lm_dnnl_last_halves(), lm_dnnl_last_route(), bran_on, bhalves, cases[c].route);
       }
       double dg = max_diff(gx, gwant);
       CHECK(dg <= 1e-5 * mg, "pair %s on %d thread(s): input gradient differs from im2col's by %g (max %g)",
