@@ -770,7 +770,8 @@ static void check_nhwc(void) {
  * thread, and on two in halves (32 + 16 channels: the first in two chunks, the second whole); 64 channels 5x5/2 at
  * 20x20, batch 2, in four chunks of 32 (the largest multiple of 16 dividing 64 whose planes take 256 KB or less),
  * on two threads over the split bound as two halves of two chunks each; at the default bound (1 MiB an image) 32
- * channels at 96x96 in two chunks. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
+ * channels at 96x96 in two chunks, and 144 at 56x56 (1.8 MB) on two threads as halves of 80 and 64 channels
+ * (each under the bound) in 5 + 4 chunks: the whole layer's size decides. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
  * bound (nor 3x3/2 at 56x56, 12.5 K outputs a chunk). Its input gradient the same, written and added, in the same
  * chunks (dnnl.c, bwd_chunked), but for the halves of a split one (bwd_pair, whole halves); and a depthwise
  * transposed convolution's input gradient, a forward added into it, in chunks too. */
@@ -795,6 +796,7 @@ static void check_chunks(void) {
       {"16 at 24x24", 1, 16, 24, 3, 1, 0, 1, 0, 0, 0, 0},
       {"48 at 24x24, the default bound", 1, 48, 24, 3, 1, -1, 1, 0, 0, 0, 0},
       {"144 3x3/2 at 56x56, the default bound", 1, 144, 56, 3, 2, -1, 1, 0, 0, 0, 0},
+      {"144 at 56x56 in halves under the default bound", 1, 144, 56, 3, 1, -1, 2, 1, 0, 9, 1},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t N = cases[c].N, C = cases[c].C, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
