@@ -981,7 +981,7 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs) {
  * backward v2 0.97. Not the expansions (64 channels or more): a depthwise layer split by channels reads their
  * output next, and halves of positions before it made both slower (v2's 32->192 at 28x28 0.056 -> 0.094 ms, the
  * depthwise after it 0.054 -> 0.070). Returns where the second half starts, or 0. */
-static int64_t cols_min = 784;
+static const int64_t cols_min = 784;
 
 static int64_t column_split(const conv_geom *g, int add) {
   const lm_window *v = &g->win;

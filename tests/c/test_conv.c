@@ -324,9 +324,8 @@ static void check_post_swish(void) {
     const int64_t pad = geoms[gi].k / 2;
     p.pad[0] = p.pad[1] = p.pad[2] = p.pad[3] = pad;
     p.groups = geoms[gi].groups;
-    int64_t xs[4] = {geoms[gi].N, geoms[gi].C, geoms[gi].H, geoms[gi].H}, ws[4] = {geoms[gi].O, geoms[gi].C / geoms[gi].groups, geoms[gi].k,
-                                                      geoms[gi].k},
-            bs[1] = {geoms[gi].O};
+    int64_t xs[4] = {geoms[gi].N, geoms[gi].C, geoms[gi].H, geoms[gi].H},
+            ws[4] = {geoms[gi].O, geoms[gi].C / geoms[gi].groups, geoms[gi].k, geoms[gi].k}, bs[1] = {geoms[gi].O};
     lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, bs);
     lm_tensor *y = lm_conv2d_forward(x, w, b, &p, &err);
     lm_tensor *r = randn(4, y->shape);
@@ -593,7 +592,10 @@ static void check_reorder_threads(void) {
  * pair bound, it runs whole on one. Its input gradient the same (bwd_pair: depthwise by channels, the others by
  * output channels with the halves summed), written and then added. A dense 3x3 with few output positions
  * (oneDNN's GEMM with the scale on the output side) and a 32->64 3x3 at 12x12, each over the split bound: their
- * forwards and backward-data in halves all the same (at batch 1 the split bound does not apply). */
+ * forwards and backward-data in halves all the same (at batch 1 the split bound does not apply). 1x1 layers of
+ * fewer than 64 output channels at 784 positions or more (32->24 at 28x28, 16->48 at 33x33: halves of 544 and 545
+ * positions) run in halves of their positions (column_split), their backward-data by channels (48) or whole (24,
+ * under 32 channels). */
 static void check_pair(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -771,10 +773,11 @@ static void check_nhwc(void) {
  * 20x20, batch 2, in four chunks of 32 (the largest multiple of 16 dividing 64 whose planes take 256 KB or less),
  * on two threads over the split bound as two halves of two chunks each; at the default bound (1 MiB an image) 32
  * channels at 96x96 in two chunks, and 144 at 56x56 (1.8 MB) on two threads as halves of 80 and 64 channels
- * (each under the bound) in 5 + 4 chunks: the whole layer's size decides. Not 72 channels (not a multiple of 16), 16, nor 48 at 24x24 under the default
- * bound (nor 3x3/2 at 56x56, 12.5 K outputs a chunk). Its input gradient the same, written and added, in the same
- * chunks (dnnl.c, bwd_chunked), but for the halves of a split one (bwd_pair, whole halves); and a depthwise
- * transposed convolution's input gradient, a forward added into it, in chunks too. */
+ * (each under the bound) in 5 + 4 chunks: the whole layer's size decides. Not 72 channels (not a multiple of 16),
+ * 16, nor 48 at 24x24 under the default bound (nor 3x3/2 at 56x56, 12.5 K outputs a chunk). Its input gradient
+ * the same, written and added, in the same chunks (dnnl.c, bwd_chunked), but for the halves of a split one
+ * (bwd_pair, whole halves); and a depthwise transposed convolution's input gradient, a forward added into it, in
+ * chunks too. */
 static void check_chunks(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
