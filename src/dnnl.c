@@ -975,8 +975,9 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs) {
  * on its columns of x and y (ldb = ldc = the positions, halves of whole 64-byte lines), then lumen's epilogue on
  * its columns of each row. MobileNet v2's projections (32->16 at 112x112, 96->24 and 144->24 at 56x56: under 32
  * channels, never halved) ran 1.3-1.7x slower on two threads than on one, reading the input half the other core
- * had written; in halves of positions 0.45-0.8 of the one-thread time (each convolution timed from Lua), and its
- * 192->32 at 28x28 0.059 -> 0.043 ms against halves of 16 channels. Forwards at two threads against the build
+ * had written; in halves of positions 0.45-0.71 of their two-thread time before and 0.72-0.79 of their
+ * one-thread time (each convolution timed from Lua), and its 192->32 at 28x28 0.059 -> 0.043 ms against halves
+ * of 16 channels. Forwards at two threads against the build
  * before, alternating processes: MobileNet v2 0.93, EfficientNet-B0 0.96, v3 0.99, v1 0.5 0.98; forward +
  * backward v2 0.97. Not the expansions (64 channels or more): a depthwise layer split by channels reads their
  * output next, and halves of positions before it made both slower (v2's 32->192 at 28x28 0.056 -> 0.094 ms, the
