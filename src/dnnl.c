@@ -981,7 +981,9 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs) {
  * before, alternating processes: MobileNet v2 0.93, EfficientNet-B0 0.96, v3 0.99, v1 0.5 0.98; forward +
  * backward v2 0.97. Not the expansions (64 channels or more): a depthwise layer split by channels reads their
  * output next, and halves of positions before it made both slower (v2's 32->192 at 28x28 0.056 -> 0.094 ms, the
- * depthwise after it 0.054 -> 0.070). Returns where the second half starts, or 0. */
+ * depthwise after it 0.054 -> 0.070). Its backward-data splits the same way (bwd_columns): alone at two threads
+ * 144->24 at 56x56 0.16-0.20 -> 0.10-0.11 ms, 32->16 at 112x112 0.18 -> 0.075. Returns where the second half
+ * starts, or 0. */
 static const int64_t cols_min = 784;
 
 static int64_t column_split(const conv_geom *g, int add) {
@@ -1504,11 +1506,50 @@ static int bwd_flipped(const conv_geom *g, const conv_geom *f, const float *gy, 
   return rc;
 }
 
+/* One half of a column split backward-data (column_split): gx[:, c0:c1] (+)= w^T gy[:, c0:c1], w already scaled. */
+typedef struct bcols_job {
+  const float *gy, *w;
+  float *gx;
+  int64_t O, C, P, c0, c1;
+  int add, rc;
+} bcols_job;
+
+static void bcols_half(void *ctx, int half) {
+  bcols_job *j = (bcols_job *)ctx + half;
+  j->rc = lm_dnnl_sgemm(1, 0, j->C, j->c1 - j->c0, j->O, 1.0f, j->w, j->C, j->gy + j->c0, j->P, j->add ? 1.0f : 0.0f,
+                        j->gx + j->c0, j->P);
+}
+
+/* The backward-data of a layer column_split runs in halves of positions: the same halves of gx's columns, each
+ * oneDNN's sgemm with the weights transposed (scaled by s first, into a buffer, when folded), written or added. */
+static int bwd_columns(const conv_geom *g, const float *gy, const float *w, const float *s, float *gx, int add,
+                       int64_t c0, lm_error *err) {
+  const int64_t P = g->win.OH * g->win.OW, nw = g->O * g->C;
+  float *ws = NULL;
+  if (s) {
+    if (!(ws = lm_mem_alloc((size_t)nw * sizeof *ws)))
+      return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)nw);
+    for (int64_t o = 0; o < g->O; o++)
+      for (int64_t c = 0; c < g->C; c++) ws[o * g->C + c] = w[o * g->C + c] * s[o];
+  }
+  bcols_job j[2];
+  for (int i = 0; i < 2; i++)
+    j[i] = (bcols_job){.gy = gy, .w = ws ? ws : w, .gx = gx, .O = g->O, .C = g->C, .P = P, .c0 = i ? c0 : 0,
+                       .c1 = i ? P : c0, .add = add};
+  lm_pair_run(bcols_half, j);
+  lm_mem_free(ws, ws ? (size_t)nw * sizeof *ws : 0);
+  if (!j[0].rc || !j[1].rc) return lm_fail(err, "conv: oneDNN failed to run a matrix product");
+  last_threads = 2, last_halves = 2, last_parts = 1, last_chunks = 0, last_route = 1, last_nhwc = 0, last_block = 0;
+  return 1;
+}
+
 int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
                                int add, lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
   if (g->groups == 1 && g->C < few_channels) return 0;
+  const int64_t c0 = column_split(g, 0);
+  if (c0) return bwd_columns(g, gy, w, scale, gx, add, c0, err);
   const int64_t o0 = pair_split(g, 0), q = o0 ? 0 : dw_chunk(g, g);
   last_chunks = 0;
   conv_geom f;

@@ -594,8 +594,7 @@ static void check_reorder_threads(void) {
  * (oneDNN's GEMM with the scale on the output side) and a 32->64 3x3 at 12x12, each over the split bound: their
  * forwards and backward-data in halves all the same (at batch 1 the split bound does not apply). 1x1 layers of
  * fewer than 64 output channels at 784 positions or more (32->24 at 28x28, 16->48 at 33x33: halves of 544 and 545
- * positions) run in halves of their positions (column_split), their backward-data by channels (48) or whole (24,
- * under 32 channels). */
+ * positions) run in halves of their positions (column_split), their backward-data too. */
 static void check_pair(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
@@ -605,8 +604,7 @@ static void check_pair(void) {
     const char *name;
     int64_t C, O, hw, k, stride, groups;
     int route, big; /* big: over the split bound (set to 1 M multiply-adds for it) */
-    int fh, bwd;    /* fh: the forward's halves when split (1: of channels, 2: of positions); bwd: the backward-data
-                       splits too */
+    int fh, bh;     /* the forward's and the backward-data's halves when split (1: of channels, 2: of positions) */
   } cases[] = {
       {"1x1 24->72 at 20x20", 24, 72, 20, 1, 1, 1, 1, 0, 1, 1},        /* GEMM, lumen's epilogue */
       {"1x1 160->40 at 7x7", 160, 40, 7, 1, 1, 1, 2, 0, 1, 1},         /* GEMM, the scale on the output */
@@ -615,8 +613,8 @@ static void check_pair(void) {
       {"3x3 16->40", 16, 40, 10, 3, 1, 1, 0, 0, 1, 1},
       {"3x3 256->256 at 7x7 over the split bound", 256, 256, 7, 3, 1, 1, 2, 1, 1, 1}, /* plain_few_positions */
       {"3x3 32->64 at 12x12 over the split bound", 32, 64, 12, 3, 1, 1, 0, 1, 1, 1},
-      {"1x1 32->24 at 28x28", 32, 24, 28, 1, 1, 1, 1, 0, 2, 0}, /* halves of positions (column_split); 24 < 32 */
-      {"1x1 16->48 at 33x33", 16, 48, 33, 1, 1, 1, 1, 0, 2, 1}, /* 1089 positions: halves of 544 and 545 */
+      {"1x1 32->24 at 28x28", 32, 24, 28, 1, 1, 1, 1, 0, 2, 2}, /* halves of positions (column_split) */
+      {"1x1 16->48 at 33x33", 16, 48, 33, 1, 1, 1, 1, 0, 2, 2}, /* 1089 positions: halves of 544 and 545 */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const int64_t C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k, st = cases[c].stride;
@@ -645,7 +643,7 @@ static void check_pair(void) {
       /* in halves on 2 threads over the pair bound; else whole, on 2 threads when over the split bound */
       const int halves = runs[ri].ran_on == 2, whole_on = cases[c].big ? runs[ri].threads : 1;
       const int ran_on = halves ? 2 : whole_on, fh = halves ? cases[c].fh : 0;
-      const int bhalves = halves && cases[c].bwd, bran_on = bhalves ? 2 : whole_on;
+      const int bhalves = halves ? cases[c].bh : 0, bran_on = bhalves ? 2 : whole_on;
       lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
       CHECK(y != NULL, "pair %s: %s", cases[c].name, err.msg);
       CHECK(lm_dnnl_last_threads() == ran_on && lm_dnnl_last_halves() == fh && lm_dnnl_last_route() == cases[c].route,
