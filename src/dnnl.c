@@ -996,6 +996,12 @@ static int64_t column_split(const conv_geom *g, int add) {
   return P / 2 / 16 * 16;
 }
 
+/* Records a forward or backward-data run in halves of positions (for the tests' lm_dnnl_last_*); returns 1. */
+static int columns_ran(void) {
+  last_threads = 2, last_halves = 2, last_parts = 1, last_chunks = 0, last_route = 1, last_nhwc = 0, last_block = 0;
+  return 1;
+}
+
 /* One half of a column split forward (column_split): y[:, c0:c1] = act(s * (w x[:, c0:c1]) + b + e[:, c0:c1]). */
 typedef struct cols_job {
   const float *x, *w, *b, *s, *e;
@@ -1027,8 +1033,7 @@ static int fwd_columns(const conv_geom *g, const float *x, const float *w, const
                       .c0 = i ? c0 : 0, .c1 = i ? P : c0};
   lm_pair_run(cols_half, j);
   if (!j[0].rc || !j[1].rc) return lm_fail(err, "conv: oneDNN failed to run a matrix product");
-  last_threads = 2, last_halves = 2, last_parts = 1, last_chunks = 0, last_route = 1, last_nhwc = 0, last_block = 0;
-  return 1;
+  return columns_ran();
 }
 
 /* A batched forward on oneDNN's brgemm kernel (brgemm_forward) runs a few images at a time (chunk_images), so
@@ -1539,8 +1544,7 @@ static int bwd_columns(const conv_geom *g, const float *gy, const float *w, cons
   lm_pair_run(bcols_half, j);
   lm_mem_free(ws, ws ? (size_t)nw * sizeof *ws : 0);
   if (!j[0].rc || !j[1].rc) return lm_fail(err, "conv: oneDNN failed to run a matrix product");
-  last_threads = 2, last_halves = 2, last_parts = 1, last_chunks = 0, last_route = 1, last_nhwc = 0, last_block = 0;
-  return 1;
+  return columns_ran();
 }
 
 int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
