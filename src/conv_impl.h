@@ -73,7 +73,8 @@ int lm_dnnl_last_block(void);
 int lm_dnnl_last_nhwc(void);
 /* How many parts of its batch the last oneDNN forward ran in, one after the other (dnnl.c: chunk_images; tests). */
 int64_t lm_dnnl_last_parts(void);
-/* 1 when the last oneDNN convolution ran as two halves at once (pair_split; tests), else 0. */
+/* 1 when the last oneDNN convolution ran as two halves of its channels at once (pair_split; tests), 2 as two
+ * halves of its positions (column_split), else 0. */
 int lm_dnnl_last_halves(void);
 /* How many times a forward has copied its weights into oneDNN's layout (into its workspace or a cache;
  * tests). */
