@@ -47,12 +47,6 @@ void lm_conv_workspace_free(void) {
 
 /* ---- paths ---- */
 
-static int is_pointwise(const conv_geom *g) {
-  const lm_window *v = &g->win;
-  return v->kh == 1 && v->kw == 1 && v->sh == 1 && v->sw == 1 && v->pt == 0 && v->pl == 0 && v->OH == v->H &&
-         v->OW == v->W;
-}
-
 static int is_depthwise(const conv_geom *g) { return g->groups == g->C && g->C > 1 && g->O % g->C == 0; }
 
 /* The direct depthwise loop for one plane pair. mode 0: y += conv(x, w); 1: x += conv^T(y, w);
@@ -139,7 +133,7 @@ static int conv_apply(const conv_geom *g, const float *x, const float *w, float 
   if (is_depthwise(g)) return depthwise(g, (float *)x, y, (float *)w, 0, err);
   const int64_t Cg = g->C / g->groups, Og = g->O / g->groups, K = Cg * v->kh * v->kw;
   const int64_t HW = v->H * v->W, P = v->OH * v->OW;
-  const int pointwise = is_pointwise(g);
+  const int pointwise = lm_conv_is_pointwise(g);
   float *col = pointwise ? NULL : workspace((size_t)(g->C * v->kh * v->kw * P), err); // (C*kh*kw, P)
   if (!pointwise && !col) return -1;
   for (int64_t n = 0; n < g->N; n++) {
@@ -217,7 +211,7 @@ static int conv_adjoint(const conv_geom *g, const float *gy, const float *w, flo
   if (is_depthwise(g)) return depthwise(g, gx, (float *)gy, (float *)w, 1, err);
   const int64_t Cg = g->C / g->groups, Og = g->O / g->groups, K = Cg * v->kh * v->kw;
   const int64_t HW = v->H * v->W, P = v->OH * v->OW;
-  const int pointwise = is_pointwise(g);
+  const int pointwise = lm_conv_is_pointwise(g);
   if (!pointwise && g->groups == 1 && K * v->OW * 2 <= BAND_TILE) return adjoint_bands(g, gy, w, gx, err);
   float *col = pointwise ? NULL : workspace((size_t)(g->C * v->kh * v->kw * P), err); // (C*kh*kw, P)
   if (!pointwise && !col) return -1;
@@ -241,7 +235,7 @@ static int conv_wgrad(const conv_geom *g, const float *x, const float *gy, float
   if (is_depthwise(g)) return depthwise(g, (float *)x, (float *)gy, gw, 2, err);
   const int64_t Cg = g->C / g->groups, Og = g->O / g->groups, K = Cg * v->kh * v->kw;
   const int64_t HW = v->H * v->W, P = v->OH * v->OW;
-  const int pointwise = is_pointwise(g);
+  const int pointwise = lm_conv_is_pointwise(g);
   float *col = pointwise ? NULL : workspace((size_t)(g->C * v->kh * v->kw * P), err); // (C*kh*kw, P)
   if (!pointwise && !col) return -1;
   for (int64_t n = 0; n < g->N; n++) {

@@ -10,6 +10,14 @@ typedef struct conv_geom {
   lm_window win;           /* (H, W) -> (OH, OW) */
 } conv_geom;
 
+/* Whether g is a 1x1 convolution of stride 1 without padding: each output position reads its input position only
+ * (a matrix product per image). */
+static inline int lm_conv_is_pointwise(const conv_geom *g) {
+  const lm_window *v = &g->win;
+  return v->kh == 1 && v->kw == 1 && v->sh == 1 && v->sw == 1 && v->pt == 0 && v->pl == 0 && v->OH == v->H &&
+         v->OW == v->W;
+}
+
 /* Each returns 1 when oneDNN did the work, 0 when it declined (not built in, switched off by
  * LUMEN_CONV=im2col, or no primitive for this shape: the caller uses im2col + sgemm), -1 on error
  * (err set). `add` = 1 adds into the output (lumen's backward convention), 0 overwrites it. scale (O)

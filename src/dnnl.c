@@ -987,11 +987,8 @@ int64_t lm_dnnl_pair_min_macs(int64_t macs) {
 static const int64_t cols_min = 784;
 
 static int64_t column_split(const conv_geom *g, int add) {
-  const lm_window *v = &g->win;
-  if (n_threads < 2 || add || g->N != 1 || !plain_gemm(g) || v->sh != 1 || v->sw != 1 || v->pt || v->pl ||
-      v->pb || v->pr || v->OH != v->H || v->OW != v->W)
-    return 0;
-  const int64_t P = v->OH * v->OW;
+  if (n_threads < 2 || add || g->N != 1 || g->groups != 1 || !lm_conv_is_pointwise(g)) return 0;
+  const int64_t P = g->win.OH * g->win.OW;
   if (P < cols_min || g->O >= 64 || g->O * g->C * P < pair_min_macs) return 0;
   return P / 2 / 16 * 16;
 }
@@ -1534,8 +1531,7 @@ static int bwd_columns(const conv_geom *g, const float *gy, const float *w, cons
   if (s) {
     if (!(ws = lm_mem_alloc((size_t)nw * sizeof *ws)))
       return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)nw);
-    for (int64_t o = 0; o < g->O; o++)
-      for (int64_t c = 0; c < g->C; c++) ws[o * g->C + c] = w[o * g->C + c] * s[o];
+    epilogue(ws, w, s, NULL, NULL, NULL, 1, g->O, g->C); /* row o times s[o] */
   }
   bcols_job j[2];
   for (int i = 0; i < 2; i++)
