@@ -361,6 +361,14 @@ static void out_shape(const conv_geom *g, int nd, int64_t *shape) {
     shape[2] = g->win.OW;
 }
 
+int lm_conv_out_shape(int nd, const lm_tensor *x, const lm_tensor *w, const lm_conv_params *p, int64_t *shape,
+                      lm_error *err) {
+  conv_geom g;
+  if (conv_setup(nd == 1 ? "conv1d" : "conv2d", nd, x, w, NULL, p, &g, err)) return -1;
+  out_shape(&g, nd, shape);
+  return 0;
+}
+
 /* The activations with an in-place form (lm_act_forward_inplace), which a convolution also takes as post-ops. */
 static int fusable(lm_act_op op) {
   return op == LM_ACT_RELU || op == LM_ACT_LEAKY_RELU || op == LM_ACT_RELU6 || op == LM_ACT_CLIP;

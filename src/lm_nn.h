@@ -112,6 +112,10 @@ lm_tensor *lm_conv2d_forward_post(const lm_tensor *x, const lm_tensor *w, const 
                                   const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
 lm_tensor *lm_conv1d_forward_post(const lm_tensor *x, const lm_tensor *w, const lm_tensor *b,
                                   const lm_conv_params *p, const lm_conv_post *post, lm_error *err);
+/* The output shape (nd + 2 entries) of lm_conv2d_forward (nd 2) or lm_conv1d_forward (nd 1) for x, w and p; -1 and
+ * the forward's error where it would fail. */
+int lm_conv_out_shape(int nd, const lm_tensor *x, const lm_tensor *w, const lm_conv_params *p, int64_t *shape,
+                      lm_error *err);
 /* The backward of a convolution with scaled weights (post->scale above; scale NULL: the plain one): gx
  * through w * scale; gw = d/dw, gscale (O) = d/dscale (each NULL when not wanted). flags as below. */
 int lm_conv2d_backward_scaled(const lm_tensor *x, const lm_tensor *w, const lm_tensor *scale, const lm_tensor *gy,

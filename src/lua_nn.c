@@ -9,7 +9,9 @@
  * "relu6" | "clip" with alpha (slope, or the lower bound) and beta (the upper bound), add = a tensor shaped
  * like the output, added before the activation, and scale = (O) the weights are multiplied by per output
  * channel (a folded BatchNorm; their backward takes it too), and cache = a conv_cache() where the forward
- * keeps its weights in the kernel's layout between calls (lm_conv_cache). No autograd for those here.
+ * keeps its weights in the kernel's layout between calls (lm_conv_cache); residual = a tensor added like `add`
+ * when it has the output's shape, then residual_activation (a second result says whether it was:
+ * check_conv_residual). No autograd for those here.
  * Backward functions take booleans saying which gradients to compute and return them (nil where not asked),
  * written into fresh uninitialised tensors (LM_GRAD_OVERWRITE).
  * Switches (max-pool indices) and ids are 1-based here, 0-based in C. */
@@ -168,26 +170,33 @@ static int l_conv_cache_clear_all(lua_State *L) {
   return 0;
 }
 
-/* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
-static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
+/* The activation named by field `key` of conv2d's options table at idx (with its alpha and beta) into post; 0 when
+ * the field is nil. */
+static int check_conv_act(lua_State *L, int idx, const char *key, lm_conv_post *post) {
   static const char *const names[] = {"relu", "leaky_relu", "relu6", "clip", "silu", "hardswish", NULL};
   static const lm_act_op ops[] = {LM_ACT_RELU, LM_ACT_LEAKY_RELU, LM_ACT_RELU6, LM_ACT_CLIP, LM_ACT_SILU,
                                   LM_ACT_HARDSWISH};
-  memset(post, 0, sizeof *post);
-  lua_getfield(L, idx, "activation");
-  if (!lua_isnil(L, -1)) {
+  lua_getfield(L, idx, key);
+  int found = !lua_isnil(L, -1);
+  if (found) {
     const char *a = lua_tostring(L, -1);
     int k = 0;
     while (names[k] && (!a || strcmp(names[k], a))) k++;
     if (!names[k])
-      luaL_error(L, "conv2d: option 'activation' must be 'relu', 'leaky_relu', 'relu6', 'clip', 'silu' or 'hardswish', "
-                    "got %s",
-                 a ? a : luaL_typename(L, -1));
+      luaL_error(L, "conv2d: option '%s' must be 'relu', 'leaky_relu', 'relu6', 'clip', 'silu' or 'hardswish', got %s",
+                 key, a ? a : luaL_typename(L, -1));
     post->has_act = 1, post->act = ops[k];
     post->p.a = (float)lmL_opt_field_num(L, idx, "alpha", ops[k] == LM_ACT_LEAKY_RELU ? 0.01 : -INFINITY);
     post->p.b = (float)lmL_opt_field_num(L, idx, "beta", INFINITY);
   }
   lua_pop(L, 1);
+  return found;
+}
+
+/* The fused post-ops of conv2d's options table at idx; 0 when there are none. */
+static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
+  memset(post, 0, sizeof *post);
+  check_conv_act(L, idx, "activation", post);
   lua_getfield(L, idx, "add");
   if (!lua_isnil(L, -1)) post->add = lmL_check_f32(L, -1);
   lua_pop(L, 1);
@@ -201,18 +210,46 @@ static int check_conv_post(lua_State *L, int idx, lm_conv_post *post) {
   return post->has_act || post->add || post->scale || post->cache;
 }
 
+/* Option `residual` of conv2d's options table at idx (lumen.nn.fold's residual blocks): a tensor added to the output
+ * as `add` is when it has the output's shape, with the activation `residual_activation` names (nil: none) applied
+ * after the sum; when its shape differs (an add that broadcasts) neither is done. 1 when it was taken into post (the
+ * options have no `add` or `activation` then), 0 when it does not fit, -1 when the options have no residual. */
+static int check_conv_residual(lua_State *L, int idx, int nd, const lm_tensor *x, const lm_tensor *w,
+                               const lm_conv_params *p, lm_conv_post *post) {
+  lua_getfield(L, idx, "residual");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  const lm_tensor *r = lmL_check_f32(L, -1);
+  lua_pop(L, 1);
+  if (post->add || post->has_act) luaL_error(L, "conv2d: option 'residual' comes without 'add' and 'activation'");
+  int64_t shape[4];
+  lm_error err = {0};
+  if (r->ndim != nd + 2 || lm_conv_out_shape(nd, x, w, p, shape, &err) ||
+      memcmp(r->shape, shape, (size_t)(nd + 2) * sizeof *shape))
+    return 0; /* (a forward that fails says why itself) */
+  post->add = r;
+  check_conv_act(L, idx, "residual_activation", post);
+  return 1;
+}
+
 typedef lm_tensor *(*conv_post_fn)(const lm_tensor *, const lm_tensor *, const lm_tensor *, const lm_conv_params *,
                                    const lm_conv_post *, lm_error *);
 
-/* conv2d / conv1d(x, w, b|nil, opts) -> y, with the fused post-ops (and scaled weights) opts asks for */
+/* conv2d / conv1d(x, w, b|nil, opts) -> y, with the fused post-ops (and scaled weights) opts asks for; with option
+ * `residual`, y and whether the residual was added (check_conv_residual) */
 static int conv_forward_post(lua_State *L, int nd, conv_post_fn f) {
   lm_tensor *x = lmL_check_f32(L, 1), *w = lmL_check_f32(L, 2), *b = lmL_opt(L, 3);
   lm_conv_params p = check_conv_params(L, 4, nd);
   lm_conv_post post;
   int fused = check_conv_post(L, 4, &post);
+  int residual = check_conv_residual(L, 4, nd, x, w, &p, &post);
   lm_error err = {0};
-  lmL_push(L, f(x, w, b, &p, fused ? &post : NULL, &err), &err);
-  return 1;
+  lmL_push(L, f(x, w, b, &p, fused || residual > 0 ? &post : NULL, &err), &err);
+  if (residual < 0) return 1;
+  lua_pushboolean(L, residual);
+  return 2;
 }
 
 static int l_conv2d(lua_State *L) { return conv_forward_post(L, 2, lm_conv2d_forward_post); }
