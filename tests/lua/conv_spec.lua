@@ -642,3 +642,38 @@ describe("weight caches (lumen.conv_cache)", function()
     assert.equal(0, c:bytes())
   end)
 end)
+
+describe("lumen.core.conv2d's residual option (lumen.nn.fold's residual adds)", function()
+  local core = lumen.core
+  local _, have_onednn = core.conv_backend()
+  it("adds a tensor of the output's shape with the activation after the sum, and says whether it did, on each backend", function()
+    lumen.seed(21)
+    for _, backend in ipairs(have_onednn and { "im2col", "onednn" } or { "im2col" }) do
+      local prev = core.conv_backend()
+      core.conv_backend(backend)
+      local ok, err = pcall(function()
+        for _, c in ipairs { { { 1, 8, 6, 6 }, { 4, 8, 1, 1 }, 0 }, { { 2, 3, 7, 7 }, { 5, 3, 3, 3 }, 1 } } do
+          local x, w, b = lumen.randn(c[1]), lumen.randn(c[2]), lumen.randn { c[2][1] }
+          local o = { stride = { 1, 1 }, dilation = { 1, 1 }, padding = { c[3], c[3], c[3], c[3] }, groups = 1 }
+          local plain = core.conv2d(x, w, b, o)
+          local r = lumen.randn(plain.shape)
+          local oo = { residual = r, residual_activation = "relu" }
+          for k, v in pairs(o) do oo[k] = v end
+          local y, added = core.conv2d(x, w, b, oo)
+          assert.is_true(added)
+          assert(max_diff(y, lumen.relu(plain + r)) <= 1e-5, backend .. ": relu(conv + residual)")
+          oo.residual = lumen.randn { plain.shape[1], plain.shape[2], 1, 1 } -- broadcasts: left out, and the activation
+          y, added = core.conv2d(x, w, b, oo)
+          assert.is_false(added)
+          assert.equal(0, max_diff(y, plain))
+          oo.residual, oo.add = r, r
+          assert.has_error(function() core.conv2d(x, w, b, oo) end,
+            "conv2d: option 'residual' comes without 'add' and 'activation'")
+        end
+        assert.equal(1, select("#", core.conv2d(lumen.randn { 1, 1, 3, 3 }, lumen.randn { 1, 1, 1, 1 }, nil, {})))
+      end)
+      core.conv_backend(prev)
+      assert(ok, err)
+    end
+  end)
+end)
