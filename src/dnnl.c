@@ -803,7 +803,7 @@ static void epilogue(float *out, const float *v, const float *s, const float *b,
 }
 
 /* How a forward runs on its plan: oneDNN does it all (bias, residual and activation as its post-ops);
- * oneDNN's GEMM on the plain layouts and lumen's epilogue the bias and activation, in place (OWN); or the
+ * oneDNN's GEMM on the plain layouts and lumen's epilogue the bias, residual and activation, in place (OWN); or the
  * bare product into a buffer and the epilogue with the folded scale on the output side (SCALE_OUT). */
 enum { ALL_DNNL, OWN, SCALE_OUT };
 
@@ -842,7 +842,7 @@ static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const l
    * lumen's SiLU 0.24 */
   const int own = k->plain && !add;
   k->bias = has_bias && !own;
-  k->sum = add || (post && post->add);
+  k->sum = add || (post && post->add && !own); /* OWN: the epilogue adds the residual (fwd_run_one) */
   if (post && post->has_act && !own && post->act != LM_ACT_SILU) {
     k->act = post->act;
     k->a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
@@ -873,12 +873,12 @@ static int fwd_run_one(fwd_job *j) {
   }
   if (j->e && j->add)
     add_into(j->y, j->e, n);
-  else if (j->e && j->e != j->y)
+  else if (j->e && j->e != j->y && j->how != OWN)
     memcpy(j->y, j->e, (size_t)n * sizeof *j->y);
   float *u[3] = {(float *)j->x, (float *)j->w, j->y};
   int rc = plan_run(j->p, u, j->how == OWN ? NULL : j->b, j->p->k.wscale ? j->s : NULL, j->room, j->hit, &j->err);
-  if (rc == 1 && j->how == OWN && (j->b || act))
-    epilogue(j->y, j->y, NULL, j->b, NULL, j->post, j->N, j->O, j->P);
+  if (rc == 1 && j->how == OWN && (j->b || act || j->e)) /* (the residual here, not oneDNN's sum: no copy first) */
+    epilogue(j->y, j->y, NULL, j->b, j->e, j->post, j->N, j->O, j->P);
   else if (rc == 1 && act && j->p->k.act < 0) /* an activation the plan does not carry (fwd_key: SiLU) */
     lm_act_apply(j->post->act, &j->post->p, j->y, n);
   return rc;
