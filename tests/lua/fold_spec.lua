@@ -484,3 +484,114 @@ describe("lumen.nn.fold with weight caches", function()
     assert_rel(y3, plain(), 1e-5, "logits after the weights changed")
   end)
 end)
+
+-- x -> conv_s -> bn_s -> relu_s (the shortcut); conv_m -> bn_m -> add(shortcut, bn_m) -> act -> gap -> fc, with
+-- `extra` nodes spliced in before gap (their names may be read by the add through opts.other).
+local function residual_net(opts)
+  opts = opts or {}
+  lumen.seed(14)
+  local function conv(cin, cout, k) return nn.Conv2d { in_channels = cin, out_channels = cout, kernel_size = k or 3, padding = (k or 3) // 2 } end
+  local function bn(c) return randomize(nn.BatchNorm2d { num_features = c }) end
+  local nodes = {
+    { name = "conv_s", module = conv(3, 6), inputs = { "x" } },
+    { name = "bn_s", module = bn(6), inputs = { "conv_s" } },
+    { name = "relu_s", module = nn.ReLU {}, inputs = { "bn_s" } },
+    { name = "conv_m", module = conv(6, 6, opts.k), inputs = { "relu_s" } },
+    { name = "bn_m", module = bn(6), inputs = { "conv_m" } },
+    { name = "add", op = "add", inputs = opts.swap and { "bn_m", opts.other or "relu_s" } or { opts.other or "relu_s", "bn_m" } },
+  }
+  local last = "add"
+  if opts.act then
+    nodes[#nodes + 1] = { name = "act", module = nn[opts.act] {}, inputs = { "add" } }
+    last = "act"
+  end
+  for _, n in ipairs(opts.extra or {}) do table.insert(nodes, n.at or #nodes + 1, n) end
+  nodes[#nodes + 1] = { name = "gap", module = nn.GlobalAvgPool2d {}, inputs = { last } }
+  nodes[#nodes + 1] = { name = "fc", module = nn.Linear { in_features = 6, out_features = 3 }, inputs = { "gap" } }
+  return nn.Graph { inputs = { "x" }, outputs = { "fc" }, nodes = nodes }:eval()
+end
+
+-- The model's output under no_grad and the op counts of that pass.
+local function counted(m, x, opts)
+  lumen.autograd.reset_counts()
+  local y = lumen.no_grad(function() return m:forward(x, opts) end)
+  return y, lumen.autograd.counts()
+end
+
+describe("lumen.nn.fold with residual adds", function()
+  it("adds the shortcut, and the activation after the add, inside the convolution in a pass that records nothing", function()
+    local x = lumen.randn { 2, 3, 9, 9 }
+    for _, case in ipairs { { act = "ReLU", op = "relu" }, { act = "ReLU6", op = "relu6", swap = true },
+                            { act = "SiLU", op = "silu" }, { act = "HardSwish", op = "hardswish", k = 1 }, {} } do
+      local m = residual_net(case)
+      local g = m:layer("conv_m")._fold
+      assert.is_truthy(g and g.add, "conv_m's group takes the add")
+      assert.equal(case.act and m:layer("act") or nil, g.ract)
+      local folded, c = counted(m, x)
+      m:unfold()
+      local plain, cp = counted(m, x)
+      m:fold()
+      assert_rel(folded, plain, 1e-5, "logits with " .. (case.act or "no activation"))
+      assert.same({ 0, 0, 1 }, { c.add, case.op and c[case.op] or 0, cp.add }) -- (relu_s fused too)
+      assert.is_true(not case.op or cp[case.op] >= 1)
+      assert.is_nil(g.plan.ko.residual) -- (set for the call only)
+      -- on the tape the add and the activation run as ops, with the same gradients as unfolded
+      local f, p = both(m, function(model) return input_gradient(model, x) end)
+      assert_rel(f[1], folded, 1e-5, "logits on the tape")
+      assert_rel(f[2], p[2], 1e-5, "input gradient")
+    end
+  end)
+
+  it("leaves the add to itself where it broadcasts, where its other input comes later, or where a pass asks for names", function()
+    local x = lumen.randn { 1, 3, 8, 8 }
+    -- the other input (N, C, 1, 1): a mean of the shortcut, which the convolution's output cannot take as it is
+    local m = residual_net { act = "ReLU", other = "pooled",
+                             extra = { { at = 4, name = "pooled", module = nn.GlobalAvgPool2d { keepdims = true }, inputs = { "relu_s" } } } }
+    assert.is_truthy(m:layer("conv_m")._fold.add) -- (taken at fold time: the shapes show in the pass)
+    local y, c = counted(m, x)
+    m:unfold()
+    local plain = counted(m, x)
+    m:fold()
+    assert_rel(y, plain, 1e-5, "logits with a broadcasting add")
+    assert.same({ 1, 1 }, { c.add, c.relu })
+    -- the other input made after conv_m: not a residual of conv_m's
+    m = residual_net { other = "late", extra = { { name = "late", module = nn.ReLU {}, inputs = { "bn_s" } } } }
+    assert.is_nil(m:layer("conv_m")._fold.add)
+    -- capture, replace and stop_at see the BatchNorm's output before the add
+    m = residual_net { act = "ReLU" }
+    local plain_bn
+    lumen.no_grad(function()
+      m:unfold()
+      local _, cap = m:forward(x, { capture = { "bn_m" } })
+      plain_bn = cap.bn_m
+      m:fold()
+    end)
+    local out, cap = lumen.no_grad(function() return m:forward(x, { capture = { "bn_m" } }) end)
+    assert_rel(cap.bn_m, plain_bn, 1e-5, "captured bn_m")
+    assert_rel(lumen.no_grad(function() return m:forward(x, { stop_at = "bn_m" }) end), plain_bn, 1e-5, "stop_at bn_m")
+    assert_rel(out, (counted(m, x)), 1e-5, "logits with a capture")
+  end)
+
+  it("gives an add two groups read to the later one (a downsampling shortcut), with the unfolded logits", function()
+    lumen.seed(15)
+    local function bn(c) return randomize(nn.BatchNorm2d { num_features = c }) end
+    local m = nn.Graph { inputs = { "x" }, outputs = { "fc" }, nodes = {
+      { name = "conv_a", module = nn.Conv2d { in_channels = 3, out_channels = 8, kernel_size = 3, stride = 2, padding = 1 }, inputs = { "x" } },
+      { name = "bn_a", module = bn(8), inputs = { "conv_a" } },
+      { name = "conv_d", module = nn.Conv2d { in_channels = 3, out_channels = 8, kernel_size = 1, stride = 2 }, inputs = { "x" } },
+      { name = "bn_d", module = bn(8), inputs = { "conv_d" } },
+      { name = "add", op = "add", inputs = { "bn_a", "bn_d" } },
+      { name = "relu", module = nn.ReLU {}, inputs = { "add" } },
+      { name = "gap", module = nn.GlobalAvgPool2d {}, inputs = { "relu" } },
+      { name = "fc", module = nn.Linear { in_features = 8, out_features = 3 }, inputs = { "gap" } },
+    } }:eval()
+    assert.is_nil(m:layer("conv_a")._fold.add)
+    assert.equal("add", m:layer("conv_d")._fold.add.name)
+    local x = lumen.randn { 2, 3, 10, 10 }
+    local y, c = counted(m, x)
+    m:unfold()
+    local plain = counted(m, x)
+    assert_rel(y, plain, 1e-5, "logits")
+    assert.same({ 0, 0 }, { c.add or 0, c.relu or 0 })
+  end)
+end)

@@ -18,6 +18,14 @@
 -- (lumen.no_grad: occlusion, LIME, SHAP, plain forwards): their gradient needs the pre-activation, which a
 -- fused convolution never makes, so on the tape such a group runs "fold" (or "off" without a BatchNorm).
 --
+-- A Graph's group whose BatchNorm (no activation) is read only by an add — lumen's own, of two different values,
+-- the other one made before the convolution runs (a residual block's shortcut) and claimed by no other group —
+-- takes that add, and the ReLU, ReLU6, SiLU or HardSwish that alone reads it, into its convolution in a pass
+-- that records, captures, replaces and stops at nothing (Graph's run_frees, whose value slots ctx.values names):
+-- conv(x, w', b') + shortcut, then the activation (conv2d's `residual` option), where the shortcut has the
+-- output's shape (the kernel says; an add that broadcasts runs as an op). The pass's mode is then "res": the
+-- BatchNorm, the add and the activation hand the convolution's output on. Any other pass runs the add and the
+-- activation as ops.
 -- Names keep their meaning. Per pass, each group runs
 --   "fuse"  conv(x, w', b', relu) — nobody asks for the BatchNorm's output or the convolution's;
 --   "fold"  conv(x, w', b') and the ReLU as its own op — the pass captures the BatchNorm's output (or
@@ -190,7 +198,10 @@ local any_rule = lumen.autograd.any_rule
 -- table and weight it runs with (a plan, kept while they hold) and the kernel is called directly, counted as
 -- the op: a pass over a network's layers repeats the same calls (MobileNet v3's 62 convolutions). Not while
 -- lumen.conv2d (conv1d) is a function set in lumen's place: that one is called, as on every other path.
-function Group:run(x, mode, padding)
+-- sc (a residual group's shortcut, M.call): on the planned call, added to the output with the group's activation
+-- after the sum (conv2d's option `residual`) where it has the output's shape; the second result is then whether
+-- it was added (nil where the call was not planned: not added).
+function Group:run(x, mode, padding, sc)
   local s, b = self:weights()
   local o, op, w = self:options(mode, s, padding), CONV_OP[self.conv.type], self.conv.weight
   if padding == nil and not is_enabled() and lumen[op] == lumen.autograd.conv_plans[op].call and is_tensor(x) then
@@ -201,7 +212,13 @@ function Group:run(x, mode, padding)
     end
     if p then
       count(op)
-      return p.kernel(x, w, b, p.ko)
+      if not sc then return p.kernel(x, w, b, p.ko) end
+      local ko = p.ko -- (the residual's entries set for this call only, and cleared even where the kernel raises)
+      ko.residual, ko.residual_activation = sc, self.ract and ACT_OP[self.ract.type] or nil
+      local ok, y, added = pcall(p.kernel, x, w, b, ko)
+      ko.residual, ko.residual_activation = nil, nil
+      if not ok then error(y, 0) end
+      return y, added
     end
   end
   return lumen[op](x, w, b, o)
@@ -313,14 +330,40 @@ local function graph_groups(graph)
     if is_out[name] or not r or #r ~= 1 or #r[1].inputs ~= 1 then return nil end
     return r[1].module
   end
+  local index, add = {}, lumen.autograd.builtin.add
+  for i, rec in ipairs(graph.nodes) do index[rec.name] = i end
+  -- A folded convolution's residual add (see the top): the add that alone reads the BatchNorm `name` of the group
+  -- of node i, lumen's own add of two different values, the other one made before node i (or a graph input), in
+  -- no other group; returns the add's record, name's position among its inputs and the other's slot.
+  local function residual(name, i)
+    local r = readers[name]
+    r = not is_out[name] and r and #r == 1 and r[1]
+    if not (r and r.op == "add" and r.call == add and #r.args == 0 and #r.inputs == 2 and r.inputs[1] ~= r.inputs[2]
+        and not r._fold) then
+      return nil
+    end
+    local pos = r.inputs[1] == name and 1 or 2
+    local other = r.inputs[3 - pos]
+    if (index[other] or 0) >= i then return nil end
+    return r, pos, r.slots[3 - pos]
+  end
   local res = {}
-  for _, rec in ipairs(graph.nodes) do
+  for i, rec in ipairs(graph.nodes) do
     local c = rec.module
     local reader = group_conv(c) and only_reader(rec.name) or nil
     if convertible(c, reader) then
       local act = only_reader(reader.name)
       if not fusable_act(act) then act = nil end
-      res[#res + 1] = new_group(graph, c, reader, act, function() return true end) -- a Graph's nodes are fixed
+      local g = new_group(graph, c, reader, act, function() return true end) -- a Graph's nodes are fixed
+      local r, pos, slot = nil, nil, nil
+      if not act then r, pos, slot = residual(reader.name, i) end
+      if r then
+        g.add, g.add_pos, g.sc_slot, g.role[r] = r, pos, slot, "add"
+        local ract = only_reader(r.name)
+        if fusable_act(ract) then g.ract, g.role[ract] = ract, "ract" end
+        r._fold = g -- (claimed here: the other group that reads it, if any, sees it taken)
+      end
+      res[#res + 1] = g
     elseif fusable_act(reader) then -- Conv + ReLU (an exporter folded the BatchNorm already)
       res[#res + 1] = new_group(graph, c, nil, reader, function() return true end)
     end
@@ -386,9 +429,19 @@ function M.call(g, m, ctx, x, ...)
     local mode = g:mode(ctx)
     if pass then pass[g] = mode end
     if mode == "off" then return m:forward(x, ...) end
+    local values = g.add and pass and ctx.values
+    if values then
+      local y, added = g:run(x, mode, nil, values[g.sc_slot])
+      if added then pass[g] = "res" end
+      return y
+    end
     return g:run(x, mode)
   end
   local mode = pass and pass[g]
+  if mode == "res" then
+    if role == "add" then return (select(g.add_pos, x, ...)) end
+    return x
+  end
   if mode == "fuse" or (mode == "fold" and role == "bn") then return x end
   return m:forward(x, ...)
 end

@@ -325,7 +325,9 @@ function Graph:_run(ctx, x)
   local held = Container.frees(ctx) and {} or nil -- tensor -> the slots holding it, for those that may go back
   if held and not need and not stop and self.call_child == Container.call_child then -- (not a class's own)
     local st = {}
+    ctx.values = values -- (the slots a folded residual group reads its shortcut from: lumen.nn.fold)
     local ok, err = pcall(run_frees, self, ctx, values, held, logits_pass and final or nil, st)
+    ctx.values = nil
     if not ok then error(st.cur and Container.child_error(st.cur, err) or err, 0) end
     return self:_outputs(values)
   end
