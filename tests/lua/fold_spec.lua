@@ -486,7 +486,8 @@ describe("lumen.nn.fold with weight caches", function()
 end)
 
 -- x -> conv_s -> bn_s -> relu_s (the shortcut); conv_m -> bn_m -> add(shortcut, bn_m) -> act -> gap -> fc, with
--- `extra` nodes spliced in before gap (their names may be read by the add through opts.other).
+-- `extra` nodes spliced in before gap (their names may be read by the add through opts.other); opts.no_bn: the add
+-- reads conv_m (an exporter's folded form).
 local function residual_net(opts)
   opts = opts or {}
   lumen.seed(14)
@@ -498,8 +499,10 @@ local function residual_net(opts)
     { name = "relu_s", module = nn.ReLU {}, inputs = { "bn_s" } },
     { name = "conv_m", module = conv(6, 6, opts.k), inputs = { "relu_s" } },
     { name = "bn_m", module = bn(6), inputs = { "conv_m" } },
-    { name = "add", op = "add", inputs = opts.swap and { "bn_m", opts.other or "relu_s" } or { opts.other or "relu_s", "bn_m" } },
   }
+  local m = "bn_m"
+  if opts.no_bn then nodes[#nodes], m = nil, "conv_m" end
+  nodes[#nodes + 1] = { name = "add", op = "add", inputs = opts.swap and { m, opts.other or "relu_s" } or { opts.other or "relu_s", m } }
   local last = "add"
   if opts.act then
     nodes[#nodes + 1] = { name = "act", module = nn[opts.act] {}, inputs = { "add" } }
@@ -522,7 +525,8 @@ describe("lumen.nn.fold with residual adds", function()
   it("adds the shortcut, and the activation after the add, inside the convolution in a pass that records nothing", function()
     local x = lumen.randn { 2, 3, 9, 9 }
     for _, case in ipairs { { act = "ReLU", op = "relu" }, { act = "ReLU6", op = "relu6", swap = true },
-                            { act = "SiLU", op = "silu" }, { act = "HardSwish", op = "hardswish", k = 1 }, {} } do
+                            { act = "SiLU", op = "silu" }, { act = "HardSwish", op = "hardswish", k = 1 }, {},
+                            { act = "ReLU", op = "relu", no_bn = true }, { no_bn = true, swap = true } } do
       local m = residual_net(case)
       local g = m:layer("conv_m")._fold
       assert.is_truthy(g and g.add, "conv_m's group takes the add")
@@ -554,6 +558,15 @@ describe("lumen.nn.fold with residual adds", function()
     m:fold()
     assert_rel(y, plain, 1e-5, "logits with a broadcasting add")
     assert.same({ 1, 1 }, { c.add, c.relu })
+    m = residual_net { no_bn = true, other = "pooled", -- a convolution whose add (not taken) still runs
+                       extra = { { at = 4, name = "pooled", module = nn.GlobalAvgPool2d { keepdims = true }, inputs = { "relu_s" } } } }
+    assert.same({ conv = "conv_m" }, m:fold()[2])
+    y, c = counted(m, x)
+    m:unfold()
+    plain = counted(m, x)
+    m:fold()
+    assert_rel(y, plain, 1e-5, "logits with a broadcasting add after a convolution alone")
+    assert.equal(1, c.add)
     -- the other input made after conv_m: not a residual of conv_m's
     m = residual_net { other = "late", extra = { { name = "late", module = nn.ReLU {}, inputs = { "bn_s" } } } }
     assert.is_nil(m:layer("conv_m")._fold.add)

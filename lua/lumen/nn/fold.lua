@@ -25,7 +25,8 @@
 -- conv(x, w', b') + shortcut, then the activation (conv2d's `residual` option), where the shortcut has the
 -- output's shape (the kernel says; an add that broadcasts runs as an op). The pass's mode is then "res": the
 -- BatchNorm, the add and the activation hand the convolution's output on. Any other pass runs the add and the
--- activation as ops.
+-- activation as ops. A convolution read only by such an add, with no BatchNorm between (an exporter folded it),
+-- is a group of its own for this: "fuse" in such a pass (planned, with the add where it fits), else "off".
 -- Names keep their meaning. Per pass, each group runs
 --   "fuse"  conv(x, w', b', relu) — nobody asks for the BatchNorm's output or the convolution's;
 --   "fold"  conv(x, w', b') and the ReLU as its own op — the pass captures the BatchNorm's output (or
@@ -137,7 +138,7 @@ end
 -- Without a padding the table is kept for the next pass and handed out again while it says the same: the
 -- convolution's options unchanged, the same mode, scale and cache (self.kept_opts; nothing writes into it).
 function Group:options(mode, scale, padding)
-  local src, act = self.conv.opts, mode == "fuse" and ACT_OP[self.act.type] or nil
+  local src, act = self.conv.opts, mode == "fuse" and self.act and ACT_OP[self.act.type] or nil
   local cache = padding == nil and self.conv:conv_cache() or nil
   local o = padding == nil and self.kept_opts
   if o and o.scale == scale and o.activation == act and o.cache == cache then
@@ -249,6 +250,8 @@ function Group:mode(ctx)
   local rule, rep = lumen.autograd.active_rule, ctx and ctx.replace or NONE
   if asks and (rule(CONV_OP[c.type]) or wants(ctx, c.name) or rep[c.name] ~= nil) then return "off" end
   local taped = act and FORWARD_ONLY[act.type] and is_enabled()
+  -- Conv + residual add alone: the convolution planned, with the add, in a pass that gives its values (M.call)
+  if not bn and not act then return ctx and ctx.values and "fuse" or "off" end
   -- Conv + act: fused, or as they are
   if not bn then return (taped or asks and rule(ACT_OP[act.type])) and "off" or "fuse" end
   if bn.training or asks and (rule("batch_norm") or rep[bn.name] ~= nil) then return "off" end
@@ -332,9 +335,9 @@ local function graph_groups(graph)
   end
   local index, add = {}, lumen.autograd.builtin.add
   for i, rec in ipairs(graph.nodes) do index[rec.name] = i end
-  -- A folded convolution's residual add (see the top): the add that alone reads the BatchNorm `name` of the group
-  -- of node i, lumen's own add of two different values, the other one made before node i (or a graph input), in
-  -- no other group; returns the add's record, name's position among its inputs and the other's slot.
+  -- A folded convolution's residual add (see the top): the add that alone reads `name` (the group's BatchNorm, or
+  -- node i itself), lumen's own add of two different values, the other one made before node i (or a graph input),
+  -- in no other group; returns the add's record, name's position among its inputs and the other's slot.
   local function residual(name, i)
     local r = readers[name]
     r = not is_out[name] and r and #r == 1 and r[1]
@@ -347,6 +350,15 @@ local function graph_groups(graph)
     if (index[other] or 0) >= i then return nil end
     return r, pos, r.slots[3 - pos]
   end
+  -- Gives group g the residual add of `name` (residual), if there is one, and the activation that alone reads it.
+  local function take_residual(g, name, i)
+    local r, pos, slot = residual(name, i)
+    if not r then return end
+    g.add, g.add_pos, g.sc_slot, g.role[r] = r, pos, slot, "add"
+    local ract = only_reader(r.name)
+    if fusable_act(ract) then g.ract, g.role[ract] = ract, "ract" end
+    r._fold = g -- (claimed here: the other group that reads it, if any, sees it taken)
+  end
   local res = {}
   for i, rec in ipairs(graph.nodes) do
     local c = rec.module
@@ -355,17 +367,14 @@ local function graph_groups(graph)
       local act = only_reader(reader.name)
       if not fusable_act(act) then act = nil end
       local g = new_group(graph, c, reader, act, function() return true end) -- a Graph's nodes are fixed
-      local r, pos, slot = nil, nil, nil
-      if not act then r, pos, slot = residual(reader.name, i) end
-      if r then
-        g.add, g.add_pos, g.sc_slot, g.role[r] = r, pos, slot, "add"
-        local ract = only_reader(r.name)
-        if fusable_act(ract) then g.ract, g.role[ract] = ract, "ract" end
-        r._fold = g -- (claimed here: the other group that reads it, if any, sees it taken)
-      end
+      if not act then take_residual(g, reader.name, i) end
       res[#res + 1] = g
     elseif fusable_act(reader) then -- Conv + ReLU (an exporter folded the BatchNorm already)
       res[#res + 1] = new_group(graph, c, nil, reader, function() return true end)
+    elseif group_conv(c) and residual(rec.name, i) then -- Conv + residual add (likewise)
+      local g = new_group(graph, c, nil, nil, function() return true end)
+      take_residual(g, rec.name, i)
+      res[#res + 1] = g
     end
   end
   return res
@@ -442,6 +451,7 @@ function M.call(g, m, ctx, x, ...)
     if role == "add" then return (select(g.add_pos, x, ...)) end
     return x
   end
+  if role == "add" or role == "ract" then return m:forward(x, ...) end -- (the add not taken: it runs)
   if mode == "fuse" or (mode == "fold" and role == "bn") then return x end
   return m:forward(x, ...)
 end
