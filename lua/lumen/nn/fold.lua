@@ -213,12 +213,11 @@ function Group:run(x, mode, padding, sc)
     end
     if p then
       count(op)
-      if not sc then return p.kernel(x, w, b, p.ko) end
-      local ko = p.ko -- (the residual's entries set for this call only, and cleared even where the kernel raises)
-      ko.residual, ko.residual_activation = sc, self.ract and ACT_OP[self.ract.type] or nil
-      local ok, y, added = pcall(p.kernel, x, w, b, ko)
-      ko.residual, ko.residual_activation = nil, nil
-      if not ok then error(y, 0) end
+      local ko = p.ko -- (its residual entries set at every call: none left by a call that raised reaches the next)
+      ko.residual, ko.residual_activation = sc, sc and self.ract and ACT_OP[self.ract.type] or nil
+      if not sc then return p.kernel(x, w, b, ko) end
+      local y, added = p.kernel(x, w, b, ko)
+      ko.residual, ko.residual_activation = nil, nil -- (the shortcut not held past its call)
       return y, added
     end
   end
@@ -350,14 +349,16 @@ local function graph_groups(graph)
     if (index[other] or 0) >= i then return nil end
     return r, pos, r.slots[3 - pos]
   end
-  -- Gives group g the residual add of `name` (residual), if there is one, and the activation that alone reads it.
+  -- Gives group g the residual add of `name` (residual), if there is one, and the activation that alone reads it;
+  -- whether it did.
   local function take_residual(g, name, i)
     local r, pos, slot = residual(name, i)
-    if not r then return end
+    if not r then return false end
     g.add, g.add_pos, g.sc_slot, g.role[r] = r, pos, slot, "add"
     local ract = only_reader(r.name)
     if fusable_act(ract) then g.ract, g.role[ract] = ract, "ract" end
     r._fold = g -- (claimed here: the other group that reads it, if any, sees it taken)
+    return true
   end
   local res = {}
   for i, rec in ipairs(graph.nodes) do
@@ -371,10 +372,9 @@ local function graph_groups(graph)
       res[#res + 1] = g
     elseif fusable_act(reader) then -- Conv + ReLU (an exporter folded the BatchNorm already)
       res[#res + 1] = new_group(graph, c, nil, reader, function() return true end)
-    elseif group_conv(c) and residual(rec.name, i) then -- Conv + residual add (likewise)
+    elseif group_conv(c) then -- Conv + residual add (likewise): a group only with the add
       local g = new_group(graph, c, nil, nil, function() return true end)
-      take_residual(g, rec.name, i)
-      res[#res + 1] = g
+      if take_residual(g, rec.name, i) then res[#res + 1] = g end
     end
   end
   return res
