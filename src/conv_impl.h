@@ -49,6 +49,12 @@ int lm_dnnl_turned_min_batch(int n);
  * oneDNN, or the im2col backend chosen: the caller does it with OpenBLAS). */
 int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* Dense 3x3 convolutions of stride 1 (16 channels or more in and out, off the plain layouts) with at least this many
+ * output positions (N * OH * OW; default 784) run oneDNN's Winograd kernel, forward and backward (dnnl.c,
+ * winograd). Sets it when n >= 0 (INT64_MAX: never); returns the previous value. */
+int64_t lm_dnnl_wino_min_positions(int64_t n);
+/* 1 when the last oneDNN convolution ran its Winograd kernel (slot 0's plan; tests), else 0. */
+int lm_dnnl_last_wino(void);
 /* Convolutions below this many multiply-adds run on one thread (waking another costs more than it saves);
  * default 16 M, or LUMEN_CONV_SPLIT_MACS (0: every convolution on all threads). Sets it when macs >= 0;
  * returns the previous value. */

@@ -59,7 +59,7 @@ const char *lm_conv_backend(void) {
 int lm_conv_have_onednn(void) { return HAVE; }
 
 static int64_t runs = 0;
-static int last_threads = 0, last_route = 0, last_halves = 0, last_block = 0, last_nhwc = 0;
+static int last_threads = 0, last_route = 0, last_halves = 0, last_block = 0, last_nhwc = 0, last_wino = 0;
 static int64_t last_parts = 0;
 
 int64_t lm_dnnl_runs(void) { return runs; }
@@ -67,6 +67,7 @@ int lm_dnnl_last_threads(void) { return last_threads; }
 int lm_dnnl_last_route(void) { return last_route; }
 int lm_dnnl_last_block(void) { return last_block; }
 int lm_dnnl_last_nhwc(void) { return last_nhwc; }
+int lm_dnnl_last_wino(void) { return last_wino; }
 int64_t lm_dnnl_last_parts(void) { return last_parts; }
 int lm_dnnl_last_halves(void) { return last_halves; }
 
@@ -190,6 +191,11 @@ int lm_dnnl_turned_min_batch(int n) {
   (void)n;
   return 0;
 }
+int64_t lm_dnnl_wino_min_positions(int64_t n) {
+  (void)n;
+  return 0;
+}
+int lm_dnnl_last_wino(void) { return 0; }
 int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
@@ -210,6 +216,7 @@ enum { PLANS = 256 };
 typedef struct plan_key {
   int64_t N, C, O, G, H, W, kh, kw, OH, OW, sh, sw, pt, pl, pb, pr, dh, dw;
   int kind, bias, sum, act, plain, threads, wscale;
+  int wino; /* a forward that asks oneDNN for its Winograd kernel first (winograd_forward) */
   int slot; /* 0, or 1: the lane's half of a split convolution (a plan of its own: plans are not shared
                between threads at once) */
   float a, b;
@@ -225,6 +232,7 @@ typedef struct plan {
   dnnl_primitive_t dst_in;           /* FWD with a sum post-op: user -> own layout of dst */
   int rthreads[3];                   /* the threads of each reorder: one under reorder_split_bytes, else the
                                         plan's; dst_in runs on DST's */
+  int wino;                          /* its primitive is oneDNN's Winograd kernel (k.wino, and oneDNN had one) */
   int nhwc[3];                       /* SRC or DST whose own layout is NHWC: lumen's plane transpose moves it
                                         (lm_transpose_planes), not the reorder beside it */
   size_t ibytes[3], scratch_bytes;
@@ -326,7 +334,7 @@ static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, con
 static int init_conv_desc(dnnl_convolution_desc_t *cd, int kind, const plan_key *k, const dnnl_memory_desc_t *s,
                           const dnnl_memory_desc_t *w, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *d) {
   dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh - 1, k->dw - 1}, pl = {k->pt, k->pl}, pr = {k->pb, k->pr};
-  dnnl_alg_kind_t alg = dnnl_convolution_direct;
+  dnnl_alg_kind_t alg = k->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
   switch (kind) {
   case FWD:
   case FWD_TRAINING:
@@ -389,6 +397,23 @@ static int eight_blocks(const plan_key *k) {
  * differs. */
 static int brgemm_forward(const plan_key *k) { return !k->plain && k->G == 1 && k->C >= 16; }
 
+/* A dense 3x3 convolution of stride 1, no dilation, 16 input and output channels or more, off the plain layouts,
+ * with wino_min_positions output positions or more (N * OH * OW) runs oneDNN's Winograd kernel, F(4x4, 3x3), on
+ * nChw16c blocks, forward (a training primitive: the weights in an ordinary blocked layout, transformed inside the
+ * kernel at each run) and backward. */
+static int64_t wino_min_positions = 784;
+
+int64_t lm_dnnl_wino_min_positions(int64_t n) {
+  int64_t old = wino_min_positions;
+  if (n >= 0) wino_min_positions = n;
+  return old;
+}
+
+static int winograd(const plan_key *k) {
+  return !k->plain && k->G == 1 && k->kh == 3 && k->kw == 3 && k->sh == 1 && k->sw == 1 && k->dh == 1 &&
+         k->dw == 1 && k->C >= 16 && k->O >= 16 && k->N * k->OH * k->OW >= wino_min_positions;
+}
+
 /* Whether md is the plain NHWC layout of its (4-D) dims. */
 static int is_nhwc(const dnnl_memory_desc_t *md) {
   dnnl_memory_desc_t t;
@@ -417,6 +442,10 @@ static plan *plan_make(const plan_key *k) {
   dnnl_primitive_desc_t pd = NULL, hint = NULL;
   dnnl_convolution_desc_t cd;
   good = attr != NULL;
+  plan_key direct = *k; /* where oneDNN has no Winograd primitive for k: its direct one, under k */
+  direct.wino = 0;
+  for (int wino = k->wino; good && wino >= 0; wino--) {
+  const plan_key *kk = wino ? k : &direct;
   for (int eight = eight_blocks(k);; eight = 0) {
     static const dnnl_format_tag_t tags[2][3] = {{dnnl_format_tag_any, dnnl_format_tag_any, dnnl_format_tag_any},
                                                  {dnnl_nChw8c, dnnl_Goihw8g, dnnl_nChw8c}}; /* SRC, WEI, DST */
@@ -427,11 +456,11 @@ static plan *plan_make(const plan_key *k) {
         made = ok(dnnl_memory_desc_init_by_tag(&any[i], p->umd[i].ndims, p->umd[i].dims, dnnl_f32, tags[eight][i]));
     }
     if (made && k->kind != FWD) /* backward primitives want the forward one as a hint */
-      made = init_conv_desc(&cd, FWD_TRAINING, k, &any[SRC], &any[WEI], NULL, &any[DST]) &&
+      made = init_conv_desc(&cd, FWD_TRAINING, kk, &any[SRC], &any[WEI], NULL, &any[DST]) &&
              ok(dnnl_primitive_desc_create(&hint, &cd, NULL, engine, NULL));
     if (made)
-      made = init_conv_desc(&cd, k->kind == FWD && !brgemm_forward(k) ? FWD_TRAINING : k->kind, k, &any[SRC],
-                            &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
+      made = init_conv_desc(&cd, k->kind == FWD && (!brgemm_forward(k) || kk->wino) ? FWD_TRAINING : k->kind, kk,
+                            &any[SRC], &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
              ok(dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint));
     if (made || !eight) {
       good = made;
@@ -439,6 +468,14 @@ static plan *plan_make(const plan_key *k) {
     }
     dnnl_primitive_desc_destroy(hint); /* no primitive on 8-channel blocks: any layout */
     hint = NULL;
+  }
+  if (good || !wino) {
+    p->wino = good && wino;
+    break;
+  }
+  dnnl_primitive_desc_destroy(hint);
+  hint = NULL;
+  good = 1;
   }
   dnnl_primitive_attr_destroy(attr);
   dnnl_primitive_desc_destroy(hint);
@@ -624,6 +661,7 @@ static int plan_run(plan *p, float *u[3], const float *b, const float *scale, vo
     last_halves = 0;
     const dnnl_memory_desc_t *in = &p->imd[SRC];
     last_nhwc = p->nhwc[SRC] || p->nhwc[DST];
+    last_wino = p->wino;
     last_block = in->format_kind == dnnl_blocked && in->format_desc.blocking.inner_nblks > 0
                      ? (int)in->format_desc.blocking.inner_blks[0] : 0;
   }
@@ -738,6 +776,7 @@ static plan_key key_of(const conv_geom *g, int kind) {
   k.act = -1;
   k.threads = threads_for(g);
   k.plain = plain_gemm(g) || plain_few_positions(g);
+  k.wino = winograd(&k);
   return k;
 }
 
@@ -747,6 +786,7 @@ static plan_key half_key(const conv_geom *h, const conv_geom *g, int kind, int s
   plan_key k = key_of(h, kind);
   k.threads = 1;
   k.plain = plain_gemm(g) || plain_few_positions(g);
+  k.wino = winograd(&k);
   k.slot = slot;
   return k;
 }
@@ -832,6 +872,7 @@ static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const l
   if (post && post->cache && (!plain_gemm(g) || (!h && brgemm_pointwise(g)))) k->plain = 0;
   if (!h && strided_pointwise(g)) k->plain = 0;
   k->wscale = post && post->scale;
+  k->wino = winograd(k);
   if (!add && scale_outside(k)) {
     k->wscale = 0;
     return SCALE_OUT;
@@ -843,7 +884,8 @@ static int fwd_key(const conv_geom *g, const conv_geom *h, int has_bias, const l
   const int own = k->plain && !add;
   k->bias = has_bias && !own;
   k->sum = add || (post && post->add && !own); /* OWN: the epilogue adds the residual (fwd_run_one) */
-  if (post && post->has_act && !own && post->act != LM_ACT_SILU) {
+  /* (oneDNN's Winograd kernel takes ReLU alone: the others, after it, lumen's) */
+  if (post && post->has_act && !own && post->act != LM_ACT_SILU && (!k->wino || post->act == LM_ACT_RELU)) {
     k->act = post->act;
     k->a = post->act == LM_ACT_RELU6 ? 0.0f : post->p.a;
     k->b = post->act == LM_ACT_RELU6 ? 6.0f : post->act == LM_ACT_CLIP ? post->p.b : 0.0f;
@@ -1047,6 +1089,15 @@ static int64_t chunk_images(const conv_geom *g) {
   return c;
 }
 
+/* The images of one part of a Winograd forward: the fewest (a divisor of the batch) with 3136 output positions or
+ * more, else the whole batch. */
+static int64_t wino_images(const conv_geom *g) {
+  const int64_t P = g->win.OH * g->win.OW;
+  for (int64_t c = 1; c < g->N; c++)
+    if (g->N % c == 0 && c * P >= 3136) return c;
+  return g->N;
+}
+
 /* Runs forward j over n parts of `in` input and `out` output floats each, one after the other, from j's x, y, e
  * (as they are on return); 1 done, -1 error (j->err). */
 static int run_parts(fwd_job *j, int64_t n, int64_t in, int64_t out) {
@@ -1231,7 +1282,8 @@ int lm_dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, con
   const int64_t q = dw_chunk(g, g);
   if (q) return fwd_chunked(&j, g, q, err);
   const int how = fwd_key(g, NULL, b != NULL, post, add, 0, &k);
-  return fwd_parts(&j, &k, how, how == ALL_DNNL && brgemm_forward(&k) ? chunk_images(g) : g->N, g, post, err);
+  const int64_t c = k.wino ? wino_images(g) : how == ALL_DNNL && brgemm_forward(&k) ? chunk_images(g) : g->N;
+  return fwd_parts(&j, &k, how, c, g, post, err);
 }
 
 /* The gradient of an image-like input with few channels (a network's first layer: RGB or gray) is im2col's:
@@ -1553,7 +1605,8 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   const int64_t o0 = pair_split(g, 0), q = o0 ? 0 : dw_chunk(g, g);
   last_chunks = 0;
   conv_geom f;
-  if (!o0 && flipped_geom(g, &f)) {
+  plan_key k = key_of(g, BWD_DATA);
+  if (!o0 && !k.wino && flipped_geom(g, &f)) {
     const int rc = bwd_flipped(g, &f, gy, w, scale, gx, add, err);
     if (rc) return rc;
   }
@@ -1561,7 +1614,6 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
     const int rc = bwd_chunked(g, q, gy, w, scale, gx, add, err);
     if (rc) return rc;
   }
-  plan_key k = key_of(g, BWD_DATA);
   k.wscale = scale != NULL;
   const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
   if (outside) k.wscale = 0;

@@ -886,6 +886,111 @@ static void check_chunks(void) {
 #endif
 }
 
+/* Dense 3x3 stride-1 convolutions with 784 output positions or more run oneDNN's Winograd kernel (dnnl.c,
+ * winograd), forward, backward-data and backward-weights, and agree with im2col's within 1e-5 of the largest
+ * value: a forward with bias, folded scale, residual and ReLU (or ReLU6, applied after the kernel) without a weight cache and with one (filled, read, filled again after a write: one copy each
+ * fill), at batch 1 (on two threads two halves of its channels), 4 images of 14x14 (one part) and 8 of 28x28
+ * (parts of 4: two; on two threads two halves of them); the input gradient with the folded scale, written and
+ * added, and the weight gradient, written and added (the forward's within 1e-5 of its largest value before the
+ * activation). Below the bound (729 positions), at stride 2, 5x5 and with
+ * lm_dnnl_wino_min_positions(INT64_MAX) the direct kernels run, agreeing too. */
+static void check_winograd(void) {
+#ifdef LUMEN_HAVE_DNNL
+  lm_error err = {0};
+  const int threads = lm_get_threads();
+  static const struct {
+    const char *name;
+    int64_t N, C, O, hw, k, s, parts;
+    int wino, relu6, off;
+  } cases[] = {
+      {"32->48 at 28x28", 1, 32, 48, 28, 3, 1, 1, 1, 0, 0},
+      {"32->32 at 14x14, batch 4", 4, 32, 32, 14, 3, 1, 1, 1, 0, 0},
+      {"16->24 at 28x28, batch 8", 8, 16, 24, 28, 3, 1, 2, 1, 0, 0},
+      {"32->48 at 28x28, ReLU6", 1, 32, 48, 28, 3, 1, 1, 1, 1, 0},
+      {"32->32 at 27x27", 1, 32, 32, 27, 3, 1, 1, 0, 0, 0},
+      {"3x3/2 32->32 at 56x56", 1, 32, 32, 56, 3, 2, 1, 0, 0, 0},
+      {"5x5 16->16 at 28x28", 1, 16, 16, 28, 5, 1, 1, 0, 0, 0},
+      {"32->48 at 28x28, bound INT64_MAX", 1, 32, 48, 28, 3, 1, 1, 0, 0, 1},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int64_t N = cases[c].N, C = cases[c].C, O = cases[c].O, hw = cases[c].hw, k = cases[c].k;
+    const int64_t pad = k / 2, ohw = (hw + 2 * pad - k) / cases[c].s + 1;
+    cfg g = {"wino", N, C, hw, hw, O, k, k, cases[c].s, cases[c].s, pad, pad, pad, pad, 1, 1, 1, 0, 0, 1};
+    lm_conv_params p = params_of(&g);
+    int64_t xs[4] = {N, C, hw, hw}, ws[4] = {O, C, k, k}, os[1] = {O}, ys[4] = {N, O, ohw, ohw};
+    lm_tensor *x = randn(4, xs), *w = randn(4, ws), *b = randn(1, os), *sc = randn(1, os), *r = randn(4, ys);
+    lm_tensor *gy = randn(4, ys), *gx0 = randn(4, xs), *gw0 = randn(4, ws);
+    for (int64_t i = 0; i < O; i++) lm_f32(sc)[i] = 0.5f + fabsf(lm_f32(sc)[i]);
+    const int64_t bound = lm_dnnl_wino_min_positions(cases[c].off ? INT64_MAX : -1);
+    lm_conv_cache cache = {0};
+    lm_conv_post bare = {.add = r, .scale = sc}; /* the tolerance's scale: the largest value before the activation */
+    lm_conv_set_backend("im2col", &err);
+    lm_tensor *pre = lm_conv2d_forward_post(x, w, b, &p, &bare, &err);
+    const double m = pre ? max_abs(pre) : 0;
+    lm_tensor_release(pre);
+    for (int t = 1; t <= 2; t++) {
+      lm_set_threads(t);
+      const int64_t split = lm_dnnl_split_macs(t > 1 ? 0 : -1); /* on two: every layer on both */
+      for (int run = 0; run < 4; run++) { /* no cache; then a cache: filled, read, filled after a write */
+        if (run == 3) lm_f32(w)[5] += 0.5f, lm_tensor_touch(w);
+        lm_conv_post post = {.has_act = 1, .act = cases[c].relu6 ? LM_ACT_RELU6 : LM_ACT_RELU, .add = r,
+                             .scale = sc, .cache = run ? &cache : NULL};
+        lm_conv_set_backend("im2col", &err);
+        lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        lm_conv_set_backend("onednn", &err);
+        const int64_t before = lm_dnnl_weight_copies();
+        lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+        const int64_t copies = lm_dnnl_weight_copies() - before, want_copies = run == 2 ? 0 : 1;
+        const int wino = lm_dnnl_last_wino(), halves = t == 2 && (N == 1 || cases[c].parts % 2 == 0);
+        CHECK(y && wino == cases[c].wino,
+              "wino %s, forward run %d on %d thread(s): Winograd %d, expected %d", cases[c].name, run, t, wino,
+              cases[c].wino);
+        CHECK(!cases[c].wino || (lm_dnnl_last_parts() == cases[c].parts && lm_dnnl_last_halves() == halves),
+              "wino %s, forward run %d on %d thread(s): %lld parts, halves %d; expected %lld, %d", cases[c].name, run,
+              t, (long long)lm_dnnl_last_parts(), lm_dnnl_last_halves(), (long long)cases[c].parts, halves);
+        CHECK(!run || copies == want_copies, "wino %s, forward run %d on %d thread(s): %lld weight copies, expected "
+              "%lld", cases[c].name, run, t, (long long)copies, (long long)want_copies);
+        const double d = y && want ? max_diff(y, want) : INFINITY;
+        CHECK(d <= 1e-5 * m, "wino %s, forward run %d on %d thread(s): differs from im2col's by %g (max %g)",
+              cases[c].name, run, t, d, m);
+        lm_tensor_release(y), lm_tensor_release(want);
+      }
+      lm_conv_cache_clear(&cache);
+      for (int add = 0; add < 2; add++) {
+        lm_tensor *gx[2], *gw[2];
+        for (int be = 0; be < 2; be++) {
+          gx[be] = lm_tensor_like(x, NULL), gw[be] = lm_tensor_like(w, NULL);
+          memcpy(lm_f32(gx[be]), lm_f32(gx0), (size_t)x->numel * sizeof(float));
+          memcpy(lm_f32(gw[be]), lm_f32(gw0), (size_t)w->numel * sizeof(float));
+          lm_conv_set_backend(be ? "onednn" : "im2col", &err);
+          const int flags = add ? 0 : LM_GRAD_OVERWRITE;
+          CHECK(lm_conv2d_backward_scaled(x, w, sc, gy, &p, gx[be], NULL, NULL, NULL, flags, &err) == 0,
+                "wino %s: input gradient: %s", cases[c].name, err.msg);
+          const int wd = lm_dnnl_last_wino();
+          CHECK(!be || wd == cases[c].wino, "wino %s, input gradient on %d thread(s): Winograd "
+                "%d, expected %d", cases[c].name, t, wd, cases[c].wino);
+          CHECK(lm_conv2d_backward_scaled(x, w, NULL, gy, &p, NULL, gw[be], NULL, NULL, flags, &err) == 0,
+                "wino %s: weight gradient: %s", cases[c].name, err.msg);
+          const int ww = lm_dnnl_last_wino();
+          CHECK(!be || ww == cases[c].wino, "wino %s, weight gradient on %d thread(s): Winograd "
+                "%d, expected %d", cases[c].name, t, ww, cases[c].wino);
+        }
+        const double dx = max_diff(gx[1], gx[0]), mx = max_abs(gx[0]), dw = max_diff(gw[1], gw[0]),
+                     mw = max_abs(gw[0]);
+        CHECK(dx <= 1e-5 * mx && dw <= 1e-5 * mw, "wino %s on %d thread(s), %s: gradients differ from im2col's by "
+              "%g (max %g) and %g (max %g)", cases[c].name, t, add ? "added" : "written", dx, mx, dw, mw);
+        for (int be = 0; be < 2; be++) lm_tensor_release(gx[be]), lm_tensor_release(gw[be]);
+      }
+      lm_dnnl_split_macs(split);
+    }
+    lm_dnnl_wino_min_positions(bound);
+    lm_tensor *all[] = {x, w, b, sc, r, gy, gx0, gw0};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
+  }
+  lm_set_threads(threads);
+#endif
+}
+
 /* A batched forward on the brgemm kernel runs its images in parts (dnnl.c, chunk_images): a 32->32 3x3 at
  * 48x48, batch 3 (590 KB an image: one at a time) with bias, folded scale, residual and ReLU agrees with
  * im2col's in three parts, on one thread and two; with a weight cache the first call copies the weights once
@@ -896,6 +1001,7 @@ static void check_parts(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
   const int threads = lm_get_threads();
+  const int64_t wino = lm_dnnl_wino_min_positions(INT64_MAX); /* the brgemm kernel's parts (check_winograd) */
   static const struct {
     int64_t N, C, O, hw, parts;
   } cases[] = {{3, 32, 32, 48, 3}, {2, 20, 36, 9, 1}, {4, 32, 32, 48, 4}};
@@ -935,6 +1041,7 @@ static void check_parts(void) {
     lm_tensor *all[] = {x, w, b, s, r};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
+  lm_dnnl_wino_min_positions(wino);
   lm_set_threads(threads);
 #endif
 }
@@ -950,6 +1057,7 @@ static void check_turned(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
   const int threads = lm_get_threads();
+  const int64_t wino = lm_dnnl_wino_min_positions(INT64_MAX); /* the turned route (check_winograd) */
   static const struct {
     const char *name;
     int64_t N, C, O, h, w, kh, kw, s, pt, pl, pb, pr, d;
@@ -1011,6 +1119,7 @@ static void check_turned(void) {
     lm_tensor *all[] = {x, wt, s, base, y, gy, want};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lm_tensor_release(all[i]);
   }
+  lm_dnnl_wino_min_positions(wino);
 #endif
 }
 
@@ -1265,6 +1374,7 @@ int main(void) {
   check_parts();
   check_chunks();
   check_turned();
+  check_winograd();
   check_cache();
   check_parallel_for();
   check_pair_run();
