@@ -5,7 +5,8 @@
  * oneDNN picks its blocked ones (nChw16c and friends, where its direct and depthwise kernels run), the
  * reorders between those and NCHW, and the memory objects. 1x1 convolutions keep the plain layouts
  * (oneDNN's GEMM path there beats blocked kernels plus two reorders: bench/README.md), as do large layers with
- * few output positions (plain_few_positions). Blocked buffers and the scratchpad come from lumen's block cache
+ * few output positions (plain_few_positions). Dense 3x3 stride-1 layers on enough positions run its Winograd
+ * kernel (winograd). Blocked buffers and the scratchpad come from lumen's block cache
  * (lm_mem_alloc), so a second pass allocates nothing new.
  * oneDNN runs on OpenMP (libgomp); lm_set_threads sets its thread count with OpenBLAS's and lumen's.
  * Without LUMEN_HAVE_DNNL every entry point declines and conv.c does the work with im2col + sgemm. */
@@ -399,8 +400,20 @@ static int brgemm_forward(const plan_key *k) { return !k->plain && k->G == 1 && 
 
 /* A dense 3x3 convolution of stride 1, no dilation, 16 input and output channels or more, off the plain layouts,
  * with wino_min_positions output positions or more (N * OH * OW) runs oneDNN's Winograd kernel, F(4x4, 3x3), on
- * nChw16c blocks, forward (a training primitive: the weights in an ordinary blocked layout, transformed inside the
- * kernel at each run) and backward. */
+ * nChw16c blocks ("jit_wino_4x3"), forward, backward-data and backward-weights: 4x fewer multiplications. The
+ * forward is a training primitive, whose weights keep an ordinary blocked layout (OIhw16i16o: a folded scale goes
+ * in as they are copied, a weight cache keeps them) and are transformed inside the kernel at each run; an
+ * inference one wants them in oneDNN's Winograd layout, whose reorder ("wino_reorder") took 7.5-8 ms for 256x256
+ * weights. oneDNN alone at batch 32, one thread (a C check), ms an image, direct -> Winograd: ResNet-18's 3x3
+ * layers forward 1.18 -> 0.72 (64 at 56x56), 1.07 -> 0.57 (128 at 28x28), 1.00 -> 0.52 (256), 1.14 -> 0.53 (512
+ * at 7x7, on the training kernel); backward-data 1.10-1.17 -> 0.53-0.60, backward-weights 1.14-1.26 -> 0.61-1.04.
+ * Its transform's fixed cost (the weights' in each run) outweighs the gain on few positions: 256 at 14x14 at batch
+ * 1 (196) 1.12 -> 1.83, batch 2 1.09 -> 1.02, 4 (784) 1.11 -> 0.79; 512 at 7x7 at batch 8 1.10 -> 1.06, 16 (784)
+ * 1.11 -> 0.74. It rounds more than the direct kernels: on random data against a float64 sum (ResNet-18's 3x3
+ * shapes, batch 1, outputs up to 4-6) its largest error is 7-9e-6, 1.5e-6 of the largest output, where the
+ * direct training kernel's is 1.0-1.3e-6 and the brgemm one's 4-6e-6. oneDNN 2.6's Winograd kernel takes a ReLU
+ * post-op and a sum, no other activation (fwd_key applies those after it); where it has no primitive the plan is
+ * the direct one (plan_make). */
 static int64_t wino_min_positions = 784;
 
 int64_t lm_dnnl_wino_min_positions(int64_t n) {
@@ -1090,7 +1103,8 @@ static int64_t chunk_images(const conv_geom *g) {
 }
 
 /* The images of one part of a Winograd forward: the fewest (a divisor of the batch) with 3136 output positions or
- * more, else the whole batch. */
+ * more, else the whole batch: each part transforms the weights again (512 at 7x7, batch 32 in parts of 2 as the
+ * brgemm kernel's: 55 GFLOP/s; whole, 395). */
 static int64_t wino_images(const conv_geom *g) {
   const int64_t P = g->win.OH * g->win.OW;
   for (int64_t c = 1; c < g->N; c++)
