@@ -1102,7 +1102,7 @@ static int64_t chunk_images(const conv_geom *g) {
   return c;
 }
 
-/* The images of one part of a Winograd forward: the fewest (a divisor of the batch) with 3136 output positions or
+/* The images of one part of a Winograd forward or backward (bwd_parts): the fewest (a divisor of the batch) with 3136 output positions or
  * more, else the whole batch: each part transforms the weights again (512 at 7x7, batch 32 in parts of 2 as the
  * brgemm kernel's: 55 GFLOP/s; whole, 395). */
 static int64_t wino_images(const conv_geom *g) {
@@ -1609,6 +1609,43 @@ static int bwd_columns(const conv_geom *g, const float *gy, const float *w, cons
   return columns_ran();
 }
 
+/* Runs a Winograd backward of key k (BWD_DATA or BWD_WEIGHTS, the whole batch of g) in parts of c images
+ * (wino_images), one after the other on one plan, u[SRC] and u[DST] moving by a part each time: the parts' blocked
+ * copies of x, gx and gy stay the size of a part's, where the whole batch's took 100 MB and more (VGG-16's 64-channel
+ * layers at 224x224, batch 4: 51 MB a copy; peak RSS of its forward + backward to the input, one thread, 1.27 GB on
+ * the direct kernels, 1.62 on Winograd's whole, 1.35 in parts; the time in parts within the noise of whole: 0.96-1.05
+ * there and for ResNet-18 at batch 32, two threads; larger parts, 4 or 8 images at 56x56, no faster). The
+ * backward-data's weights are copied into their layout (scaled) once, into a buffer of this call; the weight
+ * gradient of every part after the first is added (as is every part's with add), through a buffer of its size. */
+static int bwd_parts(const conv_geom *g, const plan_key *k, int64_t c, float *u0[3], const float *scale, int add,
+                     lm_error *err) {
+  plan_key kc = *k;
+  kc.N = c;
+  plan *p = plan_get(&kc);
+  if (!p) return 0;
+  const int o = k->kind == BWD_DATA ? SRC : WEI;
+  const int64_t parts = g->N / c, in = c * g->C * g->win.H * g->win.W, out = c * g->O * g->win.OH * g->win.OW;
+  const int64_t n = o == SRC ? in : g->O * (g->C / g->groups) * g->win.kh * g->win.kw;
+  const size_t wbytes = o == SRC && p->reorder[WEI] ? round64(p->ibytes[WEI]) : 0;
+  const size_t tbytes = add || (o == WEI && parts > 1) ? (size_t)n * sizeof(float) : 0;
+  void *room = wbytes ? lm_mem_alloc(wbytes) : NULL;
+  float *tmp = tbytes ? lm_mem_alloc(tbytes) : NULL;
+  int rc = (wbytes && !room) || (tbytes && !tmp) ? lm_fail(err, "conv: out of memory for a %zu-byte buffer",
+                                                           wbytes + tbytes)
+                                                 : 1;
+  for (int64_t i = 0; rc == 1 && i < parts; i++) {
+    float *u[3] = {u0[SRC] + i * in, u0[WEI], u0[DST] + i * out}, *user = u[o];
+    const int added = add || (o == WEI && i > 0);
+    if (added) u[o] = tmp;
+    rc = plan_run(p, u, NULL, scale, room, i > 0, err);
+    if (rc == 1 && added) add_into(user, tmp, n);
+  }
+  lm_mem_free(tmp, tbytes);
+  lm_mem_free(room, wbytes);
+  if (rc == 1) last_parts = parts;
+  return rc;
+}
+
 int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float *w, const float *scale, float *gx,
                                int add, lm_error *err) {
   int use = usable(g, err);
@@ -1619,6 +1656,7 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   const int64_t o0 = pair_split(g, 0), q = o0 ? 0 : dw_chunk(g, g);
   last_chunks = 0;
   conv_geom f;
+  last_parts = 1;
   plan_key k = key_of(g, BWD_DATA);
   if (!o0 && !k.wino && flipped_geom(g, &f)) {
     const int rc = bwd_flipped(g, &f, gy, w, scale, gx, add, err);
@@ -1631,6 +1669,11 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
   k.wscale = scale != NULL;
   const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
   if (outside) k.wscale = 0;
+  const int64_t c = k.wino && !o0 && !outside ? wino_images(g) : g->N;
+  if (c < g->N) {
+    float *u[3] = {gx, (float *)w, (float *)gy};
+    return bwd_parts(g, &k, c, u, scale, add, err);
+  }
   plan *p = o0 ? NULL : plan_get(&k);
   if (!o0 && !p) return 0;
   float *sgy = NULL;
@@ -1658,10 +1701,13 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
                                   lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
+  last_parts = 1;
   plan_key k = key_of(g, BWD_WEIGHTS);
+  float *u[3] = {(float *)x, gw, (float *)gy};
+  const int64_t c = k.wino ? wino_images(g) : g->N;
+  if (c < g->N) return bwd_parts(g, &k, c, u, NULL, add, err);
   plan *p = plan_get(&k);
   if (!p) return 0;
-  float *u[3] = {(float *)x, gw, (float *)gy};
   if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, NULL, err);
   return plan_run(p, u, NULL, NULL, NULL, 0, err);
 }

@@ -891,7 +891,7 @@ static void check_chunks(void) {
  * value: a forward with bias, folded scale, residual and ReLU (or ReLU6, applied after the kernel) without a weight cache and with one (filled, read, filled again after a write: one copy each
  * fill), at batch 1 (on two threads two halves of its channels), 4 images of 14x14 (one part) and 8 of 28x28
  * (parts of 4: two; on two threads two halves of them); the input gradient with the folded scale, written and
- * added, and the weight gradient, written and added (the forward's within 1e-5 of its largest value before the
+ * added, and the weight gradient, written and added, in the same parts (the forward's within 1e-5 of its largest value before the
  * activation). Below the bound (729 positions), at stride 2, 5x5 and with
  * lm_dnnl_wino_min_positions(INT64_MAX) the direct kernels run, agreeing too. */
 static void check_winograd(void) {
@@ -967,13 +967,17 @@ static void check_winograd(void) {
           CHECK(lm_conv2d_backward_scaled(x, w, sc, gy, &p, gx[be], NULL, NULL, NULL, flags, &err) == 0,
                 "wino %s: input gradient: %s", cases[c].name, err.msg);
           const int wd = lm_dnnl_last_wino();
-          CHECK(!be || wd == cases[c].wino, "wino %s, input gradient on %d thread(s): Winograd "
-                "%d, expected %d", cases[c].name, t, wd, cases[c].wino);
+          const int64_t pd = lm_dnnl_last_parts();
+          CHECK(!be || (wd == cases[c].wino && pd == cases[c].parts), "wino %s, input gradient on %d thread(s): "
+                "Winograd %d in %lld parts, expected %d in %lld", cases[c].name, t, wd, (long long)pd, cases[c].wino,
+                (long long)cases[c].parts);
           CHECK(lm_conv2d_backward_scaled(x, w, NULL, gy, &p, NULL, gw[be], NULL, NULL, flags, &err) == 0,
                 "wino %s: weight gradient: %s", cases[c].name, err.msg);
           const int ww = lm_dnnl_last_wino();
-          CHECK(!be || ww == cases[c].wino, "wino %s, weight gradient on %d thread(s): Winograd "
-                "%d, expected %d", cases[c].name, t, ww, cases[c].wino);
+          const int64_t pw = lm_dnnl_last_parts();
+          CHECK(!be || (ww == cases[c].wino && pw == cases[c].parts), "wino %s, weight gradient on %d thread(s): "
+                "Winograd %d in %lld parts, expected %d in %lld", cases[c].name, t, ww, (long long)pw, cases[c].wino,
+                (long long)cases[c].parts);
         }
         const double dx = max_diff(gx[1], gx[0]), mx = max_abs(gx[0]), dw = max_diff(gw[1], gw[0]),
                      mw = max_abs(gw[0]);
