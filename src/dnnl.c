@@ -1613,7 +1613,7 @@ static int bwd_columns(const conv_geom *g, const float *gy, const float *w, cons
  * (wino_images), one after the other on one plan, u[SRC] and u[DST] moving by a part each time: the parts' blocked
  * copies of x, gx and gy stay the size of a part's, where the whole batch's took 100 MB and more (VGG-16's 64-channel
  * layers at 224x224, batch 4: 51 MB a copy; peak RSS of its forward + backward to the input, one thread, 1.27 GB on
- * the direct kernels, 1.62 on Winograd's whole, 1.35 in parts; the time in parts within the noise of whole: 0.96-1.05
+ * the direct kernels, 1.62 on Winograd's whole, 1.35 in parts; the time in parts within the noise of whole: 0.88-1.06
  * there and for ResNet-18 at batch 32, two threads; larger parts, 4 or 8 images at 56x56, no faster). The
  * backward-data's weights are copied into their layout (scaled) once, into a buffer of this call; the weight
  * gradient of every part after the first is added (as is every part's with add), through a buffer of its size. */
