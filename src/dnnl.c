@@ -217,7 +217,7 @@ enum { PLANS = 256 };
 typedef struct plan_key {
   int64_t N, C, O, G, H, W, kh, kw, OH, OW, sh, sw, pt, pl, pb, pr, dh, dw;
   int kind, bias, sum, act, plain, threads, wscale;
-  int wino; /* a forward that asks oneDNN for its Winograd kernel first (winograd_forward) */
+  int wino; /* ask oneDNN for its Winograd kernel first (winograd; any kind) */
   int slot; /* 0, or 1: the lane's half of a split convolution (a plan of its own: plans are not shared
                between threads at once) */
   float a, b;
@@ -458,37 +458,37 @@ static plan *plan_make(const plan_key *k) {
   plan_key direct = *k; /* where oneDNN has no Winograd primitive for k: its direct one, under k */
   direct.wino = 0;
   for (int wino = k->wino; good && wino >= 0; wino--) {
-  const plan_key *kk = wino ? k : &direct;
-  for (int eight = eight_blocks(k);; eight = 0) {
-    static const dnnl_format_tag_t tags[2][3] = {{dnnl_format_tag_any, dnnl_format_tag_any, dnnl_format_tag_any},
-                                                 {dnnl_nChw8c, dnnl_Goihw8g, dnnl_nChw8c}}; /* SRC, WEI, DST */
-    int made = good;
-    for (int i = 0; made && i < 3; i++) {
-      any[i] = p->umd[i];
-      if (!k->plain)
-        made = ok(dnnl_memory_desc_init_by_tag(&any[i], p->umd[i].ndims, p->umd[i].dims, dnnl_f32, tags[eight][i]));
+    const plan_key *kk = wino ? k : &direct;
+    for (int eight = eight_blocks(k);; eight = 0) {
+      static const dnnl_format_tag_t tags[2][3] = {{dnnl_format_tag_any, dnnl_format_tag_any, dnnl_format_tag_any},
+                                                   {dnnl_nChw8c, dnnl_Goihw8g, dnnl_nChw8c}}; /* SRC, WEI, DST */
+      int made = good;
+      for (int i = 0; made && i < 3; i++) {
+        any[i] = p->umd[i];
+        if (!k->plain)
+          made = ok(dnnl_memory_desc_init_by_tag(&any[i], p->umd[i].ndims, p->umd[i].dims, dnnl_f32, tags[eight][i]));
+      }
+      if (made && k->kind != FWD) /* backward primitives want the forward one as a hint */
+        made = init_conv_desc(&cd, FWD_TRAINING, kk, &any[SRC], &any[WEI], NULL, &any[DST]) &&
+               ok(dnnl_primitive_desc_create(&hint, &cd, NULL, engine, NULL));
+      if (made)
+        made = init_conv_desc(&cd, k->kind == FWD && (!brgemm_forward(k) || kk->wino) ? FWD_TRAINING : k->kind, kk,
+                              &any[SRC], &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
+               ok(dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint));
+      if (made || !eight) {
+        good = made;
+        break;
+      }
+      dnnl_primitive_desc_destroy(hint); /* no primitive on 8-channel blocks: any layout */
+      hint = NULL;
     }
-    if (made && k->kind != FWD) /* backward primitives want the forward one as a hint */
-      made = init_conv_desc(&cd, FWD_TRAINING, kk, &any[SRC], &any[WEI], NULL, &any[DST]) &&
-             ok(dnnl_primitive_desc_create(&hint, &cd, NULL, engine, NULL));
-    if (made)
-      made = init_conv_desc(&cd, k->kind == FWD && (!brgemm_forward(k) || kk->wino) ? FWD_TRAINING : k->kind, kk,
-                            &any[SRC], &any[WEI], k->bias ? &bmd : NULL, &any[DST]) &&
-             ok(dnnl_primitive_desc_create(&pd, &cd, attr, engine, hint));
-    if (made || !eight) {
-      good = made;
+    if (good || !wino) {
+      p->wino = good && wino;
       break;
     }
-    dnnl_primitive_desc_destroy(hint); /* no primitive on 8-channel blocks: any layout */
+    dnnl_primitive_desc_destroy(hint);
     hint = NULL;
-  }
-  if (good || !wino) {
-    p->wino = good && wino;
-    break;
-  }
-  dnnl_primitive_desc_destroy(hint);
-  hint = NULL;
-  good = 1;
+    good = 1;
   }
   dnnl_primitive_attr_destroy(attr);
   dnnl_primitive_desc_destroy(hint);
@@ -1102,9 +1102,9 @@ static int64_t chunk_images(const conv_geom *g) {
   return c;
 }
 
-/* The images of one part of a Winograd forward or backward (bwd_parts): the fewest (a divisor of the batch) with 3136 output positions or
- * more, else the whole batch: each part transforms the weights again (512 at 7x7, batch 32 in parts of 2 as the
- * brgemm kernel's: 55 GFLOP/s; whole, 395). */
+/* The images of one part of a Winograd forward or backward (bwd_parts): the fewest (a divisor of the batch) with
+ * 3136 output positions or more, else the whole batch: each part transforms the weights again (512 at 7x7, batch 32
+ * in parts of 2 as the brgemm kernel's: 55 GFLOP/s; whole, 395). */
 static int64_t wino_images(const conv_geom *g) {
   const int64_t P = g->win.OH * g->win.OW;
   for (int64_t c = 1; c < g->N; c++)

@@ -887,13 +887,14 @@ static void check_chunks(void) {
 }
 
 /* Dense 3x3 stride-1 convolutions with 784 output positions or more run oneDNN's Winograd kernel (dnnl.c,
- * winograd), forward, backward-data and backward-weights, and agree with im2col's within 1e-5 of the largest
- * value: a forward with bias, folded scale, residual and ReLU (or ReLU6, applied after the kernel) without a weight cache and with one (filled, read, filled again after a write: one copy each
- * fill), at batch 1 (on two threads two halves of its channels), 4 images of 14x14 (one part) and 8 of 28x28
- * (parts of 4: two; on two threads two halves of them); the input gradient with the folded scale, written and
- * added, and the weight gradient, written and added, in the same parts (the forward's within 1e-5 of its largest value before the
- * activation). Below the bound (729 positions), at stride 2, 5x5 and with
- * lm_dnnl_wino_min_positions(INT64_MAX) the direct kernels run, agreeing too. */
+ * winograd), forward, backward-data and backward-weights, and agree with im2col's within 1e-5 of the largest value:
+ * a forward with bias, folded scale, residual and ReLU (or ReLU6, applied after the kernel) without a weight cache
+ * and with one (filled, read, filled again after a write: one copy each fill), at batch 1 (on two threads two
+ * halves of its channels), 4 images of 14x14 (one part) and 8 of 28x28 (parts of 4: two; on two threads two halves
+ * of them); the input gradient with the folded scale, written and added, and the weight gradient, written and
+ * added, in the same parts (the forward's within 1e-5 of its largest value before the activation). Below the bound
+ * (729 positions), at stride 2, 5x5 and with lm_dnnl_wino_min_positions(INT64_MAX) the direct kernels run, agreeing
+ * too. */
 static void check_winograd(void) {
 #ifdef LUMEN_HAVE_DNNL
   lm_error err = {0};
