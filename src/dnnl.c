@@ -196,7 +196,6 @@ int64_t lm_dnnl_wino_min_positions(int64_t n) {
   (void)n;
   return 0;
 }
-int lm_dnnl_last_wino(void) { return 0; }
 int lm_dnnl_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
   (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
