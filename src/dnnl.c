@@ -823,17 +823,6 @@ static void add_into(float *dst, const float *src, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-/* Runs kind with the output into a temporary plain buffer and adds it into out (n floats). */
-static int run_added(plan *p, float *u[3], int o, int64_t n, const float *scale, lm_error *err) {
-  float *user = u[o], *tmp = lm_mem_alloc((size_t)n * sizeof *tmp);
-  if (!tmp) return lm_fail(err, "conv: out of memory for a %lld-float buffer", (long long)n);
-  u[o] = tmp;
-  int rc = plan_run(p, u, NULL, scale, NULL, 0, err);
-  if (rc == 1) add_into(user, tmp, n);
-  lm_mem_free(tmp, (size_t)n * sizeof *tmp);
-  return rc;
-}
-
 /* A plan on the plain layouts reads the weights in place, but a folded BatchNorm's scale would still cost a
  * scaled copy of them (ResNet-18's 512x512x3x3: 0.5 ms). Where the output has fewer positions than the
  * weights have entries per output channel, the scale goes on the smaller side instead: the forward scales its
@@ -1608,14 +1597,16 @@ static int bwd_columns(const conv_geom *g, const float *gy, const float *w, cons
   return columns_ran();
 }
 
-/* Runs a Winograd backward of key k (BWD_DATA or BWD_WEIGHTS, the whole batch of g) in parts of c images
- * (wino_images), one after the other on one plan, u[SRC] and u[DST] moving by a part each time: the parts' blocked
- * copies of x, gx and gy stay the size of a part's, where the whole batch's took 100 MB and more (VGG-16's 64-channel
- * layers at 224x224, batch 4: 51 MB a copy; peak RSS of its forward + backward to the input, one thread, 1.27 GB on
- * the direct kernels, 1.62 on Winograd's whole, 1.35 in parts; the time in parts within the noise of whole: 0.88-1.06
- * there and for ResNet-18 at batch 32, two threads; larger parts, 4 or 8 images at 56x56, no faster). The
- * backward-data's weights are copied into their layout (scaled) once, into a buffer of this call; the weight
- * gradient of every part after the first is added (as is every part's with add), through a buffer of its size. */
+/* Runs the backward k->kind (BWD_DATA or BWD_WEIGHTS) of g, k its key for the whole batch, on a plan for c images:
+ * whole (c = N), or a Winograd backward in parts of c images (wino_images), one after the other on one plan, u[SRC]
+ * and u[DST] moving by a part each time, so that the parts' blocked copies of x, gx and gy stay the size of a
+ * part's, where the whole batch's took 100 MB and more (VGG-16's 64-channel layers at 224x224, batch 4: 51 MB a
+ * copy; peak RSS of its forward + backward to the input, one thread, 1.27 GB on the direct kernels, 1.62 on
+ * Winograd's whole, 1.35 in parts; the time in parts within the noise of whole: 0.88-1.06 there and for ResNet-18
+ * at batch 32, two threads; larger parts, 4 or 8 images at 56x56, no faster). In parts the backward-data's weights
+ * are copied into their layout (scaled) once, into a buffer of this call, and the weight gradient of every part
+ * after the first is added; with add every part's output is added, through a buffer of its size. 0: oneDNN has
+ * no plan. */
 static int bwd_parts(const conv_geom *g, const plan_key *k, int64_t c, float *u0[3], const float *scale, int add,
                      lm_error *err) {
   plan_key kc = *k;
@@ -1625,7 +1616,7 @@ static int bwd_parts(const conv_geom *g, const plan_key *k, int64_t c, float *u0
   const int o = k->kind == BWD_DATA ? SRC : WEI;
   const int64_t parts = g->N / c, in = c * g->C * g->win.H * g->win.W, out = c * g->O * g->win.OH * g->win.OW;
   const int64_t n = o == SRC ? in : g->O * (g->C / g->groups) * g->win.kh * g->win.kw;
-  const size_t wbytes = o == SRC && p->reorder[WEI] ? round64(p->ibytes[WEI]) : 0;
+  const size_t wbytes = o == SRC && parts > 1 && p->reorder[WEI] ? round64(p->ibytes[WEI]) : 0;
   const size_t tbytes = add || (o == WEI && parts > 1) ? (size_t)n * sizeof(float) : 0;
   void *room = wbytes ? lm_mem_alloc(wbytes) : NULL;
   float *tmp = tbytes ? lm_mem_alloc(tbytes) : NULL;
@@ -1666,15 +1657,8 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
     if (rc) return rc;
   }
   k.wscale = scale != NULL;
-  const int outside = scale_outside(&k); /* conv^T(s * gy, w) */
+  const int outside = scale_outside(&k); /* conv^T(s * gy, w) (the plain layouts: never Winograd) */
   if (outside) k.wscale = 0;
-  const int64_t c = k.wino && !o0 && !outside ? wino_images(g) : g->N;
-  if (c < g->N) {
-    float *u[3] = {gx, (float *)w, (float *)gy};
-    return bwd_parts(g, &k, c, u, scale, add, err);
-  }
-  plan *p = o0 ? NULL : plan_get(&k);
-  if (!o0 && !p) return 0;
   float *sgy = NULL;
   const int64_t P = g->win.OH * g->win.OW, ngy = g->N * g->O * P;
   if (outside) {
@@ -1683,14 +1667,9 @@ int lm_dnnl_conv_backward_data(const conv_geom *g, const float *gy, const float 
     epilogue(sgy, gy, scale, NULL, NULL, NULL, g->N, g->O, P);
     gy = sgy, scale = NULL;
   }
-  int rc;
-  if (o0) {
-    rc = bwd_pair(g, gy, w, scale, gx, add, o0, err);
-  } else {
-    float *u[3] = {gx, (float *)w, (float *)gy};
-    rc = add ? run_added(p, u, SRC, g->N * g->C * g->win.H * g->win.W, scale, err)
-             : plan_run(p, u, NULL, scale, NULL, 0, err);
-  }
+  float *u[3] = {gx, (float *)w, (float *)gy};
+  const int rc = o0 ? bwd_pair(g, gy, w, scale, gx, add, o0, err)
+                    : bwd_parts(g, &k, k.wino ? wino_images(g) : g->N, u, scale, add, err);
   if (rc == 1 && sgy) last_route = 2;
   lm_mem_free(sgy, sgy ? (size_t)ngy * sizeof *sgy : 0);
   return rc;
@@ -1700,15 +1679,9 @@ int lm_dnnl_conv_backward_weights(const conv_geom *g, const float *x, const floa
                                   lm_error *err) {
   int use = usable(g, err);
   if (use <= 0) return use;
-  last_parts = 1;
-  plan_key k = key_of(g, BWD_WEIGHTS);
+  const plan_key k = key_of(g, BWD_WEIGHTS);
   float *u[3] = {(float *)x, gw, (float *)gy};
-  const int64_t c = k.wino ? wino_images(g) : g->N;
-  if (c < g->N) return bwd_parts(g, &k, c, u, NULL, add, err);
-  plan *p = plan_get(&k);
-  if (!p) return 0;
-  if (add) return run_added(p, u, WEI, g->O * (g->C / g->groups) * g->win.kh * g->win.kw, NULL, err);
-  return plan_run(p, u, NULL, NULL, NULL, 0, err);
+  return bwd_parts(g, &k, k.wino ? wino_images(g) : g->N, u, NULL, add, err);
 }
 
 #endif
