@@ -461,6 +461,23 @@ static double max_abs(const lm_tensor *a) {
   return m;
 }
 
+/* Run `run` of four through a weight cache (0: none; 1: filling it; 2: reading it; 3: filling it again after a
+ * write into w[at], made here): the forward of x, w and b with post, given `cache` from run 1, by im2col into
+ * *want and by oneDNN into *y. Returns the weight copies oneDNN's forward made. */
+static int64_t cache_run(int run, int64_t at, const lm_tensor *x, lm_tensor *w, const lm_tensor *b,
+                         const lm_conv_params *p, lm_conv_post post, lm_conv_cache *cache, lm_tensor **want,
+                         lm_tensor **y) {
+  lm_error err = {0};
+  if (run == 3) lm_f32(w)[at] += 0.5f, lm_tensor_touch(w);
+  post.cache = run ? cache : NULL;
+  lm_conv_set_backend("im2col", &err);
+  *want = lm_conv2d_forward_post(x, w, b, p, &post, &err);
+  lm_conv_set_backend("onednn", &err);
+  const int64_t before = lm_dnnl_weight_copies();
+  *y = lm_conv2d_forward_post(x, w, b, p, &post, &err);
+  return lm_dnnl_weight_copies() - before;
+}
+
 /* On 2 threads, a convolution below the split threshold runs on one (oneDNN opens no wider team: its plan was
  * made on one thread too) and one above it on both, with the same output; the threads are set back after a
  * small one. */
@@ -813,13 +830,9 @@ static void check_chunks(void) {
     const int64_t pair = lm_dnnl_pair_min_macs(cases[c].pair == 1 ? 0 : cases[c].pair == 2 ? INT64_MAX : -1);
     const int64_t split = lm_dnnl_split_macs(cases[c].split ? 0 : -1);
     for (int run = 0; run < 4; run++) { /* no cache; then a cache, twice, and after a write into the weights */
-      if (run == 3) lm_f32(w)[C * k * k - 1] += 0.5f, lm_tensor_touch(w);
-      lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s,
-                           .cache = run ? &cache : NULL};
-      lm_conv_set_backend("im2col", &err);
-      lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-      lm_conv_set_backend("onednn", &err);
-      lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
+      const lm_conv_post post = {.has_act = 1, .act = LM_ACT_LEAKY_RELU, .p = {0.1f, 0}, .add = r, .scale = s};
+      lm_tensor *want, *y;
+      cache_run(run, C * k * k - 1, x, w, b, &p, post, &cache, &want, &y);
       CHECK(y && lm_dnnl_last_chunks() == cases[c].chunks && lm_dnnl_last_halves() == cases[c].halves,
             "chunks %s, run %d: %lld chunks (expected %lld), halves %d (expected %d)", cases[c].name, run,
             (long long)lm_dnnl_last_chunks(), (long long)cases[c].chunks, lm_dnnl_last_halves(), cases[c].halves);
@@ -933,15 +946,10 @@ static void check_winograd(void) {
       lm_set_threads(t);
       const int64_t split = lm_dnnl_split_macs(t > 1 ? 0 : -1); /* on two: every layer on both */
       for (int run = 0; run < 4; run++) { /* no cache; then a cache: filled, read, filled after a write */
-        if (run == 3) lm_f32(w)[5] += 0.5f, lm_tensor_touch(w);
-        lm_conv_post post = {.has_act = 1, .act = cases[c].relu6 ? LM_ACT_RELU6 : LM_ACT_RELU, .add = r,
-                             .scale = sc, .cache = run ? &cache : NULL};
-        lm_conv_set_backend("im2col", &err);
-        lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-        lm_conv_set_backend("onednn", &err);
-        const int64_t before = lm_dnnl_weight_copies();
-        lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-        const int64_t copies = lm_dnnl_weight_copies() - before, want_copies = run == 2 ? 0 : 1;
+        const lm_conv_post post = {.has_act = 1, .act = cases[c].relu6 ? LM_ACT_RELU6 : LM_ACT_RELU, .add = r,
+                                   .scale = sc};
+        lm_tensor *want, *y;
+        const int64_t copies = cache_run(run, 5, x, w, b, &p, post, &cache, &want, &y), want_copies = run == 2 ? 0 : 1;
         const int wino = lm_dnnl_last_wino(), halves = t == 2 && (N == 1 || cases[c].parts % 2 == 0);
         CHECK(y && wino == cases[c].wino,
               "wino %s, forward run %d on %d thread(s): Winograd %d, expected %d", cases[c].name, run, t, wino,
@@ -1004,7 +1012,6 @@ static void check_winograd(void) {
  * parts run as two halves at once (parts_halved), the same copies, the same agreement; three parts do not. */
 static void check_parts(void) {
 #ifdef LUMEN_HAVE_DNNL
-  lm_error err = {0};
   const int threads = lm_get_threads();
   const int64_t wino = lm_dnnl_wino_min_positions(INT64_MAX); /* the brgemm kernel's parts (check_winograd) */
   static const struct {
@@ -1021,14 +1028,9 @@ static void check_parts(void) {
     for (int t = 1; t <= 2; t++) {
       lm_set_threads(t);
       for (int run = 0; run < 4; run++) { /* no cache; then a cache: filled, read, filled after a write */
-        if (run == 3) lm_f32(w)[5] += 0.5f, lm_tensor_touch(w);
-        lm_conv_post post = {.has_act = 1, .act = LM_ACT_RELU, .add = r, .scale = s, .cache = run ? &cache : NULL};
-        lm_conv_set_backend("im2col", &err);
-        lm_tensor *want = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-        lm_conv_set_backend("onednn", &err);
-        const int64_t before = lm_dnnl_weight_copies();
-        lm_tensor *y = lm_conv2d_forward_post(x, w, b, &p, &post, &err);
-        const int64_t copies = lm_dnnl_weight_copies() - before, want_copies = run == 2 ? 0 : 1;
+        const lm_conv_post post = {.has_act = 1, .act = LM_ACT_RELU, .add = r, .scale = s};
+        lm_tensor *want, *y;
+        const int64_t copies = cache_run(run, 5, x, w, b, &p, post, &cache, &want, &y), want_copies = run == 2 ? 0 : 1;
         const int halves = t == 2 && cases[c].parts % 2 == 0;
         CHECK(y && lm_dnnl_last_parts() == cases[c].parts && lm_dnnl_last_nhwc() && lm_dnnl_last_halves() == halves,
               "parts %zu, run %d on %d thread(s): %lld parts (expected %lld), NHWC %d, halves %d (expected %d)", c,
